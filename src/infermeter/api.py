@@ -1,0 +1,328 @@
+"""The public Python API: run a benchmark, load a run back from disk.
+
+>>> from infermeter import BenchConfig, run_benchmark, load_run
+>>> run = run_benchmark(BenchConfig(url="http://127.0.0.1:8080", concurrency=4,
+...                                 num_requests=32, input_tokens="256", output_tokens="64",
+...                                 out="runs/c4"))
+>>> run.results["summary"]["output_token_throughput_tok_s"]
+>>> load_run("runs/c4").metrics.distributions["ttft_ms"].p99
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from infermeter import __version__
+from infermeter.clients.discovery import ServerInfo, discover
+from infermeter.clients.formats import ApiFormat, RequestOptions
+from infermeter.clients.openai_chat import ChatCompletions
+from infermeter.clients.openai_completions import Completions
+from infermeter.clients.stream import StreamingClient
+from infermeter.clients.transport import HttpTransport, Timeouts
+from infermeter.config import BenchConfig
+from infermeter.errors import ServerError, UsageError
+from infermeter.load.runner import LoadPlan, Runner
+from infermeter.metrics.aggregate import RunMetrics, compute_run_metrics
+from infermeter.metrics.slo import parse_slo
+from infermeter.records.reader import read_records
+from infermeter.records.schema import RequestRecord
+from infermeter.records.sink import JsonlSink
+from infermeter.report.progress import LiveProgress
+from infermeter.report.results import build_results
+from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan
+from infermeter.workload.synthetic import SyntheticPromptBuilder
+from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
+from infermeter.workload.types import Prompt
+
+RUN_SCHEMA_VERSION = 1
+RECORDS_FILE = "records.jsonl"
+WARMUP_FILE = "warmup.jsonl"
+RUN_FILE = "run.json"
+RESULTS_FILE = "results.json"
+SERVER_PROBE_TOKENS = 16
+
+
+@dataclass
+class Run:
+    """A finished (or interrupted) run: its directory, metadata, records and metrics."""
+
+    path: Path
+    meta: dict[str, Any]
+    records: list[RequestRecord]
+    metrics: RunMetrics
+    results: dict[str, Any]
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.status.get("interrupted"))
+
+    @property
+    def aborted(self) -> str | None:
+        return self.status.get("aborted")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.part")
+    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+
+
+def _metrics_for(meta: dict[str, Any], records: list[RequestRecord]) -> RunMetrics:
+    cfg = meta.get("config") or {}
+    return compute_run_metrics(
+        records,
+        slo=parse_slo(cfg["slo"]) if cfg.get("slo") else None,
+        target_concurrency=cfg.get("concurrency"),
+        target_rate_rps=cfg.get("rate"),
+        extra_percentiles=tuple(cfg.get("percentiles") or ()),
+    )
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a run directory (finished or interrupted) and recompute its metrics."""
+    root = Path(path)
+    run_file = root / RUN_FILE
+    if not run_file.exists():
+        raise UsageError(f"{root} is not an infermeter run directory (no {RUN_FILE})")
+    try:
+        meta = orjson.loads(run_file.read_bytes())
+    except orjson.JSONDecodeError:
+        raise UsageError(f"{run_file} is not valid JSON") from None
+    if meta.get("schema_version", 1) > RUN_SCHEMA_VERSION:
+        raise UsageError(f"{run_file} was written by a newer infermeter; upgrade to read it")
+    recs = read_records(root / RECORDS_FILE)
+    status: dict[str, Any] = {"complete": False, "interrupted": True}
+    results_file = root / RESULTS_FILE
+    if results_file.exists():
+        try:
+            status = dict(orjson.loads(results_file.read_bytes()).get("run") or status)
+        except orjson.JSONDecodeError:
+            pass
+    status.pop("id", None)
+    status.pop("started_at", None)
+    status["out_dir"] = str(root)
+    status["torn_last_record"] = recs.torn_last_line
+    metrics = _metrics_for(meta, recs.records)
+    return Run(root, meta, recs.records, metrics, build_results(meta, metrics, status), status)
+
+
+def _out_dir(config: BenchConfig) -> Path:
+    if config.out is not None:
+        out = config.out
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / stamp
+    if (out / RECORDS_FILE).exists() or (out / RUN_FILE).exists():
+        raise UsageError(f"--out {out} already holds a run; choose another directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create it ({exc.strerror})") from None
+    return out
+
+
+def _pool_size(config: BenchConfig) -> int:
+    if config.num_requests is not None:
+        return config.num_requests
+    if config.rate is not None and config.duration_s is not None:
+        return min(max(int(config.rate * config.duration_s * 1.2) + 16, 1), config.prompt_pool)
+    return config.prompt_pool
+
+
+async def _choose_counter(
+    config: BenchConfig, transport: HttpTransport, info: ServerInfo
+) -> tuple[TokenCounter | None, LocalTokenizer | None]:
+    if config.tokenizer is not None:
+        local = LocalTokenizer(config.tokenizer)
+        return local, local
+    if info.tokenize_style is not None:
+        counter = ServerTokenizer(transport.post_json, info.origin, info.model, info.tokenize_style)
+        try:
+            await counter.count("probe")
+            return counter, None
+        except Exception:
+            return None, None
+    return None, None
+
+
+async def _probe(
+    client: StreamingClient, counter: TokenCounter | None, seed: int
+) -> tuple[int, RequestRecord]:
+    """One tiny request: proves the endpoint works and measures what the server adds to a
+    prompt (BOS, chat template) so prompt lengths can be exact as the server counts them."""
+    if counter is not None:
+        text, n = await SyntheticPromptBuilder(counter, seed=seed + 7919).build(SERVER_PROBE_TOKENS)
+    else:
+        text, n = "Say something about the weather in spring.", None
+    rec = await client.send(-1, Prompt(text, 1, None), time.perf_counter_ns(), phase="probe")
+    if not rec.ok:
+        raise ServerError(f"the pre-flight request to {client.url} failed: {rec.error_message}")
+    overhead = 0
+    if n is not None and rec.n_in_source == "server" and rec.n_in is not None:
+        overhead = max(rec.n_in - n, 0)
+    return overhead, rec
+
+
+async def _run_async(config: BenchConfig, out: Path, console: Console | None) -> dict[str, Any]:
+    headers = dict(config.headers)
+    if config.api_key is not None:
+        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+    timeouts = Timeouts(config.request_timeout_s, config.connect_timeout_s, config.stall_timeout_s)
+    fmt: ApiFormat = ChatCompletions() if config.api == "chat" else Completions()
+    async with HttpTransport(headers, timeouts) as transport:
+        info = await discover(transport, config.url, config.model)
+        options = RequestOptions(
+            model=info.model,
+            per_chunk_usage=info.kind == "vllm",
+            ignore_eos=config.ignore_eos,
+            temperature=config.temperature,
+            extra_body=dict(config.extra_body),
+        )
+        counter, local = await _choose_counter(config, transport, info)
+        t0 = time.perf_counter_ns()
+        wall0 = time.time_ns()
+        client = StreamingClient(
+            transport,
+            info.base_url,
+            fmt,
+            options,
+            t0_ns=t0,
+            count_tokens=local.count_sync if local else None,
+            secrets=config.secrets,
+        )
+        overhead, _probe_rec = await _probe(client, counter, config.seed)
+        in_spec, out_spec = config.input_spec(), config.output_spec()
+        if info.ctx_per_slot is not None and config.dataset is None:
+            need = in_spec.upper + out_spec.upper
+            if need > info.ctx_per_slot:
+                raise UsageError(
+                    f"--input-tokens {in_spec} + --output-tokens {out_spec} need up to {need} "
+                    f"tokens but the server's context is {info.ctx_per_slot} tokens per slot"
+                )
+        plan: WorkloadPlan
+        if config.dataset is not None:
+            plan = await dataset_plan(
+                path=config.dataset,
+                fmt=config.dataset_format,
+                output_spec=out_spec if "output_tokens" in config.model_fields_set else None,
+                n_warmup=config.warmup,
+                n_measure=_pool_size(config),
+                counter=counter,
+                overhead=overhead,
+                seed=config.seed,
+            )
+        else:
+            plan = await synthetic_plan(
+                input_spec=in_spec,
+                output_spec=out_spec,
+                n_warmup=config.warmup,
+                n_measure=_pool_size(config),
+                counter=counter,
+                overhead=overhead,
+                shared_prefix_tokens=config.shared_prefix_tokens,
+                seed=config.seed,
+            )
+        meta = {
+            "schema_version": RUN_SCHEMA_VERSION,
+            "infermeter_version": __version__,
+            "run_id": uuid.uuid4().hex[:12],
+            "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "t0_wall_ns": wall0,
+            "config": config.public_dict(),
+            "server": info.to_dict(),
+            "workload": plan.meta,
+        }
+        _write_json(out / RUN_FILE, meta)
+        load = LoadPlan(
+            concurrency=config.concurrency,
+            rate=config.rate,
+            arrival=config.arrival,
+            burstiness=config.burstiness,
+            max_concurrency=config.max_concurrency,
+            num_requests=config.num_requests,
+            duration_s=config.duration_s,
+            warmup=config.warmup,
+            seed=config.seed,
+        )
+
+        async def send(rid: int, prompt: Prompt, t_sched: int, phase: str) -> RequestRecord:
+            return await client.send(rid, prompt, t_sched, phase=phase)
+
+        progress = (
+            LiveProgress(config.num_requests, config.duration_s, console) if console else None
+        )
+        with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
+            listeners: list[Any] = [sink] if progress is None else [sink, progress]
+            runner = Runner(
+                send,
+                load,
+                listeners=[_SinkListener(s) for s in listeners],
+                warmup_listeners=[_SinkListener(warm)],
+            )
+            if progress is not None:
+                progress.attach(runner.state)
+                with progress:
+                    state = await runner.run(plan.measure, plan.warmup)
+            else:
+                state = await runner.run(plan.measure, plan.warmup)
+        return {"complete": state.aborted is None, "interrupted": False, "aborted": state.aborted}
+
+
+class _SinkListener:
+    """Adapts anything with ``write(record)`` or ``on_record(record)`` to a runner listener."""
+
+    def __init__(self, target: Any) -> None:
+        self._fn = getattr(target, "write", None) or target.on_record
+
+    def on_record(self, record: RequestRecord) -> None:
+        self._fn(record)
+
+
+def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run:
+    """Run one benchmark and return it; every record is on disk as its request finishes.
+
+    ``console``: where to draw live progress (None: no progress display). On Ctrl-C the run
+    stops, and what finished is returned with ``run.interrupted`` set.
+    """
+    out = _out_dir(config)
+    status: dict[str, Any]
+    try:
+        status = asyncio.run(_run_async(config, out, console))
+    except KeyboardInterrupt:
+        status = {"complete": False, "interrupted": True, "aborted": None}
+    except BaseException:
+        # Nothing was measured: leave no half-made run directory behind.
+        if not (out / RUN_FILE).exists():
+            _remove_empty(out)
+        raise
+    if not (out / RUN_FILE).exists():
+        _remove_empty(out)
+        raise UsageError("interrupted before the run started")
+    status["out_dir"] = str(out)
+    run = load_run(out)
+    run.status.update(status)
+    run.results = build_results(run.meta, run.metrics, run.status)
+    _write_json(out / RESULTS_FILE, run.results)
+    return run
+
+
+def _remove_empty(out: Path) -> None:
+    for name in (RECORDS_FILE, WARMUP_FILE):
+        p = out / name
+        if p.exists() and p.stat().st_size == 0:
+            p.unlink()
+    try:
+        out.rmdir()
+    except OSError:
+        pass

@@ -1,0 +1,39 @@
+"""The ``infermeter`` command. Thin: parse flags, build one config, call the library."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from infermeter.cli import bench, demo, emulator, engine, report
+from infermeter.cli.common import run_guarded
+
+app = typer.Typer(
+    name="infermeter",
+    help="How fast your LLM inference really is, why, and how far from the hardware's limit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.command("bench")(bench.bench)
+app.command("report")(report.report)
+app.command("demo")(demo.demo)
+app.command("serve-ground-truth")(emulator.serve_ground_truth)
+app.add_typer(engine.app, name="engine")
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        from infermeter import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    sys.exit(run_guarded(app))

@@ -1,0 +1,199 @@
+"""``infermeter bench``: measure a running OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from infermeter.api import Run, run_benchmark
+from infermeter.cli.common import EXIT_INTERRUPTED, err_console, fail
+from infermeter.config import BenchConfig
+from infermeter.errors import UsageError
+
+
+def _headers(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header: expected 'Name: value', got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _percentiles(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(float(x.strip().lstrip("p")) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"--percentiles: cannot read {text!r}; e.g. 99.9,99.99") from None
+
+
+def finish(run: Run, max_error_rate: float) -> int:
+    """Exit code of a finished run: 130 interrupted, 1 aborted or too many failures, else 0."""
+    s = run.results["summary"]
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    if run.aborted:
+        err_console.print(f"[bold red]error:[/] {run.aborted}", highlight=False)
+        return 1
+    if s["requests_sent"] and s["error_rate"] > max_error_rate:
+        kinds = ", ".join(f"{k} ×{v}" for k, v in run.results["errors"]["by_kind"].items())
+        err_console.print(
+            f"[bold red]error:[/] {s['requests_failed']} of {s['requests_sent']} requests failed "
+            f"({kinds}); allowed error rate {max_error_rate:g}",
+            highlight=False,
+        )
+        return 1
+    return 0
+
+
+def bench(
+    url: str = typer.Option(
+        ..., "--url", help="Server base URL, e.g. http://127.0.0.1:8080 (or .../v1)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model name to request; default: the one the server lists."
+    ),
+    api: str = typer.Option(
+        "chat", "--api", help="chat (/v1/chat/completions) or completions (/v1/completions)."
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", help="Closed loop: keep N requests in flight."
+    ),
+    rate: float | None = typer.Option(
+        None, "--rate", "-r", help="Open loop: start R requests per second on a schedule."
+    ),
+    arrival: str = typer.Option(
+        "poisson", "--arrival", help="Open-loop arrivals: poisson, gamma or constant."
+    ),
+    burstiness: float = typer.Option(
+        1.0, "--burstiness", help="Gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother."
+    ),
+    max_concurrency: int | None = typer.Option(
+        None, "--max-concurrency", help="Cap in-flight requests of an open-loop run."
+    ),
+    num_requests: int | None = typer.Option(
+        None, "--num-requests", "-n", help="Stop after K measured requests."
+    ),
+    duration: float | None = typer.Option(None, "--duration", help="Stop sending after S seconds."),
+    warmup: int = typer.Option(
+        0, "--warmup", help="Requests sent first and left out of the metrics."
+    ),
+    input_tokens: str = typer.Option(
+        "512",
+        "--input-tokens",
+        help="Prompt tokens: N, uniform:MIN:MAX, normal:MEAN:STD[:MIN:MAX], lognormal:MEDIAN:SIGMA[:MIN:MAX].",
+    ),
+    output_tokens: str = typer.Option(
+        "128", "--output-tokens", help="Output tokens (max_tokens), same forms as --input-tokens."
+    ),
+    dataset: Path | None = typer.Option(
+        None, "--dataset", help="Prompts from a JSONL or ShareGPT file instead of synthetic ones."
+    ),
+    dataset_format: str = typer.Option("auto", "--dataset-format", help="auto, jsonl or sharegpt."),
+    tokenizer: Path | None = typer.Option(
+        None,
+        "--tokenizer",
+        help="tokenizer.json or HF folder for exact prompt lengths (default: the server's /tokenize).",
+    ),
+    shared_prefix_tokens: int = typer.Option(
+        0,
+        "--shared-prefix-tokens",
+        help="Give every prompt the same first N tokens (to measure prefix caching).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for prompts, lengths and arrivals."),
+    ignore_eos: bool = typer.Option(
+        False,
+        "--ignore-eos",
+        help="Send ignore_eos=true (vLLM, llama.cpp) so outputs run to max_tokens.",
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help="Sampling temperature to send (default: the server's)."
+    ),
+    extra_body: str | None = typer.Option(
+        None, "--extra-body", help="JSON object merged into every request body."
+    ),
+    header: list[str] = typer.Option(
+        [], "--header", "-H", help="Extra HTTP header 'Name: value' (never written to disk)."
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="OPENAI_API_KEY",
+        show_envvar=True,
+        help="Bearer token (never written to disk or logs).",
+    ),
+    slo: str | None = typer.Option(
+        None, "--slo", help="e.g. ttft_ms=200,tpot_ms=50,p95_e2e_ms=4000: goodput and verdicts."
+    ),
+    percentiles: str | None = typer.Option(
+        None, "--percentiles", help="Extra percentiles, e.g. 99.9."
+    ),
+    request_timeout: float = typer.Option(
+        600.0, "--request-timeout", help="Seconds a whole request may take."
+    ),
+    stall_timeout: float = typer.Option(
+        120.0, "--stall-timeout", help="Seconds of silence after which a stream counts as stalled."
+    ),
+    connect_timeout: float = typer.Option(30.0, "--connect-timeout", help="Seconds to connect."),
+    max_error_rate: float = typer.Option(
+        0.0, "--max-error-rate", help="Exit non-zero when more than this share of requests fail."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run directory (default: runs/TIMESTAMP)."
+    ),
+    output_format: str = typer.Option(
+        "table", "--format", help="Summary on stdout: table, json, csv or md."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+) -> int:
+    """Drive load against a running server and measure every request."""
+    try:
+        body = json.loads(extra_body) if extra_body else {}
+    except json.JSONDecodeError as exc:
+        raise fail(f"--extra-body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise fail("--extra-body must be a JSON object")
+    if output_format not in ("table", "json", "csv", "md"):
+        raise fail(f"--format must be table, json, csv or md, got {output_format!r}")
+    config = BenchConfig.build(
+        url=url,
+        model=model,
+        api=api,
+        api_key=api_key,
+        headers=_headers(header),
+        concurrency=concurrency,
+        rate=rate,
+        arrival=arrival,
+        burstiness=burstiness,
+        max_concurrency=max_concurrency,
+        num_requests=num_requests,
+        duration_s=duration,
+        warmup=warmup,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        dataset=dataset,
+        dataset_format=dataset_format,
+        tokenizer=tokenizer,
+        shared_prefix_tokens=shared_prefix_tokens,
+        seed=seed,
+        ignore_eos=ignore_eos,
+        temperature=temperature,
+        extra_body=body,
+        slo=slo,
+        percentiles=_percentiles(percentiles),
+        request_timeout_s=request_timeout,
+        stall_timeout_s=stall_timeout,
+        connect_timeout_s=connect_timeout,
+        max_error_rate=max_error_rate,
+        out=out,
+    )
+    run = run_benchmark(config, console=None if quiet else err_console)
+    from infermeter.cli.report import emit
+
+    emit(run.results, output_format)
+    return finish(run, config.max_error_rate)

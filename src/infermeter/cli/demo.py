@@ -1,0 +1,136 @@
+"""``infermeter demo``: the main job on the embedded default.
+
+Builds llama-server if needed, generates the demo model, serves it on loopback, benchmarks it
+at concurrency 1 and 4, prints the summaries and a comparison, and stops the server.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infermeter.api import Run, run_benchmark
+from infermeter.cli.common import default_cache_dir, err_console
+from infermeter.cli.engine import default_threads, ensure_model, ensure_server_binary
+from infermeter.config import BenchConfig
+from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
+from infermeter.errors import UsageError
+from infermeter.report.terminal import print_summary
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--levels: cannot read {text!r}; e.g. 1,4") from None
+    if not levels or min(levels) < 1:
+        raise UsageError("--levels: give positive concurrencies, e.g. 1,4")
+    return levels
+
+
+def demo(
+    size: str = typer.Option(
+        "demo", "--model-size", help="Model shape to generate (tiny, demo, ...)."
+    ),
+    levels: str = typer.Option("1,4", "--levels", help="Concurrency levels to measure."),
+    input_tokens: int = typer.Option(128, "--input-tokens"),
+    output_tokens: int = typer.Option(128, "--output-tokens"),
+    requests: int | None = typer.Option(
+        None, "--requests-per-level", help="Default: 8 or 4 × concurrency, whichever is more."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="Server CPU threads (default: cores - 1)."
+    ),
+    out: Path = typer.Option(
+        Path("infermeter-demo"), "--out", help="Run directories go here (c1/, c4/, ...)."
+    ),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+) -> int:
+    """Benchmark a local llama-server serving a generated model at concurrency 1 and 4."""
+    conc = _levels(levels)
+    cache = cache_dir or default_cache_dir()
+    binary = ensure_server_binary(cache)
+    model = ensure_model(size, cache, hf=False)
+    ctx = input_tokens + output_tokens + 64
+    cfg = LlamaServerConfig(
+        binary,
+        model.gguf,
+        alias=f"infermeter-{size}",
+        ctx_per_slot=ctx,
+        slots=max(conc),
+        threads=threads or default_threads(),
+        log_path=out / "llama-server.log",
+    )
+    for c in conc:
+        d = out / f"c{c}"
+        if (d / "run.json").exists():
+            shutil.rmtree(d)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.log_path and cfg.log_path.exists():
+        cfg.log_path.unlink()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    runs: list[tuple[int, Run]] = []
+    t_start = time.monotonic()
+    with LlamaServer(cfg) as server:
+        err_console.print(
+            f"llama-server: {model.shape.name} model ({model.shape.params / 1e6:,.1f}M params, "
+            f"{model.dtype}) at {server.url}, {cfg.slots} slots, {cfg.threads} thread(s)"
+        )
+        for c in conc:
+            n = requests or max(8, 4 * c)
+            config = BenchConfig.build(
+                url=server.url,
+                concurrency=c,
+                num_requests=n,
+                warmup=min(c, 4),
+                input_tokens=str(input_tokens),
+                output_tokens=str(output_tokens),
+                out=out / f"c{c}",
+                seed=c,
+            )
+            err_console.print(
+                f"[bold]concurrency {c}[/]: {n} requests of {input_tokens} → {output_tokens} tokens"
+            )
+            run = run_benchmark(config, console=err_console)
+            print_summary(run.results, Console())
+            runs.append((c, run))
+            if run.interrupted:
+                return 130
+    if len(runs) > 1:
+        Console().print(_comparison(runs))
+    err_console.print(f"demo finished in {time.monotonic() - t_start:.0f} s; runs in {out}/")
+    failed = sum(r.results["summary"]["requests_failed"] for _, r in runs)
+    return 1 if failed else 0
+
+
+def _comparison(runs: list[tuple[int, Run]]) -> Table:
+    base = runs[0][1].results
+    t = Table(title=f"concurrency compared (ratios to c={runs[0][0]})", title_justify="left")
+    t.add_column("metric")
+    for c, _ in runs:
+        t.add_column(f"c={c}", justify="right")
+    rows = [
+        ("output tok/s", lambda r: r["summary"]["output_token_throughput_tok_s"]),
+        ("request/s", lambda r: r["summary"]["request_throughput_rps"]),
+        ("TTFT p50 (ms)", lambda r: r["distributions"]["ttft_ms"]["p50"]),
+        ("TPOT p50 (ms)", lambda r: r["distributions"]["tpot_ms"]["p50"]),
+        ("E2E p50 (ms)", lambda r: r["distributions"]["e2e_ms"]["p50"]),
+    ]
+    for label, get in rows:
+        ref = get(base)
+        cells = []
+        for _, run in runs:
+            v = get(run.results)
+            ratio = (
+                f" ({v / ref:.2f}×)" if ref and v is not None and run.results is not base else ""
+            )
+            cells.append("-" if v is None else f"{v:,.1f}{ratio}")
+        t.add_row(label, *cells)
+    return t

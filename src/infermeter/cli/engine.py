@@ -1,0 +1,157 @@
+"""``infermeter engine ...``: build llama-server, generate models, serve one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from infermeter.cli.common import default_cache_dir, err_console
+from infermeter.engines.llama_cpp import LLAMA_CPP_PYTHON_VERSION, build_llama_server, cached_binary
+from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
+from infermeter.engines.model import GeneratedModel, make_model, model_key
+from infermeter.engines.shapes import SHAPES, get_shape
+
+app = typer.Typer(
+    help="Build llama-server, generate random-weight models, serve them.", no_args_is_help=True
+)
+
+
+def default_threads() -> int:
+    """Leave one core to the benchmark client so it never competes with the server."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def ensure_server_binary(cache_dir: Path, sdist: Path | None = None, force: bool = False) -> Path:
+    if cached_binary(cache_dir).exists() and not force:
+        return cached_binary(cache_dir)
+    err_console.print(
+        f"building llama-server from llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}'s vendored "
+        f"llama.cpp (once; cached in {cache_dir}) …"
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("fetching source", total=None)
+
+        def step(done: int, total: int, what: str) -> None:
+            bar.update(
+                task, completed=done, total=total or None, description=f"llama-server: {what[:40]}"
+            )
+
+        return build_llama_server(cache_dir, sdist=sdist, progress=step, force=force)
+
+
+def ensure_model(
+    shape_name: str,
+    cache_dir: Path,
+    seed: int = 0,
+    dtype: str = "f16",
+    out: Path | None = None,
+    hf: bool = True,
+) -> GeneratedModel:
+    shape = get_shape(shape_name)
+    target = out or cache_dir / "models" / model_key(shape, seed, dtype)
+    if (target / "model.gguf").exists() and (
+        not hf or (target / "hf" / "model.safetensors").exists()
+    ):
+        return make_model(shape, target, seed=seed, dtype=dtype, hf=hf)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(
+            f"generating {shape.name} model ({shape.params / 1e6:,.1f}M params)", total=None
+        )
+        return make_model(
+            shape,
+            target,
+            seed=seed,
+            dtype=dtype,
+            hf=hf,
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+        )
+
+
+@app.command("build")
+def build(
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Default: ~/.cache/infermeter."
+    ),
+    sdist: Path | None = typer.Option(
+        None,
+        "--sdist",
+        help=f"A local llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz (offline machines).",
+    ),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
+) -> None:
+    """Build llama-server (portable CPU flags) and print its path."""
+    typer.echo(ensure_server_binary(cache_dir or default_cache_dir(), sdist, force))
+
+
+@app.command("model")
+def model(
+    shape: str = typer.Argument("tiny", help=f"One of: {', '.join(SHAPES)}."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for model.gguf and hf/ (default: the cache)."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    dtype: str = typer.Option("f16", "--dtype", help="GGUF weights: f16, q8_0 or f32."),
+    no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face folder."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+) -> None:
+    """Generate a random-weight Llama model (GGUF + Hugging Face folder) and print its paths."""
+    m = ensure_model(shape, cache_dir or default_cache_dir(), seed, dtype, out, hf=not no_hf)
+    typer.echo(f"gguf: {m.gguf}")
+    if m.hf_dir:
+        typer.echo(f"hf:   {m.hf_dir}")
+    typer.echo(f"params: {m.shape.params:,}")
+
+
+@app.command("serve")
+def serve(
+    shape: str = typer.Option("tiny", "--shape", help="Generate (or reuse) a model of this shape."),
+    gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF instead."),
+    alias: str | None = typer.Option(None, "--alias", help="Model name clients ask for."),
+    slots: int = typer.Option(4, "--slots", help="Parallel sequences (continuous batching)."),
+    ctx: int = typer.Option(2048, "--ctx", help="Context tokens per slot."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: cores - 1)."),
+    port: int | None = typer.Option(None, "--port", help="Default: a free port."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+) -> None:
+    """Start llama-server on loopback and keep it up until Ctrl-C."""
+    cache = cache_dir or default_cache_dir()
+    binary = ensure_server_binary(cache)
+    path = gguf or ensure_model(shape, cache, hf=False).gguf
+    name = alias or (path.stem if gguf else shape)
+    cfg = LlamaServerConfig(
+        binary,
+        path,
+        alias=name,
+        ctx_per_slot=ctx,
+        slots=slots,
+        threads=threads or default_threads(),
+        port=port,
+        log_path=cache / "logs" / f"llama-server-{int(time.time())}.log",
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with LlamaServer(cfg) as server:
+        typer.echo(f"serving {name} at {server.url}  (log: {cfg.log_path}; Ctrl-C stops)")
+        try:
+            while server.proc is not None and server.proc.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass

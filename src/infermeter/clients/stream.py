@@ -1,0 +1,304 @@
+"""The one timing loop: send a request, read its stream, build its RequestRecord.
+
+Transport (bytes, arrival stamps) and API formats (what a message means) are plugged in;
+this module owns the timestamps and the token accounting of ``docs/metrics.md`` sections
+1 and 2. A request's failure is stored on its record, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+import orjson
+
+from infermeter.clients.formats import ApiFormat, ChunkDelta, RequestOptions
+from infermeter.clients.sse import SSEParser
+from infermeter.clients.transport import HttpTransport
+from infermeter.metrics.tokens import spread_tokens
+from infermeter.records.schema import RequestRecord
+from infermeter.workload.types import Prompt
+
+TokenCounter = Callable[[str], int]
+
+
+class _StreamFailure(Exception):
+    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+class _Accumulator:
+    """Per-request state while its stream is read."""
+
+    __slots__ = (
+        "chunk_abs",
+        "chunk_chars",
+        "cum_usage",
+        "done",
+        "finish",
+        "need_text",
+        "other",
+        "reason_chunks",
+        "texts",
+        "timings",
+        "usage",
+    )
+
+    def __init__(self, need_text: bool) -> None:
+        self.chunk_abs: list[int] = []
+        self.chunk_chars: list[int] = []
+        self.cum_usage: list[int | None] = []
+        self.texts: list[str] = []
+        self.need_text = need_text
+        self.usage: dict[str, Any] | None = None
+        self.timings: dict[str, Any] | None = None
+        self.finish: str | None = None
+        self.done = False
+        self.other = 0
+        self.reason_chunks = 0
+
+    def add(self, t_ns: int, d: ChunkDelta) -> None:
+        if d.error:
+            raise _StreamFailure("server_error", f"server sent an error in the stream: {d.error}")
+        if d.usage:
+            self.usage = d.usage
+        if d.timings:
+            self.timings = d.timings
+        if d.finish_reason:
+            self.finish = d.finish_reason
+        if d.text:
+            self.chunk_abs.append(t_ns)
+            self.chunk_chars.append(len(d.text))
+            done = d.usage.get("completion_tokens") if d.usage else None
+            self.cum_usage.append(done if isinstance(done, int) else None)
+            if d.reasoning:
+                self.reason_chunks += 1
+            if self.need_text:
+                self.texts.append(d.text)
+        else:
+            self.other += 1
+
+
+class StreamingClient:
+    """Sends prompts in one API format over one transport and returns records.
+
+    >>> client = StreamingClient(transport, "http://127.0.0.1:8080/v1", ChatCompletions(),
+    ...                          RequestOptions(model="m"), t0_ns=time.perf_counter_ns())
+    >>> record = await client.send(0, Prompt("hello", max_tokens=16), time.perf_counter_ns())
+    """
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        base_url: str,
+        fmt: ApiFormat,
+        options: RequestOptions,
+        *,
+        t0_ns: int,
+        count_tokens: TokenCounter | None = None,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self.transport = transport
+        self.url = base_url.rstrip("/") + fmt.path
+        self.fmt = fmt
+        self.options = options
+        self.t0_ns = t0_ns
+        self.count_tokens = count_tokens
+        self._secrets = tuple(s for s in secrets if s)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    async def send(
+        self,
+        rid: int,
+        prompt: Prompt,
+        t_sched_abs_ns: int,
+        *,
+        phase: str = "measure",
+        worker: int = 0,
+    ) -> RequestRecord:
+        t0 = self.t0_ns
+        body = orjson.dumps(self.fmt.payload(prompt, self.options))
+        acc = _Accumulator(need_text=self.count_tokens is not None)
+        rec = RequestRecord(
+            id=rid,
+            phase=phase,
+            api=self.fmt.name,
+            worker=worker,  # type: ignore[arg-type]
+            t_sched_ns=t_sched_abs_ns - t0,
+            n_in_target=prompt.n_in_target,
+            n_out_target=prompt.max_tokens,
+        )
+        clock = time.perf_counter_ns
+        t_send = clock()
+        rec.t_send_ns = t_send - t0
+        try:
+            await self._exchange(body, acc)
+            if not (acc.done or acc.finish):
+                raise _StreamFailure(
+                    "incomplete_stream",
+                    f"stream ended after {len(acc.chunk_abs)} token chunks without "
+                    "finish_reason or [DONE]",
+                )
+            if not acc.chunk_abs and prompt.max_tokens > 0:
+                raise _StreamFailure("incomplete_stream", "stream finished with no output token")
+            rec.ok = True
+        except _StreamFailure as exc:
+            rec.error_kind, rec.error_message, rec.http_status = exc.kind, exc.args[0], exc.status
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            rec.error_kind = "timeout"
+            rec.error_message = (
+                f"timed out after {(clock() - t_send) / 1e9:.1f} s "
+                f"({len(acc.chunk_abs)} token chunks received)"
+            )
+        except aiohttp.ClientConnectorError as exc:
+            rec.error_kind, rec.error_message = "connection", f"cannot connect: {exc.os_error}"
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            rec.error_kind = "incomplete_stream" if acc.chunk_abs else "connection"
+            rec.error_message = (
+                f"connection lost after {len(acc.chunk_abs)} token chunks: "
+                f"{type(exc).__name__}: {exc}"
+            )
+        except aiohttp.ClientError as exc:
+            rec.error_kind, rec.error_message = "connection", f"{type(exc).__name__}: {exc}"
+        except OSError as exc:
+            rec.error_kind, rec.error_message = "connection", f"{type(exc).__name__}: {exc}"
+        rec.t_end_ns = clock() - t0
+        if rec.error_message:
+            rec.error_message = self._redact(rec.error_message)[:500]
+        self._account(rec, acc, prompt)
+        return rec
+
+    async def _exchange(self, body: bytes, acc: _Accumulator) -> None:
+        fmt = self.fmt
+        async with self.transport.post(self.url, body) as resp:
+            if resp.status >= 400:
+                text = (await resp.read_text()).strip()
+                detail = _error_detail(text)
+                raise _StreamFailure(
+                    "http",
+                    f"HTTP {resp.status}: {detail}" if detail else f"HTTP {resp.status}",
+                    resp.status,
+                )
+            if resp.content_type == "application/json":
+                # A server that ignored stream=true: one "chunk" at the last byte.
+                data = b""
+                t_last = 0
+                async for t_arrival, piece in resp.chunks():
+                    data += piece
+                    t_last = t_arrival
+                obj = _loads(data)
+                acc.add(t_last, fmt.parse_full(obj))
+                acc.done = True
+                return
+            parser = SSEParser()
+            saw_event = False
+            async for t, data in resp.chunks():
+                for _event, payload in parser.feed(data):
+                    saw_event = True
+                    if payload == b"[DONE]":
+                        acc.done = True
+                        continue
+                    acc.add(t, fmt.parse(_loads(payload)))
+            t_eof = time.perf_counter_ns()
+            for _event, payload in parser.flush():
+                saw_event = True
+                if payload == b"[DONE]":
+                    acc.done = True
+                    continue
+                acc.add(t_eof, fmt.parse(_loads(payload)))
+            if not saw_event and not acc.done:
+                raise _StreamFailure(
+                    "protocol",
+                    f"response is not an event stream (content-type {resp.content_type})",
+                )
+
+    def _account(self, rec: RequestRecord, acc: _Accumulator, prompt: Prompt) -> None:
+        """Token counts and their sources, best first: server, server-stream, tokenizer, chunks."""
+        t0 = self.t0_ns
+        rec.chunk_ns = [t - t0 for t in acc.chunk_abs]
+        rec.n_other_chunks = acc.other
+        if rec.chunk_ns:
+            rec.t_first_ns, rec.t_last_ns = rec.chunk_ns[0], rec.chunk_ns[-1]
+        usage = acc.usage or {}
+        rec.usage = acc.usage
+        rec.server_timings = acc.timings
+        rec.finish_reason = acc.finish
+        n_chunks = len(acc.chunk_abs)
+        cum = acc.cum_usage
+        per_chunk_exact = (
+            n_chunks > 0
+            and all(c is not None for c in cum)
+            and all(b >= a for a, b in itertools.pairwise(cum))  # type: ignore[operator]
+        )
+        completion = usage.get("completion_tokens")
+        if isinstance(completion, int) and rec.ok:
+            rec.n_out, rec.n_out_source = completion, "server"
+        elif per_chunk_exact:
+            rec.n_out, rec.n_out_source = int(cum[-1] or 0), "server-stream"
+        elif self.count_tokens is not None and acc.texts:
+            rec.n_out, rec.n_out_source = self.count_tokens("".join(acc.texts)), "tokenizer"
+        else:
+            rec.n_out, rec.n_out_source = n_chunks, "chunks"
+        if per_chunk_exact and int(cum[-1] or 0) == rec.n_out:
+            ks = [int(cum[0] or 0)] + [
+                int(b or 0) - int(a or 0) for a, b in itertools.pairwise(cum)
+            ]
+            rec.chunk_tokens, rec.chunk_tokens_source = ks, "server-stream"
+        else:
+            rec.chunk_tokens = spread_tokens(rec.n_out, acc.chunk_chars)
+            rec.chunk_tokens_source = "one-per-chunk" if rec.n_out == n_chunks else "spread"
+        prompt_tokens = usage.get("prompt_tokens")
+        if isinstance(prompt_tokens, int):
+            rec.n_in, rec.n_in_source = prompt_tokens, "server"
+        elif prompt.n_in_target is not None:
+            rec.n_in, rec.n_in_source = prompt.n_in_target, "tokenizer"
+        details = usage.get("completion_tokens_details") or {}
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        if isinstance(reasoning, int):
+            rec.n_reason = reasoning
+        elif acc.reason_chunks:
+            rec.n_reason = acc.reason_chunks
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+        if isinstance(cached, int):
+            rec.n_cached = cached
+        elif acc.timings and isinstance(acc.timings.get("cache_n"), int):
+            rec.n_cached = acc.timings["cache_n"]
+
+
+def _loads(payload: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        snippet = payload[:80].decode("utf-8", "replace")
+        raise _StreamFailure(
+            "protocol", f"malformed stream message (not JSON): {snippet!r}"
+        ) from None
+    if not isinstance(obj, dict):
+        raise _StreamFailure("protocol", f"malformed stream message (not an object): {obj!r:.80}")
+    return obj
+
+
+def _error_detail(text: str) -> str:
+    """The message of an OpenAI-style error body, or the start of the body."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return " ".join(text.split())[:200]
+    if isinstance(obj, dict):
+        err = obj.get("error", obj)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or err
+            return " ".join(str(msg).split())[:200]
+        return " ".join(str(err).split())[:200]
+    return " ".join(text.split())[:200]

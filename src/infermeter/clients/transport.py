@@ -1,0 +1,126 @@
+"""HTTP transport: POST a body, stream the response, stamp every read on arrival.
+
+Kept apart from API formats: it knows bytes and status codes, nothing of OpenAI. The
+timestamp of a read is taken the moment the bytes are handed to us, before any parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+#: Reads from the socket are handed over in pieces of at most this many bytes; large enough
+#: that a 100K-token final chunk is a handful of reads, small enough to stay cache-friendly.
+READ_BUFSIZE = 1 << 18
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    #: Whole request, from send to the last byte.
+    total_s: float | None = 600.0
+    #: Connecting (TCP and TLS).
+    connect_s: float | None = 30.0
+    #: Longest silence between two reads before the stream counts as stalled.
+    read_s: float | None = 120.0
+
+
+class StreamResponse:
+    """A response being streamed. ``chunks()`` yields ``(arrival_ns, bytes)``."""
+
+    __slots__ = ("_resp", "content_type", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.content_type = resp.content_type
+
+    async def chunks(self) -> AsyncIterator[tuple[int, bytes]]:
+        clock = time.perf_counter_ns
+        async for data in self._resp.content.iter_any():
+            yield clock(), data
+
+    async def read_text(self, limit: int = 4096) -> str:
+        try:
+            body = await self._resp.content.read(limit)
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return ""
+        return body.decode("utf-8", "replace")
+
+
+class HttpTransport:
+    """One connection pool per run, sized for the requested concurrency (no cap)."""
+
+    def __init__(
+        self,
+        headers: dict[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self._headers = dict(headers or {})
+        self._timeouts = timeouts or Timeouts()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> HttpTransport:
+        t = self._timeouts
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(
+                total=t.total_s, sock_connect=t.connect_s, sock_read=t.read_s
+            ),
+            read_bufsize=READ_BUFSIZE,
+            max_line_size=1 << 20,
+            max_field_size=1 << 20,
+            json_serialize=lambda _: "",  # we always send pre-serialised bytes
+            auto_decompress=True,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("transport is not open; use 'async with HttpTransport(...)'")
+        return self._session
+
+    @asynccontextmanager
+    async def post(self, url: str, body: bytes) -> AsyncIterator[StreamResponse]:
+        async with self.session.post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+        ) as resp:
+            yield StreamResponse(resp)
+
+    async def get_json(self, url: str, timeout_s: float = 10.0) -> tuple[int, Any]:
+        """GET a small JSON document (pre-flight and discovery). Returns (status, body)."""
+        async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            text = await resp.text(errors="replace")
+            try:
+                return resp.status, orjson.loads(text) if text else None
+            except ValueError:
+                return resp.status, text
+
+    async def post_json(self, url: str, body: bytes, timeout_s: float = 30.0) -> tuple[int, Any]:
+        async with self.session.post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        ) as resp:
+            text = await resp.text(errors="replace")
+            try:
+                return resp.status, orjson.loads(text) if text else None
+            except ValueError:
+                return resp.status, text

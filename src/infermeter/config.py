@@ -1,0 +1,135 @@
+"""The configuration of one benchmark run, validated once and passed down.
+
+Field names are the CLI flags' names with underscores; an invalid value raises
+:class:`UsageError` naming the flag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from infermeter.errors import UsageError
+from infermeter.metrics.slo import SLO, parse_slo
+from infermeter.workload.lengths import LengthSpec
+
+
+class BenchConfig(BaseModel):
+    """Everything that defines a run. Secrets (``api_key``, ``headers``) are never written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    model: str | None = None
+    api: Literal["chat", "completions"] = "chat"
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    # -- load --
+    concurrency: int | None = Field(default=None, ge=1)
+    rate: float | None = Field(default=None, gt=0)
+    arrival: Literal["poisson", "gamma", "constant"] = "poisson"
+    burstiness: float = Field(default=1.0, gt=0)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    num_requests: int | None = Field(default=None, ge=1)
+    duration_s: float | None = Field(default=None, gt=0)
+    warmup: int = Field(default=0, ge=0)
+    # -- workload --
+    input_tokens: str = "512"
+    output_tokens: str = "128"
+    dataset: Path | None = None
+    dataset_format: Literal["auto", "jsonl", "sharegpt"] = "auto"
+    tokenizer: Path | None = None
+    shared_prefix_tokens: int = Field(default=0, ge=0)
+    prompt_pool: int = Field(default=1000, ge=1)
+    seed: int = 0
+    # -- requests --
+    ignore_eos: bool = False
+    temperature: float | None = Field(default=None, ge=0)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    request_timeout_s: float = Field(default=600.0, gt=0)
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+    stall_timeout_s: float = Field(default=120.0, gt=0)
+    # -- judging and output --
+    slo: str | None = None
+    percentiles: tuple[float, ...] = ()
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    out: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BenchConfig:
+        if (self.concurrency is None) == (self.rate is None):
+            raise ValueError(
+                "give exactly one of --concurrency N (closed loop) or --rate R (open loop)"
+            )
+        if self.num_requests is None and self.duration_s is None:
+            raise ValueError("give --num-requests K or --duration S (or both) to say when to stop")
+        if self.max_concurrency is not None and self.rate is None:
+            raise ValueError(
+                "--max-concurrency caps an open-loop --rate run; with --concurrency it is redundant"
+            )
+        if self.arrival == "gamma" and self.rate is None:
+            raise ValueError("--arrival gamma needs --rate")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"--url must start with http:// or https://, got {self.url!r}")
+        for p in self.percentiles:
+            if not 0 < p < 100:
+                raise ValueError(f"--percentiles: {p} is not between 0 and 100")
+        if self.shared_prefix_tokens and self.dataset is not None:
+            raise ValueError("--shared-prefix-tokens applies to synthetic prompts, not --dataset")
+        self.input_spec()
+        self.output_spec()
+        inp = self.input_spec()
+        if self.shared_prefix_tokens and inp.kind == "fixed" and self.shared_prefix_tokens >= inp.a:
+            raise ValueError(
+                f"--shared-prefix-tokens {self.shared_prefix_tokens} leaves no room in "
+                f"--input-tokens {self.input_tokens}"
+            )
+        self.slo_spec()
+        return self
+
+    def input_spec(self) -> LengthSpec:
+        return LengthSpec.parse(self.input_tokens, "--input-tokens")
+
+    def output_spec(self) -> LengthSpec:
+        return LengthSpec.parse(self.output_tokens, "--output-tokens")
+
+    def slo_spec(self) -> SLO | None:
+        return parse_slo(self.slo) if self.slo else None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        values = [v for v in self.headers.values() if v]
+        if self.api_key is not None:
+            values.append(self.api_key.get_secret_value())
+        return tuple(values)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The config as written to run.json: no API key, header values masked."""
+        data = self.model_dump(mode="json", exclude={"api_key", "headers"})
+        data["api_key_set"] = self.api_key is not None
+        data["headers"] = {k: "***" for k in self.headers}
+        return data
+
+    @classmethod
+    def build(cls, **values: Any) -> BenchConfig:
+        """Validate, turning pydantic's report into one line that names the flag."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise UsageError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(x) for x in err.get("loc", ()) if isinstance(x, str)]
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    ctx = err.get("ctx") or {}
+    if isinstance(ctx.get("error"), UsageError):
+        return str(ctx["error"])
+    if loc:
+        name = loc[0][:-2] if loc[0].endswith("_s") else loc[0]
+        return f"--{name.replace('_', '-')}: {msg}"
+    return msg

@@ -1,0 +1,199 @@
+"""The load runner: decides *when* each request starts, and nothing else.
+
+It never computes statistics: every finished record goes to the listeners (the JSONL sink,
+the live progress display), locust-style. Closed loop keeps N requests in flight; open loop
+starts requests on an absolute schedule (so lateness never accumulates), optionally capped
+by a concurrency limit whose waiting shows up as client queue delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from infermeter.load.arrivals import ArrivalKind, arrival_offsets, arrival_stream
+from infermeter.records.schema import RequestRecord
+from infermeter.workload.types import Prompt
+
+SendFn = Callable[[int, Prompt, int, str], Awaitable[RequestRecord]]
+
+
+class Listener(Protocol):
+    def on_record(self, record: RequestRecord) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    """When to send. Exactly one of ``concurrency`` / ``rate``; one of the two stops."""
+
+    concurrency: int | None = None
+    rate: float | None = None
+    arrival: ArrivalKind = "poisson"
+    burstiness: float = 1.0
+    max_concurrency: int | None = None
+    num_requests: int | None = None
+    duration_s: float | None = None
+    warmup: int = 0
+    seed: int = 0
+    #: Stop sending after this many consecutive connection failures (a dead server).
+    abort_after_connection_errors: int = 20
+
+
+@dataclass(slots=True)
+class RunState:
+    """Live counters the progress display reads."""
+
+    phase: str = "idle"
+    sent: int = 0
+    finished: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    output_tokens: int = 0
+    started_ns: int = 0
+    aborted: str | None = None
+    last_records: list[RequestRecord] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(
+        self,
+        send: SendFn,
+        plan: LoadPlan,
+        listeners: Sequence[Listener] = (),
+        warmup_listeners: Sequence[Listener] = (),
+    ) -> None:
+        self._send = send
+        self.plan = plan
+        self._listeners = list(listeners)
+        self._warmup_listeners = list(warmup_listeners)
+        self.state = RunState()
+        self._ids = itertools.count()
+        self._consecutive_conn_errors = 0
+        self._stop = asyncio.Event()
+
+    def stop(self, reason: str) -> None:
+        if self.state.aborted is None:
+            self.state.aborted = reason
+        self._stop.set()
+
+    async def _one(self, prompt: Prompt, t_sched: int, phase: str) -> None:
+        st = self.state
+        st.sent += 1
+        st.in_flight += 1
+        try:
+            rec = await self._send(next(self._ids), prompt, t_sched, phase)
+        finally:
+            st.in_flight -= 1
+        st.finished += 1
+        if not rec.ok:
+            st.failed += 1
+        st.output_tokens += rec.n_out
+        for listener in self._warmup_listeners if phase == "warmup" else self._listeners:
+            listener.on_record(rec)
+        if rec.error_kind == "connection":
+            self._consecutive_conn_errors += 1
+            limit = self.plan.abort_after_connection_errors
+            if limit and self._consecutive_conn_errors >= limit:
+                self.stop(
+                    f"stopped after {self._consecutive_conn_errors} consecutive connection "
+                    f"failures: {rec.error_message}"
+                )
+        else:
+            self._consecutive_conn_errors = 0
+
+    async def run(self, measure: Sequence[Prompt], warmup: Sequence[Prompt] = ()) -> RunState:
+        """Send ``warmup`` (closed loop, excluded from metrics), then the measured load."""
+        plan = self.plan
+        st = self.state
+        if warmup:
+            st.phase = "warmup"
+            width = plan.concurrency or plan.max_concurrency or min(len(warmup), 8)
+            await self._closed_loop(iter(warmup), width, None, "warmup")
+        if self._stop.is_set():
+            return st
+        st.phase = "measure"
+        st.started_ns = time.perf_counter_ns()
+        prompts = self._prompt_iter(measure)
+        if plan.rate is not None:
+            await self._open_loop(prompts)
+        else:
+            assert plan.concurrency is not None
+            await self._closed_loop(prompts, plan.concurrency, plan.duration_s, "measure")
+        st.phase = "done"
+        return st
+
+    def _prompt_iter(self, prompts: Sequence[Prompt]) -> Iterator[Prompt]:
+        if self.plan.num_requests is not None:
+            return itertools.islice(itertools.cycle(prompts), self.plan.num_requests)
+        return itertools.cycle(prompts)
+
+    async def _closed_loop(
+        self, prompts: Iterator[Prompt], width: int, duration_s: float | None, phase: str
+    ) -> None:
+        clock = time.perf_counter_ns
+        deadline = clock() + int(duration_s * 1e9) if duration_s is not None else None
+
+        async def slot() -> None:
+            for prompt in prompts:
+                if self._stop.is_set():
+                    return
+                now = clock()
+                if deadline is not None and now >= deadline:
+                    return
+                # Closed loop: the request is due the moment its slot became free.
+                await self._one(prompt, now, phase)
+
+        await asyncio.gather(*(slot() for _ in range(width)))
+
+    async def _open_loop(self, prompts: Iterator[Prompt]) -> None:
+        plan = self.plan
+        assert plan.rate is not None
+        clock = time.perf_counter_ns
+        if plan.num_requests is not None:
+            offsets: Iterator[float] = iter(
+                arrival_offsets(
+                    plan.rate,
+                    plan.num_requests,
+                    kind=plan.arrival,
+                    burstiness=plan.burstiness,
+                    seed=plan.seed,
+                ).tolist()
+            )
+        else:
+            offsets = arrival_stream(
+                plan.rate, kind=plan.arrival, burstiness=plan.burstiness, seed=plan.seed
+            )
+        limit = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
+        start = clock()
+        end = start + int(plan.duration_s * 1e9) if plan.duration_s is not None else None
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def gated(prompt: Prompt, due: int) -> None:
+            if limit is None:
+                await self._one(prompt, due, "measure")
+                return
+            async with limit:
+                if not self._stop.is_set():
+                    await self._one(prompt, due, "measure")
+
+        for prompt, offset in zip(prompts, offsets, strict=False):
+            due = start + int(offset * 1e9)
+            if end is not None and due >= end:
+                break
+            delay = (due - clock()) / 1e9
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+            if self._stop.is_set():
+                break
+            task = asyncio.ensure_future(gated(prompt, due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)

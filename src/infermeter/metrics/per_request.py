@@ -1,0 +1,76 @@
+"""Per-request metrics (metrics spec section 3). Times in milliseconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infermeter.records.schema import RequestRecord
+
+_NS_PER_MS = 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMetrics:
+    """Derived figures of one completed request. ``None`` where undefined."""
+
+    ttft_ms: float | None
+    ttft_incl_queue_ms: float | None
+    queue_delay_ms: float
+    e2e_ms: float | None
+    tpot_ms: float | None
+    itl_ms: tuple[float, ...]
+    inter_chunk_ms: tuple[float, ...]
+    prefill_tps: float | None
+    decode_tps: float | None
+    request_tps: float | None
+    n_in: int | None
+    n_out: int
+
+
+def request_metrics(r: RequestRecord) -> RequestMetrics:
+    """Compute the spec's per-request metrics from one record.
+
+    - TTFT = t_first - t_send; TTFT incl. client queue = t_first - t_sched
+    - client queue delay = t_send - t_sched
+    - E2E = t_last - t_send
+    - TPOT = (t_last - t_first) / (n_out - 1), only for n_out >= 2
+    - ITL: chunk i>0 gives (t_chunk[i] - t_chunk[i-1]) / k[i], counted k[i] times
+    - inter-chunk = t_chunk[i] - t_chunk[i-1]
+    - prefill TPS = n_in / TTFT, decode TPS = 1 / TPOT, per-request TPS = n_out / E2E
+    """
+    queue_ms = (r.t_send_ns - r.t_sched_ns) / _NS_PER_MS
+    if r.t_first_ns is None or r.t_last_ns is None:
+        return RequestMetrics(
+            None, None, queue_ms, None, None, (), (), None, None, None, r.n_in, r.n_out
+        )
+    ttft = (r.t_first_ns - r.t_send_ns) / _NS_PER_MS
+    ttft_q = (r.t_first_ns - r.t_sched_ns) / _NS_PER_MS
+    e2e = (r.t_last_ns - r.t_send_ns) / _NS_PER_MS
+    tpot = (r.t_last_ns - r.t_first_ns) / _NS_PER_MS / (r.n_out - 1) if r.n_out >= 2 else None
+    itl: list[float] = []
+    gaps: list[float] = []
+    times = r.chunk_ns
+    ks = r.chunk_tokens
+    for i in range(1, len(times)):
+        gap = (times[i] - times[i - 1]) / _NS_PER_MS
+        gaps.append(gap)
+        k = ks[i] if i < len(ks) else 1
+        if k > 0:
+            itl.extend([gap / k] * k)
+    prefill = r.n_in / (ttft / 1e3) if (r.n_in and ttft > 0) else None
+    decode = 1e3 / tpot if (tpot is not None and tpot > 0) else None
+    req_tps = r.n_out / (e2e / 1e3) if e2e > 0 else None
+    return RequestMetrics(
+        ttft_ms=ttft,
+        ttft_incl_queue_ms=ttft_q,
+        queue_delay_ms=queue_ms,
+        e2e_ms=e2e,
+        tpot_ms=tpot,
+        itl_ms=tuple(itl),
+        inter_chunk_ms=tuple(gaps),
+        prefill_tps=prefill,
+        decode_tps=decode,
+        request_tps=req_tps,
+        n_in=r.n_in,
+        n_out=r.n_out,
+    )

@@ -1,0 +1,75 @@
+"""RequestRecord: what one request did, on the run's monotonic clock.
+
+All ``*_ns`` instants are nanoseconds since the run's origin (``perf_counter_ns()`` at run
+start); ``run.json`` holds the wall-clock anchor of that origin. The field names follow
+``docs/metrics.md`` section 1 (``t_sched``, ``t_send``, ``t_chunk[i]``, ``t_first``, ``t_last``,
+``t_end``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+#: Bumped whenever a field changes meaning or is removed. Adding optional fields keeps it.
+RECORD_SCHEMA_VERSION = 1
+
+#: Where a token count came from, best first (metrics spec section 2).
+TokenSource = Literal["server", "server-stream", "tokenizer", "chunks"]
+TOKEN_SOURCES: tuple[str, ...] = ("server", "server-stream", "tokenizer", "chunks")
+
+#: Failure classes (metrics spec section 4, error rate).
+ErrorKind = Literal[
+    "http", "timeout", "connection", "protocol", "incomplete_stream", "server_error", "cancelled"
+]
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request. Failed requests keep whatever timing they reached."""
+
+    id: int
+    phase: Literal["measure", "warmup"] = "measure"
+    api: str = "chat"
+    worker: int = 0
+    # -- instants (ns since the run origin) --
+    t_sched_ns: int = 0
+    t_send_ns: int = 0
+    t_first_ns: int | None = None
+    t_last_ns: int | None = None
+    t_end_ns: int = 0
+    #: Arrival of each chunk that carried at least one output token.
+    chunk_ns: list[int] = field(default_factory=list)
+    #: ``k[i]``: tokens carried by chunk i; ``sum(chunk_tokens) == n_out`` for completed requests.
+    chunk_tokens: list[int] = field(default_factory=list)
+    chunk_tokens_source: str = "chunks"
+    #: Chunks that carried no output token (role-only, empty, usage-only).
+    n_other_chunks: int = 0
+    # -- what was asked --
+    n_in_target: int | None = None
+    n_out_target: int | None = None
+    # -- token counts and their source --
+    n_in: int | None = None
+    n_in_source: str | None = None
+    n_out: int = 0
+    n_out_source: str = "chunks"
+    n_reason: int = 0
+    n_cached: int | None = None
+    finish_reason: str | None = None
+    # -- outcome --
+    ok: bool = False
+    http_status: int | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    # -- server-side extras, kept raw --
+    usage: dict[str, Any] | None = None
+    server_timings: dict[str, Any] | None = None
+    v: int = RECORD_SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

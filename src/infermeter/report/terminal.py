@@ -1,0 +1,170 @@
+"""The terminal summary of a run (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from infermeter.report.labels import DIST_LABELS
+
+_LATENCY = (
+    "ttft_ms",
+    "ttft_incl_queue_ms",
+    "tpot_ms",
+    "itl_ms",
+    "e2e_ms",
+    "inter_chunk_ms",
+    "queue_delay_ms",
+)
+_OTHER = ("input_tokens", "output_tokens", "prefill_tps", "decode_tps", "request_tps")
+
+
+def _n(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def render_summary(results: dict[str, Any]) -> Group:
+    s = results["summary"]
+    run = results.get("run") or {}
+    server = results.get("server") or {}
+    title = f"infermeter · {server.get('model', '?')} @ {server.get('url', '?')}"
+    if s.get("target_rate_rps") is not None:
+        achieved = _n(s.get("achieved_send_rate_rps"))
+        load = f"rate {s['target_rate_rps']:g} req/s (achieved send rate {achieved})"
+    else:
+        load = f"concurrency {s.get('target_concurrency')}"
+    head = Table(title=title, show_header=False, box=None, padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    head.add_row("load", load, "measured window", f"{_n(s['duration_s'])} s")
+    head.add_row(
+        "requests",
+        f"{s['requests_completed']}/{s['requests_sent']} ok, {s['requests_failed']} failed",
+        "achieved concurrency",
+        _n(s["achieved_concurrency"]),
+    )
+    head.add_row(
+        "request throughput",
+        f"{_n(s['request_throughput_rps'], 3)} req/s ({_n(s['request_throughput_rpm'], 1)}/min)",
+        "output tokens/s",
+        _n(s["output_token_throughput_tok_s"], 1),
+    )
+    head.add_row(
+        "total tokens/s",
+        _n(s["total_token_throughput_tok_s"], 1),
+        "input tokens/s",
+        _n(s["input_token_throughput_tok_s"], 1),
+    )
+    if s.get("goodput_rps") is not None:
+        head.add_row(
+            "goodput",
+            f"{_n(s['goodput_rps'], 3)} req/s",
+            "SLO attainment",
+            f"{100 * s['slo_attainment']:.1f} %",
+        )
+
+    lat = Table(title="latency (completed requests)", title_justify="left")
+    lat.add_column("metric")
+    for col in ("count", "mean", "p50", "p90", "p95", "p99", "max"):
+        lat.add_column(col, justify="right")
+    for name in (*_LATENCY, *_OTHER):
+        d = results["distributions"].get(name) or {}
+        if not d.get("count"):
+            continue
+        digits = 0 if name.endswith("_tokens") else 2
+        lat.add_row(
+            DIST_LABELS[name],
+            str(d["count"]),
+            *(_n(d[c], digits) for c in ("mean", "p50", "p90", "p95", "p99", "max")),
+        )
+
+    parts: list[Any] = [head, lat]
+    errors = results.get("errors") or {}
+    if errors.get("by_kind"):
+        err = Table(title="failed requests", title_justify="left")
+        err.add_column("kind")
+        err.add_column("count", justify="right")
+        err.add_column("example")
+        for kind, count in sorted(errors["by_kind"].items(), key=lambda kv: -kv[1]):
+            err.add_row(kind, str(count), (errors.get("examples") or {}).get(kind, "")[:90])
+        parts.append(err)
+    slo = results.get("slo")
+    if slo:
+        t = Table(title="SLO", title_justify="left")
+        for col in ("term", "limit", "met by", "measured", "verdict"):
+            t.add_column(col, justify="left" if col == "term" else "right")
+        for term in slo["terms"]:
+            verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "-"}[term["passed"]]
+            t.add_row(
+                term["name"],
+                f"≤ {term['threshold']:g}",
+                f"{100 * term['attainment']:.1f} %",
+                _n(term["measured"]),
+                verdict,
+            )
+        parts.append(t)
+    parts.extend(_notes(results, run))
+    return Group(*parts)
+
+
+def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
+    notes: list[Text] = []
+    src = (results.get("token_sources") or {}).get("n_out") or {}
+    if src:
+        notes.append(
+            Text(
+                "output token counts from: " + ", ".join(f"{k} ×{v}" for k, v in src.items()),
+                style="dim",
+            )
+        )
+    mm = results.get("input_tokens_mismatch") or {}
+    if mm.get("mismatched"):
+        notes.append(
+            Text(
+                f"input length: {mm['mismatched']} of {mm['compared']} prompts differ from "
+                f"the target by up to {mm.get('max_abs_difference_tokens')} tokens "
+                "(server count vs requested)",
+                style="yellow",
+            )
+        )
+    server = (results.get("server_reported") or {}).get("tpot_ms") or {}
+    client = results["distributions"].get("tpot_ms") or {}
+    if server.get("count") and client.get("count"):
+        notes.append(
+            Text(
+                f"server-reported TPOT mean {server['mean']:.2f} ms vs client-measured "
+                f"{client['mean']:.2f} ms",
+                style="dim",
+            )
+        )
+    q = results["distributions"].get("queue_delay_ms") or {}
+    if q.get("count") and (q.get("p99") or 0) > 5 and results["summary"].get("target_rate_rps"):
+        notes.append(
+            Text(
+                f"client queue delay p99 {q['p99']:.1f} ms: requests started late "
+                "(max-concurrency reached or the client is saturated)",
+                style="yellow",
+            )
+        )
+    if run.get("interrupted"):
+        notes.append(
+            Text("run interrupted: figures cover the requests that finished", style="yellow")
+        )
+    if run.get("aborted"):
+        notes.append(Text(f"run aborted: {run['aborted']}", style="red"))
+    if run.get("out_dir"):
+        notes.append(Text(f"run directory: {run['out_dir']}", style="dim"))
+    return notes
+
+
+def print_summary(results: dict[str, Any], console: Console | None = None) -> None:
+    (console or Console()).print(render_summary(results))

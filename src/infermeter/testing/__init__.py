@@ -1,0 +1,1 @@
+"""Test instruments that ship with infermeter (see docs/emulator.md)."""

@@ -1,0 +1,120 @@
+"""Prompts from files: JSONL (one request per line) and ShareGPT conversations.
+
+JSONL rows are objects with ``prompt`` (or ``text``) or ``messages``, and optionally
+``max_tokens`` / ``output_tokens``. A row that cannot be used stops the run before anything is
+sent, with the file and line in the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from infermeter.errors import DatasetError
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRow:
+    text: str
+    messages: tuple[dict[str, Any], ...] | None
+    max_tokens: int | None
+    #: Text of a reference answer (ShareGPT), for output lengths when none is given.
+    reference: str | None = None
+
+
+def _max_tokens(obj: dict[str, Any], where: str) -> int | None:
+    value = obj.get("max_tokens", obj.get("output_tokens"))
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise DatasetError(f"{where}: max_tokens must be a positive integer, got {value!r}")
+    return value
+
+
+def _messages(value: Any, where: str) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list) or not value:
+        raise DatasetError(f"{where}: 'messages' must be a non-empty list")
+    for i, msg in enumerate(value):
+        if (
+            not isinstance(msg, dict)
+            or not isinstance(msg.get("role"), str)
+            or "content" not in msg
+        ):
+            raise DatasetError(f"{where}: messages[{i}] needs 'role' and 'content'")
+    return tuple(value)
+
+
+def load_jsonl(path: Path) -> list[DatasetRow]:
+    if not path.exists():
+        raise DatasetError(f"dataset {path} does not exist")
+    rows: list[DatasetRow] = []
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise DatasetError(f"{where}: not valid JSON ({exc})") from None
+            if not isinstance(obj, dict):
+                raise DatasetError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            if "messages" in obj:
+                msgs = _messages(obj["messages"], where)
+                text = "\n".join(str(m.get("content", "")) for m in msgs)
+                rows.append(DatasetRow(text, msgs, _max_tokens(obj, where)))
+                continue
+            text = obj.get("prompt", obj.get("text"))
+            if not isinstance(text, str) or not text:
+                raise DatasetError(f"{where}: needs a non-empty string 'prompt' or 'messages'")
+            rows.append(DatasetRow(text, None, _max_tokens(obj, where)))
+    if not rows:
+        raise DatasetError(f"dataset {path} has no rows")
+    return rows
+
+
+def load_sharegpt(path: Path) -> list[DatasetRow]:
+    """ShareGPT format: a JSON list of ``{"conversations": [{"from", "value"}, ...]}``.
+
+    The first human turn is the prompt; the reply after it is the reference answer whose
+    length sets the output length when none is given. Conversations without a human turn
+    followed by a reply are skipped (they carry no request).
+    """
+    if not path.exists():
+        raise DatasetError(f"dataset {path} does not exist")
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: a ShareGPT file is a JSON list of conversations")
+    rows: list[DatasetRow] = []
+    for i, conv in enumerate(data):
+        where = f"{path}: conversation {i}"
+        turns = conv.get("conversations") if isinstance(conv, dict) else None
+        if not isinstance(turns, list):
+            raise DatasetError(f"{where}: missing 'conversations' list")
+        for j in range(len(turns) - 1):
+            a, b = turns[j], turns[j + 1]
+            if not (isinstance(a, dict) and isinstance(b, dict)):
+                raise DatasetError(f"{where}: turn {j} is not an object")
+            if a.get("from") in ("human", "user") and isinstance(a.get("value"), str):
+                if a["value"] and isinstance(b.get("value"), str):
+                    rows.append(DatasetRow(a["value"], None, None, reference=b["value"]))
+                break
+    if not rows:
+        raise DatasetError(f"dataset {path} has no usable conversation")
+    return rows
+
+
+def load_dataset(path: Path, fmt: str = "auto") -> list[DatasetRow]:
+    if fmt == "auto":
+        fmt = "jsonl" if path.suffix in (".jsonl", ".ndjson") else "sharegpt"
+    if fmt == "jsonl":
+        return load_jsonl(path)
+    if fmt == "sharegpt":
+        return load_sharegpt(path)
+    raise DatasetError(f"unknown dataset format {fmt!r}; use jsonl or sharegpt")

@@ -1,0 +1,145 @@
+"""Turn a workload description into the concrete prompts of a run, before any load is sent
+(so prompt building never competes with the measurement)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infermeter.errors import UsageError
+from infermeter.workload.datasets import load_dataset
+from infermeter.workload.lengths import LengthSpec
+from infermeter.workload.synthetic import SyntheticPromptBuilder
+from infermeter.workload.tokenizer import TokenCounter
+from infermeter.workload.types import Prompt
+from infermeter.workload.words import WORDS
+
+
+@dataclass
+class WorkloadPlan:
+    warmup: list[Prompt]
+    measure: list[Prompt]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+async def _gather_limited(coros: list[Any], limit: int = 16) -> list[Any]:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c: Any) -> Any:
+        async with sem:
+            return await c
+
+    return list(await asyncio.gather(*(one(c) for c in coros)))
+
+
+async def synthetic_plan(
+    *,
+    input_spec: LengthSpec,
+    output_spec: LengthSpec,
+    n_warmup: int,
+    n_measure: int,
+    counter: TokenCounter | None,
+    overhead: int,
+    shared_prefix_tokens: int,
+    seed: int,
+) -> WorkloadPlan:
+    """Random-word prompts of exact lengths. ``overhead`` is what the server adds to every
+    prompt (BOS, chat template): the text gets ``n - overhead`` tokens so that the server
+    counts ``n``."""
+    rng = np.random.default_rng([seed, 1])
+    total = n_warmup + n_measure
+    in_lens = input_spec.sample(rng, total)
+    out_lens = output_spec.sample(rng, total)
+    too_short = [n for n in in_lens if n - overhead < 1]
+    if too_short:
+        raise UsageError(
+            f"--input-tokens {min(too_short)} leaves no room for the prompt: the server adds "
+            f"{overhead} tokens of its own (template, BOS) to every request"
+        )
+    prompts: list[Prompt] = []
+    if counter is None:
+        # No tokenizer: about one token per word of the embedded list; lengths unverified.
+        word_rng = np.random.default_rng([seed, 2])
+        for n_in, n_out in zip(in_lens, out_lens, strict=True):
+            words = [
+                WORDS[int(i)] for i in word_rng.integers(len(WORDS), size=max(n_in - overhead, 1))
+            ]
+            prompts.append(Prompt(" ".join(words), n_out, None))
+        meta = {"kind": "synthetic", "verified_lengths": False}
+    else:
+        builder = SyntheticPromptBuilder(counter, seed=seed)
+        prefix = ""
+        if shared_prefix_tokens:
+            prefix, _ = await builder.build(shared_prefix_tokens)
+        # Build sequentially from one seeded generator (reproducible), counting concurrently.
+        built = []
+        for n_in in in_lens:
+            built.append(await builder.build(n_in - overhead, prefix=prefix))
+        for (text, got), n_out in zip(built, out_lens, strict=True):
+            prompts.append(Prompt(text, n_out, got + overhead))
+        meta = {"kind": "synthetic", "verified_lengths": True, "tokenizer": counter.name}
+    meta.update(
+        {
+            "input_tokens": str(input_spec),
+            "output_tokens": str(output_spec),
+            "overhead_tokens": overhead,
+            "shared_prefix_tokens": shared_prefix_tokens,
+            "seed": seed,
+        }
+    )
+    return WorkloadPlan(prompts[:n_warmup], prompts[n_warmup:], meta)
+
+
+async def dataset_plan(
+    *,
+    path: Path,
+    fmt: str,
+    output_spec: LengthSpec | None,
+    n_warmup: int,
+    n_measure: int,
+    counter: TokenCounter | None,
+    overhead: int,
+    seed: int,
+) -> WorkloadPlan:
+    rows = load_dataset(path, fmt)
+    rng = np.random.default_rng([seed, 3])
+    order = rng.permutation(len(rows))
+    total = n_warmup + n_measure
+    picked = [rows[int(order[i % len(rows)])] for i in range(total)]
+    out_lens = output_spec.sample(rng, total) if output_spec is not None else [None] * total
+    counts: list[int | None] = [None] * total
+    if counter is not None:
+        counts = await _gather_limited([counter.count(r.text) for r in picked])
+    ref_counts: list[int | None] = [None] * total
+    if counter is not None and output_spec is None:
+        ref_counts = await _gather_limited(
+            [counter.count(r.reference) if r.reference else _none() for r in picked]
+        )
+    prompts: list[Prompt] = []
+    for i, row in enumerate(picked):
+        n_out = row.max_tokens or out_lens[i] or ref_counts[i]
+        if n_out is None:
+            raise UsageError(
+                f"{path}: a row gives no max_tokens; pass --output-tokens (or --tokenizer to use "
+                "the reference answer's length)"
+            )
+        n_in = counts[i] + overhead if counts[i] is not None else None
+        prompts.append(Prompt(row.text, int(n_out), n_in, row.messages))
+    meta = {
+        "kind": "dataset",
+        "path": str(path),
+        "format": fmt,
+        "rows": len(rows),
+        "overhead_tokens": overhead,
+        "seed": seed,
+        "output_tokens": str(output_spec) if output_spec else "from dataset",
+    }
+    return WorkloadPlan(prompts[:n_warmup], prompts[n_warmup:], meta)
+
+
+async def _none() -> None:
+    return None
