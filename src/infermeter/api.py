@@ -147,12 +147,18 @@ async def _choose_counter(
         local = LocalTokenizer(config.tokenizer)
         return local, local
     if info.tokenize_style is not None:
-        counter = ServerTokenizer(transport.post_json, info.origin, info.model, info.tokenize_style)
+        counter = ServerTokenizer(
+            transport.post_json, info.origin, info.model, info.tokenize_style, config.api
+        )
         try:
             await counter.count("probe")
-            return counter, None
-        except Exception:
+        except Exception:  # noqa: BLE001 - a server without a working /tokenize is fine
             return None, None
+        try:
+            await counter.count_prompt("probe")
+        except Exception:  # noqa: BLE001 - bare counts plus the probe's overhead will do
+            counter.prompt_counting = False
+        return counter, None
     return None, None
 
 
@@ -162,7 +168,9 @@ async def _probe(
     """One tiny request: proves the endpoint works and measures what the server adds to a
     prompt (BOS, chat template) so prompt lengths can be exact as the server counts them."""
     if counter is not None:
-        text, n = await SyntheticPromptBuilder(counter, seed=seed + 7919).build(SERVER_PROBE_TOKENS)
+        text, n = await SyntheticPromptBuilder(counter, seed=seed + 7919).build(
+            SERVER_PROBE_TOKENS
+        )
     else:
         text, n = "Say something about the weather in spring.", None
     rec = await client.send(-1, Prompt(text, 1, None), time.perf_counter_ns(), phase="probe")

@@ -24,6 +24,8 @@ from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
 TokenCounter = Callable[[str], int]
+#: Fresh-connection retries after a stale pooled connection failed before any response.
+_STALE_RETRIES = 3
 
 
 class _StreamFailure(Exception):
@@ -45,6 +47,7 @@ class _Accumulator:
         "need_text",
         "other",
         "reason_chunks",
+        "responded",
         "texts",
         "timings",
         "usage",
@@ -60,6 +63,7 @@ class _Accumulator:
         self.timings: dict[str, Any] | None = None
         self.finish: str | None = None
         self.done = False
+        self.responded = False
         self.other = 0
         self.reason_chunks = 0
 
@@ -142,7 +146,20 @@ class StreamingClient:
         t_send = clock()
         rec.t_send_ns = t_send - t0
         try:
-            await self._exchange(body, acc)
+            for attempt in range(_STALE_RETRIES + 1):
+                try:
+                    await self._exchange(body, acc)
+                    break
+                except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+                    # A pooled keep-alive connection the server had already closed (llama.cpp
+                    # closes after each streamed response): the request never reached the
+                    # server, so it is sent again on a fresh connection. Anything else, or a
+                    # failure after the response began, is the request's outcome.
+                    if acc.responded or attempt == _STALE_RETRIES:
+                        raise
+                    t_send = clock()
+                    rec.t_send_ns = t_send - t0
+                    rec.send_retries += 1
             if not (acc.done or acc.finish):
                 raise _StreamFailure(
                     "incomplete_stream",
@@ -181,6 +198,7 @@ class StreamingClient:
     async def _exchange(self, body: bytes, acc: _Accumulator) -> None:
         fmt = self.fmt
         async with self.transport.post(self.url, body) as resp:
+            acc.responded = True
             if resp.status >= 400:
                 text = (await resp.read_text()).strip()
                 detail = _error_detail(text)

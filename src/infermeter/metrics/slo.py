@@ -25,7 +25,7 @@ SLO_METRICS: dict[str, str] = {
     "ttft_incl_queue_ms": "ttft_incl_queue_ms",
 }
 
-_TERM = re.compile(r"^(?:p(?P<pct>\d{1,2}(?:\.\d+)?)_)?(?P<metric>[a-z_]+)$")
+_TERM = re.compile(r"^(?:p(?P<pct>\d{1,2}(?:\.\d+)?)_)?(?P<metric>[a-z][a-z0-9_]*)$")
 
 
 @dataclass(frozen=True, slots=True)

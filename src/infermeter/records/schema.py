@@ -45,6 +45,9 @@ class RequestRecord:
     chunk_tokens_source: str = "chunks"
     #: Chunks that carried no output token (role-only, empty, usage-only).
     n_other_chunks: int = 0
+    #: Times the request was re-sent because a pooled connection was already closed by the
+    #: server before anything was read (``t_send_ns`` is the last attempt's).
+    send_retries: int = 0
     # -- what was asked --
     n_in_target: int | None = None
     n_out_target: int | None = None

@@ -171,6 +171,10 @@ class GroundTruthServer:
                     },
                 )
             )
+        elif req.method == "POST" and req.path == "/apply-template":
+            obj = orjson.loads(req.body or b"{}")
+            text = " ".join(str(m.get("content", "")) for m in obj.get("messages", []))
+            writer.write(_response(200, {"prompt": text}))
         elif req.method == "POST" and req.path == "/tokenize":
             obj = orjson.loads(req.body or b"{}")
             n = count_words(str(obj.get("content", obj.get("prompt", ""))))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from infermeter.errors import UsageError
+from infermeter.workload._aio import gather_limited
 from infermeter.workload.datasets import load_dataset
 from infermeter.workload.lengths import LengthSpec
 from infermeter.workload.synthetic import SyntheticPromptBuilder
@@ -24,16 +24,6 @@ class WorkloadPlan:
     warmup: list[Prompt]
     measure: list[Prompt]
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-async def _gather_limited(coros: list[Any], limit: int = 16) -> list[Any]:
-    sem = asyncio.Semaphore(limit)
-
-    async def one(c: Any) -> Any:
-        async with sem:
-            return await c
-
-    return list(await asyncio.gather(*(one(c) for c in coros)))
 
 
 async def synthetic_plan(
@@ -72,16 +62,19 @@ async def synthetic_plan(
         meta = {"kind": "synthetic", "verified_lengths": False}
     else:
         builder = SyntheticPromptBuilder(counter, seed=seed)
+        # The server's own count of the whole prompt, where it can tell us (exact even
+        # across the chat template's boundaries); else bare counts plus the probe's overhead.
+        exact = await counter.count_prompt("probe") is not None
         prefix = ""
         if shared_prefix_tokens:
             prefix, _ = await builder.build(shared_prefix_tokens)
-        # Build sequentially from one seeded generator (reproducible), counting concurrently.
         built = []
         for n_in in in_lens:
-            built.append(await builder.build(n_in - overhead, prefix=prefix))
+            built.append(await builder.build(n_in, prefix=prefix, exact=exact, overhead=overhead))
         for (text, got), n_out in zip(built, out_lens, strict=True):
-            prompts.append(Prompt(text, n_out, got + overhead))
-        meta = {"kind": "synthetic", "verified_lengths": True, "tokenizer": counter.name}
+            prompts.append(Prompt(text, n_out, got))
+        meta = {"kind": "synthetic", "verified_lengths": True, "tokenizer": counter.name,
+                "verified_by": "server prompt count" if exact else "tokenizer + probe overhead"}
     meta.update(
         {
             "input_tokens": str(input_spec),
@@ -113,10 +106,10 @@ async def dataset_plan(
     out_lens = output_spec.sample(rng, total) if output_spec is not None else [None] * total
     counts: list[int | None] = [None] * total
     if counter is not None:
-        counts = await _gather_limited([counter.count(r.text) for r in picked])
+        counts = await gather_limited([counter.count(r.text) for r in picked])
     ref_counts: list[int | None] = [None] * total
     if counter is not None and output_spec is None:
-        ref_counts = await _gather_limited(
+        ref_counts = await gather_limited(
             [counter.count(r.reference) if r.reference else _none() for r in picked]
         )
     prompts: list[Prompt] = []

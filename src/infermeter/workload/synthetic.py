@@ -9,12 +9,12 @@ and correct with one-token words until the count is exact.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import numpy as np
 
 from infermeter.errors import UsageError
+from infermeter.workload._aio import gather_limited
 from infermeter.workload.tokenizer import TokenCounter
 from infermeter.workload.words import WORDS
 
@@ -29,7 +29,7 @@ class _Vocab:
 
 
 async def _vocab(counter: TokenCounter) -> _Vocab:
-    costs = list(await asyncio.gather(*(counter.count(" " + w) for w in WORDS)))
+    costs = await gather_limited(counter.count(" " + w) for w in WORDS)
     singles = [w for w, c in zip(WORDS, costs, strict=True) if c == 1]
     if not singles:
         raise UsageError(
@@ -65,18 +65,32 @@ class SyntheticPromptBuilder:
                 total += vocab.costs[i]
         return out
 
-    async def build(self, n: int, prefix: str = "") -> tuple[str, int]:
-        """A text of ``n`` tokens (after ``prefix``, which counts towards ``n``).
+    async def build(
+        self, n: int, prefix: str = "", *, exact: bool = False, overhead: int = 0
+    ) -> tuple[str, int]:
+        """A text whose prompt counts ``n`` tokens, and the verified count.
 
-        Returns the text and its verified count (equal to ``n`` unless the tokenizer would
-        not allow it, in which case the closest count found is returned).
+        With ``exact`` the counter's ``count_prompt`` (the server's own count of the whole
+        request, template included) checks the result; otherwise the bare text is counted
+        and ``overhead`` (what the server adds) is added. ``prefix`` starts the text and
+        counts towards ``n``. If the tokenizer will not allow ``n`` exactly, the closest
+        count found is returned.
         """
         vocab = await self._ensure_vocab()
-        words = self._draft(vocab, max(n - (await self.counter.count(prefix) if prefix else 0), 0))
+
+        async def measure(text: str) -> int:
+            if exact:
+                got = await self.counter.count_prompt(text)
+                assert got is not None
+                return got
+            return await self.counter.count(text) + overhead
+
+        base = await self.counter.count(prefix) if prefix else 0
+        words = self._draft(vocab, max(n - overhead - base, 0))
         best: tuple[str, int] | None = None
         for _ in range(_MAX_FIXES):
             text = prefix + (" " if prefix and words else "") + " ".join(words)
-            got = await self.counter.count(text)
+            got = await measure(text)
             if best is None or abs(got - n) < abs(best[1] - n):
                 best = (text, got)
             if got == n:

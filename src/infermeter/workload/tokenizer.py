@@ -12,11 +12,18 @@ from infermeter.errors import UsageError
 
 
 class TokenCounter(Protocol):
-    """Counts the tokens of prompt text as the model sees it (no special tokens)."""
+    """Counts tokens of prompt text.
+
+    ``count`` counts bare text (no special tokens). ``count_prompt`` counts a whole request's
+    prompt as the server will (BOS, chat template included), or returns None where only the
+    server itself could tell (then a pre-flight probe measures the difference).
+    """
 
     name: str
 
     async def count(self, text: str) -> int: ...
+
+    async def count_prompt(self, text: str) -> int | None: ...
 
 
 class LocalTokenizer:
@@ -44,28 +51,62 @@ class LocalTokenizer:
     async def count(self, text: str) -> int:
         return self.count_sync(text)
 
+    async def count_prompt(self, text: str) -> int | None:
+        return None
+
 
 class ServerTokenizer:
-    """The server's ``/tokenize`` (llama.cpp: ``content``; vLLM/SGLang: ``prompt``)."""
+    """The server's own tokenizer endpoints.
 
-    def __init__(self, post_json: Any, origin: str, model: str, style: str) -> None:
+    llama.cpp: ``/tokenize`` (``content``) and ``/apply-template``; vLLM and SGLang:
+    ``/tokenize`` with ``prompt`` or ``messages``. With them a prompt's length is exact as the
+    server counts it, chat template included.
+    """
+
+    def __init__(self, post_json: Any, origin: str, model: str, style: str, api: str) -> None:
         self._post = post_json
-        self._url = origin.rstrip("/") + "/tokenize"
+        self._origin = origin.rstrip("/")
         self._model = model
         self._style = style
-        self.name = f"server:{self._url}"
+        self._api = api
+        #: Cleared when the server cannot count whole prompts (no /apply-template, say).
+        self.prompt_counting = True
+        self.name = f"server:{self._origin}/tokenize"
 
-    async def count(self, text: str) -> int:
-        if self._style == "llama.cpp":
-            body: dict[str, Any] = {"content": text, "add_special": False}
-        else:
-            body = {"model": self._model, "prompt": text, "add_special_tokens": False}
-        status, obj = await self._post(self._url, orjson.dumps(body))
+    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = self._origin + path
+        status, obj = await self._post(url, orjson.dumps(body))
         if status != 200 or not isinstance(obj, dict):
-            raise UsageError(f"server tokenizer {self._url} answered HTTP {status}")
+            raise UsageError(f"server tokenizer {url} answered HTTP {status}")
+        return obj
+
+    @staticmethod
+    def _n(obj: dict[str, Any]) -> int:
         if isinstance(obj.get("count"), int):
             return int(obj["count"])
         tokens = obj.get("tokens")
         if not isinstance(tokens, list):
-            raise UsageError(f"server tokenizer {self._url} returned no tokens")
+            raise UsageError("server tokenizer returned no tokens")
         return len(tokens)
+
+    async def count(self, text: str) -> int:
+        if self._style == "llama.cpp":
+            return self._n(await self._call("/tokenize", {"content": text, "add_special": False}))
+        return self._n(await self._call(
+            "/tokenize", {"model": self._model, "prompt": text, "add_special_tokens": False}))
+
+    async def count_prompt(self, text: str) -> int | None:
+        if not self.prompt_counting:
+            return None
+        messages = [{"role": "user", "content": text}]
+        if self._style == "llama.cpp":
+            if self._api == "chat":
+                rendered = await self._call("/apply-template", {"messages": messages})
+                text = str(rendered.get("prompt", ""))
+            return self._n(await self._call("/tokenize", {"content": text, "add_special": True}))
+        if self._api == "chat":
+            body: dict[str, Any] = {"model": self._model, "messages": messages,
+                                    "add_generation_prompt": True}
+        else:
+            body = {"model": self._model, "prompt": text, "add_special_tokens": True}
+        return self._n(await self._call("/tokenize", body))

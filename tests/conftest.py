@@ -1,0 +1,69 @@
+"""Shared fixtures: the ground-truth emulator and a real llama-server serving the tiny model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infermeter.testing.emulator import EmulatorConfig, ThreadedServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cache_dir() -> Path:
+    from infermeter.cli.common import default_cache_dir
+
+    return default_cache_dir()
+
+
+@pytest.fixture
+def emulator() -> Iterator[object]:
+    """Factory: ``with emulator(ttft_ms=5, itl_ms=1) as srv: srv.url``."""
+
+    def make(**kwargs: object) -> ThreadedServer:
+        return ThreadedServer(EmulatorConfig(**kwargs))  # type: ignore[arg-type]
+
+    yield make
+
+
+def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``infermeter ARGS`` as a user would, in a subprocess."""
+    full_env = {**os.environ, "COLUMNS": "160", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "infermeter", *args], capture_output=True, text=True,
+        timeout=timeout, env=full_env, cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="session")
+def llama_binary() -> Path:
+    from infermeter.engines.llama_cpp import build_llama_server
+
+    return build_llama_server(cache_dir())
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> object:
+    from infermeter.engines.model import make_model, model_key
+    from infermeter.engines.shapes import get_shape
+
+    shape = get_shape("tiny")
+    return make_model(shape, cache_dir() / "models" / model_key(shape, 0, "f16"))
+
+
+@pytest.fixture(scope="session")
+def llama_server(llama_binary: Path, tiny_model: object, tmp_path_factory: pytest.TempPathFactory):
+    """One llama-server (tiny model, 4 slots, 1 thread) shared by the integration tests."""
+    from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
+
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    cfg = LlamaServerConfig(llama_binary, tiny_model.gguf, alias="tiny",  # type: ignore[attr-defined]
+                            ctx_per_slot=1024, slots=4, threads=1, log_path=log)
+    with LlamaServer(cfg) as server:
+        yield server

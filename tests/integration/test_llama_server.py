@@ -1,0 +1,94 @@
+"""Against a real llama-server serving the generated tiny model: the acceptance checks of the
+benchmark core (token counts, timing sanity, TPOT vs the server's own timing, open-loop rate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infermeter import BenchConfig, load_run, run_benchmark
+from infermeter.metrics import request_metrics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_counts_and_timing_closed_loop(llama_server, tmp_path: Path, api: str) -> None:
+    cfg = BenchConfig.build(
+        url=llama_server.url, api=api, concurrency=4, num_requests=12, warmup=2,
+        input_tokens="64", output_tokens="32", out=tmp_path / "run", seed=1,
+    )
+    run = run_benchmark(cfg)
+    s = run.results["summary"]
+    assert s["requests_sent"] == 12 and s["requests_completed"] == 12 and s["requests_failed"] == 0
+    recs = [r for r in run.records if r.phase == "measure"]
+    assert len(recs) == s["requests_sent"]  # one record per request sent
+    assert len(load_run(tmp_path / "run").records) == 12
+    for r in recs:
+        assert r.ok, r.error_message
+        # The server's usage is the source, and it says exactly what was asked.
+        assert r.n_out_source == "server" and r.n_out == 32 == r.usage["completion_tokens"]
+        assert r.n_in_source == "server" and r.n_in == 64 == r.n_in_target
+        assert len(r.chunk_ns) == 32 and sum(r.chunk_tokens) == 32  # one token per chunk
+        assert r.finish_reason == "length"
+        m = request_metrics(r)
+        assert m.ttft_ms is not None and m.e2e_ms is not None
+        assert 0 < m.ttft_ms < m.e2e_ms
+        assert r.t_sched_ns <= r.t_send_ns < r.t_first_ns <= r.t_last_ns <= r.t_end_ns
+    warm = (tmp_path / "run" / "warmup.jsonl").read_text().splitlines()
+    assert len(warm) == 2
+    assert run.results["input_tokens_mismatch"]["mismatched"] == 0
+    assert s["achieved_concurrency"] > 1.5
+
+
+def test_client_tpot_agrees_with_llama_cpp_timings(llama_server, tmp_path: Path) -> None:
+    cfg = BenchConfig.build(
+        url=llama_server.url, concurrency=1, num_requests=6, warmup=1, input_tokens="32",
+        output_tokens="128", out=tmp_path / "run",
+    )
+    run = run_benchmark(cfg)
+    client = run.results["distributions"]["tpot_ms"]["mean"]
+    server = run.results["server_reported"]["tpot_ms"]["mean"]
+    assert server is not None and client is not None
+    assert client == pytest.approx(server, rel=0.20), (client, server)
+
+
+def test_open_loop_rate_is_achieved(llama_server, tmp_path: Path) -> None:
+    cfg = BenchConfig.build(
+        url=llama_server.url, rate=8.0, num_requests=40, input_tokens="32", output_tokens="8",
+        out=tmp_path / "run", seed=4,
+    )
+    run = run_benchmark(cfg)
+    s = run.results["summary"]
+    assert s["requests_failed"] == 0
+    assert s["achieved_send_rate_rps"] == pytest.approx(8.0, rel=0.05)
+    # The schedule was kept: requests left when they were due.
+    assert run.results["distributions"]["queue_delay_ms"]["p99"] < 20
+
+
+def test_distributions_and_duration_stop(llama_server, tmp_path: Path) -> None:
+    cfg = BenchConfig.build(
+        url=llama_server.url, concurrency=2, duration_s=2.0, input_tokens="uniform:16:48",
+        output_tokens="normal:16:4:8:24", out=tmp_path / "run", seed=9,
+    )
+    run = run_benchmark(cfg)
+    recs = [r for r in run.records if r.phase == "measure"]
+    assert len(recs) >= 4
+    assert all(r.ok for r in recs)
+    assert {r.n_in for r in recs} <= set(range(16, 49))
+    assert all(r.n_in == r.n_in_target for r in recs)
+    assert all(r.n_out == r.n_out_target for r in recs)
+    assert all(8 <= r.n_out <= 24 for r in recs)
+    # Sending stopped at 2 s; in-flight requests were allowed to finish.
+    assert max(r.t_send_ns for r in recs) - min(r.t_send_ns for r in recs) < 2.0e9
+
+
+def test_shared_prefix_hits_the_prompt_cache(llama_server, tmp_path: Path) -> None:
+    common = dict(url=llama_server.url, concurrency=1, num_requests=4, input_tokens="96",
+                  output_tokens="4")
+    shared = run_benchmark(BenchConfig.build(**common, shared_prefix_tokens=64, out=tmp_path / "a"))
+    varied = run_benchmark(BenchConfig.build(**common, out=tmp_path / "b", seed=5))
+    hits = [r.n_cached or 0 for r in shared.records[1:]]
+    assert min(hits) >= 60  # later prompts reuse the common prefix
+    assert max(r.n_cached or 0 for r in varied.records) < 16
