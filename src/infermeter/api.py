@@ -152,11 +152,11 @@ async def _choose_counter(
         )
         try:
             await counter.count("probe")
-        except Exception:  # noqa: BLE001 - a server without a working /tokenize is fine
+        except Exception:  # a server without a working /tokenize is fine
             return None, None
         try:
             await counter.count_prompt("probe")
-        except Exception:  # noqa: BLE001 - bare counts plus the probe's overhead will do
+        except Exception:  # bare counts plus the probe's overhead will do
             counter.prompt_counting = False
         return counter, None
     return None, None

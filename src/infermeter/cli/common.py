@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 
@@ -32,23 +31,40 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _cli_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(usage errors, exits, aborts) of click and of the click copy newer typers vendor."""
+    usage: list[type[BaseException]] = []
+    exits: list[type[BaseException]] = [typer.Exit]
+    aborts: list[type[BaseException]] = [typer.Abort]
+    for mod_name in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            mod = __import__(mod_name, fromlist=["ClickException"])
+        except ImportError:
+            continue
+        usage.append(mod.ClickException)
+        for name, bucket in (("Exit", exits), ("Abort", aborts)):
+            if hasattr(mod, name):
+                bucket.append(getattr(mod, name))
+    return tuple(usage), tuple(exits), tuple(aborts)
+
+
 def run_guarded(app: Any) -> int:
     """Run the click app: user errors become one line and their exit code, never a traceback."""
+    usage, exits, aborts = _cli_exceptions()
     try:
         rv = app(standalone_mode=False)
     except InfermeterError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        # Usage errors (unknown flag, bad value): click's own one-line message, exit 2.
-        err_console.print(
-            f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True
-        )
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except exits as exc:
+        return int(getattr(exc, "exit_code", 0))
+    except aborts:
         return EXIT_INTERRUPTED
+    except usage as exc:
+        # Unknown flag, bad value: click's own one-line message, exit 2.
+        message = exc.format_message()  # type: ignore[attr-defined]
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         err_console.print("interrupted", style="yellow")
         return EXIT_INTERRUPTED
