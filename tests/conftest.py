@@ -31,13 +31,18 @@ def emulator() -> Iterator[object]:
     yield make
 
 
-def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``infermeter ARGS`` as a user would, in a subprocess."""
     full_env = {**os.environ, "COLUMNS": "160", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "infermeter", *args], capture_output=True, text=True,
-        timeout=timeout, env=full_env, cwd=cwd,
+        [sys.executable, "-m", "infermeter", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
     )
 
 
@@ -63,7 +68,14 @@ def llama_server(llama_binary: Path, tiny_model: object, tmp_path_factory: pytes
     from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
 
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    cfg = LlamaServerConfig(llama_binary, tiny_model.gguf, alias="tiny",  # type: ignore[attr-defined]
-                            ctx_per_slot=1024, slots=4, threads=1, log_path=log)
+    cfg = LlamaServerConfig(
+        llama_binary,
+        tiny_model.gguf,
+        alias="tiny",  # type: ignore[attr-defined]
+        ctx_per_slot=1024,
+        slots=4,
+        threads=1,
+        log_path=log,
+    )
     with LlamaServer(cfg) as server:
         yield server

@@ -168,9 +168,7 @@ async def _probe(
     """One tiny request: proves the endpoint works and measures what the server adds to a
     prompt (BOS, chat template) so prompt lengths can be exact as the server counts them."""
     if counter is not None:
-        text, n = await SyntheticPromptBuilder(counter, seed=seed + 7919).build(
-            SERVER_PROBE_TOKENS
-        )
+        text, n = await SyntheticPromptBuilder(counter, seed=seed + 7919).build(SERVER_PROBE_TOKENS)
     else:
         text, n = "Say something about the weather in spring.", None
     rec = await client.send(-1, Prompt(text, 1, None), time.perf_counter_ns(), phase="probe")

@@ -24,18 +24,45 @@ MS = 1_000_000
 
 def records() -> list[RequestRecord]:
     a = RequestRecord(
-        id=0, t_sched_ns=0, t_send_ns=1 * MS, t_first_ns=101 * MS, t_last_ns=161 * MS,
-        t_end_ns=162 * MS, chunk_ns=[101 * MS, 131 * MS, 161 * MS], chunk_tokens=[1, 3, 2],
-        n_other_chunks=2, n_in=100, n_in_source="server", n_out=6, n_out_source="server", ok=True,
+        id=0,
+        t_sched_ns=0,
+        t_send_ns=1 * MS,
+        t_first_ns=101 * MS,
+        t_last_ns=161 * MS,
+        t_end_ns=162 * MS,
+        chunk_ns=[101 * MS, 131 * MS, 161 * MS],
+        chunk_tokens=[1, 3, 2],
+        n_other_chunks=2,
+        n_in=100,
+        n_in_source="server",
+        n_out=6,
+        n_out_source="server",
+        ok=True,
     )
     b = RequestRecord(
-        id=1, t_sched_ns=10 * MS, t_send_ns=10 * MS, t_first_ns=60 * MS, t_last_ns=60 * MS,
-        t_end_ns=61 * MS, chunk_ns=[60 * MS], chunk_tokens=[1], n_in=50, n_in_source="server",
-        n_out=1, n_out_source="server", ok=True,
+        id=1,
+        t_sched_ns=10 * MS,
+        t_send_ns=10 * MS,
+        t_first_ns=60 * MS,
+        t_last_ns=60 * MS,
+        t_end_ns=61 * MS,
+        chunk_ns=[60 * MS],
+        chunk_tokens=[1],
+        n_in=50,
+        n_in_source="server",
+        n_out=1,
+        n_out_source="server",
+        ok=True,
     )
     c = RequestRecord(
-        id=2, t_sched_ns=20 * MS, t_send_ns=20 * MS, t_end_ns=30 * MS, ok=False,
-        error_kind="http", http_status=500, error_message="HTTP 500: boom",
+        id=2,
+        t_sched_ns=20 * MS,
+        t_send_ns=20 * MS,
+        t_end_ns=30 * MS,
+        ok=False,
+        error_kind="http",
+        http_status=500,
+        error_message="HTTP 500: boom",
     )
     warm = RequestRecord(id=3, phase="warmup", t_send_ns=0, t_end_ns=10_000 * MS, ok=True, n_out=9)
     return [a, b, c, warm]

@@ -17,8 +17,17 @@ from infermeter.records import read_records
 
 pytestmark = pytest.mark.integration
 
-BASE = ["--concurrency", "2", "--num-requests", "6", "--input-tokens", "16", "--output-tokens", "8",
-        "--quiet"]
+BASE = [
+    "--concurrency",
+    "2",
+    "--num-requests",
+    "6",
+    "--input-tokens",
+    "16",
+    "--output-tokens",
+    "8",
+    "--quiet",
+]
 
 
 def one_line_error(stderr: str) -> str:
@@ -37,8 +46,17 @@ def test_unreachable_url(tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
-    res = run_cli("bench", "--url", "http://127.0.0.1:9", "--concurrency", "2", "--rate", "3",
-                  "--num-requests", "4")
+    res = run_cli(
+        "bench",
+        "--url",
+        "http://127.0.0.1:9",
+        "--concurrency",
+        "2",
+        "--rate",
+        "3",
+        "--num-requests",
+        "4",
+    )
     assert res.returncode == 2
     assert "exactly one of --concurrency" in one_line_error(res.stderr)
     res = run_cli("bench", "--url", "http://127.0.0.1:9", "--concurrency", "2")
@@ -73,13 +91,15 @@ def test_wrong_model_names_the_served_ones(emulator, tmp_path: Path) -> None:
         ("stall", "timeout", ["--stall-timeout", "0.5"]),
     ],
 )
-def test_faults_mid_run_are_recorded(emulator, tmp_path: Path, fault: str, kind: str,
-                                     extra: list[str]) -> None:
+def test_faults_mid_run_are_recorded(
+    emulator, tmp_path: Path, fault: str, kind: str, extra: list[str]
+) -> None:
     out = tmp_path / "r"
     # Every 2nd stream misbehaves (the pre-flight probe is the 1st, so it passes).
     with emulator(ttft_ms=2, itl_ms=1, fault=fault, fault_every=2) as srv:
-        res = run_cli("bench", "--url", srv.url, *BASE, *extra, "--out", str(out),
-                      "--format", "json")
+        res = run_cli(
+            "bench", "--url", srv.url, *BASE, *extra, "--out", str(out), "--format", "json"
+        )
     assert res.returncode == 1, res.stderr
     line = one_line_error(res.stderr)
     assert "requests failed" in line and kind in line
@@ -105,15 +125,41 @@ def test_bad_dataset_row(emulator, tmp_path: Path) -> None:
     data = tmp_path / "prompts.jsonl"
     data.write_text('{"prompt": "hello"}\n{"prompt": 3}\n')
     with emulator() as srv:
-        res = run_cli("bench", "--url", srv.url, "-c", "1", "-n", "2", "--dataset", str(data),
-                      "--output-tokens", "4", "--out", str(tmp_path / "r"))
+        res = run_cli(
+            "bench",
+            "--url",
+            srv.url,
+            "-c",
+            "1",
+            "-n",
+            "2",
+            "--dataset",
+            str(data),
+            "--output-tokens",
+            "4",
+            "--out",
+            str(tmp_path / "r"),
+        )
     assert res.returncode == 2
     assert "prompts.jsonl:2: needs a non-empty string" in one_line_error(res.stderr)
 
 
 def test_input_longer_than_the_context(llama_server, tmp_path: Path) -> None:
-    res = run_cli("bench", "--url", llama_server.url, "-c", "1", "-n", "1", "--input-tokens", "1000",
-                  "--output-tokens", "100", "--out", str(tmp_path / "r"))
+    res = run_cli(
+        "bench",
+        "--url",
+        llama_server.url,
+        "-c",
+        "1",
+        "-n",
+        "1",
+        "--input-tokens",
+        "1000",
+        "--output-tokens",
+        "100",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert res.returncode == 2
     assert "context is 1024 tokens per slot" in one_line_error(res.stderr)
 
@@ -121,8 +167,17 @@ def test_input_longer_than_the_context(llama_server, tmp_path: Path) -> None:
 def test_secrets_never_reach_disk_or_output(emulator, tmp_path: Path) -> None:
     out = tmp_path / "r"
     with emulator(ttft_ms=1, itl_ms=1) as srv:
-        res = run_cli("bench", "--url", srv.url, *BASE, "--out", str(out), "-H",
-                      "X-Secret: hdr-s3cr3t", env={"OPENAI_API_KEY": "sk-env-s3cr3t"})
+        res = run_cli(
+            "bench",
+            "--url",
+            srv.url,
+            *BASE,
+            "--out",
+            str(out),
+            "-H",
+            "X-Secret: hdr-s3cr3t",
+            env={"OPENAI_API_KEY": "sk-env-s3cr3t"},
+        )
     assert res.returncode == 0, res.stderr
     blob = res.stdout + res.stderr + "".join(p.read_text() for p in out.iterdir())
     assert "sk-env-s3cr3t" not in blob and "hdr-s3cr3t" not in blob
@@ -132,14 +187,40 @@ def test_secrets_never_reach_disk_or_output(emulator, tmp_path: Path) -> None:
 def test_server_killed_mid_run(llama_binary, tiny_model, tmp_path: Path) -> None:
     from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
 
-    cfg = LlamaServerConfig(llama_binary, tiny_model.gguf, alias="tiny", ctx_per_slot=512,
-                            slots=2, threads=1, log_path=tmp_path / "server.log")
+    cfg = LlamaServerConfig(
+        llama_binary,
+        tiny_model.gguf,
+        alias="tiny",
+        ctx_per_slot=512,
+        slots=2,
+        threads=1,
+        log_path=tmp_path / "server.log",
+    )
     out = tmp_path / "r"
     with LlamaServer(cfg) as server:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infermeter", "bench", "--url", server.url, "-c", "2", "-n", "60",
-             "--input-tokens", "32", "--output-tokens", "200", "--quiet", "--out", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "infermeter",
+                "bench",
+                "--url",
+                server.url,
+                "-c",
+                "2",
+                "-n",
+                "60",
+                "--input-tokens",
+                "32",
+                "--output-tokens",
+                "200",
+                "--quiet",
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -169,9 +250,28 @@ def test_ctrl_c_keeps_finished_records(emulator, tmp_path: Path) -> None:
     out = tmp_path / "r"
     with emulator(ttft_ms=5, itl_ms=5) as srv:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infermeter", "bench", "--url", srv.url, "-c", "2", "-n", "500",
-             "--input-tokens", "8", "--output-tokens", "20", "--quiet", "--out", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "infermeter",
+                "bench",
+                "--url",
+                srv.url,
+                "-c",
+                "2",
+                "-n",
+                "500",
+                "--input-tokens",
+                "8",
+                "--output-tokens",
+                "20",
+                "--quiet",
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "COLUMNS": "160"},
         )
         deadline = time.monotonic() + 60

@@ -16,8 +16,15 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("api", ["chat", "completions"])
 def test_counts_and_timing_closed_loop(llama_server, tmp_path: Path, api: str) -> None:
     cfg = BenchConfig.build(
-        url=llama_server.url, api=api, concurrency=4, num_requests=12, warmup=2,
-        input_tokens="64", output_tokens="32", out=tmp_path / "run", seed=1,
+        url=llama_server.url,
+        api=api,
+        concurrency=4,
+        num_requests=12,
+        warmup=2,
+        input_tokens="64",
+        output_tokens="32",
+        out=tmp_path / "run",
+        seed=1,
     )
     run = run_benchmark(cfg)
     s = run.results["summary"]
@@ -44,8 +51,13 @@ def test_counts_and_timing_closed_loop(llama_server, tmp_path: Path, api: str) -
 
 def test_client_tpot_agrees_with_llama_cpp_timings(llama_server, tmp_path: Path) -> None:
     cfg = BenchConfig.build(
-        url=llama_server.url, concurrency=1, num_requests=6, warmup=1, input_tokens="32",
-        output_tokens="128", out=tmp_path / "run",
+        url=llama_server.url,
+        concurrency=1,
+        num_requests=6,
+        warmup=1,
+        input_tokens="32",
+        output_tokens="128",
+        out=tmp_path / "run",
     )
     run = run_benchmark(cfg)
     client = run.results["distributions"]["tpot_ms"]["mean"]
@@ -56,8 +68,13 @@ def test_client_tpot_agrees_with_llama_cpp_timings(llama_server, tmp_path: Path)
 
 def test_open_loop_rate_is_achieved(llama_server, tmp_path: Path) -> None:
     cfg = BenchConfig.build(
-        url=llama_server.url, rate=8.0, num_requests=40, input_tokens="32", output_tokens="8",
-        out=tmp_path / "run", seed=4,
+        url=llama_server.url,
+        rate=8.0,
+        num_requests=40,
+        input_tokens="32",
+        output_tokens="8",
+        out=tmp_path / "run",
+        seed=4,
     )
     run = run_benchmark(cfg)
     s = run.results["summary"]
@@ -69,8 +86,13 @@ def test_open_loop_rate_is_achieved(llama_server, tmp_path: Path) -> None:
 
 def test_distributions_and_duration_stop(llama_server, tmp_path: Path) -> None:
     cfg = BenchConfig.build(
-        url=llama_server.url, concurrency=2, duration_s=2.0, input_tokens="uniform:16:48",
-        output_tokens="normal:16:4:8:24", out=tmp_path / "run", seed=9,
+        url=llama_server.url,
+        concurrency=2,
+        duration_s=2.0,
+        input_tokens="uniform:16:48",
+        output_tokens="normal:16:4:8:24",
+        out=tmp_path / "run",
+        seed=9,
     )
     run = run_benchmark(cfg)
     recs = [r for r in run.records if r.phase == "measure"]
@@ -85,8 +107,9 @@ def test_distributions_and_duration_stop(llama_server, tmp_path: Path) -> None:
 
 
 def test_shared_prefix_hits_the_prompt_cache(llama_server, tmp_path: Path) -> None:
-    common = dict(url=llama_server.url, concurrency=1, num_requests=4, input_tokens="96",
-                  output_tokens="4")
+    common = dict(
+        url=llama_server.url, concurrency=1, num_requests=4, input_tokens="96", output_tokens="4"
+    )
     shared = run_benchmark(BenchConfig.build(**common, shared_prefix_tokens=64, out=tmp_path / "a"))
     varied = run_benchmark(BenchConfig.build(**common, out=tmp_path / "b", seed=5))
     hits = [r.n_cached or 0 for r in shared.records[1:]]

@@ -31,8 +31,9 @@ def test_impossible_configs_name_the_flag(extra: dict, message: str) -> None:
 
 
 def test_secrets_are_not_in_the_public_dict() -> None:
-    cfg = BenchConfig.build(**BASE, concurrency=1, api_key="sk-secret-123",
-                            headers={"X-Token": "hdr-secret"})
+    cfg = BenchConfig.build(
+        **BASE, concurrency=1, api_key="sk-secret-123", headers={"X-Token": "hdr-secret"}
+    )
     text = str(cfg.public_dict())
     assert "sk-secret-123" not in text and "hdr-secret" not in text
     assert cfg.public_dict()["api_key_set"] is True

@@ -39,11 +39,20 @@ def test_bad_row_names_file_and_line(tmp_path: Path, line: str, message: str) ->
 
 def test_sharegpt_first_human_turn_and_reply(tmp_path: Path) -> None:
     p = tmp_path / "sg.json"
-    p.write_text(json.dumps([
-        {"id": "a", "conversations": [{"from": "human", "value": "What is 2+2?"},
-                                      {"from": "gpt", "value": "Four."}]},
-        {"id": "b", "conversations": [{"from": "gpt", "value": "orphan"}]},
-    ]))
+    p.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "a",
+                    "conversations": [
+                        {"from": "human", "value": "What is 2+2?"},
+                        {"from": "gpt", "value": "Four."},
+                    ],
+                },
+                {"id": "b", "conversations": [{"from": "gpt", "value": "orphan"}]},
+            ]
+        )
+    )
     rows = load_dataset(p)
     assert len(rows) == 1 and rows[0].text == "What is 2+2?" and rows[0].reference == "Four."
 

@@ -10,7 +10,9 @@ def test_chat_payload_asks_for_usage_in_the_stream() -> None:
     assert body["stream"] is True and body["max_tokens"] == 7
     assert body["stream_options"] == {"include_usage": True}
     assert body["ignore_eos"] is True
-    vllm = ChatCompletions().payload(Prompt("hi", 7), RequestOptions(model="m", per_chunk_usage=True))
+    vllm = ChatCompletions().payload(
+        Prompt("hi", 7), RequestOptions(model="m", per_chunk_usage=True)
+    )
     assert vllm["stream_options"]["continuous_usage_stats"] is True
 
 
@@ -22,7 +24,7 @@ def test_chat_chunk_kinds() -> None:
     assert content.text == "Hel" and not content.reasoning
     thinking = f.parse({"choices": [{"delta": {"reasoning_content": "hmm"}}]})
     assert thinking.text == "hmm" and thinking.reasoning
-    tool = f.parse({"choices": [{"delta": {"tool_calls": [{"function": {"arguments": "{\"a\""}}]}}]})
+    tool = f.parse({"choices": [{"delta": {"tool_calls": [{"function": {"arguments": '{"a"'}}]}}]})
     assert tool.text == '{"a"'
     usage = f.parse({"choices": [], "usage": {"completion_tokens": 3}})
     assert usage.text == "" and usage.usage == {"completion_tokens": 3}

@@ -27,8 +27,19 @@ def test_normal_and_lognormal_are_clipped() -> None:
     assert med == pytest.approx(200, rel=0.05)
 
 
-@pytest.mark.parametrize("bad", ["0", "-3", "abc", "uniform:5", "uniform:9:3", "normal:0:1",
-                                 "poisson:3:4", "normal:10:1:50:20"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "0",
+        "-3",
+        "abc",
+        "uniform:5",
+        "uniform:9:3",
+        "normal:0:1",
+        "poisson:3:4",
+        "normal:10:1:50:20",
+    ],
+)
 def test_bad_specs_name_the_flag(bad: str) -> None:
     with pytest.raises(UsageError, match="--input-tokens"):
         LengthSpec.parse(bad, "--input-tokens")

@@ -31,7 +31,7 @@ def test_torn_last_line_is_skipped_not_fatal(tmp_path: Path) -> None:
 def test_corrupt_middle_line_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
     path.write_bytes(b'{"id": 0}\nnot json\n{"id": 2}\n')
-    with pytest.raises(UsageError, match="records.jsonl:2"):
+    with pytest.raises(UsageError, match=r"records\.jsonl:2"):
         read_records(path)
 
 

@@ -10,7 +10,9 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -116,7 +118,7 @@ def _comparison(runs: list[tuple[int, Run]]) -> Table:
     t.add_column("metric")
     for c, _ in runs:
         t.add_column(f"c={c}", justify="right")
-    rows = [
+    rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
         ("output tok/s", lambda r: r["summary"]["output_token_throughput_tok_s"]),
         ("request/s", lambda r: r["summary"]["request_throughput_rps"]),
         ("TTFT p50 (ms)", lambda r: r["distributions"]["ttft_ms"]["p50"]),

@@ -137,7 +137,7 @@ class StreamingClient:
             id=rid,
             phase=phase,
             api=self.fmt.name,
-            worker=worker,  # type: ignore[arg-type]
+            worker=worker,
             t_sched_ns=t_sched_abs_ns - t0,
             n_in_target=prompt.n_in_target,
             n_out_target=prompt.max_tokens,

@@ -55,7 +55,9 @@ class GeneratedModel:
 def _tensor_plan(s: ModelShape) -> list[tuple[str, str, tuple[int, ...]]]:
     """(hf name, gguf name, shape in PyTorch (out, in) order) for every tensor."""
     d, hd, f = s.hidden_size, s.head_size, s.intermediate_size
-    plan = [("model.embed_tokens.weight", "token_embd.weight", (s.vocab_size, d))]
+    plan: list[tuple[str, str, tuple[int, ...]]] = [
+        ("model.embed_tokens.weight", "token_embd.weight", (s.vocab_size, d))
+    ]
     for i in range(s.num_layers):
         p, g = f"model.layers.{i}.", f"blk.{i}."
         plan += [
@@ -107,9 +109,10 @@ def _weights(
 def _rope_permute(w: np.ndarray, n_head: int) -> np.ndarray:
     """HF (rotate-half) to llama.cpp (interleaved) rotary layout, as convert_hf_to_gguf does."""
     out_dim = w.shape[0]
-    return (
+    permuted: np.ndarray = (
         w.reshape(n_head, 2, out_dim // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
     )
+    return permuted
 
 
 def _gguf_array(w: np.ndarray, dtype: str) -> tuple[np.ndarray, Any]:
@@ -172,7 +175,7 @@ def _write_gguf(
     plan = _tensor_plan(shape)
     # First pass: tensor infos (shapes and sizes) without generating anything.
     for _hf, name, dims in plan:
-        probe = np.zeros((1,) * len(dims), dtype=np.float32)
+        np_dtype: np.dtype[Any]
         if len(dims) == 1 or dtype == "f32":
             nbytes, np_dtype, raw = int(np.prod(dims)) * 4, np.dtype(np.float32), None
         elif dtype == "f16":
@@ -181,7 +184,6 @@ def _write_gguf(
             block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0]
             nbytes = int(np.prod(dims)) // block * size
             np_dtype, raw = np.dtype(np.uint8), gguf.GGMLQuantizationType.Q8_0
-        del probe
         w.add_tensor_info(name, dims, np_dtype, nbytes, raw_dtype=raw)
     w.write_header_to_file()
     w.write_kv_data_to_file()

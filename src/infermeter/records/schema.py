@@ -29,7 +29,8 @@ class RequestRecord:
     """One request. Failed requests keep whatever timing they reached."""
 
     id: int
-    phase: Literal["measure", "warmup"] = "measure"
+    #: "measure" (counted), "warmup" (sent first, excluded) or "probe" (pre-flight, unsaved).
+    phase: str = "measure"
     api: str = "chat"
     worker: int = 0
     # -- instants (ns since the run origin) --

@@ -2,9 +2,10 @@
 
 It answers ``/v1/chat/completions`` and ``/v1/completions`` with a stream whose first token is
 sent ``ttft_ms`` after the request was read and each next one ``itl_ms`` later, on an absolute
-schedule (no drift), and stamps every chunk with the instant it was written (``x_sent_ns``,
-``time.perf_counter_ns()``, which on Linux is CLOCK_MONOTONIC and so comparable across processes
-on one machine). A client's measured arrival minus that stamp is its own overhead.
+schedule (no drift), and stamps every chunk with the instant the request was read
+(``x_read_ns``) and the instant the chunk was written (``x_sent_ns``), both
+``time.perf_counter_ns()``, which on Linux is CLOCK_MONOTONIC and so comparable across
+processes on one machine. A client's measured arrival minus that stamp is its own overhead.
 
 It can also misbehave on purpose (``fault``), for tests of error handling:
 ``http_500``, ``http_429`` (an error status), ``malformed`` (a non-JSON data line),
@@ -310,12 +311,13 @@ class GroundTruthServer:
                     "completion_tokens": sent,
                     "total_tokens": prompt_tokens + sent,
                 }
+            msg["x_read_ns"] = t_read
             msg["x_sent_ns"] = clock()
             writer.write(_chunk(b"data: " + orjson.dumps(msg) + b"\n\n"))
             if writer.transport.get_write_buffer_size() > 1 << 16:
                 await writer.drain()
         if fault != "no_finish":
-            end = {
+            end: dict[str, Any] = {
                 **base,
                 "choices": [
                     {

@@ -67,10 +67,10 @@ def load_jsonl(path: Path) -> list[DatasetRow]:
                 text = "\n".join(str(m.get("content", "")) for m in msgs)
                 rows.append(DatasetRow(text, msgs, _max_tokens(obj, where)))
                 continue
-            text = obj.get("prompt", obj.get("text"))
-            if not isinstance(text, str) or not text:
+            prompt = obj.get("prompt", obj.get("text"))
+            if not isinstance(prompt, str) or not prompt:
                 raise DatasetError(f"{where}: needs a non-empty string 'prompt' or 'messages'")
-            rows.append(DatasetRow(text, None, _max_tokens(obj, where)))
+            rows.append(DatasetRow(prompt, None, _max_tokens(obj, where)))
     if not rows:
         raise DatasetError(f"dataset {path} has no rows")
     return rows

@@ -79,13 +79,14 @@ class LengthSpec:
         except ValueError:
             raise UsageError(usage) from None
         if kind == "uniform" and len(nums) == 2:
-            lo, hi = nums
-            if not 1 <= lo <= hi:
+            u_lo, u_hi = nums
+            if not 1 <= u_lo <= u_hi:
                 raise UsageError(f"{flag}: uniform needs 1 <= MIN <= MAX, got {raw!r}")
-            return cls("uniform", lo, hi, int(lo), int(hi))
+            return cls("uniform", u_lo, u_hi, int(u_lo), int(u_hi))
         if kind in ("normal", "lognormal") and len(nums) in (2, 4):
             a, b = nums[0], nums[1]
-            lo, hi = (int(nums[2]), int(nums[3])) if len(nums) == 4 else (1, None)
+            lo = int(nums[2]) if len(nums) == 4 else 1
+            hi: int | None = int(nums[3]) if len(nums) == 4 else None
             if a <= 0 or b < 0 or lo < 1 or (hi is not None and hi < lo):
                 raise UsageError(
                     f"{flag}: {raw!r} has a non-positive centre, negative spread or empty bounds"

@@ -73,8 +73,12 @@ async def synthetic_plan(
             built.append(await builder.build(n_in, prefix=prefix, exact=exact, overhead=overhead))
         for (text, got), n_out in zip(built, out_lens, strict=True):
             prompts.append(Prompt(text, n_out, got))
-        meta = {"kind": "synthetic", "verified_lengths": True, "tokenizer": counter.name,
-                "verified_by": "server prompt count" if exact else "tokenizer + probe overhead"}
+        meta = {
+            "kind": "synthetic",
+            "verified_lengths": True,
+            "tokenizer": counter.name,
+            "verified_by": "server prompt count" if exact else "tokenizer + probe overhead",
+        }
     meta.update(
         {
             "input_tokens": str(input_spec),
@@ -120,7 +124,8 @@ async def dataset_plan(
                 f"{path}: a row gives no max_tokens; pass --output-tokens (or --tokenizer to use "
                 "the reference answer's length)"
             )
-        n_in = counts[i] + overhead if counts[i] is not None else None
+        counted = counts[i]
+        n_in = counted + overhead if counted is not None else None
         prompts.append(Prompt(row.text, int(n_out), n_in, row.messages))
     meta = {
         "kind": "dataset",

@@ -92,8 +92,11 @@ class ServerTokenizer:
     async def count(self, text: str) -> int:
         if self._style == "llama.cpp":
             return self._n(await self._call("/tokenize", {"content": text, "add_special": False}))
-        return self._n(await self._call(
-            "/tokenize", {"model": self._model, "prompt": text, "add_special_tokens": False}))
+        return self._n(
+            await self._call(
+                "/tokenize", {"model": self._model, "prompt": text, "add_special_tokens": False}
+            )
+        )
 
     async def count_prompt(self, text: str) -> int | None:
         if not self.prompt_counting:
@@ -105,8 +108,11 @@ class ServerTokenizer:
                 text = str(rendered.get("prompt", ""))
             return self._n(await self._call("/tokenize", {"content": text, "add_special": True}))
         if self._api == "chat":
-            body: dict[str, Any] = {"model": self._model, "messages": messages,
-                                    "add_generation_prompt": True}
+            body: dict[str, Any] = {
+                "model": self._model,
+                "messages": messages,
+                "add_generation_prompt": True,
+            }
         else:
             body = {"model": self._model, "prompt": text, "add_special_tokens": True}
         return self._n(await self._call("/tokenize", body))

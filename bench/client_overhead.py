@@ -1,0 +1,163 @@
+"""How much does infermeter's own client add? Measured against the ground-truth emulator.
+
+The emulator (a separate process, pinned to one core where possible) streams 128 tokens per
+request: the first 50 ms after it read the request, then one every 10 ms, and stamps each
+chunk with the instant it read the request (``x_read_ns``) and wrote the chunk
+(``x_sent_ns``). infermeter's real client path (StreamingClient + Runner + JSONL sink) runs in
+this process, pinned to another core, closed loop at N streams. Both use CLOCK_MONOTONIC.
+
+Reported per N: token chunks per second received (and the ideal 100 per stream per second),
+arrival-minus-send per chunk (p50/p99), TTFT error = measured TTFT - true TTFT (p50/p99),
+client CPU per chunk, and client memory per open stream.
+
+    python bench/client_overhead.py --streams 1 100 1000 --seconds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infermeter.clients import ChatCompletions, HttpTransport, RequestOptions, StreamingClient
+from infermeter.clients.formats import ChunkDelta
+from infermeter.load.runner import LoadPlan, Runner
+from infermeter.records.sink import JsonlSink
+from infermeter.workload.types import Prompt
+
+_stamps: contextvars.ContextVar[list[tuple[int, int]]] = contextvars.ContextVar("stamps")
+
+
+class StampedChat(ChatCompletions):
+    """Chat format that also keeps the emulator's stamps of each token chunk."""
+
+    def parse(self, obj: dict[str, Any]) -> ChunkDelta:
+        d = super().parse(obj)
+        if d.text and "x_sent_ns" in obj:
+            _stamps.get().append((obj["x_read_ns"], obj["x_sent_ns"]))
+        return d
+
+
+def rss_kb() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+async def measure(url: str, streams: int, seconds: float, tokens: int) -> dict[str, float]:
+    t0 = time.perf_counter_ns()
+    errors_chunk: list[int] = []
+    errors_ttft: list[int] = []
+    base_rss = rss_kb()
+    peak_rss = base_rss
+    async with HttpTransport() as transport:
+        client = StreamingClient(
+            transport, url + "/v1", StampedChat(), RequestOptions(model="ground-truth"), t0_ns=t0
+        )
+
+        async def send(rid: int, prompt: Prompt, t_sched: int, phase: str):
+            stamps: list[tuple[int, int]] = []
+            _stamps.set(stamps)
+            rec = await client.send(rid, prompt, t_sched, phase=phase)
+            if rec.ok and len(stamps) == len(rec.chunk_ns):
+                for (_read, sent), arrival in zip(stamps, rec.chunk_ns, strict=True):
+                    errors_chunk.append(arrival + t0 - sent)
+                read, first_sent = stamps[0]
+                measured = rec.t_first_ns - rec.t_send_ns
+                errors_ttft.append(measured - (first_sent - read))
+            return rec
+
+        async def sample_rss() -> None:
+            nonlocal peak_rss
+            while True:
+                peak_rss = max(peak_rss, rss_kb())
+                await asyncio.sleep(0.2)
+
+        with tempfile.TemporaryDirectory() as tmp, JsonlSink(Path(tmp) / "r.jsonl") as sink:
+            plan = LoadPlan(concurrency=streams, duration_s=seconds)
+            runner = Runner(
+                send, plan, listeners=[type("L", (), {"on_record": staticmethod(sink.write)})()]
+            )
+            sampler = asyncio.ensure_future(sample_rss())
+            cpu0 = time.process_time()
+            w0 = time.perf_counter()
+            state = await runner.run([Prompt("hello world", tokens)] * 4)
+            wall = time.perf_counter() - w0
+            cpu = time.process_time() - cpu0
+            sampler.cancel()
+    chunks = len(errors_chunk)
+    ch = np.array(errors_chunk) / 1e6
+    tt = np.array(errors_ttft) / 1e6
+    return {
+        "streams": streams,
+        "requests": state.finished,
+        "failed": state.failed,
+        "chunks_per_s": chunks / wall,
+        "ideal_chunks_per_s": streams * 1000.0 / 10.0,
+        "arrival_minus_send_p50_ms": float(np.percentile(ch, 50)) if chunks else float("nan"),
+        "arrival_minus_send_p99_ms": float(np.percentile(ch, 99)) if chunks else float("nan"),
+        "ttft_error_p50_ms": float(np.percentile(tt, 50)) if len(tt) else float("nan"),
+        "ttft_error_p99_ms": float(np.percentile(tt, 99)) if len(tt) else float("nan"),
+        "cpu_us_per_chunk": cpu / max(chunks, 1) * 1e6,
+        "kb_per_stream": (peak_rss - base_rss) / streams,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 100, 1000])
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--port", type=int, default=9311)
+    args = ap.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    server_cmd = [
+        sys.executable,
+        "-m",
+        "infermeter",
+        "serve-ground-truth",
+        "--port",
+        str(args.port),
+        "--ttft-ms",
+        "50",
+        "--itl-ms",
+        "10",
+    ]
+    if len(cores) >= 2:
+        server_cmd = ["taskset", "-c", str(cores[0]), *server_cmd]
+        os.sched_setaffinity(0, {cores[1]})
+    server = subprocess.Popen(server_cmd, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        url = f"http://127.0.0.1:{args.port}"
+        print(
+            "| streams | requests | chunks/s (ideal) | arrival-send p50 / p99 ms | TTFT error p50 / p99 ms | client CPU µs/chunk | client KB/stream |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for n in args.streams:
+            r = asyncio.run(measure(url, n, args.seconds, args.tokens))
+            print(
+                f"| {n} | {r['requests']} ({r['failed']} failed) | {r['chunks_per_s']:,.0f} ({r['ideal_chunks_per_s']:,.0f}) "
+                f"| {r['arrival_minus_send_p50_ms']:.2f} / {r['arrival_minus_send_p99_ms']:.2f} "
+                f"| {r['ttft_error_p50_ms']:.2f} / {r['ttft_error_p99_ms']:.2f} "
+                f"| {r['cpu_us_per_chunk']:.1f} | {r['kb_per_stream']:.1f} |",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
