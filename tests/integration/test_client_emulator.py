@@ -1,0 +1,77 @@
+"""The client against the ground-truth emulator: exact timing and stream shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from infermeter.clients import (
+    ChatCompletions,
+    Completions,
+    HttpTransport,
+    RequestOptions,
+    StreamingClient,
+)
+from infermeter.metrics import request_metrics
+from infermeter.records.schema import RequestRecord
+from infermeter.workload.types import Prompt
+
+
+def send(url: str, prompt: Prompt, *, api: str = "chat", **opts: object) -> RequestRecord:
+    async def go() -> RequestRecord:
+        async with HttpTransport() as t:
+            fmt = ChatCompletions() if api == "chat" else Completions()
+            client = StreamingClient(t, url + "/v1", fmt, RequestOptions(model="ground-truth", **opts),  # type: ignore[arg-type]
+                                     t0_ns=time.perf_counter_ns())
+            return await client.send(0, prompt, time.perf_counter_ns())
+
+    return asyncio.run(go())
+
+
+def test_timing_matches_the_ground_truth(emulator) -> None:
+    with emulator(ttft_ms=40, itl_ms=8) as srv:
+        rec = send(srv.url, Prompt("a b c", 20))
+    m = request_metrics(rec)
+    assert rec.ok and rec.n_out == 20 and rec.n_in == 3
+    assert rec.n_other_chunks == 3  # role-only first, finish chunk, usage-only last
+    assert m.ttft_ms == pytest.approx(40, abs=5)
+    assert m.tpot_ms == pytest.approx(8, abs=1)
+    assert m.e2e_ms == pytest.approx(40 + 19 * 8, abs=8)
+
+
+def test_multi_token_chunks_spread_by_text(emulator) -> None:
+    with emulator(ttft_ms=1, itl_ms=1, tokens_per_chunk=3) as srv:
+        rec = send(srv.url, Prompt("x", 16))
+    assert rec.n_out == 16 and rec.n_out_source == "server"
+    assert rec.chunk_tokens == [3, 3, 3, 3, 3, 1] and rec.chunk_tokens_source == "spread"
+    # ITL samples come from chunks after the first (spec section 3): 3+3+3+3+1.
+    assert len(request_metrics(rec).itl_ms) == 13
+
+
+def test_per_chunk_usage_gives_exact_tokens_per_chunk(emulator) -> None:
+    with emulator(ttft_ms=1, itl_ms=1, tokens_per_chunk=4) as srv:
+        rec = send(srv.url, Prompt("x", 10), per_chunk_usage=True)
+    assert rec.chunk_tokens == [4, 4, 2] and rec.chunk_tokens_source == "server-stream"
+
+
+def test_completions_api_and_missing_done(emulator) -> None:
+    with emulator(ttft_ms=1, itl_ms=1, fault="no_done") as srv:
+        rec = send(srv.url, Prompt("one two", 5), api="completions")
+    assert rec.ok and rec.n_out == 5 and rec.finish_reason == "length"
+
+
+def test_no_usage_falls_back_to_counting_chunks(emulator) -> None:
+    with emulator(ttft_ms=1, itl_ms=1) as srv:
+        rec = send(srv.url, Prompt("x", 7), include_usage=False)
+    assert rec.ok and rec.n_out == 7 and rec.n_out_source == "chunks"
+
+
+def test_100k_token_stream_and_one_huge_chunk(emulator) -> None:
+    with emulator(ttft_ms=0, itl_ms=0, tokens_per_chunk=500) as srv:
+        rec = send(srv.url, Prompt("x", 100_000))
+    assert rec.ok and rec.n_out == 100_000 and sum(rec.chunk_tokens) == 100_000
+    with emulator(ttft_ms=0, itl_ms=0, tokens_per_chunk=100_000) as srv:
+        rec = send(srv.url, Prompt("x", 100_000))  # one SSE line of ~400 KB
+    assert rec.ok and rec.n_out == 100_000 and len(rec.chunk_ns) == 1
