@@ -75,3 +75,19 @@ def test_100k_token_stream_and_one_huge_chunk(emulator) -> None:
     with emulator(ttft_ms=0, itl_ms=0, tokens_per_chunk=100_000) as srv:
         rec = send(srv.url, Prompt("x", 100_000))  # one SSE line of ~400 KB
     assert rec.ok and rec.n_out == 100_000 and len(rec.chunk_ns) == 1
+
+
+def test_open_loop_max_concurrency_shows_as_queue_delay(emulator, tmp_path) -> None:
+    from infermeter import BenchConfig, run_benchmark
+
+    with emulator(ttft_ms=100, itl_ms=5) as srv:
+        run = run_benchmark(BenchConfig.build(
+            url=srv.url, rate=50.0, num_requests=20, max_concurrency=2, arrival="constant",
+            input_tokens="4", output_tokens="4", out=tmp_path / "r"))
+    s = run.results["summary"]
+    assert s["requests_completed"] == 20
+    # Two at a time, ~115 ms each: the schedule (one every 20 ms) cannot be kept, and the
+    # wait for a slot is client queue delay, not TTFT.
+    assert s["achieved_concurrency"] <= 2.05
+    assert run.results["distributions"]["queue_delay_ms"]["max"] > 500
+    assert run.results["distributions"]["ttft_ms"]["max"] < 250
