@@ -13,20 +13,53 @@ from conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
-RESULT_KEYS = {"requests_sent", "requests_completed", "requests_failed", "duration_s",
-               "request_throughput_rps", "output_token_throughput_tok_s",
-               "total_token_throughput_tok_s", "achieved_concurrency", "goodput_rps"}
-DIST_KEYS = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "inter_chunk_ms", "queue_delay_ms",
-             "input_tokens", "output_tokens"}
+RESULT_KEYS = {
+    "requests_sent",
+    "requests_completed",
+    "requests_failed",
+    "duration_s",
+    "request_throughput_rps",
+    "output_token_throughput_tok_s",
+    "total_token_throughput_tok_s",
+    "achieved_concurrency",
+    "goodput_rps",
+}
+DIST_KEYS = {
+    "ttft_ms",
+    "tpot_ms",
+    "itl_ms",
+    "e2e_ms",
+    "inter_chunk_ms",
+    "queue_delay_ms",
+    "input_tokens",
+    "output_tokens",
+}
 STAT_KEYS = {"count", "mean", "std", "min", "p50", "p90", "p95", "p99", "max"}
 
 
 def test_bench_then_report_in_every_format(llama_server, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    res = run_cli("bench", "--url", llama_server.url, "--model", "tiny", "--concurrency", "2",
-                  "--num-requests", "6", "--input-tokens", "40", "--output-tokens", "12",
-                  "--slo", "ttft_ms=5000,p90_e2e_ms=10000", "--percentiles", "99.9",
-                  "--out", str(out))
+    res = run_cli(
+        "bench",
+        "--url",
+        llama_server.url,
+        "--model",
+        "tiny",
+        "--concurrency",
+        "2",
+        "--num-requests",
+        "6",
+        "--input-tokens",
+        "40",
+        "--output-tokens",
+        "12",
+        "--slo",
+        "ttft_ms=5000,p90_e2e_ms=10000",
+        "--percentiles",
+        "99.9",
+        "--out",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     assert "TTFT" in res.stdout and "TPOT" in res.stdout and "goodput" in res.stdout
     results = json.loads((out / "results.json").read_text())
@@ -45,7 +78,9 @@ def test_bench_then_report_in_every_format(llama_server, tmp_path: Path) -> None
     as_csv = run_cli("report", str(out), "--format", "csv")
     rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(as_csv.stdout))}
     assert float(rows["requests_completed"]["value"]) == 6
-    assert float(rows["ttft_ms"]["p50"]) == pytest.approx(results["distributions"]["ttft_ms"]["p50"])
+    assert float(rows["ttft_ms"]["p50"]) == pytest.approx(
+        results["distributions"]["ttft_ms"]["p50"]
+    )
     as_md = run_cli("report", str(out), "--format", "md")
     assert "| TTFT (ms) |" in as_md.stdout
     table = run_cli("report", str(out))
@@ -55,17 +90,44 @@ def test_bench_then_report_in_every_format(llama_server, tmp_path: Path) -> None
 
 
 def test_out_dir_that_holds_a_run_is_refused(llama_server, tmp_path: Path) -> None:
-    args = ["bench", "--url", llama_server.url, "-c", "1", "-n", "1", "--input-tokens", "24",
-            "--output-tokens", "2", "--quiet", "--out", str(tmp_path / "r")]
+    args = [
+        "bench",
+        "--url",
+        llama_server.url,
+        "-c",
+        "1",
+        "-n",
+        "1",
+        "--input-tokens",
+        "24",
+        "--output-tokens",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     assert run_cli(*args).returncode == 0
     again = run_cli(*args)
     assert again.returncode == 2 and "already holds a run" in again.stderr
 
 
 def test_demo_on_the_tiny_model(tmp_path: Path, llama_binary, tiny_model) -> None:
-    res = run_cli("demo", "--model-size", "tiny", "--levels", "1,2", "--requests-per-level", "4",
-                  "--input-tokens", "32", "--output-tokens", "16", "--out", str(tmp_path / "d"),
-                  timeout=600)
+    res = run_cli(
+        "demo",
+        "--model-size",
+        "tiny",
+        "--levels",
+        "1,2",
+        "--requests-per-level",
+        "4",
+        "--input-tokens",
+        "32",
+        "--output-tokens",
+        "16",
+        "--out",
+        str(tmp_path / "d"),
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     assert "concurrency compared" in res.stdout
     for level in (1, 2):

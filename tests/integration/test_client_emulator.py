@@ -23,8 +23,13 @@ def send(url: str, prompt: Prompt, *, api: str = "chat", **opts: object) -> Requ
     async def go() -> RequestRecord:
         async with HttpTransport() as t:
             fmt = ChatCompletions() if api == "chat" else Completions()
-            client = StreamingClient(t, url + "/v1", fmt, RequestOptions(model="ground-truth", **opts),  # type: ignore[arg-type]
-                                     t0_ns=time.perf_counter_ns())
+            client = StreamingClient(
+                t,
+                url + "/v1",
+                fmt,
+                RequestOptions(model="ground-truth", **opts),  # type: ignore[arg-type]
+                t0_ns=time.perf_counter_ns(),
+            )
             return await client.send(0, prompt, time.perf_counter_ns())
 
     return asyncio.run(go())
@@ -81,9 +86,18 @@ def test_open_loop_max_concurrency_shows_as_queue_delay(emulator, tmp_path) -> N
     from infermeter import BenchConfig, run_benchmark
 
     with emulator(ttft_ms=100, itl_ms=5) as srv:
-        run = run_benchmark(BenchConfig.build(
-            url=srv.url, rate=50.0, num_requests=20, max_concurrency=2, arrival="constant",
-            input_tokens="4", output_tokens="4", out=tmp_path / "r"))
+        run = run_benchmark(
+            BenchConfig.build(
+                url=srv.url,
+                rate=50.0,
+                num_requests=20,
+                max_concurrency=2,
+                arrival="constant",
+                input_tokens="4",
+                output_tokens="4",
+                out=tmp_path / "r",
+            )
+        )
     s = run.results["summary"]
     assert s["requests_completed"] == 20
     # Two at a time, ~115 ms each: the schedule (one every 20 ms) cannot be kept, and the

@@ -30,6 +30,16 @@ BASE = [
 ]
 
 
+def wait_for_records(path: Path, n: int, timeout_s: float = 60) -> None:
+    """Block until a running benchmark has written ``n`` records."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_bytes().splitlines()) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {n} records")
+
+
 def one_line_error(stderr: str) -> str:
     lines = [x for x in stderr.strip().splitlines() if x.strip()]
     assert "Traceback" not in stderr, stderr
@@ -222,12 +232,7 @@ def test_server_killed_mid_run(llama_binary, tiny_model, tmp_path: Path) -> None
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            recs = out / "records.jsonl"
-            if recs.exists() and len(recs.read_bytes().splitlines()) >= 3:
-                break
-            time.sleep(0.05)
+        wait_for_records(out / "records.jsonl", 3)
         server.kill()
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr
@@ -274,12 +279,7 @@ def test_ctrl_c_keeps_finished_records(emulator, tmp_path: Path) -> None:
             text=True,
             env={**os.environ, "COLUMNS": "160"},
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            recs = out / "records.jsonl"
-            if recs.exists() and len(recs.read_bytes().splitlines()) >= 5:
-                break
-            time.sleep(0.05)
+        wait_for_records(out / "records.jsonl", 5)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

@@ -119,8 +119,13 @@ def test_shared_prefix_hits_the_prompt_cache(llama_server, tmp_path: Path) -> No
 
 def test_local_tokenizer_gives_exact_lengths(llama_server, tiny_model, tmp_path: Path) -> None:
     cfg = BenchConfig.build(
-        url=llama_server.url, api="completions", concurrency=2, num_requests=6,
-        input_tokens="uniform:20:60", output_tokens="8", tokenizer=tiny_model.hf_dir,
+        url=llama_server.url,
+        api="completions",
+        concurrency=2,
+        num_requests=6,
+        input_tokens="uniform:20:60",
+        output_tokens="8",
+        tokenizer=tiny_model.hf_dir,
         out=tmp_path / "run",
     )
     run = run_benchmark(cfg)
@@ -134,13 +139,22 @@ def test_sharegpt_dataset(llama_server, tmp_path: Path) -> None:
     import json
 
     data = tmp_path / "sg.json"
-    data.write_text(json.dumps([
-        {"conversations": [{"from": "human", "value": f"Question number {i} about the river"},
-                           {"from": "gpt", "value": "An answer " * (i + 1)}]}
-        for i in range(5)
-    ]))
-    cfg = BenchConfig.build(url=llama_server.url, concurrency=2, num_requests=5, dataset=data,
-                            out=tmp_path / "run")
+    data.write_text(
+        json.dumps(
+            [
+                {
+                    "conversations": [
+                        {"from": "human", "value": f"Question number {i} about the river"},
+                        {"from": "gpt", "value": "An answer " * (i + 1)},
+                    ]
+                }
+                for i in range(5)
+            ]
+        )
+    )
+    cfg = BenchConfig.build(
+        url=llama_server.url, concurrency=2, num_requests=5, dataset=data, out=tmp_path / "run"
+    )
     run = run_benchmark(cfg)
     recs = [r for r in run.records if r.phase == "measure"]
     assert all(r.ok for r in recs)

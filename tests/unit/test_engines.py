@@ -97,7 +97,9 @@ def test_unknown_shape_suggests_close_names() -> None:
         get_shape("llama-2-7")
 
 
-def test_missing_compiler_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_compiler_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EngineError, match="no C compiler found") as err:
         check_compilers()

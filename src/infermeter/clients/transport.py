@@ -106,11 +106,7 @@ class HttpTransport:
     async def get_json(self, url: str, timeout_s: float = 10.0) -> tuple[int, Any]:
         """GET a small JSON document (pre-flight and discovery). Returns (status, body)."""
         async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-            text = await resp.text(errors="replace")
-            try:
-                return resp.status, orjson.loads(text) if text else None
-            except ValueError:
-                return resp.status, text
+            return await _json_body(resp)
 
     async def post_json(self, url: str, body: bytes, timeout_s: float = 30.0) -> tuple[int, Any]:
         async with self.session.post(
@@ -119,8 +115,13 @@ class HttpTransport:
             headers={"Content-Type": "application/json"},
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as resp:
-            text = await resp.text(errors="replace")
-            try:
-                return resp.status, orjson.loads(text) if text else None
-            except ValueError:
-                return resp.status, text
+            return await _json_body(resp)
+
+
+async def _json_body(resp: aiohttp.ClientResponse) -> tuple[int, Any]:
+    """(status, parsed JSON), or the raw text where the body is not JSON."""
+    text = await resp.text(errors="replace")
+    try:
+        return resp.status, orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        return resp.status, text

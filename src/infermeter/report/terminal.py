@@ -8,18 +8,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from infermeter.metrics.aggregate import DISTRIBUTION_NAMES
 from infermeter.report.labels import DIST_LABELS
-
-_LATENCY = (
-    "ttft_ms",
-    "ttft_incl_queue_ms",
-    "tpot_ms",
-    "itl_ms",
-    "e2e_ms",
-    "inter_chunk_ms",
-    "queue_delay_ms",
-)
-_OTHER = ("input_tokens", "output_tokens", "prefill_tps", "decode_tps", "request_tps")
 
 
 def _n(value: Any, digits: int = 2) -> str:
@@ -76,7 +66,7 @@ def render_summary(results: dict[str, Any]) -> Group:
     lat.add_column("metric")
     for col in ("count", "mean", "p50", "p90", "p95", "p99", "max"):
         lat.add_column(col, justify="right")
-    for name in (*_LATENCY, *_OTHER):
+    for name in DISTRIBUTION_NAMES:
         d = results["distributions"].get(name) or {}
         if not d.get("count"):
             continue
