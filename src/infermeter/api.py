@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from rich.console import Console
 
@@ -305,6 +306,14 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
     status: dict[str, Any]
     try:
         status = asyncio.run(_run_async(config, out, console))
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        # Requests record their own failures; this is the set-up (discovery, /tokenize).
+        if (out / RUN_FILE).exists():
+            raise
+        _remove_empty(out)
+        raise ServerError(
+            f"lost the server at {config.url} while preparing the run: {type(exc).__name__}: {exc}"
+        ) from None
     except KeyboardInterrupt:
         status = {"complete": False, "interrupted": True, "aborted": None}
     except BaseException:

@@ -21,11 +21,13 @@ def test_transformers_and_llama_cpp_agree(llama_server, tiny_model) -> None:
     prompt = "def parse(self, text): return the value of"
     ids = tok(prompt, return_tensors="pt").input_ids
     out = model.generate(ids, max_new_tokens=24, do_sample=False)
-    hf_tokens = out[0, ids.shape[1]:].tolist()
-    body = json.dumps({"prompt": prompt, "n_predict": 24, "temperature": 0, "top_k": 1,
-                       "return_tokens": True}).encode()
-    req = urllib.request.Request(llama_server.url + "/completion", body,
-                                 {"Content-Type": "application/json"})
+    hf_tokens = out[0, ids.shape[1] :].tolist()
+    body = json.dumps(
+        {"prompt": prompt, "n_predict": 24, "temperature": 0, "top_k": 1, "return_tokens": True}
+    ).encode()
+    req = urllib.request.Request(
+        llama_server.url + "/completion", body, {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=60) as resp:
         llama_tokens = json.load(resp)["tokens"]
     assert ids[0, 0].item() == 0  # BOS, as llama.cpp adds it

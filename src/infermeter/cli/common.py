@@ -71,4 +71,15 @@ def run_guarded(app: Any) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return 1
+    except Exception as exc:
+        # A bug, not a user error: still one line, with the way to see the whole story.
+        if os.environ.get("INFERMETER_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} "
+            "(set INFERMETER_DEBUG=1 for the traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
     return rv if isinstance(rv, int) else 0

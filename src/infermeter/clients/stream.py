@@ -18,14 +18,12 @@ import orjson
 
 from infermeter.clients.formats import ApiFormat, ChunkDelta, RequestOptions
 from infermeter.clients.sse import SSEParser
-from infermeter.clients.transport import HttpTransport
+from infermeter.clients.transport import STALE_RETRIES, HttpTransport
 from infermeter.metrics.tokens import spread_tokens
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
 TokenCounter = Callable[[str], int]
-#: Fresh-connection retries after a stale pooled connection failed before any response.
-_STALE_RETRIES = 3
 
 
 class _StreamFailure(Exception):
@@ -146,7 +144,7 @@ class StreamingClient:
         t_send = clock()
         rec.t_send_ns = t_send - t0
         try:
-            for attempt in range(_STALE_RETRIES + 1):
+            for attempt in range(STALE_RETRIES + 1):
                 try:
                     await self._exchange(body, acc)
                     break
@@ -155,7 +153,7 @@ class StreamingClient:
                     # closes after each streamed response): the request never reached the
                     # server, so it is sent again on a fresh connection. Anything else, or a
                     # failure after the response began, is the request's outcome.
-                    if acc.responded or attempt == _STALE_RETRIES:
+                    if acc.responded or attempt == STALE_RETRIES:
                         raise
                     t_send = clock()
                     rec.t_send_ns = t_send - t0

@@ -19,6 +19,8 @@ import orjson
 #: Reads from the socket are handed over in pieces of at most this many bytes; large enough
 #: that a 100K-token final chunk is a handful of reads, small enough to stay cache-friendly.
 READ_BUFSIZE = 1 << 18
+#: Fresh-connection retries after a pooled keep-alive connection turned out to be closed.
+STALE_RETRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +107,32 @@ class HttpTransport:
 
     async def get_json(self, url: str, timeout_s: float = 10.0) -> tuple[int, Any]:
         """GET a small JSON document (pre-flight and discovery). Returns (status, body)."""
-        async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-            return await _json_body(resp)
+        return await self._json_call("GET", url, None, timeout_s)
 
     async def post_json(self, url: str, body: bytes, timeout_s: float = 30.0) -> tuple[int, Any]:
-        async with self.session.post(
-            url,
-            data=body,
-            headers={"Content-Type": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
-        ) as resp:
-            return await _json_body(resp)
+        """POST a small JSON request (``/tokenize`` and the like). Returns (status, body)."""
+        return await self._json_call("POST", url, body, timeout_s)
+
+    async def _json_call(
+        self, method: str, url: str, body: bytes | None, timeout_s: float
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        for attempt in range(STALE_RETRIES + 1):
+            try:
+                async with self.session.request(
+                    method,
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout_s),
+                ) as resp:
+                    return await _json_body(resp)
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+                # A pooled connection the server had closed (see StreamingClient.send);
+                # these small look-ups are safe to repeat.
+                if attempt == STALE_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
 
 async def _json_body(resp: aiohttp.ClientResponse) -> tuple[int, Any]:
