@@ -86,9 +86,7 @@ async def measure(url: str, streams: int, seconds: float, tokens: int) -> dict[s
 
         with tempfile.TemporaryDirectory() as tmp, JsonlSink(Path(tmp) / "r.jsonl") as sink:
             plan = LoadPlan(concurrency=streams, duration_s=seconds)
-            runner = Runner(
-                send, plan, listeners=[type("L", (), {"on_record": staticmethod(sink.write)})()]
-            )
+            runner = Runner(send, plan, listeners=[sink])
             sampler = asyncio.ensure_future(sample_rss())
             cpu0 = time.process_time()
             w0 = time.perf_counter()

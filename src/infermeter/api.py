@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import os
 import time
@@ -32,7 +33,7 @@ from infermeter.clients.stream import StreamingClient
 from infermeter.clients.transport import HttpTransport, Timeouts
 from infermeter.config import BenchConfig
 from infermeter.errors import ServerError, UsageError
-from infermeter.load.runner import LoadPlan, Runner
+from infermeter.load.runner import Listener, LoadPlan, Runner
 from infermeter.metrics.aggregate import RunMetrics, compute_run_metrics
 from infermeter.metrics.slo import parse_slo
 from infermeter.records.reader import read_records
@@ -270,30 +271,13 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
             LiveProgress(config.num_requests, config.duration_s, console) if console else None
         )
         with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
-            listeners: list[Any] = [sink] if progress is None else [sink, progress]
-            runner = Runner(
-                send,
-                load,
-                listeners=[_SinkListener(s) for s in listeners],
-                warmup_listeners=[_SinkListener(warm)],
-            )
+            listeners: list[Listener] = [sink] if progress is None else [sink, progress]
+            runner = Runner(send, load, listeners=listeners, warmup_listeners=[warm])
             if progress is not None:
                 progress.attach(runner.state)
-                with progress:
-                    state = await runner.run(plan.measure, plan.warmup)
-            else:
+            with progress or contextlib.nullcontext():
                 state = await runner.run(plan.measure, plan.warmup)
         return {"complete": state.aborted is None, "interrupted": False, "aborted": state.aborted}
-
-
-class _SinkListener:
-    """Adapts anything with ``write(record)`` or ``on_record(record)`` to a runner listener."""
-
-    def __init__(self, target: Any) -> None:
-        self._fn = getattr(target, "write", None) or target.on_record
-
-    def on_record(self, record: RequestRecord) -> None:
-        self._fn(record)
 
 
 def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run:

@@ -29,6 +29,9 @@ class JsonlSink:
         self._fh.flush()
         self.count += 1
 
+    #: A sink is a runner listener: every finished record is written as it arrives.
+    on_record = write
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
