@@ -22,7 +22,7 @@ def test_counts_and_timing_closed_loop(llama_server, tmp_path: Path, api: str) -
         num_requests=12,
         warmup=2,
         input_tokens="64",
-        output_tokens="64",
+        output_tokens="128",
         out=tmp_path / "run",
         seed=1,
     )
@@ -35,9 +35,9 @@ def test_counts_and_timing_closed_loop(llama_server, tmp_path: Path, api: str) -
     for r in recs:
         assert r.ok, r.error_message
         # The server's usage is the source, and it says exactly what was asked.
-        assert r.n_out_source == "server" and r.n_out == 64 == r.usage["completion_tokens"]
+        assert r.n_out_source == "server" and r.n_out == 128 == r.usage["completion_tokens"]
         assert r.n_in_source == "server" and r.n_in == 64 == r.n_in_target
-        assert len(r.chunk_ns) == 64 and sum(r.chunk_tokens) == 64  # one token per chunk
+        assert len(r.chunk_ns) == 128 and sum(r.chunk_tokens) == 128  # one token per chunk
         assert r.finish_reason == "length"
         m = request_metrics(r)
         assert m.ttft_ms is not None and m.e2e_ms is not None
