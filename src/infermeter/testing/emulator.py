@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import threading
 import time
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ class GroundTruthServer:
         self.port = port
         self._server: asyncio.base_events.Server | None = None
         self._streams = 0
+        self._ticker = _Ticker()
         self.requests_seen = 0
         self.disconnects = 0
 
@@ -255,99 +257,206 @@ class GroundTruthServer:
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
             b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
-        base: dict[str, Any] = {
-            "id": "emu",
-            "object": "chat.completion.chunk" if chat else "text_completion",
-            "model": cfg.model,
-        }
-        clock = time.perf_counter_ns
+        stream = _Stream(
+            writer,
+            cfg,
+            chat=chat,
+            max_tokens=max_tokens,
+            t_read=t_read,
+            prompt_tokens=prompt_tokens,
+            include_usage=include_usage,
+            continuous=continuous,
+            fault=fault,
+        )
         if chat and cfg.role_chunk:
-            msg = {
-                **base,
-                "choices": [
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": ""},
-                        "finish_reason": None,
-                    }
-                ],
-                "x_sent_ns": clock(),
-            }
-            writer.write(_chunk(b"data: " + orjson.dumps(msg) + b"\n\n"))
-        sent = 0
-        k = max(cfg.tokens_per_chunk, 1)
-        t0 = t_read + int(cfg.ttft_ms * 1e6)
-        step = int(cfg.itl_ms * 1e6)
-        while sent < max_tokens:
-            n = min(k, max_tokens - sent)
-            if fault in ("stall", "drop", "malformed") and sent + n > cfg.fault_after:
+            stream.write_role_chunk()
+        self._ticker.add(stream)
+        keep = await stream.done
+        if keep:
+            try:
                 await writer.drain()
-                if fault == "stall":
-                    await asyncio.sleep(3600)
-                if fault == "drop":
-                    writer.transport.abort()
-                    return False
-                writer.write(_chunk(b"data: {this is not json\n\n"))
-                await writer.drain()
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-                return True
-            due = t0 + (sent + n - 1) * step
-            delay = (due - clock()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
-            text = " tok" * n
-            delta: dict[str, Any] = {"content": text} if chat else {}
-            choice = {
-                "index": 0,
-                "finish_reason": None,
-                **({"delta": delta} if chat else {"text": text}),
-            }
-            sent += n
-            msg = {**base, "choices": [choice]}
-            if continuous and include_usage:
-                msg["usage"] = {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": sent,
-                    "total_tokens": prompt_tokens + sent,
-                }
-            msg["x_read_ns"] = t_read
-            msg["x_sent_ns"] = clock()
-            writer.write(_chunk(b"data: " + orjson.dumps(msg) + b"\n\n"))
-            if writer.transport.get_write_buffer_size() > 1 << 16:
-                await writer.drain()
-        if fault != "no_finish":
-            end: dict[str, Any] = {
-                **base,
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "length",
-                        **({"delta": {}} if chat else {"text": ""}),
-                    }
-                ],
-            }
-            writer.write(_chunk(b"data: " + orjson.dumps(end) + b"\n\n"))
-            if include_usage:
-                usage = {
-                    **base,
-                    "choices": [],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": sent,
-                        "total_tokens": prompt_tokens + sent,
-                    },
-                }
-                writer.write(_chunk(b"data: " + orjson.dumps(usage) + b"\n\n"))
-            if fault != "no_done":
-                writer.write(_chunk(b"data: [DONE]\n\n"))
-        writer.write(b"0\r\n\r\n")
-        try:
-            await writer.drain()
-        except ConnectionError:
-            self.disconnects += 1
+            except ConnectionError:
+                self.disconnects += 1
+                return False
+        return keep
+
+
+class _Stream:
+    """One response being streamed; the ticker calls ``emit`` when its next chunk is due."""
+
+    __slots__ = (
+        "chat",
+        "continuous",
+        "done",
+        "fault",
+        "fault_after",
+        "include_usage",
+        "k",
+        "max_tokens",
+        "prefix",
+        "prompt_tokens",
+        "sent",
+        "step",
+        "t_first",
+        "t_read",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        cfg: EmulatorConfig,
+        *,
+        chat: bool,
+        max_tokens: int,
+        t_read: int,
+        prompt_tokens: int,
+        include_usage: bool,
+        continuous: bool,
+        fault: str | None,
+    ) -> None:
+        self.writer = writer
+        self.chat = chat
+        self.max_tokens = max_tokens
+        self.t_read = t_read
+        self.prompt_tokens = prompt_tokens
+        self.include_usage = include_usage
+        self.continuous = continuous
+        self.fault = fault
+        self.fault_after = cfg.fault_after
+        self.k = max(cfg.tokens_per_chunk, 1)
+        self.sent = 0
+        self.t_first = t_read + int(cfg.ttft_ms * 1e6)
+        self.step = int(cfg.itl_ms * 1e6)
+        kind = b"chat.completion.chunk" if chat else b"text_completion"
+        self.prefix = b'{"id":"emu","object":"%s","model":%s,"choices":[{"index":0,' % (
+            kind,
+            orjson.dumps(cfg.model),
+        )
+        self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def _write(self, payload: bytes) -> None:
+        self.writer.write(_chunk(b"data: " + payload + b"\n\n"))
+
+    def write_role_chunk(self) -> None:
+        self._write(
+            self.prefix + b'"finish_reason":null,"delta":{"role":"assistant","content":""}}],'
+            b'"x_read_ns":%d,"x_sent_ns":%d}' % (self.t_read, time.perf_counter_ns())
+        )
+
+    def next_due(self) -> int:
+        """When the chunk that ends with token ``sent + n`` is due (absolute schedule)."""
+        n = min(self.k, self.max_tokens - self.sent)
+        return self.t_first + (self.sent + n - 1) * self.step
+
+    def emit(self) -> bool:
+        """Write the next chunk; True while more are to come."""
+        if self.writer.transport.is_closing():
+            self._finish(False)
             return False
-        return True
+        n = min(self.k, self.max_tokens - self.sent)
+        if self.fault in ("stall", "drop", "malformed") and self.sent + n > self.fault_after:
+            if self.fault == "drop":
+                self.writer.transport.abort()
+                self._finish(False)
+            elif self.fault == "malformed":
+                self._write(b"{this is not json")
+                self.writer.write(b"0\r\n\r\n")
+                self._finish(True)
+            # "stall": write nothing more and keep the connection open.
+            return False
+        self.sent += n
+        text = b" tok" * n
+        body = (
+            b'"finish_reason":null,"delta":{"content":"%s"}}]'
+            if self.chat
+            else b'"finish_reason":null,"text":"%s"}]'
+        ) % text
+        usage = b""
+        if self.continuous and self.include_usage:
+            usage = b',"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}' % (
+                self.prompt_tokens,
+                self.sent,
+                self.prompt_tokens + self.sent,
+            )
+        self._write(
+            self.prefix
+            + body
+            + usage
+            + b',"x_read_ns":%d,"x_sent_ns":%d}' % (self.t_read, time.perf_counter_ns())
+        )
+        if self.sent < self.max_tokens:
+            return True
+        self._end()
+        return False
+
+    def _end(self) -> None:
+        if self.fault != "no_finish":
+            end = b'"finish_reason":"length",' + (
+                b'"delta":{}}]}' if self.chat else b'"text":""}]}'
+            )
+            self._write(self.prefix + end)
+            if self.include_usage:
+                self._write(
+                    self.prefix[: self.prefix.index(b'"choices"')]
+                    + (
+                        b'"choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,'
+                        b'"total_tokens":%d}}'
+                        % (self.prompt_tokens, self.sent, self.prompt_tokens + self.sent)
+                    )
+                )
+            if self.fault != "no_done":
+                self.writer.write(_chunk(b"data: [DONE]\n\n"))
+        self.writer.write(b"0\r\n\r\n")
+        self._finish(True)
+
+    def _finish(self, keep: bool) -> None:
+        if not self.done.done():
+            self.done.set_result(keep)
+
+
+class _Ticker:
+    """Writes every stream's chunks from one timer: a heap of due times, one loop callback per
+    wake-up instead of one sleeping coroutine per stream (what lets one core serve ~100K
+    chunks/s). The stamps in each chunk are the real write instants, whatever the lateness."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, _Stream]] = []
+        self._seq = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._handle_due = 0
+
+    def add(self, stream: _Stream) -> None:
+        self._push(stream)
+
+    def _push(self, stream: _Stream) -> None:
+        due = stream.next_due()
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, stream))
+        if self._handle is None or due < self._handle_due:
+            self._schedule(due)
+
+    def _schedule(self, due: int) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(due - time.perf_counter_ns(), 0) / 1e9
+        self._handle_due = due
+        self._handle = loop.call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._handle = None
+        heap = self._heap
+        now = time.perf_counter_ns()
+        while heap and heap[0][0] <= now:
+            _, _, stream = heapq.heappop(heap)
+            if stream.emit():
+                due = stream.next_due()
+                self._seq += 1
+                heapq.heappush(heap, (due, self._seq, stream))
+            now = time.perf_counter_ns()
+        if heap:
+            self._schedule(heap[0][0])
 
 
 class ThreadedServer:
