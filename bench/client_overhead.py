@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
 import os
 import subprocess
 import sys
@@ -30,20 +29,23 @@ import numpy as np
 
 from infermeter.clients import ChatCompletions, HttpTransport, RequestOptions, StreamingClient
 from infermeter.clients.formats import ChunkDelta
+from infermeter.clients.rawhttp import RawHttpClient
 from infermeter.load.runner import LoadPlan, Runner
 from infermeter.records.sink import JsonlSink
 from infermeter.workload.types import Prompt
 
-_stamps: contextvars.ContextVar[list[tuple[int, int]]] = contextvars.ContextVar("stamps")
-
 
 class StampedChat(ChatCompletions):
-    """Chat format that also keeps the emulator's stamps of each token chunk."""
+    """Chat format that also keeps the emulator's stamps of each token chunk (one instance
+    per request: parsing runs in the transport's read callback, outside the request's task)."""
+
+    def __init__(self) -> None:
+        self.stamps: list[tuple[int, int]] = []
 
     def parse(self, obj: dict[str, Any]) -> ChunkDelta:
         d = super().parse(obj)
         if d.text and "x_sent_ns" in obj:
-            _stamps.get().append((obj["x_read_ns"], obj["x_sent_ns"]))
+            self.stamps.append((obj["x_read_ns"], obj["x_sent_ns"]))
         return d
 
 
@@ -55,21 +57,23 @@ def rss_kb() -> int:
     return 0
 
 
-async def measure(url: str, streams: int, seconds: float, tokens: int) -> dict[str, float]:
+async def measure(
+    url: str, streams: int, seconds: float, tokens: int, transport_name: str
+) -> dict[str, float]:
     t0 = time.perf_counter_ns()
     errors_chunk: list[int] = []
     errors_ttft: list[int] = []
     base_rss = rss_kb()
     peak_rss = base_rss
-    async with HttpTransport() as transport:
-        client = StreamingClient(
-            transport, url + "/v1", StampedChat(), RequestOptions(model="ground-truth"), t0_ns=t0
-        )
+    transport = RawHttpClient() if transport_name == "raw" else HttpTransport()
+    async with transport:
+        options = RequestOptions(model="ground-truth")
 
         async def send(rid: int, prompt: Prompt, t_sched: int, phase: str):
-            stamps: list[tuple[int, int]] = []
-            _stamps.set(stamps)
+            fmt = StampedChat()
+            client = StreamingClient(transport, url + "/v1", fmt, options, t0_ns=t0)
             rec = await client.send(rid, prompt, t_sched, phase=phase)
+            stamps = fmt.stamps
             if rec.ok and len(stamps) == len(rec.chunk_ns):
                 for (_read, sent), arrival in zip(stamps, rec.chunk_ns, strict=True):
                     errors_chunk.append(arrival + t0 - sent)
@@ -118,6 +122,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--port", type=int, default=9311)
+    ap.add_argument(
+        "--transport", nargs="+", default=["raw", "aiohttp"], choices=["raw", "aiohttp"]
+    )
     args = ap.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     server_cmd = [
@@ -140,13 +147,14 @@ def main() -> None:
         time.sleep(1.5)
         url = f"http://127.0.0.1:{args.port}"
         print(
-            "| streams | requests | chunks/s (ideal) | arrival-send p50 / p99 ms | TTFT error p50 / p99 ms | client CPU µs/chunk | client KB/stream |"
+            "| transport | streams | requests | chunks/s (ideal) | arrival-send p50 / p99 ms | TTFT error p50 / p99 ms | client CPU µs/chunk | client KB/stream |"
         )
-        print("|---|---|---|---|---|---|---|")
-        for n in args.streams:
-            r = asyncio.run(measure(url, n, args.seconds, args.tokens))
+        print("|---|---|---|---|---|---|---|---|")
+        runs = [(name, n) for name in args.transport for n in args.streams]
+        for name, n in runs:
+            r = asyncio.run(measure(url, n, args.seconds, args.tokens, name))
             print(
-                f"| {n} | {r['requests']} ({r['failed']} failed) | {r['chunks_per_s']:,.0f} ({r['ideal_chunks_per_s']:,.0f}) "
+                f"| {name} | {n} | {r['requests']} ({r['failed']} failed) | {r['chunks_per_s']:,.0f} ({r['ideal_chunks_per_s']:,.0f}) "
                 f"| {r['arrival_minus_send_p50_ms']:.2f} / {r['arrival_minus_send_p99_ms']:.2f} "
                 f"| {r['ttft_error_p50_ms']:.2f} / {r['ttft_error_p99_ms']:.2f} "
                 f"| {r['cpu_us_per_chunk']:.1f} | {r['kb_per_stream']:.1f} |",

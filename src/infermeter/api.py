@@ -29,7 +29,8 @@ from infermeter.clients.discovery import ServerInfo, discover
 from infermeter.clients.formats import ApiFormat, RequestOptions
 from infermeter.clients.openai_chat import ChatCompletions
 from infermeter.clients.openai_completions import Completions
-from infermeter.clients.stream import StreamingClient
+from infermeter.clients.rawhttp import RawHttpClient
+from infermeter.clients.stream import StreamingClient, StreamTransport
 from infermeter.clients.transport import HttpTransport, Timeouts
 from infermeter.config import BenchConfig
 from infermeter.errors import ServerError, UsageError
@@ -188,7 +189,13 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
         headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
     timeouts = Timeouts(config.request_timeout_s, config.connect_timeout_s, config.stall_timeout_s)
     fmt: ApiFormat = ChatCompletions() if config.api == "chat" else Completions()
-    async with HttpTransport(headers, timeouts) as transport:
+    raw = RawHttpClient(
+        headers,
+        total_timeout_s=config.request_timeout_s,
+        connect_timeout_s=config.connect_timeout_s,
+        read_timeout_s=config.stall_timeout_s,
+    )
+    async with HttpTransport(headers, timeouts) as transport, raw:
         info = await discover(transport, config.url, config.model)
         options = RequestOptions(
             model=info.model,
@@ -200,8 +207,9 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
         counter, local = await _choose_counter(config, transport, info)
         t0 = time.perf_counter_ns()
         wall0 = time.time_ns()
+        streamer: StreamTransport = transport if config.transport == "aiohttp" else raw
         client = StreamingClient(
-            transport,
+            streamer,
             info.base_url,
             fmt,
             options,

@@ -51,6 +51,8 @@ class BenchConfig(BaseModel):
     request_timeout_s: float = Field(default=600.0, gt=0)
     connect_timeout_s: float = Field(default=30.0, gt=0)
     stall_timeout_s: float = Field(default=120.0, gt=0)
+    #: HTTP client for the streams: the lean asyncio one, or aiohttp (for comparison).
+    transport: Literal["raw", "aiohttp"] = "raw"
     # -- judging and output --
     slo: str | None = None
     percentiles: tuple[float, ...] = ()

@@ -35,3 +35,8 @@ def test_chat_chunk_kinds() -> None:
 def test_completions_chunk() -> None:
     d = Completions().parse({"choices": [{"text": " x", "finish_reason": "length"}]})
     assert d.text == " x" and d.finish_reason == "length"
+
+
+def test_reasoning_alone_is_output_text() -> None:
+    d = ChatCompletions().parse({"choices": [{"delta": {"reasoning": "step 1"}}]})
+    assert d.text == "step 1" and d.reasoning

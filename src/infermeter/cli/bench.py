@@ -140,6 +140,9 @@ def bench(
         120.0, "--stall-timeout", help="Seconds of silence after which a stream counts as stalled."
     ),
     connect_timeout: float = typer.Option(30.0, "--connect-timeout", help="Seconds to connect."),
+    transport: str = typer.Option(
+        "raw", "--transport", help="Stream client: raw (lean asyncio, default) or aiohttp."
+    ),
     max_error_rate: float = typer.Option(
         0.0, "--max-error-rate", help="Exit non-zero when more than this share of requests fail."
     ),
@@ -189,6 +192,7 @@ def bench(
         request_timeout_s=request_timeout,
         stall_timeout_s=stall_timeout,
         connect_timeout_s=connect_timeout,
+        transport=transport,
         max_error_rate=max_error_rate,
         out=out,
     )

@@ -13,6 +13,8 @@ from infermeter.clients.formats import (
 )
 from infermeter.workload.types import Prompt
 
+_PLAIN_DELTA = frozenset({"role", "content"})
+
 
 class ChatCompletions:
     name = "chat"
@@ -26,14 +28,23 @@ class ChatCompletions:
         return {"messages": messages, **body}
 
     def parse(self, obj: dict[str, Any]) -> ChunkDelta:
-        out = ChunkDelta(usage=obj.get("usage"), timings=obj.get("timings"))
-        out.error = message_error(obj)
-        choice = first_choice(obj)
-        if choice is None:
+        # Hot path (once per stream message): plain lookups, one object.
+        get = obj.get
+        out = ChunkDelta(usage=get("usage"), timings=get("timings"))
+        if "error" in obj:
+            out.error = message_error(obj)
+        choices = get("choices")
+        if not choices or not isinstance(choices, list):
             return out
+        choice = choices[0]
         out.finish_reason = choice.get("finish_reason")
-        delta = choice.get("delta") or {}
+        delta = choice.get("delta")
+        if not delta:
+            return out
         content = delta.get("content") or ""
+        if delta.keys() <= _PLAIN_DELTA:
+            out.text = content  # only role and content: nothing else to look at
+            return out
         # Reasoning text is output text: vLLM/SGLang/DeepSeek say reasoning_content,
         # some servers say reasoning.
         reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""

@@ -49,6 +49,9 @@ class SSEParser:
 
 
 def _parse_block(block: bytes) -> SSEEvent | None:
+    # Fast path: the one-line "data: ..." block every OpenAI-style server sends.
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return None, block[6:]
     event: bytes | None = None
     data: list[bytes] = []
     for line in block.split(b"\n"):

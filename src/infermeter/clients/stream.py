@@ -7,18 +7,24 @@ this module owns the timestamps and the token accounting of ``docs/metrics.md`` 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-import aiohttp
 import orjson
 
 from infermeter.clients.formats import ApiFormat, ChunkDelta, RequestOptions
+from infermeter.clients.rawhttp import (
+    ConnectFailed,
+    ConnectionLost,
+    Exchange,
+    RequestTimeout,
+    ResponseSink,
+    StaleConnection,
+)
 from infermeter.clients.sse import SSEParser
-from infermeter.clients.transport import STALE_RETRIES, HttpTransport
+from infermeter.clients.transport import STALE_RETRIES
 from infermeter.metrics.tokens import spread_tokens
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
@@ -87,17 +93,97 @@ class _Accumulator:
             self.other += 1
 
 
+class _Handler:
+    """The response sink of one request: SSE framing, then the API format's meaning of each
+    message, into the accumulator. Runs inside the transport's read callback."""
+
+    __slots__ = (
+        "acc",
+        "body",
+        "error_body",
+        "fmt",
+        "json_mode",
+        "parser",
+        "saw_event",
+        "status",
+        "t_last",
+    )
+
+    def __init__(self, fmt: ApiFormat, acc: _Accumulator) -> None:
+        self.fmt = fmt
+        self.acc = acc
+        self.parser = SSEParser()
+        self.status = 0
+        self.json_mode = False
+        self.error_body: bytearray | None = None
+        self.body = b""
+        self.t_last = 0
+        self.saw_event = False
+
+    def start(self, status: int, content_type: str) -> None:
+        self.acc.responded = True
+        self.status = status
+        if status >= 400:
+            self.error_body = bytearray()
+        # A server that ignored stream=true answers with one JSON document.
+        self.json_mode = content_type == "application/json"
+
+    def feed(self, t_ns: int, data: bytes) -> None:
+        if self.error_body is not None:
+            if len(self.error_body) < 4096:
+                self.error_body += data[: 4096 - len(self.error_body)]
+            return
+        if self.json_mode:
+            self.body += data
+            self.t_last = t_ns
+            return
+        for _event, payload in self.parser.feed(data):
+            self._event(t_ns, payload)
+
+    def _event(self, t_ns: int, payload: bytes) -> None:
+        self.saw_event = True
+        if payload == b"[DONE]":
+            self.acc.done = True
+            return
+        self.acc.add(t_ns, self.fmt.parse(_loads(payload)))
+
+    def finish(self, t_ns: int) -> None:
+        if self.error_body is not None:
+            detail = _error_detail(self.error_body.decode("utf-8", "replace").strip())
+            raise _StreamFailure(
+                "http",
+                f"HTTP {self.status}: {detail}" if detail else f"HTTP {self.status}",
+                self.status,
+            )
+        if self.json_mode:
+            self.acc.add(self.t_last or t_ns, self.fmt.parse_full(_loads(self.body)))
+            self.acc.done = True
+            return
+        for _event, payload in self.parser.flush():
+            self._event(t_ns, payload)
+        if not self.saw_event and not self.acc.done:
+            raise _StreamFailure("protocol", "response is not an event stream")
+
+
+class StreamTransport(Protocol):
+    """What the timing loop needs of a transport (RawHttpClient, or HttpTransport/aiohttp)."""
+
+    async def post_stream(
+        self, url: str, body: bytes, sink: ResponseSink, exchange: Exchange
+    ) -> None: ...
+
+
 class StreamingClient:
     """Sends prompts in one API format over one transport and returns records.
 
-    >>> client = StreamingClient(transport, "http://127.0.0.1:8080/v1", ChatCompletions(),
+    >>> client = StreamingClient(RawHttpClient(), "http://127.0.0.1:8080/v1", ChatCompletions(),
     ...                          RequestOptions(model="m"), t0_ns=time.perf_counter_ns())
     >>> record = await client.send(0, Prompt("hello", max_tokens=16), time.perf_counter_ns())
     """
 
     def __init__(
         self,
-        transport: HttpTransport,
+        transport: StreamTransport,
         base_url: str,
         fmt: ApiFormat,
         options: RequestOptions,
@@ -141,22 +227,21 @@ class StreamingClient:
             n_out_target=prompt.max_tokens,
         )
         clock = time.perf_counter_ns
-        t_send = clock()
-        rec.t_send_ns = t_send - t0
+        exchange = Exchange(t_send_ns=clock())
         try:
             for attempt in range(STALE_RETRIES + 1):
+                exchange = Exchange(t_send_ns=clock())
                 try:
-                    await self._exchange(body, acc)
+                    await self.transport.post_stream(
+                        self.url, body, _Handler(self.fmt, acc), exchange
+                    )
                     break
-                except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+                except StaleConnection:
                     # A pooled keep-alive connection the server had already closed (llama.cpp
-                    # closes after each streamed response): the request never reached the
-                    # server, so it is sent again on a fresh connection. Anything else, or a
-                    # failure after the response began, is the request's outcome.
-                    if acc.responded or attempt == STALE_RETRIES:
-                        raise
-                    t_send = clock()
-                    rec.t_send_ns = t_send - t0
+                    # closes after each streamed response) before any response byte: the
+                    # request never reached the server, so it goes again on a fresh one.
+                    if attempt == STALE_RETRIES:
+                        raise ConnectionLost("connection closed before any response") from None
                     rec.send_retries += 1
             if not (acc.done or acc.finish):
                 raise _StreamFailure(
@@ -169,74 +254,26 @@ class StreamingClient:
             rec.ok = True
         except _StreamFailure as exc:
             rec.error_kind, rec.error_message, rec.http_status = exc.kind, exc.args[0], exc.status
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except RequestTimeout as exc:
             rec.error_kind = "timeout"
             rec.error_message = (
-                f"timed out after {(clock() - t_send) / 1e9:.1f} s "
+                f"{exc} after {(clock() - exchange.t_send_ns) / 1e9:.1f} s "
                 f"({len(acc.chunk_abs)} token chunks received)"
             )
-        except aiohttp.ClientConnectorError as exc:
-            rec.error_kind, rec.error_message = "connection", f"cannot connect: {exc.os_error}"
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+        except ConnectFailed as exc:
+            rec.error_kind, rec.error_message = "connection", str(exc)
+        except ConnectionLost as exc:
             rec.error_kind = "incomplete_stream" if acc.chunk_abs else "connection"
-            rec.error_message = (
-                f"connection lost after {len(acc.chunk_abs)} token chunks: "
-                f"{type(exc).__name__}: {exc}"
-            )
-        except aiohttp.ClientError as exc:
-            rec.error_kind, rec.error_message = "connection", f"{type(exc).__name__}: {exc}"
+            rec.error_message = f"{exc} (after {len(acc.chunk_abs)} token chunks)"
         except OSError as exc:
             rec.error_kind, rec.error_message = "connection", f"{type(exc).__name__}: {exc}"
+        rec.t_send_ns = exchange.t_send_ns - t0
+        rec.connect_ns = exchange.connect_ns
         rec.t_end_ns = clock() - t0
         if rec.error_message:
             rec.error_message = self._redact(rec.error_message)[:500]
         self._account(rec, acc, prompt)
         return rec
-
-    async def _exchange(self, body: bytes, acc: _Accumulator) -> None:
-        fmt = self.fmt
-        async with self.transport.post(self.url, body) as resp:
-            acc.responded = True
-            if resp.status >= 400:
-                text = (await resp.read_text()).strip()
-                detail = _error_detail(text)
-                raise _StreamFailure(
-                    "http",
-                    f"HTTP {resp.status}: {detail}" if detail else f"HTTP {resp.status}",
-                    resp.status,
-                )
-            if resp.content_type == "application/json":
-                # A server that ignored stream=true: one "chunk" at the last byte.
-                data = b""
-                t_last = 0
-                async for t_arrival, piece in resp.chunks():
-                    data += piece
-                    t_last = t_arrival
-                obj = _loads(data)
-                acc.add(t_last, fmt.parse_full(obj))
-                acc.done = True
-                return
-            parser = SSEParser()
-            saw_event = False
-            async for t, data in resp.chunks():
-                for _event, payload in parser.feed(data):
-                    saw_event = True
-                    if payload == b"[DONE]":
-                        acc.done = True
-                        continue
-                    acc.add(t, fmt.parse(_loads(payload)))
-            t_eof = time.perf_counter_ns()
-            for _event, payload in parser.flush():
-                saw_event = True
-                if payload == b"[DONE]":
-                    acc.done = True
-                    continue
-                acc.add(t_eof, fmt.parse(_loads(payload)))
-            if not saw_event and not acc.done:
-                raise _StreamFailure(
-                    "protocol",
-                    f"response is not an event stream (content-type {resp.content_type})",
-                )
 
     def _account(self, rec: RequestRecord, acc: _Accumulator, prompt: Prompt) -> None:
         """Token counts and their sources, best first: server, server-stream, tokenizer, chunks."""

@@ -16,6 +16,15 @@ from typing import Any
 import aiohttp
 import orjson
 
+from infermeter.clients.rawhttp import (
+    ConnectFailed,
+    ConnectionLost,
+    Exchange,
+    RequestTimeout,
+    ResponseSink,
+    StaleConnection,
+)
+
 #: Reads from the socket are handed over in pieces of at most this many bytes; large enough
 #: that a 100K-token final chunk is a handful of reads, small enough to stay cache-friendly.
 READ_BUFSIZE = 1 << 18
@@ -95,6 +104,31 @@ class HttpTransport:
         if self._session is None:
             raise RuntimeError("transport is not open; use 'async with HttpTransport(...)'")
         return self._session
+
+    async def post_stream(
+        self, url: str, body: bytes, sink: ResponseSink, exchange: Exchange
+    ) -> None:
+        """The streaming interface of :class:`RawHttpClient`, over aiohttp (for comparison
+        and for what the raw client does not speak). Connect time is inside ``t_send``."""
+        exchange.t_send_ns = time.perf_counter_ns()
+        started = False
+        try:
+            async with self.post(url, body) as resp:
+                started = True
+                sink.start(resp.status, resp.content_type)
+                async for t, data in resp.chunks():
+                    sink.feed(t, data)
+                sink.finish(time.perf_counter_ns())
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            raise RequestTimeout("timed out") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(f"cannot connect: {exc.os_error}") from None
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+            if not started:
+                raise StaleConnection(str(exc)) from None
+            raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
 
     @asynccontextmanager
     async def post(self, url: str, body: bytes) -> AsyncIterator[StreamResponse]:

@@ -36,6 +36,8 @@ class RequestRecord:
     # -- instants (ns since the run origin) --
     t_sched_ns: int = 0
     t_send_ns: int = 0
+    #: Time spent opening a new connection before ``t_send`` (0: a pooled one was reused).
+    connect_ns: int = 0
     t_first_ns: int | None = None
     t_last_ns: int | None = None
     t_end_ns: int = 0
