@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as _dt
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ from infermeter.clients.stream import StreamingClient, StreamTransport
 from infermeter.clients.transport import HttpTransport, Timeouts
 from infermeter.config import BenchConfig
 from infermeter.errors import ServerError, UsageError
-from infermeter.load.runner import Listener, LoadPlan, Runner
+from infermeter.load.partition import auto_workers, partition
+from infermeter.load.runner import Listener, LoadPlan, Runner, RunState
 from infermeter.metrics.aggregate import RunMetrics, compute_run_metrics
 from infermeter.metrics.slo import parse_slo
 from infermeter.records.reader import read_records
@@ -42,6 +44,7 @@ from infermeter.records.schema import RequestRecord
 from infermeter.records.sink import JsonlSink
 from infermeter.report.progress import LiveProgress
 from infermeter.report.results import build_results
+from infermeter.workers import WorkerJob, run_pool
 from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
@@ -278,14 +281,95 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
         progress = (
             LiveProgress(config.num_requests, config.duration_s, console) if console else None
         )
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        n_workers = config.workers or auto_workers(load, cores or 1)
         with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
+            if n_workers > 1:
+                jobs = _worker_jobs(
+                    config, load, plan, info, fmt, options, headers, timeouts, wall0, n_workers
+                )
+                return await _run_workers(jobs, sink, warm, progress)
             listeners: list[Listener] = [sink] if progress is None else [sink, progress]
             runner = Runner(send, load, listeners=listeners, warmup_listeners=[warm])
             if progress is not None:
                 progress.attach(runner.state)
             with progress or contextlib.nullcontext():
                 state = await runner.run(plan.measure, plan.warmup)
-        return {"complete": state.aborted is None, "interrupted": False, "aborted": state.aborted}
+        return {
+            "complete": state.aborted is None,
+            "interrupted": False,
+            "aborted": state.aborted,
+            "client": [state.client.to_dict()] if state.client else [],
+        }
+
+
+def _worker_jobs(
+    config: BenchConfig,
+    load: LoadPlan,
+    plan: WorkloadPlan,
+    info: ServerInfo,
+    fmt: ApiFormat,
+    options: RequestOptions,
+    headers: dict[str, str],
+    timeouts: Timeouts,
+    wall0: int,
+    n_workers: int,
+) -> list[WorkerJob]:
+    shares = partition(load, len(plan.measure), len(plan.warmup), n_workers)
+    return [
+        WorkerJob(
+            share=share,
+            prompts=[plan.measure[i] for i in share.prompt_indexes],
+            warmup=[plan.warmup[i] for i in share.warmup_indexes],
+            url=info.base_url,
+            fmt=fmt,
+            options=options,
+            headers=headers,
+            timeouts=timeouts,
+            transport=config.transport,
+            wall0_ns=wall0,
+            n_workers=len(shares),
+            tokenizer_path=str(config.tokenizer) if config.tokenizer else None,
+            secrets=config.secrets,
+        )
+        for share in shares
+    ]
+
+
+async def _run_workers(
+    jobs: list[WorkerJob], sink: JsonlSink, warm: JsonlSink, progress: LiveProgress | None
+) -> dict[str, Any]:
+    """Run the jobs in worker processes; records are written here as they arrive."""
+    state = RunState(phase="warmup" if any(j.warmup for j in jobs) else "measure")
+
+    def on_record(phase: str, line: bytes) -> None:
+        rec = RequestRecord.from_dict(orjson.loads(line))
+        if phase == "warmup":
+            warm.write(rec)
+            return
+        sink.write(rec)
+        state.finished += 1
+        state.sent += 1
+        state.failed += 0 if rec.ok else 1
+        if progress is not None:
+            progress.on_record(rec)
+
+    stop = threading.Event()
+    if progress is not None:
+        progress.attach(state)
+    with progress or contextlib.nullcontext():
+        try:
+            outcome = await asyncio.to_thread(run_pool, jobs, on_record, state, stop)
+        finally:
+            stop.set()
+    aborted = "; ".join(outcome.aborted + outcome.failures) or None
+    return {
+        "complete": aborted is None,
+        "interrupted": False,
+        "aborted": aborted,
+        "client": sorted(outcome.clients, key=lambda c: c["worker"]),
+        "worker_failures": outcome.failures,
+    }
 
 
 def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run:

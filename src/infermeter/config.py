@@ -53,6 +53,8 @@ class BenchConfig(BaseModel):
     stall_timeout_s: float = Field(default=120.0, gt=0)
     #: HTTP client for the streams: the lean asyncio one, or aiohttp (for comparison).
     transport: Literal["raw", "aiohttp"] = "raw"
+    #: Client processes; None picks one per 128 streams, up to the cores available.
+    workers: int | None = Field(default=None, ge=1)
     # -- judging and output --
     slo: str | None = None
     percentiles: tuple[float, ...] = ()

@@ -32,6 +32,15 @@ def _percentiles(text: str | None) -> tuple[float, ...]:
         raise UsageError(f"--percentiles: cannot read {text!r}; e.g. 99.9,99.99") from None
 
 
+def _workers(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--workers: expected a number or auto, got {text!r}") from None
+
+
 def finish(run: Run, max_error_rate: float) -> int:
     """Exit code of a finished run: 130 interrupted, 1 aborted or too many failures, else 0."""
     s = run.results["summary"]
@@ -140,6 +149,11 @@ def bench(
         120.0, "--stall-timeout", help="Seconds of silence after which a stream counts as stalled."
     ),
     connect_timeout: float = typer.Option(30.0, "--connect-timeout", help="Seconds to connect."),
+    workers: str = typer.Option(
+        "auto",
+        "--workers",
+        help="Client processes: N, or auto (one per 128 streams, up to the cores available).",
+    ),
     transport: str = typer.Option(
         "raw", "--transport", help="Stream client: raw (lean asyncio, default) or aiohttp."
     ),
@@ -193,6 +207,7 @@ def bench(
         stall_timeout_s=stall_timeout,
         connect_timeout_s=connect_timeout,
         transport=transport,
+        workers=_workers(workers),
         max_error_rate=max_error_rate,
         out=out,
     )

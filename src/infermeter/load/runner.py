@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from infermeter.load.arrivals import ArrivalKind, arrival_offsets, arrival_stream
+from infermeter.load.selfcheck import ClientStats, LoopMonitor
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
@@ -55,6 +56,7 @@ class RunState:
     output_tokens: int = 0
     started_ns: int = 0
     aborted: str | None = None
+    client: ClientStats | None = None
     last_records: list[RequestRecord] = field(default_factory=list)
 
 
@@ -65,15 +67,18 @@ class Runner:
         plan: LoadPlan,
         listeners: Sequence[Listener] = (),
         warmup_listeners: Sequence[Listener] = (),
+        worker: int = 0,
+        ids: Iterator[int] | None = None,
     ) -> None:
         self._send = send
         self.plan = plan
         self._listeners = list(listeners)
         self._warmup_listeners = list(warmup_listeners)
         self.state = RunState()
-        self._ids = itertools.count()
+        self._ids = ids if ids is not None else itertools.count()
         self._consecutive_conn_errors = 0
         self._stop = asyncio.Event()
+        self.worker = worker
 
     def stop(self, reason: str) -> None:
         if self.state.aborted is None:
@@ -105,8 +110,19 @@ class Runner:
         else:
             self._consecutive_conn_errors = 0
 
-    async def run(self, measure: Sequence[Prompt], warmup: Sequence[Prompt] = ()) -> RunState:
-        """Send ``warmup`` (closed loop, excluded from metrics), then the measured load."""
+    async def run(
+        self,
+        measure: Sequence[Prompt],
+        warmup: Sequence[Prompt] = (),
+        offsets_s: Sequence[float] | None = None,
+        start_at_ns: int | None = None,
+    ) -> RunState:
+        """Send ``warmup`` (closed loop, excluded from metrics), then the measured load.
+
+        ``offsets_s``: an open-loop schedule drawn elsewhere (a worker's share of the run's
+        arrivals) instead of one drawn here. ``start_at_ns``: a ``perf_counter_ns`` instant
+        to start the measured phase at (the workers' common start line).
+        """
         plan = self.plan
         st = self.state
         if warmup:
@@ -115,14 +131,21 @@ class Runner:
             await self._closed_loop(iter(warmup), width, None, "warmup")
         if self._stop.is_set():
             return st
+        if start_at_ns is not None:
+            await asyncio.sleep(max(start_at_ns - time.perf_counter_ns(), 0) / 1e9)
         st.phase = "measure"
         st.started_ns = time.perf_counter_ns()
         prompts = self._prompt_iter(measure)
-        if plan.rate is not None:
-            await self._open_loop(prompts)
-        else:
-            assert plan.concurrency is not None
-            await self._closed_loop(prompts, plan.concurrency, plan.duration_s, "measure")
+        monitor = LoopMonitor(self.worker)
+        monitor.start()
+        try:
+            if plan.rate is not None:
+                await self._open_loop(prompts, offsets_s)
+            else:
+                assert plan.concurrency is not None
+                await self._closed_loop(prompts, plan.concurrency, plan.duration_s, "measure")
+        finally:
+            st.client = monitor.stop()
         st.phase = "done"
         return st
 
@@ -149,12 +172,17 @@ class Runner:
 
         await asyncio.gather(*(slot() for _ in range(width)))
 
-    async def _open_loop(self, prompts: Iterator[Prompt]) -> None:
+    async def _open_loop(
+        self, prompts: Iterator[Prompt], given: Sequence[float] | None = None
+    ) -> None:
         plan = self.plan
         assert plan.rate is not None
         clock = time.perf_counter_ns
-        if plan.num_requests is not None:
-            offsets: Iterator[float] = iter(
+        offsets: Iterator[float]
+        if given is not None:
+            offsets = iter(given)
+        elif plan.num_requests is not None:
+            offsets = iter(
                 arrival_offsets(
                     plan.rate,
                     plan.num_requests,

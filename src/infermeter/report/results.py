@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from infermeter.metrics.aggregate import DISTRIBUTION_NAMES, PERCENTILE_METHOD, RunMetrics
+from infermeter.metrics.client import client_warnings
 
 #: Bumped when a field changes meaning or is removed; adding fields keeps it.
 RESULTS_SCHEMA_VERSION = 1
@@ -15,6 +16,7 @@ def build_results(
     meta: dict[str, Any], metrics: RunMetrics, status: dict[str, Any]
 ) -> dict[str, Any]:
     summary = asdict(metrics.summary)
+    clients = list(status.get("client") or [])
     result: dict[str, Any] = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "infermeter_version": meta.get("infermeter_version"),
@@ -36,6 +38,12 @@ def build_results(
         "input_tokens_mismatch": metrics.input_tokens_mismatch,
         "server_reported": {"tpot_ms": metrics.server_tpot_ms.to_dict()},
         "slo": _slo(metrics),
+        "client": {"workers": len(clients), "per_worker": clients},
+        "warnings": client_warnings(
+            clients,
+            metrics.distributions["queue_delay_ms"].p99,
+            capped=bool((meta.get("config") or {}).get("max_concurrency")),
+        ),
     }
     return result
 

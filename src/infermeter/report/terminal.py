@@ -136,15 +136,20 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
                 style="dim",
             )
         )
-    q = results["distributions"].get("queue_delay_ms") or {}
-    if q.get("count") and (q.get("p99") or 0) > 5 and results["summary"].get("target_rate_rps"):
+    client = results.get("client") or {}
+    workers = client.get("per_worker") or []
+    if workers:
+        busiest = max(workers, key=lambda w: w["cpu_util"])
         notes.append(
             Text(
-                f"client queue delay p99 {q['p99']:.1f} ms: requests started late "
-                "(max-concurrency reached or the client is saturated)",
-                style="yellow",
+                f"client: {len(workers)} worker process(es); busiest used "
+                f"{100 * busiest['cpu_util']:.0f} % of a core, event-loop lag p99 "
+                f"{max(w['loop_lag_p99_ms'] for w in workers):.2f} ms",
+                style="dim",
             )
         )
+    for warning in results.get("warnings") or []:
+        notes.append(Text(f"warning: {warning}", style="yellow"))
     if run.get("interrupted"):
         notes.append(
             Text("run interrupted: figures cover the requests that finished", style="yellow")

@@ -1,0 +1,77 @@
+"""The client watching itself: CPU use and event-loop lag of each load-generating process.
+
+A saturated client reports its own queueing as the server's latency. Every run measures how
+busy each client process was (CPU seconds over wall seconds, 1.0 = one full core) and how
+late its event loop ran timers (a probe every 50 ms), so the summary can say, with numbers,
+when the client rather than the server limited the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+PROBE_PERIOD_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    worker: int
+    cpu_s: float
+    wall_s: float
+    cpu_util: float
+    loop_lag_p50_ms: float
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
+    probes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LoopMonitor:
+    """``start()`` when load begins, ``stop()`` when it ends; costs one timer per 50 ms."""
+
+    def __init__(self, worker: int = 0, period_s: float = PROBE_PERIOD_S) -> None:
+        self.worker = worker
+        self.period_s = period_s
+        self._lags: list[float] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        self._cpu0 = 0.0
+        self._wall0 = 0.0
+
+    def start(self) -> None:
+        self._cpu0 = time.process_time()
+        self._wall0 = time.perf_counter()
+        self._arm()
+
+    def _arm(self) -> None:
+        self._due = time.perf_counter() + self.period_s
+        self._handle = asyncio.get_running_loop().call_later(self.period_s, self._probe)
+
+    def _probe(self) -> None:
+        self._lags.append(max(time.perf_counter() - self._due, 0.0) * 1e3)
+        self._arm()
+
+    def stop(self) -> ClientStats:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        wall = max(time.perf_counter() - self._wall0, 1e-9)
+        cpu = time.process_time() - self._cpu0
+        lags = np.asarray(self._lags) if self._lags else np.zeros(1)
+        return ClientStats(
+            worker=self.worker,
+            cpu_s=cpu,
+            wall_s=wall,
+            cpu_util=cpu / wall,
+            loop_lag_p50_ms=float(np.percentile(lags, 50)),
+            loop_lag_p99_ms=float(np.percentile(lags, 99)),
+            loop_lag_max_ms=float(lags.max()),
+            probes=len(self._lags),
+        )

@@ -1,0 +1,40 @@
+"""Was the client the bottleneck? Verdicts from the client's own statistics (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: A worker process busier than this share of one core is saturated or close to it.
+CPU_SATURATED = 0.85
+#: Event-loop lag (p99) beyond which arrival stamps may be late by as much.
+LOOP_LAG_MS = 5.0
+#: Client queue delay (p99) beyond which requests left noticeably after they were due.
+QUEUE_DELAY_MS = 5.0
+
+
+def client_warnings(
+    workers: Sequence[Mapping[str, Any]],
+    queue_delay_p99_ms: float | None,
+    *,
+    capped: bool = False,
+) -> list[str]:
+    """One sentence per finding, each with the numbers that triggered it."""
+    out: list[str] = []
+    for w in workers:
+        if w["cpu_util"] >= CPU_SATURATED:
+            out.append(
+                f"client worker {w['worker']} used {100 * w['cpu_util']:.0f} % of a core: the "
+                "load generator may have limited this run; use more --workers"
+            )
+        if w["loop_lag_p99_ms"] > LOOP_LAG_MS:
+            out.append(
+                f"client worker {w['worker']} event loop ran {w['loop_lag_p99_ms']:.1f} ms late "
+                "at p99: arrival stamps (TTFT, ITL) may be late by as much"
+            )
+    if queue_delay_p99_ms is not None and queue_delay_p99_ms > QUEUE_DELAY_MS and not capped:
+        out.append(
+            f"client queue delay p99 {queue_delay_p99_ms:.1f} ms: requests left after they were "
+            "due; the client, not the server, delayed them"
+        )
+    return out

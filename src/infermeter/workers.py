@@ -1,0 +1,238 @@
+"""Running one benchmark on several local processes, each with its own event loop and
+connections, all feeding the one records file.
+
+The parent builds everything a worker needs (its share of the load, its prompts, the request
+format) and starts the workers with the ``spawn`` method. Each worker connects, reports ready,
+and waits at a common start line (a wall-clock instant the parent picks once all are ready);
+its records stream back over a queue, already serialised, and the parent writes them as they
+come, so a worker that dies loses nothing the others did. Per-request times are taken on each
+worker's own monotonic clock, shifted onto the run's timeline by wall-clock anchors (exact on
+one machine, where every process reads the same CLOCK_MONOTONIC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import multiprocessing as mp
+import queue as queue_mod
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from infermeter.clients.formats import ApiFormat, RequestOptions
+from infermeter.clients.rawhttp import RawHttpClient
+from infermeter.clients.stream import StreamingClient, StreamTransport
+from infermeter.clients.transport import HttpTransport, Timeouts
+from infermeter.load.partition import WorkerShare
+from infermeter.load.runner import Runner, RunState
+from infermeter.records.schema import RequestRecord
+from infermeter.workload.tokenizer import LocalTokenizer
+from infermeter.workload.types import Prompt
+
+READY_TIMEOUT_S = 120.0
+START_MARGIN_S = 0.25
+
+
+@dataclass
+class WorkerJob:
+    """Everything one worker process needs; pickled once when it starts."""
+
+    share: WorkerShare
+    prompts: list[Prompt]
+    warmup: list[Prompt]
+    url: str
+    fmt: ApiFormat
+    options: RequestOptions
+    headers: dict[str, str]
+    timeouts: Timeouts
+    transport: str
+    #: The run's origin: a wall-clock instant and the parent's monotonic reading of it.
+    wall0_ns: int
+    n_workers: int = 1
+    tokenizer_path: str | None = None
+    secrets: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _QueueListener:
+    def __init__(self, q: Any, worker: int, phase: str) -> None:
+        self._q, self._worker, self._phase = q, worker, phase
+
+    def on_record(self, record: RequestRecord) -> None:
+        self._q.put(("rec", self._worker, (self._phase, orjson.dumps(record))))
+
+
+def worker_main(job: WorkerJob, out: Any, go: Any, start_wall_ns: Any) -> None:
+    """The worker process: connect, report ready, wait for the start line, run its share."""
+    try:
+        asyncio.run(_worker(job, out, go, start_wall_ns))
+    except KeyboardInterrupt:
+        pass
+    except BaseException as exc:  # reported to the parent, which fails the run cleanly
+        out.put(("error", job.share.worker, f"{type(exc).__name__}: {exc}"))
+
+
+async def _worker(job: WorkerJob, out: Any, go: Any, start_wall_ns: Any) -> None:
+    w = job.share.worker
+    # This process's reading of the run's origin: same instant, its own monotonic clock.
+    t0 = time.perf_counter_ns() - (time.time_ns() - job.wall0_ns)
+    count = None
+    if job.tokenizer_path:
+        count = LocalTokenizer(Path(job.tokenizer_path)).count_sync
+    t = job.timeouts
+    raw = RawHttpClient(
+        job.headers,
+        total_timeout_s=t.total_s,
+        connect_timeout_s=t.connect_s,
+        read_timeout_s=t.read_s,
+    )
+    async with HttpTransport(job.headers, job.timeouts) as aio, raw:
+        streamer: StreamTransport = aio if job.transport == "aiohttp" else raw
+        client = StreamingClient(
+            streamer,
+            job.url,
+            job.fmt,
+            job.options,
+            t0_ns=t0,
+            count_tokens=count,
+            secrets=job.secrets,
+        )
+
+        async def send(rid: int, prompt: Prompt, t_sched: int, phase: str) -> RequestRecord:
+            # Ids are unique across workers: worker w uses w, w + N, w + 2N, ...
+            return await client.send(rid, prompt, t_sched, phase=phase, worker=w)
+
+        runner = Runner(
+            send,
+            job.share.plan,
+            listeners=[_QueueListener(out, w, "measure")],
+            warmup_listeners=[_QueueListener(out, w, "warmup")],
+            worker=w,
+            ids=itertools.count(w, job.n_workers),
+        )
+        out.put(("ready", w, None))
+        loop = asyncio.get_running_loop()
+        while not await loop.run_in_executor(None, go.wait, 0.5):
+            pass
+        start_perf = time.perf_counter_ns() + (start_wall_ns.value - time.time_ns())
+        ticker = asyncio.ensure_future(_report_state(out, w, runner.state))
+        try:
+            state = await runner.run(
+                job.prompts, job.warmup, job.share.offsets_s, start_at_ns=start_perf
+            )
+        finally:
+            ticker.cancel()
+        out.put(
+            (
+                "done",
+                w,
+                {
+                    "aborted": state.aborted,
+                    "client": state.client.to_dict() if state.client else None,
+                },
+            )
+        )
+
+
+async def _report_state(out: Any, worker: int, state: RunState) -> None:
+    while True:
+        out.put(("state", worker, {"in_flight": state.in_flight, "phase": state.phase}))
+        await asyncio.sleep(0.5)
+
+
+@dataclass
+class PoolOutcome:
+    aborted: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    clients: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_pool(
+    jobs: list[WorkerJob],
+    on_record: Callable[[str, bytes], None],
+    state: RunState,
+    stop: threading.Event | None = None,
+) -> PoolOutcome:
+    """Start one process per job, run them to the end, hand every record to ``on_record``.
+
+    A worker that dies is reported in ``failures``; the others run on. Ctrl-C stops all.
+    """
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    go = ctx.Event()
+    start_wall = ctx.Value("q", 0)
+    procs = {}
+    for job in jobs:
+        p = ctx.Process(
+            target=worker_main,
+            args=(job, out, go, start_wall),
+            name=f"infermeter-worker-{job.share.worker}",
+            daemon=True,
+        )
+        p.start()
+        procs[job.share.worker] = p
+    outcome = PoolOutcome()
+    ready: set[int] = set()
+    done: set[int] = set()
+    in_flight: dict[int, int] = {}
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    started = False
+    try:
+        while len(done) < len(procs):
+            if stop is not None and stop.is_set():
+                break
+            try:
+                kind, w, payload = out.get(timeout=0.2)
+            except queue_mod.Empty:
+                kind = None
+            if kind == "rec":
+                on_record(*payload)
+            elif kind == "ready":
+                ready.add(w)
+            elif kind == "state":
+                in_flight[w] = payload["in_flight"]
+                state.in_flight = sum(in_flight.values())
+                if payload["phase"] == "measure":
+                    state.phase = "measure"
+            elif kind == "done":
+                done.add(w)
+                if payload.get("aborted"):
+                    outcome.aborted.append(f"worker {w}: {payload['aborted']}")
+                if payload.get("client"):
+                    outcome.clients.append(payload["client"])
+            elif kind == "error":
+                done.add(w)
+                outcome.failures.append(f"worker {w} failed: {payload}")
+            if not started and len(ready) == len(procs):
+                start_wall.value = time.time_ns() + int(START_MARGIN_S * 1e9)
+                go.set()
+                started = True
+            elif not started and time.monotonic() > deadline:
+                outcome.failures.append("workers did not start in time")
+                break
+            for w, p in procs.items():
+                if w not in done and not p.is_alive() and out.empty():
+                    done.add(w)
+                    outcome.failures.append(
+                        f"worker {w} died (exit code {p.exitcode}); its finished requests are kept"
+                    )
+    finally:
+        for p in procs.values():
+            if p.is_alive():
+                p.terminate()
+        for p in procs.values():
+            p.join(timeout=5)
+        # Whatever was queued before a worker ended still lands on disk.
+        while True:
+            try:
+                kind, w, payload = out.get_nowait()
+            except (queue_mod.Empty, OSError, ValueError):
+                break
+            if kind == "rec":
+                on_record(*payload)
+    return outcome
