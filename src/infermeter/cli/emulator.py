@@ -22,6 +22,11 @@ def serve_ground_truth(
     ),
     fault_after: int = typer.Option(3, "--fault-after", help="Tokens sent before a stream fault."),
     fault_every: int = typer.Option(1, "--fault-every", help="Fault every Nth stream."),
+    reuse_port: bool = typer.Option(
+        False,
+        "--reuse-port",
+        help="Share the port with other emulator processes (SO_REUSEPORT): the kernel spreads connections over them.",
+    ),
 ) -> None:
     """Serve OpenAI-style streams with known timing, each chunk stamped with its send time."""
     if fault is not None and fault not in FAULTS:
@@ -35,7 +40,7 @@ def serve_ground_truth(
         fault_after=fault_after,
         fault_every=fault_every,
     )
-    server = GroundTruthServer(cfg, host, port)
+    server = GroundTruthServer(cfg, host, port, reuse_port=reuse_port)
     typer.echo(
         f"ground-truth server at http://{host}:{port} (model {model!r}); Ctrl-C stops", err=True
     )

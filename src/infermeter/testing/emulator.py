@@ -93,8 +93,13 @@ class GroundTruthServer:
     """``async with GroundTruthServer(cfg) as srv: ... srv.url ...`` or ``start_in_thread``."""
 
     def __init__(
-        self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: EmulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        reuse_port: bool = False,
     ) -> None:
+        self.reuse_port = reuse_port
         self.config = config or EmulatorConfig()
         self.host = host
         self.port = port
@@ -110,7 +115,12 @@ class GroundTruthServer:
 
     async def start(self) -> GroundTruthServer:
         self._server = await asyncio.start_server(
-            self._handle, self.host, self.port, backlog=4096, limit=1 << 22
+            self._handle,
+            self.host,
+            self.port,
+            backlog=4096,
+            limit=1 << 22,
+            reuse_port=self.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
