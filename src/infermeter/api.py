@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
+import functools
 import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ import aiohttp
 import orjson
 from rich.console import Console
 
-from infermeter import __version__
+from infermeter import __version__, ray_cluster
 from infermeter.clients.discovery import ServerInfo, discover
 from infermeter.clients.formats import ApiFormat, RequestOptions
 from infermeter.clients.openai_chat import ChatCompletions
@@ -44,7 +46,7 @@ from infermeter.records.schema import RequestRecord
 from infermeter.records.sink import JsonlSink
 from infermeter.report.progress import LiveProgress
 from infermeter.report.results import build_results
-from infermeter.workers import WorkerJob, run_pool
+from infermeter.workers import PoolOutcome, WorkerJob, run_pool
 from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
@@ -282,13 +284,22 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
             LiveProgress(config.num_requests, config.duration_s, console) if console else None
         )
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        n_workers = config.workers or auto_workers(load, cores or 1)
+        # On a cluster, "auto" is not bounded by this machine's cores.
+        n_workers = config.workers or auto_workers(load, 1 << 16 if config.cluster else cores or 1)
         with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
-            if n_workers > 1:
+            if n_workers > 1 or config.cluster:
                 jobs = _worker_jobs(
                     config, load, plan, info, fmt, options, headers, timeouts, wall0, n_workers
                 )
-                return await _run_workers(jobs, sink, warm, progress)
+                if not config.cluster:
+                    return await _run_workers(jobs, sink, warm, progress, run_pool)
+                owned = ray_cluster.connect(config.cluster)  # from the main thread
+                try:
+                    pool = functools.partial(ray_cluster.run_ray, address=config.cluster)
+                    return await _run_workers(jobs, sink, warm, progress, pool)
+                finally:
+                    if owned:
+                        ray_cluster.disconnect()
             listeners: list[Listener] = [sink] if progress is None else [sink, progress]
             runner = Runner(send, load, listeners=listeners, warmup_listeners=[warm])
             if progress is not None:
@@ -336,8 +347,17 @@ def _worker_jobs(
     ]
 
 
+Pool = Callable[
+    [list[WorkerJob], Callable[[str, bytes], None], RunState, threading.Event], PoolOutcome
+]
+
+
 async def _run_workers(
-    jobs: list[WorkerJob], sink: JsonlSink, warm: JsonlSink, progress: LiveProgress | None
+    jobs: list[WorkerJob],
+    sink: JsonlSink,
+    warm: JsonlSink,
+    progress: LiveProgress | None,
+    pool: Pool,
 ) -> dict[str, Any]:
     """Run the jobs in worker processes; records are written here as they arrive."""
     state = RunState(phase="warmup" if any(j.warmup for j in jobs) else "measure")
@@ -359,7 +379,7 @@ async def _run_workers(
         progress.attach(state)
     with progress or contextlib.nullcontext():
         try:
-            outcome = await asyncio.to_thread(run_pool, jobs, on_record, state, stop)
+            outcome = await asyncio.to_thread(pool, jobs, on_record, state, stop)
         finally:
             stop.set()
     aborted = "; ".join(outcome.aborted + outcome.failures) or None

@@ -55,6 +55,9 @@ class BenchConfig(BaseModel):
     transport: Literal["raw", "aiohttp"] = "raw"
     #: Client processes; None picks one per 128 streams, up to the cores available.
     workers: int | None = Field(default=None, ge=1)
+    #: Run the workers as Ray actors: a Ray address ("auto", "ray://host:port", "host:port")
+    #: or "local" (start a Ray instance on this machine).
+    cluster: str | None = None
     # -- judging and output --
     slo: str | None = None
     percentiles: tuple[float, ...] = ()

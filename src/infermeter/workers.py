@@ -18,7 +18,7 @@ import multiprocessing as mp
 import queue as queue_mod
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,25 +59,43 @@ class WorkerJob:
     secrets: tuple[str, ...] = field(default_factory=tuple)
 
 
-class _QueueListener:
-    def __init__(self, q: Any, worker: int, phase: str) -> None:
-        self._q, self._worker, self._phase = q, worker, phase
+Emit = Callable[[str, int, Any], None]
+
+
+class _EmitListener:
+    def __init__(self, emit: Emit, worker: int, phase: str) -> None:
+        self._emit, self._worker, self._phase = emit, worker, phase
 
     def on_record(self, record: RequestRecord) -> None:
-        self._q.put(("rec", self._worker, (self._phase, orjson.dumps(record))))
+        self._emit("rec", self._worker, (self._phase, orjson.dumps(record)))
 
 
 def worker_main(job: WorkerJob, out: Any, go: Any, start_wall_ns: Any) -> None:
-    """The worker process: connect, report ready, wait for the start line, run its share."""
+    """A worker process: connect, report ready, wait for the start line, run its share."""
+
+    async def wait_for_start() -> int:
+        loop = asyncio.get_running_loop()
+        while not await loop.run_in_executor(None, go.wait, 0.5):
+            pass
+        return int(start_wall_ns.value)
+
     try:
-        asyncio.run(_worker(job, out, go, start_wall_ns))
+        asyncio.run(serve_share(job, lambda *m: out.put(m), wait_for_start))
     except KeyboardInterrupt:
         pass
     except BaseException as exc:  # reported to the parent, which fails the run cleanly
         out.put(("error", job.share.worker, f"{type(exc).__name__}: {exc}"))
 
 
-async def _worker(job: WorkerJob, out: Any, go: Any, start_wall_ns: Any) -> None:
+async def serve_share(
+    job: WorkerJob, emit: Emit, wait_for_start: Callable[[], Awaitable[int]]
+) -> None:
+    """Run one worker's share of the load, wherever it lives (process, Ray actor).
+
+    ``emit(kind, worker, payload)`` reports "ready", every "rec" (phase, serialised record)
+    as it finishes, periodic "state", and "done"; ``wait_for_start`` returns the wall-clock
+    start line once every worker is ready.
+    """
     w = job.share.worker
     # This process's reading of the run's origin: same instant, its own monotonic clock.
     t0 = time.perf_counter_ns() - (time.time_ns() - job.wall0_ns)
@@ -104,44 +122,40 @@ async def _worker(job: WorkerJob, out: Any, go: Any, start_wall_ns: Any) -> None
         )
 
         async def send(rid: int, prompt: Prompt, t_sched: int, phase: str) -> RequestRecord:
-            # Ids are unique across workers: worker w uses w, w + N, w + 2N, ...
             return await client.send(rid, prompt, t_sched, phase=phase, worker=w)
 
         runner = Runner(
             send,
             job.share.plan,
-            listeners=[_QueueListener(out, w, "measure")],
-            warmup_listeners=[_QueueListener(out, w, "warmup")],
+            listeners=[_EmitListener(emit, w, "measure")],
+            warmup_listeners=[_EmitListener(emit, w, "warmup")],
             worker=w,
+            # Ids unique across workers without coordination: w, w + N, w + 2N, ...
             ids=itertools.count(w, job.n_workers),
         )
-        out.put(("ready", w, None))
-        loop = asyncio.get_running_loop()
-        while not await loop.run_in_executor(None, go.wait, 0.5):
-            pass
-        start_perf = time.perf_counter_ns() + (start_wall_ns.value - time.time_ns())
-        ticker = asyncio.ensure_future(_report_state(out, w, runner.state))
+        emit("ready", w, None)
+        start_wall = await wait_for_start()
+        start_perf = time.perf_counter_ns() + (start_wall - time.time_ns())
+        ticker = asyncio.ensure_future(_report_state(emit, w, runner.state))
         try:
             state = await runner.run(
                 job.prompts, job.warmup, job.share.offsets_s, start_at_ns=start_perf
             )
         finally:
             ticker.cancel()
-        out.put(
-            (
-                "done",
-                w,
-                {
-                    "aborted": state.aborted,
-                    "client": state.client.to_dict() if state.client else None,
-                },
-            )
+        emit(
+            "done",
+            w,
+            {
+                "aborted": state.aborted,
+                "client": state.client.to_dict() if state.client else None,
+            },
         )
 
 
-async def _report_state(out: Any, worker: int, state: RunState) -> None:
+async def _report_state(emit: Emit, worker: int, state: RunState) -> None:
     while True:
-        out.put(("state", worker, {"in_flight": state.in_flight, "phase": state.phase}))
+        emit("state", worker, {"in_flight": state.in_flight, "phase": state.phase})
         await asyncio.sleep(0.5)
 
 
@@ -152,6 +166,51 @@ class PoolOutcome:
     clients: list[dict[str, Any]] = field(default_factory=list)
 
 
+class Collector:
+    """Turns the workers' messages into records on disk, live counters and an outcome."""
+
+    def __init__(self, n: int, on_record: Callable[[str, bytes], None], state: RunState) -> None:
+        self.n = n
+        self.on_record = on_record
+        self.state = state
+        self.ready: set[int] = set()
+        self.done: set[int] = set()
+        self.in_flight: dict[int, int] = {}
+        self.outcome = PoolOutcome()
+
+    def handle(self, kind: str, w: int, payload: Any) -> None:
+        if kind == "rec":
+            self.on_record(*payload)
+        elif kind == "ready":
+            self.ready.add(w)
+        elif kind == "state":
+            self.in_flight[w] = payload["in_flight"]
+            self.state.in_flight = sum(self.in_flight.values())
+            if payload["phase"] == "measure":
+                self.state.phase = "measure"
+        elif kind == "done":
+            self.done.add(w)
+            if payload.get("aborted"):
+                self.outcome.aborted.append(f"worker {w}: {payload['aborted']}")
+            if payload.get("client"):
+                self.outcome.clients.append(payload["client"])
+        elif kind == "error":
+            self.fail(w, f"worker {w} failed: {payload}")
+
+    def fail(self, w: int, message: str) -> None:
+        if w not in self.done:
+            self.done.add(w)
+            self.outcome.failures.append(message)
+
+    @property
+    def all_ready(self) -> bool:
+        return len(self.ready) == self.n
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) >= self.n
+
+
 def run_pool(
     jobs: list[WorkerJob],
     on_record: Callable[[str, bytes], None],
@@ -160,7 +219,7 @@ def run_pool(
 ) -> PoolOutcome:
     """Start one process per job, run them to the end, hand every record to ``on_record``.
 
-    A worker that dies is reported in ``failures``; the others run on. Ctrl-C stops all.
+    A worker that dies is reported in the outcome's failures; the others run on.
     """
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -176,50 +235,26 @@ def run_pool(
         )
         p.start()
         procs[job.share.worker] = p
-    outcome = PoolOutcome()
-    ready: set[int] = set()
-    done: set[int] = set()
-    in_flight: dict[int, int] = {}
+    col = Collector(len(procs), on_record, state)
     deadline = time.monotonic() + READY_TIMEOUT_S
-    started = False
     try:
-        while len(done) < len(procs):
-            if stop is not None and stop.is_set():
-                break
+        while not col.finished and not (stop is not None and stop.is_set()):
             try:
-                kind, w, payload = out.get(timeout=0.2)
+                col.handle(*out.get(timeout=0.2))
             except queue_mod.Empty:
-                kind = None
-            if kind == "rec":
-                on_record(*payload)
-            elif kind == "ready":
-                ready.add(w)
-            elif kind == "state":
-                in_flight[w] = payload["in_flight"]
-                state.in_flight = sum(in_flight.values())
-                if payload["phase"] == "measure":
-                    state.phase = "measure"
-            elif kind == "done":
-                done.add(w)
-                if payload.get("aborted"):
-                    outcome.aborted.append(f"worker {w}: {payload['aborted']}")
-                if payload.get("client"):
-                    outcome.clients.append(payload["client"])
-            elif kind == "error":
-                done.add(w)
-                outcome.failures.append(f"worker {w} failed: {payload}")
-            if not started and len(ready) == len(procs):
-                start_wall.value = time.time_ns() + int(START_MARGIN_S * 1e9)
-                go.set()
-                started = True
-            elif not started and time.monotonic() > deadline:
-                outcome.failures.append("workers did not start in time")
-                break
+                pass
+            if not go.is_set():
+                if col.all_ready:
+                    start_wall.value = time.time_ns() + int(START_MARGIN_S * 1e9)
+                    go.set()
+                elif time.monotonic() > deadline:
+                    col.outcome.failures.append("workers did not start in time")
+                    break
             for w, p in procs.items():
-                if w not in done and not p.is_alive() and out.empty():
-                    done.add(w)
-                    outcome.failures.append(
-                        f"worker {w} died (exit code {p.exitcode}); its finished requests are kept"
+                if w not in col.done and not p.is_alive() and out.empty():
+                    col.fail(
+                        w,
+                        f"worker {w} died (exit code {p.exitcode}); its finished requests are kept",
                     )
     finally:
         for p in procs.values():
@@ -235,4 +270,4 @@ def run_pool(
                 break
             if kind == "rec":
                 on_record(*payload)
-    return outcome
+    return col.outcome

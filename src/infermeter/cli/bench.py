@@ -154,6 +154,11 @@ def bench(
         "--workers",
         help="Client processes: N, or auto (one per 128 streams, up to the cores available).",
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="Run the workers as Ray actors: a Ray address (auto, ray://HOST:PORT, HOST:PORT) or local. Needs infermeter[ray].",
+    ),
     transport: str = typer.Option(
         "raw", "--transport", help="Stream client: raw (lean asyncio, default) or aiohttp."
     ),
@@ -208,6 +213,7 @@ def bench(
         connect_timeout_s=connect_timeout,
         transport=transport,
         workers=_workers(workers),
+        cluster=cluster,
         max_error_rate=max_error_rate,
         out=out,
     )
