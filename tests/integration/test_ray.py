@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,9 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     """A one-node Ray cluster on loopback (token auth off: it is this test's own cluster)."""
-    cli = shutil.which("ray")
+    # The ray command sits beside this interpreter (a venv need not be on PATH).
+    beside = Path(sys.executable).parent / "ray"
+    cli = str(beside) if beside.exists() else shutil.which("ray")
     assert cli, "the ray command comes with the ray extra"
     port = free_port()
     old = os.environ.get("RAY_AUTH_MODE")
