@@ -222,7 +222,7 @@ class GroundTruthServer:
             )
             await writer.drain()
             return True
-        max_tokens = int(obj.get("max_tokens") or 16)
+        max_tokens = int(obj.get("max_completion_tokens") or obj.get("max_tokens") or 16)
         if chat:
             prompt_tokens = sum(
                 count_words(str(m.get("content", ""))) for m in obj.get("messages", [])
