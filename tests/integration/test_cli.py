@@ -135,3 +135,32 @@ def test_demo_on_the_tiny_model(tmp_path: Path, llama_binary, tiny_model) -> Non
         assert results["summary"]["requests_completed"] == 4
         assert results["distributions"]["output_tokens"]["min"] == 16
     assert (tmp_path / "d" / "llama-server.log").exists()
+
+
+def test_estimate_cli() -> None:
+    res = run_cli(
+        "estimate",
+        "--model",
+        "llama-3.1-8b",
+        "--gpu",
+        "h200",
+        "--batch",
+        "8",
+        "--json",
+        "--sweep-batch",
+        "1,8,64",
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["kv_bytes_per_token"] == 131072 and out["max_concurrency"] > 100
+    assert [r["batch"] for r in out["batch_sweep"]] == [1, 8, 64]
+    table = run_cli(
+        "estimate", "--model", "mixtral-8x7b", "--gpu", "h100", "--gpus", "2", "--tp", "2"
+    )
+    assert table.returncode == 0 and "TPOT lower bound" in table.stdout
+    listing = run_cli("estimate", "--list")
+    assert "deepseek-v3" in listing.stdout and "h200-sxm" in listing.stdout
+    bad = run_cli("estimate", "--model", "llama-3.1-8", "--gpu", "h200")
+    assert bad.returncode == 2 and "did you mean llama-3.1-8b" in bad.stderr
+    bad_tp = run_cli("estimate", "--model", "llama-3.1-8b", "--gpus", "3", "--tp", "2")
+    assert bad_tp.returncode == 2 and "not a multiple" in bad_tp.stderr

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from infermeter.cli import bench, demo, emulator, engine, report
+from infermeter.cli import bench, demo, emulator, engine, estimate, report
 from infermeter.cli.common import run_guarded
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.command("bench")(bench.bench)
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
+app.command("estimate")(estimate.estimate)
 app.command("serve-ground-truth")(emulator.serve_ground_truth)
 app.add_typer(engine.app, name="engine")
 
