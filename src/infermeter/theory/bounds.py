@@ -276,6 +276,19 @@ class Deployment:
                 lo = mid + 1
         return lo
 
+    # ---- efficiency of a measurement, with the bounds' own byte and FLOP counts ----
+    def measured_mbu(self, step_s: float, batch: int, context: int) -> float:
+        """MBU of a measured decode step (e.g. TPOT) at ``batch`` sequences of ``context``."""
+        return mbu(self.decode_step(batch, context)["bytes"] / self.tp, step_s, self.bandwidth)
+
+    def measured_decode_mfu(self, step_s: float, batch: int, context: int) -> float:
+        flops = self.decode_step(batch, context)["flops"] / self.tp
+        return mfu(flops / step_s, self.peak_flops)
+
+    def measured_prefill_mfu(self, ttft_s: float, prompt_tokens: int, batch: int = 1) -> float:
+        flops = batch * self.prefill_flops(prompt_tokens) / self.tp
+        return mfu(flops / ttft_s, self.peak_flops)
+
     def ridge_point(self) -> float:
         """FLOPs per byte at which the hardware turns compute-bound."""
         return self.peak_flops / self.bandwidth

@@ -45,6 +45,17 @@ def test_seed_003_databricks_mbu() -> None:
     assert mbu(14 * GB, 0.014, 2e12) == pytest.approx(0.5)
 
 
+def test_measured_efficiency_uses_the_bound_counts() -> None:
+    d = Deployment(get_model("llama-2-7b"), get_hardware("a100-80gb-sxm"), weight_dtype="fp16")
+    bound = d.decode_step(1, 512)["bound_s"]
+    # A step measured at exactly the memory bound is 100 % MBU; twice as slow, 50 %.
+    assert d.measured_mbu(bound, 1, 512) == pytest.approx(1.0, rel=1e-6)
+    assert d.measured_mbu(2 * bound, 1, 512) == pytest.approx(0.5, rel=1e-6)
+    ttft = d.ttft_bound_s(2048)
+    if ttft["compute_s"] > ttft["memory_s"]:
+        assert d.measured_prefill_mfu(ttft["compute_s"], 2048) == pytest.approx(1.0, rel=1e-6)
+
+
 def test_seed_004_is_a_prefill_rate() -> None:
     rate = compute_rate_tok_s(10, 312e12, 0.462, 70e9, tokens_per_item=1000)
     assert rate == pytest.approx(10.3, abs=0.01)
