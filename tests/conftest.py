@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,29 @@ def run_cli(
         env=full_env,
         cwd=cwd,
     )
+
+
+def start_cli(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
+    """Start ``infermeter ARGS`` in the background (to interrupt or break things under it)."""
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.Popen(  # type: ignore[call-overload]
+        [sys.executable, "-m", "infermeter", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kwargs,
+    )
+
+
+def wait_for_records(path: Path, n: int, timeout_s: float = 60) -> None:
+    """Block until a running benchmark has written ``n`` records."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_bytes().splitlines()) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {n} records")
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, start_cli, wait_for_records
 from infermeter.records import read_records
 
 pytestmark = pytest.mark.integration
@@ -28,16 +24,6 @@ BASE = [
     "8",
     "--quiet",
 ]
-
-
-def wait_for_records(path: Path, n: int, timeout_s: float = 60) -> None:
-    """Block until a running benchmark has written ``n`` records."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and len(path.read_bytes().splitlines()) >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not reach {n} records")
 
 
 def one_line_error(stderr: str) -> str:
@@ -208,11 +194,8 @@ def test_server_killed_mid_run(llama_binary, tiny_model, tmp_path: Path) -> None
     )
     out = tmp_path / "r"
     with LlamaServer(cfg) as server:
-        proc = subprocess.Popen(
+        proc = start_cli(
             [
-                sys.executable,
-                "-m",
-                "infermeter",
                 "bench",
                 "--url",
                 server.url,
@@ -228,9 +211,6 @@ def test_server_killed_mid_run(llama_binary, tiny_model, tmp_path: Path) -> None
                 "--out",
                 str(out),
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
         wait_for_records(out / "records.jsonl", 3)
         server.kill()
@@ -254,11 +234,8 @@ def test_server_killed_mid_run(llama_binary, tiny_model, tmp_path: Path) -> None
 def test_ctrl_c_keeps_finished_records(emulator, tmp_path: Path) -> None:
     out = tmp_path / "r"
     with emulator(ttft_ms=5, itl_ms=5) as srv:
-        proc = subprocess.Popen(
+        proc = start_cli(
             [
-                sys.executable,
-                "-m",
-                "infermeter",
                 "bench",
                 "--url",
                 srv.url,
@@ -274,10 +251,6 @@ def test_ctrl_c_keeps_finished_records(emulator, tmp_path: Path) -> None:
                 "--out",
                 str(out),
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "COLUMNS": "160"},
         )
         wait_for_records(out / "records.jsonl", 5)
         proc.send_signal(signal.SIGINT)

@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import start_cli, wait_for_records
 from infermeter import BenchConfig, run_benchmark
 from infermeter.records import read_records
 
@@ -75,11 +75,8 @@ def test_open_loop_rate_with_workers(emulator, tmp_path: Path) -> None:
 def test_a_dead_worker_loses_no_other_records(emulator, tmp_path: Path) -> None:
     out = tmp_path / "r"
     with emulator(ttft_ms=5, itl_ms=5) as srv:
-        proc = subprocess.Popen(
+        proc = start_cli(
             [
-                sys.executable,
-                "-m",
-                "infermeter",
                 "bench",
                 "--url",
                 srv.url,
@@ -97,23 +94,18 @@ def test_a_dead_worker_loses_no_other_records(emulator, tmp_path: Path) -> None:
                 "--out",
                 str(out),
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
+        wait_for_records(out / "records.jsonl", 6)
         deadline = time.monotonic() + 60
         victim = None
         while time.monotonic() < deadline and victim is None:
-            recs = out / "records.jsonl"
-            if recs.exists() and len(recs.read_bytes().splitlines()) >= 6:
-                found = subprocess.run(
-                    ["pgrep", "-f", "infermeter-worker|multiprocessing.spawn"],
-                    capture_output=True,
-                    text=True,
-                ).stdout.split()
-                kids = [int(p) for p in found if _parent(int(p)) == proc.pid]
-                if kids:
-                    victim = kids[0]
+            found = subprocess.run(
+                ["pgrep", "-f", "infermeter-worker|multiprocessing.spawn"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            kids = [int(p) for p in found if _parent(int(p)) == proc.pid]
+            victim = kids[0] if kids else None
             time.sleep(0.05)
         assert victim is not None, "no worker process found"
         os.kill(victim, signal.SIGKILL)
