@@ -39,19 +39,50 @@ class ModelShape:
         return self.num_layers * per_layer + 2 * self.vocab_size * d + d
 
 
-SHAPES: dict[str, ModelShape] = {
+#: Shapes made for infermeter itself; real models' shapes come from the theory catalogue.
+OWN_SHAPES: dict[str, ModelShape] = {
     s.name: s
     for s in (
         ModelShape("tiny", 256, 768, 4, 4, 2, 8192),
         ModelShape("demo", 768, 2048, 14, 12, 4, 8192),
-        # Published configs (Hugging Face config.json of each model).
-        ModelShape("llama-2-7b", 4096, 11008, 32, 32, 32, 32000, 4096),
-        ModelShape("llama-2-13b", 5120, 13824, 40, 40, 40, 32000, 4096),
-        ModelShape("llama-3.1-8b", 4096, 14336, 32, 32, 8, 128256, 131072, rope_theta=500000.0),
-        ModelShape("llama-3.1-70b", 8192, 28672, 80, 64, 8, 128256, 131072, rope_theta=500000.0),
-        ModelShape("mistral-7b", 4096, 14336, 32, 32, 8, 32000, 32768, rope_theta=1000000.0),
     )
 }
+
+
+def _from_catalogue(name: str) -> ModelShape | None:
+    """A catalogue model the generator can build: a dense, gated, untied Llama-style one."""
+    from infermeter.theory.catalogue import MODELS, get_model
+
+    if name not in MODELS:
+        return None
+    m = get_model(name)
+    if m.is_moe or m.is_mla or m.sliding_window or m.tie_embeddings or m.attention_bias:
+        return None
+    return ModelShape(
+        name,
+        m.hidden_size,
+        m.intermediate_size,
+        m.num_layers,
+        m.num_heads,
+        m.num_kv_heads,
+        m.vocab_size,
+        context_length=m.max_context,
+        head_dim=m.head_dim,
+    )
+
+
+def _all_shapes() -> dict[str, ModelShape]:
+    from infermeter.theory.catalogue import MODELS
+
+    shapes = dict(OWN_SHAPES)
+    for name in MODELS:
+        shape = _from_catalogue(name)
+        if shape is not None:
+            shapes[name] = shape
+    return shapes
+
+
+SHAPES: dict[str, ModelShape] = _all_shapes()
 
 
 def get_shape(name: str) -> ModelShape:
