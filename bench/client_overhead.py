@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from infermeter.clients import ChatCompletions, HttpTransport, RequestOptions, StreamingClient
+from infermeter.clients import clock as stamping_loop
 from infermeter.clients.formats import ChunkDelta
 from infermeter.clients.rawhttp import RawHttpClient
 from infermeter.load.runner import LoadPlan, Runner
@@ -152,7 +153,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         runs = [(name, n) for name in args.transport for n in args.streams]
         for name, n in runs:
-            r = asyncio.run(measure(url, n, args.seconds, args.tokens, name))
+            r = stamping_loop.run(measure(url, n, args.seconds, args.tokens, name))
             print(
                 f"| {name} | {n} | {r['requests']} ({r['failed']} failed) | {r['chunks_per_s']:,.0f} ({r['ideal_chunks_per_s']:,.0f}) "
                 f"| {r['arrival_minus_send_p50_ms']:.2f} / {r['arrival_minus_send_p99_ms']:.2f} "

@@ -28,6 +28,7 @@ import orjson
 from rich.console import Console
 
 from infermeter import __version__, ray_cluster
+from infermeter.clients import clock as stamping_loop
 from infermeter.clients.discovery import ServerInfo, discover
 from infermeter.clients.formats import ApiFormat, RequestOptions
 from infermeter.clients.openai_chat import ChatCompletions
@@ -401,7 +402,7 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
     out = _out_dir(config)
     status: dict[str, Any]
     try:
-        status = asyncio.run(_run_async(config, out, console))
+        status = stamping_loop.run(_run_async(config, out, console))
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         # Requests record their own failures; this is the set-up (discovery, /tokenize).
         if (out / RUN_FILE).exists():

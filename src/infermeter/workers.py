@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from infermeter.clients import clock as stamping_loop
 from infermeter.clients.formats import ApiFormat, RequestOptions
 from infermeter.clients.rawhttp import RawHttpClient
 from infermeter.clients.stream import StreamingClient, StreamTransport
@@ -80,7 +81,7 @@ def worker_main(job: WorkerJob, out: Any, go: Any, start_wall_ns: Any) -> None:
         return int(start_wall_ns.value)
 
     try:
-        asyncio.run(serve_share(job, lambda *m: out.put(m), wait_for_start))
+        stamping_loop.run(serve_share(job, lambda *m: out.put(m), wait_for_start))
     except KeyboardInterrupt:
         pass
     except BaseException as exc:  # reported to the parent, which fails the run cleanly

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from infermeter.clients.clock import arrival_ns
+
 
 class ResponseSink(Protocol):
     """Receives one response. Any exception it raises aborts the exchange and is re-raised."""
@@ -101,7 +103,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        t = time.perf_counter_ns()
+        t = arrival_ns()
         self.last_rx_ns = t
         if self._fut is None or self._fut.done():
             return  # bytes after a response we gave up on: ignore

@@ -137,6 +137,16 @@ class _Handler:
             self.body += data
             self.t_last = t_ns
             return
+        # Fast path: a read holding exactly one "data: ...\n\n" message, as servers send
+        # one message per write; anything else goes through the full SSE parser.
+        if (
+            not self.parser.pending
+            and data.startswith(b"data: ")
+            and data.find(b"\n", 6) == len(data) - 2
+            and data.endswith(b"\n\n")
+        ):
+            self._event(t_ns, data[6:-2])
+            return
         for _event, payload in self.parser.feed(data):
             self._event(t_ns, payload)
 
