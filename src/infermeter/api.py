@@ -28,6 +28,7 @@ import orjson
 from rich.console import Console
 
 from infermeter import __version__, ray_cluster
+from infermeter.analysis.telemetry import summarize_telemetry
 from infermeter.clients import clock as stamping_loop
 from infermeter.clients.discovery import ServerInfo, discover
 from infermeter.clients.formats import ApiFormat, RequestOptions
@@ -47,6 +48,13 @@ from infermeter.records.schema import RequestRecord
 from infermeter.records.sink import JsonlSink
 from infermeter.report.progress import LiveProgress
 from infermeter.report.results import build_results
+from infermeter.telemetry import (
+    HostSampler,
+    NvmlSampler,
+    PrometheusSampler,
+    Sampler,
+    TelemetryRecorder,
+)
 from infermeter.workers import PoolOutcome, WorkerJob, run_pool
 from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan
 from infermeter.workload.synthetic import SyntheticPromptBuilder
@@ -58,6 +66,7 @@ RECORDS_FILE = "records.jsonl"
 WARMUP_FILE = "warmup.jsonl"
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
+TELEMETRY_FILE = "telemetry.jsonl"
 SERVER_PROBE_TOKENS = 16
 
 
@@ -71,6 +80,7 @@ class Run:
     metrics: RunMetrics
     results: dict[str, Any]
     status: dict[str, Any] = field(default_factory=dict)
+    telemetry: dict[str, Any] = field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -123,7 +133,32 @@ def load_run(path: str | Path) -> Run:
     status["out_dir"] = str(root)
     status["torn_last_record"] = recs.torn_last_line
     metrics = _metrics_for(meta, recs.records)
-    return Run(root, meta, recs.records, metrics, build_results(meta, metrics, status), status)
+    telemetry = _telemetry(root / TELEMETRY_FILE, recs.records)
+    return Run(
+        root,
+        meta,
+        recs.records,
+        metrics,
+        build_results(meta, metrics, status, telemetry),
+        status,
+        telemetry,
+    )
+
+
+def _telemetry(path: Path, records: list[RequestRecord]) -> dict[str, Any]:
+    """The telemetry samples taken inside the measured window, summarised."""
+    measured = [r for r in records if r.phase == "measure"]
+    if not path.exists() or not measured:
+        return {}
+    samples = []
+    for line in path.read_bytes().splitlines():
+        try:
+            samples.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue  # a torn last line from a killed run
+    start = min(r.t_send_ns for r in measured)
+    end = max(r.t_end_ns for r in measured)
+    return summarize_telemetry(samples, start, end)
 
 
 def _out_dir(config: BenchConfig) -> Path:
@@ -266,53 +301,98 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
             "workload": plan.meta,
         }
         _write_json(out / RUN_FILE, meta)
-        load = LoadPlan(
-            concurrency=config.concurrency,
-            rate=config.rate,
-            arrival=config.arrival,
-            burstiness=config.burstiness,
-            max_concurrency=config.max_concurrency,
-            num_requests=config.num_requests,
-            duration_s=config.duration_s,
-            warmup=config.warmup,
-            seed=config.seed,
+        load = _load_plan(config)
+        samplers: list[Sampler] = (
+            [
+                HostSampler(client_pid=os.getpid()),
+                NvmlSampler(),
+                PrometheusSampler(info.origin, info.kind, headers=headers),
+            ]
+            if config.telemetry
+            else []
         )
+        with TelemetryRecorder(out / TELEMETRY_FILE, samplers, t0) as recorder:
+            status = await _drive(
+                config,
+                load,
+                plan,
+                info,
+                fmt,
+                options,
+                headers,
+                timeouts,
+                wall0,
+                out,
+                console,
+                client,
+            )
+        status["telemetry_notes"] = recorder.notes
+        return status
 
-        async def send(rid: int, prompt: Prompt, t_sched: int, phase: str) -> RequestRecord:
-            return await client.send(rid, prompt, t_sched, phase=phase)
 
-        progress = (
-            LiveProgress(config.num_requests, config.duration_s, console) if console else None
-        )
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        # On a cluster, "auto" is not bounded by this machine's cores.
-        n_workers = config.workers or auto_workers(load, 1 << 16 if config.cluster else cores or 1)
-        with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
-            if n_workers > 1 or config.cluster:
-                jobs = _worker_jobs(
-                    config, load, plan, info, fmt, options, headers, timeouts, wall0, n_workers
-                )
-                if not config.cluster:
-                    return await _run_workers(jobs, sink, warm, progress, run_pool)
-                owned = ray_cluster.connect(config.cluster)  # from the main thread
-                try:
-                    pool = functools.partial(ray_cluster.run_ray, address=config.cluster)
-                    return await _run_workers(jobs, sink, warm, progress, pool)
-                finally:
-                    if owned:
-                        ray_cluster.disconnect()
-            listeners: list[Listener] = [sink] if progress is None else [sink, progress]
-            runner = Runner(send, load, listeners=listeners, warmup_listeners=[warm])
-            if progress is not None:
-                progress.attach(runner.state)
-            with progress or contextlib.nullcontext():
-                state = await runner.run(plan.measure, plan.warmup)
-        return {
-            "complete": state.aborted is None,
-            "interrupted": False,
-            "aborted": state.aborted,
-            "client": [state.client.to_dict()] if state.client else [],
-        }
+async def _drive(
+    config: BenchConfig,
+    load: LoadPlan,
+    plan: WorkloadPlan,
+    info: ServerInfo,
+    fmt: ApiFormat,
+    options: RequestOptions,
+    headers: dict[str, str],
+    timeouts: Timeouts,
+    wall0: int,
+    out: Path,
+    console: Console | None,
+    client: StreamingClient,
+) -> dict[str, Any]:
+    """Send the load: in this process, in worker processes, or on a Ray cluster."""
+
+    async def send(rid: int, prompt: Prompt, t_sched: int, phase: str) -> RequestRecord:
+        return await client.send(rid, prompt, t_sched, phase=phase)
+
+    progress = LiveProgress(config.num_requests, config.duration_s, console) if console else None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # On a cluster, "auto" is not bounded by this machine's cores.
+    n_workers = config.workers or auto_workers(load, 1 << 16 if config.cluster else cores or 1)
+    with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
+        if n_workers > 1 or config.cluster:
+            jobs = _worker_jobs(
+                config, load, plan, info, fmt, options, headers, timeouts, wall0, n_workers
+            )
+            if not config.cluster:
+                return await _run_workers(jobs, sink, warm, progress, run_pool)
+            owned = ray_cluster.connect(config.cluster)  # from the main thread
+            try:
+                pool = functools.partial(ray_cluster.run_ray, address=config.cluster)
+                return await _run_workers(jobs, sink, warm, progress, pool)
+            finally:
+                if owned:
+                    ray_cluster.disconnect()
+        listeners: list[Listener] = [sink] if progress is None else [sink, progress]
+        runner = Runner(send, load, listeners=listeners, warmup_listeners=[warm])
+        if progress is not None:
+            progress.attach(runner.state)
+        with progress or contextlib.nullcontext():
+            state = await runner.run(plan.measure, plan.warmup)
+    return {
+        "complete": state.aborted is None,
+        "interrupted": False,
+        "aborted": state.aborted,
+        "client": [state.client.to_dict()] if state.client else [],
+    }
+
+
+def _load_plan(config: BenchConfig) -> LoadPlan:
+    return LoadPlan(
+        concurrency=config.concurrency,
+        rate=config.rate,
+        arrival=config.arrival,
+        burstiness=config.burstiness,
+        max_concurrency=config.max_concurrency,
+        num_requests=config.num_requests,
+        duration_s=config.duration_s,
+        warmup=config.warmup,
+        seed=config.seed,
+    )
 
 
 def _worker_jobs(
@@ -424,7 +504,7 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
     status["out_dir"] = str(out)
     run = load_run(out)
     run.status.update(status)
-    run.results = build_results(run.meta, run.metrics, run.status)
+    run.results = build_results(run.meta, run.metrics, run.status, run.telemetry)
     _write_json(out / RESULTS_FILE, run.results)
     return run
 

@@ -58,6 +58,8 @@ class BenchConfig(BaseModel):
     #: Run the workers as Ray actors: a Ray address ("auto", "ray://host:port", "host:port")
     #: or "local" (start a Ray instance on this machine).
     cluster: str | None = None
+    #: Sample the host, NVIDIA GPUs and the server's /metrics during the run.
+    telemetry: bool = True
     # -- judging and output --
     slo: str | None = None
     percentiles: tuple[float, ...] = ()

@@ -161,3 +161,26 @@ def test_sharegpt_dataset(llama_server, tmp_path: Path) -> None:
     # Output lengths follow the reference answers (counted by the server's tokenizer).
     assert len({r.n_out for r in recs}) > 1
     assert all(r.n_in == r.n_in_target for r in recs)
+
+
+def test_run_carries_host_and_server_telemetry(llama_server, tmp_path: Path) -> None:
+    run = run_benchmark(
+        BenchConfig.build(
+            url=llama_server.url,
+            concurrency=4,
+            duration_s=3.0,
+            input_tokens="32",
+            output_tokens="64",
+            out=tmp_path / "run",
+        )
+    )
+    tel = run.results["telemetry"]
+    assert (tmp_path / "run" / "telemetry.jsonl").exists()
+    assert tel["host"]["cpu_percent"]["samples"] >= 3
+    assert tel["host"]["client_cpu_percent"]["mean"] >= 0
+    srv = tel["server"]
+    assert srv["kind"] == "llama.cpp" and srv["samples"] >= 2
+    assert srv["requests_running"]["max"] >= 1
+    assert srv["generation_tokens_per_s"] > 0
+    # No NVIDIA GPU here: a note, not an error.
+    assert any("GPU telemetry off" in n for n in tel["notes"]) or tel.get("gpu")

@@ -91,6 +91,8 @@ def test_a_dead_worker_loses_no_other_records(emulator, tmp_path: Path) -> None:
                 "--output-tokens",
                 "30",
                 "--quiet",
+                # Keep the telemetry process out: the test kills a worker by its spawn line.
+                "--no-telemetry",
                 "--out",
                 str(out),
             ],

@@ -159,6 +159,9 @@ def bench(
         "--cluster",
         help="Run the workers as Ray actors: a Ray address (auto, ray://HOST:PORT, HOST:PORT) or local. Needs infermeter[ray].",
     ),
+    no_telemetry: bool = typer.Option(
+        False, "--no-telemetry", help="Do not sample the host, GPUs and the server's /metrics."
+    ),
     transport: str = typer.Option(
         "raw", "--transport", help="Stream client: raw (lean asyncio, default) or aiohttp."
     ),
@@ -214,6 +217,7 @@ def bench(
         transport=transport,
         workers=_workers(workers),
         cluster=cluster,
+        telemetry=not no_telemetry,
         max_error_rate=max_error_rate,
         out=out,
     )

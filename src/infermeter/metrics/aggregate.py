@@ -25,6 +25,7 @@ DISTRIBUTION_NAMES: tuple[str, ...] = (
     "e2e_ms",
     "inter_chunk_ms",
     "queue_delay_ms",
+    "connect_ms",
     "input_tokens",
     "output_tokens",
     "prefill_tps",
@@ -119,6 +120,8 @@ class RunMetrics:
     token_sources: dict[str, dict[str, int]]
     input_tokens_mismatch: dict[str, float | int]
     server_tpot_ms: Distribution
+    #: p99 of the client queue delay less connection set-up: the client's own lateness.
+    client_delay_p99_ms: float | None
     slo: SLOReport | None
     per_request: tuple[RequestMetrics, ...]
 
@@ -200,6 +203,7 @@ def compute_run_metrics(
         "e2e_ms": dist(m.e2e_ms for m in per),
         "inter_chunk_ms": dist(x for m in per for x in m.inter_chunk_ms),
         "queue_delay_ms": dist(m.queue_delay_ms for m in per),
+        "connect_ms": dist(m.connect_ms for m in per),
         "input_tokens": dist(m.n_in for m in per),
         "output_tokens": dist(m.n_out for m in per),
         "prefill_tps": dist(m.prefill_tps for m in per),
@@ -236,6 +240,9 @@ def compute_run_metrics(
         token_sources=sources,
         input_tokens_mismatch=mismatch,
         server_tpot_ms=server_tpot,
+        client_delay_p99_ms=distribution(
+            max(m.queue_delay_ms - m.connect_ms, 0.0) for m in per
+        ).p99,
         slo=slo_report,
         per_request=per,
     )

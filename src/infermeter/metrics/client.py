@@ -34,7 +34,7 @@ def client_warnings(
             )
     if queue_delay_p99_ms is not None and queue_delay_p99_ms > QUEUE_DELAY_MS and not capped:
         out.append(
-            f"client queue delay p99 {queue_delay_p99_ms:.1f} ms: requests left after they were "
-            "due; the client, not the server, delayed them"
+            f"client queue delay p99 {queue_delay_p99_ms:.1f} ms (connection set-up left out): "
+            "requests left after they were due; the client, not the server, delayed them"
         )
     return out

@@ -16,6 +16,8 @@ class RequestMetrics:
     ttft_ms: float | None
     ttft_incl_queue_ms: float | None
     queue_delay_ms: float
+    #: Connection set-up inside the queue delay (0 when a pooled connection was reused).
+    connect_ms: float
     e2e_ms: float | None
     tpot_ms: float | None
     itl_ms: tuple[float, ...]
@@ -39,9 +41,10 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     - prefill TPS = n_in / TTFT, decode TPS = 1 / TPOT, per-request TPS = n_out / E2E
     """
     queue_ms = (r.t_send_ns - r.t_sched_ns) / _NS_PER_MS
+    connect_ms = r.connect_ns / _NS_PER_MS
     if r.t_first_ns is None or r.t_last_ns is None:
         return RequestMetrics(
-            None, None, queue_ms, None, None, (), (), None, None, None, r.n_in, r.n_out
+            None, None, queue_ms, connect_ms, None, None, (), (), None, None, None, r.n_in, r.n_out
         )
     ttft = (r.t_first_ns - r.t_send_ns) / _NS_PER_MS
     ttft_q = (r.t_first_ns - r.t_sched_ns) / _NS_PER_MS
@@ -64,6 +67,7 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
         ttft_ms=ttft,
         ttft_incl_queue_ms=ttft_q,
         queue_delay_ms=queue_ms,
+        connect_ms=connect_ms,
         e2e_ms=e2e,
         tpot_ms=tpot,
         itl_ms=tuple(itl),

@@ -27,6 +27,7 @@ DIST_LABELS: dict[str, str] = {
     "e2e_ms": "E2E latency (ms)",
     "inter_chunk_ms": "inter-chunk (ms)",
     "queue_delay_ms": "client queue delay (ms)",
+    "connect_ms": "connection set-up (ms)",
     "input_tokens": "input tokens",
     "output_tokens": "output tokens",
     "prefill_tps": "prefill TPS (tok/s)",

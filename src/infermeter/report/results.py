@@ -13,7 +13,10 @@ RESULTS_SCHEMA_VERSION = 1
 
 
 def build_results(
-    meta: dict[str, Any], metrics: RunMetrics, status: dict[str, Any]
+    meta: dict[str, Any],
+    metrics: RunMetrics,
+    status: dict[str, Any],
+    telemetry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     summary = asdict(metrics.summary)
     clients = list(status.get("client") or [])
@@ -39,9 +42,10 @@ def build_results(
         "server_reported": {"tpot_ms": metrics.server_tpot_ms.to_dict()},
         "slo": _slo(metrics),
         "client": {"workers": len(clients), "per_worker": clients},
+        "telemetry": {"notes": list(status.get("telemetry_notes") or []), **(telemetry or {})},
         "warnings": client_warnings(
             clients,
-            metrics.distributions["queue_delay_ms"].p99,
+            metrics.client_delay_p99_ms,
             capped=bool((meta.get("config") or {}).get("max_concurrency")),
         ),
     }

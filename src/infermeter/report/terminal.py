@@ -102,8 +102,59 @@ def render_summary(results: dict[str, Any]) -> Group:
                 verdict,
             )
         parts.append(t)
+    resources = _resources(results.get("telemetry") or {})
+    if resources is not None:
+        parts.append(resources)
     parts.extend(_notes(results, run))
     return Group(*parts)
+
+
+def _resources(tel: dict[str, Any]) -> Table | None:
+    """Host, GPU and server figures over the measured window, where they were sampled."""
+    t = Table(title="resources (measured window)", title_justify="left", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    host = tel.get("host")
+    if host and host.get("cpu_percent"):
+        c, cl = host["cpu_percent"], host.get("client_cpu_percent") or {}
+        t.add_row("host CPU", f"mean {c['mean']:.0f} %, p95 {c['p95']:.0f} % (all cores)")
+        if cl:
+            t.add_row(
+                "infermeter CPU", f"mean {cl['mean']:.0f} %, max {cl['max']:.0f} % of one core"
+            )
+        mem = host.get("memory_used_bytes") or {}
+        if mem:
+            t.add_row(
+                "host memory",
+                f"max {mem['max'] / 1e9:,.1f} of {host['memory_total_bytes'] / 1e9:,.1f} GB",
+            )
+    for g in tel.get("gpu") or []:
+        u, m = g.get("util_percent") or {}, g.get("memory_used_bytes") or {}
+        power = g.get("power_w") or {}
+        extra = f", power mean {power['mean']:.0f} W" if power else ""
+        t.add_row(
+            f"GPU {g['index']}",
+            f"util mean {u.get('mean', 0):.0f} % (p95 {u.get('p95', 0):.0f} %), "
+            f"memory max {m.get('max', 0) / 1e9:,.1f} GB "
+            f"({100 * (g.get('memory_util') or 0):.0f} %){extra}",
+        )
+    srv = tel.get("server")
+    if srv:
+        bits = []
+        for key, label in (("requests_running", "running"), ("requests_waiting", "waiting")):
+            if srv.get(key):
+                bits.append(f"{label} mean {srv[key]['mean']:.1f} / max {srv[key]['max']:.0f}")
+        if srv.get("kv_cache_usage"):
+            bits.append(f"KV cache max {100 * srv['kv_cache_usage']['max']:.0f} %")
+        if srv.get("prefix_cache_hit_share") is not None:
+            bits.append(f"prefix-cache hits {100 * srv['prefix_cache_hit_share']:.0f} %")
+        for key, label in (("ttft_mean_ms", "server TTFT"), ("tpot_mean_ms", "server TPOT")):
+            if srv.get(key) is not None:
+                bits.append(f"{label} mean {srv[key]:.1f} ms")
+        t.add_row(f"server ({srv.get('kind')})", "; ".join(bits) or "sampled")
+    for note in tel.get("notes") or []:
+        t.add_row("note", Text(note, style="dim"))
+    return t if t.row_count else None
 
 
 def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:

@@ -1,0 +1,97 @@
+"""Telemetry over a run's measured window: means, peaks and rates (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _stats(values: Sequence[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    arr = np.asarray(values, dtype=float)
+    return {
+        "mean": float(arr.mean()),
+        "p95": float(np.percentile(arr, 95)),
+        "max": float(arr.max()),
+        "samples": int(arr.size),
+    }
+
+
+def _delta(first: dict[str, float], last: dict[str, float], key: str) -> float | None:
+    if key in first and key in last:
+        return last[key] - first[key]
+    return None
+
+
+def summarize_telemetry(
+    samples: Sequence[dict[str, Any]], start_ns: int, end_ns: int
+) -> dict[str, Any]:
+    """Summaries of the samples taken inside [start_ns, end_ns] (the measured window)."""
+    inside = [s for s in samples if start_ns <= s.get("t_ns", -1) <= end_ns]
+    out: dict[str, Any] = {}
+    host = [s for s in inside if s.get("source") == "host"]
+    if host:
+        out["host"] = {
+            "cpu_percent": _stats([s["cpu_percent"] for s in host]),
+            "memory_used_bytes": _stats([s["memory_used_bytes"] for s in host]),
+            "memory_total_bytes": host[-1]["memory_total_bytes"],
+            "client_cpu_percent": _stats([s["client_cpu_percent"] for s in host]),
+            "client_rss_bytes": _stats([s["client_rss_bytes"] for s in host]),
+        }
+    gpu = [s for s in inside if s.get("source") == "gpu"]
+    if gpu:
+        per: dict[int, dict[str, list[float]]] = {}
+        for s in gpu:
+            for g in s["gpus"]:
+                d = per.setdefault(g["index"], {"util": [], "mem": [], "power": [], "total": []})
+                d["util"].append(g["util_percent"])
+                d["mem"].append(g["memory_used_bytes"])
+                d["total"].append(g["memory_total_bytes"])
+                if "power_w" in g:
+                    d["power"].append(g["power_w"])
+        out["gpu"] = [
+            {
+                "index": i,
+                "util_percent": _stats(d["util"]),
+                "memory_used_bytes": _stats(d["mem"]),
+                "memory_total_bytes": d["total"][-1] if d["total"] else None,
+                "memory_util": (max(d["mem"]) / d["total"][-1]) if d["total"] else None,
+                "power_w": _stats(d["power"]),
+            }
+            for i, d in sorted(per.items())
+        ]
+    server = [s for s in inside if s.get("source") == "server"]
+    if server:
+        first, last = server[0]["mapped"], server[-1]["mapped"]
+        span_s = (server[-1]["t_ns"] - server[0]["t_ns"]) / 1e9
+        mapped = [s["mapped"] for s in server]
+        summary: dict[str, Any] = {"kind": server[-1].get("kind"), "samples": len(server)}
+        for key in (
+            "requests_running",
+            "requests_waiting",
+            "kv_cache_usage",
+            "prefix_cache_hit_rate",
+        ):
+            vals = [m[key] for m in mapped if key in m]
+            if vals:
+                summary[key] = _stats(vals)
+        for key in ("ttft_seconds", "tpot_seconds", "e2e_seconds", "queue_seconds"):
+            ds, dc = _delta(first, last, f"{key}_sum"), _delta(first, last, f"{key}_count")
+            if ds is not None and dc:
+                summary[f"{key.removesuffix('_seconds')}_mean_ms"] = 1e3 * ds / dc
+        hits = _delta(first, last, "prefix_cache_hits")
+        queries = _delta(first, last, "prefix_cache_queries")
+        prompt = _delta(first, last, "prompt_tokens")
+        if hits is not None and queries:
+            summary["prefix_cache_hit_share"] = hits / queries
+        elif hits is not None and prompt is not None and (hits + prompt) > 0:
+            # llama.cpp counts prompt tokens processed apart from those reused from cache.
+            summary["prefix_cache_hit_share"] = hits / (hits + prompt)
+        gen = _delta(first, last, "generation_tokens")
+        if gen is not None and span_s > 0:
+            summary["generation_tokens_per_s"] = gen / span_s
+        out["server"] = summary
+    return out
