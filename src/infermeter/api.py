@@ -28,6 +28,7 @@ import orjson
 from rich.console import Console
 
 from infermeter import __version__, ray_cluster
+from infermeter.analysis import analyze, load_profile
 from infermeter.analysis.telemetry import summarize_telemetry
 from infermeter.clients import clock as stamping_loop
 from infermeter.clients.discovery import ServerInfo, discover
@@ -55,6 +56,7 @@ from infermeter.telemetry import (
     Sampler,
     TelemetryRecorder,
 )
+from infermeter.theory import Deployment, get_hardware, resolve_model
 from infermeter.workers import PoolOutcome, WorkerJob, run_pool
 from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan
 from infermeter.workload.synthetic import SyntheticPromptBuilder
@@ -134,15 +136,63 @@ def load_run(path: str | Path) -> Run:
     status["torn_last_record"] = recs.torn_last_line
     metrics = _metrics_for(meta, recs.records)
     telemetry = _telemetry(root / TELEMETRY_FILE, recs.records)
-    return Run(
-        root,
-        meta,
-        recs.records,
-        metrics,
-        build_results(meta, metrics, status, telemetry),
-        status,
-        telemetry,
+    results = full_results(meta, metrics, status, telemetry)
+    return Run(root, meta, recs.records, metrics, results, status, telemetry)
+
+
+def full_results(
+    meta: dict[str, Any],
+    metrics: RunMetrics,
+    status: dict[str, Any],
+    telemetry: dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """results.json: metrics, telemetry and the analysis the run's config (or ``overrides``)
+    asks for."""
+    results = build_results(meta, metrics, status, telemetry)
+    cfg = {
+        **(meta.get("config") or {}),
+        **{k: v for k, v in (overrides or {}).items() if v is not None},
+    }
+    results["analysis"] = _analysis(results, metrics, cfg)
+    return results
+
+
+def _analysis(results: dict[str, Any], metrics: RunMetrics, cfg: dict[str, Any]) -> dict[str, Any]:
+    notes: list[str] = []
+    deployment = None
+    if cfg.get("gpu"):
+        shape_name = cfg.get("model_shape") or (results.get("server") or {}).get("model")
+        try:
+            shape = resolve_model(str(shape_name))
+        except UsageError:
+            shape = None
+            notes.append(
+                f"no model shape for {shape_name!r}: pass --model-shape (a catalogue "
+                "name or a config.json) to get MBU/MFU and bounds"
+            )
+        if shape is not None:
+            gpus = int(cfg.get("gpus") or 1)
+            tp = int(cfg.get("tp") or 1)
+            deployment = Deployment(
+                shape,
+                get_hardware(str(cfg["gpu"])),
+                gpus=gpus,
+                tp=tp,
+                weight_dtype=str(cfg.get("weight_dtype") or "bf16"),
+            )
+    profile = load_profile(str(cfg["profile"])) if cfg.get("profile") else None
+    ttfts = [m.ttft_ms for m in metrics.per_request if m.ttft_ms is not None]
+    out = analyze(
+        results,
+        ttfts,
+        deployment=deployment,
+        profile=profile,
+        gpu_hourly_price=cfg.get("gpu_hourly_price"),
+        gpus=int(cfg.get("gpus") or 1),
     )
+    out["notes"] = notes
+    return out
 
 
 def _telemetry(path: Path, records: list[RequestRecord]) -> dict[str, Any]:
@@ -504,9 +554,14 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
     status["out_dir"] = str(out)
     run = load_run(out)
     run.status.update(status)
-    run.results = build_results(run.meta, run.metrics, run.status, run.telemetry)
+    run.results = full_results(run.meta, run.metrics, run.status, run.telemetry)
     _write_json(out / RESULTS_FILE, run.results)
     return run
+
+
+def save_results(run: Run) -> None:
+    """Write ``run.results`` back to the run's results.json."""
+    _write_json(run.path / RESULTS_FILE, run.results)
 
 
 def _remove_empty(out: Path) -> None:

@@ -60,6 +60,14 @@ class BenchConfig(BaseModel):
     cluster: str | None = None
     #: Sample the host, NVIDIA GPUs and the server's /metrics during the run.
     telemetry: bool = True
+    # -- analysis (speed of light, SLA, cost) --
+    gpu: str | None = None
+    model_shape: str | None = None
+    gpus: int = Field(default=1, ge=1)
+    tp: int = Field(default=1, ge=1)
+    weight_dtype: str = "bf16"
+    profile: str | None = None
+    gpu_hourly_price: float | None = Field(default=None, gt=0)
     # -- judging and output --
     slo: str | None = None
     percentiles: tuple[float, ...] = ()

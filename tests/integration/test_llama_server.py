@@ -184,3 +184,39 @@ def test_run_carries_host_and_server_telemetry(llama_server, tmp_path: Path) -> 
     assert srv["generation_tokens_per_s"] > 0
     # No NVIDIA GPU here: a note, not an error.
     assert any("GPU telemetry off" in n for n in tel["notes"]) or tel.get("gpu")
+
+
+def test_complete_analysis_against_llama_server(llama_server, tiny_model, tmp_path: Path) -> None:
+    """The CPU described as a 'GPU' (bandwidth and compute of this VM, roughly): the analysis
+    joins the run, its telemetry and the speed-of-light model of the generated tiny model."""
+    import json
+
+    hw = tmp_path / "cpu.json"
+    hw.write_text(
+        json.dumps(
+            {"name": "vm-cpu", "memory_bandwidth_gb_s": 20, "bf16_tflops": 0.2, "memory_gb": 24}
+        )
+    )
+    run = run_benchmark(
+        BenchConfig.build(
+            url=llama_server.url,
+            concurrency=1,
+            num_requests=4,
+            input_tokens="64",
+            output_tokens="64",
+            out=tmp_path / "run",
+            gpu=str(hw),
+            model_shape=str(tiny_model.hf_dir),
+            weight_dtype="fp16",
+            profile="chat",
+            gpu_hourly_price=1.0,
+        )
+    )
+    a = run.results["analysis"]
+    eff = a["efficiency"]
+    assert eff["model"] == "hf" and eff["mbu"] > 0 and eff["tpot_x_bound"] > 0
+    assert a["mbu"] == eff["mbu"] and a["mfu"] == eff["mfu_decode"]
+    assert a["sla"]["profile"] == "chat" and len(a["sla"]["limits"]) == 3
+    assert sum(a["ttft_bands"].values()) == pytest.approx(1.0)
+    assert a["cost"]["per_million_output_tokens"] > 0
+    assert isinstance(a["findings"], list)

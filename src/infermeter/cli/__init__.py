@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from infermeter.cli import bench, demo, emulator, engine, estimate, report
+from infermeter.cli import analyze, bench, demo, emulator, engine, estimate, report
 from infermeter.cli.common import run_guarded
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("bench")(bench.bench)
 app.command("report")(report.report)
+app.command("analyze")(analyze.analyze)
 app.command("demo")(demo.demo)
 app.command("estimate")(estimate.estimate)
 app.command("serve-ground-truth")(emulator.serve_ground_truth)

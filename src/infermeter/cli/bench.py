@@ -159,6 +159,31 @@ def bench(
         "--cluster",
         help="Run the workers as Ray actors: a Ray address (auto, ray://HOST:PORT, HOST:PORT) or local. Needs infermeter[ray].",
     ),
+    gpu: str | None = typer.Option(
+        None,
+        "--gpu",
+        help="The server's GPU (catalogue name or JSON file): MBU/MFU and speed-of-light bounds in the analysis.",
+    ),
+    model_shape: str | None = typer.Option(
+        None,
+        "--model-shape",
+        help="The served model's shape for the analysis: a catalogue name or a config.json (default: the served model's name, if the catalogue knows it).",
+    ),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs serving the model (analysis and cost)."),
+    tp: int = typer.Option(1, "--tp", help="The server's tensor-parallel size (analysis)."),
+    weight_dtype: str = typer.Option(
+        "bf16",
+        "--weight-dtype",
+        help="The served weights' type (analysis): bf16, fp16, fp8, int8, int4.",
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", help="SLA profile: chat, batch, realtime, or a JSON file."
+    ),
+    gpu_hourly_price: float | None = typer.Option(
+        None,
+        "--gpu-hourly-price",
+        help="Price of one GPU-hour: cost per request and per 1M tokens.",
+    ),
     no_telemetry: bool = typer.Option(
         False, "--no-telemetry", help="Do not sample the host, GPUs and the server's /metrics."
     ),
@@ -218,6 +243,13 @@ def bench(
         workers=_workers(workers),
         cluster=cluster,
         telemetry=not no_telemetry,
+        gpu=gpu,
+        model_shape=model_shape,
+        gpus=gpus,
+        tp=tp,
+        weight_dtype=weight_dtype,
+        profile=profile,
+        gpu_hourly_price=gpu_hourly_price,
         max_error_rate=max_error_rate,
         out=out,
     )

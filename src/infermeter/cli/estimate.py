@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,16 +19,8 @@ from infermeter.theory import (
     batch_sweep,
     get_hardware,
     get_model,
-    load_config,
+    resolve_model,
 )
-from infermeter.theory.shape import ModelShape
-
-
-def _model(text: str) -> ModelShape:
-    path = Path(text)
-    if path.suffix == ".json" or path.is_dir() or path.exists():
-        return load_config(path)
-    return get_model(text)
 
 
 def _gb(x: float) -> str:
@@ -77,7 +68,7 @@ def estimate(
     ):
         if value < 1:
             raise UsageError(f"{name} must be at least 1")
-    shape = _model(model)
+    shape = resolve_model(model)
     d = Deployment(
         shape,
         get_hardware(gpu),

@@ -105,8 +105,79 @@ def render_summary(results: dict[str, Any]) -> Group:
     resources = _resources(results.get("telemetry") or {})
     if resources is not None:
         parts.append(resources)
+    analysis = _analysis(results.get("analysis") or {})
+    if analysis is not None:
+        parts.append(analysis)
     parts.extend(_notes(results, run))
     return Group(*parts)
+
+
+def _analysis(a: dict[str, Any]) -> Table | None:
+    """Speed of light, SLA verdicts, TTFT perception, findings and cost."""
+    t = Table(title="analysis", title_justify="left", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    eff = a.get("efficiency")
+    if eff:
+        t.add_row(
+            "hardware / model",
+            f"{eff['gpus']} × {eff['gpu']} (tp {eff['tp']}), {eff['model']}; "
+            f"at batch {eff['batch_per_replica']} and {eff['context_tokens']} tokens of context",
+        )
+        if eff.get("mbu") is not None:
+            t.add_row(
+                "MBU / MFU (decode)", f"{100 * eff['mbu']:.1f} % / {100 * eff['mfu_decode']:.2f} %"
+            )
+        if eff.get("tpot_x_bound") is not None:
+            t.add_row(
+                "TPOT vs speed of light",
+                f"{eff['tpot_x_bound']:.1f} × the {eff['tpot_lower_bound_ms']:.3f} ms bound",
+            )
+        if eff.get("ttft_x_bound") is not None:
+            t.add_row(
+                "TTFT p50 vs speed of light",
+                f"{eff['ttft_x_bound']:.1f} × the {eff['ttft_lower_bound_ms']:.2f} ms bound (prefill MFU {100 * eff['mfu_prefill']:.2f} %)",
+            )
+        if eff.get("throughput_share_of_bound") is not None:
+            t.add_row(
+                "output throughput",
+                f"{100 * eff['throughput_share_of_bound']:.1f} % of the {eff['output_throughput_upper_bound_tok_s']:,.0f} tok/s bound",
+            )
+    sla = a.get("sla")
+    if sla:
+        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "not measured"}
+        for v in sla["limits"]:
+            measured = "-" if v["measured"] is None else f"{v['measured']:,.3g}"
+            margin = "" if v["margin"] is None else f" (margin {100 * v['margin']:+.0f} %)"
+            t.add_row(
+                f"SLA {sla['profile']}: {v['limit']}",
+                f"{verdict[v['passed']]} measured {measured}{margin}",
+            )
+    bands = a.get("ttft_bands")
+    if bands:
+        t.add_row(
+            "TTFT as users feel it", ", ".join(f"{k} {100 * v:.0f} %" for k, v in bands.items())
+        )
+    for f in a.get("findings") or []:
+        style = {"high": "red", "medium": "yellow"}.get(f["severity"], "dim")
+        t.add_row(f"finding: {f['rule']}", Text(f["message"], style=style))
+    c = a.get("cost")
+    if c:
+
+        def money(x: float | None) -> str:
+            if x is None:
+                return "-"
+            return f"{x:,.4f}" if x >= 0.01 else f"{x:.2e}"
+
+        t.add_row(
+            "cost",
+            f"{money(c['per_million_output_tokens'])} per 1M output tokens, "
+            f"{money(c['per_million_total_tokens'])} per 1M total, {money(c['per_request'])} per request "
+            f"({c['gpus']} GPU × {c['gpu_hourly_price']:g}/h)",
+        )
+    for note in a.get("notes") or []:
+        t.add_row("note", Text(note, style="dim"))
+    return t if t.row_count else None
 
 
 def _resources(tel: dict[str, Any]) -> Table | None:

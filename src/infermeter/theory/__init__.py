@@ -11,7 +11,7 @@ from infermeter.theory.bounds import (
     memory_time_s,
     mfu,
 )
-from infermeter.theory.catalogue import MODELS, get_model
+from infermeter.theory.catalogue import MODELS, get_model, resolve_model
 from infermeter.theory.hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from infermeter.theory.shape import ModelShape, from_hf_config, load_config
 
@@ -33,4 +33,5 @@ __all__ = [
     "mbu",
     "memory_time_s",
     "mfu",
+    "resolve_model",
 ]

@@ -238,3 +238,15 @@ def get_model(name: str) -> ModelShape:
             "or pass a config.json)"
         )
     return from_hf_config(MODELS[key], name=key, where=f"catalogue:{key}")
+
+
+def resolve_model(text: str) -> ModelShape:
+    """A catalogue name, or a path to a ``config.json`` or a Hugging Face folder."""
+    from pathlib import Path
+
+    from infermeter.theory.shape import load_config
+
+    path = Path(text)
+    if path.suffix == ".json" or path.is_dir() or path.exists():
+        return load_config(path)
+    return get_model(text)

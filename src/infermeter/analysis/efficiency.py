@@ -1,0 +1,44 @@
+"""How far a run is from the speed of light: MBU, MFU and each figure beside its bound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infermeter.theory.bounds import Deployment
+
+
+def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
+    """MBU and MFU of the measured run, using the bounds' own byte and FLOP counts at the run's
+    achieved concurrency and mean context (metrics spec section 5)."""
+    s, dist = results["summary"], results["distributions"]
+    n_in, n_out = dist["input_tokens"].get("mean"), dist["output_tokens"].get("mean")
+    if not n_in or not n_out:
+        return None
+    batch = max(1, round(s["achieved_concurrency"] / max(d.replicas, 1)))
+    ctx = int(n_in + n_out / 2)
+    out: dict[str, Any] = {
+        "model": d.model.name,
+        "gpu": d.hardware.name,
+        "gpus": d.gpus,
+        "tp": d.tp,
+        "batch_per_replica": batch,
+        "context_tokens": ctx,
+    }
+    tpot = dist["tpot_ms"].get("mean")
+    if tpot:
+        step = d.decode_step(batch, ctx)
+        out["mbu"] = d.measured_mbu(tpot / 1e3, batch, ctx)
+        out["mfu_decode"] = d.measured_decode_mfu(tpot / 1e3, batch, ctx)
+        out["tpot_lower_bound_ms"] = 1e3 * step["bound_s"]
+        out["tpot_x_bound"] = tpot / (1e3 * step["bound_s"])
+        bound_tput = batch * d.replicas / step["bound_s"]
+        out["output_throughput_upper_bound_tok_s"] = bound_tput
+        measured = s["output_token_throughput_tok_s"]
+        out["throughput_share_of_bound"] = measured / bound_tput if bound_tput else None
+    ttft = dist["ttft_ms"].get("p50")
+    if ttft:
+        bound = d.ttft_bound_s(int(n_in))["bound_s"]
+        out["ttft_lower_bound_ms"] = 1e3 * bound
+        out["ttft_x_bound"] = ttft / (1e3 * bound)
+        out["mfu_prefill"] = d.measured_prefill_mfu(ttft / 1e3, int(n_in))
+    return out
