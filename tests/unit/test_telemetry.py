@@ -65,3 +65,51 @@ def test_summary_rates_and_histogram_means() -> None:
     assert s["prefix_cache_hit_share"] == 20 / 80  # llama.cpp: cached / (cached + processed)
     assert s["generation_tokens_per_s"] == 100.0
     assert abs(s["ttft_mean_ms"] - 100.0) < 1e-9  # Δsum / Δcount
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "metrics"
+
+
+def test_vllm_mapping() -> None:
+    fams = parse_exposition((FIXTURES / "vllm.txt").read_text())
+    assert detect_kind(fams) == "vllm"
+    m = map_families(fams, "vllm")
+    assert m["requests_running"] == 12 and m["requests_waiting"] == 3
+    assert m["kv_cache_usage"] == 0.42
+    assert m["prefix_cache_hits"] == 5000 and m["prefix_cache_queries"] == 20000
+    assert m["ttft_seconds_sum"] == 4.5 and m["ttft_seconds_count"] == 50
+    assert m["tpot_seconds_sum"] == 127.0
+
+
+def test_sglang_mapping() -> None:
+    fams = parse_exposition((FIXTURES / "sglang.txt").read_text())
+    assert detect_kind(fams) == "sglang"
+    m = map_families(fams, "sglang")
+    assert m["requests_running"] == 7 and m["kv_cache_usage"] == 0.81
+    assert m["prefix_cache_hit_rate"] == 0.25
+    assert m["tpot_seconds_count"] == 2980  # inter_token_latency_seconds
+
+
+def test_tgi_mapping() -> None:
+    fams = parse_exposition((FIXTURES / "tgi.txt").read_text())
+    assert detect_kind(fams) == "tgi"
+    m = map_families(fams, "tgi")
+    assert m["requests_running"] == 5 and m["requests_waiting"] == 2
+    assert m["tpot_seconds_sum"] == 0.25 and m["e2e_seconds_count"] == 10
+    assert "kv_cache_usage" not in m  # TGI does not expose it
+
+
+def test_unknown_engine_keeps_raw_series() -> None:
+    from infermeter.telemetry.prometheus import raw_series
+
+    fams = parse_exposition('# TYPE my_queue gauge\nmy_queue{pool="a"} 4\n')
+    assert detect_kind(fams) == "unknown" and map_families(fams, "unknown") == {}
+    assert raw_series(fams) == {"my_queue{pool=a}": 4.0}
+
+
+def test_llama_cpp_capture() -> None:
+    """A /metrics page captured from the llama-server these tests build (one request done)."""
+    fams = parse_exposition((FIXTURES / "llamacpp.txt").read_text())
+    m = map_families(fams, detect_kind(fams))
+    assert m["generation_tokens"] == 8 and m["requests_running"] == 0
+    assert m["prompt_tokens"] > 0 and "prefix_cache_hits" in m
