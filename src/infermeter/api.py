@@ -362,39 +362,32 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
             else []
         )
         with TelemetryRecorder(out / TELEMETRY_FILE, samplers, t0) as recorder:
-            status = await _drive(
-                config,
-                load,
-                plan,
-                info,
-                fmt,
-                options,
-                headers,
-                timeouts,
-                wall0,
-                out,
-                console,
-                client,
-            )
+            prepared = _Prepared(config, load, plan, info, fmt, options, headers, timeouts, wall0)
+            status = await _drive(prepared, out, console, client)
         status["telemetry_notes"] = recorder.notes
         return status
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A run ready to send: everything decided before the load starts."""
+
+    config: BenchConfig
+    load: LoadPlan
+    plan: WorkloadPlan
+    info: ServerInfo
+    fmt: ApiFormat
+    options: RequestOptions
+    headers: dict[str, str]
+    timeouts: Timeouts
+    wall0: int
+
+
 async def _drive(
-    config: BenchConfig,
-    load: LoadPlan,
-    plan: WorkloadPlan,
-    info: ServerInfo,
-    fmt: ApiFormat,
-    options: RequestOptions,
-    headers: dict[str, str],
-    timeouts: Timeouts,
-    wall0: int,
-    out: Path,
-    console: Console | None,
-    client: StreamingClient,
+    p: _Prepared, out: Path, console: Console | None, client: StreamingClient
 ) -> dict[str, Any]:
     """Send the load: in this process, in worker processes, or on a Ray cluster."""
+    config, load, plan = p.config, p.load, p.plan
 
     async def send(rid: int, prompt: Prompt, t_sched: int, phase: str) -> RequestRecord:
         return await client.send(rid, prompt, t_sched, phase=phase)
@@ -405,9 +398,7 @@ async def _drive(
     n_workers = config.workers or auto_workers(load, 1 << 16 if config.cluster else cores or 1)
     with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
         if n_workers > 1 or config.cluster:
-            jobs = _worker_jobs(
-                config, load, plan, info, fmt, options, headers, timeouts, wall0, n_workers
-            )
+            jobs = _worker_jobs(p, n_workers)
             if not config.cluster:
                 return await _run_workers(jobs, sink, warm, progress, run_pool)
             owned = ray_cluster.connect(config.cluster)  # from the main thread
@@ -445,31 +436,21 @@ def _load_plan(config: BenchConfig) -> LoadPlan:
     )
 
 
-def _worker_jobs(
-    config: BenchConfig,
-    load: LoadPlan,
-    plan: WorkloadPlan,
-    info: ServerInfo,
-    fmt: ApiFormat,
-    options: RequestOptions,
-    headers: dict[str, str],
-    timeouts: Timeouts,
-    wall0: int,
-    n_workers: int,
-) -> list[WorkerJob]:
-    shares = partition(load, len(plan.measure), len(plan.warmup), n_workers)
+def _worker_jobs(p: _Prepared, n_workers: int) -> list[WorkerJob]:
+    config, plan = p.config, p.plan
+    shares = partition(p.load, len(plan.measure), len(plan.warmup), n_workers)
     return [
         WorkerJob(
             share=share,
             prompts=[plan.measure[i] for i in share.prompt_indexes],
             warmup=[plan.warmup[i] for i in share.warmup_indexes],
-            url=info.base_url,
-            fmt=fmt,
-            options=options,
-            headers=headers,
-            timeouts=timeouts,
+            url=p.info.base_url,
+            fmt=p.fmt,
+            options=p.options,
+            headers=p.headers,
+            timeouts=p.timeouts,
             transport=config.transport,
-            wall0_ns=wall0,
+            wall0_ns=p.wall0,
             n_workers=len(shares),
             tokenizer_path=str(config.tokenizer) if config.tokenizer else None,
             secrets=config.secrets,
