@@ -7,6 +7,7 @@ timestamp of a read is taken the moment the bytes are handed to us, before any p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -96,8 +97,10 @@ class HttpTransport:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            # Closing waits for connections to shut; a dead peer must not hold the run.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(session.close(), 10)
 
     @property
     def session(self) -> aiohttp.ClientSession:
