@@ -58,13 +58,25 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         with runner:
             outcome: T = runner.run(main)
             return outcome
-    asyncio.set_event_loop(loop)  # Python 3.10
+    # Python 3.10 has no asyncio.Runner: do what its asyncio.run does, on our loop (cancel
+    # what is left, e.g. after Ctrl-C, then close async generators and the executor).
+    asyncio.set_event_loop(loop)
     try:
         result: T = loop.run_until_complete(main)
         return result
     finally:
         try:
+            _cancel_all_tasks(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
