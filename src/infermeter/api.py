@@ -35,9 +35,8 @@ from infermeter.clients.discovery import ServerInfo, discover
 from infermeter.clients.formats import ApiFormat, RequestOptions
 from infermeter.clients.openai_chat import ChatCompletions
 from infermeter.clients.openai_completions import Completions
-from infermeter.clients.rawhttp import RawHttpClient
 from infermeter.clients.stream import StreamingClient, StreamTransport
-from infermeter.clients.transport import HttpTransport, Timeouts
+from infermeter.clients.transport import HttpTransport, Timeouts, open_clients
 from infermeter.config import BenchConfig
 from infermeter.errors import ServerError, UsageError
 from infermeter.load.partition import auto_workers, partition
@@ -280,13 +279,8 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
         headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
     timeouts = Timeouts(config.request_timeout_s, config.connect_timeout_s, config.stall_timeout_s)
     fmt: ApiFormat = ChatCompletions() if config.api == "chat" else Completions()
-    raw = RawHttpClient(
-        headers,
-        total_timeout_s=config.request_timeout_s,
-        connect_timeout_s=config.connect_timeout_s,
-        read_timeout_s=config.stall_timeout_s,
-    )
-    async with HttpTransport(headers, timeouts) as transport, raw:
+    transport, raw = open_clients(headers, timeouts)
+    async with transport, raw:
         info = await discover(transport, config.url, config.model)
         options = RequestOptions(
             model=info.model,

@@ -27,9 +27,8 @@ import orjson
 
 from infermeter.clients import clock as stamping_loop
 from infermeter.clients.formats import ApiFormat, RequestOptions
-from infermeter.clients.rawhttp import RawHttpClient
 from infermeter.clients.stream import StreamingClient, StreamTransport
-from infermeter.clients.transport import HttpTransport, Timeouts
+from infermeter.clients.transport import Timeouts, open_clients
 from infermeter.load.partition import WorkerShare
 from infermeter.load.runner import Runner, RunState
 from infermeter.records.schema import RequestRecord
@@ -103,14 +102,8 @@ async def serve_share(
     count = None
     if job.tokenizer_path:
         count = LocalTokenizer(Path(job.tokenizer_path)).count_sync
-    t = job.timeouts
-    raw = RawHttpClient(
-        job.headers,
-        total_timeout_s=t.total_s,
-        connect_timeout_s=t.connect_s,
-        read_timeout_s=t.read_s,
-    )
-    async with HttpTransport(job.headers, job.timeouts) as aio, raw:
+    aio, raw = open_clients(job.headers, job.timeouts)
+    async with aio, raw:
         streamer: StreamTransport = aio if job.transport == "aiohttp" else raw
         client = StreamingClient(
             streamer,

@@ -21,6 +21,7 @@ from infermeter.clients.rawhttp import (
     ConnectFailed,
     ConnectionLost,
     Exchange,
+    RawHttpClient,
     RequestTimeout,
     ResponseSink,
     StaleConnection,
@@ -179,3 +180,17 @@ async def _json_body(resp: aiohttp.ClientResponse) -> tuple[int, Any]:
         return resp.status, orjson.loads(text) if text else None
     except orjson.JSONDecodeError:
         return resp.status, text
+
+
+def open_clients(
+    headers: dict[str, str], timeouts: Timeouts
+) -> tuple[HttpTransport, RawHttpClient]:
+    """The pair every load-generating process uses: aiohttp for discovery and small JSON
+    calls, the lean client for the streams, with the same headers and timeouts."""
+    raw = RawHttpClient(
+        headers,
+        total_timeout_s=timeouts.total_s,
+        connect_timeout_s=timeouts.connect_s,
+        read_timeout_s=timeouts.read_s,
+    )
+    return HttpTransport(headers, timeouts), raw
