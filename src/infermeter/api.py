@@ -525,7 +525,7 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
         raise
     if not (out / RUN_FILE).exists():
         _remove_empty(out)
-        raise UsageError("interrupted before the run started")
+        raise KeyboardInterrupt  # interrupted before the run started: nothing to keep
     status["out_dir"] = str(out)
     run = load_run(out)
     run.status.update(status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -58,6 +59,35 @@ def finish(run: Run, max_error_rate: float) -> int:
         )
         return 1
     return 0
+
+
+#: bench flags that are the CLI's own business, not the run's.
+CLI_ONLY = ("output_format", "quiet")
+#: Flags whose config field carries a unit suffix.
+RENAMED = {
+    "duration": "duration_s",
+    "request_timeout": "request_timeout_s",
+    "stall_timeout": "stall_timeout_s",
+    "connect_timeout": "connect_timeout_s",
+}
+
+
+def config_from_flags(flags: dict[str, Any]) -> BenchConfig:
+    """The run config from ``bench``'s flags (``sweep`` shares them)."""
+    values = {RENAMED.get(k, k): v for k, v in flags.items() if k not in CLI_ONLY}
+    extra = values.pop("extra_body")
+    try:
+        body = json.loads(extra) if extra else {}
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--extra-body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise UsageError("--extra-body must be a JSON object")
+    values["extra_body"] = body
+    values["headers"] = _headers(values.pop("header"))
+    values["percentiles"] = _percentiles(values["percentiles"])
+    values["workers"] = _workers(values["workers"])
+    values["telemetry"] = not values.pop("no_telemetry")
+    return BenchConfig.build(**values)
 
 
 def bench(
@@ -202,57 +232,10 @@ def bench(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> int:
     """Drive load against a running server and measure every request."""
-    try:
-        body = json.loads(extra_body) if extra_body else {}
-    except json.JSONDecodeError as exc:
-        raise fail(f"--extra-body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise fail("--extra-body must be a JSON object")
+    flags = dict(locals())
     if output_format not in ("table", "json", "csv", "md"):
         raise fail(f"--format must be table, json, csv or md, got {output_format!r}")
-    config = BenchConfig.build(
-        url=url,
-        model=model,
-        api=api,
-        api_key=api_key,
-        headers=_headers(header),
-        concurrency=concurrency,
-        rate=rate,
-        arrival=arrival,
-        burstiness=burstiness,
-        max_concurrency=max_concurrency,
-        num_requests=num_requests,
-        duration_s=duration,
-        warmup=warmup,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        dataset=dataset,
-        dataset_format=dataset_format,
-        tokenizer=tokenizer,
-        shared_prefix_tokens=shared_prefix_tokens,
-        seed=seed,
-        ignore_eos=ignore_eos,
-        temperature=temperature,
-        extra_body=body,
-        slo=slo,
-        percentiles=_percentiles(percentiles),
-        request_timeout_s=request_timeout,
-        stall_timeout_s=stall_timeout,
-        connect_timeout_s=connect_timeout,
-        transport=transport,
-        workers=_workers(workers),
-        cluster=cluster,
-        telemetry=not no_telemetry,
-        gpu=gpu,
-        model_shape=model_shape,
-        gpus=gpus,
-        tp=tp,
-        weight_dtype=weight_dtype,
-        profile=profile,
-        gpu_hourly_price=gpu_hourly_price,
-        max_error_rate=max_error_rate,
-        out=out,
-    )
+    config = config_from_flags(flags)
     run = run_benchmark(config, console=None if quiet else err_console)
     from infermeter.cli.report import emit
 

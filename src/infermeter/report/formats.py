@@ -55,3 +55,14 @@ def to_markdown(results: dict[str, Any]) -> str:
         cells = " | ".join(_fmt(dist.get(c)) for c in STAT_COLUMNS[1:])
         lines.append(f"| {DIST_LABELS.get(name, name)} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+def sweep_markdown(index: dict[str, Any]) -> str:
+    """A sweep or capacity search as a Markdown table with its notes."""
+    from infermeter.report.terminal import _sweep_rows, sweep_notes
+
+    cols, rows = _sweep_rows(index)
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    notes = sweep_notes(index)
+    return "\n".join(lines) + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "") + "\n"

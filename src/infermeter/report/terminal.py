@@ -285,3 +285,82 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
 
 def print_summary(results: dict[str, Any], console: Console | None = None) -> None:
     (console or Console()).print(render_summary(results))
+
+
+def _sweep_rows(index: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The columns and rows shared by the terminal and Markdown sweep tables."""
+    var = index.get("variable", "concurrency")
+    many = len({(p["input_tokens"], p["output_tokens"]) for p in index["points"]}) > 1
+    cols = ["#", "role", var]
+    if many:
+        cols += ["in", "out"]
+    cols += ["req/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "E2E p99"]
+    cols += ["errors"]
+    if index.get("sla"):
+        cols.append("SLA")
+    rows = []
+    for p in index["points"]:
+        s, lat = p["summary"], p["latency"]
+        value = p["concurrency"] if p["concurrency"] is not None else p["rate"]
+        unit = "" if p["concurrency"] is not None else "/s"
+        if p["role"] == "probe" or (p["concurrency"] is not None and var == "rate"):
+            value, unit = f"c={p['concurrency']}", ""
+        row = [
+            str(p["index"]),
+            p["role"],
+            f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}",
+        ]
+        if many:
+            row += [p["input_tokens"], p["output_tokens"]]
+        row += [
+            _n(s["request_throughput_rps"], 2),
+            _n(s["output_token_throughput_tok_s"], 0),
+            _n(lat["ttft_ms"]["p50"], 1),
+            _n(lat["ttft_ms"]["p99"], 1),
+            _n(lat["tpot_ms"]["p50"], 2),
+            _n(lat["tpot_ms"]["p99"], 2),
+            _n(lat["e2e_ms"]["p99"], 0),
+            f"{s['error_rate']:.0%}",
+        ]
+        if index.get("sla"):
+            ok = p.get("meets_sla")
+            row.append("-" if ok is None else "pass" if ok else "fail")
+        rows.append(row)
+    return cols, rows
+
+
+def sweep_notes(index: dict[str, Any]) -> list[str]:
+    """The lines under a sweep table: why it stopped, the SLA and the capacity found."""
+    lines = []
+    sat = index.get("saturation")
+    if sat:
+        lines.append(
+            f"saturation probe: concurrency {sat['concurrency']} gave "
+            f"{sat['request_throughput_rps']:.3g} req/s, "
+            f"{sat['output_token_throughput_tok_s']:,.0f} output tok/s"
+        )
+    stopped = index.get("stopped") or {}
+    if stopped.get("reason") not in (None, "done"):
+        lines.append(f"stopped early ({stopped['reason']}): {stopped.get('detail')}")
+    sla = index.get("sla")
+    if sla:
+        lines.append(f"SLA ({sla['source']} {sla['text']}): {sla['criterion']}")
+    cap = index.get("capacity")
+    if cap:
+        lines.append(f"capacity: {cap['note']}")
+    return lines
+
+
+def print_sweep(index: dict[str, Any], console: Console) -> None:
+    cols, rows = _sweep_rows(index)
+    kind = "capacity search" if index.get("kind") == "search" else "sweep"
+    table = Table(title=f"infermeter {kind} over {index.get('variable')}", title_justify="left")
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("role",) else "right")
+    cap = index.get("capacity") or {}
+    for p, row in zip(index["points"], rows, strict=True):
+        chosen = cap.get("pass_index") == p["index"]
+        table.add_row(*row, style="bold green" if chosen else None)
+    console.print(table)
+    for line in sweep_notes(index):
+        console.print(line, highlight=False, soft_wrap=True)
