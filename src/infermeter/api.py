@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -31,6 +31,7 @@ from infermeter import __version__, ray_cluster
 from infermeter.analysis import analyze, load_profile
 from infermeter.analysis.telemetry import summarize_telemetry
 from infermeter.clients import clock as stamping_loop
+from infermeter.clients import inprocess
 from infermeter.clients.discovery import ServerInfo, discover
 from infermeter.clients.formats import ApiFormat, RequestOptions
 from infermeter.clients.openai_chat import ChatCompletions
@@ -69,6 +70,14 @@ RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
 TELEMETRY_FILE = "telemetry.jsonl"
 SERVER_PROBE_TOKENS = 16
+
+
+class Sender(Protocol):
+    """Sends one request and returns its record: the HTTP client or an in-process engine."""
+
+    async def send(
+        self, rid: int, prompt: Prompt, t_sched_abs_ns: int, *, phase: str = ..., worker: int = ...
+    ) -> RequestRecord: ...
 
 
 @dataclass
@@ -256,7 +265,7 @@ async def _choose_counter(
 
 
 async def _probe(
-    client: StreamingClient, counter: TokenCounter | None, seed: int
+    client: Sender, counter: TokenCounter | None, seed: int, url: str
 ) -> tuple[int, RequestRecord]:
     """One tiny request: proves the endpoint works and measures what the server adds to a
     prompt (BOS, chat template) so prompt lengths can be exact as the server counts them."""
@@ -266,7 +275,7 @@ async def _probe(
         text, n = "Say something about the weather in spring.", None
     rec = await client.send(-1, Prompt(text, 1, None), time.perf_counter_ns(), phase="probe")
     if not rec.ok:
-        raise ServerError(f"the pre-flight request to {client.url} failed: {rec.error_message}")
+        raise ServerError(f"the pre-flight request to {url} failed: {rec.error_message}")
     overhead = 0
     if n is not None and rec.n_in_source == "server" and rec.n_in is not None:
         overhead = max(rec.n_in - n, 0)
@@ -281,6 +290,8 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
     fmt: ApiFormat = ChatCompletions() if config.api == "chat" else Completions()
     transport, raw = open_clients(headers, timeouts)
     async with transport, raw:
+        if config.url.startswith(inprocess.SCHEME):
+            return await _run_inprocess(config, out, console, fmt, headers, timeouts)
         info = await discover(transport, config.url, config.model)
         options = RequestOptions(
             model=info.model,
@@ -302,64 +313,133 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
             count_tokens=local.count_sync if local else None,
             secrets=config.secrets,
         )
-        overhead, _probe_rec = await _probe(client, counter, config.seed)
-        in_spec, out_spec = config.input_spec(), config.output_spec()
-        if info.ctx_per_slot is not None and config.dataset is None:
-            need = in_spec.upper + out_spec.upper
-            if need > info.ctx_per_slot:
-                raise UsageError(
-                    f"--input-tokens {in_spec} + --output-tokens {out_spec} need up to {need} "
-                    f"tokens but the server's context is {info.ctx_per_slot} tokens per slot"
-                )
-        plan: WorkloadPlan
-        if config.dataset is not None:
-            plan = await dataset_plan(
-                path=config.dataset,
-                fmt=config.dataset_format,
-                output_spec=out_spec if "output_tokens" in config.model_fields_set else None,
-                n_warmup=config.warmup,
-                n_measure=_pool_size(config),
-                counter=counter,
-                overhead=overhead,
-                seed=config.seed,
-            )
-        else:
-            plan = await synthetic_plan(
-                input_spec=in_spec,
-                output_spec=out_spec,
-                n_warmup=config.warmup,
-                n_measure=_pool_size(config),
-                counter=counter,
-                overhead=overhead,
-                shared_prefix_tokens=config.shared_prefix_tokens,
-                seed=config.seed,
-            )
-        meta = {
-            "schema_version": RUN_SCHEMA_VERSION,
-            "infermeter_version": __version__,
-            "run_id": uuid.uuid4().hex[:12],
-            "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "t0_wall_ns": wall0,
-            "config": config.public_dict(),
-            "server": info.to_dict(),
-            "workload": plan.meta,
-        }
-        _write_json(out / RUN_FILE, meta)
-        load = _load_plan(config)
-        samplers: list[Sampler] = (
-            [
-                HostSampler(client_pid=os.getpid()),
-                NvmlSampler(),
-                PrometheusSampler(info.origin, info.kind, headers=headers),
-            ]
-            if config.telemetry
-            else []
+        target = _Target(info, client, counter, fmt, options, headers, timeouts, t0, wall0)
+        return await _measure(config, out, console, target)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What the run talks to, opened and discovered."""
+
+    info: ServerInfo
+    client: Sender
+    counter: TokenCounter | None
+    fmt: ApiFormat
+    options: RequestOptions
+    headers: dict[str, str]
+    timeouts: Timeouts
+    t0: int
+    wall0: int
+
+
+async def _run_inprocess(
+    config: BenchConfig,
+    out: Path,
+    console: Console | None,
+    fmt: ApiFormat,
+    headers: dict[str, str],
+    timeouts: Timeouts,
+) -> dict[str, Any]:
+    """``--url hf:DIR``: the model runs in this process; one client, no workers."""
+    if (config.workers or 1) > 1 or config.cluster:
+        raise UsageError("--url hf:... runs the model in this process: no --workers or --cluster")
+    t0 = time.perf_counter_ns()
+    wall0 = time.time_ns()
+    engine = await asyncio.to_thread(
+        inprocess.HFInProcess,
+        config.url,
+        inprocess.HFOptions(
+            device=config.hf_device,
+            dtype=config.hf_dtype,
+            max_batch=config.hf_max_batch or config.concurrency or config.max_concurrency,
+            cache=config.hf_cache,
+            compile=config.hf_compile,
+        ),
+        api=config.api,
+        t0_ns=t0,
+    )
+    try:
+        counter: TokenCounter = (
+            engine if config.tokenizer is None else LocalTokenizer(config.tokenizer)
         )
-        with TelemetryRecorder(out / TELEMETRY_FILE, samplers, t0) as recorder:
-            prepared = _Prepared(config, load, plan, info, fmt, options, headers, timeouts, wall0)
-            status = await _drive(prepared, out, console, client)
-        status["telemetry_notes"] = recorder.notes
+        options = RequestOptions(model=engine.path.name, ignore_eos=True)
+        target = _Target(engine.info, engine, counter, fmt, options, headers, timeouts, t0, wall0)
+        status = await _measure(config, out, console, target)
+        status["engine_memory"] = engine.memory()
         return status
+    finally:
+        await asyncio.to_thread(engine.close)
+
+
+async def _measure(
+    config: BenchConfig, out: Path, console: Console | None, target: _Target
+) -> dict[str, Any]:
+    """Probe, build the workload, write run.json, then send the load with telemetry beside."""
+    info, client, counter = target.info, target.client, target.counter
+    overhead, _probe_rec = await _probe(client, counter, config.seed, info.base_url)
+    in_spec, out_spec = config.input_spec(), config.output_spec()
+    if info.ctx_per_slot is not None and config.dataset is None:
+        need = in_spec.upper + out_spec.upper
+        if need > info.ctx_per_slot:
+            raise UsageError(
+                f"--input-tokens {in_spec} + --output-tokens {out_spec} need up to {need} "
+                f"tokens but the server's context is {info.ctx_per_slot} tokens per slot"
+            )
+    plan: WorkloadPlan
+    if config.dataset is not None:
+        plan = await dataset_plan(
+            path=config.dataset,
+            fmt=config.dataset_format,
+            output_spec=out_spec if "output_tokens" in config.model_fields_set else None,
+            n_warmup=config.warmup,
+            n_measure=_pool_size(config),
+            counter=counter,
+            overhead=overhead,
+            seed=config.seed,
+        )
+    else:
+        plan = await synthetic_plan(
+            input_spec=in_spec,
+            output_spec=out_spec,
+            n_warmup=config.warmup,
+            n_measure=_pool_size(config),
+            counter=counter,
+            overhead=overhead,
+            shared_prefix_tokens=config.shared_prefix_tokens,
+            seed=config.seed,
+        )
+    meta = {
+        "schema_version": RUN_SCHEMA_VERSION,
+        "infermeter_version": __version__,
+        "run_id": uuid.uuid4().hex[:12],
+        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "t0_wall_ns": target.wall0,
+        "config": config.public_dict(),
+        "server": info.to_dict(),
+        "workload": plan.meta,
+    }
+    _write_json(out / RUN_FILE, meta)
+    load = _load_plan(config)
+    samplers: list[Sampler] = []
+    if config.telemetry:
+        samplers = [HostSampler(client_pid=os.getpid()), NvmlSampler()]
+        if not info.base_url.startswith(inprocess.SCHEME):
+            samplers.append(PrometheusSampler(info.origin, info.kind, headers=target.headers))
+    with TelemetryRecorder(out / TELEMETRY_FILE, samplers, target.t0) as recorder:
+        prepared = _Prepared(
+            config,
+            load,
+            plan,
+            info,
+            target.fmt,
+            target.options,
+            target.headers,
+            target.timeouts,
+            target.wall0,
+        )
+        status = await _drive(prepared, out, console, client)
+    status["telemetry_notes"] = recorder.notes
+    return status
 
 
 @dataclass(frozen=True)
@@ -378,7 +458,7 @@ class _Prepared:
 
 
 async def _drive(
-    p: _Prepared, out: Path, console: Console | None, client: StreamingClient
+    p: _Prepared, out: Path, console: Console | None, client: Sender
 ) -> dict[str, Any]:
     """Send the load: in this process, in worker processes, or on a Ray cluster."""
     config, load, plan = p.config, p.load, p.plan
@@ -390,6 +470,8 @@ async def _drive(
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # On a cluster, "auto" is not bounded by this machine's cores.
     n_workers = config.workers or auto_workers(load, 1 << 16 if config.cluster else cores or 1)
+    if p.info.base_url.startswith(inprocess.SCHEME):
+        n_workers = 1  # the model lives in this process
     with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
         if n_workers > 1 or config.cluster:
             jobs = _worker_jobs(p, n_workers)

@@ -60,6 +60,13 @@ class BenchConfig(BaseModel):
     cluster: str | None = None
     #: Sample the host, NVIDIA GPUs and the server's /metrics during the run.
     telemetry: bool = True
+    # -- in-process transformers backend (--url hf:MODEL_DIR) --
+    hf_device: str = "auto"
+    hf_dtype: str = "auto"
+    #: Largest static batch; default: the concurrency (or --max-concurrency).
+    hf_max_batch: int | None = Field(default=None, ge=1)
+    hf_cache: Literal["dynamic", "static"] = "dynamic"
+    hf_compile: bool = False
     # -- analysis (speed of light, SLA, cost) --
     gpu: str | None = None
     model_shape: str | None = None
@@ -88,8 +95,12 @@ class BenchConfig(BaseModel):
             )
         if self.arrival == "gamma" and self.rate is None:
             raise ValueError("--arrival gamma needs --rate")
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"--url must start with http:// or https://, got {self.url!r}")
+        if not self.url.startswith(("http://", "https://", "hf:")):
+            raise ValueError(
+                f"--url must start with http:// or https:// (or be hf:MODEL_DIR), got {self.url!r}"
+            )
+        if self.hf_compile and self.hf_cache != "static":
+            raise ValueError("--hf-compile needs --hf-cache static")
         for p in self.percentiles:
             if not 0 < p < 100:
                 raise ValueError(f"--percentiles: {p} is not between 0 and 100")

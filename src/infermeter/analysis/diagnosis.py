@@ -78,9 +78,11 @@ def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[s
                 },
             }
         )
-    workers = (results.get("client") or {}).get("per_worker") or []
+    client = results.get("client") or {}
+    workers = client.get("per_worker") or []
     busy = [w for w in workers if w.get("cpu_util", 0) >= CLIENT_CPU]
-    if busy or results.get("warnings"):
+    # An in-process engine shares the client's process: its CPU is the model's, not the load's.
+    if (busy or results.get("warnings")) and not client.get("in_process"):
         findings.append(
             {
                 "rule": "client_bottleneck",

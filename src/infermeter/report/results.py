@@ -20,6 +20,7 @@ def build_results(
 ) -> dict[str, Any]:
     summary = asdict(metrics.summary)
     clients = list(status.get("client") or [])
+    in_process = (meta.get("server") or {}).get("kind") == "transformers"
     result: dict[str, Any] = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "infermeter_version": meta.get("infermeter_version"),
@@ -41,9 +42,11 @@ def build_results(
         "input_tokens_mismatch": metrics.input_tokens_mismatch,
         "server_reported": {"tpot_ms": metrics.server_tpot_ms.to_dict()},
         "slo": _slo(metrics),
-        "client": {"workers": len(clients), "per_worker": clients},
+        "client": {"workers": len(clients), "per_worker": clients, "in_process": in_process},
         "telemetry": {"notes": list(status.get("telemetry_notes") or []), **(telemetry or {})},
-        "warnings": client_warnings(
+        "warnings": []
+        if in_process
+        else client_warnings(
             clients,
             metrics.client_delay_p99_ms,
             capped=bool((meta.get("config") or {}).get("max_concurrency")),
