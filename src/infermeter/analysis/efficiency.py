@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infermeter.theory.bounds import Deployment
+from infermeter.theory.calibration import Point
 
 
 def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
@@ -42,3 +43,21 @@ def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
         out["ttft_x_bound"] = ttft / (1e3 * bound)
         out["mfu_prefill"] = d.measured_prefill_mfu(ttft / 1e3, int(n_in))
     return out
+
+
+def calibration_point(label: str, results: dict[str, Any]) -> Point | None:
+    """A run as a calibration point (p50 TPOT and TTFT at its achieved batch), or None when
+    it has no completed multi-token requests."""
+    s, dist = results["summary"], results["distributions"]
+    n_in, n_out = dist["input_tokens"].get("mean"), dist["output_tokens"].get("mean")
+    tpot, ttft = dist["tpot_ms"].get("p50"), dist["ttft_ms"].get("p50")
+    if not (n_in and n_out and tpot and ttft):
+        return None
+    return Point(
+        label=label,
+        batch=max(1, round(s["achieved_concurrency"])),
+        context=int(n_in + n_out / 2),
+        prompt_tokens=int(n_in),
+        tpot_ms=float(tpot),
+        ttft_ms=float(ttft),
+    )

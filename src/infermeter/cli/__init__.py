@@ -6,7 +6,18 @@ import sys
 
 import typer
 
-from infermeter.cli import analyze, bench, demo, emulator, engine, estimate, report
+from infermeter.cli import (
+    analyze,
+    bench,
+    compare,
+    demo,
+    emulator,
+    engine,
+    estimate,
+    export,
+    report,
+    sweep,
+)
 from infermeter.cli.common import run_guarded
 
 app = typer.Typer(
@@ -18,7 +29,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.command("bench")(bench.bench)
+app.command("sweep")(sweep.sweep)
 app.command("report")(report.report)
+app.command("compare")(compare.compare)
+app.command("export")(export.export)
 app.command("analyze")(analyze.analyze)
 app.command("demo")(demo.demo)
 app.command("estimate")(estimate.estimate)

@@ -92,7 +92,10 @@ def config_from_flags(flags: dict[str, Any]) -> BenchConfig:
 
 def bench(
     url: str = typer.Option(
-        ..., "--url", help="Server base URL, e.g. http://127.0.0.1:8080 (or .../v1)."
+        ...,
+        "--url",
+        "--target",
+        help="Server base URL, e.g. http://127.0.0.1:8080 (or .../v1); or hf:MODEL_DIR to run a Hugging Face model in this process (infermeter[hf]).",
     ),
     model: str | None = typer.Option(
         None, "--model", help="Model name to request; default: the one the server lists."
@@ -189,6 +192,21 @@ def bench(
         "--cluster",
         help="Run the workers as Ray actors: a Ray address (auto, ray://HOST:PORT, HOST:PORT) or local. Needs infermeter[ray].",
     ),
+    hf_device: str = typer.Option(
+        "auto", "--hf-device", help="hf: targets: cuda, cuda:N or cpu (default: cuda if present)."
+    ),
+    hf_dtype: str = typer.Option(
+        "auto", "--hf-dtype", help="hf: targets: bfloat16, float16, float32 (default: bf16 on GPU)."
+    ),
+    hf_max_batch: int | None = typer.Option(
+        None, "--hf-max-batch", help="hf: targets: largest static batch (default: the concurrency)."
+    ),
+    hf_cache: str = typer.Option(
+        "dynamic", "--hf-cache", help="hf: targets: KV cache, dynamic (eager) or static."
+    ),
+    hf_compile: bool = typer.Option(
+        False, "--hf-compile", help="hf: targets: torch.compile the static-cache decode step."
+    ),
     gpu: str | None = typer.Option(
         None,
         "--gpu",
@@ -227,17 +245,21 @@ def bench(
         None, "--out", "-o", help="Run directory (default: runs/TIMESTAMP)."
     ),
     output_format: str = typer.Option(
-        "table", "--format", help="Summary on stdout: table, json, csv or md."
+        "table",
+        "--format",
+        help="Summary on stdout: table, json, csv or md; html also writes OUT/report.html.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> int:
     """Drive load against a running server and measure every request."""
     flags = dict(locals())
-    if output_format not in ("table", "json", "csv", "md"):
-        raise fail(f"--format must be table, json, csv or md, got {output_format!r}")
+    if output_format not in ("table", "json", "csv", "md", "html"):
+        raise fail(f"--format must be table, json, csv, md or html, got {output_format!r}")
     config = config_from_flags(flags)
     run = run_benchmark(config, console=None if quiet else err_console)
-    from infermeter.cli.report import emit
+    from infermeter.cli.report import emit, write_html
 
-    emit(run.results, output_format)
+    emit(run.results, "table" if output_format == "html" else output_format)
+    if output_format == "html":
+        write_html(run.path)
     return finish(run, config.max_error_rate)

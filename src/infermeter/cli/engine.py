@@ -12,7 +12,13 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infermeter.cli.common import default_cache_dir, err_console
-from infermeter.engines.llama_cpp import LLAMA_CPP_PYTHON_VERSION, build_llama_server, cached_binary
+from infermeter.engines.llama_cpp import (
+    LLAMA_CPP_PYTHON_VERSION,
+    build_llama_server,
+    cached_binary,
+    choose_flags,
+    pack_source,
+)
 from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
 from infermeter.engines.model import GeneratedModel, make_model, model_key
 from infermeter.engines.shapes import SHAPES, get_shape
@@ -27,12 +33,20 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def ensure_server_binary(cache_dir: Path, sdist: Path | None = None, force: bool = False) -> Path:
-    if cached_binary(cache_dir).exists() and not force:
-        return cached_binary(cache_dir)
+def ensure_server_binary(
+    cache_dir: Path,
+    sdist: Path | None = None,
+    force: bool = False,
+    cuda: str = "off",
+    source: Path | None = None,
+) -> Path:
+    flags = choose_flags(cuda)
+    if cached_binary(cache_dir, flags).exists() and not force:
+        return cached_binary(cache_dir, flags)
+    kind = "CUDA" if "-DGGML_CUDA=ON" in flags else "CPU"
     err_console.print(
-        f"building llama-server from llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}'s vendored "
-        f"llama.cpp (once; cached in {cache_dir}) …"
+        f"building llama-server ({kind}) from llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}'s "
+        f"vendored llama.cpp (once; cached in {cache_dir}) …"
     )
     with Progress(
         TextColumn("{task.description}"),
@@ -49,7 +63,9 @@ def ensure_server_binary(cache_dir: Path, sdist: Path | None = None, force: bool
                 task, completed=done, total=total or None, description=f"llama-server: {what[:40]}"
             )
 
-        return build_llama_server(cache_dir, sdist=sdist, progress=step, force=force)
+        return build_llama_server(
+            cache_dir, flags=flags, sdist=sdist, source=source, progress=step, force=force
+        )
 
 
 def ensure_model(
@@ -59,13 +75,16 @@ def ensure_model(
     dtype: str = "f16",
     out: Path | None = None,
     hf: bool = True,
+    hf_dtype: str = "float16",
+    hf_weights: bool = True,
 ) -> GeneratedModel:
     shape = get_shape(shape_name)
     target = out or cache_dir / "models" / model_key(shape, seed, dtype)
-    if (target / "model.gguf").exists() and (
-        not hf or (target / "hf" / "model.safetensors").exists()
-    ):
-        return make_model(shape, target, seed=seed, dtype=dtype, hf=hf)
+    marker = "model.safetensors" if hf_weights else "config.json"
+    if (target / "model.gguf").exists() and (not hf or (target / "hf" / marker).exists()):
+        return make_model(
+            shape, target, seed=seed, dtype=dtype, hf=hf, hf_dtype=hf_dtype, hf_weights=hf_weights
+        )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -82,6 +101,8 @@ def ensure_model(
             seed=seed,
             dtype=dtype,
             hf=hf,
+            hf_dtype=hf_dtype,
+            hf_weights=hf_weights,
             progress=lambda i, n: bar.update(task, completed=i, total=n),
         )
 
@@ -97,9 +118,27 @@ def build(
         help=f"A local llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz (offline machines).",
     ),
     force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
+    cuda: str = typer.Option(
+        "auto",
+        "--cuda",
+        help="auto: a CUDA build for the local GPU's architecture when nvcc and an NVIDIA GPU are here; on; off (portable CPU build).",
+    ),
+    source: Path | None = typer.Option(
+        None, "--source", help="A slim source pack made by 'engine pack-source' (offline machines)."
+    ),
 ) -> None:
-    """Build llama-server (portable CPU flags) and print its path."""
-    typer.echo(ensure_server_binary(cache_dir or default_cache_dir(), sdist, force))
+    """Build llama-server (CUDA for the local GPU, or portable CPU flags) and print its path."""
+    typer.echo(ensure_server_binary(cache_dir or default_cache_dir(), sdist, force, cuda, source))
+
+
+@app.command("pack-source")
+def pack(
+    out: Path = typer.Option(..., "--out", help="The .tar.gz to write."),
+    sdist: Path | None = typer.Option(None, "--sdist", help="A local copy of the pinned sdist."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+) -> None:
+    """Write a slim pack of the pinned llama.cpp source, to build on a machine with no network."""
+    typer.echo(pack_source(cache_dir or default_cache_dir(), out, sdist))
 
 
 @app.command("model")
@@ -111,10 +150,27 @@ def model(
     seed: int = typer.Option(0, "--seed"),
     dtype: str = typer.Option("f16", "--dtype", help="GGUF weights: f16, q8_0 or f32."),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face folder."),
+    hf_dtype: str = typer.Option(
+        "float16", "--hf-dtype", help="Hugging Face weights: float16, bfloat16 or float32."
+    ),
+    hf_weights: bool = typer.Option(
+        True,
+        "--hf-weights/--no-hf-weights",
+        help="Write the HF weights, or only config and tokenizer (the in-process backend then initialises the model at random on the device: same speed, no disk).",
+    ),
     cache_dir: Path | None = typer.Option(None, "--cache-dir"),
 ) -> None:
     """Generate a random-weight Llama model (GGUF + Hugging Face folder) and print its paths."""
-    m = ensure_model(shape, cache_dir or default_cache_dir(), seed, dtype, out, hf=not no_hf)
+    m = ensure_model(
+        shape,
+        cache_dir or default_cache_dir(),
+        seed,
+        dtype,
+        out,
+        hf=not no_hf,
+        hf_dtype=hf_dtype,
+        hf_weights=hf_weights,
+    )
     typer.echo(f"gguf: {m.gguf}")
     if m.hf_dir:
         typer.echo(f"hf:   {m.hf_dir}")
@@ -131,10 +187,22 @@ def serve(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: cores - 1)."),
     port: int | None = typer.Option(None, "--port", help="Default: a free port."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+    cuda: str = typer.Option(
+        "auto", "--cuda", help="auto (CUDA when a GPU and nvcc are here), on or off."
+    ),
+    gpu_layers: int = typer.Option(
+        999, "--gpu-layers", help="Layers to offload to the GPU in a CUDA build (-ngl)."
+    ),
+    extra: list[str] = typer.Option(
+        [],
+        "--server-arg",
+        help="Extra llama-server argument (repeat), e.g. --server-arg=-fa --server-arg=on.",
+    ),
 ) -> None:
     """Start llama-server on loopback and keep it up until Ctrl-C."""
     cache = cache_dir or default_cache_dir()
-    binary = ensure_server_binary(cache)
+    binary = ensure_server_binary(cache, cuda=cuda)
+    on_gpu = "-DGGML_CUDA=ON" in choose_flags(cuda)
     path = gguf or ensure_model(shape, cache, hf=False).gguf
     name = alias or (path.stem if gguf else shape)
     cfg = LlamaServerConfig(
@@ -146,6 +214,7 @@ def serve(
         threads=threads or default_threads(),
         port=port,
         log_path=cache / "logs" / f"llama-server-{int(time.time())}.log",
+        extra_args=(*(("-ngl", str(gpu_layers)) if on_gpu else ()), *extra),
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with LlamaServer(cfg) as server:

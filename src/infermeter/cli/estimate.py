@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from infermeter.analysis.efficiency import calibration_point
 from infermeter.cli.common import fail
 from infermeter.errors import UsageError
 from infermeter.theory import (
@@ -21,6 +23,9 @@ from infermeter.theory import (
     get_model,
     resolve_model,
 )
+from infermeter.theory.calibration import Point
+from infermeter.theory.calibration import Profile as CalibrationProfile
+from infermeter.theory.calibration import calibrate as calibrate_engine
 
 
 def _gb(x: float) -> str:
@@ -53,6 +58,18 @@ def estimate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     list_all: bool = typer.Option(False, "--list", help="List catalogue models and GPUs."),
+    calibrate: list[Path] = typer.Option(
+        [],
+        "--calibrate",
+        help="Fit this engine's efficiency factors from measured runs or sweeps (repeat); writes --out.",
+    ),
+    engine: str = typer.Option("engine", "--engine", help="--calibrate: the engine's name."),
+    out: Path | None = typer.Option(
+        None, "--out", help="--calibrate: where to write the profile (JSON)."
+    ),
+    profile: Path | None = typer.Option(
+        None, "--profile", help="A calibration profile: predicted TPOT/TTFT beside the bounds."
+    ),
 ) -> None:
     """Lower bounds on TTFT, TPOT and E2E, an upper bound on throughput, and the memory plan."""
     console = Console()
@@ -61,16 +78,8 @@ def estimate(
         return
     if not model:
         raise fail("--model is required (or --list)")
-    for name, value in (
-        ("--batch", batch),
-        ("--input-tokens", input_tokens),
-        ("--output-tokens", output_tokens),
-    ):
-        if value < 1:
-            raise UsageError(f"{name} must be at least 1")
-    shape = resolve_model(model)
     d = Deployment(
-        shape,
+        resolve_model(model),
         get_hardware(gpu),
         gpus=gpus,
         tp=tp,
@@ -80,7 +89,29 @@ def estimate(
         act_dtype=act_dtype,
         gpu_memory_utilization=memory_utilization,
     )
-    result = Estimate(d, batch, input_tokens, output_tokens).to_dict()
+    if calibrate:
+        prof = _calibrate(d, engine, calibrate)
+        data = prof.to_dict()
+        if out is not None:
+            out.write_text(json.dumps(data, indent=2))
+        if as_json:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            _print_calibration(console, prof, out)
+        return
+    for name, value in (
+        ("--batch", batch),
+        ("--input-tokens", input_tokens),
+        ("--output-tokens", output_tokens),
+    ):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1")
+    result: dict[str, Any] = Estimate(d, batch, input_tokens, output_tokens).to_dict()
+    calibrated = (
+        _predict(d, profile, batch, input_tokens, output_tokens) if profile is not None else None
+    )
+    if calibrated is not None:
+        result["calibrated"] = calibrated
     rows = None
     if sweep:
         try:
@@ -93,6 +124,100 @@ def estimate(
         typer.echo(json.dumps(result, indent=2))
         return
     _print_estimate(console, result, rows)
+    if calibrated is not None:
+        c = calibrated
+        console.print(
+            f"calibrated ({c['engine']}, fitted on {c['fitted_points']} points): "
+            f"TPOT {c['tpot_ms']:,.2f} ms, TTFT {c['ttft_ms']:,.1f} ms "
+            f"(bandwidth efficiency {_pct(c['bandwidth_efficiency'])}, "
+            f"compute efficiency {_pct(c['compute_efficiency'])}, "
+            f"decode compute efficiency {_pct(c['decode_compute_efficiency'])})",
+            highlight=False,
+        )
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def _points(paths: list[Path]) -> list[Point]:
+    from infermeter.api import load_run
+    from infermeter.sweeps import is_sweep, load_sweep
+
+    points: list[Point] = []
+    for path in paths:
+        if is_sweep(path):
+            dirs = [
+                (f"{path.name}/{p['dir']}", path / p["dir"])
+                for p in load_sweep(path)["points"]
+                if p["status"] == "ok"
+            ]
+        else:
+            dirs = [(path.name, path)]
+        for label, run_dir in dirs:
+            point = calibration_point(label, load_run(run_dir).results)
+            if point is not None:
+                points.append(point)
+    return points
+
+
+def _calibrate(d: Deployment, engine: str, paths: list[Path]) -> CalibrationProfile:
+    points = _points(paths)
+    if len(points) < 3:
+        raise UsageError(
+            f"--calibrate: {len(points)} usable runs; at least 3 with completed requests are needed"
+        )
+    return calibrate_engine(engine, d, points)
+
+
+def _predict(
+    d: Deployment, path: Path, batch: int, input_tokens: int, output_tokens: int
+) -> dict[str, Any]:
+    try:
+        prof = CalibrationProfile.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--profile {path}: not a calibration profile ({exc})") from None
+    point = Point("estimate", batch, input_tokens + output_tokens // 2, input_tokens, 1.0, 1.0)
+    tpot, ttft = prof.predict(d, point)
+    return {
+        "engine": prof.engine,
+        "fitted_points": len(prof.points),
+        "fitted_on": {"model": prof.model, "gpu": prof.gpu, "weight_dtype": prof.weight_dtype},
+        "tpot_ms": tpot,
+        "ttft_ms": ttft,
+        "e2e_ms": ttft + tpot * (output_tokens - 1),
+        "bandwidth_efficiency": prof.bandwidth_efficiency,
+        "compute_efficiency": prof.compute_efficiency,
+        "decode_compute_efficiency": prof.decode_compute_efficiency,
+    }
+
+
+def _print_calibration(console: Console, prof: CalibrationProfile, out: Path | None) -> None:
+    console.print(
+        f"[bold]{prof.engine}[/] on {prof.gpu}, {prof.model} ({prof.weight_dtype}): "
+        f"bandwidth efficiency {_pct(prof.bandwidth_efficiency)}, "
+        f"compute efficiency {_pct(prof.compute_efficiency)}, "
+        f"decode compute efficiency {_pct(prof.decode_compute_efficiency)}, "
+        f"prefill overhead {prof.prefill_coef[0]:.1f} ms",
+        highlight=False,
+    )
+    table = Table(title="leave-one-out prediction error (each point predicted without it)")
+    for col in ("point", "batch", "TPOT ms", "predicted", "error", "TTFT ms", "predicted", "error"):
+        table.add_column(col, justify="right")
+    for r in prof.loo:
+        table.add_row(
+            r["label"],
+            str(r["batch"]),
+            f"{r['tpot_ms']:.2f}",
+            f"{r['tpot_pred_ms']:.2f}",
+            f"{r['tpot_error']:+.1%}",
+            f"{r['ttft_ms']:.1f}",
+            f"{r['ttft_pred_ms']:.1f}",
+            f"{r['ttft_error']:+.1%}",
+        )
+    console.print(table)
+    if out is not None:
+        console.print(f"profile written to {out}", highlight=False)
 
 
 def _print_list(console: Console, as_json: bool) -> None:

@@ -1,4 +1,4 @@
-"""``infermeter report DIR``: re-render a finished or interrupted run."""
+"""``infermeter report DIR``: re-render a finished or interrupted run (or, as HTML, a sweep)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import typer
 from rich.console import Console
 
 from infermeter.api import load_run
-from infermeter.cli.common import fail
+from infermeter.cli.common import err_console, fail
 from infermeter.report.formats import to_csv, to_json, to_markdown
 from infermeter.report.terminal import print_summary
 
-FORMATS = ("table", "json", "csv", "md")
+FORMATS = ("table", "json", "csv", "md", "html")
+HTML_FILE = "report.html"
+SWEEP_FILE = "sweep.json"
 
 
 def emit(results: dict[str, Any], fmt: str) -> None:
@@ -27,11 +29,37 @@ def emit(results: dict[str, Any], fmt: str) -> None:
         typer.echo(to_markdown(results), nl=False)
 
 
+def write_html(run_dir: Path, out: Path | None = None) -> Path:
+    """Render a run (or a sweep directory, one with sweep.json) to ``out`` (default
+    DIR/report.html) and say where on stderr."""
+    from infermeter.report.html import render_run_html, render_sweep_html
+
+    if (run_dir / SWEEP_FILE).exists():
+        page = render_sweep_html(run_dir)
+    else:
+        page = render_run_html(load_run(run_dir))
+    target = out if out is not None else run_dir / HTML_FILE
+    try:
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"--out {target}: cannot write it ({exc.strerror})") from None
+    err_console.print(f"HTML report: {target}", highlight=False, soft_wrap=True)
+    return target
+
+
 def report(
-    run_dir: Path = typer.Argument(..., help="A run directory written by 'infermeter bench'."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
+    run_dir: Path = typer.Argument(
+        ..., help="A run directory written by 'infermeter bench' (html: or a sweep directory)."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv, md or html."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Where --format html writes the page (default: DIR/report.html)."
+    ),
 ) -> None:
     """Re-render a finished or interrupted run from its records."""
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "html":
+        write_html(run_dir, out)
+        return
     emit(load_run(run_dir).results, fmt)

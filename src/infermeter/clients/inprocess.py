@@ -106,7 +106,17 @@ class HFInProcess:
             dtype = getattr(torch, dtype_name)
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.path))
             loader: Any = transformers.AutoModelForCausalLM
-            self.model = loader.from_pretrained(str(self.path), dtype=dtype).to(device)
+            self.random_init = not any(self.path.glob("*.safetensors")) and not any(
+                self.path.glob("*.bin")
+            )
+            if self.random_init:
+                # A config without weights: initialise at random on the device (speed does not
+                # depend on the weights' values; min_new_tokens keeps EOS away).
+                cfg = transformers.AutoConfig.from_pretrained(str(self.path))
+                with torch.device(device):
+                    self.model = loader.from_config(cfg, dtype=dtype)
+            else:
+                self.model = loader.from_pretrained(str(self.path), dtype=dtype).to(device)
         except (OSError, ValueError, RuntimeError, AttributeError) as exc:
             raise EngineError(f"cannot load {self.path}: {exc}") from None
         self.model.eval()
@@ -154,6 +164,7 @@ class HFInProcess:
             "dtype": self.dtype_name,
             "cache": self.options.cache,
             "compile": self.options.compile,
+            "random_init": self.random_init,
             "max_batch": self.options.max_batch,
             "weights_bytes": self.weight_bytes,
             "batch_sizes": _histogram(self.batches),

@@ -45,6 +45,58 @@ CPU_FLAGS: tuple[str, ...] = (
 Progress = Callable[[int, int, str], None]
 
 
+def find_nvcc() -> str | None:
+    """The CUDA compiler: ``$CUDACXX``, ``nvcc`` on PATH, or the toolkit's usual place."""
+    for cand in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
+
+def local_cuda_arch() -> str | None:
+    """The first local GPU's compute capability as CMake wants it (``9.0`` -> ``90``)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0].replace(".", "") if out else None
+
+
+def cuda_flags(arch: str, nvcc: str) -> tuple[str, ...]:
+    """CUDA build for one architecture (the local GPU's): a far shorter build than all of them."""
+    return (
+        *CPU_FLAGS,
+        "-DGGML_CUDA=ON",
+        f"-DCMAKE_CUDA_ARCHITECTURES={arch}",
+        f"-DCMAKE_CUDA_COMPILER={nvcc}",
+    )
+
+
+def choose_flags(cuda: str = "auto") -> tuple[str, ...]:
+    """``cuda``: ``off`` (portable CPU build), ``on`` (CUDA, or an error saying what is
+    missing), ``auto`` (CUDA when a toolkit and an NVIDIA GPU are both here)."""
+    if cuda not in ("auto", "on", "off"):
+        raise EngineError(f"--cuda must be auto, on or off, got {cuda!r}")
+    if cuda == "off":
+        return CPU_FLAGS
+    nvcc, arch = find_nvcc(), local_cuda_arch()
+    if nvcc is None or arch is None:
+        if cuda == "on":
+            missing = "nvcc (the CUDA toolkit)" if nvcc is None else "an NVIDIA GPU (nvidia-smi)"
+            raise EngineError(f"--cuda on: {missing} not found on this machine")
+        return CPU_FLAGS
+    return cuda_flags(arch, nvcc)
+
+
 def build_key(flags: tuple[str, ...]) -> str:
     digest = hashlib.sha256("\n".join(flags).encode()).hexdigest()[:10]
     return f"llama.cpp-{LLAMA_CPP_PYTHON_VERSION}-{digest}"
@@ -116,6 +168,47 @@ def fetch_sdist(cache_dir: Path, sdist: Path | None = None) -> Path:
     return target
 
 
+#: Left out of a slim source pack: not needed to build llama-server (vocab test files, docs, git).
+_SLIM_SKIP = ("models/", "docs/", ".git", "media/", "gguf-py/", "tests/")
+SLIM_MANIFEST = "INFERMETER_SOURCE.json"
+
+
+def pack_source(cache_dir: Path, out: Path, sdist: Path | None = None) -> Path:
+    """A slim tarball of the pinned sdist's vendored llama.cpp (for machines that cannot
+    download and where the whole 77 MB sdist is too big to carry), with a manifest naming the
+    sdist and its sha256; ``build_llama_server(source=...)`` accepts it."""
+    import io
+    import json
+
+    full = fetch_sdist(cache_dir, sdist)
+    manifest = json.dumps({"sdist": SDIST_NAME, "sha256": SDIST_SHA256}).encode()
+    with tarfile.open(full) as src, tarfile.open(out, "w:gz") as dst:
+        info = tarfile.TarInfo(VENDOR_PREFIX + SLIM_MANIFEST)
+        info.size = len(manifest)
+        dst.addfile(info, io.BytesIO(manifest))
+        for m in src.getmembers():
+            if not m.name.startswith(VENDOR_PREFIX) or not (m.isfile() or m.isdir()):
+                continue
+            rel = m.name[len(VENDOR_PREFIX) :]
+            if rel.startswith(_SLIM_SKIP):
+                continue
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    return out
+
+
+def _check_slim(source: Path) -> None:
+    import json
+
+    try:
+        with tarfile.open(source) as tar:
+            fh = tar.extractfile(VENDOR_PREFIX + SLIM_MANIFEST)
+            data = json.loads(fh.read()) if fh else {}
+    except (OSError, KeyError, tarfile.TarError, ValueError):
+        raise EngineError(f"{source} is not a source pack made by 'engine pack-source'") from None
+    if data.get("sha256") != SDIST_SHA256:
+        raise EngineError(f"{source} was packed from another llama-cpp-python version")
+
+
 def _extract(sdist: Path, dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
@@ -137,11 +230,15 @@ def build_llama_server(
     *,
     flags: tuple[str, ...] = CPU_FLAGS,
     sdist: Path | None = None,
+    source: Path | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
     force: bool = False,
 ) -> Path:
-    """Return a built ``llama-server``, building it first if the cache has none."""
+    """Return a built ``llama-server``, building it first if the cache has none.
+
+    ``source``: a slim pack of the same pinned source (``pack_source``) instead of the sdist.
+    """
     root = cache_dir / build_key(flags)
     binary = root / "bin" / "llama-server"
     if binary.exists() and not force:
@@ -156,7 +253,11 @@ def build_llama_server(
         ninja = _find_tool("ninja", "BIN_DIR", "ninja")
         if progress:
             progress(0, 0, "fetching source")
-        source = _extract(fetch_sdist(cache_dir, sdist), root / "src")
+        if source is not None:
+            _check_slim(source)
+            tree = _extract(source, root / "src")
+        else:
+            tree = _extract(fetch_sdist(cache_dir, sdist), root / "src")
         build = root / "build"
         log_path = root / "build.log"
         generator = ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []
@@ -164,9 +265,7 @@ def build_llama_server(
         with open(log_path, "w") as log:
             if progress:
                 progress(0, 0, "configuring")
-            _run(
-                [cmake, "-S", str(source), "-B", str(build), *generator, *flags], log, env, log_path
-            )
+            _run([cmake, "-S", str(tree), "-B", str(build), *generator, *flags], log, env, log_path)
             cmd = [
                 cmake,
                 "--build",
@@ -183,7 +282,7 @@ def build_llama_server(
         binary.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(built, binary)
         shutil.rmtree(build, ignore_errors=True)
-        shutil.rmtree(source, ignore_errors=True)
+        shutil.rmtree(tree, ignore_errors=True)
         return binary
 
 

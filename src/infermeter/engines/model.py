@@ -209,9 +209,18 @@ def _bf16_bytes(w: np.ndarray) -> bytes:
 
 
 def _write_hf(
-    folder: Path, shape: ModelShape, seed: int, vocab: Vocab, banned: np.ndarray, hf_dtype: str
+    folder: Path,
+    shape: ModelShape,
+    seed: int,
+    vocab: Vocab,
+    banned: np.ndarray,
+    hf_dtype: str,
+    weights: bool = True,
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    if not weights:
+        _write_hf_meta(folder, shape, vocab, hf_dtype)
+        return
     st_dtype, itemsize = {"float16": ("F16", 2), "bfloat16": ("BF16", 2), "float32": ("F32", 4)}[
         hf_dtype
     ]
@@ -238,6 +247,11 @@ def _write_hf(
             else:
                 fh.write(arr.astype(np.float16 if hf_dtype == "float16" else np.float32).tobytes())
     tmp.replace(folder / "model.safetensors")
+    _write_hf_meta(folder, shape, vocab, hf_dtype)
+
+
+def _write_hf_meta(folder: Path, shape: ModelShape, vocab: Vocab, hf_dtype: str) -> None:
+    """config.json, generation config and tokenizer files (everything but the weights)."""
     config = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -296,6 +310,7 @@ def make_model(
     dtype: str = "f16",
     hf: bool = True,
     hf_dtype: str = "float16",
+    hf_weights: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> GeneratedModel:
     """Write ``out_dir/model.gguf`` and (with ``hf``) ``out_dir/hf/``; reuse them if present."""
@@ -314,6 +329,9 @@ def make_model(
     if not gguf_path.exists():
         _write_gguf(gguf_path, shape, seed, dtype, vocab, banned, progress)
     hf_dir = out_dir / "hf" if hf else None
-    if hf_dir is not None and not (hf_dir / "model.safetensors").exists():
-        _write_hf(hf_dir, shape, seed, vocab, banned, hf_dtype)
+    marker = "model.safetensors" if hf_weights else "config.json"
+    if hf_dir is not None and not (hf_dir / marker).exists():
+        # Without weights, a loader initialises the model at random (see clients/inprocess.py):
+        # the same speed, and no 2 bytes/parameter written to disk.
+        _write_hf(hf_dir, shape, seed, vocab, banned, hf_dtype, weights=hf_weights)
     return GeneratedModel(shape, gguf_path, hf_dir, seed, dtype)

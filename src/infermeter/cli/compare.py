@@ -1,0 +1,157 @@
+"""``infermeter compare RUN_OR_SWEEP...``: runs (or sweeps) side by side, with ratios."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from infermeter.api import Run, load_run
+from infermeter.cli.common import err_console, fail
+from infermeter.errors import UsageError
+from infermeter.report.compare import (
+    build_comparison,
+    comparison_notes,
+    render_comparison_markdown,
+    render_comparison_table,
+)
+from infermeter.report.formats import to_json
+from infermeter.sweeps import SWEEP_FILE, is_sweep, load_sweep
+
+FORMATS = ("table", "md", "json", "html")
+
+
+@dataclass
+class Target:
+    """A run directory, or a sweep directory with its points' runs (None: not loadable)."""
+
+    path: Path
+    run: Run | None = None
+    sweep: dict[str, Any] | None = None
+    points: list[Run | None] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """What :func:`build_comparison` takes: results.json, or sweep.json with its runs'."""
+        if self.run is not None:
+            return self.run.results
+        assert self.sweep is not None
+        return self.sweep
+
+
+def load_target(path: Path) -> Target:
+    """Load a run directory, or a sweep directory (``sweep.json`` and its points' runs)."""
+    if is_sweep(path):
+        return _load_sweep(path)
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such directory")
+    if not (path / "run.json").exists():
+        raise UsageError(f"{path} holds neither a run (run.json) nor a sweep ({SWEEP_FILE})")
+    return Target(path, run=load_run(path))
+
+
+def _load_sweep(path: Path) -> Target:
+    sweep = load_sweep(path)
+    if not isinstance(sweep.get("points"), list):
+        raise UsageError(f"{path / SWEEP_FILE} is not an infermeter sweep (no points)")
+    sweep["path"] = str(path)
+    runs: list[Run | None] = []
+    for point in sweep["points"]:
+        point_dir = path / str(point.get("dir", ""))
+        # A point cut short before its run started has no run directory.
+        run = load_run(point_dir) if (point_dir / "run.json").exists() else None
+        if run is not None:
+            point["results"] = run.results
+        runs.append(run)
+    return Target(path, sweep=sweep, points=runs)
+
+
+def default_labels(paths: list[Path]) -> list[str]:
+    """Each directory's name; where names repeat, with as many parent names as it takes."""
+    parts = [p.resolve().parts for p in paths]
+    for depth in range(1, max(len(x) for x in parts) + 1):
+        labels = ["/".join(x[-depth:]) for x in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]
+
+
+def _baseline_index(baseline: str | None, labels: list[str]) -> int:
+    if baseline is None:
+        return 0
+    if baseline in labels:
+        return labels.index(baseline)
+    try:
+        index = int(baseline)
+    except ValueError:
+        index = -1
+    if not 0 <= index < len(labels):
+        raise UsageError(
+            f"--baseline {baseline!r} is neither a label ({', '.join(labels)}) "
+            f"nor a position 0..{len(labels) - 1}"
+        )
+    return index
+
+
+def compare(
+    targets: list[Path] = typer.Argument(
+        ...,
+        metavar="RUN_OR_SWEEP",
+        help="Run directories, or sweep directories (with sweep.json); two or more.",
+    ),
+    label: list[str] = typer.Option(
+        [], "--label", "-l", help="A label per argument, in order (default: the directory name)."
+    ),
+    baseline: str | None = typer.Option(
+        None,
+        "--baseline",
+        "-b",
+        help="Label or 0-based position of the baseline (default: the first).",
+    ),
+    allow_different: bool = typer.Option(
+        False,
+        "--allow-different",
+        help="Compare even when the workloads differ (listed in the output).",
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, md, json or html."),
+    out: Path = typer.Option(
+        Path("compare.html"), "--out", "-o", help="Where --format html writes the page."
+    ),
+) -> None:
+    """Compare runs (or sweeps) side by side, with ratios to a baseline; the workloads must
+    match, the engines and their settings may differ."""
+    if fmt not in FORMATS:
+        raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if len(targets) < 2:
+        raise UsageError("compare needs two or more runs or sweeps")
+    if label and len(label) != len(targets):
+        raise UsageError(
+            f"--label given {len(label)} times for {len(targets)} runs: give one per run, in order"
+        )
+    labels = label or default_labels(targets)
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"labels must differ: {', '.join(labels)}")
+    loaded = [load_target(p) for p in targets]
+    comparison = build_comparison(
+        [(lab, t.data) for lab, t in zip(labels, loaded, strict=True)],
+        baseline=_baseline_index(baseline, labels),
+        allow_different=allow_different,
+    )
+    if fmt == "json":
+        typer.echo(to_json(comparison))
+    elif fmt == "md":
+        typer.echo(render_comparison_markdown(comparison), nl=False)
+    elif fmt == "html":
+        from infermeter.report.html import render_compare_html
+
+        sweeps = [(lab, t.path) for lab, t in zip(labels, loaded, strict=True) if t.sweep]
+        out.write_text(render_compare_html(comparison, sweeps), encoding="utf-8")
+        err_console.print(f"wrote {out}", highlight=False)
+    else:
+        console = Console()
+        console.print(render_comparison_table(comparison))
+        for note in comparison_notes(comparison):
+            console.print(note, style="yellow", highlight=False)
