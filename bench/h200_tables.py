@@ -1,6 +1,6 @@
 """Markdown tables of docs/results/h200.md from the committed sweep directories.
 
-    python bench/h200_tables.py docs/results/h200
+python bench/h200_tables.py docs/results/h200
 """
 
 from __future__ import annotations
@@ -21,15 +21,19 @@ def _f(x: float | None, d: int = 1) -> str:
 
 def main(root: Path) -> None:
     best: dict[str, dict] = {}
-    print("| engine | c | out tok/s (bound) | TTFT p50 ms (bound, ×) | TPOT p50 ms (bound, ×) "
-          "| MBU | MFU decode | MFU prefill | GPU util mean/max % | GPU mem max GB |")
+    print(
+        "| engine | c | out tok/s (bound) | TTFT p50 ms (bound, ×) | TPOT p50 ms (bound, ×) "
+        "| MBU | MFU decode | MFU prefill | GPU util mean/max % | GPU mem max GB |"
+    )
     print("|" + " --- |" * 10)
     for name, label in ENGINES.items():
         index = json.loads((root / name / "sweep.json").read_text())
         for p in index["points"]:
             if p["status"] != "ok":
-                print(f"| {name} | {p['concurrency']} | not finished (stage time ran out) |"
-                      + " |" * 7)
+                print(
+                    f"| {name} | {p['concurrency']} | not finished (stage time ran out) |"
+                    + " |" * 7
+                )
                 continue
             r = json.loads((root / name / p["dir"] / "results.json").read_text())
             e = r["analysis"]["efficiency"]
@@ -53,7 +57,9 @@ def main(root: Path) -> None:
         best[name]["tpot1"] = c1["latency"]["tpot_ms"]["p50"]
     slow = min(b["tput"] for b in best.values())
     print()
-    print("| engine | best output tok/s (at c) | ratio to slowest | TTFT p50 at c=1 | TPOT p50 at c=1 | GPU memory (max) |")
+    print(
+        "| engine | best output tok/s (at c) | ratio to slowest | TTFT p50 at c=1 | TPOT p50 at c=1 | GPU memory (max) |"
+    )
     print("|" + " --- |" * 6)
     for b in best.values():
         print(

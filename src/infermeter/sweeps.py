@@ -301,8 +301,7 @@ def _capacity_note(
         return f"no tested {variable} met the SLA (lowest tried {hi:g}{unit})"
     if hi is None:
         return (
-            f"every measured {variable} up to {lo:g}{unit} met the SLA; "
-            "the capacity may be higher"
+            f"every measured {variable} up to {lo:g}{unit} met the SLA; the capacity may be higher"
         )
     note = f"highest passing {variable} {lo:g}{unit}; {hi:g}{unit} fails"
     if not monotone:

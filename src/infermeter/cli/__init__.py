@@ -15,6 +15,7 @@ from infermeter.cli import (
     engine,
     estimate,
     export,
+    proxy,
     report,
     sweep,
 )
@@ -36,6 +37,7 @@ app.command("export")(export.export)
 app.command("analyze")(analyze.analyze)
 app.command("demo")(demo.demo)
 app.command("estimate")(estimate.estimate)
+app.command("proxy")(proxy.proxy)
 app.command("serve-ground-truth")(emulator.serve_ground_truth)
 app.add_typer(engine.app, name="engine")
 

@@ -1,0 +1,86 @@
+"""``infermeter proxy``: measure live traffic to an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import typer
+
+from infermeter.cli.common import fail
+from infermeter.proxy.server import METRICS_PATH, ProxyConfig, ProxyServer
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise fail(f"--listen must be HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def proxy(
+    upstream: str = typer.Option(..., "--upstream", help="The server to forward to (http/https)."),
+    listen: str = typer.Option("127.0.0.1:8089", "--listen", help="HOST:PORT to listen on."),
+    records: Path | None = typer.Option(
+        None, "--records", help="Write sampled request records here (infermeter report reads it)."
+    ),
+    sample: float = typer.Option(1.0, "--sample", help="Fraction of requests to record, 0..1."),
+    rotate_mb: float = typer.Option(
+        64.0, "--rotate-mb", help="Start a new records directory past this size."
+    ),
+    max_models: int = typer.Option(
+        32, "--max-models", help="Distinct model label values before 'other'."
+    ),
+) -> None:
+    """Forward to --upstream, measure every chat/completions request, serve /metrics."""
+    parts = urlsplit(upstream)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise fail(f"--upstream must be an http:// or https:// URL, got {upstream!r}")
+    host, port = _listen(listen)
+    if not 0.0 <= sample <= 1.0:
+        raise fail(f"--sample must be between 0 and 1, got {sample}")
+    if rotate_mb <= 0 or max_models < 1:
+        raise fail("--rotate-mb must be > 0 and --max-models >= 1")
+    if not _is_loopback(host):
+        typer.echo(
+            f"warning: listening on {host}, not loopback: anyone who can reach it can use "
+            "the upstream with the credentials they send",
+            err=True,
+        )
+    config = ProxyConfig(
+        upstream=upstream,
+        host=host,
+        port=port,
+        max_models=max_models,
+        records_dir=records,
+        sample=sample,
+        rotate_mb=rotate_mb,
+    )
+    try:
+        asyncio.run(_serve(config))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(config: ProxyConfig) -> None:
+    try:
+        server = await ProxyServer(config).start()
+    except OSError as exc:
+        raise fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+    typer.echo(f"infermeter proxy at {server.url} -> {server.upstream}", err=True)
+    typer.echo(f"metrics at {server.url}{METRICS_PATH}; Ctrl-C stops", err=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.close()

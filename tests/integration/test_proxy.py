@@ -1,0 +1,320 @@
+"""``infermeter proxy`` in front of real servers: transparent, measured, secret-free."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import run_cli, start_cli
+from infermeter.metrics.per_request import request_metrics
+from infermeter.proxy import ProxyConfig, ThreadedProxy
+from infermeter.records import read_records
+
+pytestmark = pytest.mark.integration
+
+VOLATILE = ("id", "created", "timings", "system_fingerprint", "x_read_ns", "x_sent_ns")
+SECRET = "Bearer sk-proxy-test-0123456789"
+
+
+def _http(
+    url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    data = orjson.dumps(body) if body is not None else None
+    req = urllib.request.Request(url, data=data, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return resp.status, resp.read()
+
+
+def _payloads(raw: bytes) -> list[Any]:
+    out: list[Any] = []
+    for block in raw.replace(b"\r\n", b"\n").split(b"\n\n"):
+        for line in block.split(b"\n"):
+            if line.startswith(b"data: "):
+                data = line[6:]
+                if data == b"[DONE]":
+                    out.append("[DONE]")
+                    continue
+                obj = orjson.loads(data)
+                for key in VOLATILE:
+                    obj.pop(key, None)
+                out.append(obj)
+    return out
+
+
+def _scrape(url: str) -> dict[str, float]:
+    _, text = _http(url + "/metrics")
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text.decode()):
+        for s in fam.samples:
+            if "le" in s.labels or s.name.endswith("_created"):
+                continue
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}"] = s.value
+    return out
+
+
+def _chat(model: str, n: int, stream: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "one two three four"}],
+        "max_tokens": n,
+        "temperature": 0,
+        "seed": 42,
+        "cache_prompt": False,  # llama.cpp: else usage's cached_tokens differs on the rerun
+        "stream": stream,
+    }
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def test_transparent_with_llama_server(llama_server: Any) -> None:
+    with ThreadedProxy(ProxyConfig(upstream=llama_server.url, gpu=False)) as proxy:
+        for path, body in (
+            ("/v1/chat/completions", _chat("tiny", 12)),
+            ("/v1/completions", {**_chat("tiny", 8), "prompt": "one two"}),
+        ):
+            _, direct = _http(llama_server.url + path, body)
+            _, proxied = _http(proxy.url + path, body)
+            assert _payloads(proxied) == _payloads(direct)
+            assert len(_payloads(proxied)) >= 3
+        _, direct = _http(llama_server.url + "/tokenize", {"content": "hello proxy world"})
+        _, proxied = _http(proxy.url + "/tokenize", {"content": "hello proxy world"})
+        assert proxied == direct
+        _, direct = _http(llama_server.url + "/v1/models")
+        _, proxied = _http(proxy.url + "/v1/models")
+        strip = [
+            {k: v for k, v in m.items() if k != "created"} for m in orjson.loads(direct)["data"]
+        ]
+        assert [
+            {k: v for k, v in m.items() if k != "created"} for m in orjson.loads(proxied)["data"]
+        ] == strip
+        _, full = _http(proxy.url + "/v1/chat/completions", _chat("tiny", 6, stream=False))
+        assert orjson.loads(full)["usage"]["completion_tokens"] >= 1
+        s = _scrape(proxy.url)
+    assert s["infermeter_requests_total{endpoint=chat,model=tiny,status=200}"] == 2
+    assert s["infermeter_requests_total{endpoint=completions,model=tiny,status=200}"] == 1
+    assert s["infermeter_requests_total{endpoint=other,model=none,status=200}"] == 2
+    assert s["infermeter_ttft_seconds_count{model=tiny}"] == 2  # streamed ones only
+    assert s["infermeter_e2e_seconds_count{model=tiny}"] == 3
+
+
+def test_metrics_match_records(emulator: Any, tmp_path: Path) -> None:
+    n_req, n_tok = 6, 5
+    with emulator(ttft_ms=30, itl_ms=5) as srv:
+        cfg = ProxyConfig(upstream=srv.url, records_dir=tmp_path, gpu=False)
+        with ThreadedProxy(cfg) as proxy:
+            threads = [
+                threading.Thread(
+                    target=_http,
+                    args=(proxy.url + "/v1/chat/completions", _chat("ground-truth", n_tok)),
+                )
+                for _ in range(n_req)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            s = _scrape(proxy.url)
+    recs = read_records(tmp_path / "records.jsonl").records
+    assert len(recs) == n_req and all(r.ok for r in recs)
+    m = [request_metrics(r) for r in recs]
+    assert s["infermeter_requests_total{endpoint=chat,model=ground-truth,status=200}"] == n_req
+    assert s["infermeter_output_tokens_total{model=ground-truth}"] == n_req * n_tok
+    assert s["infermeter_input_tokens_total{model=ground-truth}"] == sum(r.n_in or 0 for r in recs)
+    assert s["infermeter_ttft_seconds_count{model=ground-truth}"] == n_req
+    ttft_sum = sum(x.ttft_ms or 0 for x in m) / 1e3
+    assert s["infermeter_ttft_seconds_sum{model=ground-truth}"] == pytest.approx(ttft_sum, rel=1e-9)
+    assert s["infermeter_itl_seconds_count{model=ground-truth}"] == n_req * (n_tok - 1)
+    itl_sum = sum(sum(x.itl_ms) for x in m) / 1e3
+    assert s["infermeter_itl_seconds_sum{model=ground-truth}"] == pytest.approx(itl_sum, rel=1e-9)
+    e2e_sum = sum(x.e2e_ms or 0 for x in m) / 1e3
+    assert s["infermeter_e2e_seconds_sum{model=ground-truth}"] == pytest.approx(e2e_sum, rel=1e-9)
+    assert s["infermeter_requests_in_flight{model=ground-truth}"] == 0
+    # the emulator's exact schedule, seen through the proxy: TTFT >= 30 ms, ITL ~ 5 ms
+    assert all(29 <= (x.ttft_ms or 0) < 200 for x in m)
+    assert 4 <= sorted(v for x in m for v in x.itl_ms)[len(m) * 2] < 20
+
+
+class _Upstream:
+    """A tiny slow streaming upstream that notes the Authorization header and notices when
+    its client (the proxy) goes away."""
+
+    def __init__(self) -> None:
+        self.auth: list[str | None] = []
+        self.closed = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = 0
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.auth.append(request.headers.get("Authorization"))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        try:
+            for i in range(200):
+                chunk = {"choices": [{"index": 0, "delta": {"content": f" t{i}"}}]}
+                await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+                await asyncio.sleep(0.02)
+        except (ConnectionError, asyncio.CancelledError):
+            self.closed.set()
+            raise
+        return resp
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_route("POST", "/v1/chat/completions", self._handle)
+        self.runner = web.AppRunner(app, handler_cancellation=True)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def __enter__(self) -> _Upstream:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _read_then_hang_up(url: str, body: dict[str, Any], headers: dict[str, str]) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    data = orjson.dumps(body)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n{head}"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            + data
+        )
+        got = b""
+        while got.count(b"data: ") < 3:
+            got += sock.recv(65536)
+    return got
+
+
+def test_disconnect_cancels_upstream_and_secret_stays_out(tmp_path: Path) -> None:
+    """Through the CLI (a subprocess, so its stderr is the proxy's whole log)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with _Upstream() as up:
+        proc = start_cli(
+            [
+                "proxy",
+                "--upstream",
+                up.url,
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--records",
+                str(tmp_path),
+                "--sample",
+                "1",
+            ]
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    _http(url + "/metrics")
+                    break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.1)
+            t = time.monotonic()
+            got = _read_then_hang_up(url, _chat("m", 200), {"Authorization": SECRET})
+            assert b"t0" in got
+            assert up.closed.wait(5), "the upstream stream was not closed"
+            closed_after = time.monotonic() - t
+            assert closed_after < 2.0  # the stream would have run 4 s
+            time.sleep(0.2)
+            s = _scrape(url)
+            metrics_text = _http(url + "/metrics")[1].decode()
+        finally:
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=10)
+    assert up.auth == [SECRET]  # forwarded as sent
+    assert s["infermeter_client_disconnects_total{model=m}"] == 1
+    assert s["infermeter_errors_total{kind=cancelled,model=m}"] == 1
+    assert s["infermeter_requests_total{endpoint=chat,model=m,status=disconnected}"] == 1
+    assert s["infermeter_requests_in_flight{model=m}"] == 0
+    recs = read_records(tmp_path / "records.jsonl").records
+    assert [r.error_kind for r in recs] == ["cancelled"]
+    assert recs[0].n_out >= 3 and recs[0].t_first_ns is not None
+    token = SECRET.split()[1]
+    for text in (
+        metrics_text,
+        stderr,
+        *(p.read_text() for p in tmp_path.rglob("*") if p.is_file()),
+    ):
+        assert token not in text
+    assert f"{url}/metrics" in stderr
+
+
+def test_report_reads_sampled_records(emulator: Any, tmp_path: Path) -> None:
+    with emulator(ttft_ms=5, itl_ms=1) as srv:
+        cfg = ProxyConfig(upstream=srv.url, records_dir=tmp_path, sample=0.5, seed=3, gpu=False)
+        with ThreadedProxy(cfg) as proxy:
+            for _ in range(20):
+                _http(proxy.url + "/v1/completions", {**_chat("ground-truth", 4), "prompt": "a b"})
+    n = len(read_records(tmp_path / "records.jsonl").records)
+    assert 3 <= n <= 17
+    done = run_cli("report", str(tmp_path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert results["summary"]["requests_completed"] == n
+    assert results["distributions"]["ttft_ms"]["count"] == n
+
+
+def test_bad_upstream_exits_2() -> None:
+    done = run_cli("proxy", "--upstream", "localhost:8000")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--upstream" in done.stderr
+
+
+def test_disconnect_stops_llama_server_generating(llama_server: Any) -> None:
+    """Hang up after a few tokens of a 900-token request (0.5 s in full here): the server's
+    own token counter shows it stopped early, and no slot is left busy."""
+
+    def predicted() -> float:
+        _, text = _http(llama_server.url + "/metrics")
+        for fam in text_string_to_metric_families(text.decode()):
+            for smp in fam.samples:
+                if smp.name.startswith("llamacpp:tokens_predicted_total"):
+                    return smp.value
+        raise AssertionError("no llamacpp:tokens_predicted_total")
+
+    with ThreadedProxy(ProxyConfig(upstream=llama_server.url, gpu=False)) as proxy:
+        before = predicted()
+        _read_then_hang_up(proxy.url, {**_chat("tiny", 900), "ignore_eos": True}, {})
+        time.sleep(1.5)  # three times the full generation
+        generated = predicted() - before
+        _, slots = _http(llama_server.url + "/slots")
+        s = _scrape(proxy.url)
+    assert generated < 450, generated
+    assert not any(slot.get("is_processing") for slot in orjson.loads(slots))
+    assert s["infermeter_client_disconnects_total{model=tiny}"] == 1
