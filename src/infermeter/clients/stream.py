@@ -286,57 +286,7 @@ class StreamingClient:
         return rec
 
     def _account(self, rec: RequestRecord, acc: _Accumulator, prompt: Prompt) -> None:
-        """Token counts and their sources, best first: server, server-stream, tokenizer, chunks."""
-        t0 = self.t0_ns
-        rec.chunk_ns = [t - t0 for t in acc.chunk_abs]
-        rec.n_other_chunks = acc.other
-        if rec.chunk_ns:
-            rec.t_first_ns, rec.t_last_ns = rec.chunk_ns[0], rec.chunk_ns[-1]
-        usage = acc.usage or {}
-        rec.usage = acc.usage
-        rec.server_timings = acc.timings
-        rec.finish_reason = acc.finish
-        n_chunks = len(acc.chunk_abs)
-        cum = acc.cum_usage
-        per_chunk_exact = (
-            n_chunks > 0
-            and all(c is not None for c in cum)
-            and all(b >= a for a, b in itertools.pairwise(cum))  # type: ignore[operator]
-        )
-        completion = usage.get("completion_tokens")
-        if isinstance(completion, int) and rec.ok:
-            rec.n_out, rec.n_out_source = completion, "server"
-        elif per_chunk_exact:
-            rec.n_out, rec.n_out_source = int(cum[-1] or 0), "server-stream"
-        elif self.count_tokens is not None and acc.texts:
-            rec.n_out, rec.n_out_source = self.count_tokens("".join(acc.texts)), "tokenizer"
-        else:
-            rec.n_out, rec.n_out_source = n_chunks, "chunks"
-        if per_chunk_exact and int(cum[-1] or 0) == rec.n_out:
-            ks = [int(cum[0] or 0)] + [
-                int(b or 0) - int(a or 0) for a, b in itertools.pairwise(cum)
-            ]
-            rec.chunk_tokens, rec.chunk_tokens_source = ks, "server-stream"
-        else:
-            rec.chunk_tokens = spread_tokens(rec.n_out, acc.chunk_chars)
-            rec.chunk_tokens_source = "one-per-chunk" if rec.n_out == n_chunks else "spread"
-        prompt_tokens = usage.get("prompt_tokens")
-        if isinstance(prompt_tokens, int):
-            rec.n_in, rec.n_in_source = prompt_tokens, "server"
-        elif prompt.n_in_target is not None:
-            rec.n_in, rec.n_in_source = prompt.n_in_target, "tokenizer"
-        details = usage.get("completion_tokens_details") or {}
-        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
-        if isinstance(reasoning, int):
-            rec.n_reason = reasoning
-        elif acc.reason_chunks:
-            rec.n_reason = acc.reason_chunks
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
-        if isinstance(cached, int):
-            rec.n_cached = cached
-        elif acc.timings and isinstance(acc.timings.get("cache_n"), int):
-            rec.n_cached = acc.timings["cache_n"]
+        account(rec, acc, prompt, self.t0_ns, self.count_tokens)
 
 
 def _loads(payload: bytes) -> dict[str, Any]:
@@ -365,3 +315,69 @@ def _error_detail(text: str) -> str:
             return " ".join(str(msg).split())[:200]
         return " ".join(str(err).split())[:200]
     return " ".join(text.split())[:200]
+
+
+def account(
+    rec: RequestRecord,
+    acc: _Accumulator,
+    prompt: Prompt,
+    t0_ns: int,
+    count_tokens: TokenCounter | None = None,
+) -> None:
+    """Fill a record from an accumulated stream: chunk times on the run clock (``t0_ns``),
+    token counts and their sources, best first: server, server-stream, tokenizer, chunks.
+    Shared by the benchmark client and the proxy."""
+    t0 = t0_ns
+    rec.chunk_ns = [t - t0 for t in acc.chunk_abs]
+    rec.n_other_chunks = acc.other
+    if rec.chunk_ns:
+        rec.t_first_ns, rec.t_last_ns = rec.chunk_ns[0], rec.chunk_ns[-1]
+    usage = acc.usage or {}
+    rec.usage = acc.usage
+    rec.server_timings = acc.timings
+    rec.finish_reason = acc.finish
+    n_chunks = len(acc.chunk_abs)
+    cum = acc.cum_usage
+    per_chunk_exact = (
+        n_chunks > 0
+        and all(c is not None for c in cum)
+        and all(b >= a for a, b in itertools.pairwise(cum))  # type: ignore[operator]
+    )
+    completion = usage.get("completion_tokens")
+    if isinstance(completion, int) and rec.ok:
+        rec.n_out, rec.n_out_source = completion, "server"
+    elif per_chunk_exact:
+        rec.n_out, rec.n_out_source = int(cum[-1] or 0), "server-stream"
+    elif count_tokens is not None and acc.texts:
+        rec.n_out, rec.n_out_source = count_tokens("".join(acc.texts)), "tokenizer"
+    else:
+        rec.n_out, rec.n_out_source = n_chunks, "chunks"
+    if per_chunk_exact and int(cum[-1] or 0) == rec.n_out:
+        ks = [int(cum[0] or 0)] + [int(b or 0) - int(a or 0) for a, b in itertools.pairwise(cum)]
+        rec.chunk_tokens, rec.chunk_tokens_source = ks, "server-stream"
+    else:
+        rec.chunk_tokens = spread_tokens(rec.n_out, acc.chunk_chars)
+        rec.chunk_tokens_source = "one-per-chunk" if rec.n_out == n_chunks else "spread"
+    prompt_tokens = usage.get("prompt_tokens")
+    if isinstance(prompt_tokens, int):
+        rec.n_in, rec.n_in_source = prompt_tokens, "server"
+    elif prompt.n_in_target is not None:
+        rec.n_in, rec.n_in_source = prompt.n_in_target, "tokenizer"
+    details = usage.get("completion_tokens_details") or {}
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    if isinstance(reasoning, int):
+        rec.n_reason = reasoning
+    elif acc.reason_chunks:
+        rec.n_reason = acc.reason_chunks
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+    if isinstance(cached, int):
+        rec.n_cached = cached
+    elif acc.timings and isinstance(acc.timings.get("cache_n"), int):
+        rec.n_cached = acc.timings["cache_n"]
+
+
+#: Public names for the stream accounting (used by the proxy).
+StreamAccumulator = _Accumulator
+ChunkHandler = _Handler
+StreamFailure = _StreamFailure

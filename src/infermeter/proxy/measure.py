@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import orjson
 
-from infermeter.clients.formats import ApiFormat, RequestOptions
+from infermeter.clients.formats import ApiFormat
 from infermeter.clients.openai_chat import ChatCompletions
 from infermeter.clients.openai_completions import Completions
-from infermeter.clients.rawhttp import Exchange, ResponseSink
-from infermeter.clients.stream import StreamingClient, _Accumulator, _Handler, _StreamFailure
+from infermeter.clients.stream import ChunkHandler, StreamAccumulator, StreamFailure, account
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
@@ -93,29 +92,20 @@ def request_info(body: bytes) -> RequestInfo:
     )
 
 
-class _NoTransport:
-    async def post_stream(
-        self, url: str, body: bytes, sink: ResponseSink, exchange: Exchange
-    ) -> None:  # pragma: no cover - never sends
-        raise NotImplementedError
-
-
 class RequestMeter:
     """Builds the record of one proxied chat/completions request as its response passes."""
 
-    __slots__ = ("_acc", "_client", "_failure", "_handler", "_max_tokens", "done", "rec")
+    __slots__ = ("_acc", "_failure", "_handler", "_max_tokens", "_t0_ns", "done", "rec")
 
     def __init__(
         self, *, rid: int, api: str, t0_ns: int, t_recv_ns: int, max_tokens: int | None
     ) -> None:
         fmt = _FORMATS[api]
-        # The benchmark client's accounting, with no transport: only its ``_account`` is used.
-        self._client = StreamingClient(
-            _NoTransport(), "", fmt, RequestOptions(model="proxy"), t0_ns=t0_ns
-        )
-        self._acc = _Accumulator(need_text=False)
-        self._handler = _Handler(fmt, self._acc)
-        self._failure: _StreamFailure | None = None
+        # The benchmark client's own SSE handling and token accounting.
+        self._t0_ns = t0_ns
+        self._acc = StreamAccumulator(need_text=False)
+        self._handler = ChunkHandler(fmt, self._acc)
+        self._failure: StreamFailure | None = None
         self._max_tokens = max_tokens
         self.done = False
         self.rec = RequestRecord(
@@ -128,7 +118,7 @@ class RequestMeter:
 
     def sent(self, t_ns: int) -> None:
         """The request went upstream at ``t_ns`` (absolute perf_counter_ns)."""
-        self.rec.t_send_ns = t_ns - self._client.t0_ns
+        self.rec.t_send_ns = t_ns - self._t0_ns
 
     def start(self, status: int, content_type: str) -> None:
         """The upstream answered: its status and media type (no parameters)."""
@@ -140,7 +130,7 @@ class RequestMeter:
             return
         try:
             self._handler.feed(t_ns, data)
-        except _StreamFailure as exc:
+        except StreamFailure as exc:
             self._failure = exc
 
     def finish(self, t_ns: int, error_kind: str | None = None, message: str = "") -> RequestRecord:
@@ -151,7 +141,7 @@ class RequestMeter:
         if self._failure is None and error_kind is None and acc.responded:
             try:
                 self._handler.finish(t_ns)
-            except _StreamFailure as exc:
+            except StreamFailure as exc:
                 self._failure = exc
         if error_kind is not None:
             rec.error_kind, rec.error_message = error_kind, message[:500] or error_kind
@@ -168,8 +158,8 @@ class RequestMeter:
             rec.error_kind, rec.error_message = "incomplete_stream", "no output token"
         else:
             rec.ok = True
-        rec.t_end_ns = t_ns - self._client.t0_ns
-        self._client._account(rec, acc, Prompt("", self._max_tokens or 0))
+        rec.t_end_ns = t_ns - self._t0_ns
+        account(rec, acc, Prompt("", self._max_tokens or 0), self._t0_ns)
         return rec
 
 
