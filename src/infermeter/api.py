@@ -45,6 +45,16 @@ from infermeter.load.runner import Listener, LoadPlan, Runner, RunState
 from infermeter.metrics.aggregate import RunMetrics, compute_run_metrics
 from infermeter.metrics.slo import parse_slo
 from infermeter.records.reader import read_records
+from infermeter.records.rundir import (
+    RECORDS_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    RUN_SCHEMA_VERSION,
+    TELEMETRY_FILE,
+    WARMUP_FILE,
+    read_telemetry,
+    write_json,
+)
 from infermeter.records.schema import RequestRecord
 from infermeter.records.sink import JsonlSink
 from infermeter.report.progress import LiveProgress
@@ -63,12 +73,6 @@ from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
 from infermeter.workload.types import Prompt
 
-RUN_SCHEMA_VERSION = 1
-RECORDS_FILE = "records.jsonl"
-WARMUP_FILE = "warmup.jsonl"
-RUN_FILE = "run.json"
-RESULTS_FILE = "results.json"
-TELEMETRY_FILE = "telemetry.jsonl"
 SERVER_PROBE_TOKENS = 16
 
 
@@ -99,12 +103,6 @@ class Run:
     @property
     def aborted(self) -> str | None:
         return self.status.get("aborted")
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.part")
-    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-    os.replace(tmp, path)
 
 
 def _metrics_for(meta: dict[str, Any], records: list[RequestRecord]) -> RunMetrics:
@@ -208,12 +206,7 @@ def _telemetry(path: Path, records: list[RequestRecord]) -> dict[str, Any]:
     measured = [r for r in records if r.phase == "measure"]
     if not path.exists() or not measured:
         return {}
-    samples = []
-    for line in path.read_bytes().splitlines():
-        try:
-            samples.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            continue  # a torn last line from a killed run
+    samples = read_telemetry(path)
     start = min(r.t_send_ns for r in measured)
     end = max(r.t_end_ns for r in measured)
     return summarize_telemetry(samples, start, end)
@@ -288,10 +281,10 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
         headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
     timeouts = Timeouts(config.request_timeout_s, config.connect_timeout_s, config.stall_timeout_s)
     fmt: ApiFormat = ChatCompletions() if config.api == "chat" else Completions()
+    if config.url.startswith(inprocess.SCHEME):  # no HTTP at all
+        return await _run_inprocess(config, out, console, fmt, headers, timeouts)
     transport, raw = open_clients(headers, timeouts)
     async with transport, raw:
-        if config.url.startswith(inprocess.SCHEME):
-            return await _run_inprocess(config, out, console, fmt, headers, timeouts)
         info = await discover(transport, config.url, config.model)
         options = RequestOptions(
             model=info.model,
@@ -418,7 +411,7 @@ async def _measure(
         "server": info.to_dict(),
         "workload": plan.meta,
     }
-    _write_json(out / RUN_FILE, meta)
+    write_json(out / RUN_FILE, meta)
     load = _load_plan(config)
     samplers: list[Sampler] = []
     if config.telemetry:
@@ -612,13 +605,13 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
     run = load_run(out)
     run.status.update(status)
     run.results = full_results(run.meta, run.metrics, run.status, run.telemetry)
-    _write_json(out / RESULTS_FILE, run.results)
+    write_json(out / RESULTS_FILE, run.results)
     return run
 
 
 def save_results(run: Run) -> None:
     """Write ``run.results`` back to the run's results.json."""
-    _write_json(run.path / RESULTS_FILE, run.results)
+    write_json(run.path / RESULTS_FILE, run.results)
 
 
 def _remove_empty(out: Path) -> None:

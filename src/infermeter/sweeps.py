@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import itertools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from infermeter.load.sweep import (
     saturation,
     too_many_errors,
 )
+from infermeter.records.rundir import write_json
 
 SWEEP_SCHEMA_VERSION = 1
 SWEEP_FILE = "sweep.json"
@@ -175,9 +175,7 @@ class _Sweeper:
         return point
 
     def save(self) -> None:
-        tmp = self.out / (SWEEP_FILE + ".part")
-        tmp.write_bytes(orjson.dumps(self.index, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.out / SWEEP_FILE)
+        write_json(self.out / SWEEP_FILE, self.index)
 
     def stop(self, reason: str, detail: str | None) -> None:
         self.index["stopped"] = {"reason": reason, "detail": detail}

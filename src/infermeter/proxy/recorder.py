@@ -8,21 +8,15 @@ All segments share one clock origin (``t0_wall_ns``): the proxy's start.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import random
 import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from infermeter._version import __version__
+from infermeter.records.rundir import RECORDS_FILE, RUN_FILE, RUN_SCHEMA_VERSION, write_json
 from infermeter.records.schema import RequestRecord
 from infermeter.records.sink import JsonlSink
-
-RUN_SCHEMA_VERSION = 1  # infermeter.api.RUN_SCHEMA_VERSION (api sits above this layer)
-RUN_FILE = "run.json"
-RECORDS_FILE = "records.jsonl"
 
 
 class SampledRecords:
@@ -61,9 +55,7 @@ class SampledRecords:
             "workload": {"source": "live traffic (infermeter proxy)"},
             "proxy": {"segment": self.segment},
         }
-        tmp = path / (RUN_FILE + ".part")
-        tmp.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, path / RUN_FILE)
+        write_json(path / RUN_FILE, meta)
         return JsonlSink(path / RECORDS_FILE)
 
     def offer(self, rec: RequestRecord) -> bool:

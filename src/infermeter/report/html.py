@@ -28,6 +28,7 @@ import orjson
 from infermeter import __version__
 from infermeter.errors import UsageError
 from infermeter.metrics.per_request import request_metrics
+from infermeter.records.rundir import TELEMETRY_FILE, read_telemetry
 from infermeter.records.schema import RequestRecord
 from infermeter.report.charts import (
     AMBER,
@@ -89,7 +90,6 @@ WIDE = 1120
 HALF = 560
 #: Left margin of every timeline panel, so their time axes line up.
 TL_LEFT = 72.0
-TELEMETRY_FILE = "telemetry.jsonl"
 SWEEP_FILE = "sweep.json"
 POINT_REPORT = "report.html"
 
@@ -531,25 +531,6 @@ def inflight_series(
         span = min(width_s, duration_s - b * width_s)
         out.append((b * width_s, float(acc[b] / span) if span > 0 else 0.0))
     out.append((duration_s, out[-1][1]))
-    return out
-
-
-def read_telemetry(path: Path) -> list[dict[str, Any]]:
-    """The samples of a telemetry.jsonl; a torn or foreign line is skipped."""
-    if not path.exists():
-        return []
-    out: list[dict[str, Any]] = []
-    try:
-        lines = path.read_bytes().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(item, dict) and isinstance(item.get("t_ns"), (int, float)):
-            out.append(item)
     return out
 
 
