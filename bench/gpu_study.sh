@@ -1,96 +1,184 @@
 #!/usr/bin/env bash
 # The H200 study of docs/results/h200.md, with infermeter's own commands. Run from the repo root
-# on the GPU machine:  bench/gpu_study.sh stage1   then   bench/gpu_study.sh stage2
-# stage1: build llama-server (CUDA) ‖ generate the model; sweep transformers (eager) and
-#         llama.cpp (f16 GGUF). stage2: llama.cpp on the 8-bit GGUF; transformers with a
-#         static cache, eager and compiled. Each sweep directory is packed as OUT/NAME.tgz.
-# Knobs (env): OUT, CACHE, SHAPE, CONCS, N, DUR, CUDA (on|off), LIMIT (seconds for the stage).
+# on the GPU machine, each stage one self-contained command (a device machine keeps nothing
+# between calls):
+#   bench/gpu_study.sh build   llama-server (CUDA) ‖ 7B models ‖ transformers static/compiled
+#                              sweeps; then llama.cpp f16 as shipped vs without its host
+#                              prompt cache; the built server packed into OUT for the next stage
+#   bench/gpu_study.sh more    llama.cpp q8_0; `transformers serve` (continuous batching);
+#                              the Llama-3.1-8B shape; prompt-length points for calibration
+# (Session 1 ran an earlier version of this script as `stage1`: transformers eager and
+# llama.cpp f16 with the recipe's defaults; see git history.)
+# Every sweep directory lands in OUT/sweeps.tgz (OUT holds at most 8 files).
+# Knobs (env): OUT, CACHE, LIMIT (seconds for the stage), GPU.
 set -uo pipefail
-STAGE=${1:-stage1}
+STAGE=${1:-build}
 T0=$(date +%s)
-LIMIT=${LIMIT:-570}
+LIMIT=${LIMIT:-560}
 OUT=${OUT:-$PWD/study-out}
-CACHE=${CACHE:-$PWD/.devcache}
-SHAPE=${SHAPE:-llama-2-7b}
-CONCS=${CONCS:-1,2,4,8,16,32,64}
-HF_CONCS=${HF_CONCS:-1,4,16,64}
-CUDA=${CUDA:-on}
+CACHE=${CACHE:-/tmp/imcache}
 GPU=${GPU:-h200}
-mkdir -p "$OUT" "$CACHE"
-export PYTHONUNBUFFERED=1
+RES=/tmp/study-sweeps
+mkdir -p "$OUT" "$CACHE" "$RES" "$HOME/.cache/huggingface/hub"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 IM="python3 -m infermeter"
-COMMON=(--input-tokens 512 --output-tokens 128 -n "${N:-128}" --duration "${DUR:-10}" --warmup 8
-        --ignore-eos --gpu "$GPU" --model-shape "$SHAPE" --keep-going -q --format html)
-log() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$OUT/study.log"; }
+NCPU=$(nproc)
+LOW="0-3"                   # the benchmark (and an in-process engine) run on these cores,
+HIGH="4-$((NCPU - 1))"      # builds, model writing and servers on these
+if (( NCPU < 8 )); then LOW=0; HIGH="0-$((NCPU - 1))"; fi   # a dry run on a small machine
+S7=${S7:-llama-2-7b}; S8=${S8:-llama-3.1-8b}; CUDA=${CUDA:-on}   # dry run: S7=S8=tiny CUDA=off
+COMMON=(--input-tokens 512 --output-tokens 128 -n 256 --duration 6 --gpu "$GPU"
+        --keep-going -q --format html)
+EOS=--ignore-eos   # (the generated models never emit EOS; transformers serve rejects the field)
+log() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$RES/study.log"; }
 left() { echo $(( LIMIT - ($(date +%s) - T0) )); }
-pack() { tar czf "$OUT/$1.tgz" -C "$OUT" "$1" && rm -rf "${OUT:?}/$1"; }
+finish() {
+  pkill -f llama-server; pkill -f "transformers serve"
+  tar czf "$OUT/sweeps.tgz" -C "$RES" . && log "packed $(du -h "$OUT/sweeps.tgz" | cut -f1)"
+  cp "$RES/study.log" "$OUT/study.log"
+}
+trap finish EXIT
 
 sweep() {  # NAME SECONDS_NEEDED ARGS...
   local name=$1 need=$2; shift 2
   if (( $(left) < need )); then log "skip $name: $(left) s left, $need needed"; return; fi
   log "sweep $name"
   # Never past the stage's limit: SIGINT ends a sweep keeping the points it finished.
-  timeout -s INT $(( $(left) - 15 )) $IM sweep "$@" "${COMMON[@]}" --out "$OUT/$name" \
-    >> "$OUT/study.log" 2>&1
+  local t=$(( $(left) - 25 )); (( ${CAP:-0} > 0 && CAP < t )) && t=$CAP
+  timeout -s INT "$t" taskset -c "$LOW" $IM sweep "${COMMON[@]}" $EOS "$@" \
+    --out "$RES/$name" >> "$RES/study.log" 2>&1
   log "sweep $name rc=$?"
-  pack "$name"
 }
 
-serve() {  # GGUF PORT -> starts llama-server, waits until it answers
-  $IM engine serve --gguf "$1" --alias "$SHAPE" --slots 64 --ctx 1024 --cuda "$CUDA" \
-    --port "$2" --cache-dir "$CACHE" >> "$OUT/serve.log" 2>&1 &
-  for _ in $(seq 1 240); do
-    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$2/health', timeout=2)" \
+wait_up() {  # PORT PATH PID -> waits until the server answers (or its process is gone)
+  for _ in $(seq 1 300); do
+    kill -0 "$3" 2>/dev/null || { log "server on $1 exited"; return 1; }
+    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$1$2', timeout=2)" \
       2>/dev/null && return 0
     sleep 1
   done
-  log "llama-server did not come up"; return 1
+  log "server on $1 did not come up"; return 1
 }
 
-build() {
-  log "build llama-server (cuda $CUDA)"
-  $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz --cache-dir "$CACHE" \
-    > "$OUT/build.log" 2>&1
-  log "build rc=$?"
+serve() {  # GGUF PORT SHAPE [llama-server args...] -> starts llama-server, waits until it answers
+  local gguf=$1 port=$2 shape=$3; shift 3
+  local extra=(); for a in "$@"; do extra+=("--server-arg=$a"); done
+  taskset -c "$HIGH" $IM engine serve --gguf "$gguf" --alias "$shape" --slots "${SLOTS:-64}" \
+    --ctx "${CTX:-1024}" \
+    --cuda "$CUDA" --port "$port" --cache-dir "$CACHE" "${extra[@]}" >> "$RES/serve.log" 2>&1 &
+  wait_up "$port" /health $!
 }
 
-model() {  # DTYPE [--no-hf]
-  $IM engine model "$SHAPE" --dtype "$1" --hf-dtype bfloat16 --cache-dir "$CACHE" "${@:2}" \
-    | tee "$OUT/model-$1.txt"
+stop_servers() { pkill -f llama-server; pkill -f "transformers serve"; sleep 3; }
+
+model() {  # SHAPE DTYPE DIR [flags] -> prints the maker's output
+  taskset -c "$HIGH" $IM engine model "$1" --dtype "$2" --hf-dtype bfloat16 --out "$3" "${@:4}"
+}
+
+tserve_sweep() {  # CAP -> transformers serve (continuous batching) on the 7B bf16 folder, swept
+  ( cd /tmp && PYTHONPATH=/tmp/site-serve:$PYTHONPATH taskset -c "$HIGH" \
+      python3 -m transformers.cli.transformers serve "$M7-hf/hf" --port 18085 --device cuda \
+      --dtype bfloat16 --continuous-batching >> "$RES/tserve.log" 2>&1 ) &
+  wait_up 18085 /health $! && \
+    EOS= CAP=$1 sweep transformers-serve 60 --url http://127.0.0.1:18085 --model "$M7-hf/hf" \
+      -c 1,4,16,64 --model-shape "$S7" --weight-dtype bf16 --warmup 4
+  stop_servers
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv \
-  > "$OUT/gpu.txt" 2>&1 || true
-log "stage $STAGE on $(head -2 "$OUT/gpu.txt" | tail -1)"
+  > "$RES/gpu.txt" 2>&1 || true
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', \
+transformers.__version__)" >> "$RES/gpu.txt" 2>&1
+log "stage $STAGE on $(sed -n 2p "$RES/gpu.txt"); $(tail -1 "$RES/gpu.txt"); $NCPU cores"
+M7=/tmp/models/$S7
 case "$STAGE" in
-  stage1)
-    build & BUILD=$!
-    log "generate $SHAPE (f16 GGUF; HF config only: initialised at random on the GPU)"
-    model f16 --no-hf-weights > /dev/null
-    log "model ready"
-    HF=$(awk '/^hf:/{print $2}' "$OUT/model-f16.txt")
-    GGUF=$(awk '/^gguf:/{print $2}' "$OUT/model-f16.txt")
-    sweep hf-eager 150 --url "hf:$HF" -c "$HF_CONCS" --weight-dtype bf16
-    wait $BUILD
-    serve "$GGUF" 18080 && sweep llamacpp-f16 120 --url http://127.0.0.1:18080 -c "$CONCS" \
-      --weight-dtype fp16
-    pkill -f llama-server || true
-    sweep hf-static 100 --url "hf:$HF" -c 1,8,64 --weight-dtype bf16 --hf-cache static
+  build)
+    log "build llama-server (CUDA) and write the 7B GGUFs, beside the transformers sweeps"
+    ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+        --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
+    BUILD=$!
+    ( /usr/bin/time -f "%e s" -o "$RES/model-f16.time" \
+        $IM engine model "$S7" --dtype f16 --hf-dtype bfloat16 --no-hf-weights \
+        --out "$M7-f16" > "$RES/model-f16.txt" 2>&1 ) &
+    MODEL=$!
+    # transformers needs only the config (random init on the GPU): write it first
+    model "$S7" f16 "$M7-hfcfg" --no-hf-weights --no-gguf > /dev/null 2>&1 &
+    for _ in $(seq 1 120); do [ -f "$M7-hfcfg/hf/config.json" ] && break; sleep 1; done
+    HF="$M7-hfcfg/hf"
+    H=(--model-shape "$S7" --weight-dtype bf16 --warmup 2)
+    CAP=130 sweep hf-static 100 --url "hf:$HF" -c 1,8,64 --hf-cache static "${H[@]}"
+    CAP=200 sweep hf-compiled 120 --url "hf:$HF" -c 1,8,64 --hf-cache static --hf-compile "${H[@]}"
+    wait $BUILD; log "$(tail -1 "$RES/build.log")"
+    wait $MODEL; log "7B f16 GGUF written in $(cat "$RES/model-f16.time")"
+    # ship the built server back (the next stage carries it instead of building again)
+    (cd "$CACHE" && tar -cf - --exclude="*.log" llama.cpp-0.3.36-*) | xz -T8 -4 \
+      | split -b 15M - "$OUT/llama-cuda.txz." && log "server packed: $(ls "$OUT" | tr '\n' ' ')"
+    G=(--model-shape "$S7" --weight-dtype fp16 --warmup 4)
+    serve "$M7-f16/model.gguf" 18080 "$S7" && \
+      sweep llamacpp-f16-default 60 --url http://127.0.0.1:18080 -c 1,8 "${G[@]}"
+    stop_servers
+    serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
+      sweep llamacpp-f16 130 --url http://127.0.0.1:18081 -c 1,2,4,8,16,32,64 "${G[@]}"
+    stop_servers
+    serve "$M7-f16/model.gguf" 18082 "$S7" --cache-ram 0 -t 2 && \
+      sweep llamacpp-f16-t2 40 --url http://127.0.0.1:18082 -c 1,8 "${G[@]}"
     ;;
-  stage2)
-    [ -x "$(ls "$CACHE"/llama.cpp-*/bin/llama-server 2>/dev/null | head -1)" ] || build
-    log "generate $SHAPE (8-bit GGUF)"
-    model q8_0 --no-hf > /dev/null
-    GGUF=$(awk '/^gguf:/{print $2}' "$OUT/model-q8_0.txt")
-    serve "$GGUF" 18081 && sweep llamacpp-q8 120 --url http://127.0.0.1:18081 -c "$CONCS" \
-      --weight-dtype int8
-    pkill -f llama-server || true
-    [ -f "$OUT/model-f16.txt" ] || model f16 --no-hf-weights > /dev/null
-    HF=$(awk '/^hf:/{print $2}' "$OUT/model-f16.txt")
-    sweep hf-static 120 --url "hf:$HF" -c 1,8,64 --weight-dtype bf16 --hf-cache static
-    sweep hf-compiled 150 --url "hf:$HF" -c 1,8,64 --weight-dtype bf16 --hf-cache static \
-      --hf-compile
+  more)
+    if ls .devcarry/llama-cuda.txz.* > /dev/null 2>&1; then
+      cat .devcarry/llama-cuda.txz.* | xz -d | tar -C "$CACHE" -xf - && log "carried server unpacked"
+    fi
+    ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1 || {
+      log "no carried server: building"
+      taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+        --cache-dir "$CACHE" > "$RES/build.log" 2>&1; }
+    # transformers serve needs its web stack (and runs the carried transformers 5.23)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target \
+      /tmp/site-serve .whl-serve/*.whl >> "$RES/study.log" 2>&1
+    M8=/tmp/models/$S8-b
+    ( model "$S7" q8_0 "$M7-q8" --no-hf > "$RES/model-q8.txt" 2>&1
+      model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1   # bf16 weights
+      model "$S8" f16 "$M8" --no-hf-weights > "$RES/model-8b.txt" 2>&1 ) &
+    MODELS=$!
+    for _ in $(seq 1 200); do [ -f "$M7-q8/model.gguf" ] && break; sleep 1; done
+    log "7B q8_0 GGUF ready"
+    G=(--model-shape "$S7" --warmup 4)
+    serve "$M7-q8/model.gguf" 18083 "$S7" --cache-ram 0 && \
+      sweep llamacpp-q8 130 --url http://127.0.0.1:18083 -c 1,2,4,8,16,32,64 \
+        --weight-dtype int8 "${G[@]}"
+    stop_servers
+    # prompt lengths at c=1, for the TTFT calibration (prefill at several sizes)
+    SLOTS=4 CTX=4096 serve "$M7-q8/model.gguf" 18086 "$S7" --cache-ram 0 && \
+      sweep llamacpp-q8-lengths 40 --url http://127.0.0.1:18086 -c 1 \
+        --input-tokens 128,2048 --output-tokens 32 --model-shape "$S7" \
+        --weight-dtype int8 --warmup 2 --duration 4
+    stop_servers
+    for _ in $(seq 1 300); do [ -f "$M8/hf/config.json" ] && break; sleep 1; done
+    log "models ready"
+    serve "$M8/model.gguf" 18084 "$S8" --cache-ram 0 && \
+      sweep llamacpp-f16-8b 80 --url http://127.0.0.1:18084 -c 1,4,16,64 \
+        --model-shape "$S8" --weight-dtype fp16 --warmup 4
+    stop_servers
+    # the compiled decode step at batch 8 and 64 (batch 1 ran in the build stage)
+    CAP=170 sweep hf-compiled-b 120 --url "hf:$M7-hf/hf" -c 8,64 --hf-cache static \
+      --hf-compile --model-shape "$S7" --weight-dtype bf16 --warmup 2
+    wait $MODELS
+    tserve_sweep 110
+    sweep hf-eager-8b 60 --url "hf:$M8/hf" -c 1,16,64 --model-shape "$S8" \
+      --weight-dtype bf16 --warmup 2
+    ;;
+  final)
+    # the compiled decode step at batch 8 and 64, now that batches are padded to one size
+    # (bench/hf_compile_probe.py ran batch 8 fine on its own: 6.97 ms a step); then
+    # transformers serve with continuous batching
+    model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1 &
+    MODELS=$!
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target \
+      /tmp/site-serve .whl-serve/*.whl >> "$RES/study.log" 2>&1
+    model "$S7" f16 "$M7-hfcfg" --no-hf-weights --no-gguf > /dev/null 2>&1
+    CAP=200 sweep hf-compiled-b 120 --url "hf:$M7-hfcfg/hf" -c 8,64 --hf-cache static \
+      --hf-compile --model-shape "$S7" --weight-dtype bf16 --warmup 2
+    wait $MODELS
+    tserve_sweep 150
     ;;
 esac
-pkill -f llama-server || true
 log "done"

@@ -347,6 +347,7 @@ async def _run_inprocess(
             max_batch=config.hf_max_batch or config.concurrency or config.max_concurrency,
             cache=config.hf_cache,
             compile=config.hf_compile,
+            compile_mode=config.hf_compile_mode,
         ),
         api=config.api,
         t0_ns=t0,

@@ -67,6 +67,7 @@ class BenchConfig(BaseModel):
     hf_max_batch: int | None = Field(default=None, ge=1)
     hf_cache: Literal["dynamic", "static"] = "dynamic"
     hf_compile: bool = False
+    hf_compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune"] = "auto"
     # -- analysis (speed of light, SLA, cost) --
     gpu: str | None = None
     model_shape: str | None = None

@@ -154,6 +154,12 @@ class _Sweeper:
             out=self.out / rel,
             max_concurrency=self.base.max_concurrency if rate is not None else None,
             arrival=self.base.arrival if rate is not None else "poisson",
+            # Fresh prompts at every point: a server's prefix cache must not carry one point's
+            # prompts into the next and flatter its TTFT.
+            seed=self.base.seed + i,
+            # Warm-up fills every concurrent slot at least once (a static-batch engine compiles
+            # per batch size; a server warms each slot).
+            warmup=max(self.base.warmup, concurrency or 0) if self.base.warmup else 0,
         )
         if self.console is not None:
             what = f"concurrency {concurrency}" if concurrency is not None else f"rate {rate:g}/s"

@@ -131,3 +131,30 @@ def test_inprocess_refusals(tiny_model, tmp_path: Path) -> None:
         str(tmp_path / "z"),
     )
     assert res.returncode == 2 and "--hf-cache static" in res.stderr
+
+
+def test_runs_share_one_engine_thread_and_fill_batches(tiny_model, tmp_path: Path) -> None:
+    """A sweep's points run one after another in one process: every run's engine loop runs on
+    the same thread (CUDA-graph state is per thread), and closed-loop batches fill up."""
+    import threading
+
+    from infermeter.api import run_benchmark
+    from infermeter.config import BenchConfig
+
+    def run(out: str, **kw: object):
+        cfg = BenchConfig.build(
+            url=f"hf:{tiny_model.hf_dir}", concurrency=4, num_requests=16, warmup=4,
+            input_tokens="32", output_tokens="8", out=tmp_path / out, telemetry=False, **kw,
+        )  # fmt: skip
+        return run_benchmark(cfg)
+
+    first = run("a")
+    second = run("b", hf_cache="static", hf_compile=True, hf_max_batch=4)
+    engines = [t for t in threading.enumerate() if t.name == "hf-engine"]
+    assert len(engines) == 1
+    for r in (first, second):
+        assert len(r.records) == 16 and all(rec.ok and rec.n_out == 8 for rec in r.records)
+        sizes = r.results["run"]["engine_memory"]["batch_sizes"]
+        # the engine waits a moment for the closed loop's next requests: mostly full batches
+        assert max(sizes, key=lambda k: sizes[k]) == "4", sizes
+    assert second.results["run"]["engine_memory"]["compile"] is True

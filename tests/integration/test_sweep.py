@@ -26,13 +26,21 @@ def _sweep(llama_server, out: Path, *args: str) -> dict:
 
 
 def test_sweep_then_find_max_agree(llama_server, tmp_path: Path) -> None:
-    grid = _sweep(llama_server, tmp_path / "grid", "-c", "1,2,4,8", "--slo", SLO, "--keep-going")
+    grid = _sweep(
+        llama_server, tmp_path / "grid", "-c", "1,2,4,8", "--slo", SLO, "--keep-going",
+        "--warmup", "2", "--seed", "7",
+    )  # fmt: skip
     points = grid["points"]
     assert [p["concurrency"] for p in points] == [1, 2, 4, 8]
     assert all(p["status"] == "ok" and p["summary"]["error_rate"] == 0 for p in points)
     # each point is an ordinary run directory, and its index entry is its own results
-    for p in points:
+    for i, p in enumerate(points):
         run = load_run(tmp_path / "grid" / p["dir"])
+        # fresh prompts per point (no prefix-cache carry-over); every slot warmed up
+        assert run.meta["config"]["seed"] == 7 + i
+        assert run.meta["config"]["warmup"] == max(2, p["concurrency"])
+        warm = (tmp_path / "grid" / p["dir"] / "warmup.jsonl").read_text().splitlines()
+        assert len(warm) == max(2, p["concurrency"])
         assert run.results["summary"]["target_concurrency"] == p["concurrency"]
         assert run.results["distributions"]["ttft_ms"]["p99"] == p["latency"]["ttft_ms"]["p99"]
         assert len(run.records) == 40

@@ -108,3 +108,38 @@ def test_missing_compiler_is_one_clear_line(
 
 def test_build_key_depends_on_flags() -> None:
     assert build_key(CPU_FLAGS) != build_key((*CPU_FLAGS, "-DGGML_CUDA=ON"))
+
+
+def test_q8_0_gguf_holds_the_hf_weights_exactly(tmp_path: Path, micro) -> None:
+    """Weights are k * 2**-12: their own Q8_0 blocks, so the 8-bit GGUF is the same model."""
+    import gguf
+
+    q8 = make_model(MICRO, tmp_path / "q8", seed=3, dtype="q8_0", hf=False)
+    reader = gguf.GGUFReader(q8.gguf)
+    tensors = {t.name: t for t in reader.tensors}
+    hf = read_safetensors(micro.hf_dir / "model.safetensors")
+
+    def deq(name: str) -> np.ndarray:
+        t = tensors[name]
+        assert t.tensor_type == gguf.GGMLQuantizationType.Q8_0
+        return gguf.quants.dequantize(np.array(t.data), t.tensor_type)
+
+    down = hf["model.layers.1.mlp.down_proj.weight"].astype(np.float32)
+    assert np.array_equal(deq("blk.1.ffn_down.weight"), down)
+    # Column 0 of the embedding (1.0) is quantized with its block (scale 1/127); the rest is exact.
+    emb = deq("token_embd.weight")
+    assert np.allclose(emb[:, 0], 1.0, atol=1e-3)
+    assert np.array_equal(emb[:, 32:], hf["model.embed_tokens.weight"][:, 32:].astype(np.float32))
+    assert 0.015 < float(np.std(down[1:])) < 0.02
+
+
+def test_bf16_folder_holds_the_same_values(tmp_path: Path, micro) -> None:
+    bf = make_model(MICRO, tmp_path / "bf", seed=3, hf_dtype="bfloat16")
+    raw = (bf.hf_dir / "model.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    meta = json.loads(raw[8 : 8 + n])["model.layers.0.mlp.up_proj.weight"]
+    a, b = meta["data_offsets"]
+    bits = np.frombuffer(raw[8 + n + a : 8 + n + b], dtype=np.uint16).astype(np.uint32) << 16
+    values = bits.view(np.float32).reshape(meta["shape"])
+    f16 = read_safetensors(micro.hf_dir / "model.safetensors")["model.layers.0.mlp.up_proj.weight"]
+    assert np.array_equal(values, f16.astype(np.float32))

@@ -207,6 +207,11 @@ def bench(
     hf_compile: bool = typer.Option(
         False, "--hf-compile", help="hf: targets: torch.compile the static-cache decode step."
     ),
+    hf_compile_mode: str = typer.Option(
+        "auto",
+        "--hf-compile-mode",
+        help="hf: targets: torch.compile mode: auto (transformers' choice, CUDA graphs), default (no CUDA graphs) or max-autotune.",
+    ),
     gpu: str | None = typer.Option(
         None,
         "--gpu",

@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -77,14 +78,16 @@ def ensure_model(
     hf: bool = True,
     hf_dtype: str = "float16",
     hf_weights: bool = True,
+    gguf: bool = True,
 ) -> GeneratedModel:
     shape = get_shape(shape_name)
     target = out or cache_dir / "models" / model_key(shape, seed, dtype)
     marker = "model.safetensors" if hf_weights else "config.json"
-    if (target / "model.gguf").exists() and (not hf or (target / "hf" / marker).exists()):
-        return make_model(
-            shape, target, seed=seed, dtype=dtype, hf=hf, hf_dtype=hf_dtype, hf_weights=hf_weights
-        )
+    kw: dict[str, Any] = {"hf": hf, "hf_dtype": hf_dtype, "hf_weights": hf_weights, "gguf": gguf}
+    if (not gguf or (target / "model.gguf").exists()) and (
+        not hf or (target / "hf" / marker).exists()
+    ):
+        return make_model(shape, target, seed=seed, dtype=dtype, **kw)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -100,9 +103,7 @@ def ensure_model(
             target,
             seed=seed,
             dtype=dtype,
-            hf=hf,
-            hf_dtype=hf_dtype,
-            hf_weights=hf_weights,
+            **kw,
             progress=lambda i, n: bar.update(task, completed=i, total=n),
         )
 
@@ -158,6 +159,7 @@ def model(
         "--hf-weights/--no-hf-weights",
         help="Write the HF weights, or only config and tokenizer (the in-process backend then initialises the model at random on the device: same speed, no disk).",
     ),
+    no_gguf: bool = typer.Option(False, "--no-gguf", help="Only the Hugging Face folder."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir"),
 ) -> None:
     """Generate a random-weight Llama model (GGUF + Hugging Face folder) and print its paths."""
@@ -170,8 +172,10 @@ def model(
         hf=not no_hf,
         hf_dtype=hf_dtype,
         hf_weights=hf_weights,
+        gguf=not no_gguf,
     )
-    typer.echo(f"gguf: {m.gguf}")
+    if m.gguf.exists():
+        typer.echo(f"gguf: {m.gguf}")
     if m.hf_dir:
         typer.echo(f"hf:   {m.hf_dir}")
     typer.echo(f"params: {m.shape.params:,}")

@@ -94,10 +94,10 @@ async def discover(transport: HttpTransport, url: str, model: str | None) -> Ser
                 f"the server serves several models; pick one with --model: {', '.join(info.models)}"
             )
         model = info.models[0]
-    elif info.models is not None and model not in info.models:
+    elif info.models and model not in info.models:
+        # An empty list means a server that loads models on demand (transformers serve).
         raise UsageError(
-            f"--model {model!r} is not served at {url}; "
-            f"it serves: {', '.join(info.models) or 'nothing'}"
+            f"--model {model!r} is not served at {url}; it serves: {', '.join(info.models)}"
         )
     info.model = model
     await _identify(transport, info)

@@ -8,7 +8,10 @@ request's record gets one chunk per token, exactly like a streamed HTTP response
 Batching is static: requests that are waiting when the engine becomes free run together as one
 batch (up to ``max_batch``), prompts left-padded, until every row has its tokens; a request
 that arrives meanwhile waits for the next batch, and that wait is part of its TTFT, as it would
-be behind a server. Greedy decoding with EOS suppressed (``min_new_tokens``) gives exactly the
+be behind a server. The engine waits up to ``GATHER_S`` after the first request for the batch
+to fill (a closed loop's next requests arrive a moment apart), and with ``compile`` every batch
+is padded to ``max_batch`` rows, since a compiled (CUDA-graph) decode step is captured per
+batch size. Greedy decoding with EOS suppressed (``min_new_tokens``) gives exactly the
 requested number of output tokens.
 """
 
@@ -18,6 +21,8 @@ import asyncio
 import queue
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,8 @@ from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
 SCHEME = "hf:"
+#: How long the engine waits, after a batch's first request, for the batch to fill.
+GATHER_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class HFOptions:
     max_batch: int | None = None
     cache: str = "dynamic"
     compile: bool = False
+    compile_mode: str = "auto"
     chat_template: bool = True
 
 
@@ -132,8 +140,7 @@ class HFInProcess:
         self.peak_kv_bytes = 0
         self.batches: list[int] = []
         self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._serve, name="hf-engine", daemon=True)
-        self._thread.start()
+        self._served = _engine_thread().submit(self._serve)
 
     # -- a TokenCounter, exact: the engine's own tokenizer and chat template --
     name = "transformers"
@@ -164,6 +171,7 @@ class HFInProcess:
             "dtype": self.dtype_name,
             "cache": self.options.cache,
             "compile": self.options.compile,
+            "compile_mode": self.options.compile_mode if self.options.compile else None,
             "random_init": self.random_init,
             "max_batch": self.options.max_batch,
             "weights_bytes": self.weight_bytes,
@@ -203,19 +211,23 @@ class HFInProcess:
 
     def close(self) -> None:
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._served.wait(timeout=30)
 
     # -- the engine side (one thread) --
     def _serve(self) -> None:
+        if self.options.compile:
+            # Each run compiles afresh, in its warm-up, on the engine thread.
+            self.torch._dynamo.reset()
         while True:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
             limit = self.options.max_batch or 1 << 30
+            deadline = time.monotonic() + GATHER_S
             while len(batch) < limit:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -243,8 +255,12 @@ class HFInProcess:
                 job.rec.n_out_source = "server"
             width = max(len(j.ids) for j in batch)
             pad = self.tokenizer.pad_token_id
-            input_ids = torch.tensor([[pad] * (width - len(j.ids)) + j.ids for j in batch])
-            mask = torch.tensor([[0] * (width - len(j.ids)) + [1] * len(j.ids) for j in batch])
+            rows = [j.ids for j in batch]
+            if self.options.compile and self.options.max_batch:
+                # One captured shape: filler rows (copies of the first prompt, outputs unused).
+                rows += [rows[0]] * (self.options.max_batch - len(rows))
+            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
             n_new = max(max(j.prompt.max_tokens, 1) for j in batch)
             self.batches.append(len(batch))
 
@@ -271,6 +287,12 @@ class HFInProcess:
                 # transformers compiles the decode step of a static cache on its own (CUDA);
                 # eager unless asked.
                 kwargs["disable_compile"] = not self.options.compile
+                if self.options.compile and self.options.compile_mode != "auto":
+                    import transformers
+
+                    kwargs["compile_config"] = transformers.CompileConfig(
+                        mode=self.options.compile_mode
+                    )
             with torch.inference_mode():
                 self.model.generate(
                     input_ids=input_ids.to(self.device),
@@ -286,15 +308,54 @@ class HFInProcess:
                 if not job.rec.ok:
                     self._fail(job, "incomplete_stream", "generation ended early")
         except Exception as exc:  # a failed batch fails its requests, as data
+            where = traceback.extract_tb(exc.__traceback__)[-1:]
+            at = f" (at {where[0].filename}:{where[0].lineno} in {where[0].name})" if where else ""
             for job in batch:
                 if not job.rec.ok:
-                    self._fail(job, "server_error", f"{type(exc).__name__}: {exc}")
+                    self._fail(job, "server_error", f"{type(exc).__name__}: {exc}{at}")
 
     def _fail(self, job: _Job, kind: str, message: str) -> None:
         rec = job.rec
         rec.ok, rec.error_kind, rec.error_message = False, kind, message
         rec.t_end_ns = time.perf_counter_ns() - self.t0_ns
         job.loop.call_soon_threadsafe(_resolve, job.future, rec)
+
+
+class _EngineThread:
+    """One daemon thread for the whole process that runs every run's engine loop in turn.
+
+    PyTorch's CUDA-graph trees keep their state in thread-local storage set up by the thread
+    that first imports them: a compiled decode step called from a second thread failed on the
+    H200 (``AssertionError`` in ``cudagraph_trees.get_obj``) from a sweep's second point on.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: queue.Queue[tuple[Callable[[], None], threading.Event]] = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="hf-engine", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            fn, done = self.jobs.get()
+            try:
+                fn()
+            finally:
+                done.set()
+
+    def submit(self, fn: Callable[[], None]) -> threading.Event:
+        done = threading.Event()
+        self.jobs.put((fn, done))
+        return done
+
+
+_ENGINE: _EngineThread | None = None
+
+
+def _engine_thread() -> _EngineThread:
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = _EngineThread()
+    return _ENGINE
 
 
 def _resolve(future: asyncio.Future[RequestRecord], rec: RequestRecord) -> None:

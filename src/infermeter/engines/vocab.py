@@ -17,6 +17,7 @@ CHAT_TEMPLATE = (
 )
 
 
+@lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
     """Inverse of GPT-2's bytes_to_unicode: the printable stand-in for each byte."""
     keep = (

@@ -6,6 +6,7 @@ since the run origin, carried to the telemetry process by a wall-clock anchor)."
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -96,6 +97,9 @@ class _Recorder:
 def _telemetry_main(
     path: Path, samplers: list[Sampler], wall0_ns: int, stop: Any, notes: Any
 ) -> None:
+    # Ctrl-C (or a SIGINT to the process group) is the parent's to handle: it stops this
+    # child through ``stop``, after the run's last record, and nothing prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     t0 = time.perf_counter_ns() - (time.time_ns() - wall0_ns)
     rec = _Recorder(path, samplers, t0)
     with rec:
