@@ -254,7 +254,19 @@ async def _choose_counter(
         except Exception:  # bare counts plus the probe's overhead will do
             counter.prompt_counting = False
         return counter, None
-    return None, None
+    return _model_folder_tokenizer(info.model)
+
+
+def _model_folder_tokenizer(model: str | None) -> tuple[TokenCounter | None, LocalTokenizer | None]:
+    """A server without a tokenize endpoint that serves a model from a local folder (as
+    transformers serve and vLLM do, named by its path): that folder's tokenizer sizes prompts."""
+    if not model or not (Path(model).expanduser() / "tokenizer.json").is_file():
+        return None, None
+    try:
+        local = LocalTokenizer(Path(model).expanduser())
+    except UsageError:  # no tokenizers package: prompts stay approximate, and say so
+        return None, None
+    return local, local
 
 
 async def _probe(

@@ -141,3 +141,25 @@ def test_client_bottleneck_and_errors() -> None:
     r["errors"] = {"by_kind": {"timeout": 2}}
     found = diagnose(r, None)
     assert [x["rule"] for x in found] == ["errors"] and "timeout ×2" in found[0]["message"]
+
+
+def test_unsized_prompts_far_from_the_target_are_flagged() -> None:
+    from infermeter.metrics.client import workload_warnings
+
+    unsized = {"kind": "synthetic", "verified_lengths": False, "input_tokens": "512"}
+    (msg,) = workload_warnings(unsized, {"server_mean_input_tokens": 882.0})
+    assert "882" in msg and "--input-tokens 512" in msg and "--tokenizer" in msg
+    assert workload_warnings(unsized, {"server_mean_input_tokens": 530.0}) == []  # within 10 %
+    assert (
+        workload_warnings(
+            {**unsized, "verified_lengths": True}, {"server_mean_input_tokens": 882.0}
+        )
+        == []
+    )
+    assert (
+        workload_warnings(
+            {**unsized, "input_tokens": "uniform:100:900"}, {"server_mean_input_tokens": 882.0}
+        )
+        == []
+    )
+    assert workload_warnings(unsized, {}) == []  # the server did not count

@@ -222,6 +222,9 @@ def compute_run_metrics(
     compared = [r for r in done if r.n_in_target is not None and r.n_in is not None]
     mismatched = [r for r in compared if r.n_in != r.n_in_target]
     mismatch: dict[str, float | int] = {"compared": len(compared), "mismatched": len(mismatched)}
+    counted = [r.n_in for r in done if r.n_in is not None and r.n_in_source == "server"]
+    if counted:  # what the server counted, sized by a tokenizer or not
+        mismatch["server_mean_input_tokens"] = float(np.mean(counted))
     if mismatched:
         diffs = [(r.n_in or 0) - (r.n_in_target or 0) for r in mismatched]
         mismatch["mean_difference_tokens"] = float(np.mean(diffs))

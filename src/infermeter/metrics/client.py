@@ -38,3 +38,22 @@ def client_warnings(
             "requests left after they were due; the client, not the server, delayed them"
         )
     return out
+
+
+def workload_warnings(workload: Mapping[str, Any] | None, mismatch: Mapping[str, Any]) -> list[str]:
+    """Prompts that could not be sized to ``--input-tokens`` (no tokenizer) and came out far
+    from it, as the server counted them."""
+    if not workload or workload.get("verified_lengths") or workload.get("kind") != "synthetic":
+        return []
+    try:
+        target = float(str(workload.get("input_tokens")))
+    except ValueError:  # a distribution: no single target to hold the mean to
+        return []
+    mean = mismatch.get("server_mean_input_tokens")
+    if mean is None or target <= 0 or abs(mean / target - 1) <= 0.1:
+        return []
+    return [
+        f"prompts averaged {mean:,.0f} input tokens as the server counted them, against "
+        f"--input-tokens {target:,.0f}: no tokenizer sized them (the server has no tokenize "
+        "endpoint); pass --tokenizer MODEL_DIR|tokenizer.json for exact lengths"
+    ]

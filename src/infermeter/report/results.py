@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from infermeter.metrics.aggregate import DISTRIBUTION_NAMES, PERCENTILE_METHOD, RunMetrics
-from infermeter.metrics.client import client_warnings
+from infermeter.metrics.client import client_warnings, workload_warnings
 
 #: Bumped when a field changes meaning or is removed; adding fields keeps it.
 RESULTS_SCHEMA_VERSION = 1
@@ -44,13 +44,16 @@ def build_results(
         "slo": _slo(metrics),
         "client": {"workers": len(clients), "per_worker": clients, "in_process": in_process},
         "telemetry": {"notes": list(status.get("telemetry_notes") or []), **(telemetry or {})},
-        "warnings": []
-        if in_process
-        else client_warnings(
-            clients,
-            metrics.client_delay_p99_ms,
-            capped=bool((meta.get("config") or {}).get("max_concurrency")),
-        ),
+        "warnings": (
+            []
+            if in_process
+            else client_warnings(
+                clients,
+                metrics.client_delay_p99_ms,
+                capped=bool((meta.get("config") or {}).get("max_concurrency")),
+            )
+        )
+        + workload_warnings(meta.get("workload"), metrics.input_tokens_mismatch),
     }
     return result
 
