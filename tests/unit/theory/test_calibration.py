@@ -68,7 +68,7 @@ def test_calibrate_cli_on_the_committed_h200_sweep(tmp_path) -> None:
 
     from conftest import ROOT, run_cli
 
-    sweep = ROOT / "docs" / "results" / "h200" / "llamacpp-f16"
+    sweep = ROOT / "docs" / "results" / "h200" / "llamacpp-f16-promptcache"
     out = tmp_path / "p.json"
     res = run_cli(
         "estimate",
