@@ -95,6 +95,11 @@ def main() -> None:
     ap.add_argument("--itl-ms", type=float, default=20.0)
     ap.add_argument("--soak", type=float, default=0.0, help="seconds of the RSS soak (0: none)")
     ap.add_argument("--soak-streams", type=int, default=500)
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="proxy on the last CPU; emulator and benchmark on the others (needs 2+ CPUs)",
+    )
     args = ap.parse_args()
 
     emu_port, proxy_port = free_port(), free_port()
@@ -115,9 +120,16 @@ def main() -> None:
         ["proxy", "--upstream", emu_url, "--listen", f"127.0.0.1:{proxy_port}"],
         proxy_url + "/metrics",
     )
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        rest = set(cpus[:-1])
+        psutil.Process(proxy.pid).cpu_affinity([cpus[-1]])
+        psutil.Process(emu.pid).cpu_affinity(sorted(rest))
+        os.sched_setaffinity(0, rest)
     print(
         f"# emulator TTFT {args.ttft_ms} ms, ITL {args.itl_ms} ms, {args.tokens} tokens/request; "
-        f"{args.seconds:.0f} s per run; {os.cpu_count()} CPUs",
+        f"{args.seconds:.0f} s per run; {os.cpu_count()} CPUs"
+        + ("; proxy pinned to its own CPU, emulator and benchmark on the rest" if args.pin else ""),
         flush=True,
     )
     try:
