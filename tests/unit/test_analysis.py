@@ -163,3 +163,25 @@ def test_unsized_prompts_far_from_the_target_are_flagged() -> None:
         == []
     )
     assert workload_warnings(unsized, {}) == []  # the server did not count
+
+
+def test_ttft_outside_prompt_names_llama_cpps_prompt_cache_on_the_h200_runs() -> None:
+    """The H200 study's llama.cpp runs, re-analysed from their records: as shipped (host
+    prompt cache on) ~190 ms of TTFT pass before the prompt starts; with --cache-ram 0, ~4 ms."""
+    from infermeter.api import full_results, load_run
+
+    root = Path(__file__).resolve().parents[2] / "docs" / "results" / "h200"
+
+    def findings(point: str) -> dict:
+        run = load_run(root / point)
+        res = full_results(run.meta, run.metrics, run.status, run.telemetry, {})
+        return {f["rule"]: f for f in res["analysis"]["findings"]}, res
+
+    shipped, res = findings("llamacpp-f16-promptcache/points/00-c1")
+    gap = res["server_reported"]["ttft_outside_prompt_ms"]["p50"]
+    assert 150 < gap < 250 and res["server_reported"]["prompt_ms"]["p50"] < 40
+    f = shipped["ttft_outside_prompt"]
+    assert "--cache-ram 0" in f["message"] and f["evidence"]["ttft_outside_prompt_p50_ms"] == gap
+    tuned, res = findings("llamacpp-f16/points/00-c1")
+    assert "ttft_outside_prompt" not in tuned
+    assert res["server_reported"]["ttft_outside_prompt_ms"]["p50"] < 10

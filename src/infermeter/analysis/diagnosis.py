@@ -12,6 +12,10 @@ LOW_MBU = 0.3
 SMALL_BATCH = 4
 KV_FULL = 0.95
 CLIENT_CPU = 0.85
+#: TTFT spent outside the server's own prompt processing, as a multiple of it, and at least
+#: this many milliseconds, before it is a finding.
+OUTSIDE_PROMPT_X = 3.0
+OUTSIDE_PROMPT_MS = 50.0
 
 
 def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -38,6 +42,36 @@ def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[s
                     "ttft_p50_ms": ttft_p50,
                     "server_waiting_mean": waiting,
                     "ttft_x_bound": (eff or {}).get("ttft_x_bound"),
+                },
+            }
+        )
+    reported = results.get("server_reported") or {}
+    outside = (reported.get("ttft_outside_prompt_ms") or {}).get("p50")
+    prompt = (reported.get("prompt_ms") or {}).get("p50")
+    if (
+        outside is not None
+        and prompt is not None
+        and outside >= OUTSIDE_PROMPT_MS
+        and outside >= OUTSIDE_PROMPT_X * prompt
+    ):
+        llama = ((results.get("server") or {}).get("kind") or "") == "llama.cpp"
+        findings.append(
+            {
+                "rule": "ttft_outside_prompt",
+                "severity": "high",
+                "message": f"most of TTFT passes before the server starts the prompt "
+                f"({outside:,.0f} ms at p50 against {prompt:,.0f} ms of prompt processing, by the "
+                "server's own timings): requests wait in its queue or front end, not on the GPU"
+                + (
+                    "; with slots free, llama.cpp's host-RAM prompt cache is the usual cause "
+                    "(--cache-ram 0 disables it), else add slots (-np)"
+                    if llama
+                    else ""
+                ),
+                "evidence": {
+                    "ttft_outside_prompt_p50_ms": outside,
+                    "server_prompt_p50_ms": prompt,
+                    "ttft_p50_ms": ttft_p50,
                 },
             }
         )

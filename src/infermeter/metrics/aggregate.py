@@ -120,6 +120,11 @@ class RunMetrics:
     token_sources: dict[str, dict[str, int]]
     input_tokens_mismatch: dict[str, float | int]
     server_tpot_ms: Distribution
+    #: The server's own prompt-processing time (llama.cpp ``timings.prompt_ms``), and what of
+    #: the TTFT passed outside it: TTFT less prompt_ms, i.e. before the prompt started (queue,
+    #: scheduling, front end) or after its first token (transport).
+    server_prompt_ms: Distribution
+    ttft_outside_prompt_ms: Distribution
     #: p99 of the client queue delay less connection set-up: the client's own lateness.
     client_delay_p99_ms: float | None
     slo: SLOReport | None
@@ -235,7 +240,16 @@ def compute_run_metrics(
         if r.server_timings
         and isinstance(r.server_timings.get("predicted_per_token_ms"), int | float)
     )
+    timed = [
+        (m, r.server_timings["prompt_ms"])
+        for m, r in zip(per, done, strict=True)
+        if r.server_timings
+        and isinstance(r.server_timings.get("prompt_ms"), int | float)
+        and m.ttft_ms is not None
+    ]
     return RunMetrics(
+        server_prompt_ms=dist(ms for _m, ms in timed),
+        ttft_outside_prompt_ms=dist((m.ttft_ms or 0.0) - ms for m, ms in timed),
         summary=summary,
         distributions=dists,
         errors_by_kind=dict(kinds),

@@ -40,7 +40,11 @@ def build_results(
         "errors": {"by_kind": metrics.errors_by_kind, "examples": metrics.error_examples},
         "token_sources": metrics.token_sources,
         "input_tokens_mismatch": metrics.input_tokens_mismatch,
-        "server_reported": {"tpot_ms": metrics.server_tpot_ms.to_dict()},
+        "server_reported": {
+            "tpot_ms": metrics.server_tpot_ms.to_dict(),
+            "prompt_ms": metrics.server_prompt_ms.to_dict(),
+            "ttft_outside_prompt_ms": metrics.ttft_outside_prompt_ms.to_dict(),
+        },
         "slo": _slo(metrics),
         "client": {"workers": len(clients), "per_worker": clients, "in_process": in_process},
         "telemetry": {"notes": list(status.get("telemetry_notes") or []), **(telemetry or {})},
