@@ -1,0 +1,112 @@
+"""The self-contained HTML report: one file, inline CSS and inline SVG, nothing fetched.
+
+>>> from infermeter import load_run
+>>> from infermeter.report.html import render_run_html
+>>> page = render_run_html(load_run("runs/c4"))
+>>> Path("runs/c4/report.html").write_text(page)
+
+Charts are drawn here, server-side, by :mod:`infermeter.report.charts`; the page carries no
+script and a Content-Security-Policy that forbids loading anything, so it works offline and
+stays small enough (~100-300 KB) to commit beside a run. Every chart links to the metric's
+definition in ``docs/metrics.md``. Reading a run's ``telemetry.jsonl`` and a sweep's files is
+the only I/O; everything else is a pure function of the data. The package: ``page``
+(furniture), ``series`` (chart data), ``run``, ``sweep`` and ``compare`` (the three pages).
+"""
+
+from __future__ import annotations
+
+from infermeter.records.rundir import read_telemetry
+from infermeter.report.html.compare import (
+    compare_page,
+    compare_table,
+    overlay_charts,
+    render_compare_html,
+)
+from infermeter.report.html.page import (
+    CDF_POINTS,
+    CSP,
+    DIST_CAPTIONS,
+    DIST_TITLES,
+    DOC_ANCHORS,
+    HALF,
+    MAX_SCATTER_POINTS,
+    MAX_TOOLTIPS,
+    METRIC_SHORT,
+    METRICS_DOC,
+    PAGE_CSS,
+    POINT_REPORT,
+    SWEEP_FILE,
+    TL_LEFT,
+    WIDE,
+    doc_link,
+)
+from infermeter.report.html.run import (
+    BAND_COLORS,
+    BAND_TEXT,
+    SEVERITY_PILLS,
+    distribution_panels,
+    render_run_html,
+    run_page,
+)
+from infermeter.report.html.series import (
+    RequestPoints,
+    TelemetrySeries,
+    cdf_points,
+    histogram,
+    inflight_series,
+    request_points,
+    telemetry_series,
+    throughput_series,
+)
+from infermeter.report.html.sweep import (
+    load_sweep,
+    point_links,
+    render_sweep_html,
+    sweep_charts,
+    sweep_page,
+    sweep_table,
+)
+
+__all__ = [
+    "BAND_COLORS",
+    "BAND_TEXT",
+    "CDF_POINTS",
+    "CSP",
+    "DIST_CAPTIONS",
+    "DIST_TITLES",
+    "DOC_ANCHORS",
+    "HALF",
+    "MAX_SCATTER_POINTS",
+    "MAX_TOOLTIPS",
+    "METRICS_DOC",
+    "METRIC_SHORT",
+    "PAGE_CSS",
+    "POINT_REPORT",
+    "SEVERITY_PILLS",
+    "SWEEP_FILE",
+    "TL_LEFT",
+    "WIDE",
+    "RequestPoints",
+    "TelemetrySeries",
+    "cdf_points",
+    "compare_page",
+    "compare_table",
+    "distribution_panels",
+    "doc_link",
+    "histogram",
+    "inflight_series",
+    "load_sweep",
+    "overlay_charts",
+    "point_links",
+    "read_telemetry",
+    "render_compare_html",
+    "render_run_html",
+    "render_sweep_html",
+    "request_points",
+    "run_page",
+    "sweep_charts",
+    "sweep_page",
+    "sweep_table",
+    "telemetry_series",
+    "throughput_series",
+]

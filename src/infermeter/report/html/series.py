@@ -1,0 +1,303 @@
+"""Data series for the report's charts, computed from records and telemetry (pure)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from infermeter.metrics.per_request import request_metrics
+from infermeter.records.schema import RequestRecord
+from infermeter.report.charts import (
+    format_value,
+    nice_step,
+)
+
+if TYPE_CHECKING:  # the report layer never imports the API at run time (one-way imports)
+    pass
+from infermeter.report.html.page import (
+    CDF_POINTS,
+    MAX_SCATTER_POINTS,
+    MAX_TOOLTIPS,
+)
+
+# --------------------------------------------------------------------------------------
+# data for the charts (pure)
+
+
+def histogram(
+    values: Sequence[float], p50: float | None, p99: float | None, target_bins: int | None = None
+) -> tuple[list[float], list[int], int, float]:
+    """Nice-width bins over the values; a long tail beyond 1.5 × p99 is cut off the axis.
+    About 2·n^(1/3) bins (the Rice rule), between 10 and 40, unless ``target_bins``.
+
+    Returns (edges, counts, how many values were beyond the cut, the cut).
+    """
+    arr = np.asarray(values, dtype=float)
+    if target_bins is None:
+        target_bins = min(max(round(2 * arr.size ** (1 / 3)), 10), 40)
+    lo, hi = float(arr.min()), float(arr.max())
+    cut = hi
+    if p99 is not None and p50 is not None and arr.size >= 20 and hi > 1.5 * p99 and p99 > lo:
+        cut = 1.5 * p99
+    if cut <= lo:
+        cut = lo + (abs(lo) * 0.1 or 1.0)
+    width = nice_step(cut - lo, target_bins)
+    start = math.floor(lo / width) * width
+    n = max(math.ceil((cut - start) / width - 1e-9), 1)
+    if start + n * width <= cut:  # the maximum sits exactly on an edge: give it a bin
+        n += 1
+    edges = [float(f"{start + i * width:.12g}") for i in range(n + 1)]
+    shown = arr[arr <= cut]
+    counts, _ = np.histogram(shown, bins=edges)
+    return edges, [int(c) for c in counts], int(arr.size - shown.size), cut
+
+
+def cdf_points(
+    values: Sequence[float], max_points: int = CDF_POINTS
+) -> tuple[list[tuple[float, float]], bool]:
+    """The empirical CDF as (value, % of values ≤ it); exact steps for few values, else
+    ``max_points`` quantiles. Returns (points, whether they are steps)."""
+    arr = np.sort(np.asarray(values, dtype=float))
+    n = arr.size
+    if n <= max_points:
+        pts = [(float(arr[0]), 0.0)] + [(float(v), 100.0 * (i + 1) / n) for i, v in enumerate(arr)]
+        return pts, True
+    qs = np.linspace(0, 100, max_points)
+    xs = np.percentile(arr, qs)
+    return [(float(x), float(q)) for x, q in zip(xs, qs, strict=True)], False
+
+
+def _stride(n: int, cap: int) -> int:
+    return max(1, math.ceil(n / cap))
+
+
+@dataclass(frozen=True)
+class RequestPoints:
+    """Per-request points of the timeline, x in seconds since the first measured send."""
+
+    ttft: list[tuple[float, float]]
+    e2e: list[tuple[float, float]]
+    failed: list[tuple[float, float]]
+    ttft_tips: list[str] | None
+    e2e_tips: list[str] | None
+    failed_tips: list[str] | None
+    stride: int
+
+
+def request_points(records: Sequence[RequestRecord], t0_ns: int) -> RequestPoints:
+    """TTFT and E2E of each completed request by its send time; failures at their time to
+    failure. Above MAX_SCATTER_POINTS requests, every k-th one is drawn."""
+    measured = sorted((r for r in records if r.phase == "measure"), key=lambda r: r.t_send_ns)
+    k = _stride(len(measured), MAX_SCATTER_POINTS)
+    shown = measured[::k]
+    tips = len(shown) <= MAX_TOOLTIPS
+    ttft: list[tuple[float, float]] = []
+    e2e: list[tuple[float, float]] = []
+    failed: list[tuple[float, float]] = []
+    t_tips: list[str] = []
+    e_tips: list[str] = []
+    f_tips: list[str] = []
+    for r in shown:
+        x = (r.t_send_ns - t0_ns) / 1e9
+        if r.ok:
+            m = request_metrics(r)
+            if m.ttft_ms is None or m.e2e_ms is None:
+                continue
+            ttft.append((x, m.ttft_ms))
+            e2e.append((x, m.e2e_ms))
+            if tips:
+                t_tips.append(
+                    f"request {r.id} sent at {x:.2f} s: TTFT {format_value(m.ttft_ms)} ms"
+                )
+                e_tips.append(
+                    f"request {r.id} sent at {x:.2f} s: E2E {format_value(m.e2e_ms)} ms, "
+                    f"{r.n_out} output tokens"
+                )
+        else:
+            y = max(r.t_end_ns - r.t_send_ns, 0) / 1e6
+            failed.append((x, y))
+            if tips:
+                kind = r.error_kind or "error"
+                if r.error_kind == "http" and r.http_status is not None:
+                    kind = f"http_{r.http_status}"
+                f_tips.append(
+                    f"request {r.id} sent at {x:.2f} s: failed ({kind}) after {format_value(y)} ms"
+                )
+    return RequestPoints(
+        ttft,
+        e2e,
+        failed,
+        t_tips if tips else None,
+        e_tips if tips else None,
+        f_tips if tips else None,
+        k,
+    )
+
+
+def throughput_series(
+    records: Sequence[RequestRecord], t0_ns: int, duration_s: float, target_bins: int = 60
+) -> tuple[list[tuple[float, float]], float]:
+    """Output tokens per second in bins of a round width, from the chunks' arrival times
+    and their token counts (completed requests, as the run's output throughput counts).
+
+    Returns step points (bin start, tok/s), closed at the window's end, and the bin width.
+    """
+    if duration_s <= 0:
+        return [], 0.0
+    width = max(nice_step(duration_s, target_bins), 1e-3)
+    n = max(math.ceil(duration_s / width - 1e-9), 1)
+    tokens = np.zeros(n, dtype=float)
+    for r in records:
+        if r.phase != "measure" or not r.ok:
+            continue
+        ks = r.chunk_tokens
+        for i, t in enumerate(r.chunk_ns):
+            b = min(max(int((t - t0_ns) / 1e9 / width), 0), n - 1)
+            tokens[b] += ks[i] if i < len(ks) else 1
+    pts: list[tuple[float, float]] = []
+    for b in range(n):
+        start = b * width
+        span = min(width, duration_s - start)
+        pts.append((start, tokens[b] / span if span > 0 else 0.0))
+    pts.append((duration_s, pts[-1][1]))
+    return pts, width
+
+
+def inflight_series(
+    records: Sequence[RequestRecord], t0_ns: int, duration_s: float, width_s: float
+) -> list[tuple[float, float]]:
+    """Requests in flight (sent, not yet ended), as the time-weighted mean over bins of
+    ``width_s``: its mean over the window is the achieved concurrency (Little's law), and
+    the instants between one request's end and the next one's send do not draw spikes."""
+    events: list[tuple[float, int]] = []
+    for r in records:
+        if r.phase != "measure":
+            continue
+        events.append(((r.t_send_ns - t0_ns) / 1e9, 1))
+        events.append(((max(r.t_end_ns, r.t_send_ns) - t0_ns) / 1e9, -1))
+    if not events or duration_s <= 0 or width_s <= 0:
+        return []
+    events.sort()
+    n = max(math.ceil(duration_s / width_s - 1e-9), 1)
+    acc = np.zeros(n, dtype=float)
+    level = 0
+    for (x0, d), (x1, _) in itertools.pairwise(events):
+        level += d
+        if level <= 0 or x1 <= x0:
+            continue
+        b0, b1 = max(int(x0 / width_s), 0), min(int(x1 / width_s), n - 1)
+        for b in range(b0, b1 + 1):
+            lo, hi = max(x0, b * width_s), min(x1, (b + 1) * width_s)
+            if hi > lo:
+                acc[b] += level * (hi - lo)
+    out = []
+    for b in range(n):
+        span = min(width_s, duration_s - b * width_s)
+        out.append((b * width_s, float(acc[b] / span) if span > 0 else 0.0))
+    out.append((duration_s, out[-1][1]))
+    return out
+
+
+def _window(points: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
+    """Points inside [lo, hi] plus the nearest one outside on each side (lines reach the
+    edges; the chart clips them)."""
+    pts = sorted(points)
+    inside = [i for i, p in enumerate(pts) if lo <= p[0] <= hi]
+    if not inside:
+        before = [p for p in pts if p[0] < lo][-1:]
+        after = [p for p in pts if p[0] > hi][:1]
+        return before + after if before and after else []
+    a, b = max(inside[0] - 1, 0), min(inside[-1] + 1, len(pts) - 1)
+    return pts[a : b + 1]
+
+
+@dataclass(frozen=True)
+class TelemetrySeries:
+    """Telemetry as time series (x: seconds since the first measured send)."""
+
+    gpu_util: dict[int, list[tuple[float, float]]]
+    gpu_mem_gb: dict[int, list[tuple[float, float]]]
+    gpu_total_gb: dict[int, float]
+    gpu_names: dict[int, str]
+    kv_cache_pct: list[tuple[float, float]]
+    running: list[tuple[float, float]]
+    waiting: list[tuple[float, float]]
+    host_cpu: list[tuple[float, float]]
+    client_cpu: list[tuple[float, float]]
+    server_kind: str | None
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.gpu_util or self.kv_cache_pct or self.running or self.host_cpu or self.client_cpu
+        )
+
+
+def telemetry_series(
+    samples: Sequence[dict[str, Any]], t0_ns: int, duration_s: float
+) -> TelemetrySeries:
+    gpu_util: dict[int, list[tuple[float, float]]] = {}
+    gpu_mem: dict[int, list[tuple[float, float]]] = {}
+    gpu_total: dict[int, float] = {}
+    names: dict[int, str] = {}
+    kv: list[tuple[float, float]] = []
+    running: list[tuple[float, float]] = []
+    waiting: list[tuple[float, float]] = []
+    host: list[tuple[float, float]] = []
+    client: list[tuple[float, float]] = []
+    kind: str | None = None
+
+    def num(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    for s in samples:
+        x = (float(s["t_ns"]) - t0_ns) / 1e9
+        src = s.get("source")
+        if src == "gpu":
+            for g in s.get("gpus") or []:
+                if not isinstance(g, dict):
+                    continue
+                i = int(g.get("index", 0))
+                if (u := num(g.get("util_percent"))) is not None:
+                    gpu_util.setdefault(i, []).append((x, u))
+                if (m := num(g.get("memory_used_bytes"))) is not None:
+                    gpu_mem.setdefault(i, []).append((x, m / 1e9))
+                if (t := num(g.get("memory_total_bytes"))) is not None:
+                    gpu_total[i] = t / 1e9
+                if g.get("name"):
+                    names[i] = str(g["name"])
+        elif src == "server":
+            kind = str(s.get("kind") or kind or "") or None
+            mapped = s.get("mapped") or {}
+            if (v := num(mapped.get("kv_cache_usage"))) is not None:
+                kv.append((x, 100 * v))
+            if (v := num(mapped.get("requests_running"))) is not None:
+                running.append((x, v))
+            if (v := num(mapped.get("requests_waiting"))) is not None:
+                waiting.append((x, v))
+        elif src == "host":
+            if (v := num(s.get("cpu_percent"))) is not None:
+                host.append((x, v))
+            if (v := num(s.get("client_cpu_percent"))) is not None:
+                client.append((x, v))
+
+    def w(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        return _window(pts, 0.0, duration_s)
+
+    return TelemetrySeries(
+        gpu_util={i: p for i, v in sorted(gpu_util.items()) if (p := w(v))},
+        gpu_mem_gb={i: p for i, v in sorted(gpu_mem.items()) if (p := w(v))},
+        gpu_total_gb=gpu_total,
+        gpu_names=names,
+        kv_cache_pct=w(kv),
+        running=w(running),
+        waiting=w(waiting),
+        host_cpu=w(host),
+        client_cpu=w(client),
+        server_kind=kind,
+    )
