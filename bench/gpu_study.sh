@@ -124,9 +124,13 @@ case "$STAGE" in
       sweep llamacpp-f16-t2 40 --url http://127.0.0.1:18082 -c 1,8 "${G[@]}"
     ;;
   more)
-    if ls .devcarry/llama-cuda.txz.* > /dev/null 2>&1; then
-      cat .devcarry/llama-cuda.txz.* | xz -d | tar -C "$CACHE" -xf - && log "carried server unpacked"
-    fi
+    # the server built by `build` (kept here between sessions in the git-ignored .devcarry-cuda/)
+    for d in .devcarry .devcarry-cuda; do
+      if ls $d/llama-cuda.txz.* > /dev/null 2>&1; then
+        cat $d/llama-cuda.txz.* | xz -d | tar -C "$CACHE" -xf - && log "carried server unpacked"
+        break
+      fi
+    done
     ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1 || {
       log "no carried server: building"
       taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
