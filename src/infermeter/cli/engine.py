@@ -21,7 +21,7 @@ from infermeter.engines.llama_cpp import (
     pack_source,
 )
 from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
-from infermeter.engines.model import GeneratedModel, make_model, model_key
+from infermeter.engines.model import GeneratedModel, is_complete, make_model, model_key
 from infermeter.engines.shapes import SHAPES, get_shape
 
 app = typer.Typer(
@@ -82,11 +82,8 @@ def ensure_model(
 ) -> GeneratedModel:
     shape = get_shape(shape_name)
     target = out or cache_dir / "models" / model_key(shape, seed, dtype)
-    marker = "model.safetensors" if hf_weights else "config.json"
     kw: dict[str, Any] = {"hf": hf, "hf_dtype": hf_dtype, "hf_weights": hf_weights, "gguf": gguf}
-    if (not gguf or (target / "model.gguf").exists()) and (
-        not hf or (target / "hf" / marker).exists()
-    ):
+    if is_complete(target, gguf=gguf, hf=hf, hf_weights=hf_weights):
         return make_model(shape, target, seed=seed, dtype=dtype, **kw)
     with Progress(
         TextColumn("{task.description}"),

@@ -92,11 +92,16 @@ def _banned_ids(vocab: Vocab, vocab_size: int) -> np.ndarray:
     return np.flatnonzero(~ok)
 
 
+#: Byte b of a weight tensor stands for the integer k = int8(b), with -128 taken as 0 (so that
+#: every k is a valid Q8_0 quant in [-127, 127]); the weight is k * 2**-12.
+_K = np.arange(256, dtype=np.uint8).view(np.int8).copy()
+_K[_K == -128] = 0
+
+
 def _grid_table(dtype: np.dtype[Any]) -> np.ndarray:
-    """Byte b (read as int8 k, -128 taken as 0) to the value k * 2**-12 in ``dtype``."""
-    k = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.float32)
-    k[k == -128] = 0.0
-    return np.ldexp(k, _SCALE_LOG2).astype(dtype)
+    """Byte b to the weight k * 2**-12 in ``dtype`` (see ``_K``)."""
+    table: np.ndarray = np.ldexp(_K.astype(np.float32), _SCALE_LOG2).astype(dtype)
+    return table
 
 
 def _bf16_bits(w: np.ndarray) -> np.ndarray:
@@ -109,17 +114,11 @@ def _bf16_bits(w: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Tensor:
     """One weight tensor. ``raw``: a byte per weight, standing for int8(byte) * 2**-12 (see
-    ``_grid_table``); ``col0``: floats that replace column 0, one per row; ``ones``: a norm."""
+    ``_K``); ``col0``: floats that replace column 0, one per row; ``ones``: a norm."""
 
     raw: np.ndarray
     col0: np.ndarray | None = None
     ones: bool = False
-
-    def floats(self) -> np.ndarray:
-        w: np.ndarray = _grid_table(np.dtype(np.float32))[self.raw]
-        if self.col0 is not None:
-            w[:, 0] = self.col0
-        return w
 
     def encode(self, fmt: str) -> np.ndarray:
         """The tensor's bytes in ``fmt``: f32, f16, bf16 (as uint16 bits) or q8_0 blocks."""
@@ -129,8 +128,7 @@ class _Tensor:
         if fmt == "q8_0":
             return self._q8_0()
         if fmt == "bf16":
-            table = (_grid_table(np.dtype(np.float32)).view(np.uint32) >> 16).astype(np.uint16)
-            out: np.ndarray = table[self.raw]
+            out: np.ndarray = _bf16_bits(_grid_table(np.dtype(np.float32)))[self.raw]
             if self.col0 is not None:
                 out[:, 0] = _bf16_bits(self.col0)
             return out
@@ -146,11 +144,9 @@ class _Tensor:
         import gguf
 
         rows, cols = self.raw.shape
-        quants = np.arange(256, dtype=np.uint8)
-        quants[0x80] = 0  # int8 -128 stands for 0, as in _grid_table
         blocks = np.empty((rows, cols // 32, 34), dtype=np.uint8)
         blocks[:, :, :2] = np.frombuffer(np.float16(2.0**_SCALE_LOG2).tobytes(), dtype=np.uint8)
-        blocks[:, :, 2:] = quants[self.raw].reshape(rows, cols // 32, 32)
+        blocks[:, :, 2:] = _K.view(np.uint8)[self.raw].reshape(rows, cols // 32, 32)
         if self.col0 is not None:
             head = _grid_table(np.dtype(np.float32))[self.raw[:, :32]]
             head[:, 0] = self.col0
@@ -350,6 +346,20 @@ def model_key(shape: ModelShape, seed: int, dtype: str) -> str:
     return f"{shape.name}-s{seed}-{dtype}-{digest}"
 
 
+def _hf_written(hf_dir: Path, weights: bool) -> bool:
+    # the config is written last, so it marks a folder without weights as complete
+    return (hf_dir / ("model.safetensors" if weights else "config.json")).exists()
+
+
+def is_complete(
+    out_dir: Path, *, gguf: bool = True, hf: bool = True, hf_weights: bool = True
+) -> bool:
+    """Whether ``make_model`` would find everything asked for already written."""
+    return (not gguf or (out_dir / "model.gguf").exists()) and (
+        not hf or _hf_written(out_dir / "hf", hf_weights)
+    )
+
+
 def make_model(
     shape: ModelShape,
     out_dir: Path,
@@ -383,14 +393,12 @@ def make_model(
     meta = False
     if gguf and not gguf_path.exists():
         sinks.append(_GGUFSink(gguf_path, shape, dtype, vocab))
-    if hf_dir is not None:
-        marker = "model.safetensors" if hf_weights else "config.json"
-        if not (hf_dir / marker).exists():
-            # Without weights, a loader initialises the model at random (see
-            # clients/inprocess.py): the same speed, and no 2 bytes/parameter on disk.
-            if hf_weights:
-                sinks.append(_HFSink(hf_dir, shape, hf_dtype))
-            meta = True
+    if hf_dir is not None and not _hf_written(hf_dir, hf_weights):
+        # Without weights, a loader initialises the model at random (see
+        # clients/inprocess.py): the same speed, and no 2 bytes/parameter on disk.
+        if hf_weights:
+            sinks.append(_HFSink(hf_dir, shape, hf_dtype))
+        meta = True
     if sinks:
         # One pass: each tensor is drawn once and written to every file that needs it.
         total = len(_tensor_plan(shape))
