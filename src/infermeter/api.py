@@ -228,8 +228,12 @@ def _out_dir(config: BenchConfig) -> Path:
 
 
 def _pool_size(config: BenchConfig) -> int:
-    if config.num_requests is not None:
+    """Distinct prompts to build: one per request when the count alone ends the run; with a
+    --duration too, at most --prompt-pool (``-n 100000 --duration 30`` must not build 100,000)."""
+    if config.num_requests is not None and config.duration_s is None:
         return config.num_requests
+    if config.num_requests is not None:
+        return min(config.num_requests, config.prompt_pool)
     if config.rate is not None and config.duration_s is not None:
         return min(max(int(config.rate * config.duration_s * 1.2) + 16, 1), config.prompt_pool)
     return config.prompt_pool
@@ -515,6 +519,7 @@ def _load_plan(config: BenchConfig) -> LoadPlan:
         duration_s=config.duration_s,
         warmup=config.warmup,
         seed=config.seed,
+        ramp_up_s=config.ramp_up_s,
     )
 
 

@@ -35,6 +35,8 @@ class BenchConfig(BaseModel):
     num_requests: int | None = Field(default=None, ge=1)
     duration_s: float | None = Field(default=None, gt=0)
     warmup: int = Field(default=0, ge=0)
+    #: Closed loop: start the streams evenly over this many seconds (not all at once).
+    ramp_up_s: float = Field(default=0.0, ge=0)
     # -- workload --
     input_tokens: str = "512"
     output_tokens: str = "128"
@@ -93,6 +95,11 @@ class BenchConfig(BaseModel):
         if self.max_concurrency is not None and self.rate is None:
             raise ValueError(
                 "--max-concurrency caps an open-loop --rate run; with --concurrency it is redundant"
+            )
+        if self.ramp_up_s and self.rate is not None:
+            raise ValueError(
+                "--ramp-up staggers a closed loop's streams; an open-loop --rate has its own "
+                "schedule"
             )
         if self.arrival == "gamma" and self.rate is None:
             raise ValueError("--arrival gamma needs --rate")

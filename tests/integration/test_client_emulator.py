@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -105,3 +106,26 @@ def test_open_loop_max_concurrency_shows_as_queue_delay(emulator, tmp_path) -> N
     assert s["achieved_concurrency"] <= 2.05
     assert run.results["distributions"]["queue_delay_ms"]["max"] > 500
     assert run.results["distributions"]["ttft_ms"]["max"] < 250
+
+
+def test_ramp_up_starts_streams_evenly(emulator, tmp_path) -> None:
+    from infermeter import BenchConfig, run_benchmark
+
+    with emulator(ttft_ms=700, itl_ms=2) as srv:
+        run = run_benchmark(
+            BenchConfig.build(
+                url=srv.url,
+                concurrency=4,
+                num_requests=8,
+                ramp_up_s=0.6,
+                input_tokens="4",
+                output_tokens="4",
+                out=tmp_path / "r",
+            )
+        )
+    assert run.results["summary"]["requests_completed"] == 8
+    firsts = sorted(r.t_send_ns for r in run.records)[:4]
+    gaps_ms = [(b - a) / 1e6 for a, b in itertools.pairwise(firsts)]
+    # streams 0..3 first send at 0, 150, 300, 450 ms (a request takes ~710 ms: these four
+    # sends are the four streams' first)
+    assert all(130 < g < 190 for g in gaps_ms), gaps_ms

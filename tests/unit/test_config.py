@@ -20,6 +20,8 @@ BASE = {"url": "http://127.0.0.1:8000", "num_requests": 4}
         ({"concurrency": 2, "duration_s": -5.0}, "--duration"),
         ({"concurrency": 2, "shared_prefix_tokens": 600, "input_tokens": "512"}, "--shared-prefix"),
         ({"concurrency": 2, "url": "localhost:8000"}, "--url"),
+        ({"rate": 2.0, "ramp_up_s": 5.0}, "--ramp-up"),
+        ({"concurrency": 2, "ramp_up_s": -1.0}, "--ramp-up"),
     ],
 )
 def test_impossible_configs_name_the_flag(extra: dict, message: str) -> None:
@@ -38,3 +40,15 @@ def test_secrets_are_not_in_the_public_dict() -> None:
     assert "sk-secret-123" not in text and "hdr-secret" not in text
     assert cfg.public_dict()["api_key_set"] is True
     assert set(cfg.secrets) == {"sk-secret-123", "hdr-secret"}
+
+
+def test_prompt_pool_size_follows_what_ends_the_run() -> None:
+    from infermeter.api import _pool_size
+
+    def pool(**kw: object) -> int:
+        return _pool_size(BenchConfig.build(url="http://127.0.0.1:8000", **kw))
+
+    assert pool(concurrency=2, num_requests=5000) == 5000  # one distinct prompt per request
+    assert pool(concurrency=2, num_requests=100_000, duration_s=30.0) == 1000  # not 100,000
+    assert pool(concurrency=2, num_requests=10, duration_s=30.0) == 10
+    assert pool(concurrency=2, duration_s=30.0) == 1000

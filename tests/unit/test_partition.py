@@ -3,7 +3,7 @@ import pytest
 
 from infermeter.load.arrivals import arrival_offsets
 from infermeter.load.partition import auto_workers, partition, split_evenly
-from infermeter.load.runner import LoadPlan
+from infermeter.load.runner import LoadPlan, slot_delays
 
 
 def test_split_evenly() -> None:
@@ -50,3 +50,15 @@ def test_auto_workers() -> None:
     assert auto_workers(LoadPlan(concurrency=300, num_requests=1), cores=8) == 3
     assert auto_workers(LoadPlan(concurrency=5000, num_requests=1), cores=2) == 2
     assert auto_workers(LoadPlan(rate=1000.0, num_requests=1), cores=16) == 16
+
+
+def test_ramp_up_staggers_streams_and_workers_interleave() -> None:
+    plan = LoadPlan(concurrency=8, num_requests=80, ramp_up_s=4.0)
+    assert slot_delays(plan) == (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
+    assert slot_delays(LoadPlan(concurrency=8, num_requests=8)) == ()
+    shares = partition(plan, n_prompts=80, n_warmup=0, workers=3)
+    # worker w owns streams w, w+3, w+6: together they are the one run's ramp
+    assert shares[0].plan.slot_delays_s == (0.0, 1.5, 3.0)
+    assert shares[2].plan.slot_delays_s == (1.0, 2.5)
+    merged = sorted(d for s in shares for d in s.plan.slot_delays_s)
+    assert merged == list(slot_delays(plan))

@@ -66,6 +66,7 @@ CLI_ONLY = ("output_format", "quiet")
 #: Flags whose config field carries a unit suffix.
 RENAMED = {
     "duration": "duration_s",
+    "ramp_up": "ramp_up_s",
     "request_timeout": "request_timeout_s",
     "stall_timeout": "stall_timeout_s",
     "connect_timeout": "connect_timeout_s",
@@ -124,6 +125,11 @@ def bench(
     duration: float | None = typer.Option(None, "--duration", help="Stop sending after S seconds."),
     warmup: int = typer.Option(
         0, "--warmup", help="Requests sent first and left out of the metrics."
+    ),
+    ramp_up: float = typer.Option(
+        0.0,
+        "--ramp-up",
+        help="Closed loop: start the N streams evenly over S seconds instead of all at once (requests of the ramp are measured).",
     ),
     input_tokens: str = typer.Option(
         "512",

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from infermeter.load.arrivals import arrival_offsets, arrival_stream
-from infermeter.load.runner import LoadPlan
+from infermeter.load.runner import LoadPlan, slot_delays
 
 #: One worker process per this many concurrent streams when --workers is "auto" (one
 #: process keeps arrival lag well under a millisecond up to ~100 streams; bench/RESULTS.md).
@@ -61,8 +61,11 @@ def partition(plan: LoadPlan, n_prompts: int, n_warmup: int, workers: int) -> li
         workers = min(workers, plan.concurrency)
         conc = split_evenly(plan.concurrency, workers)
         budget = split_evenly(plan.num_requests, workers) if plan.num_requests is not None else None
+        # the run's streams interleave over the workers: worker w's j-th is stream j·workers + w
+        ramp = slot_delays(plan)
         for w in range(workers):
             sub = LoadPlan(
+                slot_delays_s=tuple(ramp[j * workers + w] for j in range(conc[w])) if ramp else (),
                 concurrency=conc[w],
                 num_requests=budget[w] if budget else None,
                 duration_s=plan.duration_s,

@@ -40,8 +40,23 @@ class LoadPlan:
     duration_s: float | None = None
     warmup: int = 0
     seed: int = 0
+    #: Closed loop: stream i of N first sends at i/N × ramp_up_s (not all at once).
+    ramp_up_s: float = 0.0
+    #: Each stream's first-send delay, when a partition of the run sets them (a worker's share).
+    slot_delays_s: tuple[float, ...] = ()
     #: Stop sending after this many consecutive connection failures (a dead server).
     abort_after_connection_errors: int = 20
+
+
+def slot_delays(plan: LoadPlan) -> tuple[float, ...]:
+    """When each closed-loop stream first sends: the partition's delays, or stream i of N at
+    i/N × ramp_up_s (so a run does not start, and keep moving, as one lock-step wave)."""
+    if plan.slot_delays_s:
+        return plan.slot_delays_s
+    n = plan.concurrency or 0
+    if not plan.ramp_up_s or n <= 1:
+        return ()
+    return tuple(i / n * plan.ramp_up_s for i in range(n))
 
 
 @dataclass(slots=True)
@@ -143,7 +158,9 @@ class Runner:
                 await self._open_loop(prompts, offsets_s)
             else:
                 assert plan.concurrency is not None
-                await self._closed_loop(prompts, plan.concurrency, plan.duration_s, "measure")
+                await self._closed_loop(
+                    prompts, plan.concurrency, plan.duration_s, "measure", slot_delays(plan)
+                )
         finally:
             st.client = monitor.stop()
         st.phase = "done"
@@ -155,12 +172,19 @@ class Runner:
         return itertools.cycle(prompts)
 
     async def _closed_loop(
-        self, prompts: Iterator[Prompt], width: int, duration_s: float | None, phase: str
+        self,
+        prompts: Iterator[Prompt],
+        width: int,
+        duration_s: float | None,
+        phase: str,
+        delays_s: Sequence[float] = (),
     ) -> None:
         clock = time.perf_counter_ns
         deadline = clock() + int(duration_s * 1e9) if duration_s is not None else None
 
-        async def slot() -> None:
+        async def slot(delay_s: float) -> None:
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
             for prompt in prompts:
                 if self._stop.is_set():
                     return
@@ -170,7 +194,8 @@ class Runner:
                 # Closed loop: the request is due the moment its slot became free.
                 await self._one(prompt, now, phase)
 
-        await asyncio.gather(*(slot() for _ in range(width)))
+        delays = list(delays_s) + [0.0] * (width - len(delays_s))
+        await asyncio.gather(*(slot(delays[i]) for i in range(width)))
 
     async def _open_loop(
         self, prompts: Iterator[Prompt], given: Sequence[float] | None = None
