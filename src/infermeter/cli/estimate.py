@@ -26,6 +26,7 @@ from infermeter.theory import (
 from infermeter.theory.calibration import Point
 from infermeter.theory.calibration import Profile as CalibrationProfile
 from infermeter.theory.calibration import calibrate as calibrate_engine
+from infermeter.theory.calibration import check as check_profile
 
 
 def _gb(x: float) -> str:
@@ -70,6 +71,11 @@ def estimate(
     profile: Path | None = typer.Option(
         None, "--profile", help="A calibration profile: predicted TPOT/TTFT beside the bounds."
     ),
+    check: list[Path] = typer.Option(
+        [],
+        "--check",
+        help="With --profile: predict these measured runs or sweeps (repeat) and print the error of each point (held-out check; --model may differ from the profile's).",
+    ),
 ) -> None:
     """Lower bounds on TTFT, TPOT and E2E, an upper bound on throughput, and the memory plan."""
     console = Console()
@@ -98,6 +104,15 @@ def estimate(
             typer.echo(json.dumps(data, indent=2))
         else:
             _print_calibration(console, prof, out)
+        return
+    if check:
+        if profile is None:
+            raise UsageError("--check needs --profile FILE (the profile to test)")
+        checked = check_profile(_load_profile(profile), d, _points(check))
+        if as_json:
+            typer.echo(json.dumps(checked, indent=2))
+        else:
+            _print_errors(console, "held-out check (points the profile was not fitted on)", checked)
         return
     for name, value in (
         ("--batch", batch),
@@ -170,13 +185,17 @@ def _calibrate(d: Deployment, engine: str, paths: list[Path]) -> CalibrationProf
     return calibrate_engine(engine, d, points)
 
 
+def _load_profile(path: Path) -> CalibrationProfile:
+    try:
+        return CalibrationProfile.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--profile {path}: not a calibration profile ({exc})") from None
+
+
 def _predict(
     d: Deployment, path: Path, batch: int, input_tokens: int, output_tokens: int
 ) -> dict[str, Any]:
-    try:
-        prof = CalibrationProfile.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--profile {path}: not a calibration profile ({exc})") from None
+    prof = _load_profile(path)
     point = Point("estimate", batch, input_tokens + output_tokens // 2, input_tokens, 1.0, 1.0)
     tpot, ttft = prof.predict(d, point)
     return {
@@ -198,13 +217,22 @@ def _print_calibration(console: Console, prof: CalibrationProfile, out: Path | N
         f"bandwidth efficiency {_pct(prof.bandwidth_efficiency)}, "
         f"compute efficiency {_pct(prof.compute_efficiency)}, "
         f"decode compute efficiency {_pct(prof.decode_compute_efficiency)}, "
-        f"prefill overhead {prof.prefill_coef[0]:.1f} ms",
+        f"prefill overhead {prof.prefill_coef[0]:.1f} ms, "
+        f"prompt queue factor {prof.prefill_coef[2]:.2f}",
         highlight=False,
     )
-    table = Table(title="leave-one-out prediction error (each point predicted without it)")
+    _print_errors(
+        console, "leave-one-out prediction error (each point predicted without it)", prof.loo
+    )
+    if out is not None:
+        console.print(f"profile written to {out}", highlight=False)
+
+
+def _print_errors(console: Console, title: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title)
     for col in ("point", "batch", "TPOT ms", "predicted", "error", "TTFT ms", "predicted", "error"):
         table.add_column(col, justify="right")
-    for r in prof.loo:
+    for r in rows:
         table.add_row(
             r["label"],
             str(r["batch"]),
@@ -216,8 +244,6 @@ def _print_calibration(console: Console, prof: CalibrationProfile, out: Path | N
             f"{r['ttft_error']:+.1%}",
         )
     console.print(table)
-    if out is not None:
-        console.print(f"profile written to {out}", highlight=False)
 
 
 def _print_list(console: Console, as_json: bool) -> None:

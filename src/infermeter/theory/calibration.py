@@ -5,11 +5,16 @@ engines reach a share of each and pay a fixed cost per step (kernel launches, sc
 sampling). From measured points (batch, context, TPOT, TTFT) we fit, per engine:
 
     TPOT = t_mem(b, ctx) / bandwidth_efficiency + t_compute(b, ctx) / decode_compute_efficiency
-    TTFT = prefill_overhead + t_prefill(n_in, b) / compute_efficiency + steps × t_step(b)
+    TTFT = prefill_overhead + t_prefill(n_in) / compute_efficiency
+           + q × (b − 1) × t_prefill(n_in) + s × t_step(b)
 
-where ``t_mem``/``t_prefill``/``t_step`` are the bounds' own memory, prefill-compute and
-decode-step times for the point. Coefficients are fitted by least squares restricted to
-non-negative values (the best of all feature subsets, which is exact NNLS for three features).
+where ``t_mem``/``t_prefill``/``t_step`` are the bounds' own memory, one prompt's
+prefill-compute and decode-step times for the point: a prompt pays for its own prefill, for
+the other streams' prompts it queues behind (all of them when the streams move in lock-step,
+few when their starts are spread) and for the decode step it joins. Coefficients are fitted
+by least squares restricted to non-negative values (the best of all feature subsets: exact
+NNLS for so few features). One prompt length alone cannot tell the overhead from the prefill
+rate: calibrate with points at two or more prompt lengths.
 The quality of a profile is its leave-one-out error: each point predicted by a fit that did
 not see it.
 """
@@ -24,7 +29,8 @@ import numpy as np
 
 from infermeter.theory.bounds import Deployment
 
-PROFILE_SCHEMA_VERSION = 1
+#: 2: TTFT features are one prompt's prefill and the queue of the others' (1: b prompts at once).
+PROFILE_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,9 @@ def decode_features(d: Deployment, p: Point) -> list[float]:
 
 
 def prefill_features(d: Deployment, p: Point) -> list[float]:
-    pre = d.ttft_bound_s(p.prompt_tokens, batch=p.batch)
+    one = 1e3 * d.ttft_bound_s(p.prompt_tokens, batch=1)["compute_s"]
     step = d.decode_step(p.batch, p.context)
-    return [1.0, 1e3 * pre["compute_s"], 1e3 * step["bound_s"]]
+    return [1.0, one, (p.batch - 1) * one, 1e3 * step["bound_s"]]
 
 
 def nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -121,11 +127,18 @@ class Profile:
         out["bandwidth_efficiency"] = self.bandwidth_efficiency
         out["compute_efficiency"] = self.compute_efficiency
         out["prefill_overhead_ms"] = self.prefill_coef[0]
+        out["prompt_queue_factor"] = self.prefill_coef[2]
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
         keys = ("engine", "model", "gpu", "weight_dtype", "decode_coef", "prefill_coef")
+        version = data.get("schema_version")
+        if version != PROFILE_SCHEMA_VERSION:
+            raise ValueError(
+                f"profile schema {version}, this infermeter reads {PROFILE_SCHEMA_VERSION}: "
+                "calibrate again with --calibrate"
+            )
         return cls(
             **{k: data[k] for k in keys},
             points=data.get("points", []),
@@ -168,3 +181,25 @@ def calibrate(engine: str, d: Deployment, points: list[Point]) -> Profile:
             }
         )
     return prof
+
+
+def check(prof: Profile, d: Deployment, points: list[Point]) -> list[dict[str, Any]]:
+    """Each measured point predicted by a profile fitted without it (runs it never saw, or
+    another model shape given by ``d``): the profile's held-out error."""
+    rows = []
+    for p in points:
+        tpot, ttft = prof.predict(d, p)
+        rows.append(
+            {
+                "label": p.label,
+                "batch": p.batch,
+                "prompt_tokens": p.prompt_tokens,
+                "tpot_ms": p.tpot_ms,
+                "tpot_pred_ms": tpot,
+                "tpot_error": tpot / p.tpot_ms - 1,
+                "ttft_ms": p.ttft_ms,
+                "ttft_pred_ms": ttft,
+                "ttft_error": ttft / p.ttft_ms - 1,
+            }
+        )
+    return rows

@@ -22,12 +22,13 @@ def _deployment() -> Deployment:
 
 def _points(noise: float = 0.0) -> list[Point]:
     d, rng, out = _deployment(), np.random.default_rng(1), []
-    for b in (1, 2, 4, 8, 16, 32, 64):
-        p = Point(f"c{b}", b, 576, 512, 1, 1)
+    # prompt lengths vary (as a sweep's length points do): overhead and prefill rate separate
+    for b, n_in in ((1, 128), (1, 2048), (2, 512), (4, 512), (8, 512), (16, 512), (32, 1024)):
+        p = Point(f"c{b}-{n_in}", b, n_in + 64, n_in, 1, 1)
         xd, xp = decode_features(d, p), prefill_features(d, p)
         tpot = (xd[0] / 0.7 + xd[1] / 0.2) * (1 + noise * rng.standard_normal())
-        ttft = (5 + xp[1] / 0.4) * (1 + noise * rng.standard_normal())
-        out.append(Point(p.label, b, 576, 512, tpot, ttft))
+        ttft = (5 + xp[1] / 0.4 + 0.5 * xp[2]) * (1 + noise * rng.standard_normal())
+        out.append(Point(p.label, b, n_in + 64, n_in, tpot, ttft))
     return out
 
 
@@ -37,6 +38,7 @@ def test_recovers_a_known_engine() -> None:
     assert prof.decode_compute_efficiency == pytest.approx(0.2)
     assert prof.compute_efficiency == pytest.approx(0.4)
     assert prof.prefill_coef[0] == pytest.approx(5)
+    assert prof.prefill_coef[2] == pytest.approx(0.5)  # half the other streams' prompts ahead
     assert all(abs(r["tpot_error"]) < 1e-9 and abs(r["ttft_error"]) < 1e-9 for r in prof.loo)
 
 
@@ -48,6 +50,8 @@ def test_held_out_error_shows_noise_and_round_trips() -> None:
     again = Profile.from_dict(prof.to_dict())
     p = Point("x", 8, 576, 512, 1, 1)
     assert again.predict(d, p) == prof.predict(d, p)
+    with pytest.raises(ValueError, match="calibrate again"):
+        Profile.from_dict({**prof.to_dict(), "schema_version": 1})
 
 
 def test_nnls_never_returns_negative_coefficients() -> None:
@@ -111,3 +115,14 @@ def test_calibrate_cli_on_the_committed_h200_sweep(tmp_path) -> None:
     )
     res = run_cli("estimate", "--model", "llama-2-7b", "--calibrate", str(tmp_path))
     assert res.returncode == 2 and "not an infermeter run directory" in res.stderr
+    # held-out check: the profile predicts runs it never saw, here on the other model shape
+    held_out = ROOT / "docs" / "results" / "h200" / "llamacpp-f16-8b-val"
+    args = ("estimate", "--model", "llama-3.1-8b", "--gpu", "h200", "--dtype", "fp16")
+    res = run_cli(*args, "--profile", str(out), "--check", str(held_out), "--json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [r["batch"] for r in rows] == [2, 8, 32]
+    for r in rows:
+        assert r["tpot_error"] == pytest.approx(r["tpot_pred_ms"] / r["tpot_ms"] - 1)
+    res = run_cli(*args, "--check", str(held_out))
+    assert res.returncode == 2 and "--check needs --profile" in res.stderr
