@@ -7,6 +7,10 @@
 #                              prompt cache; the built server packed into OUT for the next stage
 #   bench/gpu_study.sh more    llama.cpp q8_0; `transformers serve` (continuous batching);
 #                              the Llama-3.1-8B shape; prompt-length points for calibration
+#   bench/gpu_study.sh final   compiled transformers at batch 8/64; transformers serve again
+#   bench/gpu_study.sh validate  held-out points for the calibration (llama.cpp f16 at new
+#                              concurrencies and prompt lengths; 8B at new concurrencies)
+#   bench/gpu_study.sh steady  llama.cpp f16 (7B, 8B) at 25 s a point, starts ramped over 5 s
 # (Session 1 ran an earlier version of this script as `stage1`: transformers eager and
 # llama.cpp f16 with the recipe's defaults; see git history.)
 # Every sweep directory lands in OUT/sweeps.tgz (OUT holds at most 8 files).
@@ -34,6 +38,7 @@ log() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$RES/study.log"; }
 left() { echo $(( LIMIT - ($(date +%s) - T0) )); }
 finish() {
   pkill -f llama-server; pkill -f "transformers serve"
+  mkdir -p "$RES/server-logs" && cp "$CACHE"/logs/*.log "$RES/server-logs/" 2>/dev/null
   tar czf "$OUT/sweeps.tgz" -C "$RES" . && log "packed $(du -h "$OUT/sweeps.tgz" | cut -f1)"
   cp "$RES/study.log" "$OUT/study.log"
 }
@@ -85,6 +90,15 @@ tserve_sweep() {  # CAP -> transformers serve (continuous batching) on the 7B bf
   stop_servers
 }
 
+unpack_server() {  # the server built by `build` (kept between sessions in .devcarry-cuda/)
+  for d in .devcarry .devcarry-cuda; do
+    if ls $d/llama-cuda.txz.* > /dev/null 2>&1; then
+      cat $d/llama-cuda.txz.* | xz -d | tar -C "$CACHE" -xf - && log "carried server unpacked"
+      return
+    fi
+  done
+}
+
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv \
   > "$RES/gpu.txt" 2>&1 || true
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', \
@@ -124,13 +138,7 @@ case "$STAGE" in
       sweep llamacpp-f16-t2 40 --url http://127.0.0.1:18082 -c 1,8 "${G[@]}"
     ;;
   more)
-    # the server built by `build` (kept here between sessions in the git-ignored .devcarry-cuda/)
-    for d in .devcarry .devcarry-cuda; do
-      if ls $d/llama-cuda.txz.* > /dev/null 2>&1; then
-        cat $d/llama-cuda.txz.* | xz -d | tar -C "$CACHE" -xf - && log "carried server unpacked"
-        break
-      fi
-    done
+    unpack_server
     ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1 || {
       log "no carried server: building"
       taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
@@ -183,6 +191,52 @@ case "$STAGE" in
       --hf-compile --model-shape "$S7" --weight-dtype bf16 --warmup 2
     wait $MODELS
     tserve_sweep 150
+    ;;
+  validate)
+    # held-out points for the calibration: llama.cpp f16 between the calibrated concurrencies,
+    # f16 prompt lengths, and the 8B shape at new concurrencies (predicted from the 7B profile)
+    unpack_server
+    M8=/tmp/models/$S8-b
+    ( model "$S8" f16 "$M8" --no-hf > "$RES/model-8b.txt" 2>&1 ) &
+    MODELS=$!
+    model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+    G=(--model-shape "$S7" --weight-dtype fp16 --warmup 4)
+    serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
+      sweep llamacpp-f16-val 100 --url http://127.0.0.1:18081 -c 3,6,12,24,48 "${G[@]}"
+    stop_servers
+    SLOTS=4 CTX=4096 serve "$M7-f16/model.gguf" 18086 "$S7" --cache-ram 0 && \
+      sweep llamacpp-f16-lengths 40 --url http://127.0.0.1:18086 -c 1 \
+        --input-tokens 128,2048 --output-tokens 32 --model-shape "$S7" \
+        --weight-dtype fp16 --warmup 2 --duration 4
+    stop_servers
+    wait $MODELS
+    serve "$M8/model.gguf" 18084 "$S8" --cache-ram 0 && \
+      sweep llamacpp-f16-8b-val 60 --url http://127.0.0.1:18084 -c 2,8,32 \
+        --model-shape "$S8" --weight-dtype fp16 --warmup 4
+    stop_servers
+    ;;
+  steady)
+    # steady-state points: 25 s per point with the streams' starts spread over 5 s, so a point
+    # is many request lifetimes and not one lock-step wave (the 6 s points of `build`/`more`
+    # are one or two waves at c >= 16)
+    unpack_server
+    M8=/tmp/models/$S8-b
+    ( model "$S8" f16 "$M8" --no-hf > "$RES/model-8b.txt" 2>&1 ) &
+    MODELS=$!
+    LONG=(-n 100000 --duration ${DUR:-25} --ramp-up 5 --warmup 4)
+    C7=${C7-1,2,4,8,16,24,32,48,64}; C8=${C8-1,4,16,64}   # (an empty list skips that model)
+    if [ -n "$C7" ]; then
+      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+      serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
+        sweep llamacpp-f16-steady 100 --url http://127.0.0.1:18081 -c "$C7" \
+          --model-shape "$S7" --weight-dtype fp16 "${LONG[@]}"
+      stop_servers
+    fi
+    wait $MODELS
+    serve "$M8/model.gguf" 18084 "$S8" --cache-ram 0 && \
+      sweep llamacpp-f16-8b-steady${TAG8:-} 60 --url http://127.0.0.1:18084 -c "$C8" \
+        --model-shape "$S8" --weight-dtype fp16 "${LONG[@]}"
+    stop_servers
     ;;
 esac
 log "done"

@@ -10,21 +10,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
-#: Controls of an A/B comparison: in the per-point table only.
-CONTROLS = {"llamacpp-f16-default", "llamacpp-f16-t2"}
+#: Controls of an A/B comparison and prompt-length points: in the per-point table only.
+CONTROLS = {"llamacpp-f16-default", "llamacpp-f16-t2", "llamacpp-f16-lengths"}
+_COMPILED = "transformers in-process, static cache + torch.compile (CUDA graphs), bf16"
+_STEADY = "25 s points, starts ramped over 5 s"
 #: sweep directory -> label; the Llama-2-7B shape, 512 in / 128 out, unless the label says.
+#: Directories with one label are one engine in the summary (a sweep and its later points).
 ENGINES = {
     "hf-eager": "transformers in-process, eager, dynamic cache, bf16",
     "hf-static": "transformers in-process, eager, static cache, bf16",
-    "hf-compiled": "transformers in-process, static cache + torch.compile (CUDA graphs), bf16",
+    "hf-compiled": _COMPILED,
+    "hf-compiled-b": _COMPILED,
     "transformers-serve": "transformers serve --continuous-batching, bf16",
     "llamacpp-f16-promptcache": "llama.cpp f16, as shipped (host prompt cache on; session 1)",
     "llamacpp-f16-default": "llama.cpp f16, as shipped (host prompt cache on)",
     "llamacpp-f16": "llama.cpp f16, --cache-ram 0",
+    "llamacpp-f16-val": "llama.cpp f16, --cache-ram 0",
+    "llamacpp-f16-lengths": "llama.cpp f16, --cache-ram 0, prompt lengths",
+    "llamacpp-f16-steady": f"llama.cpp f16, --cache-ram 0, {_STEADY}",
     "llamacpp-f16-t2": "llama.cpp f16, --cache-ram 0 -t 2",
     "llamacpp-q8": "llama.cpp Q8_0, --cache-ram 0",
     "hf-eager-8b": "Llama-3.1-8B shape: transformers in-process, eager, dynamic cache, bf16",
     "llamacpp-f16-8b": "Llama-3.1-8B shape: llama.cpp f16, --cache-ram 0",
+    "llamacpp-f16-8b-val": "Llama-3.1-8B shape: llama.cpp f16, --cache-ram 0",
+    "llamacpp-f16-8b-steady": f"Llama-3.1-8B shape: llama.cpp f16, --cache-ram 0, {_STEADY}",
+    "llamacpp-f16-8b-steady-b": f"Llama-3.1-8B shape: llama.cpp f16, --cache-ram 0, {_STEADY}",
 }
 
 
@@ -54,9 +64,13 @@ def _point(root: Path, name: str, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failure(root: Path, name: str, p: dict[str, Any]) -> str:
+    """The point's status and its first failed request's error."""
     with (root / name / p["dir"] / "records.jsonl").open() as fh:
-        first = json.loads(fh.readline() or "{}")
-    return (first.get("error_message") or p["status"]).split(" (at ")[0].strip() or "failed"
+        errors = (json.loads(line).get("error_message") for line in fh if line.strip())
+        first = next((e for e in errors if e), None)
+    why = (first or "").split(" (at ")[0].strip()
+    status = "failed" if p["status"] == "ok" else p["status"]  # ok as a point, no request done
+    return f"{status}: {why}" if why else status
 
 
 def main(root: Path) -> None:
@@ -72,8 +86,7 @@ def main(root: Path) -> None:
         index = json.loads((root / name / "sweep.json").read_text())
         for p in index["points"]:
             if p["status"] != "ok" or not p["summary"]["requests_completed"]:
-                why = _failure(root, name, p) if p["summary"]["requests_failed"] else "no requests"
-                print(f"| {name} | {p['concurrency']} | failed: {why} |" + " |" * 7)
+                print(f"| {name} | {p['concurrency']} | {_failure(root, name, p)} |" + " |" * 7)
                 continue
             x = _point(root, name, p)
             print(
@@ -87,7 +100,7 @@ def main(root: Path) -> None:
             )
             if name in CONTROLS:
                 continue
-            b = best.setdefault(name, {"label": ENGINES[name], "mem": 0.0, "top": 0})
+            b = best.setdefault(ENGINES[name], {"label": ENGINES[name], "mem": 0.0, "top": 0})
             b["top"] = max(b["top"], x["c"])
             b["mem"] = max(b["mem"], x["mem"] or 0.0)
             if x["tput"] > b.get("tput", 0):
