@@ -55,7 +55,13 @@ def start(args: list[str], url: str) -> subprocess.Popen[bytes]:
 
 
 def bench(
-    url: str, streams: int, seconds: float, tokens: int, out: Path, pid: int | None = None
+    url: str,
+    streams: int,
+    seconds: float,
+    tokens: int,
+    out: Path,
+    pid: int | None = None,
+    ramp_up: float = 0.0,
 ) -> dict[str, float]:
     proxy = psutil.Process(pid) if pid is not None else None
     cpu0 = sum(proxy.cpu_times()[:2]) if proxy is not None else 0.0
@@ -65,6 +71,7 @@ def bench(
         concurrency=streams,
         duration_s=seconds,
         warmup=min(streams, 20),
+        ramp_up_s=ramp_up,
         input_tokens="32",
         output_tokens=str(tokens),
         telemetry=False,
@@ -95,6 +102,12 @@ def main() -> None:
     ap.add_argument("--itl-ms", type=float, default=20.0)
     ap.add_argument("--soak", type=float, default=0.0, help="seconds of the RSS soak (0: none)")
     ap.add_argument("--soak-streams", type=int, default=500)
+    ap.add_argument(
+        "--ramp-up",
+        type=float,
+        default=0.0,
+        help="spread the streams' first requests over S seconds (0: all at once, lock-step)",
+    )
     ap.add_argument(
         "--pin",
         action="store_true",
@@ -136,8 +149,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             rows = []
             for n in args.streams:
-                direct = bench(emu_url, n, args.seconds, args.tokens, Path(tmp, f"d{n}"))
-                via = bench(proxy_url, n, args.seconds, args.tokens, Path(tmp, f"p{n}"), proxy.pid)
+                ramp = args.ramp_up
+                direct = bench(
+                    emu_url, n, args.seconds, args.tokens, Path(tmp, f"d{n}"), None, ramp
+                )
+                via = bench(
+                    proxy_url, n, args.seconds, args.tokens, Path(tmp, f"p{n}"), proxy.pid, ramp
+                )
                 rows.append((n, direct, via))
                 print(f"# done {n} streams", file=sys.stderr, flush=True)
             head = (

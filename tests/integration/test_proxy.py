@@ -174,9 +174,17 @@ class _Upstream:
             raise
         return resp
 
+    async def _plain(self, request: web.Request) -> web.Response:
+        if request.path == "/empty":
+            return web.Response(status=204)
+        headers = {"X-Up": "kept", "X-Hop": "dropped", "Connection": "X-Hop"}
+        return web.Response(text=f"q={request.query_string}", headers=headers)
+
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_route("POST", "/v1/chat/completions", self._handle)
+        app.router.add_get("/plain", self._plain)  # (and HEAD, answered from GET)
+        app.router.add_route("GET", "/empty", self._plain)
         self.runner = web.AppRunner(app, handler_cancellation=True)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -273,6 +281,21 @@ def test_disconnect_cancels_upstream_and_secret_stays_out(tmp_path: Path) -> Non
     ):
         assert token not in text
     assert f"{url}/metrics" in stderr
+
+
+def test_bodyless_and_plain_responses_pass_through() -> None:
+    """HEAD, 204 and a Content-Length body: no hang waiting for a body that never comes, the
+    query string kept, end-to-end headers kept and hop-by-hop ones (listed in Connection) not."""
+    with _Upstream() as up, ThreadedProxy(ProxyConfig(upstream=up.url, gpu=False)) as proxy:
+        for _ in range(2):  # the second time over the pooled upstream connection
+            with urllib.request.urlopen(proxy.url + "/plain?a=1&b=2", timeout=10) as resp:
+                assert resp.read() == b"q=a=1&b=2"
+                assert resp.headers["X-Up"] == "kept" and resp.headers.get("X-Hop") is None
+            head = urllib.request.Request(proxy.url + "/plain", method="HEAD")
+            with urllib.request.urlopen(head, timeout=10) as resp:
+                assert resp.status == 200 and resp.read() == b""
+            with urllib.request.urlopen(proxy.url + "/empty", timeout=10) as resp:
+                assert resp.status == 204 and resp.read() == b""
 
 
 def test_report_reads_sampled_records(emulator: Any, tmp_path: Path) -> None:

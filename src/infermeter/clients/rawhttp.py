@@ -26,7 +26,10 @@ from infermeter.clients.clock import arrival_ns
 
 
 class ResponseSink(Protocol):
-    """Receives one response. Any exception it raises aborts the exchange and is re-raised."""
+    """Receives one response. Any exception it raises aborts the exchange and is re-raised.
+
+    A sink may also define ``head(status_line: str, header_lines: list[str])``: called with the
+    raw response head just before ``start`` (the proxy forwards it)."""
 
     def start(self, status: int, content_type: str) -> None: ...
 
@@ -75,6 +78,7 @@ class _Connection(asyncio.Protocol):
         "_close_after",
         "_error",
         "_fut",
+        "_head_only",
         "_length_left",
         "_sink",
         "_state",
@@ -95,6 +99,7 @@ class _Connection(asyncio.Protocol):
         self._chunk_left = 0
         self._length_left = 0
         self._close_after = False
+        self._head_only = False
         self._error: BaseException | None = None
         self.last_rx_ns = 0
 
@@ -134,8 +139,8 @@ class _Connection(asyncio.Protocol):
         self._fail(ConnectionLost(f"connection closed mid-response{reason}"))
 
     # -- one exchange at a time --
-    def begin(self, sink: ResponseSink, fut: asyncio.Future[None]) -> None:
-        self._sink, self._fut = sink, fut
+    def begin(self, sink: ResponseSink, fut: asyncio.Future[None], head_only: bool = False) -> None:
+        self._sink, self._fut, self._head_only = sink, fut, head_only
         self._state, self._buf, self._close_after, self._error = _HEAD, b"", False, None
 
     def abort(self) -> None:
@@ -212,8 +217,13 @@ class _Connection(asyncio.Protocol):
                     self._close_after and "keep-alive" not in low
                 )
         assert self._sink is not None
+        on_head = getattr(self._sink, "head", None)
+        if on_head is not None:
+            on_head(lines[0], lines[1:])
         self._sink.start(status, content_type)
-        if chunked:
+        if self._head_only or status in (204, 304) or 100 <= status < 200:
+            self._state = _DONE  # no body (1xx other than the first head are not expected)
+        elif chunked:
             self._state = _CHUNK_SIZE
         elif length is not None:
             self._length_left = length
@@ -333,6 +343,8 @@ class RawHttpClient:
                 path += "?" + parts.query
             default = (tls and port == 443) or (not tls and port == 80)
             target = _Target(host, port, tls, path, host if default else f"{host}:{port}")
+            if len(self._targets) >= 4096:  # a proxy forwards many distinct query strings
+                self._targets.clear()
             self._targets[url] = target
         return target
 
@@ -404,16 +416,34 @@ class RawHttpClient:
     ) -> None:
         """Send ``body`` and stream the response into ``sink``; ``exchange`` gets the timing
         (filled in as it happens, so it is there when a failure is raised)."""
+        headers = b"Content-Type: application/json\r\nAccept: %s\r\n" % accept
+        await self.request("POST", url, headers, body, sink, exchange)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: bytes,
+        body: bytes,
+        sink: ResponseSink,
+        exchange: Exchange,
+    ) -> None:
+        """One exchange of any method: ``headers`` are complete ``Name: value\\r\\n`` lines
+        (Host and Content-Length are added here; the client's own headers follow them)."""
         target = self._target(url)
         conn = await self._acquire(target, exchange)
-        head = (
-            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Accept: %s\r\nContent-Length: %d\r\n%s\r\n"
-            % (target.path.encode(), target.host_header.encode(), accept, len(body), self._extra)
+        length = b"Content-Length: %d\r\n" % len(body) if body or method == "POST" else b""
+        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n" % (
+            method.encode("ascii"),
+            target.path.encode(),
+            target.host_header.encode(),
+            headers,
+            length,
+            self._extra,
         )
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        conn.begin(sink, fut)
+        conn.begin(sink, fut, head_only=method == "HEAD")
         conn.last_rx_ns = time.perf_counter_ns()
         self._active.add(conn)
         self._ensure_sweeper()

@@ -1,5 +1,7 @@
-"""The proxy's HTTP side (aiohttp): forward everything to the upstream, pass streams through
-chunk by chunk, serve ``/metrics`` itself.
+"""The proxy's HTTP side: aiohttp takes the requests and serves ``/metrics``; every request is
+forwarded upstream by the lean HTTP client of the benchmark (``clients/rawhttp.py``), and the
+response relayed from inside its ``data_received`` (``relay.py``): streams pass through chunk
+by chunk with no added buffering and no task switch per chunk.
 
 Headers (``Authorization`` included) go upstream as they came, minus hop-by-hop ones; they
 are never logged or recorded, and neither are request bodies (only ``model``, ``stream`` and
@@ -19,10 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
+from infermeter.clients.rawhttp import (
+    ConnectFailed,
+    Exchange,
+    RawHttpClient,
+    StaleConnection,
+    TransportError,
+)
 from infermeter.proxy.measure import (
     ModelLabels,
     RequestMeter,
@@ -32,25 +39,13 @@ from infermeter.proxy.measure import (
 )
 from infermeter.proxy.metrics import CONTENT_TYPE, ProxyMetrics
 from infermeter.proxy.recorder import SampledRecords
+from infermeter.proxy.relay import HOP_BY_HOP, ClientGone, Relay
 
 METRICS_PATH = "/metrics"
 
-#: RFC 9110 section 7.6.1 connection-specific headers, plus the ones aiohttp sets itself.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-_NOT_UPSTREAM = _HOP_BY_HOP | {"host", "content-length"}
-_NOT_DOWNSTREAM = _HOP_BY_HOP | {"content-length"}
+#: Not forwarded upstream: hop-by-hop, and what the forwarding request sets itself (aiohttp
+#: has already answered any ``Expect: 100-continue``).
+_NOT_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect"}
 
 
 @dataclass(frozen=True)
@@ -68,11 +63,15 @@ class ProxyConfig:
     gpu: bool = True
 
 
-def _filter(headers: Any, drop: frozenset[str]) -> CIMultiDict[str]:
+def _upstream_headers(headers: Any) -> bytes:
+    """The client's end-to-end headers as header lines for the upstream request."""
     listed = {
         h.strip().lower() for v in headers.getall("Connection", []) for h in v.split(",") if h
     }
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop | listed)
+    drop = _NOT_UPSTREAM | listed
+    return "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() not in drop).encode(
+        "latin-1"
+    )
 
 
 def _gpu_sampler() -> Any | None:
@@ -104,7 +103,7 @@ class ProxyServer:
                 seed=config.seed,
             )
         self._next_id = 0
-        self._session: aiohttp.ClientSession | None = None
+        self._http: RawHttpClient | None = None
         self._runner: web.AppRunner | None = None
         self.port = config.port
         self.app = web.Application(client_max_size=1 << 30)
@@ -116,12 +115,8 @@ class ProxyServer:
         return f"http://{self.config.host}:{self.port}"
 
     async def start(self) -> ProxyServer:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=False),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-        )
+        # no total or stall timeout: how long a response may take is the client's business
+        self._http = RawHttpClient(total_timeout_s=None, connect_timeout_s=30, read_timeout_s=None)
         self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=4096)
@@ -134,8 +129,8 @@ class ProxyServer:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
+        if self._http is not None:
+            await self._http.close()
         if self.records is not None:
             self.records.close()
         if self._gpu is not None:
@@ -185,74 +180,78 @@ class ProxyServer:
     async def _exchange(
         self, request: web.Request, body: bytes, meter: RequestMeter | None, model: str
     ) -> tuple[str, web.StreamResponse]:
-        assert self._session is not None
+        assert self._http is not None
         clock = time.perf_counter_ns
         if meter is not None:
             meter.sent(clock())
+        loop = asyncio.get_running_loop()
+        relay = Relay(meter, loop.create_future())
+        task = asyncio.ensure_future(self._upstream(request, body, relay))
         try:
-            upstream = await self._session.request(
-                request.method,
-                self.upstream + request.rel_url.raw_path_qs,
-                headers=_filter(request.headers, _NOT_UPSTREAM),
-                data=body if body else None,
-                allow_redirects=False,
-            )
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            message = f"upstream {self.upstream} unreachable: {type(exc).__name__}"
+            await asyncio.wait((task, relay.head_ready), return_when=asyncio.FIRST_COMPLETED)
+            if not relay.head_ready.done():
+                await task  # it failed before any response: raises
+        except ConnectFailed as exc:
+            message = f"upstream {self.upstream} unreachable: {exc}"
             self._done(meter, model, clock(), "connection", message)
             return "502", web.json_response(
                 {"error": {"message": message, "type": "proxy_error"}}, status=502
             )
-        async with upstream:
-            headers = _filter(upstream.headers, _NOT_DOWNSTREAM)
-            encoded = "Content-Encoding" in upstream.headers
-            if encoded:
-                meter = None  # a compressed body is passed through, not measured
-            elif meter is not None:
-                meter.start(upstream.status, upstream.content_type)
-            status = str(upstream.status)
-            streamed = upstream.content_type == "text/event-stream" or (
-                upstream.content_length is None and request.method != "HEAD"
+        except TransportError as exc:
+            message = f"upstream {self.upstream} failed: {exc}"
+            self._done(meter, model, clock(), "connection", message)
+            return "502", web.json_response(
+                {"error": {"message": message, "type": "proxy_error"}}, status=502
             )
-            if not streamed:
-                data = await upstream.read()
-                t = clock()
-                if meter is not None:
-                    meter.feed(t, data)
-                    self._done(meter, model, t, streamed=False)
-                return status, web.Response(body=data, status=upstream.status, headers=headers)
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            response.headers.extend(headers)
+        except asyncio.CancelledError:
+            task.cancel()  # the client went away: drop the upstream connection
+            raise
+        meter = relay.meter  # None when the body is compressed
+        status = str(relay.status)
+        if not relay.streamed:
             try:
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    t = clock()
-                    await response.write(chunk)
-                    if meter is not None:
-                        meter.feed(t, chunk)
+                await task
+            except TransportError as exc:
+                self._done(meter, model, clock(), "connection", f"upstream failed: {exc}")
+                return "502", web.json_response(
+                    {"error": {"message": f"upstream failed: {exc}", "type": "proxy_error"}},
+                    status=502,
+                )
+            if meter is not None:
+                self._done(meter, model, relay.t_end_ns or clock(), streamed=False)
+            return status, web.Response(
+                body=relay.body(), status=relay.status, reason=relay.reason, headers=relay.headers
+            )
+        response = web.StreamResponse(status=relay.status, reason=relay.reason)
+        response.headers.extend(relay.headers)
+        try:
+            await response.prepare(request)  # the head goes out now (StreamResponse)
+            assert request.transport is not None
+            relay.go_live(request.transport)
+            await task
+            await response.write_eof()
+        except (ClientGone, ConnectionResetError, asyncio.CancelledError):
+            task.cancel()  # closes the upstream connection: the server stops generating
+            raise
+        except TransportError as exc:
+            self._done(meter, model, clock(), "connection", f"upstream failed: {exc}")
+            with contextlib.suppress(Exception):
                 await response.write_eof()
-            except (ConnectionResetError, asyncio.CancelledError) as exc:
-                client_gone = isinstance(exc, asyncio.CancelledError) or (
-                    request.transport is None or request.transport.is_closing()
-                )
-                if client_gone:
-                    # Closing the upstream response drops its connection: the upstream server
-                    # sees the disconnect and stops generating.
-                    upstream.close()
-                    raise
-                self._done(
-                    meter, model, clock(), "connection", f"upstream failed: {type(exc).__name__}"
-                )
-                return status, response
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                self._done(
-                    meter, model, clock(), "connection", f"upstream failed: {type(exc).__name__}"
-                )
-                with contextlib.suppress(Exception):
-                    await response.write_eof()
-                return status, response
-            self._done(meter, model, clock(), streamed=upstream.content_type == "text/event-stream")
             return status, response
+        sse = relay.content_type == "text/event-stream"
+        self._done(meter, model, relay.t_end_ns or clock(), streamed=sse)
+        return status, response
+
+    async def _upstream(self, request: web.Request, body: bytes, relay: Relay) -> None:
+        """The upstream exchange; once more on a fresh connection when a pooled one turns out
+        closed before any byte of the response (the request never reached the server)."""
+        assert self._http is not None
+        url = self.upstream + request.rel_url.raw_path_qs
+        headers = _upstream_headers(request.headers)
+        try:
+            await self._http.request(request.method, url, headers, body, relay, Exchange())
+        except StaleConnection:
+            await self._http.request(request.method, url, headers, body, relay, Exchange())
 
     def _done(
         self,
