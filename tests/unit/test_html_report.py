@@ -540,12 +540,14 @@ def test_run_report_of_a_real_run(emulator, tmp_path: Path) -> None:
                 input_tokens="8",
                 output_tokens="12",
                 warmup=2,
+                ramp_up_s=0.05,
                 slo="ttft_ms=100",
                 out=tmp_path / "run",
             )
         )
     page = render_run_html(load_run(run.path))
     _no_active_content(page)
+    assert "closed loop, concurrency 3, starts spread over 0.05 s" in page
     assert "<b>evil" not in page and "&lt;b&gt;evil&lt;/b&gt;&quot;&#x27;&amp;" in page
     assert 20_000 < len(page.encode()) < 400_000
     assert page.count('<svg class="chart"') >= 11

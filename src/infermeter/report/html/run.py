@@ -119,7 +119,11 @@ def _load_text(cfg: dict[str, Any], summary: dict[str, Any]) -> str:
             text += f", at most {cfg['max_concurrency']} in flight"
         return text
     conc = cfg.get("concurrency") or summary.get("target_concurrency")
-    return f"closed loop, concurrency {conc}" if conc is not None else "–"
+    if conc is None:
+        return "–"
+    ramp = cfg.get("ramp_up_s")
+    starts = f", starts spread over {float(ramp):g} s" if ramp else ", all streams start at once"
+    return f"closed loop, concurrency {conc}{starts}"
 
 
 def _run_header(results: dict[str, Any]) -> str:
