@@ -59,7 +59,7 @@ def rss_kb() -> int:
 
 
 async def measure(
-    url: str, streams: int, seconds: float, tokens: int, transport_name: str
+    url: str, streams: int, seconds: float, tokens: int, transport_name: str, ramp: float = 0.0
 ) -> dict[str, float]:
     t0 = time.perf_counter_ns()
     errors_chunk: list[int] = []
@@ -90,7 +90,7 @@ async def measure(
                 await asyncio.sleep(0.2)
 
         with tempfile.TemporaryDirectory() as tmp, JsonlSink(Path(tmp) / "r.jsonl") as sink:
-            plan = LoadPlan(concurrency=streams, duration_s=seconds)
+            plan = LoadPlan(concurrency=streams, duration_s=seconds, ramp_up_s=ramp)
             runner = Runner(send, plan, listeners=[sink])
             sampler = asyncio.ensure_future(sample_rss())
             cpu0 = time.process_time()
@@ -126,6 +126,12 @@ def main() -> None:
     ap.add_argument(
         "--transport", nargs="+", default=["raw", "aiohttp"], choices=["raw", "aiohttp"]
     )
+    ap.add_argument(
+        "--ramp-up",
+        type=float,
+        default=0.0,
+        help="spread the streams' first requests over S seconds (0: all at once, lock-step)",
+    )
     args = ap.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     server_cmd = [
@@ -153,7 +159,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         runs = [(name, n) for name in args.transport for n in args.streams]
         for name, n in runs:
-            r = stamping_loop.run(measure(url, n, args.seconds, args.tokens, name))
+            r = stamping_loop.run(measure(url, n, args.seconds, args.tokens, name, args.ramp_up))
             print(
                 f"| {name} | {n} | {r['requests']} ({r['failed']} failed) | {r['chunks_per_s']:,.0f} ({r['ideal_chunks_per_s']:,.0f}) "
                 f"| {r['arrival_minus_send_p50_ms']:.2f} / {r['arrival_minus_send_p99_ms']:.2f} "
