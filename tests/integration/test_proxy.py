@@ -298,6 +298,48 @@ def test_bodyless_and_plain_responses_pass_through() -> None:
                 assert resp.status == 204 and resp.read() == b""
 
 
+class _DropsSecondRequest:
+    """A keep-alive upstream that answers the first request on each connection and closes the
+    connection, unanswered, when a second one arrives on it: the race a pooled connection
+    loses when the server times it out just as it is reused."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.answered = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            self.answered += 1
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+            )
+            conn.recv(65536)  # the next request on this connection: dropped
+
+
+def test_stale_pooled_upstream_connection_is_retried() -> None:
+    up = _DropsSecondRequest()
+    with ThreadedProxy(ProxyConfig(upstream=up.url, gpu=False)) as proxy:
+        for _ in range(3):
+            assert _http(proxy.url + "/v1/models") == (200, b"ok")
+    up.sock.close()
+    assert up.answered == 3 and up.connections == 3  # each reuse failed and was sent again
+
+
 def test_report_reads_sampled_records(emulator: Any, tmp_path: Path) -> None:
     with emulator(ttft_ms=5, itl_ms=1) as srv:
         cfg = ProxyConfig(upstream=srv.url, records_dir=tmp_path, sample=0.5, seed=3, gpu=False)
