@@ -39,7 +39,7 @@ from infermeter.proxy.measure import (
 )
 from infermeter.proxy.metrics import CONTENT_TYPE, ProxyMetrics
 from infermeter.proxy.recorder import SampledRecords
-from infermeter.proxy.relay import HOP_BY_HOP, ClientGone, Relay
+from infermeter.proxy.relay import HOP_BY_HOP, ClientGone, Relay, end_to_end
 
 METRICS_PATH = "/metrics"
 
@@ -65,13 +65,8 @@ class ProxyConfig:
 
 def _upstream_headers(headers: Any) -> bytes:
     """The client's end-to-end headers as header lines for the upstream request."""
-    listed = {
-        h.strip().lower() for v in headers.getall("Connection", []) for h in v.split(",") if h
-    }
-    drop = _NOT_UPSTREAM | listed
-    return "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() not in drop).encode(
-        "latin-1"
-    )
+    kept = end_to_end(list(headers.items()), _NOT_UPSTREAM)
+    return "".join(f"{k}: {v}\r\n" for k, v in kept).encode("latin-1")
 
 
 def _gpu_sampler() -> Any | None:
@@ -191,18 +186,9 @@ class ProxyServer:
             await asyncio.wait((task, relay.head_ready), return_when=asyncio.FIRST_COMPLETED)
             if not relay.head_ready.done():
                 await task  # it failed before any response: raises
-        except ConnectFailed as exc:
-            message = f"upstream {self.upstream} unreachable: {exc}"
-            self._done(meter, model, clock(), "connection", message)
-            return "502", web.json_response(
-                {"error": {"message": message, "type": "proxy_error"}}, status=502
-            )
         except TransportError as exc:
-            message = f"upstream {self.upstream} failed: {exc}"
-            self._done(meter, model, clock(), "connection", message)
-            return "502", web.json_response(
-                {"error": {"message": message, "type": "proxy_error"}}, status=502
-            )
+            how = "unreachable" if isinstance(exc, ConnectFailed) else "failed"
+            return self._bad_gateway(meter, model, f"upstream {self.upstream} {how}: {exc}")
         except asyncio.CancelledError:
             task.cancel()  # the client went away: drop the upstream connection
             raise
@@ -212,11 +198,7 @@ class ProxyServer:
             try:
                 await task
             except TransportError as exc:
-                self._done(meter, model, clock(), "connection", f"upstream failed: {exc}")
-                return "502", web.json_response(
-                    {"error": {"message": f"upstream failed: {exc}", "type": "proxy_error"}},
-                    status=502,
-                )
+                return self._bad_gateway(meter, model, f"upstream failed: {exc}")
             if meter is not None:
                 self._done(meter, model, relay.t_end_ns or clock(), streamed=False)
             return status, web.Response(
@@ -241,6 +223,15 @@ class ProxyServer:
         sse = relay.content_type == "text/event-stream"
         self._done(meter, model, relay.t_end_ns or clock(), streamed=sse)
         return status, response
+
+    def _bad_gateway(
+        self, meter: RequestMeter | None, model: str, message: str
+    ) -> tuple[str, web.StreamResponse]:
+        """The upstream failed before the client got a response: a 502 with an OpenAI-style
+        error body, counted as a connection error."""
+        self._done(meter, model, time.perf_counter_ns(), "connection", message)
+        body = {"error": {"message": message, "type": "proxy_error"}}
+        return "502", web.json_response(body, status=502)
 
     async def _upstream(self, request: web.Request, body: bytes, relay: Relay) -> None:
         """The upstream exchange; once more on a fresh connection when a pooled one turns out

@@ -166,40 +166,27 @@ def calibrate(engine: str, d: Deployment, points: list[Point]) -> Profile:
     for i, p in enumerate(points):
         keep = [j for j in range(len(points)) if j != i]
         cd, cp = fit(xd[keep], yd[keep]), fit(xp[keep], yp[keep])
-        tpot = float(np.dot(cd, xd[i]))
-        ttft = float(np.dot(cp, xp[i]))
-        prof.loo.append(
-            {
-                "label": p.label,
-                "batch": p.batch,
-                "tpot_ms": p.tpot_ms,
-                "tpot_pred_ms": tpot,
-                "tpot_error": tpot / p.tpot_ms - 1,
-                "ttft_ms": p.ttft_ms,
-                "ttft_pred_ms": ttft,
-                "ttft_error": ttft / p.ttft_ms - 1,
-            }
-        )
+        prof.loo.append(_error_row(p, float(np.dot(cd, xd[i])), float(np.dot(cp, xp[i]))))
     return prof
+
+
+def _error_row(p: Point, tpot: float, ttft: float) -> dict[str, Any]:
+    """A measured point beside its predicted TPOT and TTFT, and the relative errors."""
+    return {
+        "label": p.label,
+        "batch": p.batch,
+        "tpot_ms": p.tpot_ms,
+        "tpot_pred_ms": tpot,
+        "tpot_error": tpot / p.tpot_ms - 1,
+        "ttft_ms": p.ttft_ms,
+        "ttft_pred_ms": ttft,
+        "ttft_error": ttft / p.ttft_ms - 1,
+    }
 
 
 def check(prof: Profile, d: Deployment, points: list[Point]) -> list[dict[str, Any]]:
     """Each measured point predicted by a profile fitted without it (runs it never saw, or
     another model shape given by ``d``): the profile's held-out error."""
-    rows = []
-    for p in points:
-        tpot, ttft = prof.predict(d, p)
-        rows.append(
-            {
-                "label": p.label,
-                "batch": p.batch,
-                "prompt_tokens": p.prompt_tokens,
-                "tpot_ms": p.tpot_ms,
-                "tpot_pred_ms": tpot,
-                "tpot_error": tpot / p.tpot_ms - 1,
-                "ttft_ms": p.ttft_ms,
-                "ttft_pred_ms": ttft,
-                "ttft_error": ttft / p.ttft_ms - 1,
-            }
-        )
-    return rows
+    return [
+        {**_error_row(p, *prof.predict(d, p)), "prompt_tokens": p.prompt_tokens} for p in points
+    ]
