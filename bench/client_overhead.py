@@ -38,15 +38,18 @@ from infermeter.workload.types import Prompt
 
 class StampedChat(ChatCompletions):
     """Chat format that also keeps the emulator's stamps of each token chunk (one instance
-    per request: parsing runs in the transport's read callback, outside the request's task)."""
+    per request: parsing runs in the transport's read callback, outside the request's task).
+    Two int lists, not a tuple per chunk: the bench itself should not feed the collector."""
 
     def __init__(self) -> None:
-        self.stamps: list[tuple[int, int]] = []
+        self.read_ns: list[int] = []
+        self.sent_ns: list[int] = []
 
     def parse(self, obj: dict[str, Any]) -> ChunkDelta:
         d = super().parse(obj)
         if d.text and "x_sent_ns" in obj:
-            self.stamps.append((obj["x_read_ns"], obj["x_sent_ns"]))
+            self.read_ns.append(obj["x_read_ns"])
+            self.sent_ns.append(obj["x_sent_ns"])
         return d
 
 
@@ -74,13 +77,11 @@ async def measure(
             fmt = StampedChat()
             client = StreamingClient(transport, url + "/v1", fmt, options, t0_ns=t0)
             rec = await client.send(rid, prompt, t_sched, phase=phase)
-            stamps = fmt.stamps
-            if rec.ok and len(stamps) == len(rec.chunk_ns):
-                for (_read, sent), arrival in zip(stamps, rec.chunk_ns, strict=True):
+            if rec.ok and len(fmt.sent_ns) == len(rec.chunk_ns):
+                for sent, arrival in zip(fmt.sent_ns, rec.chunk_ns, strict=True):
                     errors_chunk.append(arrival + t0 - sent)
-                read, first_sent = stamps[0]
                 measured = rec.t_first_ns - rec.t_send_ns
-                errors_ttft.append(measured - (first_sent - read))
+                errors_ttft.append(measured - (fmt.sent_ns[0] - fmt.read_ns[0]))
             return rec
 
         async def sample_rss() -> None:
@@ -117,6 +118,35 @@ async def measure(
     }
 
 
+async def measure_reference(
+    url: str, streams: int, seconds: float, tokens: int
+) -> dict[str, float]:
+    """The same figures for the bare reference client (``bench/reference_client.py``)."""
+    import reference_client
+
+    base_rss = rss_kb()
+    cpu0 = time.process_time()
+    w0 = time.perf_counter()
+    out = await reference_client.run(url, streams, seconds, tokens)
+    wall = time.perf_counter() - w0
+    cpu = time.process_time() - cpu0
+    chunks = sum(out["chunks"])
+    tt = np.array(out["ttft_err"]) / 1e6
+    return {
+        "streams": streams,
+        "requests": len(out["chunks"]),
+        "failed": 0,
+        "chunks_per_s": chunks / wall,
+        "ideal_chunks_per_s": streams * 1000.0 / 10.0,
+        "arrival_minus_send_p50_ms": float("nan"),
+        "arrival_minus_send_p99_ms": float("nan"),
+        "ttft_error_p50_ms": float(np.percentile(tt, 50)) if len(tt) else float("nan"),
+        "ttft_error_p99_ms": float(np.percentile(tt, 99)) if len(tt) else float("nan"),
+        "cpu_us_per_chunk": cpu / max(chunks, 1) * 1e6,
+        "kb_per_stream": (rss_kb() - base_rss) / streams,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 100, 1000])
@@ -124,7 +154,10 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--port", type=int, default=9311)
     ap.add_argument(
-        "--transport", nargs="+", default=["raw", "aiohttp"], choices=["raw", "aiohttp"]
+        "--transport",
+        nargs="+",
+        default=["raw", "aiohttp"],
+        choices=["raw", "aiohttp", "reference"],
     )
     ap.add_argument(
         "--ramp-up",
@@ -159,7 +192,12 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         runs = [(name, n) for name in args.transport for n in args.streams]
         for name, n in runs:
-            r = stamping_loop.run(measure(url, n, args.seconds, args.tokens, name, args.ramp_up))
+            if name == "reference":
+                r = asyncio.run(measure_reference(url, n, args.seconds, args.tokens))
+            else:
+                r = stamping_loop.run(
+                    measure(url, n, args.seconds, args.tokens, name, args.ramp_up)
+                )
             print(
                 f"| {name} | {n} | {r['requests']} ({r['failed']} failed) | {r['chunks_per_s']:,.0f} ({r['ideal_chunks_per_s']:,.0f}) "
                 f"| {r['arrival_minus_send_p50_ms']:.2f} / {r['arrival_minus_send_p99_ms']:.2f} "

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from infermeter.cli.common import fail
+from infermeter.clients import clock as stamping_loop
 from infermeter.testing.emulator import FAULTS, EmulatorConfig, GroundTruthServer
 
 
@@ -45,6 +44,6 @@ def serve_ground_truth(
         f"ground-truth server at http://{host}:{port} (model {model!r}); Ctrl-C stops", err=True
     )
     try:
-        asyncio.run(server.serve_forever())
+        stamping_loop.run(server.serve_forever())
     except KeyboardInterrupt:
         pass

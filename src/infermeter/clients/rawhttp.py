@@ -16,12 +16,14 @@ redirects: the small control-plane calls (discovery, /tokenize) go through aioht
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as _ssl
 import time
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from infermeter.clients import sockio
 from infermeter.clients.clock import arrival_ns
 
 
@@ -71,7 +73,13 @@ class Exchange:
 _HEAD, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _LENGTH, _UNTIL_CLOSE, _TRAILER, _DONE = range(8)
 
 
-class _Connection(asyncio.Protocol):
+#: Bytes one socket read may take. asyncio's own default (256 KiB, ``recv(max_size)``) makes
+#: glibc map and unmap a fresh 256 KiB block for every read, which on a VM costs more than the
+#: read itself (``bench/RESULTS.md``); reads go into one reused buffer instead.
+READ_BUFFER = 64 * 1024
+
+
+class _Connection(asyncio.BufferedProtocol):
     __slots__ = (
         "_buf",
         "_chunk_left",
@@ -82,15 +90,17 @@ class _Connection(asyncio.Protocol):
         "_length_left",
         "_sink",
         "_state",
+        "_view",
         "closed",
         "key",
         "last_rx_ns",
         "transport",
     )
 
-    def __init__(self, key: tuple[str, int, bool]) -> None:
+    def __init__(self, key: tuple[str, int, bool], view: memoryview) -> None:
         self.key = key
-        self.transport: asyncio.Transport | None = None
+        self._view = view
+        self.transport: asyncio.Transport | sockio.SocketIO | None = None
         self.closed = False
         self._sink: ResponseSink | None = None
         self._fut: asyncio.Future[None] | None = None
@@ -104,15 +114,33 @@ class _Connection(asyncio.Protocol):
         self.last_rx_ns = 0
 
     # -- asyncio.Protocol --
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport | sockio.SocketIO) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._view[:nbytes]))
+
     def data_received(self, data: bytes) -> None:
-        t = arrival_ns()
+        self.data_at(arrival_ns(), data)
+
+    def data_at(self, t: int, data: bytes) -> None:
+        """``data`` arrived at ``t`` (the kernel's receive time, or the poll's)."""
         self.last_rx_ns = t
         if self._fut is None or self._fut.done():
             return  # bytes after a response we gave up on: ignore
         try:
+            if self._state == _CHUNK_SIZE and not self._buf:
+                # Fast path: a read holding exactly one whole non-final chunk, as a server
+                # writes one per stream message.
+                eol = data.find(b"\r\n", 0, 18)
+                if eol > 0 and data.endswith(b"\r\n") and b";" not in data[:eol]:
+                    end = len(data) - 2
+                    if end > eol + 2 and int(data[:eol], 16) == end - eol - 2:
+                        self._sink.feed(t, data[eol + 2 : end])  # type: ignore[union-attr]
+                        return
             self._on_data(t, data)
         except BaseException as exc:  # a sink's verdict (malformed stream...) or a parse error
             self._fail(exc)
@@ -277,6 +305,14 @@ class _Connection(asyncio.Protocol):
             self._sink.feed(t, out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
 
 
+def _nodelay(sock: socket.socket | None) -> None:
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
 @dataclass(frozen=True, slots=True)
 class _Target:
     host: str
@@ -301,6 +337,7 @@ class RawHttpClient:
         connect_timeout_s: float | None = 30.0,
         read_timeout_s: float | None = 120.0,
         ssl_context: _ssl.SSLContext | None = None,
+        kernel_stamps: bool = True,
     ) -> None:
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._extra = extra.encode("latin-1")
@@ -312,7 +349,13 @@ class RawHttpClient:
         self._active: set[_Connection] = set()
         self._targets: dict[str, _Target] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        # One read buffer for all connections: the loop runs one read callback at a time
+        # and each copies its bytes out before returning.
+        self._view = memoryview(bytearray(READ_BUFFER))
+        self._kernel_stamps = kernel_stamps and sockio.kernel_stamps_supported()
         self.connections_opened = 0
+        #: Connections whose reads carry the kernel's receive time (plain TCP on Linux).
+        self.kernel_stamped = 0
 
     async def __aenter__(self) -> RawHttpClient:
         return self
@@ -358,18 +401,10 @@ class RawHttpClient:
                 return conn
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter_ns()
-        ssl_ctx: _ssl.SSLContext | bool | None = None
-        if target.tls:
-            ssl_ctx = self._ssl or _ssl.create_default_context()
         try:
-            make = loop.create_connection(
-                lambda: _Connection(key),
-                target.host,
-                target.port,
-                ssl=ssl_ctx,
-                server_hostname=target.host if target.tls else None,
-            )
-            _transport, conn = await asyncio.wait_for(make, self._connect)
+            stamped = self._kernel_stamps and not target.tls
+            opening = (self._open_stamped if stamped else self._open_transport)(loop, target, key)
+            conn = await asyncio.wait_for(opening, self._connect)
         except asyncio.TimeoutError:
             raise ConnectFailed(
                 f"cannot connect to {target.host}:{target.port}: timed out after {self._connect} s"
@@ -379,16 +414,35 @@ class RawHttpClient:
             raise ConnectFailed(
                 f"cannot connect to {target.host}:{target.port}: {reason}"
             ) from None
-        sock = _transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         exchange.connect_ns = time.perf_counter_ns() - t0
         self.connections_opened += 1
+        return conn
+
+    async def _open_transport(
+        self, loop: asyncio.AbstractEventLoop, target: _Target, key: tuple[str, int, bool]
+    ) -> _Connection:
+        ssl_ctx: _ssl.SSLContext | bool | None = None
+        if target.tls:
+            ssl_ctx = self._ssl or _ssl.create_default_context()
+        transport, conn = await loop.create_connection(
+            lambda: _Connection(key, self._view),
+            target.host,
+            target.port,
+            ssl=ssl_ctx,
+            server_hostname=target.host if target.tls else None,
+        )
+        _nodelay(transport.get_extra_info("socket"))
+        return conn
+
+    async def _open_stamped(
+        self, loop: asyncio.AbstractEventLoop, target: _Target, key: tuple[str, int, bool]
+    ) -> _Connection:
+        sock = await sockio.connect_plain(loop, target.host, target.port)
+        _nodelay(sock)
+        conn = _Connection(key, self._view)
+        if sockio.enable_kernel_stamps(sock):
+            self.kernel_stamped += 1
+        sockio.SocketIO(loop, sock, conn, self._view)
         return conn
 
     def _ensure_sweeper(self) -> None:

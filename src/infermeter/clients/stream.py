@@ -140,12 +140,17 @@ class _Handler:
         # Fast path: a read holding exactly one "data: ...\n\n" message, as servers send
         # one message per write; anything else goes through the full SSE parser.
         if (
-            not self.parser.pending
-            and data.startswith(b"data: ")
+            data.startswith(b"data: ")
             and data.find(b"\n", 6) == len(data) - 2
             and data.endswith(b"\n\n")
+            and not self.parser.pending
         ):
-            self._event(t_ns, data[6:-2])
+            payload = data[6:-2]
+            self.saw_event = True
+            if payload == b"[DONE]":
+                self.acc.done = True
+            else:
+                self.acc.add(t_ns, self.fmt.parse(_loads(payload)))
             return
         for _event, payload in self.parser.feed(data):
             self._event(t_ns, payload)

@@ -1,9 +1,11 @@
 """A ground-truth streaming server: an OpenAI-compatible emulator with exact, known timing.
 
 It answers ``/v1/chat/completions`` and ``/v1/completions`` with a stream whose first token is
-sent ``ttft_ms`` after the request was read and each next one ``itl_ms`` later, on an absolute
-schedule (no drift), and stamps every chunk with the instant the request was read
-(``x_read_ns``) and the instant the chunk was written (``x_sent_ns``), both
+sent ``ttft_ms`` after the request arrived and each next one ``itl_ms`` later, on an absolute
+schedule (no drift), and stamps every chunk with the instant the request arrived
+(``x_read_ns``: when the emulator's poll returned with its last bytes, so a burst of requests
+waiting for the emulator's loop does not move it) and the instant the chunk was written
+(``x_sent_ns``), both
 ``time.perf_counter_ns()``, which on Linux is CLOCK_MONOTONIC and so comparable across
 processes on one machine. A client's measured arrival minus that stamp is its own overhead.
 
@@ -31,6 +33,8 @@ from typing import Any
 
 import orjson
 
+from infermeter.clients.clock import arrival_ns, new_event_loop
+
 FAULTS = ("http_500", "http_429", "malformed", "stall", "drop", "no_done", "no_finish")
 
 
@@ -55,10 +59,23 @@ def count_words(text: str) -> int:
 
 
 class _Request:
-    __slots__ = ("body", "method", "path")
+    __slots__ = ("body", "method", "path", "t_read")
 
-    def __init__(self, method: str, path: str, body: bytes) -> None:
-        self.method, self.path, self.body = method, path, body
+    def __init__(self, method: str, path: str, body: bytes, t_read: int) -> None:
+        self.method, self.path, self.body, self.t_read = method, path, body, t_read
+
+
+class _StampedReader(asyncio.StreamReader):
+    """A stream reader that notes when its latest bytes arrived: the instant the loop's
+    poll returned with them (``clients/clock.py``), not when the request's coroutine got to
+    run. With hundreds of requests arriving together, the difference is the emulator's own
+    queue, and the schedule (and ``x_read_ns``) start from arrival."""
+
+    stamp_ns = 0
+
+    def feed_data(self, data: bytes) -> None:
+        self.stamp_ns = arrival_ns()
+        super().feed_data(data)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
@@ -74,7 +91,8 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
         if name.strip().lower() == "content-length":
             length = int(value.strip() or 0)
     body = await reader.readexactly(length) if length else b""
-    return _Request(method, path.split("?")[0], body)
+    stamp = getattr(reader, "stamp_ns", 0) or time.perf_counter_ns()
+    return _Request(method, path.split("?")[0], body, stamp)
 
 
 def _response(status: int, obj: Any, reason: str = "OK") -> bytes:
@@ -114,12 +132,17 @@ class GroundTruthServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> GroundTruthServer:
-        self._server = await asyncio.start_server(
-            self._handle,
+        loop = asyncio.get_running_loop()
+
+        def connection() -> asyncio.StreamReaderProtocol:
+            reader = _StampedReader(limit=1 << 22, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, self._handle, loop=loop)
+
+        self._server = await loop.create_server(
+            connection,
             self.host,
             self.port,
             backlog=4096,
-            limit=1 << 22,
             reuse_port=self.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
@@ -203,7 +226,7 @@ class GroundTruthServer:
 
     async def _stream(self, req: _Request, writer: asyncio.StreamWriter) -> bool:
         cfg = self.config
-        t_read = time.perf_counter_ns()
+        t_read = req.t_read
         self.requests_seen += 1
         try:
             obj = orjson.loads(req.body)
@@ -309,6 +332,8 @@ class _Stream:
         "step",
         "t_first",
         "t_read",
+        "token_fmt",
+        "transport",
         "writer",
     )
 
@@ -343,10 +368,23 @@ class _Stream:
             kind,
             orjson.dumps(cfg.model),
         )
+        # A full chunk of k tokens, all but usage and the send stamp: one format per chunk.
+        body = (
+            b'"finish_reason":null,"delta":{"content":"%s"}}]'
+            if chat
+            else b'"finish_reason":null,"text":"%s"}]'
+        ) % (b" tok" * self.k)
+        self.token_fmt = (
+            self.prefix.replace(b"%", b"%%")
+            + body.replace(b"%", b"%%")
+            + b'%%s,"x_read_ns":%d,"x_sent_ns":%%d}' % t_read
+        )
+        self.transport = writer.transport
         self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     def _write(self, payload: bytes) -> None:
-        self.writer.write(_chunk(b"data: " + payload + b"\n\n"))
+        # One SSE message in one HTTP chunk: "data: " + payload + "\n\n" is 8 bytes more.
+        self.transport.write(b"%x\r\ndata: %s\n\n\r\n" % (len(payload) + 8, payload))
 
     def write_role_chunk(self) -> None:
         self._write(
@@ -361,7 +399,7 @@ class _Stream:
 
     def emit(self) -> bool:
         """Write the next chunk; True while more are to come."""
-        if self.writer.transport.is_closing():
+        if self.transport.is_closing():
             self._finish(False)
             return False
         n = min(self.k, self.max_tokens - self.sent)
@@ -376,12 +414,6 @@ class _Stream:
             # "stall": write nothing more and keep the connection open.
             return False
         self.sent += n
-        text = b" tok" * n
-        body = (
-            b'"finish_reason":null,"delta":{"content":"%s"}}]'
-            if self.chat
-            else b'"finish_reason":null,"text":"%s"}]'
-        ) % text
         usage = b""
         if self.continuous and self.include_usage:
             usage = b',"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}' % (
@@ -389,12 +421,20 @@ class _Stream:
                 self.sent,
                 self.prompt_tokens + self.sent,
             )
-        self._write(
-            self.prefix
-            + body
-            + usage
-            + b',"x_read_ns":%d,"x_sent_ns":%d}' % (self.t_read, time.perf_counter_ns())
-        )
+        if n == self.k:
+            self._write(self.token_fmt % (usage, time.perf_counter_ns()))
+        else:  # the last chunk of a stream whose length is not a multiple of k
+            body = (
+                b'"finish_reason":null,"delta":{"content":"%s"}}]'
+                if self.chat
+                else b'"finish_reason":null,"text":"%s"}]'
+            ) % (b" tok" * n)
+            self._write(
+                self.prefix
+                + body
+                + usage
+                + b',"x_read_ns":%d,"x_sent_ns":%d}' % (self.t_read, time.perf_counter_ns())
+            )
         if self.sent < self.max_tokens:
             return True
         self._end()
@@ -430,6 +470,8 @@ class _Ticker:
     wake-up instead of one sleeping coroutine per stream (what lets one core serve ~100K
     chunks/s). The stamps in each chunk are the real write instants, whatever the lateness."""
 
+    SLICE_NS = 2_000_000
+
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, _Stream]] = []
         self._seq = 0
@@ -458,7 +500,10 @@ class _Ticker:
         self._handle = None
         heap = self._heap
         now = time.perf_counter_ns()
-        while heap and heap[0][0] <= now:
+        # A slice of at most SLICE_NS, then back to the loop: an emulator that cannot keep up
+        # writes late (every chunk's stamp says when) but still reads requests as they come.
+        stop = now + self.SLICE_NS
+        while heap and heap[0][0] <= now < stop:
             _, _, stream = heapq.heappop(heap)
             if stream.emit():
                 due = stream.next_due()
@@ -474,7 +519,7 @@ class ThreadedServer:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.server = GroundTruthServer(config)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     @property

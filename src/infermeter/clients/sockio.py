@@ -1,0 +1,198 @@
+"""Plain-TCP reads with the kernel's receive time: the lean client's stamps that a busy
+client cannot delay.
+
+An arrival stamp taken in Python is late by however long the event loop took to get to the
+socket. When one client process drives hundreds of streams, a burst of chunks waits in the
+socket buffers while the loop works through it, and the wait would be reported as the
+server's latency. Linux stamps every packet as it arrives (``SO_TIMESTAMPNS``) and hands the
+stamp of the newest packet a read returns to ``recvmsg``; ``SocketIO`` reads that way, straight
+from the loop (``add_reader``, no asyncio transport in between), and gives the connection the
+kernel's time converted to the run's clock. So a chunk's stamp stays right while the client
+is busy, as long as the next chunk of the same stream has not arrived too (then both get the
+newer packet's time, which is never early; bench/RESULTS.md shows when that begins).
+
+Where the kernel does not stamp (not Linux, TLS, an unknown architecture) the client keeps
+asyncio's transports and the stamp of the poll (``clients/clock.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import socket
+import struct
+import sys
+from typing import Protocol
+
+from infermeter.clients.clock import StampingSelector, stamp_and_offset, stamping_selector
+
+#: ``SO_TIMESTAMPNS`` (``SO_TIMESTAMPNS_OLD``: a 64-bit ``struct timespec`` on 64-bit Linux).
+#: The option number is the same on the architectures listed; elsewhere it is not used.
+SO_TIMESTAMPNS = 35
+_ARCHES = frozenset({"x86_64", "amd64", "aarch64", "arm64", "riscv64"})
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+def kernel_stamps_supported() -> bool:
+    return (
+        sys.platform.startswith("linux")
+        and platform.machine().lower() in _ARCHES
+        and hasattr(socket.socket, "recvmsg_into")
+        and _ANCILLARY > 0
+    )
+
+
+def enable_kernel_stamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp this socket's reads; False where it will not."""
+    if not kernel_stamps_supported():
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+async def connect_plain(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket to ``host:port`` (each address in turn)."""
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    last: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _name, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, addr)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise last
+
+
+class StampedProtocol(Protocol):
+    """What ``SocketIO`` drives (``rawhttp._Connection``)."""
+
+    last_rx_ns: int
+
+    def connection_made(self, transport: SocketIO) -> None: ...
+
+    def data_at(self, t_ns: int, data: bytes) -> None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
+class SocketIO:
+    """The transport of one plain TCP connection: reads with the kernel's stamps, writes
+    straight to the socket (the rest, if the socket is full, when it drains)."""
+
+    __slots__ = (
+        "_bufs",
+        "_closing",
+        "_fd",
+        "_loop",
+        "_out",
+        "_proto",
+        "_selector",
+        "_sock",
+        "_view",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        proto: StampedProtocol,
+        view: memoryview,
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._proto = proto
+        self._fd = sock.fileno()
+        self._view = view
+        self._bufs = [view]
+        self._out = b""
+        self._closing = False
+        self._selector: StampingSelector | None = stamping_selector(loop)
+        proto.connection_made(self)
+        loop.add_reader(self._fd, self._read)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self._sock if name == "socket" else default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def write(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if self._out:
+            self._out += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lose(exc)
+            return
+        if sent < len(data):
+            self._out = data[sent:]
+            self._loop.add_writer(self._fd, self._drain)
+
+    def _drain(self) -> None:
+        try:
+            sent = self._sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lose(exc)
+            return
+        self._out = self._out[sent:]
+        if not self._out:
+            self._loop.remove_writer(self._fd)
+
+    def _read(self) -> None:
+        try:
+            n, ancillary, _flags, _addr = self._sock.recvmsg_into(self._bufs, _ANCILLARY)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lose(exc)
+            return
+        if not n:
+            self._lose(None)
+            return
+        t, offset = stamp_and_offset(self._selector)
+        proto = self._proto
+        if ancillary:
+            level, kind, raw = ancillary[0]
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                sec, nsec = _TIMESPEC.unpack_from(raw)
+                kernel = sec * 1_000_000_000 + nsec - offset
+                # Never later than the poll saw it, never before the last stamp (the
+                # request's send time, at first): clock conversion error stays inside.
+                if kernel < t:
+                    t = kernel if kernel > proto.last_rx_ns else proto.last_rx_ns
+        proto.data_at(t, bytes(self._view[:n]))
+
+    def abort(self) -> None:
+        self._lose(None)
+
+    def close(self) -> None:
+        self._lose(None)
+
+    def _lose(self, exc: Exception | None) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._fd)
+        if self._out:
+            self._loop.remove_writer(self._fd)
+            self._out = b""
+        self._sock.close()
+        self._loop.call_soon(self._proto.connection_lost, exc)
