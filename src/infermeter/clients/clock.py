@@ -7,9 +7,8 @@ and the lean HTTP client stamps every read of that iteration with it: the earlie
 process could know the bytes were there (and never earlier than they arrived). Loops not made
 here (Ray's, a user's) fall back to the time of the read itself.
 
-Better still, on Linux the lean client reads plain TCP sockets with ``recvmsg`` and the
-kernel's own receive time (``clients/sockio.py``); that stamp is on the wall clock, and
-``stamp_and_offset`` gives what converts it to this module's clock.
+On Linux the lean client does better for plain TCP: it reads with ``recvmsg`` and takes the
+kernel's own receive time (``clients/sockio.py``), bounded by its poll's stamp.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _clock = time.perf_counter_ns
-_wall = time.time_ns
 
 
 class StampingSelector(selectors.DefaultSelector):
@@ -32,12 +30,10 @@ class StampingSelector(selectors.DefaultSelector):
     def __init__(self) -> None:
         super().__init__()
         self.stamp_ns = 0
-        self.offset_ns = 0
 
     def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
         ready = super().select(timeout)
-        self.stamp_ns = stamp = _clock()
-        self.offset_ns = _wall() - stamp
+        self.stamp_ns = _clock()
         return ready
 
 
@@ -51,20 +47,6 @@ def arrival_ns() -> int:
     if isinstance(selector, StampingSelector) and selector.stamp_ns:
         return selector.stamp_ns
     return _clock()
-
-
-def stamp_and_offset(selector: StampingSelector | None) -> tuple[int, int]:
-    """``(arrival stamp, wall clock minus this clock)`` for bytes being handled now:
-    ``selector`` is the running loop's stamping selector, or None (then: now)."""
-    if selector is not None and selector.stamp_ns:
-        return selector.stamp_ns, selector.offset_ns
-    now = _clock()
-    return now, _wall() - now
-
-
-def stamping_selector(loop: asyncio.AbstractEventLoop) -> StampingSelector | None:
-    selector = getattr(loop, "_selector", None)
-    return selector if isinstance(selector, StampingSelector) else None
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

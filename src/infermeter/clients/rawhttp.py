@@ -353,6 +353,7 @@ class RawHttpClient:
         # and each copies its bytes out before returning.
         self._view = memoryview(bytearray(READ_BUFFER))
         self._kernel_stamps = kernel_stamps and sockio.kernel_stamps_supported()
+        self._poller: sockio.Poller | None = None
         self.connections_opened = 0
         #: Connections whose reads carry the kernel's receive time (plain TCP on Linux).
         self.kernel_stamped = 0
@@ -373,6 +374,9 @@ class RawHttpClient:
         for c in list(self._active):
             c.abort()
         self._idle.clear()
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -442,7 +446,9 @@ class RawHttpClient:
         conn = _Connection(key, self._view)
         if sockio.enable_kernel_stamps(sock):
             self.kernel_stamped += 1
-        sockio.SocketIO(loop, sock, conn, self._view)
+        if self._poller is None:
+            self._poller = sockio.Poller(loop)
+        sockio.SocketIO(loop, self._poller, sock, conn, self._view)
         return conn
 
     def _ensure_sweeper(self) -> None:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import select
 import socket
 import struct
 import sys
+import time
 from typing import Protocol
-
-from infermeter.clients.clock import StampingSelector, stamp_and_offset, stamping_selector
 
 #: ``SO_TIMESTAMPNS`` (``SO_TIMESTAMPNS_OLD``: a 64-bit ``struct timespec`` on 64-bit Linux).
 #: The option number is the same on the architectures listed; elsewhere it is not used.
@@ -39,6 +39,7 @@ def kernel_stamps_supported() -> bool:
         sys.platform.startswith("linux")
         and platform.machine().lower() in _ARCHES
         and hasattr(socket.socket, "recvmsg_into")
+        and hasattr(select, "epoll")
         and _ANCILLARY > 0
     )
 
@@ -86,6 +87,54 @@ class StampedProtocol(Protocol):
     def connection_lost(self, exc: Exception | None) -> None: ...
 
 
+class Poller:
+    """One epoll set for the sockets of one client; the event loop watches only the set.
+
+    asyncio dispatches every ready socket as its own callback (a handle, a context switch,
+    queue work); with a thousand streams that bookkeeping costs as much as the parsing. Here
+    one loop callback reads every ready socket in turn, and stamps them all with the instant
+    the poll returned (the bound the kernel's own stamp is then compared with)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._epoll = select.epoll()
+        self._ios: dict[int, SocketIO] = {}
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def add(self, fd: int, io: SocketIO) -> None:
+        self._epoll.register(fd, select.EPOLLIN)
+        self._ios[fd] = io
+
+    def remove(self, fd: int) -> None:
+        if self._ios.pop(fd, None) is not None:
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass
+
+    def _ready(self) -> None:
+        events = self._epoll.poll(0)
+        now = _clock()
+        offset = _wall() - now
+        ios = self._ios
+        for fd, _mask in events:
+            io = ios.get(fd)
+            if io is not None:
+                io.read(now, offset)
+
+    def close(self) -> None:
+        if self._epoll.closed:
+            return
+        self._loop.remove_reader(self._epoll.fileno())
+        for io in list(self._ios.values()):
+            io.abort()
+        self._epoll.close()
+
+
+_clock = time.perf_counter_ns
+_wall = time.time_ns
+
+
 class SocketIO:
     """The transport of one plain TCP connection: reads with the kernel's stamps, writes
     straight to the socket (the rest, if the socket is full, when it drains)."""
@@ -96,8 +145,8 @@ class SocketIO:
         "_fd",
         "_loop",
         "_out",
+        "_poller",
         "_proto",
-        "_selector",
         "_sock",
         "_view",
     )
@@ -105,11 +154,13 @@ class SocketIO:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
+        poller: Poller,
         sock: socket.socket,
         proto: StampedProtocol,
         view: memoryview,
     ) -> None:
         self._loop = loop
+        self._poller = poller
         self._sock = sock
         self._proto = proto
         self._fd = sock.fileno()
@@ -117,9 +168,8 @@ class SocketIO:
         self._bufs = [view]
         self._out = b""
         self._closing = False
-        self._selector: StampingSelector | None = stamping_selector(loop)
         proto.connection_made(self)
-        loop.add_reader(self._fd, self._read)
+        poller.add(self._fd, self)
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         return self._sock if name == "socket" else default
@@ -156,7 +206,9 @@ class SocketIO:
         if not self._out:
             self._loop.remove_writer(self._fd)
 
-    def _read(self) -> None:
+    def read(self, t: int, offset: int) -> None:
+        """The socket is readable; ``t`` is when the poll said so, ``offset`` the wall clock
+        minus the run's clock at that instant."""
         try:
             n, ancillary, _flags, _addr = self._sock.recvmsg_into(self._bufs, _ANCILLARY)
         except (BlockingIOError, InterruptedError):
@@ -167,7 +219,6 @@ class SocketIO:
         if not n:
             self._lose(None)
             return
-        t, offset = stamp_and_offset(self._selector)
         proto = self._proto
         if ancillary:
             level, kind, raw = ancillary[0]
@@ -190,7 +241,7 @@ class SocketIO:
         if self._closing:
             return
         self._closing = True
-        self._loop.remove_reader(self._fd)
+        self._poller.remove(self._fd)
         if self._out:
             self._loop.remove_writer(self._fd)
             self._out = b""

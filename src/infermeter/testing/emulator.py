@@ -28,8 +28,9 @@ import contextlib
 import heapq
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsIndex
 
 import orjson
 
@@ -73,7 +74,7 @@ class _StampedReader(asyncio.StreamReader):
 
     stamp_ns = 0
 
-    def feed_data(self, data: bytes) -> None:
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
         self.stamp_ns = arrival_ns()
         super().feed_data(data)
 
