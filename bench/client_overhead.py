@@ -67,6 +67,7 @@ async def measure(
     t0 = time.perf_counter_ns()
     errors_chunk: list[int] = []
     errors_ttft: list[int] = []
+    delivery: list[int] = []  # request sent -> the emulator saw it (its poll stamp)
     base_rss = rss_kb()
     peak_rss = base_rss
     transport = RawHttpClient() if transport_name == "raw" else HttpTransport()
@@ -82,6 +83,7 @@ async def measure(
                     errors_chunk.append(arrival + t0 - sent)
                 measured = rec.t_first_ns - rec.t_send_ns
                 errors_ttft.append(measured - (fmt.sent_ns[0] - fmt.read_ns[0]))
+                delivery.append(fmt.read_ns[0] - (rec.t_send_ns + t0))
             return rec
 
         async def sample_rss() -> None:
@@ -113,6 +115,8 @@ async def measure(
         "arrival_minus_send_p99_ms": float(np.percentile(ch, 99)) if chunks else float("nan"),
         "ttft_error_p50_ms": float(np.percentile(tt, 50)) if len(tt) else float("nan"),
         "ttft_error_p99_ms": float(np.percentile(tt, 99)) if len(tt) else float("nan"),
+        "delivery_p50_ms": float(np.percentile(delivery, 50)) / 1e6 if delivery else float("nan"),
+        "delivery_p99_ms": float(np.percentile(delivery, 99)) / 1e6 if delivery else float("nan"),
         "cpu_us_per_chunk": cpu / max(chunks, 1) * 1e6,
         "kb_per_stream": (peak_rss - base_rss) / streams,
     }
@@ -142,6 +146,8 @@ async def measure_reference(
         "arrival_minus_send_p99_ms": float("nan"),
         "ttft_error_p50_ms": float(np.percentile(tt, 50)) if len(tt) else float("nan"),
         "ttft_error_p99_ms": float(np.percentile(tt, 99)) if len(tt) else float("nan"),
+        "delivery_p50_ms": float("nan"),
+        "delivery_p99_ms": float("nan"),
         "cpu_us_per_chunk": cpu / max(chunks, 1) * 1e6,
         "kb_per_stream": (rss_kb() - base_rss) / streams,
     }
@@ -187,9 +193,9 @@ def main() -> None:
         time.sleep(1.5)
         url = f"http://127.0.0.1:{args.port}"
         print(
-            "| transport | streams | requests | chunks/s (ideal) | arrival-send p50 / p99 ms | TTFT error p50 / p99 ms | client CPU µs/chunk | client KB/stream |"
+            "| transport | streams | requests | chunks/s (ideal) | arrival-send p50 / p99 ms | TTFT error p50 / p99 ms | request sent→seen p50 / p99 ms | client CPU µs/chunk | client KB/stream |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         runs = [(name, n) for name in args.transport for n in args.streams]
         for name, n in runs:
             if name == "reference":
@@ -202,6 +208,7 @@ def main() -> None:
                 f"| {name} | {n} | {r['requests']} ({r['failed']} failed) | {r['chunks_per_s']:,.0f} ({r['ideal_chunks_per_s']:,.0f}) "
                 f"| {r['arrival_minus_send_p50_ms']:.2f} / {r['arrival_minus_send_p99_ms']:.2f} "
                 f"| {r['ttft_error_p50_ms']:.2f} / {r['ttft_error_p99_ms']:.2f} "
+                f"| {r['delivery_p50_ms']:.2f} / {r['delivery_p99_ms']:.2f} "
                 f"| {r['cpu_us_per_chunk']:.1f} | {r['kb_per_stream']:.1f} |",
                 flush=True,
             )

@@ -133,14 +133,9 @@ class _Connection(asyncio.BufferedProtocol):
             return  # bytes after a response we gave up on: ignore
         try:
             if self._state == _CHUNK_SIZE and not self._buf:
-                # Fast path: a read holding exactly one whole non-final chunk, as a server
-                # writes one per stream message.
-                eol = data.find(b"\r\n", 0, 18)
-                if eol > 0 and data.endswith(b"\r\n") and b";" not in data[:eol]:
-                    end = len(data) - 2
-                    if end > eol + 2 and int(data[:eol], 16) == end - eol - 2:
-                        self._sink.feed(t, data[eol + 2 : end])  # type: ignore[union-attr]
-                        return
+                data = self._whole_chunks(t, data)
+                if not data:
+                    return
             self._on_data(t, data)
         except BaseException as exc:  # a sink's verdict (malformed stream...) or a parse error
             self._fail(exc)
@@ -218,6 +213,27 @@ class _Connection(asyncio.BufferedProtocol):
                 self._sink.feed(t, data)  # type: ignore[union-attr]
             return
         self._on_chunked(t, data)
+
+    def _whole_chunks(self, t: int, data: bytes) -> bytes:
+        """Fast path: hand over each whole non-final chunk at the start of ``data`` (a server
+        writes one per stream message; a busy client reads several at once) and return the
+        rest, for the general decoder."""
+        feed = self._sink.feed  # type: ignore[union-attr]
+        pos, n = 0, len(data)
+        while pos < n:
+            eol = data.find(b"\r\n", pos, pos + 18)
+            if eol < 0:
+                break
+            line = data[pos:eol]
+            if b";" in line:
+                break
+            size = int(line, 16)
+            end = eol + 2 + size
+            if size == 0 or end + 2 > n or data[end : end + 2] != b"\r\n":
+                break
+            feed(t, data[eol + 2 : end])
+            pos = end + 2
+        return data[pos:] if pos else data
 
     def _parse_head(self, head: str) -> None:
         lines = head.split("\r\n")
