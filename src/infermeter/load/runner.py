@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from infermeter.load.arrivals import ArrivalKind, arrival_offsets, arrival_stream
-from infermeter.load.selfcheck import ClientStats, LoopMonitor
+from infermeter.load.selfcheck import ClientStats, LoopMonitor, let_io_in
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
@@ -102,6 +102,7 @@ class Runner:
         self._stop.set()
 
     async def _one(self, prompt: Prompt, t_sched: int, phase: str) -> None:
+        await let_io_in()  # a burst of sends waits for the loop to read what has arrived
         st = self.state
         st.sent += 1
         st.in_flight += 1

@@ -17,6 +17,23 @@ import numpy as np
 
 PROBE_PERIOD_S = 0.05
 
+#: How long a burst of bookkeeping may keep the loop from polling its sockets.
+IO_BUDGET_NS = 2_000_000
+
+
+async def let_io_in(budget_ns: int = IO_BUDGET_NS) -> None:
+    """Yield to the loop if it has not polled its sockets for ``budget_ns``.
+
+    When hundreds of streams end together (a closed loop whose streams started together),
+    their records and next requests are one long run of callbacks; reads wait behind it and
+    a stream's chunks pile up in its socket, where they can no longer be told apart in time.
+    Work that can wait calls this first, so the loop reads what has arrived every couple of
+    milliseconds. Only loops whose selector notes its polls (``clients/clock.py``) say when
+    they last polled; on others this does nothing."""
+    polled = getattr(getattr(asyncio.get_running_loop(), "_selector", None), "stamp_ns", 0)
+    if polled and time.perf_counter_ns() - polled > budget_ns:
+        await asyncio.sleep(0)
+
 
 @dataclass(frozen=True, slots=True)
 class ClientStats:
