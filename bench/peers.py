@@ -205,8 +205,17 @@ def run_evalscope(c: int, n: int, core: int, tmp: Path, tok: str, bindir: str) -
     }
 
 
+def run_reference(c: int, n: int, core: int, tmp: Path, _tok: str, _bin: str) -> dict:
+    """The issue's yardstick: the bare raw-asyncio client of ``bench/reference_client.py``."""
+    script = str(Path(__file__).with_name("reference_client.py"))
+    cmd = [sys.executable, script, URL, str(c), str(n // c)]
+    res = subprocess.run(pin(core, cmd), capture_output=True, text=True, timeout=900)
+    return json.loads(res.stdout)
+
+
 RUNNERS = {
     "infermeter": run_infermeter,
+    "reference": run_reference,
     "guidellm": run_guidellm,
     "aiperf": run_aiperf,
     "evalscope": run_evalscope,
@@ -248,7 +257,7 @@ def main() -> None:
         )
         print(header)
         print("|---" * (len(args.concurrency) + 2) + "|")
-        for name in ["infermeter", *peers]:
+        for name in ["infermeter", "reference", *peers]:
             cells, last = [], None
             for c in args.concurrency:
                 with tempfile.TemporaryDirectory() as tmp:

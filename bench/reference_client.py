@@ -17,7 +17,12 @@ CONTENT = b'"content":"'
 
 
 async def stream_loop(
-    host: str, port: int, deadline_ns: int, tokens: int, out: dict[str, list[int]]
+    host: str,
+    port: int,
+    deadline_ns: int,
+    tokens: int,
+    out: dict[str, list[int]],
+    requests: int | None = None,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     import os
@@ -35,7 +40,9 @@ async def stream_loop(
     head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: %s:%d\r\n" % (host.encode(), port)
     req = head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     clock = time.perf_counter_ns
-    while clock() < deadline_ns:
+    sent = 0
+    while clock() < deadline_ns and (requests is None or sent < requests):
+        sent += 1
         t_send = clock()
         writer.write(req)
         while (await reader.readline()) != b"\r\n":  # status line and headers
@@ -55,6 +62,7 @@ async def stream_loop(
                     first = False
                     t = clock()
                     obj = orjson.loads(data[6:].strip())
+                    out["ttft"].append(t - t_send)
                     out["ttft_err"].append((t - t_send) - (obj["x_sent_ns"] - obj["x_read_ns"]))
         out["chunks"].append(chunks)
     writer.close()
