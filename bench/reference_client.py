@@ -68,11 +68,35 @@ async def stream_loop(
     writer.close()
 
 
-async def run(url: str, streams: int, seconds: float, tokens: int) -> dict[str, list[int]]:
+async def run(
+    url: str, streams: int, seconds: float, tokens: int, requests: int | None = None
+) -> dict[str, list[int]]:
+    """``streams`` closed-loop streams for ``seconds`` (or ``requests`` each)."""
     host, port = url.split("//")[1].split(":")
-    out: dict[str, list[int]] = {"ttft_err": [], "chunks": []}
+    out: dict[str, list[int]] = {"ttft": [], "ttft_err": [], "chunks": []}
     deadline = time.perf_counter_ns() + int(seconds * 1e9)
     await asyncio.gather(
-        *(stream_loop(host, int(port), deadline, tokens, out) for _ in range(streams))
+        *(stream_loop(host, int(port), deadline, tokens, out, requests) for _ in range(streams))
     )
     return out
+
+
+def main() -> None:
+    """``python bench/reference_client.py URL STREAMS REQUESTS_PER_STREAM``: one JSON line."""
+    import sys
+
+    url, streams, per_stream = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    t0 = time.perf_counter()
+    out = asyncio.run(run(url, streams, 3600.0, 128, per_stream))
+    wall = time.perf_counter() - t0
+    ttft = sorted(out["ttft"])
+
+    def pick(q: float) -> float:
+        return ttft[min(int(q * len(ttft)), len(ttft) - 1)] / 1e6
+
+    summary = {"p50": pick(0.5), "p99": pick(0.99), "tok_s": sum(out["chunks"]) / wall}
+    print(orjson.dumps({**summary, "ok": len(out["chunks"])}).decode())
+
+
+if __name__ == "__main__":
+    main()

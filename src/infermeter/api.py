@@ -504,8 +504,14 @@ async def _drive(
         "complete": state.aborted is None,
         "interrupted": False,
         "aborted": state.aborted,
-        "client": [state.client.to_dict()] if state.client else [],
+        "client": [_client_stats(state.client.to_dict(), client)] if state.client else [],
     }
+
+
+def _client_stats(stats: dict[str, Any], client: object) -> dict[str, Any]:
+    """A worker's self-check, with where its arrival stamps came from (HTTP clients)."""
+    stamps = getattr(client, "arrival_stamps", None)
+    return {**stats, "arrival_stamps": stamps} if stamps else stats
 
 
 def _load_plan(config: BenchConfig) -> LoadPlan:

@@ -142,7 +142,11 @@ async def serve_share(
             w,
             {
                 "aborted": state.aborted,
-                "client": state.client.to_dict() if state.client else None,
+                "client": (
+                    {**state.client.to_dict(), "arrival_stamps": client.arrival_stamps}
+                    if state.client
+                    else None
+                ),
             },
         )
 

@@ -50,3 +50,40 @@ def test_a_stuck_client_still_stamps_arrival_right(emulator) -> None:
     assert request_metrics(rec).ttft_ms == pytest.approx(40, abs=5)
     # The same stall stamped at the poll: the client's own delay reported as the server's.
     assert request_metrics(late).ttft_ms > 150
+
+
+def test_a_host_name_is_resolved_once_for_many_connections(emulator) -> None:
+    async def go(url: str) -> tuple[list[RequestRecord], int]:
+        async with RawHttpClient() as http:
+            client = StreamingClient(
+                http,
+                url + "/v1",
+                ChatCompletions(),
+                RequestOptions(model="ground-truth"),
+                t0_ns=time.perf_counter_ns(),
+            )
+            recs = await asyncio.gather(
+                *(client.send(i, Prompt("a", 2), time.perf_counter_ns()) for i in range(8))
+            )
+            return list(recs), len(http._resolved)
+
+    with emulator(ttft_ms=1, itl_ms=1) as srv:
+        recs, lookups = clock.run(go(srv.url.replace("127.0.0.1", "localhost")))
+    assert all(r.ok for r in recs) and lookups == 1
+
+
+def test_an_unknown_host_name_is_a_one_line_connection_error() -> None:
+    async def go() -> RequestRecord:
+        async with RawHttpClient() as http:
+            client = StreamingClient(
+                http,
+                "http://no-such-host.invalid:8000/v1",
+                ChatCompletions(),
+                RequestOptions(model="m"),
+                t0_ns=time.perf_counter_ns(),
+            )
+            return await client.send(0, Prompt("a", 2), time.perf_counter_ns())
+
+    rec = clock.run(go())
+    assert not rec.ok and rec.error_kind == "connection"
+    assert "no-such-host.invalid" in rec.error_message and "\n" not in rec.error_message

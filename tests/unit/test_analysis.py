@@ -185,3 +185,14 @@ def test_ttft_outside_prompt_names_llama_cpps_prompt_cache_on_the_h200_runs() ->
     tuned, res = findings("llamacpp-f16/points/00-c1")
     assert "ttft_outside_prompt" not in tuned
     assert res["server_reported"]["ttft_outside_prompt_ms"]["p50"] < 10
+
+
+def test_loop_lag_warning_says_what_it_means_for_each_stamp_source() -> None:
+    from infermeter.metrics.client import client_warnings
+
+    worker = {"worker": 0, "cpu_util": 0.5, "loop_lag_p99_ms": 12.0}
+    (late,) = client_warnings([worker], None)
+    (kernel,) = client_warnings([{**worker, "arrival_stamps": "kernel"}], None)
+    assert "12.0 ms late" in late and "may be late by as much" in late
+    assert "12.0 ms late" in kernel and "kernel's receive time" in kernel
+    assert client_warnings([{**worker, "loop_lag_p99_ms": 1.0}], None) == []

@@ -77,6 +77,8 @@ _HEAD, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _LENGTH, _UNTIL_CLOSE, _TRAILER, _
 #: glibc map and unmap a fresh 256 KiB block for every read, which on a VM costs more than the
 #: read itself (``bench/RESULTS.md``); reads go into one reused buffer instead.
 READ_BUFFER = 64 * 1024
+#: How long a resolved host name is reused for new connections.
+DNS_TTL_S = 10.0
 
 
 class _Connection(asyncio.BufferedProtocol):
@@ -370,6 +372,8 @@ class RawHttpClient:
         self._view = memoryview(bytearray(READ_BUFFER))
         self._kernel_stamps = kernel_stamps and sockio.kernel_stamps_supported()
         self._poller: sockio.Poller | None = None
+        self._resolved: dict[tuple[str, int], tuple[float, asyncio.Future[list[sockio.Address]]]]
+        self._resolved = {}
         self.connections_opened = 0
         #: Connections whose reads carry the kernel's receive time (plain TCP on Linux).
         self.kernel_stamped = 0
@@ -457,7 +461,7 @@ class RawHttpClient:
     async def _open_stamped(
         self, loop: asyncio.AbstractEventLoop, target: _Target, key: tuple[str, int, bool]
     ) -> _Connection:
-        sock = await sockio.connect_plain(loop, target.host, target.port)
+        sock = await sockio.connect_plain(loop, await self._addresses(loop, target))
         _nodelay(sock)
         conn = _Connection(key, self._view)
         if sockio.enable_kernel_stamps(sock):
@@ -466,6 +470,26 @@ class RawHttpClient:
             self._poller = sockio.Poller(loop)
         sockio.SocketIO(loop, self._poller, sock, conn, self._view)
         return conn
+
+    async def _addresses(
+        self, loop: asyncio.AbstractEventLoop, target: _Target
+    ) -> list[sockio.Address]:
+        """The target's addresses: IP literals as they are; names resolved once for every
+        connection opened within ``DNS_TTL_S`` (a thousand streams start with one lookup)."""
+        numeric = sockio.numeric_address(target.host, target.port)
+        if numeric is not None:
+            return numeric
+        key = (target.host, target.port)
+        cached = self._resolved.get(key)
+        if cached is None or cached[0] < time.monotonic():
+            lookup = asyncio.ensure_future(sockio.resolve(loop, target.host, target.port))
+            cached = (time.monotonic() + DNS_TTL_S, lookup)
+            self._resolved[key] = cached
+        try:
+            return await asyncio.shield(cached[1])
+        except OSError:
+            self._resolved.pop(key, None)  # a failed lookup is not remembered
+            raise
 
     def _ensure_sweeper(self) -> None:
         if self._sweeper is None and self._read:

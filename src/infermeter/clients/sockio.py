@@ -18,13 +18,14 @@ asyncio's transports and the stamp of the poll (``clients/clock.py``).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import platform
 import select
 import socket
 import struct
 import sys
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 #: ``SO_TIMESTAMPNS`` (``SO_TIMESTAMPNS_OLD``: a 64-bit ``struct timespec`` on 64-bit Linux).
 #: The option number is the same on the architectures listed; elsewhere it is not used.
@@ -55,11 +56,32 @@ def enable_kernel_stamps(sock: socket.socket) -> bool:
     return True
 
 
-async def connect_plain(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
-    """A connected non-blocking TCP socket to ``host:port`` (each address in turn)."""
+Address = tuple[int, int, int, tuple[Any, ...]]  # family, type, proto, sockaddr
+
+
+def numeric_address(host: str, port: int) -> list[Address] | None:
+    """The address of an IP literal without asking the resolver (None for a name)."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if ip.version == 6:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 0, (str(ip), port, 0, 0))]
+    return [(socket.AF_INET, socket.SOCK_STREAM, 0, (str(ip), port))]
+
+
+async def resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[Address]:
+    numeric = numeric_address(host, port)
+    if numeric is not None:
+        return numeric
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    last: OSError = OSError(f"no address for {host}")
-    for family, kind, proto, _name, addr in infos:
+    return [(family, kind, proto, addr) for family, kind, proto, _name, addr in infos]
+
+
+async def connect_plain(loop: asyncio.AbstractEventLoop, addrs: list[Address]) -> socket.socket:
+    """A connected non-blocking TCP socket to the first of ``addrs`` that answers."""
+    last: OSError = OSError("no address to connect to")
+    for family, kind, proto, addr in addrs:
         sock = socket.socket(family, kind, proto)
         try:
             sock.setblocking(False)

@@ -216,6 +216,12 @@ class StreamingClient:
         self.count_tokens = count_tokens
         self._secrets = tuple(s for s in secrets if s)
 
+    @property
+    def arrival_stamps(self) -> str:
+        """Where arrival times come from: ``kernel`` (the kernel's receive time of each read)
+        or ``loop`` (the event loop's poll, or the read's handling)."""
+        return "kernel" if getattr(self.transport, "kernel_stamped", 0) else "loop"
+
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")

@@ -28,10 +28,17 @@ def client_warnings(
                 "load generator may have limited this run; use more --workers"
             )
         if w["loop_lag_p99_ms"] > LOOP_LAG_MS:
-            out.append(
-                f"client worker {w['worker']} event loop ran {w['loop_lag_p99_ms']:.1f} ms late "
-                "at p99: arrival stamps (TTFT, ITL) may be late by as much"
+            lag = (
+                f"client worker {w['worker']} event loop ran "
+                f"{w['loop_lag_p99_ms']:.1f} ms late at p99"
             )
+            if w.get("arrival_stamps") == "kernel":
+                out.append(
+                    f"{lag}: arrivals carry the kernel's receive time, but chunks of one stream "
+                    "arriving closer together than that may share the later one's (ITL, TTFT)"
+                )
+            else:
+                out.append(f"{lag}: arrival stamps (TTFT, ITL) may be late by as much")
     if queue_delay_p99_ms is not None and queue_delay_p99_ms > QUEUE_DELAY_MS and not capped:
         out.append(
             f"client queue delay p99 {queue_delay_p99_ms:.1f} ms (connection set-up left out): "

@@ -262,11 +262,13 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
     workers = client.get("per_worker") or []
     if workers:
         busiest = max(workers, key=lambda w: w["cpu_util"])
+        sources = sorted({w["arrival_stamps"] for w in workers if w.get("arrival_stamps")})
+        stamps = f"; arrivals stamped by the {' and '.join(sources)}" if sources else ""
         notes.append(
             Text(
                 f"client: {len(workers)} worker process(es); busiest used "
                 f"{100 * busiest['cpu_util']:.0f} % of a core, event-loop lag p99 "
-                f"{max(w['loop_lag_p99_ms'] for w in workers):.2f} ms",
+                f"{max(w['loop_lag_p99_ms'] for w in workers):.2f} ms{stamps}",
                 style="dim",
             )
         )
