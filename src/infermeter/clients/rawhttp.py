@@ -126,7 +126,12 @@ class _Connection(asyncio.BufferedProtocol):
         self.data_received(bytes(self._view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
-        self.data_at(arrival_ns(), data)
+        t = arrival_ns()
+        if t < self.last_rx_ns:
+            # The poll predates the request (sent later in the same loop iteration): these
+            # bytes came after it, and only now is a bound that is never early.
+            t = time.perf_counter_ns()
+        self.data_at(t, data)
 
     def data_at(self, t: int, data: bytes) -> None:
         """``data`` arrived at ``t`` (the kernel's receive time, or the poll's)."""

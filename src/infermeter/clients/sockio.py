@@ -242,15 +242,18 @@ class SocketIO:
             self._lose(None)
             return
         proto = self._proto
+        floor = proto.last_rx_ns  # the previous read's stamp, or the request's send time
         if ancillary:
             level, kind, raw = ancillary[0]
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
                 sec, nsec = _TIMESPEC.unpack_from(raw)
+                # The kernel's time, on this clock; never before the floor, so that clock
+                # conversion error cannot reorder a stream's stamps.
                 kernel = sec * 1_000_000_000 + nsec - offset
-                # Never later than the poll saw it, never before the last stamp (the
-                # request's send time, at first): clock conversion error stays inside.
-                if kernel < t:
-                    t = kernel if kernel > proto.last_rx_ns else proto.last_rx_ns
+                proto.data_at(kernel if kernel > floor else floor, bytes(self._view[:n]))
+                return
+        if t < floor:  # bytes that came after the poll, for a request sent after it
+            t = _clock()
         proto.data_at(t, bytes(self._view[:n]))
 
     def abort(self) -> None:
