@@ -236,7 +236,7 @@ class _Connection(asyncio.BufferedProtocol):
                 break
             size = int(line, 16)
             end = eol + 2 + size
-            if size == 0 or end + 2 > n or data[end : end + 2] != b"\r\n":
+            if size <= 0 or end + 2 > n or data[end : end + 2] != b"\r\n":
                 break
             feed(t, data[eol + 2 : end])
             pos = end + 2
