@@ -25,7 +25,6 @@ from infermeter.clients.rawhttp import (
 )
 from infermeter.clients.sse import SSEParser
 from infermeter.clients.transport import STALE_RETRIES
-from infermeter.load.selfcheck import let_io_in
 from infermeter.metrics.tokens import spread_tokens
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
@@ -292,7 +291,6 @@ class StreamingClient:
         rec.t_send_ns = exchange.t_send_ns - t0
         rec.connect_ns = exchange.connect_ns
         rec.t_end_ns = clock() - t0
-        await let_io_in()  # the accounting can wait for the loop to read what has arrived
         if rec.error_message:
             rec.error_message = self._redact(rec.error_message)[:500]
         self._account(rec, acc, prompt)
