@@ -13,6 +13,7 @@ import pytest
 
 from conftest import start_cli, wait_for_records
 from infermeter import BenchConfig, run_benchmark
+from infermeter.clients import sockio
 from infermeter.records import read_records
 
 pytestmark = pytest.mark.integration
@@ -45,6 +46,10 @@ def test_two_workers_match_one(llama_server, tmp_path: Path) -> None:
     assert len({r.id for r in two.records}) == 16
     assert two.results["client"]["workers"] == 2
     assert one.results["client"]["workers"] == 1
+    # Every process says where its arrival stamps came from (the real llama-server, plain HTTP).
+    stamps = "kernel" if sockio.kernel_stamps_supported() else "loop"
+    for run in (one, two):
+        assert {w["arrival_stamps"] for w in run.results["client"]["per_worker"]} == {stamps}
     assert len((tmp_path / "two" / "warmup.jsonl").read_text().splitlines()) == 2
     # Both workers' requests sit on one timeline: they overlap in time.
     by_worker = {w: [r for r in two.records if r.worker == w] for w in (0, 1)}
