@@ -67,7 +67,7 @@ from infermeter.telemetry import (
     TelemetryRecorder,
 )
 from infermeter.theory import Deployment, get_hardware, resolve_model
-from infermeter.workers import PoolOutcome, WorkerJob, run_pool
+from infermeter.workers import PoolOutcome, WorkerJob, client_report, run_pool
 from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
@@ -504,14 +504,8 @@ async def _drive(
         "complete": state.aborted is None,
         "interrupted": False,
         "aborted": state.aborted,
-        "client": [_client_stats(state.client.to_dict(), client)] if state.client else [],
+        "client": [report] if (report := client_report(state.client, client)) else [],
     }
-
-
-def _client_stats(stats: dict[str, Any], client: object) -> dict[str, Any]:
-    """A worker's self-check, with where its arrival stamps came from (HTTP clients)."""
-    stamps = getattr(client, "arrival_stamps", None)
-    return {**stats, "arrival_stamps": stamps} if stamps else stats
 
 
 def _load_plan(config: BenchConfig) -> LoadPlan:

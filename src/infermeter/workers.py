@@ -31,6 +31,7 @@ from infermeter.clients.stream import StreamingClient, StreamTransport
 from infermeter.clients.transport import Timeouts, open_clients
 from infermeter.load.partition import WorkerShare
 from infermeter.load.runner import Runner, RunState
+from infermeter.load.selfcheck import ClientStats
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.tokenizer import LocalTokenizer
 from infermeter.workload.types import Prompt
@@ -85,6 +86,15 @@ def worker_main(job: WorkerJob, out: Any, go: Any, start_wall_ns: Any) -> None:
         pass
     except BaseException as exc:  # reported to the parent, which fails the run cleanly
         out.put(("error", job.share.worker, f"{type(exc).__name__}: {exc}"))
+
+
+def client_report(stats: ClientStats | None, client: object) -> dict[str, Any] | None:
+    """A process's self-check for the run's results, with where its arrival stamps came from
+    (HTTP clients say; an in-process engine does not)."""
+    if stats is None:
+        return None
+    stamps = getattr(client, "arrival_stamps", None)
+    return {**stats.to_dict(), "arrival_stamps": stamps} if stamps else stats.to_dict()
 
 
 async def serve_share(
@@ -142,11 +152,7 @@ async def serve_share(
             w,
             {
                 "aborted": state.aborted,
-                "client": (
-                    {**state.client.to_dict(), "arrival_stamps": client.arrival_stamps}
-                    if state.client
-                    else None
-                ),
+                "client": client_report(state.client, client),
             },
         )
 

@@ -8,7 +8,7 @@ process could know the bytes were there (and never earlier than they arrived). L
 here (Ray's, a user's) fall back to the time of the read itself.
 
 On Linux the lean client does better for plain TCP: it reads with ``recvmsg`` and takes the
-kernel's own receive time (``clients/sockio.py``), bounded by its poll's stamp.
+kernel's own receive time (``clients/sockio.py``).
 """
 
 from __future__ import annotations

@@ -126,7 +126,10 @@ class _Connection(asyncio.BufferedProtocol):
         self.data_received(bytes(self._view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
-        t = arrival_ns()
+        self.data_polled(arrival_ns(), data)
+
+    def data_polled(self, t: int, data: bytes) -> None:
+        """``data`` was read after a poll at ``t`` said the socket was readable."""
         if t < self.last_rx_ns:
             # The poll predates the request (sent later in the same loop iteration): these
             # bytes came after it, and only now is a bound that is never early.

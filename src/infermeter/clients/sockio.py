@@ -107,6 +107,8 @@ class StampedProtocol(Protocol):
 
     def data_at(self, t_ns: int, data: bytes) -> None: ...
 
+    def data_polled(self, t_ns: int, data: bytes) -> None: ...
+
     def connection_lost(self, exc: Exception | None) -> None: ...
 
 
@@ -243,24 +245,19 @@ class SocketIO:
             self._lose(None)
             return
         proto = self._proto
-        floor = proto.last_rx_ns  # the previous read's stamp, or the request's send time
         if ancillary:
             level, kind, raw = ancillary[0]
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
                 sec, nsec = _TIMESPEC.unpack_from(raw)
-                # The kernel's time, on this clock; never before the floor, so that clock
-                # conversion error cannot reorder a stream's stamps.
+                # The kernel's time, on this clock; never before the previous stamp (or the
+                # request's send time), so clock conversion error cannot reorder a stream.
                 kernel = sec * 1_000_000_000 + nsec - offset
+                floor = proto.last_rx_ns
                 proto.data_at(kernel if kernel > floor else floor, bytes(self._view[:n]))
                 return
-        if t < floor:  # bytes that came after the poll, for a request sent after it
-            t = _clock()
-        proto.data_at(t, bytes(self._view[:n]))
+        proto.data_polled(t, bytes(self._view[:n]))
 
     def abort(self) -> None:
-        self._lose(None)
-
-    def close(self) -> None:
         self._lose(None)
 
     def _lose(self, exc: Exception | None) -> None:

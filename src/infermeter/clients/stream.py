@@ -145,12 +145,7 @@ class _Handler:
             and data.endswith(b"\n\n")
             and not self.parser.pending
         ):
-            payload = data[6:-2]
-            self.saw_event = True
-            if payload == b"[DONE]":
-                self.acc.done = True
-            else:
-                self.acc.add(t_ns, self.fmt.parse(_loads(payload)))
+            self._event(t_ns, data[6:-2])
             return
         for _event, payload in self.parser.feed(data):
             self._event(t_ns, payload)

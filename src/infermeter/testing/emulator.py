@@ -104,10 +104,6 @@ def _response(status: int, obj: Any, reason: str = "OK") -> bytes:
     ).encode() + body
 
 
-def _chunk(payload: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(payload), payload)
-
-
 class GroundTruthServer:
     """``async with GroundTruthServer(cfg) as srv: ... srv.url ...`` or ``start_in_thread``."""
 
@@ -370,18 +366,21 @@ class _Stream:
             orjson.dumps(cfg.model),
         )
         # A full chunk of k tokens, all but usage and the send stamp: one format per chunk.
-        body = (
-            b'"finish_reason":null,"delta":{"content":"%s"}}]'
-            if chat
-            else b'"finish_reason":null,"text":"%s"}]'
-        ) % (b" tok" * self.k)
         self.token_fmt = (
-            self.prefix.replace(b"%", b"%%")
-            + body.replace(b"%", b"%%")
+            self._tokens(self.k).replace(b"%", b"%%")
             + b'%%s,"x_read_ns":%d,"x_sent_ns":%%d}' % t_read
         )
         self.transport = writer.transport
         self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def _tokens(self, n: int) -> bytes:
+        """A chunk of ``n`` tokens up to its closing ``]`` (usage and stamps follow)."""
+        body = (
+            b'"finish_reason":null,"delta":{"content":"%s"}}]'
+            if self.chat
+            else b'"finish_reason":null,"text":"%s"}]'
+        )
+        return self.prefix + body % (b" tok" * n)
 
     def _write(self, payload: bytes) -> None:
         # One SSE message in one HTTP chunk: "data: " + payload + "\n\n" is 8 bytes more.
@@ -425,14 +424,8 @@ class _Stream:
         if n == self.k:
             self._write(self.token_fmt % (usage, time.perf_counter_ns()))
         else:  # the last chunk of a stream whose length is not a multiple of k
-            body = (
-                b'"finish_reason":null,"delta":{"content":"%s"}}]'
-                if self.chat
-                else b'"finish_reason":null,"text":"%s"}]'
-            ) % (b" tok" * n)
             self._write(
-                self.prefix
-                + body
+                self._tokens(n)
                 + usage
                 + b',"x_read_ns":%d,"x_sent_ns":%d}' % (self.t_read, time.perf_counter_ns())
             )
@@ -457,7 +450,7 @@ class _Stream:
                     )
                 )
             if self.fault != "no_done":
-                self.writer.write(_chunk(b"data: [DONE]\n\n"))
+                self._write(b"[DONE]")
         self.writer.write(b"0\r\n\r\n")
         self._finish(True)
 
