@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -154,39 +155,78 @@ def full_results(
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """results.json: metrics, telemetry and the analysis the run's config (or ``overrides``)
-    asks for."""
+    asks for. An override (a flag given now) naming no known GPU or model shape is a
+    UsageError; the same in the stored config is a note, so the run stays readable."""
     results = build_results(meta, metrics, status, telemetry)
-    cfg = {
-        **(meta.get("config") or {}),
-        **{k: v for k, v in (overrides or {}).items() if v is not None},
-    }
-    results["analysis"] = _analysis(results, metrics, cfg)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = {**(meta.get("config") or {}), **given}
+    results["analysis"] = _analysis(results, metrics, cfg, strict=frozenset(given))
     return results
 
 
-def _analysis(results: dict[str, Any], metrics: RunMetrics, cfg: dict[str, Any]) -> dict[str, Any]:
+def _flag_error(flag: str, exc: UsageError) -> UsageError:
+    """The error as one line that starts with the flag the user gave (not a sibling's)."""
+    message = exc.message.split(": ", 1)[-1] if exc.message.startswith("--") else exc.message
+    return UsageError(f"{flag}: {message}")
+
+
+def _check_analysis_flags(config: BenchConfig) -> None:
+    """``--gpu`` and ``--model-shape`` name something known, before anything is measured."""
+    if config.gpu:
+        try:
+            get_hardware(config.gpu)
+        except UsageError as exc:
+            raise _flag_error("--gpu", exc) from None
+    if config.model_shape:
+        try:
+            resolve_model(config.model_shape)
+        except UsageError as exc:
+            raise _flag_error("--model-shape", exc) from None
+
+
+def _analysis(
+    results: dict[str, Any],
+    metrics: RunMetrics,
+    cfg: dict[str, Any],
+    strict: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """``strict``: the keys of ``cfg`` the user gave just now, whose bad values are errors."""
     notes: list[str] = []
     deployment = None
+    hardware = None
     if cfg.get("gpu"):
+        try:
+            hardware = get_hardware(str(cfg["gpu"]))
+        except UsageError as exc:
+            if "gpu" in strict:
+                raise _flag_error("--gpu", exc) from None
+            notes.append(f"{_flag_error('--gpu', exc).message}; no MBU/MFU or bounds")
+    shape = None
+    if hardware is not None or "model_shape" in strict:
         shape_name = cfg.get("model_shape") or (results.get("server") or {}).get("model")
         try:
             shape = resolve_model(str(shape_name))
-        except UsageError:
-            shape = None
-            notes.append(
-                f"no model shape for {shape_name!r}: pass --model-shape (a catalogue "
-                "name or a config.json) to get MBU/MFU and bounds"
-            )
-        if shape is not None:
-            gpus = int(cfg.get("gpus") or 1)
-            tp = int(cfg.get("tp") or 1)
+        except UsageError as exc:
+            if "model_shape" in strict:
+                raise _flag_error("--model-shape", exc) from None
+            if hardware is not None:
+                notes.append(
+                    f"no model shape for {shape_name!r}: pass --model-shape (a catalogue "
+                    "name or a config.json) to get MBU/MFU and bounds"
+                )
+    if hardware is not None and shape is not None:
+        try:
             deployment = Deployment(
                 shape,
-                get_hardware(str(cfg["gpu"])),
-                gpus=gpus,
-                tp=tp,
+                hardware,
+                gpus=int(cfg.get("gpus") or 1),
+                tp=int(cfg.get("tp") or 1),
                 weight_dtype=str(cfg.get("weight_dtype") or "bf16"),
             )
+        except UsageError as exc:
+            if strict & {"gpu", "model_shape", "gpus", "tp", "weight_dtype"}:
+                raise
+            notes.append(f"{exc.message}; no MBU/MFU or bounds")
     profile = load_profile(str(cfg["profile"])) if cfg.get("profile") else None
     ttfts = [m.ttft_ms for m in metrics.per_request if m.ttft_ms is not None]
     out = analyze(
@@ -291,14 +331,16 @@ async def _probe(
     return overhead, rec
 
 
-async def _run_async(config: BenchConfig, out: Path, console: Console | None) -> dict[str, Any]:
+async def _run_async(
+    config: BenchConfig, out: Path, console: Console | None, seed_drawn: bool = False
+) -> dict[str, Any]:
     headers = dict(config.headers)
     if config.api_key is not None:
         headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
     timeouts = Timeouts(config.request_timeout_s, config.connect_timeout_s, config.stall_timeout_s)
     fmt: ApiFormat = ChatCompletions() if config.api == "chat" else Completions()
     if config.url.startswith(inprocess.SCHEME):  # no HTTP at all
-        return await _run_inprocess(config, out, console, fmt, headers, timeouts)
+        return await _run_inprocess(config, out, console, fmt, headers, timeouts, seed_drawn)
     transport, raw = open_clients(headers, timeouts)
     async with transport, raw:
         info = await discover(transport, config.url, config.model)
@@ -322,7 +364,9 @@ async def _run_async(config: BenchConfig, out: Path, console: Console | None) ->
             count_tokens=local.count_sync if local else None,
             secrets=config.secrets,
         )
-        target = _Target(info, client, counter, fmt, options, headers, timeouts, t0, wall0)
+        target = _Target(
+            info, client, counter, fmt, options, headers, timeouts, t0, wall0, seed_drawn
+        )
         return await _measure(config, out, console, target)
 
 
@@ -339,6 +383,8 @@ class _Target:
     timeouts: Timeouts
     t0: int
     wall0: int
+    #: The run's seed was drawn for it (no --seed given).
+    seed_drawn: bool = False
 
 
 async def _run_inprocess(
@@ -348,6 +394,7 @@ async def _run_inprocess(
     fmt: ApiFormat,
     headers: dict[str, str],
     timeouts: Timeouts,
+    seed_drawn: bool,
 ) -> dict[str, Any]:
     """``--url hf:DIR``: the model runs in this process; one client, no workers."""
     if (config.workers or 1) > 1 or config.cluster:
@@ -373,7 +420,9 @@ async def _run_inprocess(
             engine if config.tokenizer is None else LocalTokenizer(config.tokenizer)
         )
         options = RequestOptions(model=engine.path.name, ignore_eos=True)
-        target = _Target(engine.info, engine, counter, fmt, options, headers, timeouts, t0, wall0)
+        target = _Target(
+            engine.info, engine, counter, fmt, options, headers, timeouts, t0, wall0, seed_drawn
+        )
         status = await _measure(config, out, console, target)
         status["engine_memory"] = engine.memory()
         return status
@@ -386,7 +435,9 @@ async def _measure(
 ) -> dict[str, Any]:
     """Probe, build the workload, write run.json, then send the load with telemetry beside."""
     info, client, counter = target.info, target.client, target.counter
-    overhead, _probe_rec = await _probe(client, counter, config.seed, info.base_url)
+    seed = config.seed
+    assert seed is not None, "run_benchmark fixes the seed before the run"
+    overhead, _probe_rec = await _probe(client, counter, seed, info.base_url)
     in_spec, out_spec = config.input_spec(), config.output_spec()
     if info.ctx_per_slot is not None and config.dataset is None:
         need = in_spec.upper + out_spec.upper
@@ -405,7 +456,7 @@ async def _measure(
             n_measure=_pool_size(config),
             counter=counter,
             overhead=overhead,
-            seed=config.seed,
+            seed=seed,
         )
     else:
         plan = await synthetic_plan(
@@ -416,7 +467,7 @@ async def _measure(
             counter=counter,
             overhead=overhead,
             shared_prefix_tokens=config.shared_prefix_tokens,
-            seed=config.seed,
+            seed=seed,
         )
     meta = {
         "schema_version": RUN_SCHEMA_VERSION,
@@ -425,6 +476,7 @@ async def _measure(
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "t0_wall_ns": target.wall0,
         "config": config.public_dict(),
+        "seed_drawn": target.seed_drawn,
         "server": info.to_dict(),
         "workload": plan.meta,
     }
@@ -432,7 +484,10 @@ async def _measure(
     load = _load_plan(config)
     samplers: list[Sampler] = []
     if config.telemetry:
-        samplers = [HostSampler(client_pid=os.getpid()), NvmlSampler()]
+        samplers = [
+            HostSampler(client_pid=os.getpid(), server_port=_loopback_port(info.origin)),
+            NvmlSampler(),
+        ]
         if not info.base_url.startswith(inprocess.SCHEME):
             samplers.append(PrometheusSampler(info.origin, info.kind, headers=target.headers))
     with TelemetryRecorder(out / TELEMETRY_FILE, samplers, target.t0) as recorder:
@@ -450,6 +505,15 @@ async def _measure(
         status = await _drive(prepared, out, console, client)
     status["telemetry_notes"] = recorder.notes
     return status
+
+
+def _loopback_port(origin: str) -> int | None:
+    """The port of a server on this machine (its process's CPU is then the server's)."""
+    parts = urlsplit(origin)
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host == "::1" or host.startswith("127."):
+        return parts.port or (443 if parts.scheme == "https" else 80)
+    return None
 
 
 @dataclass(frozen=True)
@@ -518,7 +582,7 @@ def _load_plan(config: BenchConfig) -> LoadPlan:
         num_requests=config.num_requests,
         duration_s=config.duration_s,
         warmup=config.warmup,
-        seed=config.seed,
+        seed=config.seed or 0,
         ramp_up_s=config.ramp_up_s,
     )
 
@@ -597,10 +661,13 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
     ``console``: where to draw live progress (None: no progress display). On Ctrl-C the run
     stops, and what finished is returned with ``run.interrupted`` set.
     """
+    _check_analysis_flags(config)
     out = _out_dir(config)
+    drawn = config.seed is None
+    config = config.with_seed()
     status: dict[str, Any]
     try:
-        status = stamping_loop.run(_run_async(config, out, console))
+        status = stamping_loop.run(_run_async(config, out, console, drawn))
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         # Requests record their own failures; this is the set-up (discovery, /tokenize).
         if (out / RUN_FILE).exists():

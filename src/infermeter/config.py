@@ -6,14 +6,19 @@ Field names are the CLI flags' names with underscores; an invalid value raises
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from infermeter.errors import UsageError
 from infermeter.metrics.slo import SLO, parse_slo
 from infermeter.workload.lengths import LengthSpec
+
+#: Seeds are drawn below this (and a given one must be), so every seed is a plain JSON int.
+SEED_MAX = 2**53 - 1
 
 
 class BenchConfig(BaseModel):
@@ -45,7 +50,9 @@ class BenchConfig(BaseModel):
     tokenizer: Path | None = None
     shared_prefix_tokens: int = Field(default=0, ge=0)
     prompt_pool: int = Field(default=1000, ge=1)
-    seed: int = 0
+    #: Prompts, lengths and arrivals; None draws a fresh one per run (so a rerun never meets
+    #: its own prompts in the server's prefix cache), recorded in run.json to repeat it.
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
     # -- requests --
     ignore_eos: bool = False
     temperature: float | None = Field(default=None, ge=0)
@@ -125,6 +132,12 @@ class BenchConfig(BaseModel):
         self.slo_spec()
         return self
 
+    def with_seed(self) -> BenchConfig:
+        """This config with its seed fixed: the given one, or a fresh draw."""
+        if self.seed is not None:
+            return self
+        return self.model_copy(update={"seed": draw_seed()})
+
     def input_spec(self) -> LengthSpec:
         return LengthSpec.parse(self.input_tokens, "--input-tokens")
 
@@ -155,6 +168,18 @@ class BenchConfig(BaseModel):
             return cls(**values)
         except ValidationError as exc:
             raise UsageError(_one_line(exc)) from None
+
+
+def draw_seed() -> int:
+    """A fresh seed from the OS's entropy."""
+    return secrets.randbelow(SEED_MAX)
+
+
+def derived_seed(seed: int, index: int) -> int:
+    """The seed of part ``index`` of a seeded whole (a sweep's points): reproducible from
+    the whole's seed, and unrelated to ``seed + index`` so that no two points share prompts."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 21 ^ int(state[1])) % SEED_MAX)
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -25,7 +25,7 @@ from rich.console import Console
 from infermeter import __version__
 from infermeter.analysis.capacity import SweepSLA, meets
 from infermeter.api import Run, run_benchmark
-from infermeter.config import BenchConfig
+from infermeter.config import BenchConfig, derived_seed, draw_seed
 from infermeter.errors import InfermeterError, UsageError
 from infermeter.load.sweep import (
     CapacitySearch,
@@ -120,6 +120,8 @@ class _Sweeper:
     ) -> None:
         self.base, self.spec, self.out, self.console = base, spec, out, console
         self.on_run = on_run
+        #: The sweep's seed (given or drawn); point i runs on a seed derived from it.
+        self.seed = base.seed if base.seed is not None else draw_seed()
         self.runs: list[Run] = []
         self.index: dict[str, Any] = {
             "schema_version": SWEEP_SCHEMA_VERSION,
@@ -127,7 +129,8 @@ class _Sweeper:
             "infermeter_version": __version__,
             "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "variable": spec.variable,
-            "config": base.public_dict() | {"out": str(out)},
+            "config": base.public_dict() | {"out": str(out), "seed": self.seed},
+            "seed_drawn": base.seed is None,
             "sla": spec.sla.to_dict() if spec.sla else None,
             "points": [],
             "stopped": {"reason": None, "detail": None},
@@ -156,7 +159,7 @@ class _Sweeper:
             arrival=self.base.arrival if rate is not None else "poisson",
             # Fresh prompts at every point: a server's prefix cache must not carry one point's
             # prompts into the next and flatter its TTFT.
-            seed=self.base.seed + i,
+            seed=derived_seed(self.seed, i),
             # Warm-up fills every concurrent slot at least once (a static-batch engine compiles
             # per batch size; a server warms each slot).
             warmup=max(self.base.warmup, concurrency or 0) if self.base.warmup else 0,

@@ -233,7 +233,6 @@ def test_different_workloads_are_refused_in_one_line() -> None:
         ),
         ({"num_requests": None, "duration_s": 60.0}, {}, "num_requests: 100 vs unset"),
         ({"dataset": "chat.jsonl"}, {}, "dataset: unset vs chat.jsonl"),
-        ({}, {"seed": 7}, "seed: 0 vs 7"),
         ({}, {"kind": "dataset"}, "workload: synthetic vs dataset"),
     ],
 )
@@ -245,6 +244,24 @@ def test_each_workload_field_is_checked(
     assert (
         build_comparison([("a", a), ("b", b)], allow_different=True)["differences"][0] == expected
     )
+
+
+def test_runs_on_different_seeds_are_alike_unless_the_cache_served_them_apart() -> None:
+    # Every run draws its own seed: the random words differ, the workload does not.
+    a = results(100.0, 50.0, workload={"seed": 1})
+    b = results(100.0, 50.0, workload={"seed": 2})
+    cmp = build_comparison([("a", a), ("b", b)])
+    assert cmp["differences"] == [] and cmp["cautions"] == []
+    # ...but a rerun whose prompts the server had cached is not the same measurement.
+    a["prompt_cache"] = {"cached_share": 0.01}
+    b["prompt_cache"] = {"cached_share": 0.99}
+    cmp = build_comparison([("a", a), ("b", b)])
+    share = next(r for r in cmp["rows"] if r["metric"] == "cached_prompt_share")
+    assert share["values"] == [0.01, 0.99] and share["better"] is None
+    assert cmp["cautions"] and "a 1 %, b 99 %" in cmp["cautions"][0]
+    assert any(n.startswith("not alike: ") for n in comparison_notes(cmp))
+    b["prompt_cache"] = {"cached_share": 0.08}  # within 10 points: alike
+    assert build_comparison([("a", a), ("b", b)])["cautions"] == []
 
 
 def test_open_loop_runs_compare_rate_and_arrivals() -> None:
@@ -361,8 +378,10 @@ def test_sweep_points_prefer_measured_points_to_probes() -> None:
 def test_sweep_point_results_add_analysis_and_join_the_workload_check() -> None:
     a, b = sweep_doc([2], 100.0), sweep_doc([2], 200.0)
     a["points"][0]["results"] = results(1.0, 1.0, analysis={"mbu": 0.1})
-    b["points"][0]["results"] = results(1.0, 1.0, analysis={"mbu": 0.3}, workload={"seed": 3})
-    with pytest.raises(UsageError, match="sweeps differ in workload: seed 0 vs 3"):
+    b["points"][0]["results"] = results(
+        1.0, 1.0, analysis={"mbu": 0.3}, workload={"kind": "dataset"}
+    )
+    with pytest.raises(UsageError, match="sweeps differ in workload: workload synthetic vs data"):
         build_comparison([("A", a), ("B", b)])
     cmp = build_comparison([("A", a), ("B", b)], allow_different=True)
     assert row(cmp, "mbu", "c=2")["ratios"] == pytest.approx([1.0, 3.0])

@@ -113,3 +113,77 @@ def test_llama_cpp_capture() -> None:
     m = map_families(fams, detect_kind(fams))
     assert m["generation_tokens"] == 8 and m["requests_running"] == 0
     assert m["prompt_tokens"] > 0 and "prefix_cache_hits" in m
+
+
+# -- whose CPU is whose (real processes) ---------------------------------------------------
+
+_SPIN = "import time\nend = time.time() + 6\nwhile time.time() < end: pass\n"
+_LISTEN_AND_SPIN = (
+    "import socket, sys, time\n"
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+    "open(sys.argv[1], 'w').write(str(s.getsockname()[1]))\n" + _SPIN
+)
+#: Starts the server and exits at once: the server is then nobody's child here.
+_DETACH = (
+    "import subprocess, sys\n"
+    "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], stdout=-3, stderr=-3)\n"
+    "print(p.pid)\n"
+)
+
+
+def _measure(sampler: object) -> dict:
+    import time
+
+    sampler.start()  # type: ignore[attr-defined]
+    sampler.sample()  # type: ignore[attr-defined]  # first sight of each process
+    time.sleep(1.5)
+    return sampler.sample()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_a_server_infermeter_started_is_not_counted_as_the_client() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from infermeter.telemetry.host import HostSampler, engine_env
+
+    server = subprocess.Popen([sys.executable, "-c", _SPIN], env=engine_env())
+    try:
+        s = _measure(HostSampler(client_pid=os.getpid()))
+    finally:
+        server.kill()
+        server.wait()
+    # the spinning server used most of a core; none of it is the client's
+    assert s["local_server_cpu_percent"] > 30, s
+    assert s["client_cpu_percent"] < s["local_server_cpu_percent"] / 2, s
+
+
+def test_a_loopback_server_not_started_here_is_found_by_its_port() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from infermeter.telemetry.host import HostSampler
+
+    path = Path(tempfile.mkdtemp()) / "port"
+    pid = int(
+        subprocess.run(
+            [sys.executable, "-c", _DETACH, _LISTEN_AND_SPIN, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (path.exists() and path.read_text()):
+            time.sleep(0.05)
+        s = _measure(HostSampler(client_pid=os.getpid(), server_port=int(path.read_text())))
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert s["local_server_cpu_percent"] > 30, s
+    assert s["client_cpu_percent"] < s["local_server_cpu_percent"] / 2, s

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from infermeter.metrics.client import LOOP_LAG_MS, QUEUE_DELAY_MS, spare_cores
+
 #: Thresholds, named so the docs and tests can refer to them.
 TTFT_X_BOUND_QUEUEING = 5.0
 WAITING_MEAN_QUEUEING = 1.0
@@ -12,6 +14,10 @@ LOW_MBU = 0.3
 SMALL_BATCH = 4
 KV_FULL = 0.95
 CLIENT_CPU = 0.85
+#: A host this busy (all cores, mean), with at least this many cores' worth used by other
+#: processes, is saturated by something else.
+HOST_BUSY_PERCENT = 90.0
+OTHER_CORES = 0.5
 #: TTFT spent outside the server's own prompt processing, as a multiple of it, and at least
 #: this many milliseconds, before it is a finding.
 OUTSIDE_PROMPT_X = 3.0
@@ -112,22 +118,30 @@ def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[s
                 },
             }
         )
-    client = results.get("client") or {}
-    workers = client.get("per_worker") or []
-    busy = [w for w in workers if w.get("cpu_util", 0) >= CLIENT_CPU]
-    # An in-process engine shares the client's process: its CPU is the model's, not the load's.
-    if (busy or results.get("warnings")) and not client.get("in_process"):
+    findings.extend(_client_and_host(results))
+    cache = results.get("prompt_cache") or {}
+    if cache.get("flattered"):
+        share = float(cache["cached_share"])
+        hit, miss = cache.get("ttft_p50_hit_ms"), cache.get("ttft_p50_miss_ms")
+        effect = f" ({cache['ttft_effect']})" if cache.get("ttft_effect") else ""
         findings.append(
             {
-                "rule": "client_bottleneck",
-                "severity": "high" if busy else "low",
-                "message": "the load generator, not the server, may have limited this run: use "
-                "more "
-                "--workers (or --cluster) and check the warnings",
-                "evidence": {
-                    "busiest_worker_cpu": max((w["cpu_util"] for w in workers), default=None),
-                    "warnings": list(results.get("warnings") or []),
-                },
+                "rule": "prefix_cache_flattered",
+                "severity": "high",
+                "message": f"{100 * share:.0f} % of prompt tokens came from the server's prefix "
+                f"cache, more than the workload shares on purpose{effect}: TTFT and throughput "
+                "are better than fresh traffic would get. Rerun without --seed (fresh prompts), "
+                "restart the server, or disable its prompt cache to measure prefill",
+                "evidence": _present(
+                    {
+                        "cached_share": share,
+                        "expected_share": cache.get("expected_share"),
+                        "source": cache.get("source"),
+                        "ttft_p50_hit_ms": hit,
+                        "ttft_p50_miss_ms": miss,
+                        "ttft_p50_ms": ttft_p50,
+                    }
+                ),
             }
         )
     if s["requests_failed"]:
@@ -141,3 +155,117 @@ def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[s
             }
         )
     return findings
+
+
+def _present(evidence: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in evidence.items() if v is not None}
+
+
+def _client_and_host(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """``client_bottleneck`` on the client's own evidence only, saying which; a host kept
+    busy by other processes is ``host_saturated``, a different thing."""
+    out: list[dict[str, Any]] = []
+    client = results.get("client") or {}
+    if client.get("in_process"):  # the engine shares the client's process: its CPU is the model's
+        return out
+    workers = client.get("per_worker") or []
+    host = (results.get("telemetry") or {}).get("host") or {}
+    busy = [w for w in workers if w.get("cpu_util", 0) >= CLIENT_CPU]
+    moved = [
+        w
+        for w in workers
+        if w.get("loop_lag_p99_ms", 0) > LOOP_LAG_MS and w.get("arrival_stamps") != "kernel"
+    ]
+    shared = (results.get("shared_first_stamp") or {}).get("requests") or 0
+    queue_p99 = client.get("queue_delay_p99_ms")
+    capped = bool(client.get("max_concurrency_reached"))
+    queued = queue_p99 is not None and queue_p99 > QUEUE_DELAY_MS and not capped
+    reasons = []
+    if busy:
+        reasons.append(
+            f"a client process used {100 * max(w['cpu_util'] for w in busy):.0f} % of a core"
+        )
+    if moved:
+        reasons.append(
+            f"its event loop ran {max(w['loop_lag_p99_ms'] for w in moved):.1f} ms late at p99 "
+            "with arrival stamps taken by the loop"
+        )
+    if shared:
+        reasons.append(f"{shared} requests had their first token read with later ones")
+    if queued:
+        reasons.append(f"requests left {queue_p99:.1f} ms after they were due (p99)")
+    spare = spare_cores(host)
+    if reasons:
+        more_workers = busy and (spare is None or spare >= 0.5)
+        advice = (
+            "use more --workers (or --cluster)"
+            if more_workers
+            else "run the client on a machine of its own (--cluster)"
+            if busy
+            else "give the client a quieter core (fewer other processes) or more --workers"
+        )
+        out.append(
+            {
+                "rule": "client_bottleneck",
+                "severity": "high" if busy or queued else "medium",
+                "message": "the load generator, not the server, may have limited this run: "
+                + "; ".join(reasons)
+                + f". {advice[0].upper()}{advice[1:]}",
+                "evidence": _present(
+                    {
+                        "busiest_worker_cpu": max((w["cpu_util"] for w in workers), default=None),
+                        "loop_lag_p99_ms": max(
+                            (w.get("loop_lag_p99_ms", 0) for w in workers), default=None
+                        ),
+                        "shared_first_stamp_requests": shared or None,
+                        "client_queue_delay_p99_ms": queue_p99 if queued else None,
+                        "spare_cores": spare,
+                    }
+                ),
+            }
+        )
+    other = _other_cores(host)
+    cpu = (host.get("cpu_percent") or {}).get("mean")
+    if cpu is not None and cpu >= HOST_BUSY_PERCENT and other is not None and other >= OTHER_CORES:
+        top = host.get("busiest_other") or {}
+        who = (
+            f"; the busiest was {top['name']} (pid {top['pid']}) at "
+            f"{top['cpu_percent_mean']:.0f} % of a core"
+            if top
+            else ""
+        )
+        out.append(
+            {
+                "rule": "host_saturated",
+                "severity": "high",
+                "message": f"the host's CPUs were {cpu:.0f} % busy and processes outside the "
+                f"benchmark and its server used {other:.1f} cores{who}: the server and the "
+                "client competed with them for CPU, so latencies include that contention "
+                "(not the server's nor the client's own limit). Measure on a quieter host",
+                "evidence": _present(
+                    {
+                        "host_cpu_percent_mean": cpu,
+                        "cpu_count": host.get("cpu_count"),
+                        "other_cores": other,
+                        "client_cpu_percent_mean": (host.get("client_cpu_percent") or {}).get(
+                            "mean"
+                        ),
+                        "local_server_cpu_percent_mean": (
+                            host.get("local_server_cpu_percent") or {}
+                        ).get("mean"),
+                        "busiest_other": top.get("name"),
+                    }
+                ),
+            }
+        )
+    return out
+
+
+def _other_cores(host: dict[str, Any]) -> float | None:
+    """Cores used by processes other than the benchmark's and its local server's."""
+    cpu, cores = (host.get("cpu_percent") or {}).get("mean"), host.get("cpu_count")
+    if cpu is None or not cores:
+        return None
+    client = (host.get("client_cpu_percent") or {}).get("mean") or 0.0
+    server = (host.get("local_server_cpu_percent") or {}).get("mean") or 0.0
+    return max(float(cores) * float(cpu) / 100 - (client + server) / 100, 0.0)

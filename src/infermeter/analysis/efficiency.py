@@ -15,7 +15,15 @@ def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
     n_in, n_out = dist["input_tokens"].get("mean"), dist["output_tokens"].get("mean")
     if not n_in or not n_out:
         return None
-    batch = max(1, round(s["achieved_concurrency"] / max(d.replicas, 1)))
+    # The batch the server says it ran is the truth; the client's Little's-law concurrency
+    # also counts requests queued in front of the server, not in its batch.
+    server = (results.get("telemetry") or {}).get("server") or {}
+    running = (server.get("requests_running") or {}).get("mean")
+    if running:
+        batch, batch_source = max(1, round(running / max(d.replicas, 1))), "server"
+    else:
+        batch = max(1, round(s["achieved_concurrency"] / max(d.replicas, 1)))
+        batch_source = "client"
     ctx = int(n_in + n_out / 2)
     out: dict[str, Any] = {
         "model": d.model.name,
@@ -23,6 +31,8 @@ def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
         "gpus": d.gpus,
         "tp": d.tp,
         "batch_per_replica": batch,
+        #: "server": the mean running batch from its /metrics; "client": achieved concurrency.
+        "batch_source": batch_source,
         "context_tokens": ctx,
     }
     tpot = dist["tpot_ms"].get("mean")

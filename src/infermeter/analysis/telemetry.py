@@ -26,6 +26,24 @@ def _delta(first: dict[str, float], last: dict[str, float], key: str) -> float |
     return None
 
 
+def _busiest_other(tops: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The other process that was busiest most often, with its mean CPU over those scans
+    (percent of one core)."""
+    by: dict[tuple[int, str], list[float]] = {}
+    for t in tops:
+        by.setdefault((int(t["pid"]), str(t["name"])), []).append(float(t["cpu_percent"]))
+    if not by:
+        return None
+    (pid, name), cpus = max(by.items(), key=lambda kv: sum(kv[1]))
+    return {
+        "pid": pid,
+        "name": name,
+        "cpu_percent_mean": sum(cpus) / len(cpus),
+        "scans_busiest": len(cpus),
+        "scans": len(tops),
+    }
+
+
 def summarize_telemetry(
     samples: Sequence[dict[str, Any]], start_ns: int, end_ns: int
 ) -> dict[str, Any]:
@@ -40,7 +58,17 @@ def summarize_telemetry(
             "memory_total_bytes": host[-1]["memory_total_bytes"],
             "client_cpu_percent": _stats([s["client_cpu_percent"] for s in host]),
             "client_rss_bytes": _stats([s["client_rss_bytes"] for s in host]),
+            "cpu_count": host[-1].get("cpu_count"),
         }
+        local = [s["local_server_cpu_percent"] for s in host if "local_server_cpu_percent" in s]
+        if local:
+            out["host"]["local_server_cpu_percent"] = _stats(local)
+            out["host"]["local_server_rss_bytes"] = _stats(
+                [s["local_server_rss_bytes"] for s in host if "local_server_rss_bytes" in s]
+            )
+        busiest = _busiest_other([s["busiest_other"] for s in host if s.get("busiest_other")])
+        if busiest is not None:
+            out["host"]["busiest_other"] = busiest
     gpu = [s for s in inside if s.get("source") == "gpu"]
     if gpu:
         per: dict[int, dict[str, list[float]]] = {}

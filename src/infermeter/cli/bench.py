@@ -153,7 +153,12 @@ def bench(
         "--shared-prefix-tokens",
         help="Give every prompt the same first N tokens (to measure prefix caching).",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed for prompts, lengths and arrivals."),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        help="Seed for prompts, lengths and arrivals (default: a fresh one per run, printed and "
+        "kept in run.json, so a rerun never meets its own prompts in the server's prefix cache).",
+    ),
     ignore_eos: bool = typer.Option(
         False,
         "--ignore-eos",

@@ -25,6 +25,7 @@ from infermeter.clients.rawhttp import (
 )
 from infermeter.clients.sse import SSEParser
 from infermeter.clients.transport import STALE_RETRIES
+from infermeter.metrics.stamps import first_stamp_shared
 from infermeter.metrics.tokens import spread_tokens
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
@@ -364,6 +365,7 @@ def account(
     else:
         rec.chunk_tokens = spread_tokens(rec.n_out, acc.chunk_chars)
         rec.chunk_tokens_source = "one-per-chunk" if rec.n_out == n_chunks else "spread"
+    rec.first_stamp_shared = first_stamp_shared(rec.chunk_ns, rec.chunk_tokens)
     prompt_tokens = usage.get("prompt_tokens")
     if isinstance(prompt_tokens, int):
         rec.n_in, rec.n_in_source = prompt_tokens, "server"

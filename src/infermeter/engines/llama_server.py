@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infermeter.errors import EngineError
+from infermeter.telemetry.host import engine_env
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -92,7 +93,8 @@ class LlamaServer:
         if not cfg.model.exists():
             raise EngineError(f"model {cfg.model} does not exist")
         # LLAMA_ARG_* variables would silently change the server's flags.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")}
+        # Marked as a server infermeter started: its CPU is the server's, not the client's.
+        env = engine_env({k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")})
         for attempt in range(3):
             self.port = cfg.port or free_port(cfg.host)
             if cfg.log_path:

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from infermeter.metrics.cache import PromptCacheCounts, prompt_cache_counts
 from infermeter.metrics.per_request import RequestMetrics, request_metrics
 from infermeter.metrics.slo import SLO, SLOReport, evaluate_slo
+from infermeter.metrics.stamps import SharedFirstStamps, shared_first_stamps
 from infermeter.records.schema import RequestRecord
 
 #: Written into every result so readers know how percentiles were taken.
@@ -111,6 +113,49 @@ class Summary:
     achieved_send_rate_rps: float | None
 
 
+#: A request's client TPOT "matches" the server's when within this relative difference.
+TPOT_MATCH = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class TpotAgreement:
+    """Per-request ratio client TPOT / server TPOT over requests that have both."""
+
+    requests: int
+    median_ratio: float | None
+    share_within_1pct: float | None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {
+            "requests": self.requests,
+            "median_ratio": self.median_ratio,
+            "share_within_1pct": self.share_within_1pct,
+        }
+
+
+def tpot_agreement(pairs: Sequence[tuple[float, float]]) -> TpotAgreement:
+    """``pairs`` of (client TPOT, server TPOT) per request: two means can look 6 % apart
+    when all but a few requests match exactly, so the comparison is per request."""
+    ratios = np.asarray([c / s for c, s in pairs if s > 0], dtype=np.float64)
+    if ratios.size == 0:
+        return TpotAgreement(0, None, None)
+    within = float(np.mean(np.abs(ratios - 1.0) <= TPOT_MATCH))
+    return TpotAgreement(int(ratios.size), float(np.median(ratios)), within)
+
+
+def peak_in_flight(records: Sequence[RequestRecord]) -> int:
+    """The most requests between their ``t_send`` and ``t_end`` at one instant."""
+    events = sorted(
+        [(r.t_send_ns, 1) for r in records] + [(r.t_end_ns, -1) for r in records],
+        key=lambda e: (e[0], e[1]),  # an end before a send at the same instant
+    )
+    peak = cur = 0
+    for _t, step in events:
+        cur += step
+        peak = max(peak, cur)
+    return peak
+
+
 @dataclass(frozen=True, slots=True)
 class RunMetrics:
     summary: Summary
@@ -120,6 +165,8 @@ class RunMetrics:
     token_sources: dict[str, dict[str, int]]
     input_tokens_mismatch: dict[str, float | int]
     server_tpot_ms: Distribution
+    #: Client TPOT against the server's own, request by request.
+    server_tpot_agreement: TpotAgreement
     #: The server's own prompt-processing time (llama.cpp ``timings.prompt_ms``), and what of
     #: the TTFT passed outside it: TTFT less prompt_ms, i.e. before the prompt started (queue,
     #: scheduling, front end) or after its first token (transport).
@@ -127,6 +174,12 @@ class RunMetrics:
     ttft_outside_prompt_ms: Distribution
     #: p99 of the client queue delay less connection set-up: the client's own lateness.
     client_delay_p99_ms: float | None
+    #: Prompt tokens the server said it served from its prefix cache.
+    prompt_cache: PromptCacheCounts
+    #: Requests whose first token was read under a later token's stamp.
+    shared_first: SharedFirstStamps
+    #: The most requests in flight at once (from the records' send and end instants).
+    peak_in_flight: int
     slo: SLOReport | None
     per_request: tuple[RequestMetrics, ...]
 
@@ -234,12 +287,14 @@ def compute_run_metrics(
         diffs = [(r.n_in or 0) - (r.n_in_target or 0) for r in mismatched]
         mismatch["mean_difference_tokens"] = float(np.mean(diffs))
         mismatch["max_abs_difference_tokens"] = int(max(abs(d) for d in diffs))
-    server_tpot = dist(
-        r.server_timings.get("predicted_per_token_ms")
-        for r in done
+    server_pairs = [
+        (m.tpot_ms, float(r.server_timings["predicted_per_token_ms"]))
+        for m, r in zip(per, done, strict=True)
         if r.server_timings
         and isinstance(r.server_timings.get("predicted_per_token_ms"), int | float)
-    )
+    ]
+    server_tpot = dist(s for _c, s in server_pairs)
+    agreement = tpot_agreement([(c, s) for c, s in server_pairs if c is not None])
     timed = [
         (m, r.server_timings["prompt_ms"])
         for m, r in zip(per, done, strict=True)
@@ -257,6 +312,10 @@ def compute_run_metrics(
         token_sources=sources,
         input_tokens_mismatch=mismatch,
         server_tpot_ms=server_tpot,
+        server_tpot_agreement=agreement,
+        prompt_cache=prompt_cache_counts(done, [m.ttft_ms for m in per]),
+        shared_first=shared_first_stamps(done, dists["itl_ms"].p50),
+        peak_in_flight=peak_in_flight(measured),
         client_delay_p99_ms=distribution(
             max(m.queue_delay_ms - m.connect_ms, 0.0) for m in per
         ).p99,

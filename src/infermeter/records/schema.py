@@ -46,6 +46,9 @@ class RequestRecord:
     #: ``k[i]``: tokens carried by chunk i; ``sum(chunk_tokens) == n_out`` for completed requests.
     chunk_tokens: list[int] = field(default_factory=list)
     chunk_tokens_source: str = "chunks"
+    #: Output tokens read together with the first token, under its stamp: the client could
+    #: not read while they arrived, so TTFT may be late and TPOT low (metrics spec section 7).
+    first_stamp_shared: int = 0
     #: Chunks that carried no output token (role-only, empty, usage-only).
     n_other_chunks: int = 0
     #: Times the request was re-sent because a pooled connection was already closed by the

@@ -71,6 +71,10 @@ def _gpu_memory_peak_gb(r: dict[str, Any]) -> float | None:
     return sum(known) / 1e9 if known else None
 
 
+def _cached_share(r: dict[str, Any]) -> Any:
+    return (r.get("prompt_cache") or {}).get("cached_share")
+
+
 def _latency(dist: str, label: str, pcts: Sequence[str]) -> list[Metric]:
     return [Metric(f"{dist}_{p}", f"{label} {p}", "ms", "lower", _pct(dist, p)) for p in pcts]
 
@@ -102,6 +106,15 @@ METRICS: tuple[Metric, ...] = (
     *_latency("itl_ms", "ITL", ("p50", "p99")),
     *_latency("e2e_ms", "E2E latency", ("p50", "p99")),
     Metric("error_rate", "Error rate", "fraction", "lower", _summary("error_rate")),
+    # Neither better nor worse: a confound that must match for the rows above to compare.
+    Metric(
+        "cached_prompt_share",
+        "Prompt tokens from the server's cache",
+        "fraction",
+        None,
+        _cached_share,
+        optional=True,
+    ),
     Metric("goodput_rps", "Goodput", "req/s", "higher", _summary("goodput_rps"), optional=True),
     Metric("mbu", "MBU", "fraction", "higher", _analysis("mbu"), optional=True),
     Metric("mfu", "MFU", "fraction", "higher", _analysis("mfu"), optional=True),
@@ -131,15 +144,35 @@ WORKLOAD_CONFIG_KEYS: tuple[str, ...] = (
 )
 #: Workload facts that describe the server's tokenizer, not what was asked of it.
 #: (``overhead_tokens`` is what the server's chat template adds to every prompt.)
+#: (``seed`` only picks the random words; runs on different seeds are the same workload.)
 _ENGINE_SIDE_WORKLOAD_KEYS = frozenset(
-    {"tokenizer", "verified_by", "verified_lengths", "overhead_tokens"}
+    {"tokenizer", "verified_by", "verified_lengths", "overhead_tokens", "seed"}
 )
+#: Cached-prompt shares further apart than this make runs unlike, whatever their configs.
+CACHE_SHARE_APART = 0.10
 _WORKLOAD_META_NAMES = {
     "kind": "workload",
     "path": "dataset",
     "format": "dataset_format",
     "rows": "dataset_rows",
 }
+
+
+def cache_cautions(items: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Runs whose prompts came from the server's cache in shares far apart are not alike,
+    even when configured alike: the cache did part of one run's prefill."""
+    shares = [(label, _cached_share(d)) for label, d in items]
+    known = [(label, float(s)) for label, s in shares if s is not None]
+    if len(known) < 2:
+        return []
+    lo, hi = min(known, key=lambda x: x[1]), max(known, key=lambda x: x[1])
+    if hi[1] - lo[1] <= CACHE_SHARE_APART:
+        return []
+    listing = ", ".join(f"{label} {100 * s:.0f} %" for label, s in known)
+    return [
+        f"the server's prefix cache served different shares of the prompts ({listing}): "
+        "TTFT and throughput differ for that reason too, not only for the configuration"
+    ]
 
 
 def is_sweep_doc(data: dict[str, Any]) -> bool:
@@ -366,6 +399,7 @@ def build_comparison(
         rows = _metric_rows(data, baseline)
     return {
         "baseline": baseline,
+        "cautions": [] if sweeps else cache_cautions(items),
         "items": [
             {
                 "label": label,
@@ -464,6 +498,7 @@ def comparison_notes(comparison: dict[str, Any]) -> list[str]:
     ]
     if comparison["differences"]:
         notes.append("workloads differ (compared anyway): " + "; ".join(comparison["differences"]))
+    notes.extend(f"not alike: {c}" for c in comparison.get("cautions") or [])
     return notes
 
 

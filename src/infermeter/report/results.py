@@ -6,7 +6,14 @@ from dataclasses import asdict
 from typing import Any
 
 from infermeter.metrics.aggregate import DISTRIBUTION_NAMES, PERCENTILE_METHOD, RunMetrics
-from infermeter.metrics.client import client_warnings, workload_warnings
+from infermeter.metrics.cache import PromptCacheVerdict, expected_share, judge_prompt_cache
+from infermeter.metrics.client import (
+    cache_warnings,
+    client_warnings,
+    spare_cores,
+    stamp_warnings,
+    workload_warnings,
+)
 
 #: Bumped when a field changes meaning or is removed; adding fields keeps it.
 RESULTS_SCHEMA_VERSION = 1
@@ -21,6 +28,11 @@ def build_results(
     summary = asdict(metrics.summary)
     clients = list(status.get("client") or [])
     in_process = (meta.get("server") or {}).get("kind") == "transformers"
+    cfg = meta.get("config") or {}
+    cache = prompt_cache(meta, metrics, telemetry)
+    cap = cfg.get("max_concurrency")
+    # An open loop's cap makes requests wait by design, but only once it is reached.
+    cap_reached = cap is not None and metrics.peak_in_flight >= int(cap)
     result: dict[str, Any] = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "infermeter_version": meta.get("infermeter_version"),
@@ -44,9 +56,19 @@ def build_results(
             "tpot_ms": metrics.server_tpot_ms.to_dict(),
             "prompt_ms": metrics.server_prompt_ms.to_dict(),
             "ttft_outside_prompt_ms": metrics.ttft_outside_prompt_ms.to_dict(),
+            "tpot_agreement": metrics.server_tpot_agreement.to_dict(),
         },
+        "prompt_cache": cache.to_dict(),
+        "shared_first_stamp": metrics.shared_first.to_dict(),
+        "peak_in_flight": metrics.peak_in_flight,
         "slo": _slo(metrics),
-        "client": {"workers": len(clients), "per_worker": clients, "in_process": in_process},
+        "client": {
+            "workers": len(clients),
+            "per_worker": clients,
+            "in_process": in_process,
+            "queue_delay_p99_ms": metrics.client_delay_p99_ms,
+            "max_concurrency_reached": cap_reached,
+        },
         "telemetry": {"notes": list(status.get("telemetry_notes") or []), **(telemetry or {})},
         "warnings": (
             []
@@ -54,12 +76,29 @@ def build_results(
             else client_warnings(
                 clients,
                 metrics.client_delay_p99_ms,
-                capped=bool((meta.get("config") or {}).get("max_concurrency")),
+                capped=cap_reached,
+                spare_cores=spare_cores((telemetry or {}).get("host") or {}),
             )
+            + stamp_warnings(metrics.shared_first)
         )
-        + workload_warnings(meta.get("workload"), metrics.input_tokens_mismatch),
+        + workload_warnings(meta.get("workload"), metrics.input_tokens_mismatch)
+        + cache_warnings(cache),
     }
     return result
+
+
+def prompt_cache(
+    meta: dict[str, Any], metrics: RunMetrics, telemetry: dict[str, Any] | None
+) -> PromptCacheVerdict:
+    """The run's cached-prompt share, judged against what its workload shares on purpose."""
+    workload = meta.get("workload") or {}
+    expected = expected_share(
+        workload.get("kind"),
+        int(workload.get("shared_prefix_tokens") or 0),
+        metrics.distributions["input_tokens"].mean,
+    )
+    server = (telemetry or {}).get("server") or {}
+    return judge_prompt_cache(metrics.prompt_cache, expected, server.get("prefix_cache_hit_share"))
 
 
 def _slo(metrics: RunMetrics) -> dict[str, Any] | None:

@@ -1,20 +1,49 @@
-"""The host's CPU and memory, and the infermeter processes' own (so a saturated client
-shows up next to the server's figures)."""
+"""The host's CPU and memory, the benchmark's own processes apart from everything else (so a
+saturated client shows up next to the server's figures, and a busy host is not blamed on it).
+
+Three buckets: the client (the benchmark's process and its worker processes), a local server
+that infermeter started itself (``engine serve``, ``demo``, the tests: marked by
+``ENGINE_ROLE_ENV`` in its environment, inherited by its own children), and the busiest other
+process on the host (what else competes for the cores).
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+#: Set in the environment of every server process infermeter starts; its children inherit it.
+ENGINE_ROLE_ENV = "INFERMETER_ROLE"
+ENGINE_ROLE = "engine"
+#: Scan all the host's processes for the busiest other one every this many samples.
+OTHERS_EVERY = 4
+
+
+def engine_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment for a server process infermeter starts (so its CPU is the server's)."""
+    env = dict(os.environ if base is None else base)
+    env[ENGINE_ROLE_ENV] = ENGINE_ROLE
+    return env
+
 
 class HostSampler:
     name = "host"
 
-    def __init__(self, period_s: float = 0.5, client_pid: int | None = None) -> None:
+    def __init__(
+        self, period_s: float = 0.5, client_pid: int | None = None, server_port: int | None = None
+    ) -> None:
         self.period_s = period_s
+        #: A loopback server's port: the process listening on it (and its children) is the
+        #: server's, even when infermeter did not start it.
+        self.server_port = server_port
+        self._server_root: Any = None
         #: The process to account as "the client" (with its children, the workers).
         self.client_pid = client_pid or os.getpid()
         self._procs: dict[int, Any] = {}
+        #: pid -> True for a process of a local server infermeter started.
+        self._engine: dict[int, bool] = {}
+        self._others: dict[int, Any] = {}
+        self._n = 0
 
     def start(self) -> str | None:
         try:
@@ -25,15 +54,57 @@ class HostSampler:
         psutil.cpu_percent(interval=None)  # the first reading only starts the interval
         self._me = psutil.Process(self.client_pid)
         self._me.cpu_percent(interval=None)
+        if self.server_port is not None:
+            self._server_root = self._listener(self.server_port)
         return None
+
+    def _listener(self, port: int) -> Any:
+        ps = self._psutil
+        try:
+            for conn in ps.net_connections(kind="tcp"):
+                listens = conn.status == ps.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+                if listens and conn.pid and conn.pid != self.client_pid:
+                    return ps.Process(conn.pid)
+        except (ps.Error, OSError):  # not allowed to see other users' sockets: no matter
+            return None
+        return None
+
+    def _server_procs(self) -> list[Any]:
+        root = self._server_root
+        if root is None:
+            return []
+        try:
+            return [root, *root.children(recursive=True)]
+        except self._psutil.Error:
+            self._server_root = None
+            return []
+
+    def _is_engine(self, proc: Any) -> bool:
+        known = self._engine.get(proc.pid)
+        if known is None:
+            try:
+                known = proc.environ().get(ENGINE_ROLE_ENV) == ENGINE_ROLE
+            except self._psutil.Error:  # gone, or not ours to read: not an engine we started
+                known = False
+            self._engine[proc.pid] = known
+        return known
 
     def sample(self) -> dict[str, Any]:
         ps = self._psutil
         mem = ps.virtual_memory()
-        # This process and its children (worker processes), each with its own interval.
         client_cpu = self._me.cpu_percent(interval=None)
         client_rss = self._me.memory_info().rss
-        for child in self._me.children(recursive=True):
+        server_cpu = 0.0
+        server_rss = 0
+        servers = 0
+        mine = {self.client_pid, os.getpid()}
+        children = self._me.children(recursive=True)
+        own = {c.pid for c in children} | mine
+        outside = [p for p in self._server_procs() if p.pid not in own]
+        for proc in outside:  # a local server that is not the benchmark's child
+            self._engine[proc.pid] = True
+        for child in [*children, *outside]:
+            mine.add(child.pid)
             if child.pid == os.getpid():
                 continue  # the telemetry process itself
             proc = self._procs.get(child.pid)
@@ -42,11 +113,18 @@ class HostSampler:
                     proc = self._procs[child.pid] = child
                     proc.cpu_percent(interval=None)
                     continue
-                client_cpu += proc.cpu_percent(interval=None)
-                client_rss += proc.memory_info().rss
+                cpu = proc.cpu_percent(interval=None)
+                rss = proc.memory_info().rss
+                if self._is_engine(proc):
+                    server_cpu += cpu
+                    server_rss += rss
+                    servers += 1
+                else:
+                    client_cpu += cpu
+                    client_rss += rss
             except ps.Error:
                 self._procs.pop(child.pid, None)
-        return {
+        out: dict[str, Any] = {
             "cpu_percent": ps.cpu_percent(interval=None),
             "cpu_count": ps.cpu_count(),
             "memory_used_bytes": mem.total - mem.available,
@@ -54,6 +132,42 @@ class HostSampler:
             "client_cpu_percent": client_cpu,
             "client_rss_bytes": client_rss,
         }
+        if servers:
+            out["local_server_cpu_percent"] = server_cpu
+            out["local_server_rss_bytes"] = server_rss
+        self._n += 1
+        if self._n % OTHERS_EVERY == 1:
+            top = self._busiest_other(mine)
+            if top is not None:
+                out["busiest_other"] = top
+        return out
+
+    def _busiest_other(self, mine: set[int]) -> dict[str, Any] | None:
+        """The process outside the benchmark (and its local server) using the most CPU since
+        the previous scan."""
+        ps = self._psutil
+        best: dict[str, Any] | None = None
+        seen: set[int] = set()
+        for proc in ps.process_iter():
+            pid = proc.pid
+            if pid in mine:
+                continue
+            seen.add(pid)
+            known = self._others.get(pid)
+            try:
+                if known is None:
+                    self._others[pid] = proc
+                    proc.cpu_percent(interval=None)
+                    continue
+                cpu = known.cpu_percent(interval=None)
+                if best is None or cpu > best["cpu_percent"]:
+                    best = {"pid": pid, "name": known.name(), "cpu_percent": cpu}
+            except ps.Error:
+                self._others.pop(pid, None)
+        for pid in set(self._others) - seen:
+            del self._others[pid]
+        return best
 
     def close(self) -> None:
         self._procs.clear()
+        self._others.clear()

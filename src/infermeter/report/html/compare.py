@@ -156,7 +156,7 @@ def compare_page(
         "(by more than 2 %); ↑ higher is better, ↓ lower is better.</p>",
         "aggregates",
     )
-    diffs = comparison.get("differences") or []
+    diffs = [*(comparison.get("differences") or []), *(comparison.get("cautions") or [])]
     body += _section(
         "differences",
         "Configuration differences",
