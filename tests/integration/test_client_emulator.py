@@ -129,3 +129,26 @@ def test_ramp_up_starts_streams_evenly(emulator, tmp_path) -> None:
     # streams 0..3 first send at 0, 150, 300, 450 ms (a request takes ~710 ms: these four
     # sends are the four streams' first)
     assert all(130 < g < 190 for g in gaps_ms), gaps_ms
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_duration_bounded_open_loop_sends_at_the_rate(emulator, tmp_path, workers: int) -> None:
+    from infermeter import BenchConfig, run_benchmark
+
+    with emulator(ttft_ms=5, itl_ms=1) as srv:
+        run = run_benchmark(
+            BenchConfig.build(
+                url=srv.url,
+                rate=9.0,
+                duration_s=4.0,
+                input_tokens="8",
+                output_tokens="4",
+                workers=workers,
+                telemetry=False,
+                out=tmp_path / "run",
+            )
+        )
+    s = run.results["summary"]
+    assert s["requests_sent"] == 36  # ceil(9 x 4): the schedule, not a Poisson count
+    # the sends keep to it within the client's own lateness
+    assert s["achieved_send_rate_rps"] == pytest.approx(9.0, rel=0.05)

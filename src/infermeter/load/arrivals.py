@@ -3,7 +3,7 @@ start of the measured phase). The first arrival is at 0."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
 from typing import Literal
 
 import numpy as np
@@ -47,16 +47,21 @@ def arrival_offsets(
     return np.concatenate(([0.0], np.cumsum(gaps)))
 
 
-def arrival_stream(
-    rate: float, *, kind: ArrivalKind = "poisson", burstiness: float = 1.0, seed: int = 0
-) -> Iterator[float]:
-    """An unbounded schedule, for runs that stop on duration."""
-    if rate <= 0:
-        raise ValueError("rate must be positive")
-    rng = np.random.default_rng(seed)
-    t = 0.0
-    yield t
-    while True:
-        for gap in _intervals(rng, rate, kind, burstiness, 1024):
-            t += float(gap)
-            yield t
+def schedule(
+    rate: float,
+    num_requests: int | None,
+    duration_s: float | None,
+    *,
+    kind: ArrivalKind = "poisson",
+    burstiness: float = 1.0,
+    seed: int = 0,
+) -> npt.NDArray[np.float64]:
+    """An open loop's whole schedule, at exactly ``rate``, whichever of the count and the
+    duration ends it: a duration alone holds ``ceil(rate × duration)`` arrivals, the last one
+    before the duration ends (two runs "at rate 3" are then the same load, not 3.6 and 2.8)."""
+    if num_requests is None and duration_s is None:
+        raise ValueError("an open loop needs a request count or a duration")
+    n = num_requests if num_requests is not None else 1 << 62
+    if duration_s is not None:
+        n = min(n, max(math.ceil(rate * duration_s - 1e-9), 1))
+    return arrival_offsets(rate, n, kind=kind, burstiness=burstiness, seed=seed)

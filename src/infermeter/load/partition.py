@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from infermeter.load.arrivals import arrival_offsets, arrival_stream
+from infermeter.load.arrivals import schedule
 from infermeter.load.runner import LoadPlan, slot_delays
 
 #: One worker process per this many concurrent streams when --workers is "auto" (one
@@ -82,23 +82,14 @@ def partition(plan: LoadPlan, n_prompts: int, n_warmup: int, workers: int) -> li
                 )
             )
         return shares
-    if plan.num_requests is not None:
-        offsets = arrival_offsets(
-            plan.rate,
-            plan.num_requests,
-            kind=plan.arrival,
-            burstiness=plan.burstiness,
-            seed=plan.seed,
-        ).tolist()
-    else:
-        assert plan.duration_s is not None
-        offsets = []
-        for t in arrival_stream(
-            plan.rate, kind=plan.arrival, burstiness=plan.burstiness, seed=plan.seed
-        ):
-            if t >= plan.duration_s:
-                break
-            offsets.append(t)
+    offsets = schedule(
+        plan.rate,
+        plan.num_requests,
+        plan.duration_s,
+        kind=plan.arrival,
+        burstiness=plan.burstiness,
+        seed=plan.seed,
+    ).tolist()
     cap = split_evenly(plan.max_concurrency, workers) if plan.max_concurrency else None
     for w in range(workers):
         mine = list(range(w, len(offsets), workers))

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from infermeter.load.arrivals import ArrivalKind, arrival_offsets, arrival_stream
+from infermeter.load.arrivals import ArrivalKind, schedule
 from infermeter.load.selfcheck import ClientStats, LoopMonitor, let_io_in
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
@@ -214,19 +214,16 @@ class Runner:
         offsets: Iterator[float]
         if given is not None:
             offsets = iter(given)
-        elif plan.num_requests is not None:
+        else:
             offsets = iter(
-                arrival_offsets(
+                schedule(
                     plan.rate,
                     plan.num_requests,
+                    plan.duration_s,
                     kind=plan.arrival,
                     burstiness=plan.burstiness,
                     seed=plan.seed,
                 ).tolist()
-            )
-        else:
-            offsets = arrival_stream(
-                plan.rate, kind=plan.arrival, burstiness=plan.burstiness, seed=plan.seed
             )
         limit = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
         start = clock()
