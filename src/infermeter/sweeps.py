@@ -117,9 +117,11 @@ class _Sweeper:
         out: Path,
         console: Console | None,
         on_run: Callable[[Run], None] | None,
+        fresh_server: Callable[[], str] | None = None,
     ) -> None:
         self.base, self.spec, self.out, self.console = base, spec, out, console
         self.on_run = on_run
+        self.fresh_server = fresh_server
         #: The sweep's seed (given or drawn); point i runs on a seed derived from it.
         self.seed = base.seed if base.seed is not None else draw_seed()
         self.runs: list[Run] = []
@@ -131,6 +133,9 @@ class _Sweeper:
             "variable": spec.variable,
             "config": base.public_dict() | {"out": str(out), "seed": self.seed},
             "seed_drawn": base.seed is None,
+            # "fresh": each point on a server started (or reset) for it; "shared": one server
+            # for all, whose state (prefix cache, slot history) carries from point to point.
+            "server_per_point": "fresh" if fresh_server is not None else "shared",
             "sla": spec.sla.to_dict() if spec.sla else None,
             "points": [],
             "stopped": {"reason": None, "detail": None},
@@ -148,8 +153,10 @@ class _Sweeper:
         if len(self.spec.input_tokens) > 1 or len(self.spec.output_tokens) > 1:
             label += f"-in{inp}-out{outp}".replace(":", "_")
         rel = f"points/{i:02d}-{label}"
+        url = self.fresh_server() if self.fresh_server is not None else self.base.url
         cfg = _with(
             self.base,
+            url=url,
             concurrency=concurrency,
             rate=rate,
             input_tokens=inp,
@@ -323,11 +330,14 @@ def run_sweep(
     *,
     console: Console | None = None,
     on_run: Callable[[Run], None] | None = None,
+    fresh_server: Callable[[], str] | None = None,
 ) -> Sweep:
     """Run a sweep (or, with ``spec.find_max``, a capacity search) and return its index.
 
     ``base`` gives everything but the swept values. ``on_run`` is called with each finished
-    point's run (e.g. to write its HTML report). On Ctrl-C the sweep stops, keeping its points.
+    point's run (e.g. to write its HTML report). ``fresh_server``, where the caller started
+    the server: called before each point to start (or reset) it, returning its URL; the index
+    says which the points had. On Ctrl-C the sweep stops, keeping its points.
     """
     spec = _with_lengths(spec, base)
     root = (
@@ -341,7 +351,7 @@ def run_sweep(
         (root / "points").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out {root}: cannot create it ({exc.strerror})") from None
-    sw = _Sweeper(base, spec, root, console, on_run)
+    sw = _Sweeper(base, spec, root, console, on_run, fresh_server)
     sw.save()
     try:
         sw.search() if spec.find_max else sw.grid()

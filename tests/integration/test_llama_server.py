@@ -182,6 +182,12 @@ def test_run_carries_host_and_server_telemetry(llama_server, tmp_path: Path) -> 
     assert srv["kind"] == "llama.cpp" and srv["samples"] >= 2
     assert srv["requests_running"]["max"] >= 1
     assert srv["generation_tokens_per_s"] > 0
+    # llama.cpp's slot table: how many slots were busy, over how wide a range of ids
+    slots = srv["slots"]
+    assert slots["total"] == 4 and 1 <= slots["active_mean"] <= 4
+    assert slots["active_mean"] <= slots["span_mean"] <= 4
+    # the server infermeter's fixture started is the server's CPU, not the client's
+    assert tel["host"]["local_server_cpu_percent"]["mean"] > 0
     # No NVIDIA GPU here: a note, not an error.
     assert any("GPU telemetry off" in n for n in tel["notes"]) or tel.get("gpu")
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import run_cli
 from infermeter.analysis.capacity import meets, sweep_sla
 from infermeter.api import load_run
+from infermeter.config import derived_seed
 from infermeter.sweeps import load_sweep
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def test_sweep_then_find_max_agree(llama_server, tmp_path: Path) -> None:
     for i, p in enumerate(points):
         run = load_run(tmp_path / "grid" / p["dir"])
         # fresh prompts per point (no prefix-cache carry-over); every slot warmed up
-        assert run.meta["config"]["seed"] == 7 + i
+        assert run.meta["config"]["seed"] == derived_seed(7, i)
         assert run.meta["config"]["warmup"] == max(2, p["concurrency"])
         warm = (tmp_path / "grid" / p["dir"] / "warmup.jsonl").read_text().splitlines()
         assert len(warm) == max(2, p["concurrency"])
@@ -188,3 +189,38 @@ def test_interrupted_sweep_keeps_its_points(llama_server, tmp_path: Path) -> Non
     assert len(index["points"]) >= 1
     last = index["points"][-1]
     assert last["status"] in ("ok", "interrupted")
+
+
+def test_points_on_a_fresh_server_each(llama_binary, tiny_model, tmp_path: Path) -> None:
+    """Where the caller started the server, each point can have one of its own (a server that
+    has run keeps its prompts cached and its slots spread): the index says which it had."""
+    from infermeter.config import BenchConfig
+    from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
+    from infermeter.sweeps import SweepSpec, run_sweep
+
+    cfg = LlamaServerConfig(
+        llama_binary, tiny_model.gguf, alias="tiny", ctx_per_slot=256, slots=2, threads=1
+    )
+    servers: list[LlamaServer] = []
+
+    def fresh() -> str:
+        if servers:
+            servers.pop().stop()
+        servers.append(LlamaServer(cfg).start())
+        return servers[-1].url
+
+    try:
+        base = BenchConfig.build(
+            url="http://127.0.0.1:1", concurrency=1, num_requests=4, input_tokens="32",
+            output_tokens="8", telemetry=False,
+        )  # fmt: skip
+        sweep = run_sweep(
+            base, SweepSpec("concurrency", (1, 2)), tmp_path / "sw", fresh_server=fresh
+        )
+    finally:
+        for s in servers:
+            s.stop()
+    assert sweep.index["server_per_point"] == "fresh"
+    urls = [r.meta["server"]["url"] for r in sweep.runs]
+    assert len(set(urls)) == 2  # a server of its own per point
+    assert all(p["status"] == "ok" for p in sweep.index["points"])

@@ -248,3 +248,23 @@ def test_efficiency_uses_the_batch_the_server_reports() -> None:
     res["telemetry"] = {}
     eff = efficiency(res, d)
     assert eff is not None and eff["batch_per_replica"] == 7 and eff["batch_source"] == "client"
+
+
+# -- llama.cpp's slots --------------------------------------------------------------------
+
+
+def test_slot_use_and_the_slot_spread_finding() -> None:
+    from infermeter.analysis.telemetry import slot_spread
+    from infermeter.telemetry.prometheus import slot_use
+
+    table = [{"id": i, "is_processing": i in (1, 6)} for i in range(8)]
+    assert slot_use(table) == {"active": 2, "span": 6, "total": 8}
+    assert slot_use([{"id": 0, "is_processing": False}])["span"] == 0
+    spread = slot_spread([{"active": 2, "span": 6, "total": 8}, {"active": 2, "span": 2}])
+    assert spread["span_mean"] == 4.0 and spread["active_mean"] == 2.0
+    assert spread["span_mean_early"] == 6.0 and spread["span_mean_late"] == 2.0
+    aged = analysis_input(telemetry={"server": {"slots": spread}})
+    (f,) = [f for f in diagnose(aged, None) if f["rule"] == "slot_spread"]
+    assert "4.0 of llama.cpp's slots" in f["message"] and "freshly started" in f["message"]
+    packed = slot_spread([{"active": 4, "span": 4, "total": 8}])
+    assert "slot_spread" not in rules(analysis_input(telemetry={"server": {"slots": packed}}))

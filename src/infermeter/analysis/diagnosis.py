@@ -17,6 +17,10 @@ CLIENT_CPU = 0.85
 #: A host this busy (all cores, mean), with at least this many cores' worth used by other
 #: processes, is saturated by something else.
 HOST_BUSY_PERCENT = 90.0
+#: llama.cpp slot spread: busy requests over this many times as many slot ids as there are
+#: busy requests, and at least this many slots more, before it is a finding.
+SLOT_SPAN_X = 1.5
+SLOT_SPAN_EXTRA = 2.0
 OTHER_CORES = 0.5
 #: TTFT spent outside the server's own prompt processing, as a multiple of it, and at least
 #: this many milliseconds, before it is a finding.
@@ -116,6 +120,35 @@ def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[s
                     "kv_cache_usage_max": kv_max,
                     "server_waiting_max": server["requests_waiting"]["max"],
                 },
+            }
+        )
+    slots = server.get("slots") or {}
+    if (
+        slots
+        and slots["span_mean"] >= SLOT_SPAN_X * slots["active_mean"]
+        and slots["span_mean"] - slots["active_mean"] >= SLOT_SPAN_EXTRA
+    ):
+        findings.append(
+            {
+                "rule": "slot_spread",
+                "severity": "medium",
+                "message": f"the busy requests were spread over {slots['span_mean']:.1f} of "
+                f"llama.cpp's slots on average (up to {slots['span_max']:.0f}) for "
+                f"{slots['active_mean']:.1f} busy: its decode step reads the KV cache of every "
+                "slot between the lowest and the highest busy one, and it hands out the least "
+                "recently used slot first, so a server that has run before reads more per step "
+                "(TPOT grows with the span, not the batch). Measure on a freshly started server "
+                "or with -np equal to the concurrency; --kv-unified is no remedy (slower still)",
+                "evidence": _present(
+                    {
+                        "slot_span_mean": slots["span_mean"],
+                        "slot_span_max": slots["span_max"],
+                        "active_slots_mean": slots["active_mean"],
+                        "slots": slots.get("total"),
+                        "span_mean_early": slots.get("span_mean_early"),
+                        "span_mean_late": slots.get("span_mean_late"),
+                    }
+                ),
             }
         )
     findings.extend(_client_and_host(results))

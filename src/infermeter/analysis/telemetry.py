@@ -44,6 +44,24 @@ def _busiest_other(tops: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def slot_spread(busy: Sequence[dict[str, int]]) -> dict[str, float]:
+    """Over the samples with a busy slot: how many were busy and how wide a range of slot ids
+    they covered (llama.cpp's decode step reads every slot in that range)."""
+    active = [float(s["active"]) for s in busy]
+    span = [float(s["span"]) for s in busy]
+    n = len(busy)
+    return {
+        "active_mean": sum(active) / n,
+        "span_mean": sum(span) / n,
+        "span_max": max(span),
+        "total": float(busy[-1].get("total") or 0),
+        "samples": float(n),
+        # the second half of the window against the first: a span that grows as the server ages
+        "span_mean_late": sum(span[n // 2 :]) / max(n - n // 2, 1),
+        "span_mean_early": sum(span[: max(n // 2, 1)]) / max(n // 2, 1),
+    }
+
+
 def summarize_telemetry(
     samples: Sequence[dict[str, Any]], start_ns: int, end_ns: int
 ) -> dict[str, Any]:
@@ -118,6 +136,9 @@ def summarize_telemetry(
         elif hits is not None and prompt is not None and (hits + prompt) > 0:
             # llama.cpp counts prompt tokens processed apart from those reused from cache.
             summary["prefix_cache_hit_share"] = hits / (hits + prompt)
+        slots = [s["slots"] for s in server if s.get("slots") and s["slots"].get("active")]
+        if slots:
+            summary["slots"] = slot_spread(slots)
         gen = _delta(first, last, "generation_tokens")
         if gen is not None and span_s > 0:
             summary["generation_tokens_per_s"] = gen / span_s

@@ -1,7 +1,7 @@
 """``infermeter demo``: the main job on the embedded default.
 
 Builds llama-server if needed, generates the demo model, serves it on loopback, benchmarks it
-at concurrency 1 and 4, prints the summaries and a comparison, and stops the server.
+at concurrency 1 and 4 (a freshly started server for each), prints the summaries and a comparison, and stops the server.
 """
 
 from __future__ import annotations
@@ -80,12 +80,17 @@ def demo(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs: list[tuple[int, Run]] = []
     t_start = time.monotonic()
-    with LlamaServer(cfg) as server:
-        err_console.print(
-            f"llama-server: {model.shape.name} model ({model.shape.params / 1e6:,.1f}M params, "
-            f"{model.dtype}) at {server.url}, {cfg.slots} slots, {cfg.threads} thread(s)"
-        )
-        for c in conc:
+    for i, c in enumerate(conc):
+        # A fresh server per level: a server that has run keeps its slots' prompts (a prefix
+        # cache) and hands out slots least recently used first, so one level would carry
+        # its state into the next.
+        with LlamaServer(cfg) as server:
+            if i == 0:
+                err_console.print(
+                    f"llama-server: {model.shape.name} model ({model.shape.params / 1e6:,.1f}M "
+                    f"params, {model.dtype}) at {server.url}, {cfg.slots} slots, "
+                    f"{cfg.threads} thread(s); started afresh for each level"
+                )
             n = requests or max(8, 4 * c)
             config = BenchConfig.build(
                 url=server.url,
@@ -95,16 +100,16 @@ def demo(
                 input_tokens=str(input_tokens),
                 output_tokens=str(output_tokens),
                 out=out / f"c{c}",
-                seed=c,
             )
             err_console.print(
-                f"[bold]concurrency {c}[/]: {n} requests of {input_tokens} → {output_tokens} tokens"
+                f"[bold]concurrency {c}[/]: {n} requests of {input_tokens} → {output_tokens} "
+                "tokens"
             )
             run = run_benchmark(config, console=err_console)
-            print_summary(run.results, Console())
-            runs.append((c, run))
-            if run.interrupted:
-                return 130
+        print_summary(run.results, Console())
+        runs.append((c, run))
+        if run.interrupted:
+            return 130
     if len(runs) > 1:
         Console().print(_comparison(runs))
     err_console.print(f"demo finished in {time.monotonic() - t_start:.0f} s; runs in {out}/")

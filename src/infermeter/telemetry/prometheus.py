@@ -8,6 +8,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import orjson
+
 #: Standard name -> metric family names to look for, per engine, first found wins.
 #: Gauges give their value; counters their running total; histograms their sum and count
 #: (so a window's mean is Δsum / Δcount).
@@ -117,6 +119,21 @@ def map_families(families: dict[str, Any], kind: str) -> dict[str, float]:
     return mapped
 
 
+def slot_use(table: list[Any]) -> dict[str, int]:
+    """``active`` busy slots, ``span`` ids from the lowest to the highest busy one (0 when
+    none is busy), ``total`` slots."""
+    busy = [
+        int(s["id"])
+        for s in table
+        if isinstance(s, dict) and s.get("is_processing") and isinstance(s.get("id"), int)
+    ]
+    return {
+        "active": len(busy),
+        "span": (max(busy) - min(busy) + 1) if busy else 0,
+        "total": len(table),
+    }
+
+
 def raw_series(families: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for fam in families.values():
@@ -144,6 +161,9 @@ class PrometheusSampler:
         keep_raw: bool = True,
     ) -> None:
         self.url = origin.rstrip("/") + "/metrics"
+        #: llama.cpp's slot table: which slots are busy (its decode step reads the KV cache of
+        #: every slot between the lowest and the highest busy one).
+        self.slots_url: str | None = origin.rstrip("/") + "/slots"
         self.kind = kind
         self.period_s = period_s
         self.headers = dict(headers or {})
@@ -172,9 +192,29 @@ class PrometheusSampler:
     def sample(self) -> dict[str, Any]:
         families = parse_exposition(self._fetch())
         out: dict[str, Any] = {"kind": self.kind, "mapped": map_families(families, self.kind)}
+        if self.kind == "llama.cpp" and self.slots_url is not None:
+            slots = self._slots()
+            if slots is not None:
+                out["slots"] = slots
         if self.keep_raw:
             out["raw"] = raw_series(families)
         return out
+
+    def _slots(self) -> dict[str, int] | None:
+        """Busy slots and the span of ids they cover; None (and no more asking) where the
+        server does not list its slots (``--no-slots``)."""
+        assert self.slots_url is not None
+        req = urllib.request.Request(self.slots_url, headers=self.headers)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                table = orjson.loads(resp.read())
+        except (urllib.error.URLError, OSError, orjson.JSONDecodeError):
+            self.slots_url = None
+            return None
+        if not isinstance(table, list):
+            self.slots_url = None
+            return None
+        return slot_use(table)
 
     def close(self) -> None:
         pass
