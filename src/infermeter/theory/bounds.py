@@ -197,19 +197,47 @@ class Deployment:
         cached = sum(m.cached_tokens(i, context) for i in range(m.num_layers))
         return 2 * m.matmul_params + m.attention_flops_per_cached_token() * cached
 
-    def weights_read_per_step(self, batch: int) -> float:
-        """Bytes of weights one decode step reads (whole replica): dense parts always, routed
-        experts only as many as the batch is expected to touch."""
+    def embedding_bytes_read(self, tokens: int) -> float:
+        """Bytes of the embedding tables a pass over ``tokens`` tokens reads (whole replica).
+
+        The input embedding is a lookup: one row of ``hidden`` numbers per token (at most the
+        whole table), not the ``vocab × hidden`` table. An untied LM head is a matrix product
+        and reads all of its matrix. Tied, the head reads the one shared table whole, and the
+        lookup's rows are among what it reads: the table counts once."""
         m = self.model
-        if not m.is_moe:
-            return self.weights_bytes
-        expert = m.mlp_params(m.moe_intermediate_size)
+        table = m.vocab_size * m.hidden_size
+        if m.tie_embeddings:
+            return table * weight_bytes(self.weight_dtype)
+        rows = min(max(tokens, 0), m.vocab_size)
+        return (rows * m.hidden_size + table) * weight_bytes(self.weight_dtype)
+
+    def weights_read_bytes(self, tokens: int) -> float:
+        """Bytes of weights a pass over ``tokens`` tokens (a decode step's batch, or a
+        prefill's prompts) reads, whole replica: every layer's dense parts, routed experts
+        only as many as ``tokens`` are expected to touch, the embedding rows looked up and
+        the LM head."""
+        m = self.model
         untouched = 0.0
-        touched = expected_distinct_experts(m.num_experts, m.experts_per_token, batch)
-        for layer in range(m.num_layers):
-            if m.is_moe_layer(layer):
-                untouched += (m.num_experts - touched) * expert
-        return (m.total_params - untouched) * weight_bytes(self.weight_dtype)
+        if m.is_moe:
+            expert = m.mlp_params(m.moe_intermediate_size)
+            touched = expected_distinct_experts(m.num_experts, m.experts_per_token, tokens)
+            for layer in range(m.num_layers):
+                if m.is_moe_layer(layer):
+                    untouched += (m.num_experts - touched) * expert
+        rest = m.total_params - m.embedding_params() - untouched
+        return rest * weight_bytes(self.weight_dtype) + self.embedding_bytes_read(tokens)
+
+    def weights_read_per_step(self, batch: int) -> float:
+        """Bytes of weights one decode step of ``batch`` sequences reads (whole replica)."""
+        return self.weights_read_bytes(batch)
+
+    def prefill_weights_read(self, tokens: int) -> float:
+        """Bytes of weights a prefill of ``tokens`` prompt tokens reads (whole replica): as a
+        decode step's, but every routed expert counted (a bound that does not rest on how
+        the prompt's tokens are routed)."""
+        m = self.model
+        rest = m.total_params - m.embedding_params()
+        return rest * weight_bytes(self.weight_dtype) + self.embedding_bytes_read(tokens)
 
     def allreduce_s(self, tokens: int) -> float:
         """Two ring all-reduces per layer (attention and MLP outputs) of tokens × hidden."""
@@ -222,7 +250,7 @@ class Deployment:
     # ---- bounds ----
     def ttft_bound_s(self, prompt_tokens: int, batch: int = 1) -> dict[str, float]:
         compute = batch * self.prefill_flops(prompt_tokens) / (self.tp * self.peak_flops)
-        memory = self.weights_bytes / self.tp / self.bandwidth
+        memory = self.prefill_weights_read(batch * prompt_tokens) / self.tp / self.bandwidth
         comm = self.allreduce_s(batch * prompt_tokens)
         return {
             "compute_s": compute,
@@ -373,7 +401,7 @@ class Estimate:
                 "ridge_flops_per_byte": d.ridge_point(),
                 "decode_intensity_flops_per_byte": mid["flops"] / mid["bytes"],
                 "prefill_intensity_flops_per_byte": d.prefill_flops(self.input_tokens)
-                / max(d.weights_bytes, 1.0),
+                / max(d.prefill_weights_read(self.input_tokens), 1.0),
             },
             "peak_bandwidth_gb_s": d.bandwidth / GB,
             "peak_tflops": d.peak_flops / 1e12,
