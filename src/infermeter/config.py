@@ -62,6 +62,9 @@ class BenchConfig(BaseModel):
     stall_timeout_s: float = Field(default=120.0, gt=0)
     #: HTTP client for the streams: the lean asyncio one, or aiohttp (for comparison).
     transport: Literal["raw", "aiohttp"] = "raw"
+    #: Run the load at a raised scheduling priority where permitted (nice -10), so a busy
+    #: host does not keep the client from reading its streams.
+    client_priority: bool = True
     #: Client processes; None picks one per 128 streams, up to the cores available.
     workers: int | None = Field(default=None, ge=1)
     #: Run the workers as Ray actors: a Ray address ("auto", "ray://host:port", "host:port")

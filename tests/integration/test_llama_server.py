@@ -3,6 +3,7 @@ benchmark core (token counts, timing sanity, TPOT vs the server's own timing, op
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pytest
@@ -50,20 +51,30 @@ def test_counts_and_timing_closed_loop(llama_server, tmp_path: Path, api: str) -
 
 
 def test_client_tpot_agrees_with_llama_cpp_timings(llama_server, tmp_path: Path) -> None:
+    """Request by request against the server's own ``predicted_per_token_ms``. A request whose
+    first token was read together with later ones (the client descheduled on a loaded host)
+    is marked on its record and left out here: this test is about the server's pace."""
     cfg = BenchConfig.build(
         url=llama_server.url,
         concurrency=1,
-        num_requests=6,
+        num_requests=8,
         warmup=1,
         input_tokens="32",
         output_tokens="128",
         out=tmp_path / "run",
     )
     run = run_benchmark(cfg)
-    client = run.results["distributions"]["tpot_ms"]["mean"]
-    server = run.results["server_reported"]["tpot_ms"]["mean"]
-    assert server is not None and client is not None
-    assert client == pytest.approx(server, rel=0.20), (client, server)
+    agreement = run.results["server_reported"]["tpot_agreement"]
+    assert agreement["requests"] == 8
+    ratios = []
+    for r in run.records:
+        if r.phase != "measure" or r.first_stamp_shared:
+            continue
+        client = request_metrics(r).tpot_ms
+        assert client is not None
+        ratios.append(client / r.server_timings["predicted_per_token_ms"])
+    assert len(ratios) >= 4, "most requests must be read unmarked"
+    assert statistics.median(ratios) == pytest.approx(1.0, abs=0.01), ratios
 
 
 def test_open_loop_rate_is_achieved(llama_server, tmp_path: Path) -> None:

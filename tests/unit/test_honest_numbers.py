@@ -190,7 +190,10 @@ def test_client_bottleneck_needs_the_clients_own_evidence() -> None:
     busy = analysis_input(client={"per_worker": [{"worker": 0, "cpu_util": 0.97}]})
     (f,) = [f for f in diagnose(busy, None) if f["rule"] == "client_bottleneck"]
     assert "97 % of a core" in f["message"] and "--workers" in f["message"]
+    # tokens read together while the client's loop kept time: the server sent them together
     shared = analysis_input(shared_first_stamp={"requests": 3})
+    assert "client_bottleneck" not in rules(shared)
+    shared["client"]["per_worker"][0]["loop_lag_max_ms"] = 120.0
     (f,) = [f for f in diagnose(shared, None) if f["rule"] == "client_bottleneck"]
     assert "3 requests had their first token read with later ones" in f["message"]
     # kernel stamps: a late loop alone did not move them
@@ -268,3 +271,35 @@ def test_slot_use_and_the_slot_spread_finding() -> None:
     assert "4.0 of llama.cpp's slots" in f["message"] and "freshly started" in f["message"]
     packed = slot_spread([{"active": 4, "span": 4, "total": 8}])
     assert "slot_spread" not in rules(analysis_input(telemetry={"server": {"slots": packed}}))
+
+
+# -- the client's scheduling priority -----------------------------------------------------
+
+
+def test_the_load_runs_at_a_raised_priority_where_permitted_and_goes_back() -> None:
+    import os
+    import threading
+
+    from infermeter.load.selfcheck import CLIENT_NICE, Priority
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: dict[str, int] = {}
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)  # e.g. a queue's feeder thread
+    helper.start()
+    tid = helper.native_id
+    assert tid is not None
+    try:
+        with Priority(True) as p:
+            seen["main"] = os.getpriority(os.PRIO_PROCESS, 0)
+            seen["helper"] = os.getpriority(os.PRIO_PROCESS, tid)
+        permitted = os.geteuid() == 0  # CAP_SYS_NICE; CI runs as root
+        expect = CLIENT_NICE if permitted and before > CLIENT_NICE else before
+        assert seen == {"main": expect, "helper": expect} and p.nice == expect
+        assert os.getpriority(os.PRIO_PROCESS, 0) == before
+        assert os.getpriority(os.PRIO_PROCESS, tid) == before
+        with Priority(False) as p:
+            assert os.getpriority(os.PRIO_PROCESS, 0) == before == p.nice
+    finally:
+        stop.set()
+        helper.join()

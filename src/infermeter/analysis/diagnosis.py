@@ -209,7 +209,12 @@ def _client_and_host(results: dict[str, Any]) -> list[dict[str, Any]]:
         for w in workers
         if w.get("loop_lag_p99_ms", 0) > LOOP_LAG_MS and w.get("arrival_stamps") != "kernel"
     ]
-    shared = (results.get("shared_first_stamp") or {}).get("requests") or 0
+    # Tokens read together are the client's doing only if its loop was late at all; else the
+    # server wrote them together (its HTTP thread descheduled), which is no client limit.
+    lagged = any(
+        w.get("loop_lag_max_ms", w.get("loop_lag_p99_ms", 0)) > LOOP_LAG_MS for w in workers
+    )
+    shared = ((results.get("shared_first_stamp") or {}).get("requests") or 0) if lagged else 0
     queue_p99 = client.get("queue_delay_p99_ms")
     capped = bool(client.get("max_concurrency_reached"))
     queued = queue_p99 is not None and queue_p99 > QUEUE_DELAY_MS and not capped

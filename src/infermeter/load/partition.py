@@ -72,6 +72,7 @@ def partition(plan: LoadPlan, n_prompts: int, n_warmup: int, workers: int) -> li
                 warmup=warm[w],
                 seed=plan.seed + w,
                 abort_after_connection_errors=plan.abort_after_connection_errors,
+                raise_priority=plan.raise_priority,
             )
             shares.append(
                 WorkerShare(
@@ -103,6 +104,7 @@ def partition(plan: LoadPlan, n_prompts: int, n_warmup: int, workers: int) -> li
             warmup=warm[w],
             seed=plan.seed,
             abort_after_connection_errors=plan.abort_after_connection_errors,
+            raise_priority=plan.raise_priority,
         )
         shares.append(
             WorkerShare(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from infermeter.load.arrivals import ArrivalKind, schedule
-from infermeter.load.selfcheck import ClientStats, LoopMonitor, let_io_in
+from infermeter.load.selfcheck import ClientStats, LoopMonitor, Priority, let_io_in
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
@@ -47,6 +47,8 @@ class LoadPlan:
     slot_delays_s: tuple[float, ...] = ()
     #: Stop sending after this many consecutive connection failures (a dead server).
     abort_after_connection_errors: int = 20
+    #: Run the measured phase at a raised scheduling priority where permitted.
+    raise_priority: bool = True
 
 
 def slot_delays(plan: LoadPlan) -> tuple[float, ...]:
@@ -154,23 +156,24 @@ class Runner:
         st.started_ns = time.perf_counter_ns()
         prompts = self._prompt_iter(measure)
         monitor = LoopMonitor(self.worker)
-        monitor.start()
-        # Everything alive now (modules, config, prompts) lives through the run: moved out of
-        # the collector's sight, its full passes stay short (bench/RESULTS.md: 40-60 ms
-        # pauses at 500 streams otherwise, long enough to delay reading the next chunks).
-        gc.collect()
-        gc.freeze()
-        try:
-            if plan.rate is not None:
-                await self._open_loop(prompts, offsets_s)
-            else:
-                assert plan.concurrency is not None
-                await self._closed_loop(
-                    prompts, plan.concurrency, plan.duration_s, "measure", slot_delays(plan)
-                )
-        finally:
-            gc.unfreeze()
-            st.client = monitor.stop()
+        with Priority(plan.raise_priority) as priority:
+            monitor.start()
+            # Everything alive now (modules, config, prompts) lives through the run: moved out
+            # of the collector's sight, its full passes stay short (bench/RESULTS.md: 40-60 ms
+            # pauses at 500 streams otherwise, long enough to delay reading the next chunks).
+            gc.collect()
+            gc.freeze()
+            try:
+                if plan.rate is not None:
+                    await self._open_loop(prompts, offsets_s)
+                else:
+                    assert plan.concurrency is not None
+                    await self._closed_loop(
+                        prompts, plan.concurrency, plan.duration_s, "measure", slot_delays(plan)
+                    )
+            finally:
+                gc.unfreeze()
+                st.client = monitor.stop(priority.nice)
         st.phase = "done"
         return st
 

@@ -84,7 +84,8 @@ def stamp_warnings(shared: SharedFirstStamps) -> list[str]:
     return [
         f"{shared.requests} of {shared.of_requests} requests had their first token read "
         f"together with up to {shared.tokens_max} later tokens (the client could not read "
-        f"while they arrived){bound}; they are marked in records.jsonl (first_stamp_shared)"
+        f"while they arrived, or the server sent them at once){bound}; they are marked in "
+        "records.jsonl (first_stamp_shared)"
     ]
 
 
