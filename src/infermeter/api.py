@@ -540,7 +540,11 @@ async def _drive(
     async def send(rid: int, prompt: Prompt, t_sched: int, phase: str) -> RequestRecord:
         return await client.send(rid, prompt, t_sched, phase=phase)
 
-    progress = LiveProgress(config.num_requests, config.duration_s, console) if console else None
+    progress = (
+        LiveProgress(config.num_requests, config.duration_s, console, warmup=len(plan.warmup))
+        if console
+        else None
+    )
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # On a cluster, "auto" is not bounded by this machine's cores.
     n_workers = config.workers or auto_workers(load, 1 << 16 if config.cluster else cores or 1)
@@ -584,6 +588,7 @@ def _load_plan(config: BenchConfig) -> LoadPlan:
         warmup=config.warmup,
         seed=config.seed or 0,
         ramp_up_s=config.ramp_up_s,
+        raise_priority=config.client_priority,
     )
 
 

@@ -164,3 +164,45 @@ def test_estimate_cli() -> None:
     assert bad.returncode == 2 and "did you mean llama-3.1-8b" in bad.stderr
     bad_tp = run_cli("estimate", "--model", "llama-3.1-8b", "--gpus", "3", "--tp", "2")
     assert bad_tp.returncode == 2 and "not a multiple" in bad_tp.stderr
+
+
+def _error_line(stderr: str) -> str:
+    lines = [x for x in stderr.strip().splitlines() if x.strip()]
+    assert "Traceback" not in stderr and len(lines) == 1, stderr
+    assert lines[0].startswith("error:"), stderr
+    return lines[0]
+
+
+def test_analyze_unknown_gpu_or_shape_is_a_usage_error(emulator, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with emulator(ttft_ms=1, itl_ms=1) as srv:
+        res = run_cli(
+            "bench", "--url", srv.url, "-c", "1", "-n", "2", "--input-tokens", "16",
+            "--output-tokens", "4", "--quiet", "--out", str(run),
+        )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    before = (run / "results.json").read_text()
+    # The served model ("ground-truth") has no shape: the GPU must still be checked.
+    for extra in ([], ["--model-shape", "llama-2-7b"]):
+        bad = run_cli("analyze", str(run), "--gpu", "foo", *extra)
+        assert bad.returncode == 2, (extra, bad.stdout, bad.stderr)
+        line = _error_line(bad.stderr)
+        assert "--gpu" in line and "'foo'" in line and "estimate --list" in line, line
+    bad = run_cli("analyze", str(run), "--gpu", "h200", "--model-shape", "llama-9z")
+    assert bad.returncode == 2 and "--model-shape" in _error_line(bad.stderr)
+    assert (run / "results.json").read_text() == before  # a refused analysis writes nothing
+    # A known GPU with no shape for the served model: analysed, and the note says why.
+    ok = run_cli("analyze", str(run), "--gpu", "h200", "--format", "json")
+    assert ok.returncode == 0, ok.stderr
+    notes = json.loads(ok.stdout)["analysis"]["notes"]
+    assert any("--model-shape" in n for n in notes), notes
+
+
+def test_bench_checks_gpu_before_measuring(emulator, tmp_path: Path) -> None:
+    with emulator(ttft_ms=1, itl_ms=1) as srv:
+        res = run_cli(
+            "bench", "--url", srv.url, "-c", "1", "-n", "2", "--quiet", "--gpu", "foo",
+            "--out", str(tmp_path / "run"),
+        )  # fmt: skip
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "--gpu" in _error_line(res.stderr) and not (tmp_path / "run").exists()

@@ -38,8 +38,6 @@ from infermeter.report.charts import (
     render_dot_rows,
 )
 from infermeter.report.html import (
-    DOC_ANCHORS,
-    METRICS_DOC,
     cdf_points,
     compare_page,
     histogram,
@@ -429,8 +427,8 @@ ANALYSIS = {
 
 
 def _no_active_content(page: str) -> None:
-    """No script, no event handler, nothing to fetch; links go to the metric docs, within
-    the page or to sweep points' own reports."""
+    """No script, no event handler, nothing to fetch; links stay within the page (its
+    definitions included) or go to sweep points' own reports."""
     assert page.startswith("<!DOCTYPE html>")
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     tags = _tags(page)
@@ -440,7 +438,7 @@ def _no_active_content(page: str) -> None:
         assert not [a for a in attrs if a.startswith("on") or a in ("src", "srcset")]
         href = attrs.get("href")
         if href is not None:
-            assert href.startswith(("#", f"{METRICS_DOC}#", METRICS_DOC, "points/")), href
+            assert href.startswith(("#", "points/")), href
 
 
 def _sample_records() -> list[RequestRecord]:
@@ -487,8 +485,9 @@ def test_run_page_has_every_section_and_escapes_the_model_name() -> None:
     assert "failed (time to failure)" in page and "timeout" in page
     # 8 charts for the distributions, 6 on the timeline, 2 for the speed of light
     assert page.count('<svg class="chart"') == 8 + 6 + 2
-    linked = set(re.findall(rf'href="{re.escape(METRICS_DOC)}#([^"]+)"', page))
-    assert linked == set(DOC_ANCHORS.values())  # every chart section links its definition
+    linked = set(re.findall(r'href="#def-([^"]+)"', page))
+    # every section links its definitions (section keys are the glossary's groups)
+    assert {"aggregates", "per_request", "timestamps", "analysis"} <= linked, linked
 
 
 def test_run_page_of_zero_records_renders_notes() -> None:
@@ -510,19 +509,6 @@ def test_run_page_of_failed_requests_only() -> None:
     assert "5 of 5 failed" in page and "connection" in page
     assert "failed (time to failure)" in page
     assert "No telemetry samples" in page
-
-
-def test_doc_anchors_exist_in_docs_metrics_md() -> None:
-    """Every link target is a real heading of docs/metrics.md (GitHub's slugs)."""
-    slugs = set()
-    for line in (ROOT / "docs" / "metrics.md").read_text().splitlines():
-        m = re.match(r"#{1,6}\s+(.*)", line)
-        if m:
-            text = m.group(1).strip().lower()
-            slug = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
-            slugs.add(slug)
-    missing = {k: v for k, v in DOC_ANCHORS.items() if v not in slugs}
-    assert not missing, f"anchors not in docs/metrics.md: {missing}; headings: {sorted(slugs)}"
 
 
 def test_run_report_of_a_real_run(emulator, tmp_path: Path) -> None:
@@ -735,3 +721,64 @@ def test_telemetry_outside_the_window_stays_off_the_axis() -> None:
     series = telemetry_series(samples, 15, 10e-9)  # window: 15..25 ns
     xs = [x for x, _ in series.host_cpu]
     assert xs == [pytest.approx(-5e-9), pytest.approx(5e-9), pytest.approx(15e-9)]
+
+
+# ------------------------------------------------------------------ definitions in the page
+
+
+def _links_stay_in_the_page(page: str, files: tuple[str, ...] = ()) -> set[str]:
+    """No link leads to a file outside the page (``files``: a sweep's own point reports,
+    written beside it), and every in-page link has its target. Returns the definitions
+    linked (``#def-KEY``)."""
+    tags = _tags(page)
+    ids = {a["id"] for _, a in tags if "id" in a}
+    hrefs = [a["href"] for _, a in tags if a.get("href") is not None]
+    for href in hrefs:
+        assert "metrics.md" not in href and not href.startswith("docs/"), href
+        if href.startswith("#"):
+            assert href[1:] in ids, f"link {href} has no target in the page"
+        else:
+            assert files and href.startswith(files), href
+    return {h[len("#def-") :] for h in hrefs if h.startswith("#def-")}
+
+
+def test_definitions_travel_inside_the_page(tmp_path: Path) -> None:
+    recs = _sample_records()
+    results, metrics = _results(recs, slo="ttft_ms=40,p90_e2e_ms=200", analysis=ANALYSIS)
+    run = run_page(results, recs, [], metrics.per_request)
+    linked = _links_stay_in_the_page(run)
+    # The cards and charts link their own metric's definition, not just a section.
+    assert {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "goodput_rps", "mbu"} <= linked, linked
+    sweep = sweep_page(SWEEP, {0: "points/00-c1/report.html"}, name="s")
+    assert _links_stay_in_the_page(sweep, files=("points/",))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "sweep.json").write_bytes(orjson.dumps(SWEEP))
+    compare = render_compare_html(COMPARISON, [("a", tmp_path / "a")])
+    assert _links_stay_in_the_page(compare)
+
+    from infermeter.report.labels import DEFINITIONS
+
+    # Each definition is in the page once, with its formula and meaning, from one owner.
+    ttft = DEFINITIONS["ttft_ms"]
+    assert ttft.formula == "t_first − t_send"
+    for page in (run, sweep, compare):
+        for key in DEFINITIONS:
+            assert page.count(f'id="def-{key}"') == 1, key
+    glossary = run[run.index('id="definitions"') :]
+    assert esc_text(ttft.formula) in glossary and esc_text(ttft.meaning) in glossary
+    # The link itself says it too, on hover.
+    assert re.search(r'href="#def-tpot_ms" title="\(t_last − t_first\) / \(n_out − 1\)', run)
+
+
+def test_definitions_agree_with_docs_metrics_md() -> None:
+    """The page's formulas for per-request metrics and run aggregates are docs/metrics.md's."""
+    from infermeter.report.labels import DEFINITION_GROUPS, DEFINITIONS
+
+    doc = (ROOT / "docs" / "metrics.md").read_text().replace("`", "")
+    for group in ("per_request", "aggregates"):
+        for key in DEFINITION_GROUPS[group][1]:
+            assert DEFINITIONS[key].formula in doc, (key, DEFINITIONS[key].formula)
+
+
+def esc_text(text: str) -> str:
+    return charts.esc(text)

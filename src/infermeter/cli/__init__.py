@@ -19,7 +19,7 @@ from infermeter.cli import (
     report,
     sweep,
 )
-from infermeter.cli.common import run_guarded
+from infermeter.cli.common import Command, Group, run_guarded
 
 app = typer.Typer(
     name="infermeter",
@@ -28,17 +28,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode="rich",
+    cls=Group,
 )
-app.command("bench")(bench.bench)
-app.command("sweep")(sweep.sweep)
-app.command("report")(report.report)
-app.command("compare")(compare.compare)
-app.command("export")(export.export)
-app.command("analyze")(analyze.analyze)
-app.command("demo")(demo.demo)
-app.command("estimate")(estimate.estimate)
-app.command("proxy")(proxy.proxy)
-app.command("serve-ground-truth")(emulator.serve_ground_truth)
+app.command("bench", cls=Command)(bench.bench)
+app.command("sweep", cls=Command)(sweep.sweep)
+app.command("report", cls=Command)(report.report)
+app.command("compare", cls=Command)(compare.compare)
+app.command("export", cls=Command)(export.export)
+app.command("analyze", cls=Command)(analyze.analyze)
+app.command("demo", cls=Command)(demo.demo)
+app.command("estimate", cls=Command)(estimate.estimate)
+app.command("proxy", cls=Command)(proxy.proxy)
+app.command("serve-ground-truth", cls=Command)(emulator.serve_ground_truth)
 app.add_typer(engine.app, name="engine")
 
 

@@ -17,13 +17,23 @@ def analyze(
     model_shape: str | None = typer.Option(
         None, "--model-shape", help="Catalogue name or config.json."
     ),
-    gpus: int | None = typer.Option(None, "--gpus"),
-    tp: int | None = typer.Option(None, "--tp"),
-    weight_dtype: str | None = typer.Option(None, "--weight-dtype"),
+    gpus: int | None = typer.Option(
+        None, "--gpus", help="GPUs serving the model (default: the run's)."
+    ),
+    tp: int | None = typer.Option(
+        None, "--tp", help="The server's tensor-parallel size (default: the run's)."
+    ),
+    weight_dtype: str | None = typer.Option(
+        None, "--weight-dtype", help="The served weights' type: bf16, fp16, fp8, int8, int4."
+    ),
     profile: str | None = typer.Option(
         None, "--profile", help="chat, batch, realtime, or a JSON file."
     ),
-    gpu_hourly_price: float | None = typer.Option(None, "--gpu-hourly-price"),
+    gpu_hourly_price: float | None = typer.Option(
+        None,
+        "--gpu-hourly-price",
+        help="Price of one GPU-hour: cost per request and per 1M tokens.",
+    ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
 ) -> None:
     """Recompute a run's analysis with new hardware, model, SLA profile or price; the run's

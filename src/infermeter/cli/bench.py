@@ -9,9 +9,10 @@ from typing import Any
 import typer
 
 from infermeter.api import Run, run_benchmark
-from infermeter.cli.common import EXIT_INTERRUPTED, err_console, fail
+from infermeter.cli.common import EXIT_INTERRUPTED, err_console, fail, print_error
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
+from infermeter.report.labels import counted
 
 
 def _headers(values: list[str]) -> dict[str, str]:
@@ -48,14 +49,13 @@ def finish(run: Run, max_error_rate: float) -> int:
     if run.interrupted:
         return EXIT_INTERRUPTED
     if run.aborted:
-        err_console.print(f"[bold red]error:[/] {run.aborted}", highlight=False)
+        print_error(run.aborted)
         return 1
     if s["requests_sent"] and s["error_rate"] > max_error_rate:
         kinds = ", ".join(f"{k} ×{v}" for k, v in run.results["errors"]["by_kind"].items())
-        err_console.print(
-            f"[bold red]error:[/] {s['requests_failed']} of {s['requests_sent']} requests failed "
-            f"({kinds}); allowed error rate {max_error_rate:g}",
-            highlight=False,
+        print_error(
+            f"{s['requests_failed']} of {counted(s['requests_sent'], 'request')} failed "
+            f"({kinds}); allowed error rate {max_error_rate:g}"
         )
         return 1
     return 0
@@ -193,6 +193,12 @@ def bench(
         120.0, "--stall-timeout", help="Seconds of silence after which a stream counts as stalled."
     ),
     connect_timeout: float = typer.Option(30.0, "--connect-timeout", help="Seconds to connect."),
+    client_priority: bool = typer.Option(
+        True,
+        "--client-priority/--no-client-priority",
+        help="Run the load at nice -10 where permitted (root or CAP_SYS_NICE), so other busy "
+        "processes do not keep the client from reading its streams.",
+    ),
     workers: str = typer.Option(
         "auto",
         "--workers",

@@ -1,20 +1,120 @@
-"""What every command shares: error handling, exit codes, cache directory, consoles."""
+"""What every command shares: error handling, exit codes, cache directory, consoles, and the
+command classes that make every help page read the same."""
 
 from __future__ import annotations
 
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from infermeter.errors import InfermeterError
+from infermeter.report.terminal import make_console
 
 EXIT_INTERRUPTED = 130
 
-err_console = Console(stderr=True)
+#: Progress and messages. Emoji codes stay text: ``normal:100:-5`` is a length, not a 💯.
+err_console = Console(stderr=True, emoji=False)
+
+
+def out_console() -> Console:
+    """Where reports go (stdout): off a terminal, as wide as the widest table."""
+    return make_console()
+
+
+def print_error(message: str) -> None:
+    """``error: MESSAGE`` on stderr, the message verbatim (no markup, no emoji codes: a
+    ``pip install 'infermeter[parquet]'`` keeps its brackets)."""
+    err_console.print(
+        Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True
+    )
+
+
+#: Float flags counted in seconds, by the end of their name.
+_SECONDS_SUFFIXES = ("duration", "timeout", "ramp_up", "_s")
+
+
+def _metavar(param: Any) -> None:
+    """The value a flag takes, as help shows it: none for an on/off flag, ``N`` for a count,
+    ``S`` for seconds, ``PATH`` for a file, else the flag's last word (``--api-key KEY``).
+    A metavar given where the option is declared wins."""
+    if isinstance(param, TyperArgument):
+        if param.metavar is None:
+            param.metavar = param.name.upper()
+        # The name says what it is; typer would add a <path> or <str> beside it.
+        param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        return
+    if param.metavar is not None or not isinstance(param, TyperOption):
+        return
+    if param.is_flag:
+        param.metavar = ""
+        return
+    desc = param.type_descriptor
+    kind = desc.annotation
+    if desc.is_list:
+        kind = (typing.get_args(kind) or (str,))[0]
+    name = param.name or ""
+    if kind is int:
+        param.metavar = "N"
+    elif kind is float:
+        param.metavar = (
+            "S" if name.endswith(_SECONDS_SUFFIXES) else "MS" if name.endswith("_ms") else "NUM"
+        )
+    elif desc.is_path or kind is Path:
+        param.metavar = "PATH"
+    else:
+        longs = [o for o in param.opts if o.startswith("--")] or param.opts
+        param.metavar = longs[0].lstrip("-").split("-")[-1].upper()
+
+
+def _polish(command: Any) -> None:
+    """Help texts go through Rich markup: escape them, so ``infermeter[hf]`` is not a style."""
+    for attr in ("help", "short_help", "epilog"):
+        if getattr(command, attr, None):
+            setattr(command, attr, escape(getattr(command, attr)))
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+        _metavar(param)
+
+
+class Command(TyperCommand):
+    """A command whose help prints its texts verbatim and names each flag's value plainly."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _polish(self)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:  # --help is made here, not in __init__
+            _metavar(param)
+        return params
+
+
+class Group(TyperGroup):
+    """A command group with :class:`Command`'s help conventions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _polish(self)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            _metavar(param)
+        return params
+
+
+#: The help of every --cache-dir.
+CACHE_DIR_HELP = "Builds and models live here (default: $INFERMETER_CACHE or ~/.cache/infermeter)."
 
 
 def default_cache_dir() -> Path:
@@ -27,7 +127,7 @@ def default_cache_dir() -> Path:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     return typer.Exit(code)
 
 
@@ -54,7 +154,7 @@ def run_guarded(app: Any) -> int:
     try:
         rv = app(standalone_mode=False)
     except InfermeterError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        print_error(exc.message)
         return exc.exit_code
     except exits as exc:
         return int(getattr(exc, "exit_code", 0))
@@ -63,7 +163,7 @@ def run_guarded(app: Any) -> int:
     except usage as exc:
         # Unknown flag, bad value: click's own one-line message, exit 2.
         message = exc.format_message()  # type: ignore[attr-defined]
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        print_error(message)
         return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         err_console.print("interrupted", style="yellow")
@@ -75,11 +175,9 @@ def run_guarded(app: Any) -> int:
         # A bug, not a user error: still one line, with the way to see the whole story.
         if os.environ.get("INFERMETER_DEBUG"):
             raise
-        err_console.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} "
-            "(set INFERMETER_DEBUG=1 for the traceback, and please report it)",
-            highlight=False,
-            soft_wrap=True,
+        print_error(
+            f"unexpected {type(exc).__name__}: {exc} "
+            "(set INFERMETER_DEBUG=1 for the traceback, and please report it)"
         )
         return 1
     return rv if isinstance(rv, int) else 0

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from infermeter.api import Run, load_run
-from infermeter.cli.common import err_console, fail
+from infermeter.cli.common import err_console, fail, out_console
 from infermeter.errors import UsageError
 from infermeter.report.compare import (
     build_comparison,
@@ -149,9 +148,9 @@ def compare(
 
         sweeps = [(lab, t.path) for lab, t in zip(labels, loaded, strict=True) if t.sweep]
         out.write_text(render_compare_html(comparison, sweeps), encoding="utf-8")
-        err_console.print(f"wrote {out}", highlight=False)
+        err_console.print(f"wrote {out}", highlight=False, markup=False)
     else:
-        console = Console()
+        console = out_console()
         console.print(render_comparison_table(comparison))
         for note in comparison_notes(comparison):
-            console.print(note, style="yellow", highlight=False)
+            console.print(note, style="yellow", highlight=False, markup=False)

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from infermeter.api import Run, run_benchmark
-from infermeter.cli.common import default_cache_dir, err_console
+from infermeter.cli.common import CACHE_DIR_HELP, default_cache_dir, err_console, out_console
 from infermeter.cli.engine import default_threads, ensure_model, ensure_server_binary
 from infermeter.config import BenchConfig
 from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
@@ -42,8 +41,10 @@ def demo(
         "demo", "--model-size", help="Model shape to generate (tiny, demo, ...)."
     ),
     levels: str = typer.Option("1,4", "--levels", help="Concurrency levels to measure."),
-    input_tokens: int = typer.Option(128, "--input-tokens"),
-    output_tokens: int = typer.Option(128, "--output-tokens"),
+    input_tokens: int = typer.Option(128, "--input-tokens", help="Prompt tokens per request."),
+    output_tokens: int = typer.Option(
+        128, "--output-tokens", help="Output tokens per request (max_tokens)."
+    ),
     requests: int | None = typer.Option(
         None, "--requests-per-level", help="Default: 8 or 4 × concurrency, whichever is more."
     ),
@@ -53,7 +54,7 @@ def demo(
     out: Path = typer.Option(
         Path("infermeter-demo"), "--out", help="Run directories go here (c1/, c4/, ...)."
     ),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
 ) -> int:
     """Benchmark a local llama-server serving a generated model at concurrency 1 and 4."""
     conc = _levels(levels)
@@ -106,13 +107,15 @@ def demo(
                 "tokens"
             )
             run = run_benchmark(config, console=err_console)
-        print_summary(run.results, Console())
+        print_summary(run.results, out_console())
         runs.append((c, run))
         if run.interrupted:
             return 130
     if len(runs) > 1:
-        Console().print(_comparison(runs))
-    err_console.print(f"demo finished in {time.monotonic() - t_start:.0f} s; runs in {out}/")
+        out_console().print(_comparison(runs))
+    err_console.print(
+        f"demo finished in {time.monotonic() - t_start:.0f} s; runs in {out}/", markup=False
+    )
     failed = sum(r.results["summary"]["requests_failed"] for _, r in runs)
     return 1 if failed else 0
 

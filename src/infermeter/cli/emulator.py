@@ -10,12 +10,14 @@ from infermeter.testing.emulator import FAULTS, EmulatorConfig, GroundTruthServe
 
 
 def serve_ground_truth(
-    port: int = typer.Option(9000, "--port"),
-    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(9000, "--port", help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     ttft_ms: float = typer.Option(50.0, "--ttft-ms", help="Time from request read to first token."),
     itl_ms: float = typer.Option(10.0, "--itl-ms", help="Time between tokens."),
-    tokens_per_chunk: int = typer.Option(1, "--tokens-per-chunk"),
-    model: str = typer.Option("ground-truth", "--model"),
+    tokens_per_chunk: int = typer.Option(
+        1, "--tokens-per-chunk", help="Tokens in each streamed chunk."
+    ),
+    model: str = typer.Option("ground-truth", "--model", help="Model name to serve and list."),
     fault: str | None = typer.Option(
         None, "--fault", help=f"Misbehave on purpose: {', '.join(FAULTS)}."
     ),

@@ -6,16 +6,24 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from infermeter.cli.common import default_cache_dir, err_console
+from infermeter.cli.common import (
+    CACHE_DIR_HELP,
+    Command,
+    Group,
+    default_cache_dir,
+    err_console,
+)
 from infermeter.engines.llama_cpp import (
     LLAMA_CPP_PYTHON_VERSION,
     build_llama_server,
+    build_log_path,
     cached_binary,
     choose_flags,
     pack_source,
@@ -25,13 +33,53 @@ from infermeter.engines.model import GeneratedModel, is_complete, make_model, mo
 from infermeter.engines.shapes import SHAPES, get_shape
 
 app = typer.Typer(
-    help="Build llama-server, generate random-weight models, serve them.", no_args_is_help=True
+    help="Build llama-server, generate random-weight models, serve them.",
+    no_args_is_help=True,
+    cls=Group,
 )
 
 
 def default_threads() -> int:
     """Leave one core to the benchmark client so it never competes with the server."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _elapsed(seconds: float) -> str:
+    """``42 s``, ``3m 05s``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
+
+
+class StepLines:
+    """Build progress as plain lines (a pipe, a CI log): a line when the phase changes, and
+    ninja's ``[n/N]`` at most every ``every_s`` seconds, the last step always."""
+
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._write, self._every_s, self._clock = write, every_s, clock
+        self._t0 = clock()
+        self._last_t: float | None = None
+        self._last_phase = ""
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        now = self._clock()
+        if not total:  # a phase (fetching source, configuring), not a compile step
+            if what != self._last_phase:
+                self._last_phase = what
+                self._write(f"llama-server build: {what} ({_elapsed(now - self._t0)})")
+            return
+        last = done >= total
+        if not last and self._last_t is not None and now - self._last_t < self._every_s:
+            return
+        self._last_t = now
+        self._write(
+            f"llama-server build: [{done}/{total}] {what[:70]} ({_elapsed(now - self._t0)})"
+        )
 
 
 def ensure_server_binary(
@@ -47,8 +95,18 @@ def ensure_server_binary(
     kind = "CUDA" if "-DGGML_CUDA=ON" in flags else "CPU"
     err_console.print(
         f"building llama-server ({kind}) from llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}'s "
-        f"vendored llama.cpp (once; cached in {cache_dir}) …"
+        f"vendored llama.cpp (once, 4-17 minutes; cached in {cache_dir}; "
+        f"log: {build_log_path(cache_dir, flags)}) …",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
+    if not err_console.is_terminal:
+        # A progress bar off a terminal draws nothing until it ends: say the steps instead.
+        lines = StepLines(lambda line: err_console.print(line, markup=False, highlight=False))
+        return build_llama_server(
+            cache_dir, flags=flags, sdist=sdist, source=source, progress=lines, force=force
+        )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -105,11 +163,9 @@ def ensure_model(
         )
 
 
-@app.command("build")
+@app.command("build", cls=Command)
 def build(
-    cache_dir: Path | None = typer.Option(
-        None, "--cache-dir", help="Default: ~/.cache/infermeter."
-    ),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
     sdist: Path | None = typer.Option(
         None,
         "--sdist",
@@ -129,23 +185,23 @@ def build(
     typer.echo(ensure_server_binary(cache_dir or default_cache_dir(), sdist, force, cuda, source))
 
 
-@app.command("pack-source")
+@app.command("pack-source", cls=Command)
 def pack(
     out: Path = typer.Option(..., "--out", help="The .tar.gz to write."),
     sdist: Path | None = typer.Option(None, "--sdist", help="A local copy of the pinned sdist."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:
     """Write a slim pack of the pinned llama.cpp source, to build on a machine with no network."""
     typer.echo(pack_source(cache_dir or default_cache_dir(), out, sdist))
 
 
-@app.command("model")
+@app.command("model", cls=Command)
 def model(
     shape: str = typer.Argument("tiny", help=f"One of: {', '.join(SHAPES)}."),
     out: Path | None = typer.Option(
         None, "--out", help="Folder for model.gguf and hf/ (default: the cache)."
     ),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
     dtype: str = typer.Option("f16", "--dtype", help="GGUF weights: f16, q8_0 or f32."),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face folder."),
     hf_dtype: str = typer.Option(
@@ -157,7 +213,7 @@ def model(
         help="Write the HF weights, or only config and tokenizer (the in-process backend then initialises the model at random on the device: same speed, no disk).",
     ),
     no_gguf: bool = typer.Option(False, "--no-gguf", help="Only the Hugging Face folder."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:
     """Generate a random-weight Llama model (GGUF + Hugging Face folder) and print its paths."""
     m = ensure_model(
@@ -178,7 +234,7 @@ def model(
     typer.echo(f"params: {m.shape.params:,}")
 
 
-@app.command("serve")
+@app.command("serve", cls=Command)
 def serve(
     shape: str = typer.Option("tiny", "--shape", help="Generate (or reuse) a model of this shape."),
     gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF instead."),
@@ -187,7 +243,7 @@ def serve(
     ctx: int = typer.Option(2048, "--ctx", help="Context tokens per slot."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: cores - 1)."),
     port: int | None = typer.Option(None, "--port", help="Default: a free port."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
     cuda: str = typer.Option(
         "auto", "--cuda", help="auto (CUDA when a GPU and nvcc are here), on or off."
     ),

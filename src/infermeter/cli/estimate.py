@@ -8,11 +8,14 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from infermeter.analysis.efficiency import calibration_point
-from infermeter.cli.common import fail
+from infermeter.cli.common import fail, out_console
 from infermeter.errors import UsageError
+from infermeter.report.labels import counted
 from infermeter.theory import (
     HARDWARE,
     MODELS,
@@ -44,8 +47,8 @@ def estimate(
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel size."),
     pp: int = typer.Option(1, "--pp", help="Pipeline-parallel size."),
     batch: int = typer.Option(1, "--batch", help="Concurrent sequences per replica."),
-    input_tokens: int = typer.Option(1024, "--input-tokens"),
-    output_tokens: int = typer.Option(256, "--output-tokens"),
+    input_tokens: int = typer.Option(1024, "--input-tokens", help="Prompt tokens per sequence."),
+    output_tokens: int = typer.Option(256, "--output-tokens", help="Output tokens per sequence."),
     dtype: str = typer.Option("bf16", "--dtype", help="Weights: bf16, fp16, fp8, int8, int4."),
     kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV cache: bf16, fp16, fp8, int8."),
     act_dtype: str | None = typer.Option(
@@ -78,7 +81,7 @@ def estimate(
     ),
 ) -> None:
     """Lower bounds on TTFT, TPOT and E2E, an upper bound on throughput, and the memory plan."""
-    console = Console()
+    console = out_console()
     if list_all:
         _print_list(console, as_json)
         return
@@ -142,12 +145,13 @@ def estimate(
     if calibrated is not None:
         c = calibrated
         console.print(
-            f"calibrated ({c['engine']}, fitted on {c['fitted_points']} points): "
+            f"calibrated ({c['engine']}, fitted on {counted(c['fitted_points'], 'point')}): "
             f"TPOT {c['tpot_ms']:,.2f} ms, TTFT {c['ttft_ms']:,.1f} ms "
             f"(bandwidth efficiency {_pct(c['bandwidth_efficiency'])}, "
             f"compute efficiency {_pct(c['compute_efficiency'])}, "
             f"decode compute efficiency {_pct(c['decode_compute_efficiency'])})",
             highlight=False,
+            markup=False,
         )
 
 
@@ -213,7 +217,7 @@ def _predict(
 
 def _print_calibration(console: Console, prof: CalibrationProfile, out: Path | None) -> None:
     console.print(
-        f"[bold]{prof.engine}[/] on {prof.gpu}, {prof.model} ({prof.weight_dtype}): "
+        f"[bold]{escape(prof.engine)}[/] on {escape(f'{prof.gpu}, {prof.model} ({prof.weight_dtype})')}: "
         f"bandwidth efficiency {_pct(prof.bandwidth_efficiency)}, "
         f"compute efficiency {_pct(prof.compute_efficiency)}, "
         f"decode compute efficiency {_pct(prof.decode_compute_efficiency)}, "
@@ -225,7 +229,7 @@ def _print_calibration(console: Console, prof: CalibrationProfile, out: Path | N
         console, "leave-one-out prediction error (each point predicted without it)", prof.loo
     )
     if out is not None:
-        console.print(f"profile written to {out}", highlight=False)
+        console.print(f"profile written to {out}", highlight=False, markup=False)
 
 
 def _print_errors(console: Console, title: str, rows: list[dict[str, Any]]) -> None:
@@ -234,7 +238,7 @@ def _print_errors(console: Console, title: str, rows: list[dict[str, Any]]) -> N
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            r["label"],
+            Text(str(r["label"])),
             str(r["batch"]),
             f"{r['tpot_ms']:.2f}",
             f"{r['tpot_pred_ms']:.2f}",
@@ -281,7 +285,7 @@ def _print_list(console: Console, as_json: bool) -> None:
 def _print_estimate(console: Console, r: dict[str, Any], rows: list[dict[str, Any]] | None) -> None:
     plan = r["memory_plan"]
     t = Table(
-        title=f"speed of light · {r['model']} on {r['gpus']} × {r['gpu']} "
+        title=f"speed of light · {escape(str(r['model']))} on {r['gpus']} × {r['gpu']} "
         f"(tp {r['tp']}, pp {r['pp']}, {r['weight_dtype']} weights, "
         f"{r['kv_dtype']} KV, {r['compute_dtype']} compute)",
         show_header=False,
@@ -313,7 +317,7 @@ def _print_estimate(console: Console, r: dict[str, Any], rows: list[dict[str, An
     add("max concurrency (all replicas)", f"{r['max_concurrency']:,}")
     add("TTFT lower bound (1 prompt)", f"{r['ttft_lower_bound_ms']:,.2f} ms")
     add(
-        f"TTFT lower bound ({r['batch']} prompts at once)",
+        f"TTFT lower bound ({counted(r['batch'], 'prompt')} at once)",
         f"{r['ttft_lower_bound_batch_ms']:,.2f} ms",
     )
     add(

@@ -20,6 +20,7 @@ from infermeter.report.export import (
     write_csv,
     write_parquet,
 )
+from infermeter.report.labels import counted
 
 WHAT = ("records", "summary")
 FORMATS = ("csv", "parquet")
@@ -72,4 +73,4 @@ def export(
     else:
         with out.open("w", newline="", encoding="utf-8") as f:
             n = write_csv(table, f)
-    err_console.print(f"wrote {n} rows to {out}", highlight=False)
+    err_console.print(f"wrote {counted(n, 'row')} to {out}", highlight=False, markup=False)

@@ -30,8 +30,12 @@ def _is_loopback(host: str) -> bool:
 
 
 def proxy(
-    upstream: str = typer.Option(..., "--upstream", help="The server to forward to (http/https)."),
-    listen: str = typer.Option("127.0.0.1:8089", "--listen", help="HOST:PORT to listen on."),
+    upstream: str = typer.Option(
+        ..., "--upstream", metavar="URL", help="The server to forward to (http/https)."
+    ),
+    listen: str = typer.Option(
+        "127.0.0.1:8089", "--listen", metavar="HOST:PORT", help="Address and port to listen on."
+    ),
     records: Path | None = typer.Option(
         None, "--records", help="Write sampled request records here (infermeter report reads it)."
     ),

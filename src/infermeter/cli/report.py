@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from infermeter.api import load_run
-from infermeter.cli.common import err_console, fail
+from infermeter.cli.common import err_console, fail, out_console
 from infermeter.report.formats import to_csv, to_json, to_markdown
 from infermeter.report.terminal import print_summary
 
@@ -20,7 +19,7 @@ SWEEP_FILE = "sweep.json"
 
 def emit(results: dict[str, Any], fmt: str) -> None:
     if fmt == "table":
-        print_summary(results, Console())
+        print_summary(results, out_console())
     elif fmt == "json":
         typer.echo(to_json(results))
     elif fmt == "csv":
@@ -43,7 +42,7 @@ def write_html(run_dir: Path, out: Path | None = None) -> Path:
         target.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise fail(f"--out {target}: cannot write it ({exc.strerror})") from None
-    err_console.print(f"HTML report: {target}", highlight=False, soft_wrap=True)
+    err_console.print(f"HTML report: {target}", highlight=False, soft_wrap=True, markup=False)
     return target
 
 

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from infermeter.analysis.capacity import sweep_sla
 from infermeter.api import Run
 from infermeter.cli import bench
-from infermeter.cli.common import EXIT_INTERRUPTED, err_console, fail
+from infermeter.cli.common import EXIT_INTERRUPTED, err_console, fail, out_console
 from infermeter.errors import UsageError
 from infermeter.load.sweep import Variable, parse_values
 from infermeter.report.terminal import print_sweep
@@ -176,7 +175,7 @@ def sweep(**flags: Any) -> int:
 
         page = result.path / "report.html"
         page.write_text(render_sweep_html(result.path), encoding="utf-8")
-        err_console.print(f"sweep report: {page}", highlight=False)
+        err_console.print(f"sweep report: {page}", highlight=False, markup=False)
     if fmt == "json":
         from infermeter.report.formats import to_json
 
@@ -186,7 +185,7 @@ def sweep(**flags: Any) -> int:
 
         typer.echo(sweep_markdown(result.index), nl=False)
     else:
-        print_sweep(result.index, Console())
+        print_sweep(result.index, out_console())
     if result.interrupted:
         return EXIT_INTERRUPTED
     return 0

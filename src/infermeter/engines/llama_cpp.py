@@ -106,6 +106,11 @@ def cached_binary(cache_dir: Path, flags: tuple[str, ...] = CPU_FLAGS) -> Path:
     return cache_dir / build_key(flags) / "bin" / "llama-server"
 
 
+def build_log_path(cache_dir: Path, flags: tuple[str, ...] = CPU_FLAGS) -> Path:
+    """Where a build of these flags writes cmake's and the compiler's output."""
+    return cache_dir / build_key(flags) / "build.log"
+
+
 def _find_tool(module: str, attr: str, name: str) -> str | None:
     """A tool from its PyPI package (cmake, ninja) if installed, else from PATH."""
     try:
@@ -259,7 +264,7 @@ def build_llama_server(
         else:
             tree = _extract(fetch_sdist(cache_dir, sdist), root / "src")
         build = root / "build"
-        log_path = root / "build.log"
+        log_path = build_log_path(cache_dir, flags)
         generator = ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CMAKE_", "LLAMA_"))}
         with open(log_path, "w") as log:
@@ -290,6 +295,17 @@ _STEP = re.compile(r"^\[(\d+)/(\d+)\]\s*(.*)")
 _MAKE_STEP = re.compile(r"^\[\s*(\d+)%\]\s*(.*)")
 
 
+def parse_build_step(line: str) -> tuple[int, int, str] | None:
+    """(done, total, what) of a build output line: ninja's ``[12/206] Building CXX object
+    ...``, or make's ``[ 42%] Built target ggml`` as (42, 100, ...); None for any other line."""
+    line = line.strip()
+    if m := _STEP.match(line):
+        return int(m.group(1)), int(m.group(2)), m.group(3)
+    if m := _MAKE_STEP.match(line):
+        return int(m.group(1)), 100, m.group(2)
+    return None
+
+
 def _run(
     cmd: list[str],
     log: object,
@@ -307,9 +323,7 @@ def _run(
         last = line.strip() or last
         if progress is None:
             continue
-        if m := _STEP.match(line):
-            progress(int(m.group(1)), int(m.group(2)), m.group(3)[:60])
-        elif m := _MAKE_STEP.match(line):
-            progress(int(m.group(1)), 100, m.group(2)[:60])
+        if step := parse_build_step(line):
+            progress(step[0], step[1], step[2])
     if proc.wait() != 0:
         raise EngineError(f"building llama-server failed ({last[:160]}); full log: {log_path}")

@@ -2,14 +2,59 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from infermeter.metrics.aggregate import DISTRIBUTION_NAMES
-from infermeter.report.labels import DIST_LABELS
+from infermeter.report.labels import DIST_LABELS, counted
+
+#: The width tables get off a terminal: more than any of them needs (Rich pads nothing to it).
+UNBOUNDED_WIDTH = 100_000
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for reports. In a terminal, the terminal's width; off one (a pipe, a file, a
+    CI log) no width at all, so a table is as wide as its cells instead of being cut to 80
+    columns (``1,746.…``). Emoji codes stay text (``normal:100:-5`` is a length spec)."""
+    console = Console(stderr=stderr, emoji=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, emoji=False, width=UNBOUNDED_WIDTH)
+    return console
+
+
+def readable(value: float) -> str:
+    """A measured value as a person reads it: ``9,712``, ``260``, ``12.5``, ``5.56``, ``0.85``."""
+    size = abs(value)
+    if size >= 100:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 0.1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def sla_verdict(v: dict[str, Any]) -> str:
+    """One SLA limit's verdict in words: ``FAIL: measured 9,712, 48.6× the limit``."""
+    if v.get("passed") is None or v.get("measured") is None:
+        return "not measured"
+    measured = readable(float(v["measured"]))
+    margin = v.get("margin")
+    if margin is None:
+        return f"{'pass' if v['passed'] else 'FAIL'}: measured {measured}"
+    if v["passed"]:
+        return f"pass: measured {measured}, {100 * margin:.0f} % headroom"
+    is_max = re.search(r"\s<\s*\S+$", str(v.get("limit", ""))) is not None
+    # margin = (limit - measured) / limit for a maximum, (measured - limit) / limit for a minimum
+    if is_max and margin <= -1:
+        return f"FAIL: measured {measured}, {1 - margin:.1f}× the limit"
+    side = "over" if is_max else "under"
+    return f"FAIL: measured {measured}, {100 * -margin:.0f} % {side} the limit"
 
 
 def _n(value: Any, digits: int = 2) -> str:
@@ -24,7 +69,7 @@ def render_summary(results: dict[str, Any]) -> Group:
     s = results["summary"]
     run = results.get("run") or {}
     server = results.get("server") or {}
-    title = f"infermeter · {server.get('model', '?')} @ {server.get('url', '?')}"
+    title = escape(f"infermeter · {server.get('model', '?')} @ {server.get('url', '?')}")
     if s.get("target_rate_rps") is not None:
         achieved = _n(s.get("achieved_send_rate_rps"))
         load = f"rate {s['target_rate_rps']:g} req/s (achieved send rate {achieved})"
@@ -85,7 +130,8 @@ def render_summary(results: dict[str, Any]) -> Group:
         err.add_column("count", justify="right")
         err.add_column("example")
         for kind, count in sorted(errors["by_kind"].items(), key=lambda kv: -kv[1]):
-            err.add_row(kind, str(count), (errors.get("examples") or {}).get(kind, "")[:90])
+            example = (errors.get("examples") or {}).get(kind, "")[:90]
+            err.add_row(Text(kind), str(count), Text(example))
         parts.append(err)
     slo = results.get("slo")
     if slo:
@@ -95,7 +141,7 @@ def render_summary(results: dict[str, Any]) -> Group:
         for term in slo["terms"]:
             verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "-"}[term["passed"]]
             t.add_row(
-                term["name"],
+                Text(term["name"]),
                 f"≤ {term['threshold']:g}",
                 f"{100 * term['attainment']:.1f} %",
                 _n(term["measured"]),
@@ -145,13 +191,11 @@ def _analysis(a: dict[str, Any]) -> Table | None:
             )
     sla = a.get("sla")
     if sla:
-        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "not measured"}
+        verdict_style = {True: "green", False: "red", None: "dim"}
         for v in sla["limits"]:
-            measured = "-" if v["measured"] is None else f"{v['measured']:,.3g}"
-            margin = "" if v["margin"] is None else f" (margin {100 * v['margin']:+.0f} %)"
             t.add_row(
-                f"SLA {sla['profile']}: {v['limit']}",
-                f"{verdict[v['passed']]} measured {measured}{margin}",
+                Text(f"SLA {sla['profile']}: {v['limit']}"),
+                Text(sla_verdict(v), style=verdict_style[v["passed"]]),
             )
     bands = a.get("ttft_bands")
     if bands:
@@ -160,7 +204,7 @@ def _analysis(a: dict[str, Any]) -> Table | None:
         )
     for f in a.get("findings") or []:
         style = {"high": "red", "medium": "yellow"}.get(f["severity"], "dim")
-        t.add_row(f"finding: {f['rule']}", Text(f["message"], style=style))
+        t.add_row(Text(f"finding: {f['rule']}"), Text(f["message"], style=style))
     c = a.get("cost")
     if c:
 
@@ -222,7 +266,7 @@ def _resources(tel: dict[str, Any]) -> Table | None:
         for key, label in (("ttft_mean_ms", "server TTFT"), ("tpot_mean_ms", "server TPOT")):
             if srv.get(key) is not None:
                 bits.append(f"{label} mean {srv[key]:.1f} ms")
-        t.add_row(f"server ({srv.get('kind')})", "; ".join(bits) or "sampled")
+        t.add_row(Text(f"server ({srv.get('kind')})"), "; ".join(bits) or "sampled")
     for note in tel.get("notes") or []:
         t.add_row("note", Text(note, style="dim"))
     return t if t.row_count else None
@@ -240,10 +284,12 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
         )
     mm = results.get("input_tokens_mismatch") or {}
     if mm.get("mismatched"):
+        differ = "differs" if mm["mismatched"] == 1 else "differ"
         notes.append(
             Text(
-                f"input length: {mm['mismatched']} of {mm['compared']} prompts differ from "
-                f"the target by up to {mm.get('max_abs_difference_tokens')} tokens "
+                f"input length: {mm['mismatched']:,} of {counted(mm['compared'], 'prompt')} "
+                f"{differ} from the target by up to "
+                f"{counted(mm.get('max_abs_difference_tokens') or 0, 'token')} "
                 "(server count vs requested)",
                 style="yellow",
             )
@@ -266,7 +312,8 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
         stamps = f"; arrivals stamped by the {' and '.join(sources)}" if sources else ""
         notes.append(
             Text(
-                f"client: {len(workers)} worker process(es); busiest used "
+                f"client: {counted(len(workers), 'worker process', 'worker processes')}; "
+                "busiest used "
                 f"{100 * busiest['cpu_util']:.0f} % of a core, event-loop lag p99 "
                 f"{max(w['loop_lag_p99_ms'] for w in workers):.2f} ms{stamps}",
                 style="dim",
@@ -286,7 +333,7 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
 
 
 def print_summary(results: dict[str, Any], console: Console | None = None) -> None:
-    (console or Console()).print(render_summary(results))
+    (console or make_console()).print(render_summary(results))
 
 
 def _sweep_rows(index: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -365,4 +412,4 @@ def print_sweep(index: dict[str, Any], console: Console) -> None:
         table.add_row(*row, style="bold green" if chosen else None)
     console.print(table)
     for line in sweep_notes(index):
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, soft_wrap=True, markup=False)

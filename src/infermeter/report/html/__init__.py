@@ -8,8 +8,9 @@
 Charts are drawn here, server-side, by :mod:`infermeter.report.charts`; the page carries no
 script and a Content-Security-Policy that forbids loading anything, so it works offline and
 stays small enough (~100-300 KB) to commit beside a run. Every chart links to the metric's
-definition in ``docs/metrics.md``. Reading a run's ``telemetry.jsonl`` and a sweep's files is
-the only I/O; everything else is a pure function of the data. The package: ``page``
+definition in the glossary at the page's end (no link leaves the page: the definitions travel
+with it). Reading a run's ``telemetry.jsonl`` and a sweep's files is the only I/O; everything
+else is a pure function of the data. The package: ``page``
 (furniture), ``series`` (chart data), ``run``, ``sweep`` and ``compare`` (the three pages).
 """
 
@@ -27,18 +28,18 @@ from infermeter.report.html.page import (
     CSP,
     DIST_CAPTIONS,
     DIST_TITLES,
-    DOC_ANCHORS,
+    GLOSSARY_ID,
     HALF,
     MAX_SCATTER_POINTS,
     MAX_TOOLTIPS,
     METRIC_SHORT,
-    METRICS_DOC,
     PAGE_CSS,
     POINT_REPORT,
     SWEEP_FILE,
     TL_LEFT,
     WIDE,
     doc_link,
+    glossary,
 )
 from infermeter.report.html.run import (
     BAND_COLORS,
@@ -74,11 +75,10 @@ __all__ = [
     "CSP",
     "DIST_CAPTIONS",
     "DIST_TITLES",
-    "DOC_ANCHORS",
+    "GLOSSARY_ID",
     "HALF",
     "MAX_SCATTER_POINTS",
     "MAX_TOOLTIPS",
-    "METRICS_DOC",
     "METRIC_SHORT",
     "PAGE_CSS",
     "POINT_REPORT",
@@ -93,6 +93,7 @@ __all__ = [
     "compare_table",
     "distribution_panels",
     "doc_link",
+    "glossary",
     "histogram",
     "inflight_series",
     "load_sweep",

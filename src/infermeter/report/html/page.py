@@ -12,23 +12,14 @@ from infermeter.report.charts import (
     esc,
     format_value,
 )
+from infermeter.report.labels import DEFINITION_GROUPS, DEFINITIONS
 
 if TYPE_CHECKING:  # the report layer never imports the API at run time (one-way imports)
     pass
 
 
-#: Where the metric definitions live, relative to the repository root (GitHub renders it).
-METRICS_DOC = "docs/metrics.md"
-#: GitHub's anchors of the headings of docs/metrics.md (a unit test checks they exist).
-DOC_ANCHORS: dict[str, str] = {
-    "timestamps": "1-what-is-recorded-per-request",
-    "per_request": "3-per-request-metrics",
-    "aggregates": "4-run-aggregates",
-    "slo": "slos",
-    "client": "5-the-clients-own-health",
-    "telemetry": "6-telemetry",
-    "analysis": "7-analysis-resultsjson--analysis",
-}
+#: The id of the glossary every page ends with; a definition's anchor is ``def-KEY``.
+GLOSSARY_ID = "definitions"
 
 #: Most markers one scatter series draws (beyond it, every k-th request is drawn).
 MAX_SCATTER_POINTS = 1500
@@ -86,6 +77,11 @@ line-height:1.3}
 .card.good .v{color:var(--good)}
 a.def{font-size:11.5px;font-weight:500;color:var(--muted);border-bottom:1px dotted #cbd5e1}
 a.def:hover{color:var(--accent);text-decoration:none}
+dl.defs{display:grid;grid-template-columns:minmax(150px,max-content) 1fr;gap:4px 18px;
+margin:6px 0 14px;font-size:13px}
+dl.defs dt{font-weight:600}dl.defs dd{margin:0;color:#334155}
+dl.defs code{font-size:12.5px;background:#f1f5f9;border-radius:4px;padding:0 4px}
+dl.defs :target{background:#fef9c3}h3:target{background:#fef9c3}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
 .stack{display:grid;gap:16px}
 .panel{background:var(--card);border:1px solid var(--line);border-radius:12px;
@@ -155,11 +151,8 @@ DIST_TITLES: dict[str, tuple[str, str, str]] = {
     "e2e_ms": ("E2E: end-to-end latency", "E2E latency (ms)", "requests"),
 }
 DIST_CAPTIONS: dict[str, str] = {
-    "ttft_ms": "t_first − t_send of each completed request: queueing, prefill and network.",
-    "tpot_ms": "(t_last − t_first) / (n_out − 1) of each completed request: the decode phase.",
-    "itl_ms": "Each chunk's gap to the previous one divided by the tokens it carries, "
-    "counted once per token.",
-    "e2e_ms": "t_last − t_send of each completed request.",
+    name: f"{DEFINITIONS[name].formula}, over completed requests: {DEFINITIONS[name].meaning}."
+    for name in DIST_TITLES
 }
 METRIC_SHORT: dict[str, str] = {
     "ttft_ms": "TTFT",
@@ -175,8 +168,37 @@ METRIC_SHORT: dict[str, str] = {
 
 
 def doc_link(key: str, text: str = "definition") -> str:
-    """A link to one section of the metric contract."""
-    return f'<a class="def" href="{METRICS_DOC}#{DOC_ANCHORS[key]}">{esc(text)}</a>'
+    """A link to a metric's definition (or a section of them) in the page's own glossary;
+    hovering it shows the formula."""
+    if key in DEFINITIONS:
+        d = DEFINITIONS[key]
+        hint = " — ".join(x for x in (d.formula, d.meaning) if x)
+    else:
+        hint = f"definitions: {DEFINITION_GROUPS[key][0].lower()}"
+    return f'<a class="def" href="#def-{esc(key)}" title="{esc(hint)}">{esc(text)}</a>'
+
+
+def glossary() -> str:
+    """Every definition of the metric contract, grouped as docs/metrics.md is, each with
+    the anchor the page's "definition" links point to."""
+    groups = []
+    for gkey, (title, keys) in DEFINITION_GROUPS.items():
+        rows = []
+        for key in keys:
+            d = DEFINITIONS[key]
+            formula = f"<code>{esc(d.formula)}</code> — " if d.formula else ""
+            rows.append(
+                f'<dt id="def-{esc(key)}">{esc(d.name)}</dt><dd>{formula}{esc(d.meaning)}</dd>'
+            )
+        groups.append(
+            f'<h3 id="def-{esc(gkey)}">{esc(title)}</h3><dl class="defs">{"".join(rows)}</dl>'
+        )
+    return (
+        f'<section id="{GLOSSARY_ID}"><h2>Definitions</h2><div class="panel">'
+        + "".join(groups)
+        + '<p class="cap">infermeter\'s metric contract (docs/metrics.md in its '
+        "documentation), as this version computes it.</p></div></section>"
+    )
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -289,6 +311,7 @@ def _date(iso: Any) -> str:
 
 
 def _page(title: str, heading: str, kind: str, nav: Sequence[tuple[str, str]], body: str) -> str:
+    nav = [*nav, (GLOSSARY_ID, "Definitions")]
     links = "".join(f'<a href="#{sid}">{esc(name)}</a>' for sid, name in nav)
     toc = f'<nav class="toc">{links}</nav>' if links else ""
     return (
@@ -299,9 +322,9 @@ def _page(title: str, heading: str, kind: str, nav: Sequence[tuple[str, str]], b
         f'<meta name="generator" content="infermeter {esc(__version__)}">'
         f"<title>{esc(title)}</title><style>{PAGE_CSS}{CHART_CSS}</style></head>"
         f'<body><main><header class="top"><div><div class="brand">infermeter · {esc(kind)}</div>'
-        f"<h1>{heading}</h1></div>{toc}</header>{body}"
+        f"<h1>{heading}</h1></div>{toc}</header>{body}{glossary()}"
         f"<footer>Generated by infermeter {esc(__version__)}. Every number follows the metric "
-        f'contract in <a href="{METRICS_DOC}">{METRICS_DOC}</a>; percentiles interpolate '
-        "linearly between order statistics. Charts are inline SVG: hover a point for its "
-        "values.</footer></main></body></html>\n"
+        f'contract, whose <a href="#{GLOSSARY_ID}">definitions</a> are above; percentiles '
+        "interpolate linearly between order statistics. Charts are inline SVG: hover a point "
+        "for its values.</footer></main></body></html>\n"
     )

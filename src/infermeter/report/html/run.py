@@ -68,6 +68,7 @@ from infermeter.report.html.series import (
     telemetry_series,
     throughput_series,
 )
+from infermeter.report.labels import DEFINITIONS, counted
 
 # --------------------------------------------------------------------------------------
 # the run report
@@ -134,7 +135,7 @@ def _run_header(results: dict[str, Any]) -> str:
     run = results.get("run") or {}
     stop = []
     if cfg.get("num_requests") is not None:
-        stop.append(f"{cfg['num_requests']:,} requests")
+        stop.append(counted(cfg["num_requests"], "request"))
     if cfg.get("duration_s") is not None:
         stop.append(f"{float(cfg['duration_s']):g} s")
     if cfg.get("warmup"):
@@ -184,29 +185,29 @@ def _summary(results: dict[str, Any]) -> tuple[str, str | None]:
     failed = int(s.get("requests_failed") or 0)
     err = float(s.get("error_rate") or 0.0)
     cards = [
-        _card("TTFT p50", *lat(ttft)[:1], "ms", lat(ttft)[1], "per_request"),
-        _card("TPOT p50", *lat(tpot)[:1], "ms", lat(tpot)[1], "per_request"),
-        _card("E2E p50", *lat(e2e)[:1], "ms", lat(e2e)[1], "per_request"),
+        _card("TTFT p50", *lat(ttft)[:1], "ms", lat(ttft)[1], "ttft_ms"),
+        _card("TPOT p50", *lat(tpot)[:1], "ms", lat(tpot)[1], "tpot_ms"),
+        _card("E2E p50", *lat(e2e)[:1], "ms", lat(e2e)[1], "e2e_ms"),
         _card(
             "Output throughput",
             format_value(s.get("output_token_throughput_tok_s")),
             "tok/s",
             f"total {format_value(s.get('total_token_throughput_tok_s'))} tok/s",
-            "aggregates",
+            "output_token_throughput_tok_s",
         ),
         _card(
             "Request throughput",
             format_value(s.get("request_throughput_rps")),
             "req/s",
             f"{format_value(s.get('request_throughput_rpm'))} req/min",
-            "aggregates",
+            "request_throughput_rps",
         ),
         _card(
             "Error rate",
             f"{100 * err:.1f}" if sent else "–",
             "%",
             f"{failed:,} of {sent:,} failed",
-            "aggregates",
+            "error_rate",
             "bad" if failed else "",
         ),
     ]
@@ -218,12 +219,12 @@ def _summary(results: dict[str, Any]) -> tuple[str, str | None]:
                 format_value(s.get("goodput_rps")),
                 "req/s",
                 f"SLO attainment {_pct(att)}",
-                "slo",
+                "goodput_rps",
                 "good" if att == 1.0 else ("bad" if att is not None and att < 0.9 else ""),
             )
         )
     else:
-        cards.append(_card("Goodput", "–", "", "no SLO given (--slo)", "slo"))
+        cards.append(_card("Goodput", "–", "", "no SLO given (--slo)", "goodput_rps"))
     target = s.get("target_concurrency")
     cards.append(
         _card(
@@ -231,7 +232,7 @@ def _summary(results: dict[str, Any]) -> tuple[str, str | None]:
             format_value(s.get("achieved_concurrency")),
             "",
             f"target {target}" if target is not None else "Little's law: Σ E2E / D",
-            "aggregates",
+            "achieved_concurrency",
         )
     )
     body = f'<div class="cards">{"".join(cards)}</div>'
@@ -287,7 +288,7 @@ def _sla_table(sla: dict[str, Any]) -> str:
     return _panel(
         f"SLA profile: {sla.get('profile')}",
         _table(["limit", "measured", "margin", "verdict"], rows) + cap,
-        doc="analysis",
+        doc="sla",
     )
 
 
@@ -316,13 +317,15 @@ def _bands(bands: dict[str, float]) -> str:
         "TTFT as users feel it",
         f'<div class="bands">{spans}</div><div class="legendrow">{legend}</div>',
         "Share of completed requests in each TTFT band.",
-        "analysis",
+        "ttft_bands",
     )
 
 
 def _evidence(ev: dict[str, Any]) -> str:
     parts = []
     for k, v in ev.items():
+        if v is None:  # not measured: nothing to cite
+            continue
         if isinstance(v, list):
             v = "; ".join(str(x) for x in v)
         parts.append(f"{esc(k)} = {_num(v) if not isinstance(v, str) else esc(v)}")
@@ -337,13 +340,13 @@ def _findings(findings: Sequence[dict[str, Any]]) -> str:
     for f in findings:
         sev = str(f.get("severity") or "low")
         ev = f.get("evidence") or {}
-        evidence = f'<div class="ev">{_evidence(ev)}</div>' if ev else ""
+        evidence = f'<div class="ev">{_evidence(ev)}</div>' if _evidence(ev) else ""
         items.append(
             f'<div class="callout {esc(sev)}"><span class="t">{esc(f.get("rule"))}</span>'
             f'<span class="pill {SEVERITY_PILLS.get(sev, "na")}">'
             f"{esc(sev)}</span> {esc(f.get('message'))}{evidence}</div>"
         )
-    return _panel("Findings", "".join(items), doc="analysis")
+    return _panel("Findings", "".join(items), doc="findings")
 
 
 def _money(x: Any) -> str:
@@ -363,7 +366,7 @@ def _cost(c: dict[str, Any]) -> str:
         f'<p class="cap">{c.get("gpus", 1)} GPU × {format_value(c.get("gpu_hourly_price"))} per '
         "GPU-hour, at this run's measured throughput.</p>"
     )
-    return _panel("Cost", _table(["", "cost"], rows) + cap, doc="analysis")
+    return _panel("Cost", _table(["", "cost"], rows) + cap, doc="cost")
 
 
 def _errors(results: dict[str, Any]) -> str:
@@ -381,7 +384,7 @@ def _errors(results: dict[str, Any]) -> str:
         for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])
     ]
     table = _table(["kind", "count", "example"], rows, left=(0, 2))
-    return _panel("Failed requests", table, doc="aggregates")
+    return _panel("Failed requests", table, doc="error_rate")
 
 
 def _verdicts(results: dict[str, Any]) -> tuple[str, str | None]:
@@ -411,9 +414,11 @@ def _verdicts(results: dict[str, Any]) -> tuple[str, str | None]:
     notes.extend(f"analysis: {n}" for n in analysis.get("notes") or [])
     mm = results.get("input_tokens_mismatch") or {}
     if mm.get("mismatched"):
+        differ = "differs" if mm["mismatched"] == 1 else "differ"
         notes.append(
-            f"input length: {mm['mismatched']} of {mm.get('compared')} prompts differ from the "
-            f"target by up to {mm.get('max_abs_difference_tokens')} tokens "
+            f"input length: {mm['mismatched']:,} of {counted(mm.get('compared') or 0, 'prompt')} "
+            f"{differ} from the target by up to "
+            f"{counted(mm.get('max_abs_difference_tokens') or 0, 'token')} "
             "(server count vs requested)"
         )
     if notes:
@@ -466,7 +471,7 @@ def distribution_panels(
     """Histogram and CDF of one latency metric with its p50/p90/p95/p99 marked."""
     title, label, unit_of_count = DIST_TITLES[name]
     if not values:
-        return _panel(title, _note("No completed requests: no values to show."), doc="per_request")
+        return _panel(title, _note("No completed requests: no values to show."), doc=name)
     edges, counts, beyond, cut = histogram(values, d.get("p50"), d.get("p99"))
     lo, hi = edges[0], edges[-1]
     marks = [m for m in _percentile_lines(d) if isinstance(m, VLine) and m.x <= hi]
@@ -536,7 +541,7 @@ def distribution_panels(
         f'{_stats_strip(d, "ms")}<div class="grid2" style="gap:8px">'
         f"<div>{hist}</div><div>{cdf}</div></div>"
     )
-    return _panel(title, inner, cap, "per_request")
+    return _panel(title, inner, cap, name)
 
 
 def _distributions(results: dict[str, Any], per_request: Sequence[Any]) -> tuple[str, str | None]:
@@ -647,7 +652,7 @@ def _timeline(
             ),
             "Output tokens of completed requests by the arrival time of the chunks that "
             "carried them.",
-            "aggregates",
+            "output_token_throughput_tok_s",
         )
     )
     # 3. concurrency (client) and the server's own view
@@ -704,7 +709,7 @@ def _timeline(
             ),
             "From each request's t_send to its t_end; the server's running and waiting "
             "requests where it reports them.",
-            "aggregates",
+            "achieved_concurrency",
         )
     )
     panels.extend(_telemetry_panels(tel, x))
@@ -748,7 +753,7 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
                     )
                 ),
                 "NVML: share of time a kernel was running on the GPU.",
-                "telemetry",
+                "gpu_util",
             )
         )
     if tel.gpu_mem_gb:
@@ -773,7 +778,7 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
                     )
                 ),
                 "NVML: device memory in use (weights, KV cache and the rest).",
-                "telemetry",
+                "gpu_memory",
             )
         )
     if tel.kv_cache_pct:
@@ -800,7 +805,7 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
                     )
                 ),
                 "The server's own /metrics: share of its KV-cache blocks in use.",
-                "telemetry",
+                "server_metrics",
             )
         )
     if tel.host_cpu or tel.client_cpu:
@@ -827,7 +832,7 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
                 ),
                 "The host's CPU use and the load generator's own (a client near 100 % of a core "
                 "may be the bottleneck).",
-                "telemetry",
+                "host_cpu",
             )
         )
     return panels
@@ -933,14 +938,13 @@ def _speed_of_light(eff: dict[str, Any], results: dict[str, Any]) -> tuple[str, 
             "Measured vs the speed-of-light bound",
             dist,
             "How many times slower than the bound no engine can beat (hover a dot for values).",
-            "analysis",
+            "x_bound",
         )
         + _panel(
             "Hardware utilisation",
             util,
-            "MBU: bytes moved per decode step / TPOT / peak bandwidth; "
-            "MFU: FLOP/s achieved / peak.",
-            "analysis",
+            f"MBU: {esc(DEFINITIONS['mbu'].formula)}; MFU: {esc(DEFINITIONS['mfu'].formula)}.",
+            "mbu",
         )
         + f'</div><p class="cap" style="color:#64748b;font-size:12.5px">{hw}. '
         "Bounds: see docs/theory.md.</p>"

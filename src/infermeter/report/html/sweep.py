@@ -49,6 +49,7 @@ from infermeter.report.html.page import (
     _section,
     _table,
 )
+from infermeter.report.labels import DEFINITIONS
 
 # --------------------------------------------------------------------------------------
 # sweeps
@@ -309,7 +310,8 @@ def sweep_charts(sweep: dict[str, Any]) -> str:
                     empty_note="no points with latency figures",
                 )
             )
-            panels.append(_panel(title, chart, caption + esc(sla_note), "per_request"))
+            doc = metric if metric in DEFINITIONS else "per_request"
+            panels.append(_panel(title, chart, caption + esc(sla_note), doc))
     # throughput against load
     ordered = sorted(points, key=lambda p: _pv(p, variable) or 0.0)
     tput = [
@@ -372,7 +374,7 @@ def sweep_charts(sweep: dict[str, Any]) -> str:
                 )
             ),
             "",
-            "aggregates",
+            "output_token_throughput_tok_s",
         )
     )
     panels.append(
@@ -389,7 +391,7 @@ def sweep_charts(sweep: dict[str, Any]) -> str:
                 )
             ),
             "",
-            "aggregates",
+            "request_throughput_rps",
         )
     )
     return f'<div class="grid2">{"".join(panels)}</div>'
@@ -519,7 +521,7 @@ def sweep_page(sweep: dict[str, Any], links: dict[int, str], name: str = "") -> 
                 format_value(best),
                 "tok/s",
                 f"at {esc(_point_label(bp, variable))}",
-                "aggregates",
+                "output_token_throughput_tok_s",
             )
         )
     rpss = [(y, p) for p in points if (y := _sum(p, "request_throughput_rps")) is not None]
@@ -531,7 +533,7 @@ def sweep_page(sweep: dict[str, Any], links: dict[int, str], name: str = "") -> 
                 format_value(best),
                 "req/s",
                 f"at {esc(_point_label(bp, variable))}",
-                "aggregates",
+                "request_throughput_rps",
             )
         )
     lows = [(y, p) for p in points if (y := _lat(p, "ttft_ms", "p50")) is not None]
@@ -543,7 +545,7 @@ def sweep_page(sweep: dict[str, Any], links: dict[int, str], name: str = "") -> 
                 format_value(best),
                 "ms",
                 f"at {esc(_point_label(bp, variable))}",
-                "per_request",
+                "ttft_ms",
             )
         )
     sections = [
