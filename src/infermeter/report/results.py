@@ -39,6 +39,7 @@ def build_results(
         "run": {
             "id": meta.get("run_id"),
             "started_at": meta.get("started_at"),
+            "seed_drawn": bool(meta.get("seed_drawn")),
             **status,
         },
         "server": meta.get("server"),

@@ -7,23 +7,41 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from infermeter.metrics.aggregate import DISTRIBUTION_NAMES
 from infermeter.report.labels import DIST_LABELS, counted
 
-#: The width tables get off a terminal: more than any of them needs (Rich pads nothing to it).
+#: Wide enough for any table: where a table is measured for the width it needs.
 UNBOUNDED_WIDTH = 100_000
+#: Off a terminal, text wraps at this width, or wider where a table's cells need it.
+PLAIN_WIDTH = 100
+
+
+class _FittingConsole(Console):
+    """Off a terminal: each thing printed gets the width its unbreakable cells need (at least
+    ``PLAIN_WIDTH``), so no number is cut (``1,746.…``) while long text still wraps."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        for obj in objects:
+            if isinstance(obj, str):
+                self.width = PLAIN_WIDTH
+            else:
+                wide = self.options.update_width(UNBOUNDED_WIDTH)
+                need = Measurement.get(self, wide, obj).minimum
+                self.width = max(PLAIN_WIDTH, need)
+            super().print(obj, **kwargs)
 
 
 def make_console(*, stderr: bool = False) -> Console:
     """A console for reports. In a terminal, the terminal's width; off one (a pipe, a file, a
-    CI log) no width at all, so a table is as wide as its cells instead of being cut to 80
-    columns (``1,746.…``). Emoji codes stay text (``normal:100:-5`` is a length spec)."""
+    CI log) the width each table needs instead of 80 columns. Emoji codes stay text
+    (``normal:100:-5`` is a length spec)."""
     console = Console(stderr=stderr, emoji=False)
     if not console.is_terminal:
-        console = Console(stderr=stderr, emoji=False, width=UNBOUNDED_WIDTH)
+        console = _FittingConsole(stderr=stderr, emoji=False, width=PLAIN_WIDTH)
     return console
 
 
@@ -235,7 +253,24 @@ def _resources(tel: dict[str, Any]) -> Table | None:
         t.add_row("host CPU", f"mean {c['mean']:.0f} %, p95 {c['p95']:.0f} % (all cores)")
         if cl:
             t.add_row(
-                "infermeter CPU", f"mean {cl['mean']:.0f} %, max {cl['max']:.0f} % of one core"
+                "infermeter CPU",
+                f"mean {cl['mean']:.0f} %, max {cl['max']:.0f} % of one core (the client's "
+                "processes only)",
+            )
+        local = host.get("local_server_cpu_percent") or {}
+        if local:
+            t.add_row(
+                "local server CPU",
+                f"mean {local['mean']:.0f} %, max {local['max']:.0f} % of one core",
+            )
+        other = host.get("busiest_other") or {}
+        if other:
+            t.add_row(
+                "busiest other process",
+                Text(
+                    f"{other['name']} (pid {other['pid']}), mean {other['cpu_percent_mean']:.0f} "
+                    "% of one core"
+                ),
             )
         mem = host.get("memory_used_bytes") or {}
         if mem:
@@ -294,14 +329,32 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
                 style="yellow",
             )
         )
-    server = (results.get("server_reported") or {}).get("tpot_ms") or {}
-    client = results["distributions"].get("tpot_ms") or {}
-    if server.get("count") and client.get("count"):
+    agreement = (results.get("server_reported") or {}).get("tpot_agreement") or {}
+    if agreement.get("requests"):
         notes.append(
             Text(
-                f"server-reported TPOT mean {server['mean']:.2f} ms vs client-measured "
-                f"{client['mean']:.2f} ms",
+                f"TPOT vs the server's own, per request: median ratio "
+                f"{agreement['median_ratio']:.4f}, {100 * agreement['share_within_1pct']:.0f} % "
+                f"of {counted(agreement['requests'], 'request')} within 1 %",
                 style="dim",
+            )
+        )
+    cache = results.get("prompt_cache") or {}
+    if cache.get("cached_share") is not None:
+        notes.append(
+            Text(
+                f"prompt tokens served from the server's prefix cache: "
+                f"{100 * cache['cached_share']:.1f} %",
+                style="yellow" if cache.get("flattered") else "dim",
+            )
+        )
+    shared = results.get("shared_first_stamp") or {}
+    if shared.get("of_requests"):
+        notes.append(
+            Text(
+                f"first token read with later ones: {shared['requests']:,} of "
+                f"{counted(shared['of_requests'], 'request')}",
+                style="yellow" if shared.get("requests") else "dim",
             )
         )
     client = results.get("client") or {}
@@ -310,6 +363,8 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
         busiest = max(workers, key=lambda w: w["cpu_util"])
         sources = sorted({w["arrival_stamps"] for w in workers if w.get("arrival_stamps")})
         stamps = f"; arrivals stamped by the {' and '.join(sources)}" if sources else ""
+        nices = sorted({w["nice"] for w in workers if w.get("nice") is not None})
+        stamps += f"; ran at nice {', '.join(map(str, nices))}" if nices else ""
         notes.append(
             Text(
                 f"client: {counted(len(workers), 'worker process', 'worker processes')}; "
@@ -327,6 +382,10 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
         )
     if run.get("aborted"):
         notes.append(Text(f"run aborted: {run['aborted']}", style="red"))
+    seed = (results.get("config") or {}).get("seed")
+    if seed is not None:
+        drawn = " (drawn for this run: --seed repeats its prompts)" if run.get("seed_drawn") else ""
+        notes.append(Text(f"seed {seed}{drawn}", style="dim"))
     if run.get("out_dir"):
         notes.append(Text(f"run directory: {run['out_dir']}", style="dim"))
     return notes
@@ -381,6 +440,14 @@ def _sweep_rows(index: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def sweep_notes(index: dict[str, Any]) -> list[str]:
     """The lines under a sweep table: why it stopped, the SLA and the capacity found."""
     lines = []
+    per_point = index.get("server_per_point")
+    if per_point == "fresh":
+        lines.append("each point ran on a server started afresh for it")
+    elif per_point == "shared":
+        lines.append(
+            "all points ran on one server: its state (prompt cache, slot history) carried "
+            "from point to point"
+        )
     sat = index.get("saturation")
     if sat:
         lines.append(
