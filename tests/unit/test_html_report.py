@@ -782,3 +782,22 @@ def test_definitions_agree_with_docs_metrics_md() -> None:
 
 def esc_text(text: str) -> str:
     return charts.esc(text)
+
+
+def test_a_local_servers_cpu_is_drawn_apart_and_the_cache_share_shown() -> None:
+    recs = [
+        RequestRecord(id=i, ok=True, t_send_ns=0, t_first_ns=10**7, t_last_ns=2 * 10**7,
+                      t_end_ns=2 * 10**7, chunk_ns=[10**7, 2 * 10**7], chunk_tokens=[1, 1],
+                      n_out=2, n_in=16, n_cached=1)
+        for i in range(4)
+    ]  # fmt: skip
+    results, metrics = _results(recs)
+    samples = [
+        {"t_ns": int(t * 1e6), "source": "host", "cpu_percent": 90.0,
+         "client_cpu_percent": 4.0, "local_server_cpu_percent": 95.0}
+        for t in range(12)
+    ]  # fmt: skip
+    page = run_page(results, recs, samples, metrics.per_request)
+    assert "local server CPU (% of one core)" in page
+    assert "infermeter client CPU (% of one core)" in page
+    assert "prefix cache: 6.2 %" in page  # 4 of 64 prompt tokens

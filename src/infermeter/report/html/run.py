@@ -412,6 +412,12 @@ def _verdicts(results: dict[str, Any]) -> tuple[str, str | None]:
         notes.append(f"run aborted: {run['aborted']}")
     notes.extend(str(w) for w in results.get("warnings") or [])
     notes.extend(f"analysis: {n}" for n in analysis.get("notes") or [])
+    cache = results.get("prompt_cache") or {}
+    if cache.get("cached_share") is not None and not cache.get("flattered"):
+        notes.append(
+            f"prompt tokens served from the server's prefix cache: "
+            f"{100 * cache['cached_share']:.1f} % (the server's own counts)"
+        )
     mm = results.get("input_tokens_mismatch") or {}
     if mm.get("mismatched"):
         differ = "differs" if mm["mismatched"] == 1 else "differ"
@@ -816,6 +822,10 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
             layers.append(
                 Line(tel.client_cpu, ORANGE, "infermeter client CPU (% of one core)", 1.8)
             )
+        if tel.local_server_cpu:
+            layers.append(
+                Line(tel.local_server_cpu, PURPLE, "local server CPU (% of one core)", 1.8)
+            )
         panels.append(
             _panel(
                 "CPU",
@@ -830,8 +840,8 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
                         left=TL_LEFT,
                     )
                 ),
-                "The host's CPU use and the load generator's own (a client near 100 % of a core "
-                "may be the bottleneck).",
+                "The host's CPU use, the load generator's own processes (a client near 100 % of "
+                "a core may be the bottleneck) and, apart, a server running on this host.",
                 "host_cpu",
             )
         )

@@ -229,6 +229,8 @@ class TelemetrySeries:
     waiting: list[tuple[float, float]]
     host_cpu: list[tuple[float, float]]
     client_cpu: list[tuple[float, float]]
+    #: A server on this host that infermeter started or found on the loopback port measured.
+    local_server_cpu: list[tuple[float, float]]
     server_kind: str | None
 
     @property
@@ -250,6 +252,7 @@ def telemetry_series(
     waiting: list[tuple[float, float]] = []
     host: list[tuple[float, float]] = []
     client: list[tuple[float, float]] = []
+    local: list[tuple[float, float]] = []
     kind: str | None = None
 
     def num(v: Any) -> float | None:
@@ -285,6 +288,8 @@ def telemetry_series(
                 host.append((x, v))
             if (v := num(s.get("client_cpu_percent"))) is not None:
                 client.append((x, v))
+            if (v := num(s.get("local_server_cpu_percent"))) is not None:
+                local.append((x, v))
 
     def w(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
         return _window(pts, 0.0, duration_s)
@@ -299,5 +304,6 @@ def telemetry_series(
         waiting=w(waiting),
         host_cpu=w(host),
         client_cpu=w(client),
+        local_server_cpu=w(local),
         server_kind=kind,
     )
