@@ -7,7 +7,6 @@ modules may not share a name.)
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 from collections.abc import Iterator
@@ -146,9 +145,6 @@ def test_export_a_real_run(runs: dict[str, Path], tmp_path: Path) -> None:
     assert float(row["ttft_ms_p99"]) == results["distributions"]["ttft_ms"]["p99"]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("infermeter.report.html") is None, reason="no HTML renderer yet"
-)
 def test_compare_as_html(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "cmp.html"
     res = run_cli(
