@@ -634,6 +634,7 @@ async def _run_workers(
         rec = RequestRecord.from_dict(orjson.loads(line))
         if phase == "warmup":
             warm.write(rec)
+            state.finished += 1  # the progress line counts warm-up as finished less measured
             return
         sink.write(rec)
         state.finished += 1

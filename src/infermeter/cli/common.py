@@ -85,32 +85,26 @@ def _polish(command: Any) -> None:
         _metavar(param)
 
 
-class Command(TyperCommand):
-    """A command whose help prints its texts verbatim and names each flag's value plainly."""
+class _Polished:
+    """Help conventions shared by commands and groups: texts verbatim, plain metavars."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _polish(self)
 
     def get_params(self, ctx: Any) -> list[Any]:
-        params = super().get_params(ctx)
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
         for param in params:  # --help is made here, not in __init__
             _metavar(param)
         return params
 
 
-class Group(TyperGroup):
+class Command(_Polished, TyperCommand):
+    """A command whose help prints its texts verbatim and names each flag's value plainly."""
+
+
+class Group(_Polished, TyperGroup):
     """A command group with :class:`Command`'s help conventions."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _polish(self)
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        params = super().get_params(ctx)
-        for param in params:
-            _metavar(param)
-        return params
 
 
 #: The help of every --cache-dir.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from infermeter.load.arrivals import schedule
 from infermeter.load.runner import LoadPlan, slot_delays
 
 #: One worker process per this many concurrent streams when --workers is "auto" (one
@@ -83,14 +82,7 @@ def partition(plan: LoadPlan, n_prompts: int, n_warmup: int, workers: int) -> li
                 )
             )
         return shares
-    offsets = schedule(
-        plan.rate,
-        plan.num_requests,
-        plan.duration_s,
-        kind=plan.arrival,
-        burstiness=plan.burstiness,
-        seed=plan.seed,
-    ).tolist()
+    offsets = plan.arrivals()
     cap = split_evenly(plan.max_concurrency, workers) if plan.max_concurrency else None
     for w in range(workers):
         mine = list(range(w, len(offsets), workers))

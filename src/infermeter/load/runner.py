@@ -50,6 +50,19 @@ class LoadPlan:
     #: Run the measured phase at a raised scheduling priority where permitted.
     raise_priority: bool = True
 
+    def arrivals(self) -> list[float]:
+        """An open loop's whole schedule (offsets in seconds), exact to its rate."""
+        assert self.rate is not None, "a closed loop has no arrival schedule"
+        offsets = schedule(
+            self.rate,
+            self.num_requests,
+            self.duration_s,
+            kind=self.arrival,
+            burstiness=self.burstiness,
+            seed=self.seed,
+        )
+        return [float(t) for t in offsets]
+
 
 def slot_delays(plan: LoadPlan) -> tuple[float, ...]:
     """When each closed-loop stream first sends: the partition's delays, or stream i of N at
@@ -214,20 +227,7 @@ class Runner:
         plan = self.plan
         assert plan.rate is not None
         clock = time.perf_counter_ns
-        offsets: Iterator[float]
-        if given is not None:
-            offsets = iter(given)
-        else:
-            offsets = iter(
-                schedule(
-                    plan.rate,
-                    plan.num_requests,
-                    plan.duration_s,
-                    kind=plan.arrival,
-                    burstiness=plan.burstiness,
-                    seed=plan.seed,
-                ).tolist()
-            )
+        offsets = iter(given if given is not None else plan.arrivals())
         limit = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
         start = clock()
         end = start + int(plan.duration_s * 1e9) if plan.duration_s is not None else None
