@@ -303,3 +303,25 @@ def test_the_load_runs_at_a_raised_priority_where_permitted_and_goes_back() -> N
     finally:
         stop.set()
         helper.join()
+
+
+def test_the_warmup_draws_its_own_prompts() -> None:
+    import asyncio
+
+    from infermeter.workload.lengths import LengthSpec
+    from infermeter.workload.plan import synthetic_plan
+
+    plan = asyncio.run(
+        synthetic_plan(
+            input_spec=LengthSpec.parse("64", "--input-tokens"),
+            output_spec=LengthSpec.parse("8", "--output-tokens"),
+            n_warmup=4,
+            n_measure=16,
+            counter=None,
+            overhead=0,
+            shared_prefix_tokens=0,
+            seed=3,
+        )
+    )
+    warm = {p.text for p in plan.warmup}
+    assert len(warm) == 4 and not warm & {p.text for p in plan.measure}
