@@ -85,6 +85,9 @@ def test_wrong_model_names_the_served_ones(emulator, tmp_path: Path) -> None:
         ("drop", "incomplete_stream", []),
         ("no_finish", "incomplete_stream", []),
         ("stall", "timeout", ["--stall-timeout", "0.5"]),
+        # a chunk-size line that is not hexadecimal: one failed request, not a crashed run
+        ("bad_chunk_size", "protocol", []),
+        ("bad_chunk_size", "protocol", ["--transport", "aiohttp"]),
     ],
 )
 def test_faults_mid_run_are_recorded(
@@ -96,6 +99,7 @@ def test_faults_mid_run_are_recorded(
         res = run_cli(
             "bench", "--url", srv.url, *BASE, *extra, "--out", str(out), "--format", "json"
         )
+        completed = srv.server.completed
     assert res.returncode == 1, res.stderr
     line = one_line_error(res.stderr)
     assert "requests failed" in line and kind in line
@@ -108,6 +112,8 @@ def test_faults_mid_run_are_recorded(
     assert not recs.torn_last_line and len(recs.records) == 6
     bad = [r for r in recs.records if not r.ok]
     assert bad and all(r.error_kind and r.error_message for r in bad)
+    # every stream the server finished has its record (the pre-flight request aside)
+    assert sum(r.ok for r in recs.records) == completed - 1
     assert (out / "results.json").exists()
 
 

@@ -383,3 +383,37 @@ def test_disconnect_stops_llama_server_generating(llama_server: Any) -> None:
     assert generated < 450, generated
     assert not any(slot.get("is_processing") for slot in orjson.loads(slots))
     assert s["infermeter_client_disconnects_total{model=tiny}"] == 1
+
+
+def _raw_post(url: str, body: dict[str, Any], timeout: float = 10.0) -> bytes:
+    """POST over a bare socket and read to EOF: what a client receives, framing and all."""
+    host, port = url.split("//")[1].split(":")
+    data = orjson.dumps(body)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(data) + data
+        )
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    return got
+
+
+def test_broken_upstream_framing_is_not_passed_off_as_complete(
+    emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad chunk-size line from upstream: the client's response is cut (no terminating
+    chunk, so it cannot look whole), the record says protocol, the log has no traceback."""
+    with emulator(ttft_ms=2, itl_ms=1, fault="bad_chunk_size", fault_after=3) as srv:
+        cfg = ProxyConfig(upstream=srv.url, records_dir=tmp_path, gpu=False)
+        with ThreadedProxy(cfg) as proxy:
+            got = _raw_post(proxy.url, _chat("ground-truth", 8))
+            s = _scrape(proxy.url)
+    assert got.startswith(b"HTTP/1.1 200")
+    assert b"\r\n0\r\n\r\n" not in got and b"[DONE]" not in got
+    recs = read_records(tmp_path / "records.jsonl").records
+    assert [r.error_kind for r in recs] == ["protocol"]
+    assert recs[0].n_out is not None and recs[0].n_out >= 1
+    assert s["infermeter_errors_total{kind=protocol,model=ground-truth}"] == 1
+    assert "Traceback" not in caplog.text

@@ -16,6 +16,7 @@ redirects: the small control-plane calls (discovery, /tokenize) go through aioht
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl as _ssl
 import time
@@ -56,6 +57,10 @@ class ConnectionLost(TransportError):
     """The connection broke after the response began (or on a fresh connection)."""
 
 
+class MalformedResponse(TransportError):
+    """The server's bytes are not valid HTTP/1.1 (a status line, a length, a chunk size)."""
+
+
 class RequestTimeout(TransportError):
     """The request ran past its total time, or the stream stalled."""
 
@@ -69,6 +74,9 @@ class Exchange:
     connect_ns: int = 0
     reused: bool = False
 
+
+#: A chunk-size line's size: hex digits only (``int(x, 16)`` would also take "+1", "0x1", "_").
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 _HEAD, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _LENGTH, _UNTIL_CLOSE, _TRAILER, _DONE = range(8)
 
@@ -235,8 +243,8 @@ class _Connection(asyncio.BufferedProtocol):
             if eol < 0:
                 break
             line = data[pos:eol]
-            if b";" in line:
-                break
+            if b";" in line or not _HEX.fullmatch(line):
+                break  # chunk extensions, or not a size: the general decoder says which
             size = int(line, 16)
             end = eol + 2 + size
             if size <= 0 or end + 2 > n or data[end : end + 2] != b"\r\n":
@@ -248,8 +256,8 @@ class _Connection(asyncio.BufferedProtocol):
     def _parse_head(self, head: str) -> None:
         lines = head.split("\r\n")
         parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-            raise ConnectionLost(f"not an HTTP/1.1 response: {lines[0][:60]!r}")
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise MalformedResponse(f"not an HTTP/1.1 response: {lines[0][:60]!r}")
         status = int(parts[1])
         content_type = ""
         length: int | None = None
@@ -262,6 +270,8 @@ class _Connection(asyncio.BufferedProtocol):
             if name == "content-type":
                 content_type = value.split(";")[0].strip().lower()
             elif name == "content-length":
+                if not value.isdigit():
+                    raise MalformedResponse(f"malformed Content-Length: {value[:40]!r}")
                 length = int(value)
             elif name == "transfer-encoding":
                 chunked = "chunked" in value.lower()
@@ -308,7 +318,10 @@ class _Connection(asyncio.BufferedProtocol):
                 eol = buf.find(b"\r\n", pos)
                 if eol < 0:
                     break
-                size = int(buf[pos:eol].split(b";", 1)[0], 16)
+                line = buf[pos:eol].split(b";", 1)[0].strip()
+                if not _HEX.fullmatch(line):
+                    raise MalformedResponse(f"malformed chunk-size line: {buf[pos:eol][:40]!r}")
+                size = int(line, 16)
                 pos = eol + 2
                 if size == 0:
                     self._state = _TRAILER

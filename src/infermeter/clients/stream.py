@@ -19,6 +19,7 @@ from infermeter.clients.rawhttp import (
     ConnectFailed,
     ConnectionLost,
     Exchange,
+    MalformedResponse,
     RequestTimeout,
     ResponseSink,
     StaleConnection,
@@ -279,6 +280,9 @@ class StreamingClient:
             )
         except ConnectFailed as exc:
             rec.error_kind, rec.error_message = "connection", str(exc)
+        except MalformedResponse as exc:
+            rec.error_kind = "protocol"
+            rec.error_message = f"{exc} (after {len(acc.chunk_abs)} token chunks)"
         except ConnectionLost as exc:
             rec.error_kind = "incomplete_stream" if acc.chunk_abs else "connection"
             rec.error_message = f"{exc} (after {len(acc.chunk_abs)} token chunks)"

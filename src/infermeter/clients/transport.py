@@ -16,11 +16,13 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 from infermeter.clients.rawhttp import (
     ConnectFailed,
     ConnectionLost,
     Exchange,
+    MalformedResponse,
     RawHttpClient,
     RequestTimeout,
     ResponseSink,
@@ -44,6 +46,14 @@ class Timeouts:
     read_s: float | None = 120.0
 
 
+class _BrokenFraming(aiohttp.ClientPayloadError):
+    """The response's HTTP framing broke mid-body (a bad chunk-size line and the like)."""
+
+
+def _is_framing_error(exc: aiohttp.ClientPayloadError) -> bool:
+    return isinstance(exc, _BrokenFraming) or isinstance(exc.__cause__, HttpProcessingError)
+
+
 class StreamResponse:
     """A response being streamed. ``chunks()`` yields ``(arrival_ns, bytes)``."""
 
@@ -56,8 +66,31 @@ class StreamResponse:
 
     async def chunks(self) -> AsyncIterator[tuple[int, bytes]]:
         clock = time.perf_counter_ns
-        async for data in self._resp.content.iter_any():
-            yield clock(), data
+        content = self._resp.content
+        # aiohttp's C parser, on a broken chunk-size line, closes the socket and stops the
+        # read timer but never ends the body: the read would wait forever. Ending the body
+        # when the connection closes turns that into the protocol error it is.
+        conn = self._resp.connection
+        closed = conn.protocol.closed if conn is not None and conn.protocol is not None else None
+
+        def body_cut(_: object) -> None:
+            if content.is_eof() or content.exception() is not None:
+                return
+            assert conn is not None and conn.protocol is not None
+            cause = conn.protocol.exception()
+            if isinstance(cause, HttpProcessingError):
+                content.set_exception(_BrokenFraming(cause.message or "bad HTTP framing"))
+            else:
+                content.set_exception(aiohttp.ClientPayloadError("closed before the body ended"))
+
+        if closed is not None:
+            closed.add_done_callback(body_cut)
+        try:
+            async for data in content.iter_any():
+                yield clock(), data
+        finally:
+            if closed is not None:
+                closed.remove_done_callback(body_cut)
 
     async def read_text(self, limit: int = 4096) -> str:
         try:
@@ -127,6 +160,10 @@ class HttpTransport:
             raise RequestTimeout("timed out") from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectFailed(f"cannot connect: {exc.os_error}") from None
+        except aiohttp.ClientPayloadError as exc:
+            if _is_framing_error(exc):
+                raise MalformedResponse(f"malformed HTTP response: {exc}") from None
+            raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
             if not started:
                 raise StaleConnection(str(exc)) from None

@@ -14,7 +14,6 @@ are never logged or recorded, and neither are request bodies (only ``model``, ``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from aiohttp import web
 from infermeter.clients.rawhttp import (
     ConnectFailed,
     Exchange,
+    MalformedResponse,
     RawHttpClient,
     StaleConnection,
     TransportError,
@@ -216,9 +216,11 @@ class ProxyServer:
             task.cancel()  # closes the upstream connection: the server stops generating
             raise
         except TransportError as exc:
-            self._done(meter, model, clock(), "connection", f"upstream failed: {exc}")
-            with contextlib.suppress(Exception):
-                await response.write_eof()
+            kind = "protocol" if isinstance(exc, MalformedResponse) else "connection"
+            self._done(meter, model, clock(), kind, f"upstream failed: {exc}")
+            # No last chunk: a client must see the response broken, not a complete 200.
+            if request.transport is not None:
+                request.transport.abort()
             return status, response
         sse = relay.content_type == "text/event-stream"
         self._done(meter, model, relay.t_end_ns or clock(), streamed=sse)

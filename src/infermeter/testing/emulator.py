@@ -13,7 +13,8 @@ It can also misbehave on purpose (``fault``), for tests of error handling:
 ``http_500``, ``http_429`` (an error status), ``malformed`` (a non-JSON data line),
 ``stall`` (stops sending but keeps the connection open), ``drop`` (closes the socket mid-stream),
 ``no_done`` (no ``[DONE]``, which is legal), ``no_finish`` (ends cleanly with neither
-``finish_reason`` nor ``[DONE]``). Stream faults strike after ``fault_after`` tokens, so a short
+``finish_reason`` nor ``[DONE]``), ``bad_chunk_size`` (a chunk-size line that is not
+hexadecimal). Stream faults strike after ``fault_after`` tokens, so a short
 request (a pre-flight probe asking one token) still succeeds.
 
 Its tokenizer counts whitespace-separated words (``/tokenize``), so usage figures are exact.
@@ -36,7 +37,16 @@ import orjson
 
 from infermeter.clients.clock import arrival_ns, new_event_loop
 
-FAULTS = ("http_500", "http_429", "malformed", "stall", "drop", "no_done", "no_finish")
+FAULTS = (
+    "http_500",
+    "http_429",
+    "malformed",
+    "bad_chunk_size",
+    "stall",
+    "drop",
+    "no_done",
+    "no_finish",
+)
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,10 @@ class GroundTruthServer:
         self._ticker = _Ticker()
         self.requests_seen = 0
         self.disconnects = 0
+        #: Whole answers written: streams ended with a finish reason, and non-streamed
+        #: answers. A client that lost nothing has a good record of each (fault tests count
+        #: records against it).
+        self.completed = 0
 
     @property
     def url(self) -> str:
@@ -282,6 +296,7 @@ class GroundTruthServer:
                 )
             )
             await writer.drain()
+            self.completed += 1
             return True
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -302,6 +317,7 @@ class GroundTruthServer:
             stream.write_role_chunk()
         self._ticker.add(stream)
         keep = await stream.done
+        self.completed += stream.ended
         if keep:
             try:
                 await writer.drain()
@@ -311,6 +327,10 @@ class GroundTruthServer:
         return keep
 
 
+#: Faults that strike a stream after ``fault_after`` tokens.
+_MID_STREAM = frozenset({"stall", "drop", "malformed", "bad_chunk_size"})
+
+
 class _Stream:
     """One response being streamed; the ticker calls ``emit`` when its next chunk is due."""
 
@@ -318,6 +338,7 @@ class _Stream:
         "chat",
         "continuous",
         "done",
+        "ended",
         "fault",
         "fault_after",
         "include_usage",
@@ -358,6 +379,7 @@ class _Stream:
         self.fault_after = cfg.fault_after
         self.k = max(cfg.tokens_per_chunk, 1)
         self.sent = 0
+        self.ended = False
         self.t_first = t_read + int(cfg.ttft_ms * 1e6)
         self.step = int(cfg.itl_ms * 1e6)
         kind = b"chat.completion.chunk" if chat else b"text_completion"
@@ -403,9 +425,13 @@ class _Stream:
             self._finish(False)
             return False
         n = min(self.k, self.max_tokens - self.sent)
-        if self.fault in ("stall", "drop", "malformed") and self.sent + n > self.fault_after:
+        if self.fault in _MID_STREAM and self.sent + n > self.fault_after:
             if self.fault == "drop":
                 self.writer.transport.abort()
+                self._finish(False)
+            elif self.fault == "bad_chunk_size":
+                # Not a hexadecimal size: the HTTP framing itself is broken from here on.
+                self.transport.write(b"zz\r\ndata: {}\n\n\r\n")
                 self._finish(False)
             elif self.fault == "malformed":
                 self._write(b"{this is not json")
@@ -452,6 +478,8 @@ class _Stream:
             if self.fault != "no_done":
                 self._write(b"[DONE]")
         self.writer.write(b"0\r\n\r\n")
+        # A stream with no finish reason reached its end but is not a whole answer.
+        self.ended = self.fault != "no_finish"
         self._finish(True)
 
     def _finish(self, keep: bool) -> None:
