@@ -647,8 +647,15 @@ async def _run_workers(
     if progress is not None:
         progress.attach(state)
     with progress or contextlib.nullcontext():
+        done = asyncio.ensure_future(asyncio.to_thread(pool, jobs, on_record, state, stop))
         try:
-            outcome = await asyncio.to_thread(pool, jobs, on_record, state, stop)
+            outcome = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # Interrupted: the pool stops its workers and writes what they finished; the
+            # run is summarised from disk only after that, so no finished record is lost.
+            stop.set()
+            await done
+            raise
         finally:
             stop.set()
     aborted = "; ".join(outcome.aborted + outcome.failures) or None

@@ -13,9 +13,12 @@ one machine, where every process reads the same CLOCK_MONOTONIC).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +32,7 @@ from infermeter.clients import clock as stamping_loop
 from infermeter.clients.formats import ApiFormat, RequestOptions
 from infermeter.clients.stream import StreamingClient, StreamTransport
 from infermeter.clients.transport import Timeouts, open_clients
+from infermeter.lifetime import die_with_parent
 from infermeter.load.partition import WorkerShare
 from infermeter.load.runner import Runner, RunState
 from infermeter.load.selfcheck import ClientStats
@@ -71,8 +75,11 @@ class _EmitListener:
         self._emit("rec", self._worker, (self._phase, orjson.dumps(record)))
 
 
-def worker_main(job: WorkerJob, out: Any, go: Any, start_wall_ns: Any) -> None:
+def worker_main(
+    job: WorkerJob, out: Any, go: Any, start_wall_ns: Any, parent_pid: int | None = None
+) -> None:
     """A worker process: connect, report ready, wait for the start line, run its share."""
+    die_with_parent(parent_pid=parent_pid)
 
     async def wait_for_start() -> int:
         loop = asyncio.get_running_loop()
@@ -233,7 +240,7 @@ def run_pool(
     for job in jobs:
         p = ctx.Process(
             target=worker_main,
-            args=(job, out, go, start_wall),
+            args=(job, out, go, start_wall, os.getpid()),
             name=f"infermeter-worker-{job.share.worker}",
             daemon=True,
         )
@@ -261,6 +268,14 @@ def run_pool(
                         f"worker {w} died (exit code {p.exitcode}); its finished requests are kept",
                     )
     finally:
+        # Ctrl-C reaches the workers through the process group; a SIGTERM to the parent
+        # alone does not: interrupt them the same way, so each sends what it finished.
+        for w, p in procs.items():
+            if w not in col.done and p.is_alive() and p.pid is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(p.pid, signal.SIGINT)
+        for p in procs.values():
+            p.join(timeout=3)
         for p in procs.values():
             if p.is_alive():
                 p.terminate()

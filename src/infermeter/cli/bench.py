@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from infermeter.api import Run, run_benchmark
-from infermeter.cli.common import EXIT_INTERRUPTED, err_console, fail, print_error
+from infermeter.cli.common import err_console, fail, interrupted_exit, print_error
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
 from infermeter.report.labels import counted
@@ -44,10 +44,10 @@ def _workers(text: str) -> int | None:
 
 
 def finish(run: Run, max_error_rate: float) -> int:
-    """Exit code of a finished run: 130 interrupted, 1 aborted or too many failures, else 0."""
+    """Exit code of a finished run: 130 interrupted (143 by SIGTERM), 1 aborted or too many failures, else 0."""
     s = run.results["summary"]
     if run.interrupted:
-        return EXIT_INTERRUPTED
+        return interrupted_exit()
     if run.aborted:
         print_error(run.aborted)
         return 1

@@ -4,6 +4,7 @@ command classes that make every help page read the same."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -19,6 +20,36 @@ from infermeter.errors import InfermeterError
 from infermeter.report.terminal import make_console
 
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM: what ``timeout``, ``docker stop``, Kubernetes and CI cancellation send.
+EXIT_TERMINATED = 143
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM stops a command exactly as Ctrl-C does (what finished is summarised and kept),
+    and the command then exits 143."""
+    global _terminated
+    _terminated = True
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not _on_sigterm:
+        handler(signal.SIGINT, frame)  # asyncio's own: cancels the main task
+    else:
+        raise KeyboardInterrupt
+
+
+def handle_sigterm() -> None:
+    """Install the SIGTERM handler (main thread only; every command runs there)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def interrupted_exit() -> int:
+    """The exit code of a command stopped by a signal: 143 for SIGTERM, 130 for Ctrl-C."""
+    return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
+
+
+def interrupted_word() -> str:
+    return "terminated (SIGTERM)" if _terminated else "interrupted"
 
 #: Progress and messages. Emoji codes stay text: ``normal:100:-5`` is a length, not a 💯.
 err_console = Console(stderr=True, emoji=False)
@@ -145,6 +176,7 @@ def _cli_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
 def run_guarded(app: Any) -> int:
     """Run the click app: user errors become one line and their exit code, never a traceback."""
     usage, exits, aborts = _cli_exceptions()
+    handle_sigterm()
     try:
         rv = app(standalone_mode=False)
     except InfermeterError as exc:
@@ -153,15 +185,15 @@ def run_guarded(app: Any) -> int:
     except exits as exc:
         return int(getattr(exc, "exit_code", 0))
     except aborts:
-        return EXIT_INTERRUPTED
+        return interrupted_exit()
     except usage as exc:
         # Unknown flag, bad value: click's own one-line message, exit 2.
         message = exc.format_message()  # type: ignore[attr-defined]
         print_error(message)
         return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
-        err_console.print("interrupted", style="yellow")
-        return EXIT_INTERRUPTED
+        err_console.print(interrupted_word(), style="yellow")
+        return interrupted_exit()
     except BrokenPipeError:
         sys.stderr.close()
         return 1

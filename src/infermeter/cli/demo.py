@@ -7,8 +7,6 @@ at concurrency 1 and 4 (a freshly started server for each), prints the summaries
 from __future__ import annotations
 
 import shutil
-import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +16,13 @@ import typer
 from rich.table import Table
 
 from infermeter.api import Run, run_benchmark
-from infermeter.cli.common import CACHE_DIR_HELP, default_cache_dir, err_console, out_console
+from infermeter.cli.common import (
+    CACHE_DIR_HELP,
+    default_cache_dir,
+    err_console,
+    interrupted_exit,
+    out_console,
+)
 from infermeter.cli.engine import default_threads, ensure_model, ensure_server_binary
 from infermeter.config import BenchConfig
 from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
@@ -78,7 +82,6 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     if cfg.log_path and cfg.log_path.exists():
         cfg.log_path.unlink()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs: list[tuple[int, Run]] = []
     t_start = time.monotonic()
     for i, c in enumerate(conc):
@@ -110,7 +113,7 @@ def demo(
         print_summary(run.results, out_console())
         runs.append((c, run))
         if run.interrupted:
-            return 130
+            return interrupted_exit()
     if len(runs) > 1:
         out_console().print(_comparison(runs))
     err_console.print(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +13,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infermeter.cli.common import (
     CACHE_DIR_HELP,
+    EXIT_TERMINATED,
     Command,
     Group,
     default_cache_dir,
     err_console,
+    interrupted_exit,
 )
 from infermeter.engines.llama_cpp import (
     LLAMA_CPP_PYTHON_VERSION,
@@ -273,11 +273,11 @@ def serve(
         log_path=cache / "logs" / f"llama-server-{int(time.time())}.log",
         extra_args=(*(("-ngl", str(gpu_layers)) if on_gpu else ()), *extra),
     )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with LlamaServer(cfg) as server:
         typer.echo(f"serving {name} at {server.url}  (log: {cfg.log_path}; Ctrl-C stops)")
         try:
             while server.proc is not None and server.proc.poll() is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            pass
+            if interrupted_exit() == EXIT_TERMINATED:
+                raise typer.Exit(EXIT_TERMINATED) from None

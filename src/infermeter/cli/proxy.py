@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from infermeter.cli.common import fail
+from infermeter.cli.common import EXIT_TERMINATED, fail, interrupted_exit
 from infermeter.proxy.server import METRICS_PATH, ProxyConfig, ProxyServer
 
 
@@ -74,7 +74,8 @@ def proxy(
     try:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:
-        pass
+        if interrupted_exit() == EXIT_TERMINATED:
+            raise typer.Exit(EXIT_TERMINATED) from None
 
 
 async def _serve(config: ProxyConfig) -> None:

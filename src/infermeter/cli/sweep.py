@@ -11,7 +11,7 @@ import typer
 from infermeter.analysis.capacity import sweep_sla
 from infermeter.api import Run
 from infermeter.cli import bench
-from infermeter.cli.common import EXIT_INTERRUPTED, err_console, fail, out_console
+from infermeter.cli.common import err_console, fail, interrupted_exit, out_console
 from infermeter.errors import UsageError
 from infermeter.load.sweep import Variable, parse_values
 from infermeter.report.terminal import print_sweep
@@ -187,7 +187,7 @@ def sweep(**flags: Any) -> int:
     else:
         print_sweep(result.index, out_console())
     if result.interrupted:
-        return EXIT_INTERRUPTED
+        return interrupted_exit()
     return 0
 
 

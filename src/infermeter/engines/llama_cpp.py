@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from infermeter.errors import EngineError
+from infermeter.lifetime import die_with_parent
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
@@ -314,7 +315,13 @@ def _run(
     progress: Progress | None = None,
 ) -> None:
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        bufsize=1,
+        preexec_fn=die_with_parent,
     )
     last = ""
     assert proc.stdout is not None

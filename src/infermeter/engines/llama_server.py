@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infermeter.errors import EngineError
+from infermeter.lifetime import die_with_parent
 from infermeter.telemetry.host import engine_env
 
 
@@ -25,12 +25,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _engine_child() -> None:  # pragma: no cover - runs in the child
+    # SIGTERM, not SIGKILL: llama-server shuts down cleanly on it.
+    die_with_parent(signal.SIGTERM)
 
 
 @dataclass
@@ -108,7 +105,7 @@ class LlamaServer:
                     stdin=subprocess.DEVNULL,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=_engine_child,
                 )
             finally:
                 log.close()

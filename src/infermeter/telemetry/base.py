@@ -6,6 +6,7 @@ since the run origin, carried to the telemetry process by a wall-clock anchor)."
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import orjson
+
+from infermeter.lifetime import die_with_parent
 
 
 class Sampler(Protocol):
@@ -95,8 +98,9 @@ class _Recorder:
 
 
 def _telemetry_main(
-    path: Path, samplers: list[Sampler], wall0_ns: int, stop: Any, notes: Any
+    path: Path, samplers: list[Sampler], wall0_ns: int, stop: Any, notes: Any, parent_pid: int
 ) -> None:
+    die_with_parent(parent_pid=parent_pid)
     # Ctrl-C (or a SIGINT to the process group) is the parent's to handle: it stops this
     # child through ``stop``, after the run's last record, and nothing prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -134,7 +138,7 @@ class TelemetryRecorder:
             target=_telemetry_main,
             name="infermeter-telemetry",
             daemon=True,
-            args=(self.path, self.samplers, self.wall0_ns, self._stop, self._notes),
+            args=(self.path, self.samplers, self.wall0_ns, self._stop, self._notes, os.getpid()),
         )
         self._proc.start()
         try:
