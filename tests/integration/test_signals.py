@@ -57,21 +57,30 @@ def _children_once_running(pid: int, at_least: int, timeout_s: float = 30) -> se
     raise AssertionError(f"only {len(kids)} children of {pid} seen")
 
 
-def test_sigterm_with_workers_summarises_and_leaves_no_process(emulator, tmp_path: Path) -> None:
-    out = tmp_path / "r"
+def _signal_a_worker_run(
+    emulator, out: Path, sig: signal.Signals
+) -> tuple[int, str, str, set[int], int]:
+    """Start a 2-worker run, signal its parent once 20 records are on disk; return the exit
+    code, stdout, stderr, the children still alive, and the server's whole answers."""
     with emulator(ttft_ms=5, itl_ms=20) as srv:
         proc = start_cli(_bench(srv.url, out, "--workers", "2"))
-        kids = _children_once_running(proc.pid, 2)
+        kids = _children_once_running(proc.pid, 3)  # two workers and the telemetry sampler
         wait_for_records(out / "records.jsonl", 20)
         kids |= descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
         left = _wait_gone(kids)
         time.sleep(0.5)
         completed = srv.server.completed
         time.sleep(1.0)
         assert srv.server.completed == completed, "something kept loading the server"
-    assert proc.returncode == 143, stderr
+    return proc.returncode, stdout, stderr, left, completed
+
+
+def test_sigterm_with_workers_summarises_and_leaves_no_process(emulator, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    code, stdout, stderr, left, completed = _signal_a_worker_run(emulator, out, signal.SIGTERM)
+    assert code == 143, stderr
     assert "Traceback" not in stderr
     assert not left, f"processes left alive after SIGTERM: {sorted(left)}"
     results = json.loads((out / "results.json").read_text())
@@ -90,22 +99,13 @@ def test_sigterm_with_workers_summarises_and_leaves_no_process(emulator, tmp_pat
 def test_sigkill_of_the_parent_takes_its_children(emulator, tmp_path: Path) -> None:
     """SIGKILL cannot be handled: the kernel ends the workers and the telemetry sampler."""
     out = tmp_path / "r"
-    with emulator(ttft_ms=5, itl_ms=5) as srv:
-        proc = start_cli(_bench(srv.url, out, "--workers", "2"))
-        kids = _children_once_running(proc.pid, 3)
-        wait_for_records(out / "records.jsonl", 20)
-        kids |= descendants(proc.pid)
-        proc.kill()
-        proc.communicate(timeout=30)
-        left = _wait_gone(kids)
-        time.sleep(0.5)
-        completed = srv.server.completed
-        time.sleep(1.0)
-        assert srv.server.completed == completed, "something kept loading the server"
+    code, _, _, left, _ = _signal_a_worker_run(emulator, out, signal.SIGKILL)
+    assert code == -signal.SIGKILL
     assert not left, f"processes left alive after SIGKILL: {sorted(left)}"
-    size = (out / "telemetry.jsonl").stat().st_size if (out / "telemetry.jsonl").exists() else 0
+    telemetry = out / "telemetry.jsonl"
+    size = telemetry.stat().st_size if telemetry.exists() else 0
     time.sleep(1.5)
-    after = (out / "telemetry.jsonl").stat().st_size if (out / "telemetry.jsonl").exists() else 0
+    after = telemetry.stat().st_size if telemetry.exists() else 0
     assert after == size, "telemetry is still being written"
 
 
