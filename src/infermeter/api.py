@@ -43,6 +43,7 @@ from infermeter.config import BenchConfig
 from infermeter.errors import ServerError, UsageError
 from infermeter.load.partition import auto_workers, partition
 from infermeter.load.runner import Listener, LoadPlan, Runner, RunState
+from infermeter.load.streams import bounded_streams
 from infermeter.metrics.aggregate import RunMetrics, compute_run_metrics
 from infermeter.metrics.slo import parse_slo
 from infermeter.records.reader import read_records
@@ -675,9 +676,13 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
     stops, and what finished is returned with ``run.interrupted`` set.
     """
     _check_analysis_flags(config)
+    asked = config.concurrency
+    streams = bounded_streams(config.concurrency, config.num_requests)
     out = _out_dir(config)
     drawn = config.seed is None
     config = config.with_seed()
+    if streams != asked:
+        config = config.model_copy(update={"concurrency": streams})
     status: dict[str, Any]
     try:
         status = stamping_loop.run(_run_async(config, out, console, drawn))
@@ -700,6 +705,8 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
         _remove_empty(out)
         raise KeyboardInterrupt  # interrupted before the run started: nothing to keep
     status["out_dir"] = str(out)
+    if streams != asked:
+        status["concurrency_asked"] = asked
     run = load_run(out)
     run.status.update(status)
     run.results = full_results(run.meta, run.metrics, run.status, run.telemetry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from infermeter.load.streams import stream_warnings
 from infermeter.metrics.aggregate import DISTRIBUTION_NAMES, PERCENTILE_METHOD, RunMetrics
 from infermeter.metrics.cache import PromptCacheVerdict, expected_share, judge_prompt_cache
 from infermeter.metrics.client import (
@@ -83,7 +84,10 @@ def build_results(
             + stamp_warnings(metrics.shared_first)
         )
         + workload_warnings(meta.get("workload"), metrics.input_tokens_mismatch)
-        + cache_warnings(cache),
+        + cache_warnings(cache)
+        + stream_warnings(
+            status.get("concurrency_asked"), (meta.get("config") or {}).get("concurrency")
+        ),
     }
     return result
 
