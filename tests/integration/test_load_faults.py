@@ -4,11 +4,14 @@ one clear line or a named, excluded share, with the records counted against the 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, start_cli, wait_for_records
 from infermeter.errors import UsageError
 from infermeter.load.streams import MAX_STREAMS, bounded_streams, stream_warnings
 from infermeter.records import read_records
@@ -56,3 +59,46 @@ def test_unbounded_absurd_concurrency_is_a_usage_error(emulator, tmp_path: Path)
     assert res.returncode == 2, res.stderr
     assert "more streams than one run holds open" in res.stderr
     assert "Traceback" not in res.stderr and not out.exists()
+
+
+def test_dead_server_behind_a_proxy_stops_the_run(tmp_path: Path) -> None:
+    """Behind ``infermeter proxy`` a dead server answers 502s, not refused connections: they
+    count toward the stop after 20 consecutive failures, as refused connections do."""
+    from infermeter.proxy import ProxyConfig, ThreadedProxy
+
+    out = tmp_path / "r"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = start_cli(["serve-ground-truth", "--port", str(port), "--ttft-ms", "2", "--itl-ms", "2"])
+    try:
+        _wait_listening(port, server)
+        upstream = f"http://127.0.0.1:{port}"
+        with ThreadedProxy(ProxyConfig(upstream=upstream, gpu=False)) as proxy:
+            proc = start_cli(
+                ["bench", "--url", proxy.url, "-c", "2", "-n", "5000", *SMALL,
+                 "--out", str(out), "--format", "json"]
+            )  # fmt: skip
+            wait_for_records(out / "records.jsonl", 10)
+            server.kill()
+            stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        server.kill()
+        server.communicate()
+    assert proc.returncode == 1, stderr
+    results = json.loads(stdout)
+    assert "gateway errors" in (results["run"]["aborted"] or "")
+    recs = read_records(out / "records.jsonl").records
+    gateway = [r for r in recs if r.http_status == 502]
+    assert 20 <= len(gateway) <= 22 and len(recs) < 1000, (len(gateway), len(recs))
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[str], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)

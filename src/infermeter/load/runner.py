@@ -28,6 +28,11 @@ class Listener(Protocol):
     def on_record(self, record: RequestRecord) -> None: ...
 
 
+#: What a proxy or load balancer answers for a server it cannot reach (or that cannot take
+#: work): behind one, a dead server looks like these, not like a refused connection.
+GATEWAY_ERRORS = frozenset({502, 503, 504})
+
+
 @dataclass(frozen=True, slots=True)
 class LoadPlan:
     """When to send. Exactly one of ``concurrency`` / ``rate``; one of the two stops."""
@@ -45,7 +50,8 @@ class LoadPlan:
     ramp_up_s: float = 0.0
     #: Each stream's first-send delay, when a partition of the run sets them (a worker's share).
     slot_delays_s: tuple[float, ...] = ()
-    #: Stop sending after this many consecutive connection failures (a dead server).
+    #: Stop sending after this many consecutive connection failures or gateway errors
+    #: (a dead server, or one behind a proxy).
     abort_after_connection_errors: int = 20
     #: Run the measured phase at a raised scheduling priority where permitted.
     raise_priority: bool = True
@@ -131,13 +137,13 @@ class Runner:
         st.output_tokens += rec.n_out
         for listener in self._warmup_listeners if phase == "warmup" else self._listeners:
             listener.on_record(rec)
-        if rec.error_kind == "connection":
+        if rec.error_kind == "connection" or rec.http_status in GATEWAY_ERRORS:
             self._consecutive_conn_errors += 1
             limit = self.plan.abort_after_connection_errors
             if limit and self._consecutive_conn_errors >= limit:
                 self.stop(
                     f"stopped after {self._consecutive_conn_errors} consecutive connection "
-                    f"failures: {rec.error_message}"
+                    f"failures or gateway errors: {rec.error_message}"
                 )
         else:
             self._consecutive_conn_errors = 0
