@@ -59,6 +59,7 @@ from infermeter.records.rundir import (
 )
 from infermeter.records.schema import RequestRecord
 from infermeter.records.sink import JsonlSink
+from infermeter.report.labels import counted
 from infermeter.report.progress import LiveProgress
 from infermeter.report.results import build_results
 from infermeter.telemetry import (
@@ -316,20 +317,39 @@ def _model_folder_tokenizer(model: str | None) -> tuple[TokenCounter | None, Loc
 
 async def _probe(
     client: Sender, counter: TokenCounter | None, seed: int, url: str
-) -> tuple[int, RequestRecord]:
+) -> tuple[int, list[str]]:
     """One tiny request: proves the endpoint works and measures what the server adds to a
-    prompt (BOS, chat template) so prompt lengths can be exact as the server counts them."""
+    prompt (BOS, chat template) so prompt lengths can be exact as the server counts them.
+    Returns that overhead and the transient failures retried before it succeeded."""
     if counter is not None:
         text, n = await SyntheticPromptBuilder(counter, seed=seed + 7919).build(SERVER_PROBE_TOKENS)
     else:
         text, n = "Say something about the weather in spring.", None
-    rec = await client.send(-1, Prompt(text, 1, None), time.perf_counter_ns(), phase="probe")
-    if not rec.ok:
-        raise ServerError(f"the pre-flight request to {url} failed: {rec.error_message}")
+    failures: list[str] = []
+    for delay in (*PREFLIGHT_BACKOFF_S, None):
+        rec = await client.send(-1, Prompt(text, 1, None), time.perf_counter_ns(), phase="probe")
+        if rec.ok:
+            break
+        failures.append(rec.error_message or rec.error_kind or "failed")
+        if delay is None or not _transient(rec):
+            tries = f" ({counted(len(failures), 'attempt')})" if len(failures) > 1 else ""
+            raise ServerError(f"the pre-flight request to {url} failed{tries}: {failures[-1]}")
+        await asyncio.sleep(delay)
     overhead = 0
     if n is not None and rec.n_in_source == "server" and rec.n_in is not None:
         overhead = max(rec.n_in - n, 0)
-    return overhead, rec
+    return overhead, failures
+
+
+#: Waits before each retry of a failed pre-flight request: one unlucky answer from a server
+#: that fails a share of its requests must not stop the run; a persistent failure does.
+PREFLIGHT_BACKOFF_S = (0.5, 1.0, 2.0)
+
+
+def _transient(rec: RequestRecord) -> bool:
+    """A failure worth retrying: a 5xx or 429 answer, or a connection reset or refused."""
+    status = rec.http_status or 0
+    return status >= 500 or status == 429 or rec.error_kind == "connection"
 
 
 async def _run_async(
@@ -438,7 +458,7 @@ async def _measure(
     info, client, counter = target.info, target.client, target.counter
     seed = config.seed
     assert seed is not None, "run_benchmark fixes the seed before the run"
-    overhead, _probe_rec = await _probe(client, counter, seed, info.base_url)
+    overhead, preflight_failures = await _probe(client, counter, seed, info.base_url)
     in_spec, out_spec = config.input_spec(), config.output_spec()
     if info.ctx_per_slot is not None and config.dataset is None:
         need = in_spec.upper + out_spec.upper
@@ -480,6 +500,7 @@ async def _measure(
         "seed_drawn": target.seed_drawn,
         "server": info.to_dict(),
         "workload": plan.meta,
+        "preflight_failures": preflight_failures,
     }
     write_json(out / RUN_FILE, meta)
     load = _load_plan(config)

@@ -102,3 +102,29 @@ def _wait_listening(port: int, proc: subprocess.Popen[str], timeout_s: float = 3
         except OSError:
             assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
+
+
+@pytest.mark.parametrize("fault", ["http_500", "http_429"])
+def test_one_unlucky_preflight_answer_is_retried(emulator, tmp_path: Path, fault: str) -> None:
+    out = tmp_path / "r"
+    with emulator(ttft_ms=2, itl_ms=1, fault=fault, fault_limit=2) as srv:
+        res = run_cli(
+            "bench", "--url", srv.url, "-c", "2", "-n", "6", *SMALL, "--out", str(out),
+            "--format", "json",
+        )  # fmt: skip
+        completed = srv.server.completed
+    assert res.returncode == 0, res.stderr
+    results = json.loads(res.stdout)
+    assert results["summary"]["requests_completed"] == 6
+    assert any("pre-flight request failed 2 times" in w for w in results["warnings"])
+    recs = read_records(out / "records.jsonl").records
+    assert sum(r.ok for r in recs) == completed - 1 == 6
+
+
+def test_a_persistent_preflight_failure_stops_after_retries(emulator, tmp_path: Path) -> None:
+    with emulator(fault="http_500") as srv:
+        res = run_cli("bench", "--url", srv.url, "-c", "1", "-n", "2", *SMALL,
+                      "--out", str(tmp_path / "r"))  # fmt: skip
+        faults = srv.server.faults
+    assert res.returncode == 3
+    assert "failed (4 attempts): HTTP 500" in res.stderr and faults == 4

@@ -15,6 +15,7 @@ from infermeter.metrics.client import (
     stamp_warnings,
     workload_warnings,
 )
+from infermeter.report.labels import counted
 
 #: Bumped when a field changes meaning or is removed; adding fields keeps it.
 RESULTS_SCHEMA_VERSION = 1
@@ -87,9 +88,20 @@ def build_results(
         + cache_warnings(cache)
         + stream_warnings(
             status.get("concurrency_asked"), (meta.get("config") or {}).get("concurrency")
-        ),
+        )
+        + preflight_warnings(meta.get("preflight_failures") or []),
     }
     return result
+
+
+def preflight_warnings(failures: list[str]) -> list[str]:
+    """A pre-flight request that needed retries: the server fails some of what it is sent."""
+    if not failures:
+        return []
+    return [
+        f"the pre-flight request failed {counted(len(failures), 'time')} before it succeeded "
+        f"(last: {failures[-1]}): expect failed requests in the run"
+    ]
 
 
 def prompt_cache(

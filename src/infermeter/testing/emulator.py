@@ -61,6 +61,8 @@ class EmulatorConfig:
     fault_after: int = 3
     #: Apply the fault to every Nth streamed request (1: all of them).
     fault_every: int = 1
+    #: Misbehave this many times, then serve well (None: no end); a transient fault.
+    fault_limit: int | None = None
     model: str = "ground-truth"
     ctx_per_slot: int = 1_000_000
 
@@ -137,6 +139,8 @@ class GroundTruthServer:
         #: answers. A client that lost nothing has a good record of each (fault tests count
         #: records against it).
         self.completed = 0
+        #: Faults served so far.
+        self.faults = 0
 
     @property
     def url(self) -> str:
@@ -268,6 +272,9 @@ class GroundTruthServer:
         continuous = bool(opts.get("continuous_usage_stats"))
         self._streams += 1
         fault = cfg.fault if cfg.fault and self._streams % cfg.fault_every == 0 else None
+        if fault is not None and cfg.fault_limit is not None:
+            fault = fault if self.faults < cfg.fault_limit else None
+        self.faults += fault is not None
         if fault in ("http_500", "http_429"):
             status = 500 if fault == "http_500" else 429
             writer.write(
