@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from infermeter.clients.formats import owned_field_error
 from infermeter.errors import UsageError
 from infermeter.metrics.slo import SLO, parse_slo
 from infermeter.workload.lengths import LengthSpec
@@ -122,6 +123,8 @@ class BenchConfig(BaseModel):
         for p in self.percentiles:
             if not 0 < p < 100:
                 raise ValueError(f"--percentiles: {p} is not between 0 and 100")
+        if error := owned_field_error(self.extra_body):
+            raise ValueError(error)
         if self.shared_prefix_tokens and self.dataset is not None:
             raise ValueError("--shared-prefix-tokens applies to synthetic prompts, not --dataset")
         self.input_spec()

@@ -128,3 +128,36 @@ def test_a_persistent_preflight_failure_stops_after_retries(emulator, tmp_path: 
         faults = srv.server.faults
     assert res.returncode == 3
     assert "failed (4 attempts): HTTP 500" in res.stderr and faults == 4
+
+
+def test_an_answer_sent_whole_is_marked_and_left_out_of_tpot(emulator, tmp_path: Path) -> None:
+    """A server that ignores stream=true for some requests: those records say so, the summary
+    counts them, and TPOT/ITL come from the streamed ones only."""
+    out = tmp_path / "r"
+    with emulator(ttft_ms=5, itl_ms=4, fault="no_stream", fault_every=2) as srv:
+        res = run_cli(
+            "bench", "--url", srv.url, "-c", "2", "-n", "8", "--input-tokens", "8",
+            "--output-tokens", "10", "--out", str(out),
+        )  # fmt: skip
+        completed = srv.server.completed
+    assert res.returncode == 0, res.stderr
+    assert "answered whole, not streamed: 4 of 8 requests" in res.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["not_streamed"] == 4
+    assert any("answered whole, not streamed" in w for w in results["warnings"])
+    recs = read_records(out / "records.jsonl").records
+    whole = [r for r in recs if not r.streamed]
+    assert len(whole) == 4 and all(r.ok and r.n_out == 10 for r in whole)
+    assert sum(r.ok for r in recs) == completed - 1 == 8
+    dist = results["distributions"]
+    assert dist["tpot_ms"]["count"] == 4 and dist["itl_ms"]["count"] == 4 * 9
+    # the emulator's pace is 4 ms per token: no 0 ms TPOT from a whole answer pulls it down
+    assert dist["tpot_ms"]["min"] >= 3.5
+
+
+def test_extra_body_may_not_override_what_infermeter_sets(emulator) -> None:
+    with emulator() as srv:
+        res = run_cli("bench", "--url", srv.url, "-c", "1", "-n", "1", *SMALL,
+                      "--extra-body", '{"max_tokens": 50, "top_k": 3}')  # fmt: skip
+    assert res.returncode == 2
+    assert "max_tokens is set by --output-tokens" in res.stderr

@@ -48,6 +48,30 @@ class ApiFormat(Protocol):
         ...
 
 
+#: Request fields infermeter sets itself, and what sets them: ``--extra-body`` giving one
+#: would silently change what is measured (``max_tokens`` overriding ``--output-tokens``).
+OWNED_FIELDS: dict[str, str] = {
+    "model": "--model",
+    "max_tokens": "--output-tokens",
+    "max_completion_tokens": "--output-tokens",
+    "stream": "infermeter (it always streams)",
+    "stream_options": "infermeter (usage in the stream)",
+    "messages": "the workload (--input-tokens, --dataset)",
+    "prompt": "the workload (--input-tokens, --dataset)",
+    "ignore_eos": "--ignore-eos",
+    "temperature": "--temperature",
+}
+
+
+def owned_field_error(extra_body: dict[str, Any]) -> str | None:
+    """Why ``--extra-body`` may not be sent as given, or None."""
+    taken = [k for k in extra_body if k in OWNED_FIELDS]
+    if not taken:
+        return None
+    owners = "; ".join(f"{k} is set by {OWNED_FIELDS[k]}" for k in taken)
+    return f"--extra-body sets what infermeter sets itself: {owners}"
+
+
 def common_payload(options: RequestOptions, max_tokens: int) -> dict[str, Any]:
     body: dict[str, Any] = {"model": options.model, "max_tokens": max_tokens, "stream": True}
     if options.include_usage:

@@ -57,6 +57,7 @@ class _Accumulator:
         "texts",
         "timings",
         "usage",
+        "whole",
     )
 
     def __init__(self, need_text: bool) -> None:
@@ -72,6 +73,8 @@ class _Accumulator:
         self.responded = False
         self.other = 0
         self.reason_chunks = 0
+        #: The server answered with one JSON document, not a stream.
+        self.whole = False
 
     def add(self, t_ns: int, d: ChunkDelta) -> None:
         if d.error:
@@ -170,6 +173,7 @@ class _Handler:
         if self.json_mode:
             self.acc.add(self.t_last or t_ns, self.fmt.parse_full(_loads(self.body)))
             self.acc.done = True
+            self.acc.whole = True
             return
         for _event, payload in self.parser.flush():
             self._event(t_ns, payload)
@@ -341,6 +345,7 @@ def account(
     t0 = t0_ns
     rec.chunk_ns = [t - t0 for t in acc.chunk_abs]
     rec.n_other_chunks = acc.other
+    rec.streamed = not acc.whole
     if rec.chunk_ns:
         rec.t_first_ns, rec.t_last_ns = rec.chunk_ns[0], rec.chunk_ns[-1]
     usage = acc.usage or {}

@@ -180,6 +180,8 @@ class RunMetrics:
     shared_first: SharedFirstStamps
     #: The most requests in flight at once (from the records' send and end instants).
     peak_in_flight: int
+    #: Completed requests the server answered whole instead of streaming (no TPOT, no ITL).
+    not_streamed: int
     slo: SLOReport | None
     per_request: tuple[RequestMetrics, ...]
 
@@ -316,6 +318,7 @@ def compute_run_metrics(
         prompt_cache=prompt_cache_counts(done, [m.ttft_ms for m in per]),
         shared_first=shared_first_stamps(done, dists["itl_ms"].p50),
         peak_in_flight=peak_in_flight(measured),
+        not_streamed=sum(not r.streamed for r in done),
         client_delay_p99_ms=distribution(
             max(m.queue_delay_ms - m.connect_ms, 0.0) for m in per
         ).p99,

@@ -70,6 +70,17 @@ def spare_cores(host: Mapping[str, Any]) -> float | None:
     return float(cores) * (1 - float(cpu) / 100)
 
 
+def not_streamed_warnings(not_streamed: int, completed: int) -> list[str]:
+    """Answers sent whole although a stream was asked for."""
+    if not not_streamed:
+        return []
+    return [
+        f"{not_streamed} of {completed} requests were answered whole, not streamed (the "
+        "server ignored stream=true): their TTFT is their E2E, and they are left out of "
+        "TPOT and ITL; they are marked in records.jsonl (streamed: false)"
+    ]
+
+
 def stamp_warnings(shared: SharedFirstStamps) -> list[str]:
     """Requests whose first token was read together with later ones, and their error."""
     if not shared.requests:

@@ -35,7 +35,7 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     - TTFT = t_first - t_send; TTFT incl. client queue = t_first - t_sched
     - client queue delay = t_send - t_sched
     - E2E = t_last - t_send
-    - TPOT = (t_last - t_first) / (n_out - 1), only for n_out >= 2
+    - TPOT = (t_last - t_first) / (n_out - 1), only for n_out >= 2 and a streamed answer
     - ITL: chunk i>0 gives (t_chunk[i] - t_chunk[i-1]) / k[i], counted k[i] times
     - inter-chunk = t_chunk[i] - t_chunk[i-1]
     - prefill TPS = n_in / TTFT, decode TPS = 1 / TPOT, per-request TPS = n_out / E2E
@@ -49,10 +49,12 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     ttft = (r.t_first_ns - r.t_send_ns) / _NS_PER_MS
     ttft_q = (r.t_first_ns - r.t_sched_ns) / _NS_PER_MS
     e2e = (r.t_last_ns - r.t_send_ns) / _NS_PER_MS
-    tpot = (r.t_last_ns - r.t_first_ns) / _NS_PER_MS / (r.n_out - 1) if r.n_out >= 2 else None
+    # A whole answer sent at once tells nothing of the time between tokens.
+    per_token = r.streamed and r.n_out >= 2
+    tpot = (r.t_last_ns - r.t_first_ns) / _NS_PER_MS / (r.n_out - 1) if per_token else None
     itl: list[float] = []
     gaps: list[float] = []
-    times = r.chunk_ns
+    times = r.chunk_ns if r.streamed else []
     ks = r.chunk_tokens
     for i in range(1, len(times)):
         gap = (times[i] - times[i - 1]) / _NS_PER_MS

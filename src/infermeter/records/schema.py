@@ -46,6 +46,9 @@ class RequestRecord:
     #: ``k[i]``: tokens carried by chunk i; ``sum(chunk_tokens) == n_out`` for completed requests.
     chunk_tokens: list[int] = field(default_factory=list)
     chunk_tokens_source: str = "chunks"
+    #: False when the server ignored ``stream`` and sent the whole answer at once: its TTFT
+    #: is its E2E, and it has no TPOT or ITL (metrics spec section 7).
+    streamed: bool = True
     #: Output tokens read together with the first token, under its stamp: the client could
     #: not read while they arrived, so TTFT may be late and TPOT low (metrics spec section 7).
     first_stamp_shared: int = 0

@@ -11,6 +11,7 @@ from infermeter.metrics.cache import PromptCacheVerdict, expected_share, judge_p
 from infermeter.metrics.client import (
     cache_warnings,
     client_warnings,
+    not_streamed_warnings,
     spare_cores,
     stamp_warnings,
     workload_warnings,
@@ -64,6 +65,7 @@ def build_results(
         "prompt_cache": cache.to_dict(),
         "shared_first_stamp": metrics.shared_first.to_dict(),
         "peak_in_flight": metrics.peak_in_flight,
+        "not_streamed": metrics.not_streamed,
         "slo": _slo(metrics),
         "client": {
             "workers": len(clients),
@@ -84,6 +86,7 @@ def build_results(
             )
             + stamp_warnings(metrics.shared_first)
         )
+        + not_streamed_warnings(metrics.not_streamed, int(summary["requests_completed"]))
         + workload_warnings(meta.get("workload"), metrics.input_tokens_mismatch)
         + cache_warnings(cache)
         + stream_warnings(

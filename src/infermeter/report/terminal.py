@@ -357,6 +357,15 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
                 style="yellow" if shared.get("requests") else "dim",
             )
         )
+    if not_streamed := results.get("not_streamed"):
+        notes.append(
+            Text(
+                f"answered whole, not streamed: {not_streamed:,} of "
+                f"{counted(int(results['summary']['requests_completed']), 'request')} "
+                "(left out of TPOT and ITL)",
+                style="yellow",
+            )
+        )
     client = results.get("client") or {}
     workers = client.get("per_worker") or []
     if workers:

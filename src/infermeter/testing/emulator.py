@@ -13,7 +13,8 @@ It can also misbehave on purpose (``fault``), for tests of error handling:
 ``http_500``, ``http_429`` (an error status), ``malformed`` (a non-JSON data line),
 ``stall`` (stops sending but keeps the connection open), ``drop`` (closes the socket mid-stream),
 ``no_done`` (no ``[DONE]``, which is legal), ``no_finish`` (ends cleanly with neither
-``finish_reason`` nor ``[DONE]``), ``bad_chunk_size`` (a chunk-size line that is not
+``finish_reason`` nor ``[DONE]``), ``no_stream`` (answers with one JSON document although a
+stream was asked for), ``bad_chunk_size`` (a chunk-size line that is not
 hexadecimal). Stream faults strike after ``fault_after`` tokens, so a short
 request (a pre-flight probe asking one token) still succeeds.
 
@@ -46,6 +47,7 @@ FAULTS = (
     "drop",
     "no_done",
     "no_finish",
+    "no_stream",
 )
 
 
@@ -282,7 +284,7 @@ class GroundTruthServer:
             )
             await writer.drain()
             return True
-        if not obj.get("stream"):
+        if not obj.get("stream") or fault == "no_stream":
             writer.write(
                 _response(
                     200,
