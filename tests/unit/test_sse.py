@@ -40,3 +40,30 @@ def test_any_split_gives_the_same_events(payloads: list[bytes], step: int) -> No
         got += [d for _, d in p.feed(stream[i : i + step])]
     got += [d for _, d in p.flush()]
     assert got == payloads
+
+
+def test_any_split_of_the_bytes_gives_the_same_events() -> None:
+    """Split at every byte, CRLF, lone CR and LF line ends alike: the events are those of the
+    whole text (a held-back CR, a blank line straddling two reads, a growing event)."""
+    text = (
+        b"data: one\r\n\r\nevent: e\rdata: two\r\rdata: "
+        + b"x" * 300
+        + b"\n\n: comment\ndata: a\ndata: b\n\ndata: last"
+    )
+    whole = SSEParser()
+    expected = whole.feed(text) + whole.flush()
+    assert [d for _, d in expected] == [b"one", b"two", b"x" * 300, b"a\nb", b"last"]
+    for cut in range(1, len(text)):
+        p = SSEParser()
+        got = p.feed(text[:cut]) + p.feed(text[cut:]) + p.flush()
+        assert got == expected, cut
+    p = SSEParser()
+    got = [e for i in range(len(text)) for e in p.feed(text[i : i + 1])] + p.flush()
+    assert got == expected
+
+
+def test_a_large_event_in_small_reads_is_kept_whole() -> None:
+    payload = b"data: " + b"y" * 1_000_000 + b"\n\n"
+    p = SSEParser()
+    events = [e for i in range(0, len(payload), 4096) for e in p.feed(payload[i : i + 4096])]
+    assert events == [(None, b"y" * 1_000_000)] and p.pending == 0

@@ -121,7 +121,7 @@ class _Handler:
         self.status = 0
         self.json_mode = False
         self.error_body: bytearray | None = None
-        self.body = b""
+        self.body = bytearray()  # grows in place: a large answer is not re-copied per read
         self.t_last = 0
         self.saw_event = False
 
@@ -171,7 +171,7 @@ class _Handler:
                 self.status,
             )
         if self.json_mode:
-            self.acc.add(self.t_last or t_ns, self.fmt.parse_full(_loads(self.body)))
+            self.acc.add(self.t_last or t_ns, self.fmt.parse_full(_loads(bytes(self.body))))
             self.acc.done = True
             self.acc.whole = True
             return
