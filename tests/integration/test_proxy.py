@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -180,11 +182,21 @@ class _Upstream:
         headers = {"X-Up": "kept", "X-Hop": "dropped", "Connection": "X-Hop"}
         return web.Response(text=f"q={request.query_string}", headers=headers)
 
+    async def _deny(self, request: web.Request) -> web.Response:
+        """Refuse, echoing the credentials it got in the error body (as some servers do)."""
+        auth = request.headers.get("Authorization")
+        if auth is not None:
+            body = {"error": {"message": f"invalid token: {auth}", "type": "auth"}}
+            return web.json_response(body, status=401)
+        keys = ", ".join(f"{h}={request.headers.get(h)}" for h in ("x-api-key", "api-key"))
+        return web.Response(status=400, text=f"bad key: {keys}")
+
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_route("POST", "/v1/chat/completions", self._handle)
         app.router.add_get("/plain", self._plain)  # (and HEAD, answered from GET)
         app.router.add_route("GET", "/empty", self._plain)
+        app.router.add_route("POST", "/deny/{api:.*}", self._deny)
         self.runner = web.AppRunner(app, handler_cancellation=True)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -224,35 +236,32 @@ def _read_then_hang_up(url: str, body: dict[str, Any], headers: dict[str, str]) 
     return got
 
 
-def test_disconnect_cancels_upstream_and_secret_stays_out(tmp_path: Path) -> None:
-    """Through the CLI (a subprocess, so its stderr is the proxy's whole log)."""
+def _start_proxy_cli(upstream: str, records: Path) -> tuple[subprocess.Popen[str], str]:
+    """``infermeter proxy`` in a subprocess (its stderr is the proxy's whole log), recording
+    every request; returns once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with _Upstream() as up:
-        proc = start_cli(
-            [
-                "proxy",
-                "--upstream",
-                up.url,
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--records",
-                str(tmp_path),
-                "--sample",
-                "1",
-            ]
-        )
-        url = f"http://127.0.0.1:{port}"
+    args = ["proxy", "--upstream", upstream, "--listen", f"127.0.0.1:{port}"]
+    proc = start_cli([*args, "--records", str(records), "--sample", "1"])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    _http(url + "/metrics")
-                    break
-                except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline
-                    time.sleep(0.1)
+            _http(url + "/metrics")
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"the proxy did not start: {proc.communicate()[1]}") from None
+            time.sleep(0.1)
+
+
+def test_disconnect_cancels_upstream_and_secret_stays_out(tmp_path: Path) -> None:
+    """Through the CLI (a subprocess, so its stderr is the proxy's whole log)."""
+    with _Upstream() as up:
+        proc, url = _start_proxy_cli(up.url, tmp_path)
+        try:
             t = time.monotonic()
             got = _read_then_hang_up(url, _chat("m", 200), {"Authorization": SECRET})
             assert b"t0" in got
@@ -298,10 +307,9 @@ def test_bodyless_and_plain_responses_pass_through() -> None:
                 assert resp.status == 204 and resp.read() == b""
 
 
-class _DropsSecondRequest:
-    """A keep-alive upstream that answers the first request on each connection and closes the
-    connection, unanswered, when a second one arrives on it: the race a pooled connection
-    loses when the server times it out just as it is reused."""
+class _SocketUpstream:
+    """A bare-socket upstream, one thread per connection running ``_one`` (for misbehaviour
+    that a real HTTP server will not produce)."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
@@ -309,7 +317,6 @@ class _DropsSecondRequest:
         self.sock.listen(16)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.connections = 0
-        self.answered = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -320,6 +327,19 @@ class _DropsSecondRequest:
                 return
             self.connections += 1
             threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class _DropsSecondRequest(_SocketUpstream):
+    """A keep-alive upstream that answers the first request on each connection and closes the
+    connection, unanswered, when a second one arrives on it: the race a pooled connection
+    loses when the server times it out just as it is reused."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+        super().__init__()
 
     def _one(self, conn: socket.socket) -> None:
         with conn:
@@ -417,3 +437,147 @@ def test_broken_upstream_framing_is_not_passed_off_as_complete(
     assert recs[0].n_out is not None and recs[0].n_out >= 1
     assert s["infermeter_errors_total{kind=protocol,model=ground-truth}"] == 1
     assert "Traceback" not in caplog.text
+
+
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def _sse_chunk(text: str) -> bytes:
+    data = b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": text}}]})
+    data += b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class _Stalls(_SocketUpstream):
+    """An upstream that reads a request, sends ``prefix`` (perhaps nothing) and goes silent
+    with the connection open: a hung server, or one stuck mid-stream."""
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        self.dropped = threading.Event()  # the proxy closed its connection
+        super().__init__()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(self.prefix)
+            try:
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+            self.dropped.set()
+
+
+def _status(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, bytes]:
+    try:
+        return _http(url, body, headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_credentials_echoed_by_the_upstream_are_redacted(tmp_path: Path) -> None:
+    """An upstream that echoes the credentials it got in its error bodies: the client gets
+    the body as sent (transparent), the records say what failed, and no key reaches a file,
+    the log or /metrics."""
+    key, azure = "sk-proxy-key-9876543210", "az-proxy-key-5555"
+    with _Upstream() as up:
+        proc, url = _start_proxy_cli(up.url, tmp_path)
+        try:
+            chat = _status(
+                url + "/deny/v1/chat/completions", _chat("m", 4), {"Authorization": SECRET}
+            )
+            keyed = {"X-Api-Key": key, "api-key": azure}
+            body = {**_chat(key, 4, stream=False), "prompt": "a"}  # a key as the model name
+            plain = _status(url + "/deny/v1/completions", body, keyed)
+            metrics_text = _http(url + "/metrics")[1].decode()
+        finally:
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=10)
+    assert chat[0] == 401 and SECRET.encode() in chat[1]
+    assert plain[0] == 400 and key.encode() in plain[1]
+    recs = read_records(tmp_path / "records.jsonl").records
+    assert [(r.error_kind, r.http_status) for r in recs] == [("http", 401), ("http", 400)]
+    assert (recs[0].error_message or "").startswith("HTTP 401: invalid token: ***")
+    assert (recs[1].error_message or "").startswith("HTTP 400: bad key: x-api-key=***")
+    files = [p.read_text() for p in tmp_path.rglob("*") if p.is_file()]
+    for text in (metrics_text, stderr, *files):
+        for secret in (SECRET.split()[1], key, azure):
+            assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("prefix", "status", "n_out"),
+    [
+        (b"", b"HTTP/1.1 504", 0),
+        (SSE_HEAD + _sse_chunk(" a") + _sse_chunk(" b"), b"HTTP/1.1 200", 2),
+    ],
+    ids=["before-head", "mid-stream"],
+)
+def test_stalled_upstream_times_out(
+    tmp_path: Path, prefix: bytes, status: bytes, n_out: int
+) -> None:
+    """Silent past --upstream-timeout: a 504 when the client has had nothing yet, else its
+    stream is cut (no last chunk); the upstream connection is closed and the record says
+    timeout."""
+    up = _Stalls(prefix)
+    cfg = ProxyConfig(upstream=up.url, records_dir=tmp_path, gpu=False, upstream_timeout_s=0.5)
+    with ThreadedProxy(cfg) as proxy:
+        t = time.monotonic()
+        got = _raw_post(proxy.url, _chat("m", 8))
+        took = time.monotonic() - t
+        s = _scrape(proxy.url)
+    up.sock.close()
+    assert got.startswith(status) and 0.45 < took < 3.0, (got[:80], took)
+    assert b"\r\n0\r\n\r\n" not in got
+    assert up.dropped.wait(2)
+    recs = read_records(tmp_path / "records.jsonl").records
+    assert [r.error_kind for r in recs] == ["timeout"]
+    assert recs[0].n_out == n_out and "0.5 s" in (recs[0].error_message or "")
+    assert s["infermeter_errors_total{kind=timeout,model=m}"] == 1
+
+
+def _hold(url: str, sent: bytes) -> tuple[bytes, float]:
+    """Connect, send ``sent`` and read until the proxy closes: (what came, seconds taken)."""
+    host, port = url.split("//")[1].split(":")
+    t = time.monotonic()
+    got = b""
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(sent)
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+        except ConnectionResetError:
+            pass
+    return got, time.monotonic() - t
+
+
+@pytest.mark.parametrize(
+    ("sent", "answer"),
+    [
+        (b"", b""),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n", b""),
+        (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+            b"HTTP/1.1 408",
+        ),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200"),
+    ],
+    ids=["idle", "half-head", "half-body", "keep-alive"],
+)
+def test_slow_or_idle_client_is_disconnected(sent: bytes, answer: bytes) -> None:
+    """A client that sends nothing, part of a head or of a body, or nothing more after a
+    response, is disconnected after --client-idle-timeout (a 408 when its body was late)."""
+    cfg = ProxyConfig(upstream="http://127.0.0.1:9", gpu=False, client_idle_timeout_s=0.5)
+    with ThreadedProxy(cfg) as proxy:
+        got, took = _hold(proxy.url, sent)
+    assert got.startswith(answer) and 0.45 < took < 3.0, (got[:80], took)
+
+
+def test_bad_timeouts_exit_2() -> None:
+    for flag in ("--upstream-timeout", "--client-idle-timeout"):
+        done = run_cli("proxy", "--upstream", "http://127.0.0.1:9", flag, "0")
+        assert done.returncode == 2
+        assert done.stderr.strip().count("\n") == 0 and f"{flag} must be > 0" in done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,6 +47,18 @@ def proxy(
     max_models: int = typer.Option(
         32, "--max-models", help="Distinct model label values before 'other'."
     ),
+    upstream_timeout: float = typer.Option(
+        300.0,
+        "--upstream-timeout",
+        metavar="S",
+        help="Seconds of upstream silence (a prefill counts) before a 504 or a cut stream.",
+    ),
+    client_idle_timeout: float = typer.Option(
+        60.0,
+        "--client-idle-timeout",
+        metavar="S",
+        help="Seconds a client may stay idle, or take to send a request's head or body.",
+    ),
 ) -> None:
     """Forward to --upstream, measure every chat/completions request, serve /metrics."""
     parts = urlsplit(upstream)
@@ -56,6 +69,12 @@ def proxy(
         raise fail(f"--sample must be between 0 and 1, got {sample}")
     if rotate_mb <= 0 or max_models < 1:
         raise fail("--rotate-mb must be > 0 and --max-models >= 1")
+    for flag, seconds in (
+        ("--upstream-timeout", upstream_timeout),
+        ("--client-idle-timeout", client_idle_timeout),
+    ):
+        if not (seconds > 0 and math.isfinite(seconds)):
+            raise fail(f"{flag} must be > 0 seconds (finite), got {seconds:g}")
     if not _is_loopback(host):
         typer.echo(
             f"warning: listening on {host}, not loopback: anyone who can reach it can use "
@@ -70,6 +89,8 @@ def proxy(
         records_dir=records,
         sample=sample,
         rotate_mb=rotate_mb,
+        upstream_timeout_s=upstream_timeout,
+        client_idle_timeout_s=client_idle_timeout,
     )
     try:
         asyncio.run(_serve(config))

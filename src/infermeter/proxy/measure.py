@@ -13,6 +13,8 @@ No I/O here. The server calls ``start`` when the upstream answers, ``feed`` for 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import orjson
 
 from infermeter.clients.formats import ApiFormat
@@ -30,6 +32,9 @@ NO_MODEL = "none"
 OTHER_MODEL = "other"
 
 _FORMATS: dict[str, ApiFormat] = {"chat": ChatCompletions(), "completions": Completions()}
+#: A request header is a credential when its lowercase name holds one of these
+#: (``Authorization``, ``X-Api-Key``, ``api-key``, ``X-Auth-Token``, ``Cookie``...).
+_CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "cookie", "password")
 
 
 def endpoint_of(path: str) -> str:
@@ -92,13 +97,50 @@ def request_info(body: bytes) -> RequestInfo:
     )
 
 
+def client_secrets(headers: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The credentials a client sent, longest first: every credential header's value and, of
+    a ``Scheme credentials`` value (``Bearer sk-...``), the credentials alone, since an
+    upstream may echo either in an error body."""
+    found: set[str] = set()
+    for name, value in headers:
+        if any(word in name.lower() for word in _CREDENTIAL_WORDS):
+            value = value.strip()
+            found.update((value, value.partition(" ")[2].strip()))
+    found.discard("")
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret masked as the benchmark masks its own
+    (``StreamingClient._redact``); longer ones first, so none is left half shown."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 class RequestMeter:
     """Builds the record of one proxied chat/completions request as its response passes."""
 
-    __slots__ = ("_acc", "_failure", "_handler", "_max_tokens", "_t0_ns", "done", "rec")
+    __slots__ = (
+        "_acc",
+        "_failure",
+        "_handler",
+        "_max_tokens",
+        "_secrets",
+        "_t0_ns",
+        "done",
+        "rec",
+    )
 
     def __init__(
-        self, *, rid: int, api: str, t0_ns: int, t_recv_ns: int, max_tokens: int | None
+        self,
+        *,
+        rid: int,
+        api: str,
+        t0_ns: int,
+        t_recv_ns: int,
+        max_tokens: int | None,
+        secrets: Sequence[str] = (),
     ) -> None:
         fmt = _FORMATS[api]
         # The benchmark client's own SSE handling and token accounting.
@@ -107,6 +149,8 @@ class RequestMeter:
         self._handler = ChunkHandler(fmt, self._acc)
         self._failure: StreamFailure | None = None
         self._max_tokens = max_tokens
+        #: Masked out of the record's error message (an upstream may echo credentials).
+        self._secrets = secrets
         self.done = False
         self.rec = RequestRecord(
             id=rid,
@@ -144,10 +188,10 @@ class RequestMeter:
             except StreamFailure as exc:
                 self._failure = exc
         if error_kind is not None:
-            rec.error_kind, rec.error_message = error_kind, message[:500] or error_kind
+            rec.error_kind, rec.error_message = error_kind, message or error_kind
         elif self._failure is not None:
             rec.error_kind = self._failure.kind
-            rec.error_message = str(self._failure.args[0])[:500]
+            rec.error_message = str(self._failure.args[0])
         elif not (acc.done or acc.finish):
             rec.error_kind = "incomplete_stream"
             rec.error_message = (
@@ -158,6 +202,9 @@ class RequestMeter:
             rec.error_kind, rec.error_message = "incomplete_stream", "no output token"
         else:
             rec.ok = True
+        if rec.error_message:
+            # masked before it is cut, so no secret is left half shown
+            rec.error_message = redact(rec.error_message, self._secrets)[:500]
         rec.t_end_ns = t_ns - self._t0_ns
         account(rec, acc, Prompt("", self._max_tokens or 0), self._t0_ns)
         return rec

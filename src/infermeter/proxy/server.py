@@ -5,7 +5,13 @@ by chunk with no added buffering and no task switch per chunk.
 
 Headers (``Authorization`` included) go upstream as they came, minus hop-by-hop ones; they
 are never logged or recorded, and neither are request bodies (only ``model``, ``stream`` and
-``max_tokens`` are read from them).
+``max_tokens`` are read from them). An upstream that echoes a client's credentials in an error
+body has them masked in what the proxy writes (``measure.client_secrets``).
+
+Two timeouts bound what a connection may hold: ``upstream_timeout_s`` of upstream silence (a
+504, or a cut stream), and ``client_idle_timeout_s`` for a client's idle keep-alive connection
+and for the head and the body of its request (aiohttp's keep-alive timer covers an idle
+connection and a head that has not arrived; the body's read has its own).
 
 >>> async with ProxyServer(ProxyConfig(upstream="http://127.0.0.1:8000")) as proxy:
 ...     print(proxy.url)  # point clients here; Prometheus scrapes proxy.url + "/metrics"
@@ -18,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -27,14 +33,17 @@ from infermeter.clients.rawhttp import (
     Exchange,
     MalformedResponse,
     RawHttpClient,
+    RequestTimeout,
     StaleConnection,
     TransportError,
 )
 from infermeter.proxy.measure import (
     ModelLabels,
     RequestMeter,
+    client_secrets,
     endpoint_of,
     is_measured,
+    redact,
     request_info,
 )
 from infermeter.proxy.metrics import CONTENT_TYPE, ProxyMetrics
@@ -46,6 +55,9 @@ METRICS_PATH = "/metrics"
 #: Not forwarded upstream: hop-by-hop, and what the forwarding request sets itself (aiohttp
 #: has already answered any ``Expect: 100-continue``).
 _NOT_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect"}
+#: The longest an upstream connect may take, whatever the upstream timeout: a host that does
+#: not answer a SYN in this long is down.
+CONNECT_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -61,12 +73,42 @@ class ProxyConfig:
     seed: int | None = None
     #: Export NVML GPU gauges when a GPU is there.
     gpu: bool = True
+    #: Seconds of upstream silence (connecting, or between reads) before giving up; long
+    #: enough for a long prefill, as a stream is silent until its first token.
+    upstream_timeout_s: float = 300.0
+    #: Seconds a client may stay idle between requests, and may take over a request's head,
+    #: and again over its body.
+    client_idle_timeout_s: float = 60.0
 
 
 def _upstream_headers(headers: Any) -> bytes:
     """The client's end-to-end headers as header lines for the upstream request."""
     kept = end_to_end(list(headers.items()), _NOT_UPSTREAM)
     return "".join(f"{k}: {v}\r\n" for k, v in kept).encode("latin-1")
+
+
+class _Failure(NamedTuple):
+    """How an upstream failure is told: the record's error kind, the status of a client that
+    has had no response yet, and the word for it in messages."""
+
+    kind: str
+    status: int
+    how: str
+
+
+def _failure(exc: TransportError) -> _Failure:
+    if isinstance(exc, RequestTimeout):
+        return _Failure("timeout", 504, "timed out")
+    if isinstance(exc, MalformedResponse):
+        return _Failure("protocol", 502, "failed")
+    if isinstance(exc, ConnectFailed):
+        return _Failure("connection", 502, "unreachable")
+    return _Failure("connection", 502, "failed")
+
+
+def _proxy_error(message: str, status: int) -> web.Response:
+    """An answer of the proxy's own, with an OpenAI-style error body."""
+    return web.json_response({"error": {"message": message, "type": "proxy_error"}}, status=status)
 
 
 def _gpu_sampler() -> Any | None:
@@ -110,9 +152,20 @@ class ProxyServer:
         return f"http://{self.config.host}:{self.port}"
 
     async def start(self) -> ProxyServer:
-        # no total or stall timeout: how long a response may take is the client's business
-        self._http = RawHttpClient(total_timeout_s=None, connect_timeout_s=30, read_timeout_s=None)
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        silence = self.config.upstream_timeout_s
+        # No total timeout: how long a response may take is the client's business; only an
+        # upstream gone silent is given up on.
+        self._http = RawHttpClient(
+            total_timeout_s=None,
+            connect_timeout_s=min(silence, CONNECT_TIMEOUT_S),
+            read_timeout_s=silence,
+        )
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handler_cancellation=True,
+            keepalive_timeout=self.config.client_idle_timeout_s,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=4096)
         await site.start()
@@ -142,10 +195,15 @@ class ProxyServer:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         t_recv = time.perf_counter_ns()
-        body = await request.read()
         endpoint = endpoint_of(request.path)
+        try:
+            body = await asyncio.wait_for(request.read(), self.config.client_idle_timeout_s)
+        except asyncio.TimeoutError:
+            self.metrics.count(self.models.label(None), endpoint, "408")
+            return await self._too_slow(request)
         info = request_info(body) if request.method == "POST" and endpoint != "other" else None
-        model = self.models.label(info.model if info else None)
+        secrets = client_secrets(request.headers.items())
+        model = self.models.label(redact(info.model, secrets) if info and info.model else None)
         meter: RequestMeter | None = None
         if info is not None and is_measured(endpoint):
             meter = RequestMeter(
@@ -154,6 +212,7 @@ class ProxyServer:
                 t0_ns=self.t0_ns,
                 t_recv_ns=t_recv,
                 max_tokens=info.max_tokens,
+                secrets=secrets,
             )
             self._next_id += 1
         in_flight = self.metrics.in_flight.labels(model)
@@ -187,8 +246,7 @@ class ProxyServer:
             if not relay.head_ready.done():
                 await task  # it failed before any response: raises
         except TransportError as exc:
-            how = "unreachable" if isinstance(exc, ConnectFailed) else "failed"
-            return self._bad_gateway(meter, model, f"upstream {self.upstream} {how}: {exc}")
+            return self._no_response(meter, model, exc)
         except asyncio.CancelledError:
             task.cancel()  # the client went away: drop the upstream connection
             raise
@@ -198,7 +256,7 @@ class ProxyServer:
             try:
                 await task
             except TransportError as exc:
-                return self._bad_gateway(meter, model, f"upstream failed: {exc}")
+                return self._no_response(meter, model, exc)
             if meter is not None:
                 self._done(meter, model, relay.t_end_ns or clock(), streamed=False)
             return status, web.Response(
@@ -216,8 +274,7 @@ class ProxyServer:
             task.cancel()  # closes the upstream connection: the server stops generating
             raise
         except TransportError as exc:
-            kind = "protocol" if isinstance(exc, MalformedResponse) else "connection"
-            self._done(meter, model, clock(), kind, f"upstream failed: {exc}")
+            self._done(meter, model, clock(), _failure(exc).kind, f"upstream failed: {exc}")
             # No last chunk: a client must see the response broken, not a complete 200.
             if request.transport is not None:
                 request.transport.abort()
@@ -226,14 +283,26 @@ class ProxyServer:
         self._done(meter, model, relay.t_end_ns or clock(), streamed=sse)
         return status, response
 
-    def _bad_gateway(
-        self, meter: RequestMeter | None, model: str, message: str
+    def _no_response(
+        self, meter: RequestMeter | None, model: str, exc: TransportError
     ) -> tuple[str, web.StreamResponse]:
-        """The upstream failed before the client got a response: a 502 with an OpenAI-style
-        error body, counted as a connection error."""
-        self._done(meter, model, time.perf_counter_ns(), "connection", message)
-        body = {"error": {"message": message, "type": "proxy_error"}}
-        return "502", web.json_response(body, status=502)
+        """The upstream failed before the client got a response: a 504 when it went silent,
+        else a 502, with an OpenAI-style error body."""
+        failure = _failure(exc)
+        message = f"upstream {self.upstream} {failure.how}: {exc}"
+        self._done(meter, model, time.perf_counter_ns(), failure.kind, message)
+        return str(failure.status), _proxy_error(message, failure.status)
+
+    @staticmethod
+    async def _too_slow(request: web.Request) -> web.StreamResponse:
+        """A 408 for a client whose body did not arrive within the idle timeout, and its
+        connection closed at once (no lingering over the rest of a body that is not coming)."""
+        response = _proxy_error("request body not received within the client idle timeout", 408)
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
+        return response
 
     async def _upstream(self, request: web.Request, body: bytes, relay: Relay) -> None:
         """The upstream exchange; once more on a fresh connection when a pooled one turns out
