@@ -88,7 +88,7 @@ def test_request_b_single_token() -> None:
     m = request_metrics(records()[1])
     assert m.ttft_ms == pytest.approx(50.0) and m.e2e_ms == pytest.approx(50.0)
     assert m.tpot_ms is None and m.decode_tps is None
-    assert m.itl_ms == () and m.inter_chunk_ms == ()
+    assert m.itl_ms.size == 0 and m.inter_chunk_ms.size == 0
 
 
 def test_run_aggregates() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from infermeter.metrics.cache import PromptCacheCounts, prompt_cache_counts
 from infermeter.metrics.per_request import RequestMetrics, request_metrics
@@ -71,9 +72,16 @@ def _pct_key(p: float) -> str:
     return f"p{p:g}".replace(".", "_")
 
 
-def distribution(values: Iterable[float], extra_percentiles: Sequence[float] = ()) -> Distribution:
+def _joined(parts: Iterable[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    arrays = list(parts)
+    return np.concatenate(arrays) if arrays else np.empty(0)
+
+
+def distribution(
+    values: Iterable[float] | npt.NDArray[np.float64], extra_percentiles: Sequence[float] = ()
+) -> Distribution:
     """Summarise values; percentiles by linear interpolation between order statistics."""
-    arr = np.fromiter(values, dtype=np.float64)
+    arr = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=np.float64)
     if arr.size == 0:
         return Distribution(count=0)
     wanted = [*STANDARD_PERCENTILES, *extra_percentiles]
@@ -259,9 +267,9 @@ def compute_run_metrics(
         "ttft_ms": dist(m.ttft_ms for m in per),
         "ttft_incl_queue_ms": dist(m.ttft_incl_queue_ms for m in per),
         "tpot_ms": dist(m.tpot_ms for m in per),
-        "itl_ms": dist(x for m in per for x in m.itl_ms),
+        "itl_ms": distribution(_joined(m.itl_ms for m in per), extra_percentiles),
         "e2e_ms": dist(m.e2e_ms for m in per),
-        "inter_chunk_ms": dist(x for m in per for x in m.inter_chunk_ms),
+        "inter_chunk_ms": distribution(_joined(m.inter_chunk_ms for m in per), extra_percentiles),
         "queue_delay_ms": dist(m.queue_delay_ms for m in per),
         "connect_ms": dist(m.connect_ms for m in per),
         "input_tokens": dist(m.n_in for m in per),

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from infermeter.records.schema import RequestRecord
 
 _NS_PER_MS = 1e6
+FloatArray = npt.NDArray[np.float64]
+_NONE: FloatArray = np.empty(0, dtype=np.float64)
+_NONE.flags.writeable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +26,10 @@ class RequestMetrics:
     connect_ms: float
     e2e_ms: float | None
     tpot_ms: float | None
-    itl_ms: tuple[float, ...]
-    inter_chunk_ms: tuple[float, ...]
+    #: One value per token after the first, and one per chunk gap: float64 arrays (8 bytes a
+    #: value, not a boxed float each: a run's summary holds every request's).
+    itl_ms: FloatArray
+    inter_chunk_ms: FloatArray
     prefill_tps: float | None
     decode_tps: float | None
     request_tps: float | None
@@ -44,7 +52,8 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     connect_ms = r.connect_ns / _NS_PER_MS
     if r.t_first_ns is None or r.t_last_ns is None:
         return RequestMetrics(
-            None, None, queue_ms, connect_ms, None, None, (), (), None, None, None, r.n_in, r.n_out
+            *(None, None, queue_ms, connect_ms, None, None, _NONE, _NONE),
+            *(None, None, None, r.n_in, r.n_out),
         )
     ttft = (r.t_first_ns - r.t_send_ns) / _NS_PER_MS
     ttft_q = (r.t_first_ns - r.t_sched_ns) / _NS_PER_MS
@@ -52,16 +61,7 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     # A whole answer sent at once tells nothing of the time between tokens.
     per_token = r.streamed and r.n_out >= 2
     tpot = (r.t_last_ns - r.t_first_ns) / _NS_PER_MS / (r.n_out - 1) if per_token else None
-    itl: list[float] = []
-    gaps: list[float] = []
-    times = r.chunk_ns if r.streamed else []
-    ks = r.chunk_tokens
-    for i in range(1, len(times)):
-        gap = (times[i] - times[i - 1]) / _NS_PER_MS
-        gaps.append(gap)
-        k = ks[i] if i < len(ks) else 1
-        if k > 0:
-            itl.extend([gap / k] * k)
+    gaps, itl = _gaps(r) if r.streamed else (_NONE, _NONE)
     prefill = r.n_in / (ttft / 1e3) if (r.n_in and ttft > 0) else None
     decode = 1e3 / tpot if (tpot is not None and tpot > 0) else None
     req_tps = r.n_out / (e2e / 1e3) if e2e > 0 else None
@@ -72,11 +72,25 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
         connect_ms=connect_ms,
         e2e_ms=e2e,
         tpot_ms=tpot,
-        itl_ms=tuple(itl),
-        inter_chunk_ms=tuple(gaps),
+        itl_ms=itl,
+        inter_chunk_ms=gaps,
         prefill_tps=prefill,
         decode_tps=decode,
         request_tps=req_tps,
         n_in=r.n_in,
         n_out=r.n_out,
     )
+
+
+def _gaps(r: RequestRecord) -> tuple[FloatArray, FloatArray]:
+    """Chunk gaps, and each spread over the tokens of the chunk that ends it."""
+    n = len(r.chunk_ns)
+    if n < 2:
+        return _NONE, _NONE
+    gaps = np.diff(np.asarray(r.chunk_ns, dtype=np.float64)) / _NS_PER_MS
+    ks = np.ones(n - 1, dtype=np.int64)
+    given = r.chunk_tokens[1:n]
+    ks[: len(given)] = given
+    keep = ks > 0
+    itl = np.repeat(gaps[keep] / ks[keep], ks[keep])
+    return gaps, itl

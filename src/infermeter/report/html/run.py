@@ -557,7 +557,7 @@ def _distributions(results: dict[str, Any], per_request: Sequence[Any]) -> tuple
             v = getattr(m, key, None)
             if v is not None:
                 values[key].append(float(v))
-        values["itl_ms"].extend(float(x) for x in getattr(m, "itl_ms", ()) or ())
+        values["itl_ms"].extend(float(x) for x in getattr(m, "itl_ms", ()))
     panels = [
         distribution_panels(name, values[name], _dist(results, name), _slo_limits(results, name))
         for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
