@@ -581,3 +581,25 @@ def test_bad_timeouts_exit_2() -> None:
         done = run_cli("proxy", "--upstream", "http://127.0.0.1:9", flag, "0")
         assert done.returncode == 2
         assert done.stderr.strip().count("\n") == 0 and f"{flag} must be > 0" in done.stderr
+
+
+def test_non_latin1_header_values_pass_through(emulator: Any) -> None:
+    """A header value in UTF-8 (say "€") reaches the upstream as sent; it once made the
+    proxy answer 500 with a traceback in its log."""
+    with emulator(ttft_ms=1, itl_ms=1) as srv, ThreadedProxy(
+        ProxyConfig(upstream=srv.url, gpu=False)
+    ) as proxy:
+        host, port = proxy.url.split("//")[1].split(":")
+        body = orjson.dumps(_chat("ground-truth", 3))
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                + "X-Note: 5 € café\r\n".encode()
+                + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+                + body
+            )
+            got = b""
+            while chunk := s.recv(65536):
+                got += chunk
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    assert b"[DONE]" in got

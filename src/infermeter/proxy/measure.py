@@ -20,7 +20,13 @@ import orjson
 from infermeter.clients.formats import ApiFormat
 from infermeter.clients.openai_chat import ChatCompletions
 from infermeter.clients.openai_completions import Completions
-from infermeter.clients.stream import ChunkHandler, StreamAccumulator, StreamFailure, account
+from infermeter.clients.stream import (
+    ChunkHandler,
+    StreamAccumulator,
+    StreamFailure,
+    account,
+    redact,
+)
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
@@ -108,14 +114,6 @@ def client_secrets(headers: Iterable[tuple[str, str]]) -> tuple[str, ...]:
             found.update((value, value.partition(" ")[2].strip()))
     found.discard("")
     return tuple(sorted(found, key=len, reverse=True))
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret masked as the benchmark masks its own
-    (``StreamingClient._redact``); longer ones first, so none is left half shown."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 class RequestMeter:

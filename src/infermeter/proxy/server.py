@@ -37,13 +37,13 @@ from infermeter.clients.rawhttp import (
     StaleConnection,
     TransportError,
 )
+from infermeter.clients.stream import redact
 from infermeter.proxy.measure import (
     ModelLabels,
     RequestMeter,
     client_secrets,
     endpoint_of,
     is_measured,
-    redact,
     request_info,
 )
 from infermeter.proxy.metrics import CONTENT_TYPE, ProxyMetrics
@@ -84,7 +84,9 @@ class ProxyConfig:
 def _upstream_headers(headers: Any) -> bytes:
     """The client's end-to-end headers as header lines for the upstream request."""
     kept = end_to_end(list(headers.items()), _NOT_UPSTREAM)
-    return "".join(f"{k}: {v}\r\n" for k, v in kept).encode("latin-1")
+    # aiohttp decodes header bytes as UTF-8 with surrogateescape: encoding the same way
+    # sends upstream exactly the bytes the client sent (latin-1 failed on "€").
+    return "".join(f"{k}: {v}\r\n" for k, v in kept).encode("utf-8", "surrogateescape")
 
 
 class _Failure(NamedTuple):
