@@ -11,11 +11,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from infermeter.clients.formats import owned_field_error
 from infermeter.errors import UsageError
 from infermeter.metrics.slo import SLO, parse_slo
+from infermeter.workload.datasets import check_dataset_path
 from infermeter.workload.lengths import LengthSpec
 
 #: Seeds are drawn below this (and a given one must be), so every seed is a plain JSON int.
@@ -25,7 +34,9 @@ SEED_MAX = 2**53 - 1
 class BenchConfig(BaseModel):
     """Everything that defines a run. Secrets (``api_key``, ``headers``) are never written."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No flag means anything at infinity or NaN: no arrival schedule, duration or timeout
+    # can be built from one, so it is refused here, naming the flag.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     url: str
     model: str | None = None
@@ -94,6 +105,20 @@ class BenchConfig(BaseModel):
     percentiles: tuple[float, ...] = ()
     max_error_rate: float = Field(default=0.0, ge=0, le=1)
     out: Path | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _header_lines(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            _check_header(name, value)
+        return headers
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_file(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            check_dataset_path(path)
+        return path
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
@@ -174,6 +199,21 @@ class BenchConfig(BaseModel):
             return cls(**values)
         except ValidationError as exc:
             raise UsageError(_one_line(exc)) from None
+
+
+def _check_header(name: str, value: str) -> None:
+    """Refuse a header that would not stay one header line: a CR or LF in it would let the
+    value start new headers (or end the head) in every request sent."""
+    if any(c in name for c in _HEADER_NAME_BREAKS) or not name:
+        raise UsageError(f"--header: {name!r} is not a header name")
+    if any(c in value for c in "\r\n\0"):
+        raise UsageError(
+            f"--header {name}: the value holds a line break (CR/LF) or NUL; give one line"
+        )
+
+
+#: Characters no header name may hold (RFC 9110 token): separators, space and controls.
+_HEADER_NAME_BREAKS = frozenset('\r\n\0\t (),/:;<=>?@[\\]{}"')
 
 
 def draw_seed() -> int:

@@ -201,7 +201,7 @@ def model(
     out: Path | None = typer.Option(
         None, "--out", help="Folder for model.gguf and hf/ (default: the cache)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random weights."),
     dtype: str = typer.Option("f16", "--dtype", help="GGUF weights: f16, q8_0 or f32."),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face folder."),
     hf_dtype: str = typer.Option(

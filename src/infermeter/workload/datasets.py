@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -47,11 +47,25 @@ def _messages(value: Any, where: str) -> tuple[dict[str, Any], ...]:
     return tuple(value)
 
 
-def load_jsonl(path: Path) -> list[DatasetRow]:
+def check_dataset_path(path: Path) -> None:
+    """A dataset is a file that is there: said before any server is asked anything."""
     if not path.exists():
         raise DatasetError(f"dataset {path} does not exist")
+    if path.is_dir():
+        raise DatasetError(f"--dataset {path} is a directory; give a JSONL or ShareGPT file")
+
+
+def _open(path: Path) -> BinaryIO:
+    check_dataset_path(path)
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise DatasetError(f"--dataset {path}: cannot read it ({exc.strerror})") from None
+
+
+def load_jsonl(path: Path) -> list[DatasetRow]:
     rows: list[DatasetRow] = []
-    with open(path, "rb") as fh:
+    with _open(path) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -83,10 +97,9 @@ def load_sharegpt(path: Path) -> list[DatasetRow]:
     length sets the output length when none is given. Conversations without a human turn
     followed by a reply are skipped (they carry no request).
     """
-    if not path.exists():
-        raise DatasetError(f"dataset {path} does not exist")
     try:
-        data = orjson.loads(path.read_bytes())
+        with _open(path) as fh:
+            data = orjson.loads(fh.read())
     except orjson.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, list):
