@@ -54,6 +54,8 @@ from infermeter.records.rundir import (
     RUN_SCHEMA_VERSION,
     TELEMETRY_FILE,
     WARMUP_FILE,
+    read_run_meta,
+    read_run_status,
     read_telemetry,
     write_json,
 )
@@ -125,20 +127,10 @@ def load_run(path: str | Path) -> Run:
     run_file = root / RUN_FILE
     if not run_file.exists():
         raise UsageError(f"{root} is not an infermeter run directory (no {RUN_FILE})")
-    try:
-        meta = orjson.loads(run_file.read_bytes())
-    except orjson.JSONDecodeError:
-        raise UsageError(f"{run_file} is not valid JSON") from None
-    if meta.get("schema_version", 1) > RUN_SCHEMA_VERSION:
-        raise UsageError(f"{run_file} was written by a newer infermeter; upgrade to read it")
+    meta = read_run_meta(run_file)
     recs = read_records(root / RECORDS_FILE)
-    status: dict[str, Any] = {"complete": False, "interrupted": True}
-    results_file = root / RESULTS_FILE
-    if results_file.exists():
-        try:
-            status = dict(orjson.loads(results_file.read_bytes()).get("run") or status)
-        except orjson.JSONDecodeError:
-            pass
+    # No results.json: the run was stopped before its end.
+    status = read_run_status(root / RESULTS_FILE, {"complete": False, "interrupted": True})
     status.pop("id", None)
     status.pop("started_at", None)
     status["out_dir"] = str(root)

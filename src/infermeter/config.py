@@ -6,16 +6,19 @@ Field names are the CLI flags' names with underscores; an invalid value raises
 
 from __future__ import annotations
 
+import functools
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import numpy as np
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -214,6 +217,33 @@ def _check_header(name: str, value: str) -> None:
 
 #: Characters no header name may hold (RFC 9110 token): separators, space and controls.
 _HEADER_NAME_BREAKS = frozenset('\r\n\0\t (),/:;<=>?@[\\]{}"')
+
+
+def stored_config_problem(config: dict[str, Any]) -> str | None:
+    """Why a config read back from run.json cannot be used (None: it can): the first field
+    whose JSON value is not of the field's type. Values are not re-judged (a run stays
+    readable whatever the limits were when it was made); fields this version does not know
+    are left alone."""
+    for name, value in config.items():
+        adapter = _stored_type(name)
+        if adapter is None:
+            continue
+        try:
+            adapter.validate_json(orjson.dumps(value), strict=True)
+        except ValidationError as exc:
+            return f"config field {name!r}: {exc.errors()[0]['msg']}"
+    return None
+
+
+@functools.cache
+def _stored_type(name: str) -> TypeAdapter[Any] | None:
+    """How a config field's value is checked when read back; the choices of a Literal are
+    loosened to any string, so a run of a version with other choices still reads."""
+    info = BenchConfig.model_fields.get(name)
+    if info is None or info.annotation is None or name == "api_key":
+        return None
+    kind: Any = str if get_origin(info.annotation) is Literal else info.annotation
+    return TypeAdapter(kind)
 
 
 def draw_seed() -> int:

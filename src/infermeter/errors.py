@@ -28,6 +28,15 @@ class DatasetError(UsageError):
     """A dataset file or one of its rows cannot be used (names file and line)."""
 
 
+class OutputError(UsageError):
+    """A file of a run cannot be written (a full disk, a read-only folder): the path and
+    the system's reason, never a traceback."""
+
+    @classmethod
+    def writing(cls, path: object, exc: OSError) -> OutputError:
+        return cls(f"cannot write {path}: {exc.strerror or exc}")
+
+
 class ServerError(InfermeterError):
     """The target server is unreachable or answered the pre-flight check with an error."""
 

@@ -3,12 +3,22 @@ documented exit code (2 usage, 3 server), never "unexpected ... please report it
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import run_cli
+from infermeter.errors import OutputError
+from infermeter.records import JsonlSink, RequestRecord
+from infermeter.records.rundir import write_json
+from infermeter.telemetry.base import _Recorder
 from infermeter.testing.emulator import EmulatorConfig, ThreadedServer
 
 pytestmark = pytest.mark.integration
@@ -30,6 +40,20 @@ def server() -> Iterator[ThreadedServer]:
     """One emulator for the tests that only need something to answer."""
     with ThreadedServer(EmulatorConfig(ttft_ms=1, itl_ms=1)) as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def finished_run(server: ThreadedServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "good"
+    res = run_cli("bench", "--url", server.url, "-c", "1", *LOAD, "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    return target
 
 
 # -- 1. values no flag can mean --------------------------------------------------------------
@@ -76,6 +100,112 @@ def test_header_with_a_line_break_is_refused(
     assert server.server.requests_seen == seen  # nothing was sent with it
 
 
+# -- 3. run files of the wrong shape ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "append", "expected"),
+    [
+        ("run.json", "[1, 2]", False, "run.json holds a list, not a JSON object"),
+        ("run.json", '{"config": []}', False, "run.json: 'config' is a list"),
+        ("run.json", '{"config": {"slo": 5}}', False, "run.json: config field 'slo'"),
+        ("run.json", '{"schema_version": "1"}', False, "'schema_version' is a string"),
+        ("results.json", "[1, 2]", False, "results.json holds a list, not a JSON object"),
+        ("results.json", '{"run": 7}', False, "results.json: 'run' is an integer"),
+        ("records.jsonl", "5\n", True, "records.jsonl:3: an integer, not a record object"),
+        ("records.jsonl", "[1]\n", True, "records.jsonl:3: a list, not a record object"),
+        ("records.jsonl", '{"id": 9, "n_out": "many"}\n', True, "3: field 'n_out' is a string"),
+        ("records.jsonl", '{"id": 9, "chunk_ns": [1, "x"]}\n', True, "3: field 'chunk_ns'"),
+        ("records.jsonl", '{"id": 9, "v": "1"}\n', True, "3: field 'v' is a string"),
+        ("records.jsonl", '{"ok": true}\n', True, "3: a record without an 'id'"),
+    ],
+)
+def test_report_names_the_file_of_the_wrong_shape(
+    finished_run: Path, tmp_path: Path, name: str, content: str, append: bool, expected: str
+) -> None:
+    run = copy_of(finished_run, tmp_path)
+    with open(run / name, "a" if append else "w") as fh:
+        fh.write(content)
+    res = run_cli("report", str(run))
+    assert res.returncode == 2, res.stderr
+    line = one_line_error(res.stderr)
+    assert str(run / name) in line and expected in line, line
+
+
+# -- 4. a full disk --------------------------------------------------------------------------
+
+
+def dev_full_writable() -> bool:
+    return os.path.exists("/dev/full") and os.access("/dev/full", os.W_OK)
+
+
+@pytest.mark.skipif(not dev_full_writable(), reason="needs a writable /dev/full")
+@pytest.mark.parametrize("name", ["warmup.jsonl", "run.json.part", "results.json.part"])
+def test_full_disk_names_the_file(server: ThreadedServer, tmp_path: Path, name: str) -> None:
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / name).symlink_to("/dev/full")  # every write there fails with ENOSPC
+    res = run_cli(
+        "bench", "--url", server.url, "-c", "1", *LOAD, "--warmup", "1", "--out", str(out)
+    )
+    assert res.returncode == 2, res.stderr
+    written = out / name.removesuffix(".part")
+    assert one_line_error(res.stderr) == f"error: cannot write {written}: No space left on device"
+
+
+class _FullDisk(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_sink_on_a_full_disk_names_its_path(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "records.jsonl")
+    sink._fh.close()  # type: ignore[union-attr]
+    sink._fh = io.BufferedWriter(_FullDisk())
+    with pytest.raises(OutputError, match=r"cannot write .*records\.jsonl: No space left"):
+        sink.write(RequestRecord(id=0, ok=True))
+    with pytest.raises(OutputError, match="No space left"):
+        sink.close()  # what the failed write left in the buffer cannot go anywhere either
+    sink.close()
+
+
+def test_write_json_on_a_full_disk_leaves_no_part_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(self: Path, data: bytes) -> int:
+        self.touch()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OutputError, match=r"cannot write .*results\.json: No space left"):
+        write_json(tmp_path / "results.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Constant:
+    name, period_s = "constant", 0.01
+
+    def start(self) -> str | None:
+        return None
+
+    def sample(self) -> dict[str, Any]:
+        return {"value": 1}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.skipif(not dev_full_writable(), reason="needs a writable /dev/full")
+def test_telemetry_on_a_full_disk_stops_with_a_note() -> None:
+    rec = _Recorder(Path("/dev/full"), [_Constant()], 0)
+    with rec:
+        time.sleep(0.1)
+    assert rec.notes == ["all telemetry stopped: cannot write /dev/full: No space left on device"]
+
+
 # -- 5. messages that said the wrong thing ---------------------------------------------------
 
 
@@ -84,3 +214,21 @@ def test_dataset_directory_is_named_not_the_server(server: ThreadedServer, tmp_p
     assert res.returncode == 2, res.stderr
     line = one_line_error(res.stderr)
     assert f"--dataset {tmp_path} is a directory" in line and "server" not in line
+
+
+# -- 6. a torn last record -------------------------------------------------------------------
+
+
+def test_report_notes_a_torn_last_line(finished_run: Path, tmp_path: Path) -> None:
+    run = copy_of(finished_run, tmp_path)
+    with open(run / "records.jsonl", "ab") as fh:
+        fh.write(b'{"id": 99, "ok": tr')
+    for fmt in ("json", "table"):
+        res = run_cli("report", str(run), "--format", fmt)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr.strip() == (
+            f"note: the last line of {run / 'records.jsonl'} is cut (the run was stopped "
+            "while writing it); left out"
+        )
+    res = run_cli("report", str(finished_run), "--format", "json")
+    assert res.returncode == 0 and res.stderr == ""

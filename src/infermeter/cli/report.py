@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 
-from infermeter.api import load_run
+from infermeter.api import Run, load_run
 from infermeter.cli.common import err_console, fail, out_console
+from infermeter.records.rundir import RECORDS_FILE
 from infermeter.report.formats import to_csv, to_json, to_markdown
 from infermeter.report.terminal import print_summary
 
@@ -28,6 +29,19 @@ def emit(results: dict[str, Any], fmt: str) -> None:
         typer.echo(to_markdown(results), nl=False)
 
 
+def note_torn(run: Run) -> None:
+    """Say on stderr that a torn last record was left out: the run's counts are one short of
+    what it sent, and the reader should know why."""
+    if run.status.get("torn_last_record"):
+        err_console.print(
+            f"note: the last line of {run.path / RECORDS_FILE} is cut (the run was stopped "
+            "while writing it); left out",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+
+
 def write_html(run_dir: Path, out: Path | None = None) -> Path:
     """Render a run (or a sweep directory, one with sweep.json) to ``out`` (default
     DIR/report.html) and say where on stderr."""
@@ -36,7 +50,9 @@ def write_html(run_dir: Path, out: Path | None = None) -> Path:
     if (run_dir / SWEEP_FILE).exists():
         page = render_sweep_html(run_dir)
     else:
-        page = render_run_html(load_run(run_dir))
+        run = load_run(run_dir)
+        note_torn(run)
+        page = render_run_html(run)
     target = out if out is not None else run_dir / HTML_FILE
     try:
         target.write_text(page, encoding="utf-8")
@@ -61,4 +77,6 @@ def report(
     if fmt == "html":
         write_html(run_dir, out)
         return
-    emit(load_run(run_dir).results, fmt)
+    run = load_run(run_dir)
+    note_torn(run)
+    emit(run.results, fmt)

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from infermeter.errors import UsageError
-from infermeter.records.schema import RECORD_SCHEMA_VERSION, RequestRecord
+from infermeter.records.schema import RECORD_SCHEMA_VERSION, RequestRecord, record_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,9 @@ def read_records(path: Path) -> RecordsFile:
                 torn = True
                 continue
             raise UsageError(f"{path}:{number}: not a JSON record") from None
+        problem = record_problem(data)
+        if problem is not None:
+            raise UsageError(f"{path}:{number}: {problem}")
         version = data.get("v", 1)
         if version > RECORD_SCHEMA_VERSION:
             raise UsageError(

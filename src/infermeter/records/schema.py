@@ -8,8 +8,9 @@ start); ``run.json`` holds the wall-clock anchor of that origin. The field names
 
 from __future__ import annotations
 
+import types
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 #: Bumped whenever a field changes meaning or is removed. Adding optional fields keeps it.
 RECORD_SCHEMA_VERSION = 1
@@ -85,3 +86,61 @@ class RequestRecord:
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def json_kind(value: object) -> str:
+    """What a parsed JSON value is, in words: ``a list``, ``an integer``, ``null``..."""
+    for kind, word in _KIND_WORDS.items():
+        if type(value) is kind:
+            return word
+    return type(value).__name__
+
+
+_KIND_WORDS: dict[type, str] = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _json_types(hint: Any) -> frozenset[type]:
+    """The types orjson gives for a value of a field annotated ``hint``."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return frozenset().union(*(_json_types(arg) for arg in get_args(hint)))
+    if origin in (list, dict):
+        return frozenset({origin})
+    # A float field may be written as a whole number; a bool is never an int here.
+    return frozenset({int, float}) if hint is float else frozenset({hint})
+
+
+_HINTS = get_type_hints(RequestRecord)
+#: Each field's accepted JSON types, checked on every line read back.
+_FIELD_TYPES = {name: _json_types(hint) for name, hint in _HINTS.items()}
+#: Fields that are lists of integers (instants, token counts), checked item by item.
+_INT_LISTS = frozenset(
+    name for name, hint in _HINTS.items() if get_origin(hint) is list and get_args(hint) == (int,)
+)
+
+
+def record_problem(data: object) -> str | None:
+    """Why a parsed line cannot be a record, in words (None: it can). Fields this version
+    does not know are left to :meth:`RequestRecord.from_dict`, which drops them."""
+    if not isinstance(data, dict):
+        return f"{json_kind(data)}, not a record object"
+    if "id" not in data:
+        return "a record without an 'id'"
+    for name, value in data.items():
+        allowed = _FIELD_TYPES.get(name)
+        if allowed is None:
+            continue
+        if type(value) not in allowed:
+            expected = " or ".join(sorted({_KIND_WORDS[t] for t in allowed}))
+            return f"field {name!r} is {json_kind(value)}, expected {expected}"
+        if name in _INT_LISTS and not set(map(type, value)) <= {int}:
+            return f"field {name!r} holds something other than integers"
+    return None

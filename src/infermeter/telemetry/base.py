@@ -6,6 +6,7 @@ since the run origin, carried to the telemetry process by a wall-clock anchor)."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -15,6 +16,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from infermeter.errors import OutputError
 from infermeter.lifetime import die_with_parent
 
 
@@ -46,7 +48,11 @@ class _Recorder:
         self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> _Recorder:
-        self._fh = open(self.path, "ab")
+        try:
+            self._fh = open(self.path, "ab")
+        except OSError as exc:
+            self.notes.append(f"no telemetry: {OutputError.writing(self.path, exc).message}")
+            return self
         for s in self.samplers:
             note = s.start()
             if note:
@@ -61,9 +67,22 @@ class _Recorder:
 
     def _write(self, line: dict[str, Any]) -> None:
         with self._lock:
-            if self._fh is not None:
+            if self._fh is None:
+                return
+            try:
                 self._fh.write(orjson.dumps(line) + b"\n")
                 self._fh.flush()
+            except OSError as exc:
+                # A full disk ends the telemetry, with a note; the run's own records go on.
+                self.errors["all"] = OutputError.writing(self.path, exc).message
+                self._discard()
+
+    def _discard(self) -> None:
+        """Close the file, dropping what a failed write left in its buffer."""
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            with contextlib.suppress(OSError):
+                fh.close()
 
     def _loop(self, s: Sampler) -> None:
         due = time.perf_counter()
@@ -92,9 +111,7 @@ class _Recorder:
         for name, err in self.errors.items():
             self.notes.append(f"{name} telemetry stopped: {err}")
         with self._lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
+            self._discard()
 
 
 def _telemetry_main(
