@@ -22,29 +22,34 @@ def read_records(path: Path) -> RecordsFile:
     """Parse ``records.jsonl``. Raises :class:`UsageError` on a corrupt or newer file."""
     if not path.exists():
         return RecordsFile([], False)
-    lines = path.read_bytes().split(b"\n")
-    # A file written whole ends with a newline, giving one empty trailing element.
-    last_index = len(lines) - 1
     records: list[RequestRecord] = []
     torn = False
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            if number - 1 == last_index:
-                torn = True
+    # Line by line, not the whole file at once: a run's records can be gigabytes.
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
                 continue
-            raise UsageError(f"{path}:{number}: not a JSON record") from None
-        problem = record_problem(data)
-        if problem is not None:
-            raise UsageError(f"{path}:{number}: {problem}")
-        version = data.get("v", 1)
-        if version > RECORD_SCHEMA_VERSION:
-            raise UsageError(
-                f"{path}:{number}: record schema v{version} is newer than this infermeter "
-                f"(v{RECORD_SCHEMA_VERSION}); upgrade infermeter"
-            )
-        records.append(RequestRecord.from_dict(data))
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                # Only a last line with no newline can be torn (the write was cut short).
+                if not line.endswith(b"\n") and not fh.read(1):
+                    torn = True
+                    continue
+                raise UsageError(f"{path}:{number}: not a JSON record") from None
+            records.append(_record(path, number, data))
     return RecordsFile(records, torn)
+
+
+def _record(path: Path, number: int, data: object) -> RequestRecord:
+    problem = record_problem(data)
+    if problem is not None:
+        raise UsageError(f"{path}:{number}: {problem}")
+    assert isinstance(data, dict)  # record_problem said so
+    version = data.get("v", 1)
+    if version > RECORD_SCHEMA_VERSION:
+        raise UsageError(
+            f"{path}:{number}: record schema v{version} is newer than this infermeter "
+            f"(v{RECORD_SCHEMA_VERSION}); upgrade infermeter"
+        )
+    return RequestRecord.from_dict(data)
