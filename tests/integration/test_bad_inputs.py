@@ -3,10 +3,13 @@ documented exit code (2 usage, 3 server), never "unexpected ... please report it
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import io
 import os
 import shutil
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,8 @@ from typing import Any
 import pytest
 
 from conftest import run_cli
-from infermeter.errors import OutputError
+from infermeter.clients.discovery import check_tls, discover
+from infermeter.errors import OutputError, ServerError
 from infermeter.records import JsonlSink, RequestRecord
 from infermeter.records.rundir import write_json
 from infermeter.telemetry.base import _Recorder
@@ -214,6 +218,68 @@ def test_dataset_directory_is_named_not_the_server(server: ThreadedServer, tmp_p
     assert res.returncode == 2, res.stderr
     line = one_line_error(res.stderr)
     assert f"--dataset {tmp_path} is a directory" in line and "server" not in line
+
+
+def test_url_path_typo_names_the_404(server: ThreadedServer) -> None:
+    res = run_cli("bench", "--url", server.url + "/v2", "-c", "1", *LOAD)
+    assert res.returncode == 3, res.stderr
+    line = one_line_error(res.stderr)
+    assert f"{server.url}/v2/v1/models answered HTTP 404" in line and "--url" in line
+
+
+def test_https_to_plain_http_says_tls_at_once(server: ThreadedServer) -> None:
+    https = server.url.replace("http://", "https://", 1)
+    started = time.monotonic()
+    res = run_cli("bench", "--url", https, "-c", "1", *LOAD)
+    took = time.monotonic() - started
+    assert res.returncode == 3, res.stderr
+    line = one_line_error(res.stderr)
+    assert "TLS handshake" in line and "plain http" in line and f"try {server.url}" in line
+    assert took < 8, f"{took:.1f} s: the pre-flight timeout was waited for"
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
+    """A self-signed certificate for a TLS listener (openssl's command line makes it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    yield "https://127.0.0.1", ctx
+
+
+async def test_a_tls_server_passes_the_tls_check(tls_server: tuple[str, ssl.SSLContext]) -> None:
+    origin, ctx = tls_server
+
+    async def idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    srv = await asyncio.start_server(idle, "127.0.0.1", 0, ssl=ctx)
+    port = srv.sockets[0].getsockname()[1]
+    async with srv:
+        await check_tls(f"{origin}:{port}/v1", f"{origin}:{port}")  # no error
+
+
+class _Answers:
+    """A transport whose every GET answers ``status`` with no body."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    async def get_json(self, url: str, timeout_s: float = 10.0) -> tuple[int, Any]:
+        return self.status, None
+
+
+async def test_rate_limited_discovery_says_so_not_url() -> None:
+    with pytest.raises(ServerError, match=r"/v1/models answered HTTP 429 \(rate-limited\)"):
+        await discover(_Answers(429), "http://127.0.0.1:1", None)  # type: ignore[arg-type]
 
 
 # -- 6. a torn last record -------------------------------------------------------------------

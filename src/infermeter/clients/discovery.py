@@ -7,6 +7,8 @@ one clear line instead of a run full of failures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from infermeter.clients.transport import HttpTransport
-from infermeter.errors import ServerError, UsageError
+from infermeter.errors import InfermeterError, ServerError, UsageError
 
 
 def normalize_base_url(url: str) -> tuple[str, str]:
@@ -67,9 +69,82 @@ def _reach_error(url: str, exc: BaseException) -> ServerError:
     return ServerError(f"cannot reach {url}: {type(exc).__name__}: {exc}")
 
 
+#: How long a TLS handshake may take before the port is asked whether it speaks plain HTTP.
+TLS_PATIENCE_S = 1.0
+#: Longest wait for a port's answer to a plain-HTTP request, when its TLS handshake failed.
+PLAIN_HTTP_PROBE_S = 5.0
+
+
+async def check_tls(url: str, origin: str) -> None:
+    """An ``https://`` URL whose port speaks plain HTTP fails at once and says so: a plain
+    server may wait for a request line that a TLS hello never ends, and the pre-flight would
+    only time out. A port that neither answers TLS nor plain HTTP is left to the pre-flight."""
+    parts = urlsplit(origin)
+    if parts.scheme != "https" or parts.hostname is None:
+        return
+    host, port = parts.hostname, parts.port or 443
+    handshake = asyncio.ensure_future(_tls_handshake(host, port))
+    try:
+        done, _ = await asyncio.wait({handshake}, timeout=TLS_PATIENCE_S)
+        if handshake in done and handshake.exception() is None:
+            return
+        plain = await _speaks_plain_http(host, port)
+        # A TLS server slower than our patience has finished by now: believe the handshake.
+        if plain and not (handshake.done() and handshake.exception() is None):
+            raise ServerError(
+                f"TLS handshake with {host}:{port} failed: is the server plain http? "
+                f"try http://{url.split('://', 1)[1]}"
+            )
+    finally:
+        handshake.cancel()
+        with contextlib.suppress(BaseException):
+            await handshake
+
+
+async def _tls_handshake(host: str, port: int) -> None:
+    """Open a TLS connection and close it. Certificates are not judged here: the question is
+    only whether the port speaks TLS (the pre-flight judges the certificate)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    _, writer = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=host)
+    writer.close()
+
+
+async def _speaks_plain_http(host: str, port: int) -> bool:
+    """Whether the port answers a plain-HTTP request with an HTTP status line."""
+    try:
+        return await asyncio.wait_for(_status_line_start(host, port), PLAIN_HTTP_PROBE_S)
+    except (OSError, asyncio.TimeoutError):
+        return False
+
+
+async def _status_line_start(host: str, port: int) -> bool:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return (await reader.readexactly(5)) == b"HTTP/"
+    except asyncio.IncompleteReadError:
+        return False
+    finally:
+        writer.close()
+
+
+def _models_missing(base: str, status: int) -> InfermeterError:
+    """No model named and no model list: say what answered instead, so a wrong --url path
+    (a 404) is not mistaken for a server that lists nothing."""
+    if status == 200:
+        return UsageError(f"--model is required: {base}/models lists no models")
+    return ServerError(
+        f"{base}/models answered HTTP {status}: is --url right? (the server's base URL, "
+        "e.g. http://HOST:PORT or http://HOST:PORT/v1); or name the model with --model"
+    )
+
+
 async def discover(transport: HttpTransport, url: str, model: str | None) -> ServerInfo:
     base, origin = normalize_base_url(url)
     info = ServerInfo(base, origin)
+    await check_tls(url, origin)
     try:
         status, body = await transport.get_json(f"{base}/models")
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -86,9 +161,12 @@ async def discover(transport: HttpTransport, url: str, model: str | None) -> Ser
                 info.details["model_meta"] = meta
     elif status >= 500:
         raise ServerError(f"{base}/models answered HTTP {status}; is the server healthy?")
+    elif status == 429:
+        # Retry-After is not waited for (docs/cli.md, "Exit codes", says why).
+        raise ServerError(f"{base}/models answered HTTP 429 (rate-limited); try again later")
     if model is None:
         if not info.models:
-            raise UsageError("--model is required: the server does not list its models")
+            raise _models_missing(base, status)
         if len(info.models) > 1:
             raise UsageError(
                 f"the server serves several models; pick one with --model: {', '.join(info.models)}"
