@@ -160,3 +160,31 @@ def test_sigterm_stops_the_proxy(emulator) -> None:
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr and not _wait_gone(kids)
+
+
+def test_sigterm_stops_engine_serve_and_its_server(llama_binary, tiny_model) -> None:
+    """``engine serve`` runs llama-server as its child: SIGTERM ends both, exit 143; SIGKILL
+    of the parent ends the server too (it is tied to its parent's life)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = start_cli(
+            ["engine", "serve", "--gguf", str(tiny_model.gguf), "--port", str(port),
+             "--slots", "1", "--ctx", "256", "--threads", "1"]
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+                time.sleep(0.2)
+        kids = descendants(proc.pid)
+        assert kids, "llama-server is not a child of engine serve"
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == (143 if sig == signal.SIGTERM else -signal.SIGKILL), stderr
+        assert "Traceback" not in stderr
+        assert not _wait_gone(kids), f"llama-server outlived engine serve ({sig.name})"

@@ -183,7 +183,9 @@ def run_guarded(app: Any) -> int:
         print_error(exc.message)
         return exc.exit_code
     except exits as exc:
-        return int(getattr(exc, "exit_code", 0))
+        code = int(getattr(exc, "exit_code", 0))
+        # click turns an interrupt into Exit(130); a SIGTERM's is 143
+        return interrupted_exit() if code == EXIT_INTERRUPTED else code
     except aborts:
         return interrupted_exit()
     except usage as exc:

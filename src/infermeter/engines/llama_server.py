@@ -109,7 +109,12 @@ class LlamaServer:
                 )
             finally:
                 log.close()
-            if self._wait_healthy():
+            try:
+                healthy = self._wait_healthy()
+            except BaseException:  # Ctrl-C or SIGTERM while it starts: no server left behind
+                self.stop()
+                raise
+            if healthy:
                 return self
             code = self.proc.poll()
             self.stop()
