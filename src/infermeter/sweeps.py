@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 from infermeter import __version__
 from infermeter.analysis.capacity import SweepSLA, meets
@@ -173,7 +174,10 @@ class _Sweeper:
         )
         if self.console is not None:
             what = f"concurrency {concurrency}" if concurrency is not None else f"rate {rate:g}/s"
-            self.console.print(f"[bold]point {i}[/] ({role}): {what}, in {inp}, out {outp}")
+            # The caller's console may render markup and emoji codes; the lengths are the
+            # user's text (``normal:100:20`` is not a 💯).
+            line = Text.assemble((f"point {i}", "bold"), f" ({role}): {what}, in {inp}, out {outp}")
+            self.console.print(line)
         run = run_benchmark(cfg, console=self.console)
         self.runs.append(run)
         if self.on_run is not None:
@@ -185,7 +189,7 @@ class _Sweeper:
         self.index["points"].append(point)
         self.save()
         if self.console is not None:
-            self.console.print(_point_line(point), highlight=False)
+            self.console.print(_point_line(point), highlight=False, emoji=False)
         if run.interrupted:
             raise KeyboardInterrupt
         return point

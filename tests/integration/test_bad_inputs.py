@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from conftest import run_cli
 from infermeter.clients.discovery import check_tls, discover
+from infermeter.config import BenchConfig
 from infermeter.errors import OutputError, ServerError
 from infermeter.records import JsonlSink, RequestRecord
 from infermeter.records.rundir import write_json
+from infermeter.report.progress import LiveProgress
+from infermeter.sweeps import SweepSpec, run_sweep
 from infermeter.telemetry.base import _Recorder
 from infermeter.testing.emulator import EmulatorConfig, ThreadedServer
 
@@ -298,3 +302,31 @@ def test_report_notes_a_torn_last_line(finished_run: Path, tmp_path: Path) -> No
         )
     res = run_cli("report", str(finished_run), "--format", "json")
     assert res.returncode == 0 and res.stderr == ""
+
+
+# -- 7. user text is printed as given, never as emoji ----------------------------------------
+
+
+def test_usage_error_keeps_emoji_codes_verbatim(server: ThreadedServer) -> None:
+    res = run_cli("bench", "--url", server.url, "-c", "1", *LOAD, "--input-tokens", "normal:100:-5")
+    assert res.returncode == 2
+    line = one_line_error(res.stderr)
+    assert "'normal:100:-5'" in line and "💯" not in line
+
+
+def test_progress_console_keeps_emoji_codes() -> None:
+    text = LiveProgress(None, None).console.render_str("normal:100:-5")
+    assert text.plain == "normal:100:-5"
+
+
+def test_sweep_lines_keep_emoji_codes_on_any_console(
+    server: ThreadedServer, tmp_path: Path
+) -> None:
+    buf = io.StringIO()
+    console = Console(file=buf, width=200)  # a caller's console: emoji codes on
+    base = BenchConfig.build(
+        url=server.url, concurrency=1, num_requests=2, input_tokens="normal:100:20",
+        output_tokens="4", telemetry=False,
+    )  # fmt: skip
+    run_sweep(base, SweepSpec("concurrency", (1,)), tmp_path / "sw", console=console)
+    assert "in normal:100:20" in buf.getvalue() and "💯" not in buf.getvalue()

@@ -36,7 +36,7 @@ class LiveProgress:
         self.warmup = warmup
         self.done = 0
         self.failed = 0
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, emoji=False)
         self.window_s = window_s
         self._recent: deque[tuple[float, int]] = deque()
         self._state: Any = None
