@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -56,8 +57,14 @@ def start_cli(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Tests interrupt it with SIGINT, which a shell's background job inherits ignored.
+        preexec_fn=_sigint_default,
         **kwargs,
     )
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_records(path: Path, n: int, timeout_s: float = 60) -> None:

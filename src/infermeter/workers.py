@@ -80,6 +80,9 @@ def worker_main(
 ) -> None:
     """A worker process: connect, report ready, wait for the start line, run its share."""
     die_with_parent(parent_pid=parent_pid)
+    # The pool stops a worker with SIGINT; a parent started in the background (SIGINT
+    # ignored, as shells do for `cmd &`) must not pass that deafness on to its workers.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     async def wait_for_start() -> int:
         loop = asyncio.get_running_loop()
