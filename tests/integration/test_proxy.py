@@ -583,6 +583,13 @@ def test_bad_timeouts_exit_2() -> None:
         assert done.stderr.strip().count("\n") == 0 and f"{flag} must be > 0" in done.stderr
 
 
+def test_credentials_in_the_upstream_url_are_refused() -> None:
+    """user:pass@ in --upstream would be written to run.json and the log in clear."""
+    done = run_cli("proxy", "--upstream", "http://alice:sk-secret-42@127.0.0.1:9")
+    assert done.returncode == 2 and "must not carry credentials" in done.stderr
+    assert "sk-secret-42" not in done.stderr + done.stdout
+
+
 def test_non_latin1_header_values_pass_through(emulator: Any) -> None:
     """A header value in UTF-8 (say "€") reaches the upstream as sent; it once made the
     proxy answer 500 with a traceback in its log."""

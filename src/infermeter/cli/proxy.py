@@ -64,6 +64,13 @@ def proxy(
     parts = urlsplit(upstream)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise fail(f"--upstream must be an http:// or https:// URL, got {upstream!r}")
+    if parts.username is not None or parts.password is not None:
+        # Credentials in the URL would be written to run.json and the log, and are not
+        # sent upstream: clients' own Authorization headers are forwarded as they come.
+        raise fail(
+            "--upstream must not carry credentials (user:pass@): the proxy forwards each "
+            "client's own Authorization header"
+        )
     host, port = _listen(listen)
     if not 0.0 <= sample <= 1.0:
         raise fail(f"--sample must be between 0 and 1, got {sample}")
