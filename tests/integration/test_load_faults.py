@@ -161,3 +161,62 @@ def test_extra_body_may_not_override_what_infermeter_sets(emulator) -> None:
                       "--extra-body", '{"max_tokens": 50, "top_k": 3}')  # fmt: skip
     assert res.returncode == 2
     assert "max_tokens is set by --output-tokens" in res.stderr
+
+
+def test_an_echoed_key_past_the_cut_leaves_no_fragment(tmp_path: Path) -> None:
+    """A server that echoes the key in a long error body: the message is masked before it is
+    cut, so no piece of the key survives where the cut fell inside it."""
+    import threading
+
+    from aiohttp import web
+
+    key = "sk-echo-0123456789abcdefghijklmnopqrstuvwxyz"
+
+    async def models(_: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "m"}]})
+
+    async def deny(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        text = "x" * 185 + " " + auth + " " + "y" * 400  # the old 200-character cut: mid-key
+        return web.json_response({"error": {"message": text}}, status=401)
+
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    def serve() -> None:
+        import asyncio
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_get("/v1/models", models)
+            app.router.add_post("/v1/chat/completions", deny)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            box["port"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            box["stop"] = asyncio.Event()
+            ready.set()
+            await box["stop"].wait()  # type: ignore[attr-defined]
+            await runner.cleanup()
+
+        box["loop"] = asyncio.new_event_loop()
+        box["loop"].run_until_complete(main())  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        res = run_cli(
+            "bench", "--url", f"http://127.0.0.1:{box['port']}", "--api-key", key,
+            "-c", "1", "-n", "1", *SMALL, "--out", str(tmp_path / "r"), timeout=60,
+        )  # fmt: skip
+    finally:
+        loop = box["loop"]
+        loop.call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
+        thread.join(10)
+    assert res.returncode == 3 and "HTTP 401" in res.stderr, res.stderr
+    assert "***" in res.stderr
+    text = res.stderr + res.stdout
+    pieces = {key[i : i + 8] for i in range(len(key) - 7)}
+    assert not [p for p in pieces if p in text], text

@@ -322,18 +322,19 @@ def _loads(payload: bytes) -> dict[str, Any]:
 
 
 def _error_detail(text: str) -> str:
-    """The message of an OpenAI-style error body, or the start of the body."""
+    """The message of an OpenAI-style error body, or the body. Not cut here: a cut before
+    the record's redaction could leave half a secret showing; the record cuts after it."""
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return " ".join(text.split())[:200]
+        return " ".join(text.split())
     if isinstance(obj, dict):
         err = obj.get("error", obj)
         if isinstance(err, dict):
             msg = err.get("message") or err.get("detail") or err
-            return " ".join(str(msg).split())[:200]
-        return " ".join(str(err).split())[:200]
-    return " ".join(text.split())[:200]
+            return " ".join(str(msg).split())
+        return " ".join(str(err).split())
+    return " ".join(text.split())
 
 
 def account(
