@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from infermeter.clients.formats import owned_field_error
+from infermeter.clients.secrets import secret_forms
 from infermeter.errors import UsageError
 from infermeter.metrics.slo import SLO, parse_slo
 from infermeter.workload.datasets import check_dataset_path
@@ -186,7 +187,7 @@ class BenchConfig(BaseModel):
         values = [v for v in self.headers.values() if v]
         if self.api_key is not None:
             values.append(self.api_key.get_secret_value())
-        return tuple(values)
+        return secret_forms(values)
 
     def public_dict(self) -> dict[str, Any]:
         """The config as written to run.json: no API key, header values masked."""

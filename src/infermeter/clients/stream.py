@@ -24,6 +24,7 @@ from infermeter.clients.rawhttp import (
     ResponseSink,
     StaleConnection,
 )
+from infermeter.clients.secrets import redact
 from infermeter.clients.sse import SSEParser
 from infermeter.clients.transport import STALE_RETRIES
 from infermeter.metrics.stamps import first_stamp_shared
@@ -297,15 +298,6 @@ class StreamingClient:
 
     def _account(self, rec: RequestRecord, acc: _Accumulator, prompt: Prompt) -> None:
         account(rec, acc, prompt, self.t0_ns, self.count_tokens)
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret masked; longer ones first, so none is left half shown
-    (a key that contains another). The one masking of the benchmark and the proxy alike."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _loads(payload: bytes) -> dict[str, Any]:

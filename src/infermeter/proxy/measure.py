@@ -20,12 +20,12 @@ import orjson
 from infermeter.clients.formats import ApiFormat
 from infermeter.clients.openai_chat import ChatCompletions
 from infermeter.clients.openai_completions import Completions
+from infermeter.clients.secrets import redact, secret_forms
 from infermeter.clients.stream import (
     ChunkHandler,
     StreamAccumulator,
     StreamFailure,
     account,
-    redact,
 )
 from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
@@ -104,16 +104,10 @@ def request_info(body: bytes) -> RequestInfo:
 
 
 def client_secrets(headers: Iterable[tuple[str, str]]) -> tuple[str, ...]:
-    """The credentials a client sent, longest first: every credential header's value and, of
-    a ``Scheme credentials`` value (``Bearer sk-...``), the credentials alone, since an
-    upstream may echo either in an error body."""
-    found: set[str] = set()
-    for name, value in headers:
-        if any(word in name.lower() for word in _CREDENTIAL_WORDS):
-            value = value.strip()
-            found.update((value, value.partition(" ")[2].strip()))
-    found.discard("")
-    return tuple(sorted(found, key=len, reverse=True))
+    """The credentials a client sent, in every form an upstream may echo them."""
+    return secret_forms(
+        value for name, value in headers if any(w in name.lower() for w in _CREDENTIAL_WORDS)
+    )
 
 
 class RequestMeter:

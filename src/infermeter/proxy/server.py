@@ -37,7 +37,7 @@ from infermeter.clients.rawhttp import (
     StaleConnection,
     TransportError,
 )
-from infermeter.clients.stream import redact
+from infermeter.clients.secrets import redact
 from infermeter.proxy.measure import (
     ModelLabels,
     RequestMeter,
