@@ -32,7 +32,7 @@ from infermeter.clients import clock as stamping_loop
 from infermeter.clients.formats import ApiFormat, RequestOptions
 from infermeter.clients.stream import StreamingClient, StreamTransport
 from infermeter.clients.transport import Timeouts, open_clients
-from infermeter.lifetime import die_with_parent
+from infermeter.lifetime import die_with_parent, sigterm_as_interrupt
 from infermeter.load.partition import WorkerShare
 from infermeter.load.runner import Runner, RunState
 from infermeter.load.selfcheck import ClientStats
@@ -42,6 +42,8 @@ from infermeter.workload.types import Prompt
 
 READY_TIMEOUT_S = 120.0
 START_MARGIN_S = 0.25
+#: How often a ready worker looks for the start line.
+START_POLL_S = 0.01
 
 
 @dataclass
@@ -76,18 +78,22 @@ class _EmitListener:
 
 
 def worker_main(
-    job: WorkerJob, out: Any, go: Any, start_wall_ns: Any, parent_pid: int | None = None
+    job: WorkerJob, out: Any, start_wall_ns: Any, parent_pid: int | None = None
 ) -> None:
     """A worker process: connect, report ready, wait for the start line, run its share."""
     die_with_parent(parent_pid=parent_pid)
     # The pool stops a worker with SIGINT; a parent started in the background (SIGINT
     # ignored, as shells do for `cmd &`) must not pass that deafness on to its workers.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A SIGTERM to the whole group (timeout, systemd) stops it as the pool's SIGINT does.
+    sigterm_as_interrupt()
 
     async def wait_for_start() -> int:
-        loop = asyncio.get_running_loop()
-        while not await loop.run_in_executor(None, go.wait, 0.5):
-            pass
+        # Polled, not an Event: a worker killed while waiting on a multiprocessing Event
+        # leaves the parent's set() waiting forever for it. The start line is set
+        # START_MARGIN_S ahead, far more than one poll.
+        while not start_wall_ns.value:
+            await asyncio.sleep(START_POLL_S)
         return int(start_wall_ns.value)
 
     try:
@@ -237,13 +243,14 @@ def run_pool(
     """
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    go = ctx.Event()
-    start_wall = ctx.Value("q", 0)
+    # No lock: one aligned 64-bit word, written once; a lock held by a killed worker would
+    # block the parent.
+    start_wall = ctx.Value("q", 0, lock=False)
     procs = {}
     for job in jobs:
         p = ctx.Process(
             target=worker_main,
-            args=(job, out, go, start_wall, os.getpid()),
+            args=(job, out, start_wall, os.getpid()),
             name=f"infermeter-worker-{job.share.worker}",
             daemon=True,
         )
@@ -257,10 +264,9 @@ def run_pool(
                 col.handle(*out.get(timeout=0.2))
             except queue_mod.Empty:
                 pass
-            if not go.is_set():
+            if not start_wall.value:
                 if col.all_ready:
                     start_wall.value = time.time_ns() + int(START_MARGIN_S * 1e9)
-                    go.set()
                 elif time.monotonic() > deadline:
                     col.outcome.failures.append("workers did not start in time")
                     break

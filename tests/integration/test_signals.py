@@ -4,6 +4,7 @@ finished is on disk; SIGTERM (timeout, docker stop, Kubernetes) is handled as Ct
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
@@ -188,3 +189,26 @@ def test_sigterm_stops_engine_serve_and_its_server(llama_binary, tiny_model) -> 
         assert proc.returncode == (143 if sig == signal.SIGTERM else -signal.SIGKILL), stderr
         assert "Traceback" not in stderr
         assert not _wait_gone(kids), f"llama-server outlived engine serve ({sig.name})"
+
+
+def test_sigterm_to_the_whole_group_ends_cleanly(emulator, tmp_path: Path) -> None:
+    """``timeout`` and systemd send SIGTERM to every process of the group, children too: the
+    workers stop as asked and the telemetry sampler does not die inside its wait (which left
+    the parent's stop waiting forever), so the run still ends with its summary."""
+    out = tmp_path / "r"
+    with emulator(ttft_ms=5, itl_ms=20) as srv:
+        proc = start_cli(_bench(srv.url, out, "--workers", "2"), start_new_session=True)
+        kids = _children_once_running(proc.pid, 3)
+        wait_for_records(out / "records.jsonl", 20)
+        kids |= descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+        left = _wait_gone(kids)
+        time.sleep(0.5)
+        completed = srv.server.completed
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and not left
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["interrupted"] is True and "interrupted" in stdout
+    ok = sum(r.ok for r in read_records(out / "records.jsonl").records)
+    assert completed - 1 - ok in (0, 1, 2), (completed, ok)

@@ -4,7 +4,6 @@ command classes that make every help page read the same."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import typing
 from pathlib import Path
@@ -17,39 +16,25 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from infermeter.errors import InfermeterError
+from infermeter.lifetime import sigterm_as_interrupt, terminated
 from infermeter.report.terminal import make_console
 
 EXIT_INTERRUPTED = 130
 #: 128 + SIGTERM: what ``timeout``, ``docker stop``, Kubernetes and CI cancellation send.
 EXIT_TERMINATED = 143
 
-_terminated = False
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM stops a command exactly as Ctrl-C does (what finished is summarised and kept),
-    and the command then exits 143."""
-    global _terminated
-    _terminated = True
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler) and handler is not _on_sigterm:
-        handler(signal.SIGINT, frame)  # asyncio's own: cancels the main task
-    else:
-        raise KeyboardInterrupt
-
-
 def handle_sigterm() -> None:
     """Install the SIGTERM handler (main thread only; every command runs there)."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    sigterm_as_interrupt()
 
 
 def interrupted_exit() -> int:
     """The exit code of a command stopped by a signal: 143 for SIGTERM, 130 for Ctrl-C."""
-    return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
+    return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
 
 
 def interrupted_word() -> str:
-    return "terminated (SIGTERM)" if _terminated else "interrupted"
+    return "terminated (SIGTERM)" if terminated() else "interrupted"
 
 #: Progress and messages. Emoji codes stay text: ``normal:100:-5`` is a length, not a 💯.
 err_console = Console(stderr=True, emoji=False)

@@ -121,6 +121,9 @@ def _telemetry_main(
     # Ctrl-C (or a SIGINT to the process group) is the parent's to handle: it stops this
     # child through ``stop``, after the run's last record, and nothing prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # So is a SIGTERM to the whole group (timeout, systemd): dying inside ``stop.wait()``
+    # would leave the parent's ``stop.set()`` waiting forever for a sleeper that is gone.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     t0 = time.perf_counter_ns() - (time.time_ns() - wall0_ns)
     rec = _Recorder(path, samplers, t0)
     with rec:
@@ -168,7 +171,10 @@ class TelemetryRecorder:
     def __exit__(self, *exc: object) -> None:
         if self._proc is None:
             return
-        self._stop.set()
+        # An Event's set() waits for every sleeper to wake: a child that died asleep would
+        # hold it forever. A dead child needs no stop.
+        if self._proc.is_alive():
+            self._stop.set()
         try:
             _kind, notes = self._notes.get(timeout=15)
             self.notes = list(notes)
