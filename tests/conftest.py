@@ -146,3 +146,26 @@ def alive(pids: set[int]) -> set[int]:
         if state != "Z":
             out.add(p)
     return out
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server the test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[str], timeout_s: float = 30) -> None:
+    """Block until something accepts on ``port``; fail if ``proc`` ends first."""
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)

@@ -4,14 +4,11 @@ one clear line or a named, excluded share, with the records counted against the 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, start_cli, wait_for_records
+from conftest import free_port, run_cli, start_cli, wait_for_records, wait_listening
 from infermeter.errors import UsageError
 from infermeter.load.streams import MAX_STREAMS, bounded_streams, stream_warnings
 from infermeter.records import read_records
@@ -67,12 +64,12 @@ def test_dead_server_behind_a_proxy_stops_the_run(tmp_path: Path) -> None:
     from infermeter.proxy import ProxyConfig, ThreadedProxy
 
     out = tmp_path / "r"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = start_cli(["serve-ground-truth", "--port", str(port), "--ttft-ms", "2", "--itl-ms", "2"])
+    port = free_port()
+    server = start_cli(
+        ["serve-ground-truth", "--port", str(port), "--ttft-ms", "2", "--itl-ms", "2"]
+    )
     try:
-        _wait_listening(port, server)
+        wait_listening(port, server)
         upstream = f"http://127.0.0.1:{port}"
         with ThreadedProxy(ProxyConfig(upstream=upstream, gpu=False)) as proxy:
             proc = start_cli(
@@ -91,17 +88,6 @@ def test_dead_server_behind_a_proxy_stops_the_run(tmp_path: Path) -> None:
     recs = read_records(out / "records.jsonl").records
     gateway = [r for r in recs if r.http_status == 502]
     assert 20 <= len(gateway) <= 22 and len(recs) < 1000, (len(gateway), len(recs))
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[str], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
 
 
 @pytest.mark.parametrize("fault", ["http_500", "http_429"])

@@ -48,7 +48,9 @@ def test_forced_repeat_is_named(llama_server, tmp_path: Path) -> None:
     cache = again["prompt_cache"]
     assert cache["cached_share"] > 0.9 and cache["flattered"], cache
     assert any("prefix cache" in w and "flattered" in w for w in again["warnings"])
-    finding = next(f for f in again["analysis"]["findings"] if f["rule"] == "prefix_cache_flattered")
+    finding = next(
+        f for f in again["analysis"]["findings"] if f["rule"] == "prefix_cache_flattered"
+    )
     assert finding["evidence"]["cached_share"] == cache["cached_share"]
     assert "TTFT p50" in finding["message"]
     # The same repeat read back by `report` says so in Markdown too.

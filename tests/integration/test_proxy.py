@@ -593,9 +593,10 @@ def test_credentials_in_the_upstream_url_are_refused() -> None:
 def test_non_latin1_header_values_pass_through(emulator: Any) -> None:
     """A header value in UTF-8 (say "€") reaches the upstream as sent; it once made the
     proxy answer 500 with a traceback in its log."""
-    with emulator(ttft_ms=1, itl_ms=1) as srv, ThreadedProxy(
-        ProxyConfig(upstream=srv.url, gpu=False)
-    ) as proxy:
+    with (
+        emulator(ttft_ms=1, itl_ms=1) as srv,
+        ThreadedProxy(ProxyConfig(upstream=srv.url, gpu=False)) as proxy,
+    ):
         host, port = proxy.url.split("//")[1].split(":")
         body = orjson.dumps(_chat("ground-truth", 3))
         with socket.create_connection((host, int(port)), timeout=10) as s:

@@ -6,13 +6,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import alive, descendants, start_cli, wait_for_records
+from conftest import (
+    alive,
+    descendants,
+    free_port,
+    start_cli,
+    wait_for_records,
+    wait_listening,
+)
 from infermeter.records import read_records
 
 pytestmark = pytest.mark.integration
@@ -143,19 +149,10 @@ def test_sigterm_stops_a_sweep_like_ctrl_c(emulator, tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_the_proxy(emulator) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with emulator() as srv:
         proc = start_cli(["proxy", "--upstream", srv.url, "--listen", f"127.0.0.1:{port}"])
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_listening(port, proc)
         kids = descendants(proc.pid)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
@@ -167,21 +164,12 @@ def test_sigterm_stops_engine_serve_and_its_server(llama_binary, tiny_model) -> 
     """``engine serve`` runs llama-server as its child: SIGTERM ends both, exit 143; SIGKILL
     of the parent ends the server too (it is tied to its parent's life)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         proc = start_cli(
             ["engine", "serve", "--gguf", str(tiny_model.gguf), "--port", str(port),
              "--slots", "1", "--ctx", "256", "--threads", "1"]
         )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-                time.sleep(0.2)
+        wait_listening(port, proc, timeout_s=120)
         kids = descendants(proc.pid)
         assert kids, "llama-server is not a child of engine serve"
         proc.send_signal(sig)

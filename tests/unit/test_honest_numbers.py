@@ -150,8 +150,10 @@ def test_queue_delay_warning_stays_when_the_cap_was_not_reached() -> None:
     from infermeter.report.results import build_results
 
     # due at 0, sent 20 ms late, while only one request was in flight (cap 8)
-    recs = [rec(i, [30 + 40 * i, 31 + 40 * i], t_sched_ns=40 * i * MS,
-                t_send_ns=(40 * i + 20) * MS) for i in range(5)]
+    recs = [
+        rec(i, [30 + 40 * i, 31 + 40 * i], t_sched_ns=40 * i * MS, t_send_ns=(40 * i + 20) * MS)
+        for i in range(5)
+    ]
     meta = {"config": {"rate": 1.0, "max_concurrency": 8}, "workload": {}}
     worker = {"worker": 0, "cpu_util": 0.1, "loop_lag_p99_ms": 0.1}
     res = build_results(meta, compute_run_metrics(recs), {"client": [worker]})
@@ -170,8 +172,11 @@ def analysis_input(**over: object) -> dict:
     base: dict = {
         "summary": {"requests_failed": 0, "error_rate": 0.0},
         "distributions": {"ttft_ms": {"p50": 10.0}},
-        "client": {"per_worker": [{"worker": 0, "cpu_util": 0.1, "loop_lag_p99_ms": 0.2,
-                                   "arrival_stamps": "kernel"}]},
+        "client": {
+            "per_worker": [
+                {"worker": 0, "cpu_util": 0.1, "loop_lag_p99_ms": 0.2, "arrival_stamps": "kernel"}
+            ]
+        },
         "telemetry": {},
         "warnings": ["prompts averaged 900 input tokens as the server counted them"],
     }
@@ -197,19 +202,28 @@ def test_client_bottleneck_needs_the_clients_own_evidence() -> None:
     (f,) = [f for f in diagnose(shared, None) if f["rule"] == "client_bottleneck"]
     assert "3 requests had their first token read with later ones" in f["message"]
     # kernel stamps: a late loop alone did not move them
-    lagged = analysis_input(client={"per_worker": [{"worker": 0, "cpu_util": 0.1,
-                                                    "loop_lag_p99_ms": 50.0,
-                                                    "arrival_stamps": "kernel"}]})
+    lagged = analysis_input(
+        client={
+            "per_worker": [
+                {"worker": 0, "cpu_util": 0.1, "loop_lag_p99_ms": 50.0, "arrival_stamps": "kernel"}
+            ]
+        }
+    )
     assert "client_bottleneck" not in rules(lagged)
     lagged["client"]["per_worker"][0]["arrival_stamps"] = "loop"
     assert "client_bottleneck" in rules(lagged)
 
 
 def test_more_workers_are_advised_only_with_an_idle_core() -> None:
-    host = {"cpu_percent": {"mean": 99.0}, "cpu_count": 2,
-            "client_cpu_percent": {"mean": 97.0}, "local_server_cpu_percent": {"mean": 100.0}}
-    busy = analysis_input(client={"per_worker": [{"worker": 0, "cpu_util": 0.97}]},
-                          telemetry={"host": host})
+    host = {
+        "cpu_percent": {"mean": 99.0},
+        "cpu_count": 2,
+        "client_cpu_percent": {"mean": 97.0},
+        "local_server_cpu_percent": {"mean": 100.0},
+    }
+    busy = analysis_input(
+        client={"per_worker": [{"worker": 0, "cpu_util": 0.97}]}, telemetry={"host": host}
+    )
     (f,) = [f for f in diagnose(busy, None) if f["rule"] == "client_bottleneck"]
     assert "use more --workers" not in f["message"] and "--cluster" in f["message"]
 

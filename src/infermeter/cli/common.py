@@ -23,6 +23,7 @@ EXIT_INTERRUPTED = 130
 #: 128 + SIGTERM: what ``timeout``, ``docker stop``, Kubernetes and CI cancellation send.
 EXIT_TERMINATED = 143
 
+
 def handle_sigterm() -> None:
     """Install the SIGTERM handler (main thread only; every command runs there)."""
     sigterm_as_interrupt()
@@ -35,6 +36,7 @@ def interrupted_exit() -> int:
 
 def interrupted_word() -> str:
     return "terminated (SIGTERM)" if terminated() else "interrupted"
+
 
 #: Progress and messages. Emoji codes stay text: ``normal:100:-5`` is a length, not a 💯.
 err_console = Console(stderr=True, emoji=False)
@@ -193,4 +195,8 @@ def run_guarded(app: Any) -> int:
             "(set INFERMETER_DEBUG=1 for the traceback, and please report it)"
         )
         return 1
-    return rv if isinstance(rv, int) else 0
+    if not isinstance(rv, int):
+        return 0
+    # Outside standalone mode click returns an Exit's code; an interrupt's is 130 even
+    # when SIGTERM caused it.
+    return interrupted_exit() if rv == EXIT_INTERRUPTED else rv

@@ -106,8 +106,7 @@ def demo(
                 out=out / f"c{c}",
             )
             err_console.print(
-                f"[bold]concurrency {c}[/]: {n} requests of {input_tokens} → {output_tokens} "
-                "tokens"
+                f"[bold]concurrency {c}[/]: {n} requests of {input_tokens} → {output_tokens} tokens"
             )
             run = run_benchmark(config, console=err_console)
         print_summary(run.results, out_console())

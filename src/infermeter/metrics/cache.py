@@ -139,8 +139,7 @@ def ttft_effect(v: PromptCacheVerdict) -> str:
     hit, miss = v.ttft_p50_hit_ms, v.ttft_p50_miss_ms
     if hit is not None and miss is not None:
         return (
-            f"TTFT p50 {hit:,.1f} ms for mostly-cached prompts against {miss:,.1f} ms for "
-            "the rest"
+            f"TTFT p50 {hit:,.1f} ms for mostly-cached prompts against {miss:,.1f} ms for the rest"
         )
     if hit is not None:
         return (
