@@ -109,8 +109,14 @@ async def dataset_plan(
     picked = [rows[int(order[i % len(rows)])] for i in range(total)]
     out_lens = output_spec.sample(rng, total) if output_spec is not None else [None] * total
     counts: list[int | None] = [None] * total
+    # The server's count of the whole prompt where it can give one: bare counts plus the
+    # probe's overhead miss by a token or two where the template's text merges with the
+    # prompt's edge. A row of several messages is counted bare.
+    exact = counter is not None and await counter.count_prompt("probe") is not None
     if counter is not None:
-        counts = await gather_limited([counter.count(r.text) for r in picked])
+        counts = await gather_limited(
+            [_prompt_count(counter, r.text, exact and r.messages is None) for r in picked]
+        )
     ref_counts: list[int | None] = [None] * total
     if counter is not None and output_spec is None:
         ref_counts = await gather_limited(
@@ -125,7 +131,8 @@ async def dataset_plan(
                 "the reference answer's length)"
             )
         counted = counts[i]
-        n_in = counted + overhead if counted is not None else None
+        whole = exact and row.messages is None
+        n_in = counted if whole or counted is None else counted + overhead
         prompts.append(Prompt(row.text, int(n_out), n_in, row.messages))
     meta = {
         "kind": "dataset",
@@ -136,8 +143,19 @@ async def dataset_plan(
         "seed": seed,
         "output_tokens": str(output_spec) if output_spec else "from dataset",
     }
+    if counter is not None:
+        meta["verified_by"] = "server prompt count" if exact else "tokenizer + probe overhead"
     return WorkloadPlan(prompts[:n_warmup], prompts[n_warmup:], meta)
 
 
 async def _none() -> None:
     return None
+
+
+async def _prompt_count(counter: TokenCounter, text: str, whole: bool) -> int:
+    """Tokens the server will count for ``text``: the whole templated prompt, or bare."""
+    if whole:
+        n = await counter.count_prompt(text)
+        if n is not None:
+            return n
+    return await counter.count(text)
