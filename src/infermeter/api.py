@@ -18,13 +18,14 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+import numpy as np
 import orjson
 from rich.console import Console
 
@@ -46,7 +47,7 @@ from infermeter.load.runner import Listener, LoadPlan, Runner, RunState
 from infermeter.load.streams import bounded_streams
 from infermeter.metrics.aggregate import RunMetrics, compute_run_metrics
 from infermeter.metrics.slo import parse_slo
-from infermeter.records.reader import read_records
+from infermeter.records.reader import RecordStream, read_records
 from infermeter.records.rundir import (
     RECORDS_FILE,
     RESULTS_FILE,
@@ -91,11 +92,11 @@ class Sender(Protocol):
 
 @dataclass
 class Run:
-    """A finished (or interrupted) run: its directory, metadata, records and metrics."""
+    """A finished (or interrupted) run: its directory, metadata and metrics. Its records stay
+    on disk: :attr:`records` reads them on demand."""
 
     path: Path
     meta: dict[str, Any]
-    records: list[RequestRecord]
     metrics: RunMetrics
     results: dict[str, Any]
     status: dict[str, Any] = field(default_factory=dict)
@@ -109,8 +110,14 @@ class Run:
     def aborted(self) -> str | None:
         return self.status.get("aborted")
 
+    @property
+    def records(self) -> list[RequestRecord]:
+        """Every record of ``records.jsonl``, read now (a large run's take gigabytes: fold
+        :func:`~infermeter.records.reader.RecordStream` where one at a time will do)."""
+        return read_records(self.path / RECORDS_FILE).records
 
-def _metrics_for(meta: dict[str, Any], records: list[RequestRecord]) -> RunMetrics:
+
+def _metrics_for(meta: dict[str, Any], records: Iterable[RequestRecord]) -> RunMetrics:
     cfg = meta.get("config") or {}
     return compute_run_metrics(
         records,
@@ -122,23 +129,24 @@ def _metrics_for(meta: dict[str, Any], records: list[RequestRecord]) -> RunMetri
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a run directory (finished or interrupted) and recompute its metrics."""
+    """Load a run directory (finished or interrupted) and recompute its metrics, reading
+    its records one at a time."""
     root = Path(path)
     run_file = root / RUN_FILE
     if not run_file.exists():
         raise UsageError(f"{root} is not an infermeter run directory (no {RUN_FILE})")
     meta = read_run_meta(run_file)
-    recs = read_records(root / RECORDS_FILE)
+    stream = RecordStream(root / RECORDS_FILE)
+    metrics = _metrics_for(meta, stream)
     # No results.json: the run was stopped before its end.
     status = read_run_status(root / RESULTS_FILE, {"complete": False, "interrupted": True})
     status.pop("id", None)
     status.pop("started_at", None)
     status["out_dir"] = str(root)
-    status["torn_last_record"] = recs.torn_last_line
-    metrics = _metrics_for(meta, recs.records)
-    telemetry = _telemetry(root / TELEMETRY_FILE, recs.records)
+    status["torn_last_record"] = stream.torn_last_line
+    telemetry = _telemetry(root / TELEMETRY_FILE, metrics)
     results = full_results(meta, metrics, status, telemetry)
-    return Run(root, meta, recs.records, metrics, results, status, telemetry)
+    return Run(root, meta, metrics, results, status, telemetry)
 
 
 def full_results(
@@ -222,7 +230,8 @@ def _analysis(
                 raise
             notes.append(f"{exc.message}; no MBU/MFU or bounds")
     profile = load_profile(str(cfg["profile"])) if cfg.get("profile") else None
-    ttfts = [m.ttft_ms for m in metrics.per_request if m.ttft_ms is not None]
+    ttft = metrics.requests.ttft_ms
+    ttfts = ttft[~np.isnan(ttft)].tolist()
     out = analyze(
         results,
         ttfts,
@@ -235,15 +244,12 @@ def _analysis(
     return out
 
 
-def _telemetry(path: Path, records: list[RequestRecord]) -> dict[str, Any]:
+def _telemetry(path: Path, metrics: RunMetrics) -> dict[str, Any]:
     """The telemetry samples taken inside the measured window, summarised."""
-    measured = [r for r in records if r.phase == "measure"]
-    if not path.exists() or not measured:
+    window = metrics.window_ns
+    if not path.exists() or window is None:
         return {}
-    samples = read_telemetry(path)
-    start = min(r.t_send_ns for r in measured)
-    end = max(r.t_end_ns for r in measured)
-    return summarize_telemetry(samples, start, end)
+    return summarize_telemetry(read_telemetry(path), *window)
 
 
 def _out_dir(config: BenchConfig) -> Path:

@@ -144,3 +144,19 @@ def test_empty_and_all_failed_runs_do_not_divide_by_zero() -> None:
     assert compute_run_metrics([]).summary.request_throughput_rps == 0.0
     failed = compute_run_metrics([records()[2]])
     assert failed.summary.requests_failed == 1 and failed.distributions["ttft_ms"].count == 0
+
+
+def test_an_answer_sent_whole_has_e2e_only() -> None:
+    """Metrics spec section 7: one body with 8 tokens, sent 1 ms in, read at 81 ms."""
+    whole = RequestRecord(
+        id=9, t_sched_ns=0, t_send_ns=1 * MS, t_first_ns=81 * MS, t_last_ns=81 * MS,
+        t_end_ns=81 * MS, chunk_ns=[81 * MS], chunk_tokens=[8], streamed=False, n_in=100,
+        n_out=8, ok=True,
+    )  # fmt: skip
+    m = request_metrics(whole)
+    assert m.e2e_ms == pytest.approx(80.0) and m.request_tps == pytest.approx(100.0)
+    assert m.ttft_ms is None and m.ttft_incl_queue_ms is None and m.prefill_tps is None
+    assert m.tpot_ms is None and m.decode_tps is None and m.itl_ms.size == 0
+    run = compute_run_metrics([*records(), whole])
+    assert run.distributions["ttft_ms"].count == 2 and run.distributions["e2e_ms"].count == 3
+    assert run.not_streamed == 1

@@ -110,7 +110,9 @@ def test_distributions_and_duration_stop(llama_server, tmp_path: Path) -> None:
     assert len(recs) >= 4
     assert all(r.ok for r in recs)
     assert {r.n_in for r in recs} <= set(range(16, 49))
-    assert all(r.n_in == r.n_in_target for r in recs), [(r.n_in, r.n_in_target, r.n_cached, r.n_in_source) for r in recs]
+    assert all(r.n_in == r.n_in_target for r in recs), [
+        (r.n_in, r.n_in_target, r.n_cached, r.n_in_source) for r in recs
+    ]
     assert all(r.n_out == r.n_out_target for r in recs)
     assert all(8 <= r.n_out <= 24 for r in recs)
     # Sending stopped at 2 s; in-flight requests were allowed to finish.
@@ -171,7 +173,9 @@ def test_sharegpt_dataset(llama_server, tmp_path: Path) -> None:
     assert all(r.ok for r in recs)
     # Output lengths follow the reference answers (counted by the server's tokenizer).
     assert len({r.n_out for r in recs}) > 1
-    assert all(r.n_in == r.n_in_target for r in recs), [(r.n_in, r.n_in_target, r.n_cached, r.n_in_source) for r in recs]
+    assert all(r.n_in == r.n_in_target for r in recs), [
+        (r.n_in, r.n_in_target, r.n_cached, r.n_in_source) for r in recs
+    ]
 
 
 def test_run_carries_host_and_server_telemetry(llama_server, tmp_path: Path) -> None:

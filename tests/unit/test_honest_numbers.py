@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 
 from infermeter.analysis import diagnose
@@ -16,6 +17,7 @@ from infermeter.metrics.aggregate import peak_in_flight, tpot_agreement
 from infermeter.metrics.cache import expected_share, judge_prompt_cache, prompt_cache_counts
 from infermeter.metrics.client import client_warnings
 from infermeter.metrics.stamps import first_stamp_shared, shared_first_stamps
+from infermeter.metrics.table import request_table
 from infermeter.records.schema import RequestRecord
 from infermeter.theory import Deployment, get_hardware, resolve_model
 
@@ -70,7 +72,8 @@ def test_cached_share_from_the_servers_counts_and_its_verdict() -> None:
         rec(2, [12, 13], n_cached=95),
         rec(3, [50, 51]),
     ]
-    counts = prompt_cache_counts(recs, [10.0, 40.0, 12.0, 50.0])
+    t = request_table(recs)  # rec 3's server said nothing of its cache
+    counts = prompt_cache_counts(t.n_in, t.n_cached, np.array([10.0, 40.0, 12.0, 50.0]))
     assert counts.requests_counted == 3 and counts.cached_share == pytest.approx(194 / 300)
     assert counts.requests_hit == 2 and counts.ttft_p50_hit_ms == 11.0
     assert counts.ttft_p50_miss_ms == 40.0
@@ -79,7 +82,8 @@ def test_cached_share_from_the_servers_counts_and_its_verdict() -> None:
     # a shared prefix of 60 tokens asks for 60 %: 65 % is within the 10-point margin
     assert not judge_prompt_cache(counts, expected_share("synthetic", 60, 100.0)).flattered
     # no per-request counts: the server's /metrics share stands in, and says so
-    none = prompt_cache_counts([rec(0, [1, 2])], [1.0])
+    bare = request_table([rec(0, [1, 2])])
+    none = prompt_cache_counts(bare.n_in, bare.n_cached, np.array([1.0]))
     v = judge_prompt_cache(none, 0.0, server_metrics_share=0.5)
     assert v.cached_share == 0.5 and v.source == "server_metrics" and v.flattered
     assert judge_prompt_cache(none, 0.0).cached_share is None
@@ -111,7 +115,8 @@ def test_shared_first_stamps_are_counted_and_their_error_estimated() -> None:
     clean = rec(0, [10, 12, 14, 16])
     # the client stalled: tokens 0-2 read together at 30 ms, then every 2 ms
     stalled = rec(1, [30, 30, 30, 32, 34, 36])
-    s = shared_first_stamps([clean, stalled], run_itl_p50_ms=2.0)
+    t = request_table([clean, stalled])
+    s = shared_first_stamps(t.shared_tokens, t.shared_pace_ms, t.n_out, run_itl_p50_ms=2.0)
     assert s.requests == 1 and s.of_requests == 2 and s.tokens_max == 2
     assert s.ttft_late_est_max_ms == pytest.approx(4.0)  # 2 tokens x 2 ms
     assert s.tpot_low_est_max_ms == pytest.approx(4.0 / 5)
@@ -130,8 +135,8 @@ def test_loop_lag_warning_quotes_the_worst_as_well_as_p99() -> None:
 
 def test_tpot_agreement_is_per_request() -> None:
     # 26 of 30 match exactly; 4 are off by 50 %: the means differ by ~6 %, the requests do not
-    pairs = [(10.0, 10.0)] * 26 + [(15.0, 10.0)] * 4
-    a = tpot_agreement(pairs)
+    client = np.array([10.0] * 26 + [15.0] * 4)
+    a = tpot_agreement(client, np.full(30, 10.0))
     assert a.requests == 30 and a.median_ratio == 1.0
     assert a.share_within_1pct == pytest.approx(26 / 30)
 
@@ -143,7 +148,8 @@ def test_peak_in_flight_from_the_records() -> None:
     a = rec(0, [1, 2], t_send_ns=0, t_end_ns=10 * MS)
     b = rec(1, [1, 2], t_send_ns=5 * MS, t_end_ns=12 * MS)
     c = rec(2, [1, 2], t_send_ns=10 * MS, t_end_ns=20 * MS)  # starts as a ends
-    assert peak_in_flight([a, b, c]) == 2
+    t = request_table([a, b, c])
+    assert peak_in_flight(t.t_send_ns, t.t_end_ns) == 2
 
 
 def test_queue_delay_warning_stays_when_the_cap_was_not_reached() -> None:

@@ -471,7 +471,7 @@ def test_run_page_has_every_section_and_escapes_the_model_name() -> None:
         }
         for t in range(12)
     ]
-    page = run_page(results, recs, samples, metrics.per_request)
+    page = run_page(results, recs, samples, metrics.requests)
     _no_active_content(page)
     assert "&lt;script&gt;" in page
     for section in ("summary", "verdicts", "distributions", "timeline", "speed-of-light"):
@@ -492,7 +492,7 @@ def test_run_page_has_every_section_and_escapes_the_model_name() -> None:
 
 def test_run_page_of_zero_records_renders_notes() -> None:
     results, metrics = _results([])
-    page = run_page(results, [], [], metrics.per_request)
+    page = run_page(results, [], [], metrics.requests)
     _no_active_content(page)
     assert "No measured requests" in page and "No completed requests" in page
     assert 'id="speed-of-light"' not in page
@@ -504,7 +504,7 @@ def test_run_page_of_failed_requests_only() -> None:
         for i in range(5)
     ]
     results, metrics = _results(recs, slo="ttft_ms=100")
-    page = run_page(results, recs, [], metrics.per_request)
+    page = run_page(results, recs, [], metrics.requests)
     _no_active_content(page)
     assert "5 of 5 failed" in page and "connection" in page
     assert "failed (time to failure)" in page
@@ -745,7 +745,7 @@ def _links_stay_in_the_page(page: str, files: tuple[str, ...] = ()) -> set[str]:
 def test_definitions_travel_inside_the_page(tmp_path: Path) -> None:
     recs = _sample_records()
     results, metrics = _results(recs, slo="ttft_ms=40,p90_e2e_ms=200", analysis=ANALYSIS)
-    run = run_page(results, recs, [], metrics.per_request)
+    run = run_page(results, recs, [], metrics.requests)
     linked = _links_stay_in_the_page(run)
     # The cards and charts link their own metric's definition, not just a section.
     assert {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "goodput_rps", "mbu"} <= linked, linked
@@ -797,7 +797,7 @@ def test_a_local_servers_cpu_is_drawn_apart_and_the_cache_share_shown() -> None:
          "client_cpu_percent": 4.0, "local_server_cpu_percent": 95.0}
         for t in range(12)
     ]  # fmt: skip
-    page = run_page(results, recs, samples, metrics.per_request)
+    page = run_page(results, recs, samples, metrics.requests)
     assert "local server CPU (% of one core)" in page
     assert "infermeter client CPU (% of one core)" in page
     assert "prefix cache: 6.2 %" in page  # 4 of 64 prompt tokens

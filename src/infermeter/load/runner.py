@@ -13,7 +13,7 @@ import gc
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from infermeter.load.arrivals import ArrivalKind, schedule
@@ -94,7 +94,6 @@ class RunState:
     started_ns: int = 0
     aborted: str | None = None
     client: ClientStats | None = None
-    last_records: list[RequestRecord] = field(default_factory=list)
 
 
 class Runner:

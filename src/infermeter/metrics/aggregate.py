@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -10,9 +9,11 @@ import numpy as np
 import numpy.typing as npt
 
 from infermeter.metrics.cache import PromptCacheCounts, prompt_cache_counts
-from infermeter.metrics.per_request import RequestMetrics, request_metrics
+from infermeter.metrics.columns import RequestColumns, request_columns
+from infermeter.metrics.per_request import RequestMetrics
 from infermeter.metrics.slo import SLO, SLOReport, evaluate_slo
 from infermeter.metrics.stamps import SharedFirstStamps, shared_first_stamps
+from infermeter.metrics.table import MISSING, RequestTable, request_table
 from infermeter.records.schema import RequestRecord
 
 #: Written into every result so readers know how percentiles were taken.
@@ -70,11 +71,6 @@ class Distribution:
 
 def _pct_key(p: float) -> str:
     return f"p{p:g}".replace(".", "_")
-
-
-def _joined(parts: Iterable[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
-    arrays = list(parts)
-    return np.concatenate(arrays) if arrays else np.empty(0)
 
 
 def distribution(
@@ -141,27 +137,29 @@ class TpotAgreement:
         }
 
 
-def tpot_agreement(pairs: Sequence[tuple[float, float]]) -> TpotAgreement:
-    """``pairs`` of (client TPOT, server TPOT) per request: two means can look 6 % apart
-    when all but a few requests match exactly, so the comparison is per request."""
-    ratios = np.asarray([c / s for c, s in pairs if s > 0], dtype=np.float64)
+def tpot_agreement(
+    client_ms: npt.NDArray[np.float64], server_ms: npt.NDArray[np.float64]
+) -> TpotAgreement:
+    """Client and server TPOT of the same requests, in one order: two means can look 6 %
+    apart when all but a few requests match exactly, so the comparison is per request."""
+    positive = server_ms > 0
+    ratios = client_ms[positive] / server_ms[positive]
     if ratios.size == 0:
         return TpotAgreement(0, None, None)
     within = float(np.mean(np.abs(ratios - 1.0) <= TPOT_MATCH))
     return TpotAgreement(int(ratios.size), float(np.median(ratios)), within)
 
 
-def peak_in_flight(records: Sequence[RequestRecord]) -> int:
+def peak_in_flight(t_send_ns: npt.NDArray[np.int64], t_end_ns: npt.NDArray[np.int64]) -> int:
     """The most requests between their ``t_send`` and ``t_end`` at one instant."""
-    events = sorted(
-        [(r.t_send_ns, 1) for r in records] + [(r.t_end_ns, -1) for r in records],
-        key=lambda e: (e[0], e[1]),  # an end before a send at the same instant
+    if t_send_ns.size == 0:
+        return 0
+    times = np.concatenate([t_send_ns, t_end_ns])
+    steps = np.concatenate(
+        [np.ones(t_send_ns.size, dtype=np.int64), -np.ones(t_end_ns.size, dtype=np.int64)]
     )
-    peak = cur = 0
-    for _t, step in events:
-        cur += step
-        peak = max(peak, cur)
-    return peak
+    order = np.lexsort((steps, times))  # by instant; an end before a send at the same one
+    return int(max(np.cumsum(steps[order]).max(), 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,24 +189,49 @@ class RunMetrics:
     #: Completed requests the server answered whole instead of streaming (no TPOT, no ITL).
     not_streamed: int
     slo: SLOReport | None
-    per_request: tuple[RequestMetrics, ...]
+    #: The completed requests' metrics as columns (the summary holds no record).
+    requests: RequestColumns
+    #: The measured window: the first ``t_send`` and the last ``t_end`` (None: no request).
+    window_ns: tuple[int, int] | None
 
-
-def _error_label(r: RequestRecord) -> str:
-    if r.error_kind == "http" and r.http_status is not None:
-        return f"http_{r.http_status}"
-    return r.error_kind or "unknown"
+    @property
+    def per_request(self) -> tuple[RequestMetrics, ...]:
+        """The completed requests' metrics one by one (built on each access)."""
+        return self.requests.rows()
 
 
 def compute_run_metrics(
-    records: Sequence[RequestRecord],
+    records: Iterable[RequestRecord],
     *,
     slo: SLO | None = None,
     target_concurrency: int | None = None,
     target_rate_rps: float | None = None,
     extra_percentiles: Sequence[float] = (),
 ) -> RunMetrics:
-    """Aggregate measured records (warm-up records are ignored).
+    """Aggregate measured records (warm-up records are ignored); see :func:`table_metrics`.
+    ``records`` may be a stream: each is folded into columns and not kept."""
+    return table_metrics(
+        request_table(records),
+        slo=slo,
+        target_concurrency=target_concurrency,
+        target_rate_rps=target_rate_rps,
+        extra_percentiles=extra_percentiles,
+    )
+
+
+def _present(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return values[~np.isnan(values)]
+
+
+def table_metrics(
+    table: RequestTable,
+    *,
+    slo: SLO | None = None,
+    target_concurrency: int | None = None,
+    target_rate_rps: float | None = None,
+    extra_percentiles: Sequence[float] = (),
+) -> RunMetrics:
+    """Aggregate a run's measured requests.
 
     D runs from the first ``t_send`` to the last ``t_end`` of the measured requests.
     RPS = completed / D; output throughput = sum(n_out) / D; total throughput =
@@ -216,120 +239,120 @@ def compute_run_metrics(
     Token sums and latency distributions cover completed requests; failures are counted
     beside them and as misses in goodput and SLO attainment.
     """
-    measured = [r for r in records if r.phase == "measure"]
-    done = [r for r in measured if r.ok]
-    failed = [r for r in measured if not r.ok]
-    if measured:
-        start = min(r.t_send_ns for r in measured)
-        end = max(r.t_end_ns for r in measured)
-        duration_s = max(end - start, 0) / 1e9
-    else:
-        duration_s = 0.0
-    per = tuple(request_metrics(r) for r in done)
+    n_sent = len(table)
+    done = table.ok
+    n_done = int(done.sum())
+    n_failed = n_sent - n_done
+    window: tuple[int, int] | None = None
+    duration_s = 0.0
+    if n_sent:
+        window = (int(table.t_send_ns.min()), int(table.t_end_ns.max()))
+        duration_s = max(window[1] - window[0], 0) / 1e9
+    cols = request_columns(table)
 
     def rate(x: float) -> float:
         return x / duration_s if duration_s > 0 else 0.0
 
-    sum_out = sum(r.n_out for r in done)
-    sum_in = sum(r.n_in or 0 for r in done)
-    sum_e2e_s = sum((m.e2e_ms or 0.0) for m in per) / 1e3
-    slo_report = evaluate_slo(slo, per, len(failed), duration_s) if slo is not None else None
+    n_in = cols.n_in
+    sum_out = int(cols.n_out.sum())
+    sum_in = int(n_in[n_in != MISSING].sum())
+    # Python's own float sum, term by term in record order, as the formula has always been.
+    sum_e2e_s = sum(np.where(np.isnan(cols.e2e_ms), 0.0, cols.e2e_ms).tolist()) / 1e3
+    slo_report = evaluate_slo(slo, cols, n_failed, duration_s) if slo is not None else None
 
-    sends = sorted(r.t_send_ns for r in measured)
+    sends = np.sort(table.t_send_ns)
     send_rate = (
-        (len(sends) - 1) / ((sends[-1] - sends[0]) / 1e9)
-        if len(sends) >= 2 and sends[-1] > sends[0]
+        (sends.size - 1) / ((int(sends[-1]) - int(sends[0])) / 1e9)
+        if sends.size >= 2 and sends[-1] > sends[0]
         else None
     )
     summary = Summary(
-        requests_sent=len(measured),
-        requests_completed=len(done),
-        requests_failed=len(failed),
+        requests_sent=n_sent,
+        requests_completed=n_done,
+        requests_failed=n_failed,
         duration_s=duration_s,
-        request_throughput_rps=rate(len(done)),
-        request_throughput_rpm=60.0 * rate(len(done)),
+        request_throughput_rps=rate(n_done),
+        request_throughput_rpm=60.0 * rate(n_done),
         output_token_throughput_tok_s=rate(sum_out),
         input_token_throughput_tok_s=rate(sum_in),
         total_token_throughput_tok_s=rate(sum_in + sum_out),
         achieved_concurrency=rate(sum_e2e_s),
         goodput_rps=slo_report.goodput_rps if slo_report else None,
         slo_attainment=slo_report.attainment if slo_report else None,
-        error_rate=len(failed) / len(measured) if measured else 0.0,
+        error_rate=n_failed / n_sent if n_sent else 0.0,
         target_concurrency=target_concurrency,
         target_rate_rps=target_rate_rps,
         achieved_send_rate_rps=send_rate if target_rate_rps is not None else None,
     )
 
-    def dist(values: Iterable[float | int | None]) -> Distribution:
-        return distribution((float(v) for v in values if v is not None), extra_percentiles)
+    def dist(values: npt.NDArray[np.float64]) -> Distribution:
+        return distribution(_present(values), extra_percentiles)
 
     dists = {
-        "ttft_ms": dist(m.ttft_ms for m in per),
-        "ttft_incl_queue_ms": dist(m.ttft_incl_queue_ms for m in per),
-        "tpot_ms": dist(m.tpot_ms for m in per),
-        "itl_ms": distribution(_joined(m.itl_ms for m in per), extra_percentiles),
-        "e2e_ms": dist(m.e2e_ms for m in per),
-        "inter_chunk_ms": distribution(_joined(m.inter_chunk_ms for m in per), extra_percentiles),
-        "queue_delay_ms": dist(m.queue_delay_ms for m in per),
-        "connect_ms": dist(m.connect_ms for m in per),
-        "input_tokens": dist(m.n_in for m in per),
-        "output_tokens": dist(m.n_out for m in per),
-        "prefill_tps": dist(m.prefill_tps for m in per),
-        "decode_tps": dist(m.decode_tps for m in per),
-        "request_tps": dist(m.request_tps for m in per),
+        "ttft_ms": dist(cols.ttft_ms),
+        "ttft_incl_queue_ms": dist(cols.ttft_incl_queue_ms),
+        "tpot_ms": dist(cols.tpot_ms),
+        "itl_ms": distribution(cols.itl_ms, extra_percentiles),
+        "e2e_ms": dist(cols.e2e_ms),
+        "inter_chunk_ms": distribution(cols.inter_chunk_ms, extra_percentiles),
+        "queue_delay_ms": dist(cols.queue_delay_ms),
+        "connect_ms": dist(cols.connect_ms),
+        "input_tokens": distribution(n_in[n_in != MISSING].astype(np.float64), extra_percentiles),
+        "output_tokens": distribution(cols.n_out.astype(np.float64), extra_percentiles),
+        "prefill_tps": dist(cols.prefill_tps),
+        "decode_tps": dist(cols.decode_tps),
+        "request_tps": dist(cols.request_tps),
     }
-    kinds = Counter(_error_label(r) for r in failed)
-    examples: dict[str, str] = {}
-    for r in failed:
-        examples.setdefault(_error_label(r), r.error_message or "")
-    sources = {
-        "n_in": dict(Counter(r.n_in_source or "none" for r in done)),
-        "n_out": dict(Counter(r.n_out_source for r in done)),
-        "chunk_tokens": dict(Counter(r.chunk_tokens_source for r in done)),
+    target = table.n_in_target[done]
+    compared = (target != MISSING) & (n_in != MISSING)
+    mismatched = compared & (n_in != target)
+    mismatch: dict[str, float | int] = {
+        "compared": int(compared.sum()),
+        "mismatched": int(mismatched.sum()),
     }
-    compared = [r for r in done if r.n_in_target is not None and r.n_in is not None]
-    mismatched = [r for r in compared if r.n_in != r.n_in_target]
-    mismatch: dict[str, float | int] = {"compared": len(compared), "mismatched": len(mismatched)}
-    counted = [r.n_in for r in done if r.n_in is not None and r.n_in_source == "server"]
-    if counted:  # what the server counted, sized by a tokenizer or not
-        mismatch["server_mean_input_tokens"] = float(np.mean(counted))
-    if mismatched:
-        diffs = [(r.n_in or 0) - (r.n_in_target or 0) for r in mismatched]
+    from_server = n_in[(n_in != MISSING) & table.n_in_from_server[done]]
+    if from_server.size:  # what the server counted, sized by a tokenizer or not
+        mismatch["server_mean_input_tokens"] = float(np.mean(from_server))
+    if mismatched.any():
+        diffs = n_in[mismatched] - target[mismatched]
         mismatch["mean_difference_tokens"] = float(np.mean(diffs))
-        mismatch["max_abs_difference_tokens"] = int(max(abs(d) for d in diffs))
-    server_pairs = [
-        (m.tpot_ms, float(r.server_timings["predicted_per_token_ms"]))
-        for m, r in zip(per, done, strict=True)
-        if r.server_timings
-        and isinstance(r.server_timings.get("predicted_per_token_ms"), int | float)
-    ]
-    server_tpot = dist(s for _c, s in server_pairs)
-    agreement = tpot_agreement([(c, s) for c, s in server_pairs if c is not None])
-    timed = [
-        (m, r.server_timings["prompt_ms"])
-        for m, r in zip(per, done, strict=True)
-        if r.server_timings
-        and isinstance(r.server_timings.get("prompt_ms"), int | float)
-        and m.ttft_ms is not None
-    ]
+        mismatch["max_abs_difference_tokens"] = int(np.abs(diffs).max())
+    server_tpot_all = table.server_tpot_ms[done]
+    reported = ~np.isnan(server_tpot_all)
+    server_tpot = server_tpot_all[reported]
+    client_tpot = cols.tpot_ms[reported]
+    both = ~np.isnan(client_tpot)
+    agreement = tpot_agreement(client_tpot[both], server_tpot[both])
+    prompt_ms_all = table.server_prompt_ms[done]
+    timed = ~np.isnan(prompt_ms_all) & ~np.isnan(cols.ttft_ms)
+    prompt_ms = prompt_ms_all[timed]
+    streamed_rows = table.n_chunks[done] >= 2
+    queue_less_connect = cols.queue_delay_ms - cols.connect_ms
     return RunMetrics(
-        server_prompt_ms=dist(ms for _m, ms in timed),
-        ttft_outside_prompt_ms=dist((m.ttft_ms or 0.0) - ms for m, ms in timed),
+        server_prompt_ms=distribution(prompt_ms, extra_percentiles),
+        ttft_outside_prompt_ms=distribution(cols.ttft_ms[timed] - prompt_ms, extra_percentiles),
         summary=summary,
         distributions=dists,
-        errors_by_kind=dict(kinds),
-        error_examples=examples,
-        token_sources=sources,
+        errors_by_kind=dict(table.errors_by_kind),
+        error_examples=dict(table.error_examples),
+        token_sources={k: dict(v) for k, v in table.token_sources.items()},
         input_tokens_mismatch=mismatch,
-        server_tpot_ms=server_tpot,
+        server_tpot_ms=distribution(server_tpot, extra_percentiles),
         server_tpot_agreement=agreement,
-        prompt_cache=prompt_cache_counts(done, [m.ttft_ms for m in per]),
-        shared_first=shared_first_stamps(done, dists["itl_ms"].p50),
-        peak_in_flight=peak_in_flight(measured),
-        not_streamed=sum(not r.streamed for r in done),
+        prompt_cache=prompt_cache_counts(n_in, table.n_cached[done], cols.ttft_ms),
+        shared_first=shared_first_stamps(
+            table.shared_tokens[done][streamed_rows],
+            table.shared_pace_ms[done][streamed_rows],
+            cols.n_out[streamed_rows],
+            dists["itl_ms"].p50,
+        ),
+        peak_in_flight=peak_in_flight(table.t_send_ns, table.t_end_ns),
+        not_streamed=int((~table.streamed[done]).sum()),
+        # max(x, 0.0) as Python takes it: x unless 0.0 is greater
         client_delay_p99_ms=distribution(
-            max(m.queue_delay_ms - m.connect_ms, 0.0) for m in per
+            np.where(queue_less_connect < 0.0, 0.0, queue_less_connect)
         ).p99,
         slo=slo_report,
-        per_request=per,
+        requests=cols,
+        window_ns=window,
     )

@@ -8,12 +8,10 @@ share is shown with every run and judged against what the workload asked for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from infermeter.records.schema import RequestRecord
+import numpy.typing as npt
 
 #: Cached share, above what the workload shares on purpose, at which a run is flattered.
 FLATTER_MARGIN = 0.10
@@ -43,27 +41,27 @@ class PromptCacheCounts:
 
 
 def prompt_cache_counts(
-    records: Sequence[RequestRecord], ttft_ms: Sequence[float | None]
+    n_in: npt.NDArray[np.int64], n_cached: npt.NDArray[np.int64], ttft_ms: npt.NDArray[np.float64]
 ) -> PromptCacheCounts:
-    """``records`` are completed requests and ``ttft_ms`` their TTFTs, in the same order.
+    """Over completed requests, in one order: prompt and cached tokens as the server counted
+    them (negative: not reported) and TTFTs (NaN: none).
     cached share = sum(n_cached) / sum(n_in) over requests whose server said both."""
-    counted = [
-        (min(r.n_cached or 0, r.n_in or 0), r.n_in or 0, t)
-        for r, t in zip(records, ttft_ms, strict=True)
-        if r.n_cached is not None and r.n_in
-    ]
-    hit = [t for c, n, t in counted if c >= HIT_SHARE * n]
-    miss = [t for c, n, t in counted if c <= MISS_SHARE * n]
-    hit_ttft = [t for t in hit if t is not None]
-    miss_ttft = [t for t in miss if t is not None]
+    counted = (n_cached >= 0) & (n_in > 0)
+    n = n_in[counted]
+    c = np.minimum(n_cached[counted], n)
+    t = ttft_ms[counted]
+    hit = c >= HIT_SHARE * n
+    miss = c <= MISS_SHARE * n
+    hit_ttft = t[hit & ~np.isnan(t)]
+    miss_ttft = t[miss & ~np.isnan(t)]
     return PromptCacheCounts(
-        requests_counted=len(counted),
-        prompt_tokens=sum(n for _c, n, _t in counted),
-        cached_tokens=sum(c for c, _n, _t in counted),
-        requests_hit=len(hit),
-        requests_miss=len(miss),
-        ttft_p50_hit_ms=float(np.median(hit_ttft)) if hit_ttft else None,
-        ttft_p50_miss_ms=float(np.median(miss_ttft)) if miss_ttft else None,
+        requests_counted=int(counted.sum()),
+        prompt_tokens=int(n.sum()),
+        cached_tokens=int(c.sum()),
+        requests_hit=int(hit.sum()),
+        requests_miss=int(miss.sum()),
+        ttft_p50_hit_ms=float(np.median(hit_ttft)) if hit_ttft.size else None,
+        ttft_p50_miss_ms=float(np.median(miss_ttft)) if miss_ttft.size else None,
     )
 
 

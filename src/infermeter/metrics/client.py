@@ -76,8 +76,8 @@ def not_streamed_warnings(not_streamed: int, completed: int) -> list[str]:
         return []
     return [
         f"{not_streamed} of {completed} requests were answered whole, not streamed (the "
-        "server ignored stream=true): their TTFT is their E2E, and they are left out of "
-        "TPOT and ITL; they are marked in records.jsonl (streamed: false)"
+        "server ignored stream=true): they count in E2E only, left out of TTFT, TPOT and "
+        "ITL; they are marked in records.jsonl (streamed: false)"
     ]
 
 

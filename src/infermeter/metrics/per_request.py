@@ -43,10 +43,13 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     - TTFT = t_first - t_send; TTFT incl. client queue = t_first - t_sched
     - client queue delay = t_send - t_sched
     - E2E = t_last - t_send
-    - TPOT = (t_last - t_first) / (n_out - 1), only for n_out >= 2 and a streamed answer
+    - TPOT = (t_last - t_first) / (n_out - 1), only for n_out >= 2
     - ITL: chunk i>0 gives (t_chunk[i] - t_chunk[i-1]) / k[i], counted k[i] times
     - inter-chunk = t_chunk[i] - t_chunk[i-1]
     - prefill TPS = n_in / TTFT, decode TPS = 1 / TPOT, per-request TPS = n_out / E2E
+
+    An answer sent whole, not streamed, has its E2E and per-request TPS only (spec section
+    7): its one arrival is no first token, and it has no time between tokens.
     """
     queue_ms = (r.t_send_ns - r.t_sched_ns) / _NS_PER_MS
     connect_ms = r.connect_ns / _NS_PER_MS
@@ -55,16 +58,19 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
             *(None, None, queue_ms, connect_ms, None, None, _NONE, _NONE),
             *(None, None, None, r.n_in, r.n_out),
         )
+    e2e = (r.t_last_ns - r.t_send_ns) / _NS_PER_MS
+    req_tps = r.n_out / (e2e / 1e3) if e2e > 0 else None
+    if not r.streamed:
+        return RequestMetrics(
+            *(None, None, queue_ms, connect_ms, e2e, None, _NONE, _NONE),
+            *(None, None, req_tps, r.n_in, r.n_out),
+        )
     ttft = (r.t_first_ns - r.t_send_ns) / _NS_PER_MS
     ttft_q = (r.t_first_ns - r.t_sched_ns) / _NS_PER_MS
-    e2e = (r.t_last_ns - r.t_send_ns) / _NS_PER_MS
-    # A whole answer sent at once tells nothing of the time between tokens.
-    per_token = r.streamed and r.n_out >= 2
-    tpot = (r.t_last_ns - r.t_first_ns) / _NS_PER_MS / (r.n_out - 1) if per_token else None
-    gaps, itl = _gaps(r) if r.streamed else (_NONE, _NONE)
+    tpot = (r.t_last_ns - r.t_first_ns) / _NS_PER_MS / (r.n_out - 1) if r.n_out >= 2 else None
+    gaps, itl = gaps_and_itl(r)
     prefill = r.n_in / (ttft / 1e3) if (r.n_in and ttft > 0) else None
     decode = 1e3 / tpot if (tpot is not None and tpot > 0) else None
-    req_tps = r.n_out / (e2e / 1e3) if e2e > 0 else None
     return RequestMetrics(
         ttft_ms=ttft,
         ttft_incl_queue_ms=ttft_q,
@@ -82,8 +88,9 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     )
 
 
-def _gaps(r: RequestRecord) -> tuple[FloatArray, FloatArray]:
-    """Chunk gaps, and each spread over the tokens of the chunk that ends it."""
+def gaps_and_itl(r: RequestRecord) -> tuple[FloatArray, FloatArray]:
+    """Chunk gaps, and each spread over the tokens of the chunk that ends it. Where every
+    chunk carried one token the ITL samples are the gaps: the same array is returned twice."""
     n = len(r.chunk_ns)
     if n < 2:
         return _NONE, _NONE
@@ -91,6 +98,8 @@ def _gaps(r: RequestRecord) -> tuple[FloatArray, FloatArray]:
     ks = np.ones(n - 1, dtype=np.int64)
     given = r.chunk_tokens[1:n]
     ks[: len(given)] = given
+    if (ks == 1).all():
+        return gaps, gaps
     keep = ks > 0
     itl = np.repeat(gaps[keep] / ks[keep], ks[keep])
     return gaps, itl

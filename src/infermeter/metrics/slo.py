@@ -9,15 +9,16 @@ of at most 300 ms; the run's measured p95 is reported beside it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from infermeter.errors import UsageError
+from infermeter.metrics.columns import RequestColumns
 from infermeter.metrics.per_request import RequestMetrics
 
-#: Per-request metrics an SLO may name, and the RequestMetrics attribute each reads.
+#: Per-request metrics an SLO may name, and the column (RequestMetrics attribute) each reads.
 SLO_METRICS: dict[str, str] = {
     "ttft_ms": "ttft_ms",
     "tpot_ms": "tpot_ms",
@@ -46,6 +47,14 @@ class SLOTerm:
             return self.metric == "tpot_ms" and m.ttft_ms is not None
         return bool(value <= self.threshold)
 
+    def met_by(self, cols: RequestColumns) -> npt.NDArray[np.bool_]:
+        """:meth:`met` for every request of ``cols`` at once."""
+        values: npt.NDArray[np.float64] = getattr(cols, SLO_METRICS[self.metric])
+        met = values <= self.threshold  # NaN (undefined) compares False
+        if self.metric == "tpot_ms":
+            met |= np.isnan(values) & ~np.isnan(cols.ttft_ms)
+        return met
+
 
 @dataclass(frozen=True, slots=True)
 class SLO:
@@ -53,6 +62,12 @@ class SLO:
 
     def met(self, m: RequestMetrics) -> bool:
         return all(t.met(m) for t in self.terms)
+
+    def met_by(self, cols: RequestColumns) -> npt.NDArray[np.bool_]:
+        met = np.ones(len(cols), dtype=bool)
+        for term in self.terms:
+            met &= term.met_by(cols)
+        return met
 
 
 def parse_slo(text: str) -> SLO:
@@ -111,22 +126,21 @@ class SLOReport:
 
 
 def evaluate_slo(
-    slo: SLO, completed: Sequence[RequestMetrics], n_failed: int, duration_s: float
+    slo: SLO, completed: RequestColumns, n_failed: int, duration_s: float
 ) -> SLOReport:
     """Goodput = requests meeting every term / D; attainment shares count failures as misses."""
     total = len(completed) + n_failed
-    meeting = sum(1 for m in completed if slo.met(m))
+    meeting = int(slo.met_by(completed).sum())
     verdicts: list[TermVerdict] = []
     for term in slo.terms:
-        ok = sum(1 for m in completed if term.met(m))
+        ok = int(term.met_by(completed).sum())
         attainment = ok / total if total else 0.0
         measured: float | None = None
         passed: bool | None = None
         if term.percentile is not None:
-            values = [
-                v for m in completed if (v := getattr(m, SLO_METRICS[term.metric])) is not None
-            ]
-            if values:
+            column: npt.NDArray[np.float64] = getattr(completed, SLO_METRICS[term.metric])
+            values = column[~np.isnan(column)]
+            if values.size:
                 measured = float(np.percentile(values, term.percentile))
             passed = total > 0 and attainment >= term.percentile / 100.0
         verdicts.append(

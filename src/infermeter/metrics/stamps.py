@@ -11,12 +11,12 @@ flatter the run) but are counted, and their error is estimated, in every summary
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from infermeter.records.schema import RequestRecord
+import numpy.typing as npt
 
 
 def first_stamp_shared(chunk_ns: Sequence[int], chunk_tokens: Sequence[int]) -> int:
@@ -32,13 +32,13 @@ def first_stamp_shared(chunk_ns: Sequence[int], chunk_tokens: Sequence[int]) -> 
     return shared
 
 
-def _pace_ms(r: RequestRecord, start: int) -> float | None:
+def pace_ms(chunk_ns: Sequence[int], chunk_tokens: Sequence[int], start: int) -> float | None:
     """Median time per token of the chunks from index ``start`` on (ITL samples)."""
     per: list[float] = []
-    for i in range(max(start, 1), len(r.chunk_ns)):
-        k = r.chunk_tokens[i] if i < len(r.chunk_tokens) else 1
+    for i in range(max(start, 1), len(chunk_ns)):
+        k = chunk_tokens[i] if i < len(chunk_tokens) else 1
         if k > 0:
-            per.append((r.chunk_ns[i] - r.chunk_ns[i - 1]) / 1e6 / k)
+            per.append((chunk_ns[i] - chunk_ns[i - 1]) / 1e6 / k)
     return float(np.median(per)) if per else None
 
 
@@ -68,32 +68,42 @@ class SharedFirstStamps:
         }
 
 
+def shared_first(chunk_ns: Sequence[int], chunk_tokens: Sequence[int]) -> tuple[int, float | None]:
+    """One stream's shared first stamp: the output tokens read under the first token's stamp,
+    and the stream's own pace (ms per token) after that read (None: nothing followed it)."""
+    k = first_stamp_shared(chunk_ns, chunk_tokens)
+    if not k:
+        return 0, None
+    # the chunks sharing the first stamp are 0..j-1; the stream's pace from chunk j on
+    j = next((i for i, t in enumerate(chunk_ns) if t != chunk_ns[0]), len(chunk_ns))
+    return k, pace_ms(chunk_ns, chunk_tokens, j) if j < len(chunk_ns) else None
+
+
 def shared_first_stamps(
-    done: Sequence[RequestRecord], run_itl_p50_ms: float | None
+    shared_tokens: npt.NDArray[np.int64],
+    pace: npt.NDArray[np.float64],
+    n_out: npt.NDArray[np.int64],
+    run_itl_p50_ms: float | None,
 ) -> SharedFirstStamps:
-    streamed = [r for r in done if len(r.chunk_ns) >= 2]
+    """Over the completed requests with two or more token chunks: each one's shared tokens
+    and pace (NaN: none) from :func:`shared_first`, and its output tokens."""
     late: list[float] = []
     tpot_low: list[float] = []
     tokens_max = 0
-    marked = 0
-    for r in streamed:
-        k = first_stamp_shared(r.chunk_ns, r.chunk_tokens)
-        if not k:
-            continue
-        marked += 1
+    marked = np.flatnonzero(shared_tokens)
+    for i in marked:
+        k = int(shared_tokens[i])
         tokens_max = max(tokens_max, k)
-        # the chunks sharing the first stamp are 0..j-1; the stream's pace from chunk j on
-        j = next((i for i, t in enumerate(r.chunk_ns) if t != r.chunk_ns[0]), len(r.chunk_ns))
-        pace = _pace_ms(r, j) if j < len(r.chunk_ns) else None
-        pace = pace if pace is not None else run_itl_p50_ms
-        if pace is None:
+        own = float(pace[i])
+        rate = run_itl_p50_ms if math.isnan(own) else own
+        if rate is None:
             continue
-        late.append(k * pace)
-        if r.n_out >= 2:
-            tpot_low.append(k * pace / (r.n_out - 1))
+        late.append(k * rate)
+        if n_out[i] >= 2:
+            tpot_low.append(k * rate / (int(n_out[i]) - 1))
     return SharedFirstStamps(
-        requests=marked,
-        of_requests=len(streamed),
+        requests=int(marked.size),
+        of_requests=int(shared_tokens.size),
         tokens_max=tokens_max,
         ttft_late_est_p50_ms=float(np.median(late)) if late else None,
         ttft_late_est_max_ms=max(late) if late else None,

@@ -362,7 +362,7 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
             Text(
                 f"answered whole, not streamed: {not_streamed:,} of "
                 f"{counted(int(results['summary']['requests_completed']), 'request')} "
-                "(left out of TPOT and ITL)",
+                "(in E2E only; left out of TTFT, TPOT and ITL)",
                 style="yellow",
             )
         )

@@ -6,6 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
+from infermeter.metrics.columns import RequestColumns
 from infermeter.records.rundir import TELEMETRY_FILE, read_telemetry
 from infermeter.records.schema import RequestRecord
 from infermeter.report.charts import (
@@ -61,6 +65,7 @@ from infermeter.report.html.page import (
 )
 from infermeter.report.html.series import (
     TelemetrySeries,
+    Values,
     cdf_points,
     histogram,
     inflight_series,
@@ -77,14 +82,14 @@ from infermeter.report.labels import DEFINITIONS, counted
 def render_run_html(run: Run) -> str:
     """The report of one run as a self-contained HTML page (never raises on missing data)."""
     samples = read_telemetry(Path(run.path) / TELEMETRY_FILE)
-    return run_page(run.results, run.records, samples, run.metrics.per_request)
+    return run_page(run.results, run.records, samples, run.metrics.requests)
 
 
 def run_page(
     results: dict[str, Any],
     records: Sequence[RequestRecord],
     samples: Sequence[dict[str, Any]],
-    per_request: Sequence[Any],
+    requests: RequestColumns,
 ) -> str:
     """The run report from its parts (pure): results.json, records, telemetry samples and
     the per-request metrics of the completed requests."""
@@ -96,7 +101,7 @@ def run_page(
     sections = [
         ("summary", "Summary", _summary(results)),
         ("verdicts", "Verdicts", _verdicts(results)),
-        ("distributions", "Distributions", _distributions(results, per_request)),
+        ("distributions", "Distributions", _distributions(results, requests)),
         ("timeline", "Timeline", _timeline(results, records, samples)),
     ]
     eff = (results.get("analysis") or {}).get("efficiency")
@@ -472,11 +477,11 @@ def _slo_limits(results: dict[str, Any], metric: str) -> list[float]:
 
 
 def distribution_panels(
-    name: str, values: Sequence[float], d: dict[str, Any], limits: Sequence[float] = ()
+    name: str, values: Values, d: dict[str, Any], limits: Sequence[float] = ()
 ) -> str:
     """Histogram and CDF of one latency metric with its p50/p90/p95/p99 marked."""
     title, label, unit_of_count = DIST_TITLES[name]
-    if not values:
+    if len(values) == 0:
         return _panel(title, _note("No completed requests: no values to show."), doc=name)
     edges, counts, beyond, cut = histogram(values, d.get("p50"), d.get("p99"))
     lo, hi = edges[0], edges[-1]
@@ -550,14 +555,16 @@ def distribution_panels(
     return _panel(title, inner, cap, name)
 
 
-def _distributions(results: dict[str, Any], per_request: Sequence[Any]) -> tuple[str, str | None]:
-    values: dict[str, list[float]] = {"ttft_ms": [], "tpot_ms": [], "itl_ms": [], "e2e_ms": []}
-    for m in per_request:
-        for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
-            v = getattr(m, key, None)
-            if v is not None:
-                values[key].append(float(v))
-        values["itl_ms"].extend(float(x) for x in getattr(m, "itl_ms", ()))
+def _distributions(results: dict[str, Any], requests: RequestColumns) -> tuple[str, str | None]:
+    def present(column: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return column[~np.isnan(column)]
+
+    values = {
+        "ttft_ms": present(requests.ttft_ms),
+        "tpot_ms": present(requests.tpot_ms),
+        "itl_ms": requests.itl_ms,
+        "e2e_ms": present(requests.e2e_ms),
+    }
     panels = [
         distribution_panels(name, values[name], _dist(results, name), _slo_limits(results, name))
         for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")

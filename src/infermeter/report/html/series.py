@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from infermeter.metrics.per_request import request_metrics
 from infermeter.records.schema import RequestRecord
@@ -25,12 +26,15 @@ from infermeter.report.html.page import (
     MAX_TOOLTIPS,
 )
 
+#: A metric's samples: a list, or a column of the run's metrics.
+Values = Sequence[float] | npt.NDArray[np.float64]
+
 # --------------------------------------------------------------------------------------
 # data for the charts (pure)
 
 
 def histogram(
-    values: Sequence[float], p50: float | None, p99: float | None, target_bins: int | None = None
+    values: Values, p50: float | None, p99: float | None, target_bins: int | None = None
 ) -> tuple[list[float], list[int], int, float]:
     """Nice-width bins over the values; a long tail beyond 1.5 × p99 is cut off the axis.
     About 2·n^(1/3) bins (the Rice rule), between 10 and 40, unless ``target_bins``.
@@ -58,7 +62,7 @@ def histogram(
 
 
 def cdf_points(
-    values: Sequence[float], max_points: int = CDF_POINTS
+    values: Values, max_points: int = CDF_POINTS
 ) -> tuple[list[tuple[float, float]], bool]:
     """The empirical CDF as (value, % of values ≤ it); exact steps for few values, else
     ``max_points`` quantiles. Returns (points, whether they are steps)."""
