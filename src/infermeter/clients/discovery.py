@@ -44,6 +44,11 @@ class ServerInfo:
     model: str = ""
     models: list[str] | None = None
     ctx_per_slot: int | None = None
+    #: The most tokens (prompt and output) one request may hold: llama.cpp's context per
+    #: slot, vLLM's ``max_model_len``; None where the server does not say.
+    context_limit: int | None = None
+    #: Where ``context_limit`` comes from, in the server's own words.
+    context_source: str | None = None
     slots: int | None = None
     tokenize_style: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +60,7 @@ class ServerInfo:
             "model": self.model,
             "models": self.models,
             "ctx_per_slot": self.ctx_per_slot,
+            "context_limit": self.context_limit,
             "slots": self.slots,
             "details": self.details,
         }
@@ -153,12 +159,18 @@ async def discover(transport: HttpTransport, url: str, model: str | None) -> Ser
         raise ServerError(
             f"{url} refused the credentials (HTTP {status}); check --api-key or OPENAI_API_KEY"
         )
+    limits: dict[str, int] = {}
     if status == 200 and isinstance(body, dict) and isinstance(body.get("data"), list):
         info.models = [str(m.get("id")) for m in body["data"] if isinstance(m, dict)]
         for m in body["data"]:
             meta = m.get("meta") if isinstance(m, dict) else None
             if isinstance(meta, dict):
                 info.details["model_meta"] = meta
+        limits = {
+            str(m["id"]): m["max_model_len"]
+            for m in body["data"]
+            if isinstance(m, dict) and type(m.get("max_model_len")) is int
+        }
     elif status >= 500:
         raise ServerError(f"{base}/models answered HTTP {status}; is the server healthy?")
     elif status == 429:
@@ -178,6 +190,8 @@ async def discover(transport: HttpTransport, url: str, model: str | None) -> Ser
             f"--model {model!r} is not served at {url}; it serves: {', '.join(info.models)}"
         )
     info.model = model
+    if model in limits:
+        info.context_limit, info.context_source = limits[model], "max_model_len"
     await _identify(transport, info)
     return info
 
@@ -192,6 +206,7 @@ async def _identify(transport: HttpTransport, info: ServerInfo) -> None:
             gen = props.get("default_generation_settings") or {}
             if isinstance(gen.get("n_ctx"), int):
                 info.ctx_per_slot = gen["n_ctx"]
+                info.context_limit, info.context_source = gen["n_ctx"], "context per slot"
             if isinstance(props.get("total_slots"), int):
                 info.slots = props["total_slots"]
             info.details["build_info"] = props.get("build_info")

@@ -161,6 +161,8 @@ class HFInProcess:
             kind="transformers",
             model=self.path.name,
             ctx_per_slot=getattr(cfg, "max_position_embeddings", None),
+            context_limit=getattr(cfg, "max_position_embeddings", None),
+            context_source="max_position_embeddings",
             slots=self.options.max_batch,
             details=self.memory(),
         )

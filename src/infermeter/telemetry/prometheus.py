@@ -10,22 +10,46 @@ from typing import Any
 
 import orjson
 
-#: Standard name -> metric family names to look for, per engine, first found wins.
+#: Standard name -> metric family names to look for, per engine, first found wins; a name may
+#: pick one label's series (``family{label=value}``), else every label set is summed.
 #: Gauges give their value; counters their running total; histograms their sum and count
 #: (so a window's mean is Δsum / Δcount).
 MAPPINGS: dict[str, dict[str, tuple[str, ...]]] = {
     "vllm": {
         "requests_running": ("vllm:num_requests_running",),
         "requests_waiting": ("vllm:num_requests_waiting",),
+        # Why requests wait (0.3x on): no KV-cache room, or deferred by the scheduler.
+        "requests_waiting_capacity": ("vllm:num_requests_waiting_by_reason{reason=capacity}",),
+        "requests_waiting_deferred": ("vllm:num_requests_waiting_by_reason{reason=deferred}",),
         "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
         "prefix_cache_queries": ("vllm:prefix_cache_queries", "vllm:gpu_prefix_cache_queries"),
         "prefix_cache_hits": ("vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits"),
         "prompt_tokens": ("vllm:prompt_tokens",),
+        "prompt_tokens_cached": ("vllm:prompt_tokens_cached",),
         "generation_tokens": ("vllm:generation_tokens",),
+        "preemptions": ("vllm:num_preemptions",),
+        "finished_length": ("vllm:request_success{finished_reason=length}",),
+        "finished_stop": ("vllm:request_success{finished_reason=stop}",),
+        "finished_abort": ("vllm:request_success{finished_reason=abort}",),
+        "finished_error": ("vllm:request_success{finished_reason=error}",),
         "ttft_seconds": ("vllm:time_to_first_token_seconds",),
-        "tpot_seconds": ("vllm:time_per_output_token_seconds", "vllm:inter_token_latency_seconds"),
+        # Per-request TPOT (the spec's); older servers only had per-token gaps.
+        "tpot_seconds": (
+            "vllm:request_time_per_output_token_seconds",
+            "vllm:time_per_output_token_seconds",
+            "vllm:inter_token_latency_seconds",
+        ),
+        "itl_seconds": ("vllm:inter_token_latency_seconds",),
         "e2e_seconds": ("vllm:e2e_request_latency_seconds",),
         "queue_seconds": ("vllm:request_queue_time_seconds",),
+        "prefill_seconds": ("vllm:request_prefill_time_seconds",),
+        "decode_seconds": ("vllm:request_decode_time_seconds",),
+        "inference_seconds": ("vllm:request_inference_time_seconds",),
+        # Tokens per engine step (prefill and decode together): how full the batches ran.
+        "iteration_tokens": ("vllm:iteration_tokens_total",),
+        # vLLM's own estimates of the work done (zero on CPU): its MFU and MBU numerators.
+        "estimated_flops": ("vllm:estimated_flops_per_gpu",),
+        "estimated_read_bytes": ("vllm:estimated_read_bytes_per_gpu",),
     },
     "sglang": {
         "requests_running": ("sglang:num_running_reqs",),
@@ -57,6 +81,11 @@ MAPPINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "prompt_tokens": ("llamacpp:prompt_tokens",),
         "generation_tokens": ("llamacpp:tokens_predicted",),
     },
+}
+
+#: Info series (a gauge of 1 whose labels are the facts), per engine: kept as label maps.
+INFO_FAMILIES: dict[str, dict[str, str]] = {
+    "vllm": {"cache_config": "vllm:cache_config_info"},
 }
 
 MAX_RAW_SERIES = 2000
@@ -93,14 +122,30 @@ def _sum(samples: list[tuple[str, dict[str, str], float]], suffix: str = "") -> 
     return sum(values) if values else None
 
 
+def _selector(name: str) -> tuple[str, tuple[str, str] | None]:
+    """``family{label=value}`` → (family, (label, value)); a bare name selects every series."""
+    if not name.endswith("}") or "{" not in name:
+        return name, None
+    family, _, rest = name[:-1].partition("{")
+    label, _, value = rest.partition("=")
+    return family, (label, value)
+
+
 def map_families(families: dict[str, Any], kind: str) -> dict[str, float]:
     """The engine's series in the standard vocabulary (absent ones are left out)."""
     mapped: dict[str, float] = {}
     for std, names in MAPPINGS.get(kind, {}).items():
         for name in names:
-            fam = families.get(name)
+            family, only = _selector(name)
+            fam = families.get(family)
             if fam is None:
                 continue
+            samples = fam["samples"]
+            if only is not None:
+                samples = [x for x in samples if x[1].get(only[0]) == only[1]]
+                if not samples:
+                    continue
+            fam = {"type": fam["type"], "samples": samples}
             if fam["type"] == "histogram":
                 s = _sum(fam["samples"], "_sum")
                 c = _sum(fam["samples"], "_count")
@@ -108,7 +153,10 @@ def map_families(families: dict[str, Any], kind: str) -> dict[str, float]:
                     mapped[f"{std}_sum"] = s
                     mapped[f"{std}_count"] = c
             elif fam["type"] == "counter":
-                v = _sum(fam["samples"], "_total") or _sum(fam["samples"])
+                # A zero total is a value; only a counter without _total samples is summed.
+                v = _sum(fam["samples"], "_total")
+                if v is None:
+                    v = _sum(fam["samples"])
                 if v is not None:
                     mapped[std] = v
             else:
@@ -117,6 +165,16 @@ def map_families(families: dict[str, Any], kind: str) -> dict[str, float]:
                     mapped[std] = v
             break
     return mapped
+
+
+def info_labels(families: dict[str, Any], kind: str) -> dict[str, dict[str, str]]:
+    """The engine's info series as label maps (the first series of each)."""
+    out: dict[str, dict[str, str]] = {}
+    for key, family in INFO_FAMILIES.get(kind, {}).items():
+        fam = families.get(family)
+        if fam and fam["samples"]:
+            out[key] = dict(fam["samples"][0][1])
+    return out
 
 
 def slot_use(table: list[Any]) -> dict[str, int]:
@@ -192,6 +250,8 @@ class PrometheusSampler:
     def sample(self) -> dict[str, Any]:
         families = parse_exposition(self._fetch())
         out: dict[str, Any] = {"kind": self.kind, "mapped": map_families(families, self.kind)}
+        if info := info_labels(families, self.kind):
+            out["info"] = info
         if self.kind == "llama.cpp" and self.slots_url is not None:
             slots = self._slots()
             if slots is not None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from infermeter.errors import UsageError
+from infermeter.records.rundir import RUN_FILE, read_run_meta
 from infermeter.report.charts import (
     BLUE,
     GREEN,
@@ -82,7 +83,37 @@ def point_links(sweep_dir: Path, sweep: dict[str, Any]) -> dict[int, str]:
 def render_sweep_html(sweep_dir: Path) -> str:
     """The report of a sweep (or capacity search) directory as one HTML page."""
     sweep = load_sweep(Path(sweep_dir))
-    return sweep_page(sweep, point_links(Path(sweep_dir), sweep), name=Path(sweep_dir).name)
+    return sweep_page(
+        sweep,
+        point_links(Path(sweep_dir), sweep),
+        name=Path(sweep_dir).name,
+        server=_first_server(Path(sweep_dir), sweep),
+    )
+
+
+def _first_server(sweep_dir: Path, sweep: dict[str, Any]) -> dict[str, Any] | None:
+    """What the first measured point talked to (its run.json), to name it on the page."""
+    for p in sweep.get("points") or []:
+        if not isinstance(p, dict) or not p.get("dir"):
+            continue
+        try:
+            server = read_run_meta(sweep_dir / str(p["dir"]) / RUN_FILE).get("server")
+        except (OSError, UsageError):
+            continue
+        if isinstance(server, dict):
+            return server
+    return None
+
+
+def server_words(server: dict[str, Any] | None) -> str:
+    """``tiny on vllm 0.32.0``: the model and the kind of server (and its version)."""
+    if not server:
+        return ""
+    kind = str(server.get("kind") or "server")
+    version = (server.get("details") or {}).get("version")
+    return f"{server.get('model') or 'unknown model'} on {kind}" + (
+        f" {version}" if isinstance(version, str) else ""
+    )
 
 
 def _pv(p: dict[str, Any], variable: str) -> float | None:
@@ -450,8 +481,14 @@ def sweep_table(sweep: dict[str, Any], links: dict[int, str]) -> str:
     return _table(head, rows, classes)
 
 
-def sweep_page(sweep: dict[str, Any], links: dict[int, str], name: str = "") -> str:
-    """The sweep report from its sweep.json (pure): table, curves, SLA region, capacity."""
+def sweep_page(
+    sweep: dict[str, Any],
+    links: dict[int, str],
+    name: str = "",
+    server: dict[str, Any] | None = None,
+) -> str:
+    """The sweep report from its sweep.json (pure): table, curves, SLA region, capacity.
+    ``server``: what the points talked to (a run.json's ``server``), named on the page."""
     variable = str(sweep.get("variable") or "concurrency")
     kind = str(sweep.get("kind") or "sweep")
     points = [p for p in sweep.get("points") or [] if isinstance(p, dict)]
@@ -464,6 +501,7 @@ def sweep_page(sweep: dict[str, Any], links: dict[int, str], name: str = "") -> 
             "kind",
             esc("capacity search" if kind == "search" else "sweep") + f" over {esc(variable)}",
         ),
+        *((("server", esc(server_words(server))),) if server else ()),
         ("started", _date(sweep.get("started_at"))),
         ("points", f"{len(points)}"),
         (
