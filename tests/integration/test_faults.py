@@ -163,7 +163,22 @@ def test_input_longer_than_the_context(llama_server, tmp_path: Path) -> None:
         str(tmp_path / "r"),
     )
     assert res.returncode == 2
-    assert "context is 1024 tokens per slot" in one_line_error(res.stderr)
+    assert "context is 1024 tokens (context per slot)" in one_line_error(res.stderr)
+
+
+def test_dataset_prompts_longer_than_the_context(llama_server, tmp_path: Path) -> None:
+    """Sized by the server's own count before any load: none can fit, so none is sent."""
+    data = tmp_path / "long.jsonl"
+    row = {"prompt": "the river runs north " * 300, "max_tokens": 16}
+    data.write_text(json.dumps(row) + "\n" + json.dumps({"prompt": "short", "max_tokens": 8}))
+    res = run_cli(
+        "bench", "--url", llama_server.url, "-c", "1", "-n", "4", "--dataset", str(data),
+        "--out", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    message = one_line_error(res.stderr)
+    assert "need more tokens" in message and "context of 1024 tokens" in message
+    assert not (tmp_path / "r" / "records.jsonl").exists()
 
 
 def test_secrets_never_reach_disk_or_output(emulator, tmp_path: Path) -> None:

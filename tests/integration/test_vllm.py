@@ -1,19 +1,28 @@
 """Against the real vLLM (its CPU build, serving the tiny model): the engine most users measure.
 
 One server for the module (it takes about a minute to start); the test that kills it runs
-last. Numbers vLLM keeps of its own are read from its /metrics before and after a run.
+last, and one more starts and stops its own through the CLI. Numbers vLLM keeps of its own are read from its /metrics before and after a run.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, start_cli, wait_for_records
+from conftest import (
+    alive,
+    descendants,
+    free_port,
+    run_cli,
+    start_cli,
+    wait_for_records,
+    wait_listening,
+)
 from infermeter.api import load_run, run_benchmark
 from infermeter.config import BenchConfig
 from infermeter.records.reader import read_records
@@ -140,6 +149,29 @@ def test_sweep_and_capacity_search(vllm_server, tmp_path: Path) -> None:
     cap = search["capacity"]
     assert search["kind"] == "search" and cap["value"] == 8 and not cap["bounded_above"]
     assert [p["concurrency"] for p in search["points"]] == [1, 2, 4, 8]
+
+
+def test_engine_serve_stops_vllm_and_all_its_processes(vllm_server) -> None:
+    """``engine serve --engine vllm`` (installed by now: the module's server uses the same
+    cache). SIGTERM: exit 143 and no process of vLLM's left; SIGKILL of the parent: its
+    server goes too (it gets SIGTERM and stops its engine core)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        port = free_port()
+        proc = start_cli(
+            ["engine", "serve", "--engine", "vllm", "--shape", "tiny", "--port", str(port),
+             "--ctx", "512"]
+        )  # fmt: skip
+        wait_listening(port, proc, timeout_s=600)
+        kids = descendants(proc.pid)
+        assert len(kids) >= 3, kids  # API server, engine core, worker
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 143 and "Traceback" not in (proc.stderr.read() or "")
+        deadline = time.monotonic() + 60
+        while alive(kids) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not alive(kids), alive(kids)
 
 
 def test_a_killed_server_mid_run_keeps_every_finished_record(vllm_server, tmp_path: Path) -> None:

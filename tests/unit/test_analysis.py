@@ -196,3 +196,57 @@ def test_loop_lag_warning_says_what_it_means_for_each_stamp_source() -> None:
     assert "12.0 ms late" in late and "may be late by as much" in late
     assert "12.0 ms late" in kernel and "kernel's receive time" in kernel
     assert client_warnings([{**worker, "loop_lag_p99_ms": 1.0}], None) == []
+
+
+def test_preemptions_and_requests_held_for_kv_room_are_findings() -> None:
+    r = results()
+    r["telemetry"]["server"].update(
+        {"preemptions": 12.0, "requests_waiting_capacity": {"mean": 1.0, "max": 3.0}}
+    )
+    (f,) = [x for x in diagnose(r, None) if x["rule"] == "kv_cache_pressure"]
+    assert f["severity"] == "high" and "preempted 12 running requests" in f["message"]
+    assert f["evidence"] == {
+        "preemptions": 12.0,
+        "waiting_for_kv_max": 3.0,
+        "kv_cache_usage_max": 0.6,
+    }
+    r["telemetry"]["server"]["preemptions"] = 0.0
+    (f,) = [x for x in diagnose(r, None) if x["rule"] == "kv_cache_pressure"]
+    assert f["severity"] == "medium" and "preempted" not in f["message"]
+    r["telemetry"]["server"]["requests_waiting_capacity"] = {"mean": 0.0, "max": 0.0}
+    assert "kv_cache_pressure" not in rules(r)
+
+
+def test_ttft_outside_vllms_own_clock_is_named() -> None:
+    r = results()  # client TTFT mean 150 ms
+    r["telemetry"]["server"].update({"kind": "vllm", "ttft_mean_ms": 40.0})
+    (f,) = [x for x in diagnose(r, None) if x["rule"] == "ttft_outside_server"]
+    assert f["message"].startswith("110 ms of the mean TTFT (150 ms)")
+    r["telemetry"]["server"]["ttft_mean_ms"] = 130.0  # within 20 ms: nothing to say
+    assert "ttft_outside_server" not in rules(r)
+    r["telemetry"]["server"].update({"kind": "sglang", "ttft_mean_ms": 40.0})
+    assert "ttft_outside_server" not in rules(r)  # whose clock starts where is vLLM's here
+
+
+def test_the_servers_own_mfu_and_mbu_stand_beside_ours() -> None:
+    from infermeter.analysis.efficiency import efficiency
+    from infermeter.theory import Deployment, get_hardware, resolve_model
+
+    d = Deployment(resolve_model("llama-2-7b"), get_hardware("h100"))
+    res = {
+        "summary": {"achieved_concurrency": 4.0, "output_token_throughput_tok_s": 100.0},
+        "distributions": {
+            "input_tokens": {"mean": 512.0},
+            "output_tokens": {"mean": 128.0},
+            "tpot_ms": {"mean": 20.0},
+            "ttft_ms": {"p50": 50.0},
+        },
+        "telemetry": {"server": {"estimated_flops_per_s": 0.1 * d.peak_flops,
+                                 "estimated_read_bytes_per_s": 0.5 * d.bandwidth}},
+    }  # fmt: skip
+    eff = efficiency(res, d)
+    assert eff is not None
+    assert eff["server_mfu"] == pytest.approx(0.1) and eff["server_mbu"] == pytest.approx(0.5)
+    res["telemetry"]["server"] = {"estimated_flops_per_s": 0.0}  # vLLM on CPU counts none
+    eff = efficiency(res, d)
+    assert eff is not None and "server_mfu" not in eff and "server_mbu" not in eff

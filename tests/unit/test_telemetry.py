@@ -246,3 +246,39 @@ def test_a_loopback_server_not_started_here_is_found_by_its_port() -> None:
         os.kill(pid, signal.SIGKILL)
     assert s["local_server_cpu_percent"] > 30, s
     assert s["client_cpu_percent"] < s["local_server_cpu_percent"] / 2, s
+
+
+#: A server process that starts its worker with an environment of its own, as a process that
+#: renames itself (vLLM's engine core: setproctitle overwrites the environment block) reads.
+_SPAWN_CLEAN_WORKER = (
+    "import os, subprocess, sys\n"
+    "env = {k: v for k, v in os.environ.items() if not k.startswith('INFERMETER')}\n"
+    "p = subprocess.Popen([sys.executable, '-c', sys.argv[1]], env=env)\n"
+    "p.wait()\n"
+)
+
+
+def test_an_engines_own_children_are_the_server_whatever_their_environment() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from infermeter.telemetry.host import HostSampler, engine_env
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SPAWN_CLEAN_WORKER, _SPIN], env=engine_env(), start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not psutil.Process(server.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the worker exists before the first sample sees the tree
+        s = _measure(HostSampler(client_pid=os.getpid()))
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    assert s["local_server_cpu_percent"] > 30, s
+    assert s["client_cpu_percent"] < s["local_server_cpu_percent"] / 2, s

@@ -79,7 +79,8 @@ def test_failed_installs_say_why(tmp_path: Path) -> None:
         "ERROR: Could not find a version that satisfies the requirement torch==2.13.0+cpu\n"
         "ERROR: No matching distribution found for torch==2.13.0+cpu\n"
     )
-    assert "--extra-index-url=https://download.pytorch.org/whl/cpu" in _install_failure(log)
+    assert "no CPU build of torch" in _install_failure(log)
+    assert "https://download.pytorch.org/whl/cpu" in _install_failure(log)
 
 
 def test_no_disk_for_the_environment_is_refused_before_pip(

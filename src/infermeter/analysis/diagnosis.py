@@ -26,6 +26,10 @@ OTHER_CORES = 0.5
 #: this many milliseconds, before it is a finding.
 OUTSIDE_PROMPT_X = 3.0
 OUTSIDE_PROMPT_MS = 50.0
+#: Client TTFT over the server's own TTFT (vLLM), as a multiple and in milliseconds, before
+#: the front end is a finding.
+FRONTEND_X = 1.5
+FRONTEND_MS = 20.0
 
 
 def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -122,6 +126,7 @@ def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[s
                 },
             }
         )
+    findings.extend(_server_scheduling(results, server, kv_max))
     slots = server.get("slots") or {}
     if (
         slots
@@ -188,6 +193,65 @@ def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[s
             }
         )
     return findings
+
+
+def _server_scheduling(
+    results: dict[str, Any], server: dict[str, Any], kv_max: float | None
+) -> list[dict[str, Any]]:
+    """What the server's own counters say of its scheduling: preemptions and requests held
+    back for KV-cache room, and TTFT that passes outside its own clock (vLLM)."""
+    out: list[dict[str, Any]] = []
+    preempted = server.get("preemptions") or 0
+    waiting_kv = (server.get("requests_waiting_capacity") or {}).get("max") or 0
+    if preempted or waiting_kv:
+        what = []
+        if preempted:
+            what.append(
+                f"preempted {preempted:,.0f} running requests (their work is done again, "
+                "inside their TTFT and TPOT)"
+            )
+        if waiting_kv:
+            what.append(f"held up to {waiting_kv:,.0f} requests back for want of room")
+        out.append(
+            {
+                "rule": "kv_cache_pressure",
+                "severity": "high" if preempted else "medium",
+                "message": "the server ran out of KV-cache room: it "
+                + " and ".join(what)
+                + ". Give the KV cache more memory (vLLM: --gpu-memory-utilization, "
+                "VLLM_CPU_KVCACHE_SPACE on CPU, --kv-cache-dtype fp8), lower --max-num-seqs, "
+                "or send shorter contexts",
+                "evidence": _present(
+                    {
+                        "preemptions": preempted or None,
+                        "waiting_for_kv_max": waiting_kv or None,
+                        "kv_cache_usage_max": kv_max,
+                    }
+                ),
+            }
+        )
+    own = server.get("ttft_mean_ms")
+    client = results["distributions"]["ttft_ms"].get("mean")
+    if (
+        server.get("kind") == "vllm"
+        and own
+        and client
+        and client - own >= FRONTEND_MS
+        and client >= FRONTEND_X * own
+    ):
+        out.append(
+            {
+                "rule": "ttft_outside_server",
+                "severity": "medium",
+                "message": f"{client - own:,.0f} ms of the mean TTFT ({client:,.0f} ms) passes "
+                f"outside the server's own clock ({own:,.0f} ms from a request's arrival to its "
+                "first token, by its /metrics): in its HTTP front end, tokenization and "
+                "streaming, or on the network. Give its API server CPU (vLLM: "
+                "--api-server-count, a less busy host) or measure nearer to it",
+                "evidence": {"ttft_mean_ms": client, "server_ttft_mean_ms": own},
+            }
+        )
+    return out
 
 
 def _present(evidence: dict[str, Any]) -> dict[str, Any]:

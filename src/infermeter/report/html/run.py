@@ -104,6 +104,9 @@ def run_page(
         ("distributions", "Distributions", _distributions(results, requests)),
         ("timeline", "Timeline", _timeline(results, records, samples)),
     ]
+    server_view = _server_view(results)
+    if server_view is not None:
+        sections.append(("server", "The server's own view", server_view))
     eff = (results.get("analysis") or {}).get("efficiency")
     if eff:
         sections.append(("speed-of-light", "Speed of light", _speed_of_light(eff, results)))
@@ -244,6 +247,75 @@ def _summary(results: dict[str, Any]) -> tuple[str, str | None]:
     if not sent:
         body += _note("No measured requests in this run: nothing to summarise.")
     return body, "aggregates"
+
+
+#: Per-request times the server keeps of its own, and the client's figure beside each.
+_SERVER_TIMES = (
+    ("queue_mean_ms", "queue (arrival to scheduled)", None),
+    ("prefill_mean_ms", "prefill (scheduled to first token)", None),
+    ("decode_mean_ms", "decode (first to last token)", None),
+    ("ttft_mean_ms", "TTFT", "ttft_ms"),
+    ("tpot_mean_ms", "TPOT", "tpot_ms"),
+    ("e2e_mean_ms", "E2E", "e2e_ms"),
+)
+
+
+def _server_view(results: dict[str, Any]) -> tuple[str, str | None] | None:
+    """The server's own per-request times and scheduling events over the measured window
+    (vLLM's /metrics), beside the client's: where they part is the front end or the network."""
+    srv = (results.get("telemetry") or {}).get("server") or {}
+    rows = [
+        [
+            esc(label),
+            _ms(srv[key]),
+            _ms(_dist(results, client).get("mean")) if client else "–",
+        ]
+        for key, label, client in _SERVER_TIMES
+        if srv.get(key) is not None
+    ]
+    if not rows:
+        return None
+    facts: list[tuple[str, str]] = []
+    if srv.get("preemptions") is not None:
+        facts.append(("preemptions", f"{srv['preemptions']:,.0f}"))
+    waiting_kv = (srv.get("requests_waiting_capacity") or {}).get("max")
+    if waiting_kv is not None:
+        facts.append(("waiting for KV-cache room", f"at most {waiting_kv:,.0f}"))
+    if srv.get("tokens_per_step_mean") is not None:
+        facts.append(("tokens per engine step", f"{srv['tokens_per_step_mean']:,.1f} mean"))
+    cache = (srv.get("info") or {}).get("cache_config") or {}
+    if cache.get("kv_cache_size_tokens"):
+        facts.append(
+            (
+                "KV cache",
+                f"{_count_text(cache['kv_cache_size_tokens'])} tokens in blocks of "
+                f"{esc(cache.get('block_size', '?'))}; prefix caching "
+                f"{'on' if cache.get('enable_prefix_caching') == 'True' else 'off'}",
+            )
+        )
+    eff = (results.get("analysis") or {}).get("efficiency") or {}
+    for key, label in (
+        ("server_mbu", "MBU by its own count"),
+        ("server_mfu", "MFU by its own count"),
+    ):
+        if eff.get(key) is not None:
+            facts.append((label, _pct(eff[key])))
+    table = _table(["mean per request", "by the server", "by infermeter"], rows)
+    cap = (
+        "Means over the requests the server finished inside the measured window, from its "
+        f"/metrics ({esc(str(srv.get('kind') or 'server'))}). Its clock starts when a request "
+        "reaches it and stops at the last token made: the difference to infermeter's is the "
+        "front end, the stream's writes and the network."
+    )
+    return _meta(facts) + table + f'<p class="cap">{cap}</p>', "server_metrics"
+
+
+def _count_text(value: object) -> str:
+    """A count from a label (text), with thousands separators where it is a number."""
+    try:
+        return f"{int(str(value)):,}"
+    except ValueError:
+        return esc(str(value))
 
 
 def _slo_table(slo: dict[str, Any]) -> str:
