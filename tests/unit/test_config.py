@@ -43,7 +43,7 @@ def test_secrets_are_not_in_the_public_dict() -> None:
 
 
 def test_prompt_pool_size_follows_what_ends_the_run() -> None:
-    from infermeter.api import _pool_size
+    from infermeter.run.benchmark import _pool_size
 
     def pool(**kw: object) -> int:
         return _pool_size(BenchConfig.build(url="http://127.0.0.1:8000", **kw))

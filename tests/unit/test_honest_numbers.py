@@ -90,7 +90,7 @@ def test_cached_share_from_the_servers_counts_and_its_verdict() -> None:
 
 
 def test_a_flattered_run_warns_and_gets_a_finding() -> None:
-    from infermeter.report.results import build_results
+    from infermeter.results.build import build_results
 
     recs = [rec(i, [3, 4, 5], n_cached=100) for i in range(4)]
     meta = {"config": {"concurrency": 1}, "workload": {"kind": "synthetic"}}
@@ -153,7 +153,7 @@ def test_peak_in_flight_from_the_records() -> None:
 
 
 def test_queue_delay_warning_stays_when_the_cap_was_not_reached() -> None:
-    from infermeter.report.results import build_results
+    from infermeter.results.build import build_results
 
     # due at 0, sent 20 ms late, while only one request was in flight (cap 8)
     recs = [

@@ -51,7 +51,7 @@ from infermeter.report.html import (
     telemetry_series,
     throughput_series,
 )
-from infermeter.report.results import build_results
+from infermeter.results.build import build_results
 
 ROOT = Path(__file__).resolve().parents[2]
 EVIL = "<script>alert('x')</script>\"&'<img src=x onerror=alert(1)>"

@@ -15,8 +15,8 @@ from conftest import run_cli
 from infermeter.api import load_run
 from infermeter.report.formats import to_markdown
 from infermeter.report.html.run import _evidence
-from infermeter.report.labels import counted
 from infermeter.report.terminal import print_summary, sla_verdict
+from infermeter.text import counted
 
 
 @pytest.fixture(scope="module")

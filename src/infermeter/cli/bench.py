@@ -12,7 +12,7 @@ from infermeter.api import Run, run_benchmark
 from infermeter.cli.common import err_console, fail, interrupted_exit, print_error
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
-from infermeter.report.labels import counted
+from infermeter.text import counted
 
 
 def _headers(values: list[str]) -> dict[str, str]:

@@ -11,6 +11,12 @@ import typer
 from infermeter.api import Run, load_run
 from infermeter.cli.common import err_console, fail, out_console
 from infermeter.errors import UsageError
+from infermeter.records.rundir import (
+    SWEEP_FILE,
+    is_run_dir,
+    is_sweep_dir,
+    read_sweep_index,
+)
 from infermeter.report.compare import (
     build_comparison,
     comparison_notes,
@@ -18,7 +24,6 @@ from infermeter.report.compare import (
     render_comparison_table,
 )
 from infermeter.report.formats import to_json
-from infermeter.sweeps import SWEEP_FILE, is_sweep, load_sweep
 
 FORMATS = ("table", "md", "json", "html")
 
@@ -43,17 +48,17 @@ class Target:
 
 def load_target(path: Path) -> Target:
     """Load a run directory, or a sweep directory (``sweep.json`` and its points' runs)."""
-    if is_sweep(path):
+    if is_sweep_dir(path):
         return _load_sweep(path)
     if not path.is_dir():
         raise UsageError(f"{path}: no such directory")
-    if not (path / "run.json").exists():
+    if not is_run_dir(path):
         raise UsageError(f"{path} holds neither a run (run.json) nor a sweep ({SWEEP_FILE})")
     return Target(path, run=load_run(path))
 
 
 def _load_sweep(path: Path) -> Target:
-    sweep = load_sweep(path)
+    sweep = read_sweep_index(path)
     if not isinstance(sweep.get("points"), list):
         raise UsageError(f"{path / SWEEP_FILE} is not an infermeter sweep (no points)")
     sweep["path"] = str(path)
@@ -61,7 +66,7 @@ def _load_sweep(path: Path) -> Target:
     for point in sweep["points"]:
         point_dir = path / str(point.get("dir", ""))
         # A point cut short before its run started has no run directory.
-        run = load_run(point_dir) if (point_dir / "run.json").exists() else None
+        run = load_run(point_dir) if is_run_dir(point_dir) else None
         if run is not None:
             point["results"] = run.results
         runs.append(run)

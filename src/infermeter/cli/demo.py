@@ -38,6 +38,7 @@ from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
 from infermeter.engines.process import ServerProcess
 from infermeter.engines.vllm_cpu import cpu_list
 from infermeter.errors import UsageError
+from infermeter.records.rundir import is_run_dir
 from infermeter.report.terminal import print_summary
 
 
@@ -80,7 +81,7 @@ def demo(
     ctx = input_tokens + output_tokens + 64
     for c in conc:
         d = out / f"c{c}"
-        if (d / "run.json").exists():
+        if is_run_dir(d):
             shutil.rmtree(d)
     out.mkdir(parents=True, exist_ok=True)
     if engine == "vllm":

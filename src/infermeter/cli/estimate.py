@@ -15,7 +15,7 @@ from rich.text import Text
 from infermeter.analysis.efficiency import calibration_point
 from infermeter.cli.common import fail, out_console
 from infermeter.errors import UsageError
-from infermeter.report.labels import counted
+from infermeter.text import counted
 from infermeter.theory import (
     HARDWARE,
     MODELS,
@@ -161,14 +161,14 @@ def _pct(x: float | None) -> str:
 
 def _points(paths: list[Path]) -> list[Point]:
     from infermeter.api import load_run
-    from infermeter.sweeps import is_sweep, load_sweep
+    from infermeter.records.rundir import is_sweep_dir, read_sweep_index
 
     points: list[Point] = []
     for path in paths:
-        if is_sweep(path):
+        if is_sweep_dir(path):
             dirs = [
                 (f"{path.name}/{p['dir']}", path / p["dir"])
-                for p in load_sweep(path)["points"]
+                for p in read_sweep_index(path)["points"]
                 if p["status"] == "ok"
             ]
         else:

@@ -20,7 +20,7 @@ from infermeter.report.export import (
     write_csv,
     write_parquet,
 )
-from infermeter.report.labels import counted
+from infermeter.text import counted
 
 WHAT = ("records", "summary")
 FORMATS = ("csv", "parquet")

@@ -9,13 +9,11 @@ import typer
 
 from infermeter.api import Run, load_run
 from infermeter.cli.common import err_console, fail, out_console
-from infermeter.records.rundir import RECORDS_FILE
+from infermeter.records.rundir import RECORDS_FILE, REPORT_FILE, is_sweep_dir
 from infermeter.report.formats import to_csv, to_json, to_markdown
 from infermeter.report.terminal import print_summary
 
 FORMATS = ("table", "json", "csv", "md", "html")
-HTML_FILE = "report.html"
-SWEEP_FILE = "sweep.json"
 
 
 def emit(results: dict[str, Any], fmt: str) -> None:
@@ -47,13 +45,13 @@ def write_html(run_dir: Path, out: Path | None = None) -> Path:
     DIR/report.html) and say where on stderr."""
     from infermeter.report.html import render_run_html, render_sweep_html
 
-    if (run_dir / SWEEP_FILE).exists():
+    if is_sweep_dir(run_dir):
         page = render_sweep_html(run_dir)
     else:
         run = load_run(run_dir)
         note_torn(run)
         page = render_run_html(run)
-    target = out if out is not None else run_dir / HTML_FILE
+    target = out if out is not None else run_dir / REPORT_FILE
     try:
         target.write_text(page, encoding="utf-8")
     except OSError as exc:

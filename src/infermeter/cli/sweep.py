@@ -14,6 +14,7 @@ from infermeter.cli import bench
 from infermeter.cli.common import err_console, fail, interrupted_exit, out_console
 from infermeter.errors import UsageError
 from infermeter.load.sweep import Variable, parse_values
+from infermeter.records.rundir import REPORT_FILE
 from infermeter.report.terminal import print_sweep
 from infermeter.sweeps import SweepSpec, run_sweep
 
@@ -173,7 +174,7 @@ def sweep(**flags: Any) -> int:
     if fmt == "html":
         from infermeter.report.html import render_sweep_html
 
-        page = result.path / "report.html"
+        page = result.path / REPORT_FILE
         page.write_text(render_sweep_html(result.path), encoding="utf-8")
         err_console.print(f"sweep report: {page}", highlight=False, markup=False)
     if fmt == "json":
@@ -194,7 +195,7 @@ def sweep(**flags: Any) -> int:
 def _write_report(run: Run) -> None:
     from infermeter.report.html import render_run_html
 
-    (run.path / "report.html").write_text(render_run_html(run), encoding="utf-8")
+    (run.path / REPORT_FILE).write_text(render_run_html(run), encoding="utf-8")
 
 
 def _signature() -> inspect.Signature:

@@ -1,5 +1,12 @@
-"""The files of a run directory, and the two ways they are written and read back whole:
-atomically replaced JSON documents, and a telemetry JSONL that may end in a torn line."""
+"""The files of a run or sweep directory: every name, and the ways they are written and read
+back whole (atomically replaced JSON documents, a telemetry JSONL that may end in a torn
+line, a sweep's index checked for its version). Nothing else spells a file name.
+
+A run directory holds ``run.json`` (what was asked, written before the load), ``records.jsonl``
+and ``warmup.jsonl`` (one request a line, flushed as each finishes), ``telemetry.jsonl``,
+``results.json`` and, once rendered, ``report.html``. A sweep directory holds ``sweep.json``
+(its index), ``report.html`` and one run directory per point under ``points/``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from infermeter.config import stored_config_problem
 from infermeter.errors import OutputError, UsageError
 from infermeter.records.schema import json_kind
 
@@ -20,6 +26,13 @@ RECORDS_FILE = "records.jsonl"
 WARMUP_FILE = "warmup.jsonl"
 RESULTS_FILE = "results.json"
 TELEMETRY_FILE = "telemetry.jsonl"
+#: The HTML report of a run or a sweep, written beside its data.
+REPORT_FILE = "report.html"
+#: Bumped when a field of sweep.json changes meaning or is removed.
+SWEEP_SCHEMA_VERSION = 1
+SWEEP_FILE = "sweep.json"
+#: Under a sweep directory: one run directory per point.
+POINTS_DIR = "points"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -48,31 +61,15 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_run_meta(path: Path) -> dict[str, Any]:
-    """run.json, checked as far as reading a run back relies on it."""
-    meta = read_json_object(path)
-    version = meta.get("schema_version", 1)
-    if type(version) is not int:
-        raise UsageError(f"{path}: 'schema_version' is {json_kind(version)}, not an integer")
-    if version > RUN_SCHEMA_VERSION:
-        raise UsageError(f"{path} was written by a newer infermeter; upgrade to read it")
-    for section in ("config", "server", "workload"):
-        _object_or_null(path, meta, section)
-    problem = stored_config_problem(meta.get("config") or {})
-    if problem is not None:
-        raise UsageError(f"{path}: {problem}")
-    return meta
-
-
 def read_run_status(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     """The ``run`` status kept in results.json (``default`` where there is no such file)."""
     if not path.exists():
         return dict(default)
     results = read_json_object(path)
-    return dict(_object_or_null(path, results, "run") or default)
+    return dict(object_or_null(path, results, "run") or default)
 
 
-def _object_or_null(path: Path, doc: dict[str, Any], key: str) -> dict[str, Any] | None:
+def object_or_null(path: Path, doc: dict[str, Any], key: str) -> dict[str, Any] | None:
     value = doc.get(key)
     if value is not None and not isinstance(value, dict):
         raise UsageError(f"{path}: {key!r} is {json_kind(value)}, not a JSON object")
@@ -94,3 +91,24 @@ def read_telemetry(path: Path) -> list[dict[str, Any]]:
         if isinstance(item, dict) and isinstance(item.get("t_ns"), (int, float)):
             out.append(item)
     return out
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / RUN_FILE).exists()
+
+
+def is_sweep_dir(path: Path) -> bool:
+    return (path / SWEEP_FILE).exists()
+
+
+def read_sweep_index(path: Path) -> dict[str, Any]:
+    """The index (sweep.json) of a sweep directory; a UsageError names a directory that is
+    none, a file that is not a JSON object, or one written by a newer infermeter."""
+    f = path / SWEEP_FILE
+    if not f.exists():
+        raise UsageError(f"{path} is not a sweep directory (no {SWEEP_FILE})")
+    index = read_json_object(f)
+    version = index.get("schema_version", 1)
+    if type(version) is not int or version > SWEEP_SCHEMA_VERSION:
+        raise UsageError(f"{f} was written by a newer infermeter; upgrade to read it")
+    return index

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from infermeter.report.labels import DIST_LABELS, SUMMARY_LABELS, counted
+from infermeter.report.labels import DIST_LABELS, SUMMARY_LABELS
+from infermeter.text import counted
 
 STAT_COLUMNS = ("count", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
 

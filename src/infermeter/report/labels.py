@@ -275,8 +275,3 @@ DEFINITION_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("mbu", "mfu", "x_bound", "sla", "ttft_bands", "findings", "cost"),
     ),
 }
-
-
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` and its noun, agreeing: ``counted(1, "prompt")`` is "1 prompt", 2 is "2 prompts"."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

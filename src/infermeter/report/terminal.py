@@ -12,7 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from infermeter.metrics.aggregate import DISTRIBUTION_NAMES
-from infermeter.report.labels import DIST_LABELS, counted
+from infermeter.report.labels import DIST_LABELS
+from infermeter.text import counted
 
 #: Wide enough for any table: where a table is measured for the width it needs.
 UNBOUNDED_WIDTH = 100_000

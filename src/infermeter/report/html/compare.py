@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from infermeter.errors import UsageError
+from infermeter.records.rundir import read_sweep_index
 from infermeter.report.charts import (
     PALETTE,
     Axis,
@@ -19,9 +20,6 @@ from infermeter.report.charts import (
     render_chart,
 )
 from infermeter.report.compare import format_ratio, ratio_verdict
-
-if TYPE_CHECKING:  # the report layer never imports the API at run time (one-way imports)
-    pass
 from infermeter.report.html.page import (
     HALF,
     METRIC_SHORT,
@@ -44,7 +42,6 @@ from infermeter.report.html.sweep import (
     _sla_layers,
     _sla_limits,
     _sum,
-    load_sweep,
 )
 
 # --------------------------------------------------------------------------------------
@@ -259,7 +256,7 @@ def render_compare_html(comparison: dict[str, Any], sweeps: list[tuple[str, Path
     loaded: list[tuple[str, dict[str, Any] | None]] = []
     for label, path in sweeps:
         try:
-            loaded.append((label, load_sweep(Path(path))))
+            loaded.append((label, read_sweep_index(Path(path))))
         except UsageError:
             loaded.append((label, None))
     return compare_page(comparison, loaded)

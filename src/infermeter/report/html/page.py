@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from infermeter import __version__
+from infermeter._version import __version__
 from infermeter.report.charts import (
     CHART_CSS,
     esc,
     format_value,
 )
 from infermeter.report.labels import DEFINITION_GROUPS, DEFINITIONS
-
-if TYPE_CHECKING:  # the report layer never imports the API at run time (one-way imports)
-    pass
-
 
 #: The id of the glossary every page ends with; a definition's anchor is ``def-KEY``.
 GLOSSARY_ID = "definitions"
@@ -32,8 +28,6 @@ WIDE = 1120
 HALF = 560
 #: Left margin of every timeline panel, so their time axes line up.
 TL_LEFT = 72.0
-SWEEP_FILE = "sweep.json"
-POINT_REPORT = "report.html"
 
 PAGE_CSS = """
 :root{--fg:#0f172a;--muted:#64748b;--line:#e2e8f0;--bg:#f6f8fb;--card:#fff;--accent:#2563eb;

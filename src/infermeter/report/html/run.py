@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from infermeter.metrics.aggregate import RunMetrics
 from infermeter.metrics.columns import RequestColumns
 from infermeter.records.rundir import TELEMETRY_FILE, read_telemetry
 from infermeter.records.schema import RequestRecord
@@ -40,9 +41,6 @@ from infermeter.report.charts import (
     render_chart,
     render_dot_rows,
 )
-
-if TYPE_CHECKING:  # the report layer never imports the API at run time (one-way imports)
-    from infermeter.api import Run
 from infermeter.report.html.page import (
     DIST_CAPTIONS,
     DIST_TITLES,
@@ -73,13 +71,28 @@ from infermeter.report.html.series import (
     telemetry_series,
     throughput_series,
 )
-from infermeter.report.labels import DEFINITIONS, counted
+from infermeter.report.labels import DEFINITIONS
+from infermeter.text import counted
 
 # --------------------------------------------------------------------------------------
 # the run report
 
 
-def render_run_html(run: Run) -> str:
+class RunView(Protocol):
+    """What a run report reads of a run (:class:`infermeter.run.rundir.Run` has it; the
+    report layer sits below the run layer and names no class of it)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def results(self) -> dict[str, Any]: ...
+    @property
+    def records(self) -> list[RequestRecord]: ...
+    @property
+    def metrics(self) -> RunMetrics: ...
+
+
+def render_run_html(run: RunView) -> str:
     """The report of one run as a self-contained HTML page (never raises on missing data)."""
     samples = read_telemetry(Path(run.path) / TELEMETRY_FILE)
     return run_page(run.results, run.records, samples, run.metrics.requests)

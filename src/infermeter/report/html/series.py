@@ -6,7 +6,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,9 +17,6 @@ from infermeter.report.charts import (
     format_value,
     nice_step,
 )
-
-if TYPE_CHECKING:  # the report layer never imports the API at run time (one-way imports)
-    pass
 from infermeter.report.html.page import (
     CDF_POINTS,
     MAX_SCATTER_POINTS,

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from infermeter.errors import UsageError
-from infermeter.records.rundir import RUN_FILE, read_run_meta
+from infermeter.records.rundir import REPORT_FILE, RUN_FILE, read_json_object, read_sweep_index
 from infermeter.report.charts import (
     BLUE,
     GREEN,
@@ -29,14 +27,9 @@ from infermeter.report.charts import (
     format_value,
     render_chart,
 )
-
-if TYPE_CHECKING:  # the report layer never imports the API at run time (one-way imports)
-    pass
 from infermeter.report.html.page import (
     HALF,
     METRIC_SHORT,
-    POINT_REPORT,
-    SWEEP_FILE,
     _card,
     _date,
     _meta,
@@ -56,33 +49,19 @@ from infermeter.report.labels import DEFINITIONS
 # sweeps
 
 
-def load_sweep(sweep_dir: Path) -> dict[str, Any]:
-    """A sweep directory's sweep.json (UsageError when it is missing or unreadable)."""
-    path = Path(sweep_dir) / SWEEP_FILE
-    try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise UsageError(f"{sweep_dir} is not a sweep directory (no {SWEEP_FILE})") from None
-    except orjson.JSONDecodeError:
-        raise UsageError(f"{path} is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path} is not a sweep description")
-    return data
-
-
 def point_links(sweep_dir: Path, sweep: dict[str, Any]) -> dict[int, str]:
     """index -> relative link to the point's own report.html, where one exists."""
     links: dict[int, str] = {}
     for p in sweep.get("points") or []:
         d = p.get("dir")
-        if d and (Path(sweep_dir) / str(d) / POINT_REPORT).exists():
-            links[int(p.get("index", -1))] = f"{d}/{POINT_REPORT}"
+        if d and (Path(sweep_dir) / str(d) / REPORT_FILE).exists():
+            links[int(p.get("index", -1))] = f"{d}/{REPORT_FILE}"
     return links
 
 
 def render_sweep_html(sweep_dir: Path) -> str:
     """The report of a sweep (or capacity search) directory as one HTML page."""
-    sweep = load_sweep(Path(sweep_dir))
+    sweep = read_sweep_index(Path(sweep_dir))
     return sweep_page(
         sweep,
         point_links(Path(sweep_dir), sweep),
@@ -97,7 +76,7 @@ def _first_server(sweep_dir: Path, sweep: dict[str, Any]) -> dict[str, Any] | No
         if not isinstance(p, dict) or not p.get("dir"):
             continue
         try:
-            server = read_run_meta(sweep_dir / str(p["dir"]) / RUN_FILE).get("server")
+            server = read_json_object(sweep_dir / str(p["dir"]) / RUN_FILE).get("server")
         except (OSError, UsageError):
             continue
         if isinstance(server, dict):

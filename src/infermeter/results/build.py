@@ -1,10 +1,15 @@
-"""``results.json``: the versioned, secret-free result of a run, built from its metrics."""
+"""``results.json``: the versioned, secret-free result of a run, built from its metrics and
+joined with the analysis its config (or flags given now) asks for."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+
+from infermeter.analysis import analyze, load_profile
+from infermeter.errors import UsageError
 from infermeter.load.streams import stream_warnings
 from infermeter.metrics.aggregate import DISTRIBUTION_NAMES, PERCENTILE_METHOD, RunMetrics
 from infermeter.metrics.cache import PromptCacheVerdict, expected_share, judge_prompt_cache
@@ -16,7 +21,8 @@ from infermeter.metrics.client import (
     stamp_warnings,
     workload_warnings,
 )
-from infermeter.report.labels import counted
+from infermeter.text import counted
+from infermeter.theory import Deployment, get_hardware, resolve_model
 
 #: Bumped when a field changes meaning or is removed; adding fields keeps it.
 RESULTS_SCHEMA_VERSION = 1
@@ -133,3 +139,84 @@ def _slo(metrics: RunMetrics) -> dict[str, Any] | None:
         "requests_total": rep.requests_total,
         "terms": [asdict(t) for t in rep.terms],
     }
+
+
+def full_results(
+    meta: dict[str, Any],
+    metrics: RunMetrics,
+    status: dict[str, Any],
+    telemetry: dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """results.json: metrics, telemetry and the analysis the run's config (or ``overrides``)
+    asks for. An override (a flag given now) naming no known GPU or model shape is a
+    UsageError; the same in the stored config is a note, so the run stays readable."""
+    results = build_results(meta, metrics, status, telemetry)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = {**(meta.get("config") or {}), **given}
+    results["analysis"] = analysis_section(results, metrics, cfg, strict=frozenset(given))
+    return results
+
+
+def flag_error(flag: str, exc: UsageError) -> UsageError:
+    """The error as one line that starts with the flag the user gave (not a sibling's)."""
+    message = exc.message.split(": ", 1)[-1] if exc.message.startswith("--") else exc.message
+    return UsageError(f"{flag}: {message}")
+
+
+def analysis_section(
+    results: dict[str, Any],
+    metrics: RunMetrics,
+    cfg: dict[str, Any],
+    strict: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """``strict``: the keys of ``cfg`` the user gave just now, whose bad values are errors."""
+    notes: list[str] = []
+    deployment = None
+    hardware = None
+    if cfg.get("gpu"):
+        try:
+            hardware = get_hardware(str(cfg["gpu"]))
+        except UsageError as exc:
+            if "gpu" in strict:
+                raise flag_error("--gpu", exc) from None
+            notes.append(f"{flag_error('--gpu', exc).message}; no MBU/MFU or bounds")
+    shape = None
+    if hardware is not None or "model_shape" in strict:
+        shape_name = cfg.get("model_shape") or (results.get("server") or {}).get("model")
+        try:
+            shape = resolve_model(str(shape_name))
+        except UsageError as exc:
+            if "model_shape" in strict:
+                raise flag_error("--model-shape", exc) from None
+            if hardware is not None:
+                notes.append(
+                    f"no model shape for {shape_name!r}: pass --model-shape (a catalogue "
+                    "name or a config.json) to get MBU/MFU and bounds"
+                )
+    if hardware is not None and shape is not None:
+        try:
+            deployment = Deployment(
+                shape,
+                hardware,
+                gpus=int(cfg.get("gpus") or 1),
+                tp=int(cfg.get("tp") or 1),
+                weight_dtype=str(cfg.get("weight_dtype") or "bf16"),
+            )
+        except UsageError as exc:
+            if strict & {"gpu", "model_shape", "gpus", "tp", "weight_dtype"}:
+                raise
+            notes.append(f"{exc.message}; no MBU/MFU or bounds")
+    profile = load_profile(str(cfg["profile"])) if cfg.get("profile") else None
+    ttft = metrics.requests.ttft_ms
+    ttfts = ttft[~np.isnan(ttft)].tolist()
+    out = analyze(
+        results,
+        ttfts,
+        deployment=deployment,
+        profile=profile,
+        gpu_hourly_price=cfg.get("gpu_hourly_price"),
+        gpus=int(cfg.get("gpus") or 1),
+    )
+    out["notes"] = notes
+    return out

@@ -18,7 +18,13 @@ from typing import Any
 
 from infermeter.errors import UsageError
 from infermeter.load.runner import RunState
-from infermeter.workers import READY_TIMEOUT_S, START_MARGIN_S, Collector, PoolOutcome, WorkerJob
+from infermeter.run.local_pool import (
+    READY_TIMEOUT_S,
+    START_MARGIN_S,
+    Collector,
+    PoolOutcome,
+    WorkerJob,
+)
 
 FLUSH_S = 0.1
 
@@ -46,7 +52,7 @@ class _Inbox:
 
 class _RayWorker:
     async def run(self, job: WorkerJob, inbox: Any) -> None:
-        from infermeter.workers import serve_share
+        from infermeter.run.local_pool import serve_share
 
         buffer: list[tuple[str, int, Any]] = []
 

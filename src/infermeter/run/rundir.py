@@ -1,0 +1,131 @@
+"""A run directory read back as a whole: run.json checked against the config it was made
+with, the records folded into metrics one at a time, the telemetry of the measured window,
+and results.json rebuilt. File names and formats are :mod:`infermeter.records.rundir`'s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infermeter.analysis.telemetry import summarize_telemetry
+from infermeter.config import stored_config_problem
+from infermeter.errors import UsageError
+from infermeter.metrics.aggregate import RunMetrics, compute_run_metrics
+from infermeter.metrics.slo import parse_slo
+from infermeter.records.reader import RecordStream, read_records
+from infermeter.records.rundir import (
+    RECORDS_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    RUN_SCHEMA_VERSION,
+    TELEMETRY_FILE,
+    WARMUP_FILE,
+    object_or_null,
+    read_json_object,
+    read_run_status,
+    read_telemetry,
+    write_json,
+)
+from infermeter.records.schema import RequestRecord, json_kind
+from infermeter.results.build import full_results
+
+
+@dataclass
+class Run:
+    """A finished (or interrupted) run: its directory, metadata and metrics. Its records stay
+    on disk: :attr:`records` reads them on demand."""
+
+    path: Path
+    meta: dict[str, Any]
+    metrics: RunMetrics
+    results: dict[str, Any]
+    status: dict[str, Any] = field(default_factory=dict)
+    telemetry: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.status.get("interrupted"))
+
+    @property
+    def aborted(self) -> str | None:
+        return self.status.get("aborted")
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        """Every record of ``records.jsonl``, read now (a large run's take gigabytes: fold
+        :func:`~infermeter.records.reader.RecordStream` where one at a time will do)."""
+        return read_records(self.path / RECORDS_FILE).records
+
+
+def _metrics_for(meta: dict[str, Any], records: Iterable[RequestRecord]) -> RunMetrics:
+    cfg = meta.get("config") or {}
+    return compute_run_metrics(
+        records,
+        slo=parse_slo(cfg["slo"]) if cfg.get("slo") else None,
+        target_concurrency=cfg.get("concurrency"),
+        target_rate_rps=cfg.get("rate"),
+        extra_percentiles=tuple(cfg.get("percentiles") or ()),
+    )
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a run directory (finished or interrupted) and recompute its metrics, reading
+    its records one at a time."""
+    root = Path(path)
+    run_file = root / RUN_FILE
+    if not run_file.exists():
+        raise UsageError(f"{root} is not an infermeter run directory (no {RUN_FILE})")
+    meta = read_run_meta(run_file)
+    stream = RecordStream(root / RECORDS_FILE)
+    metrics = _metrics_for(meta, stream)
+    # No results.json: the run was stopped before its end.
+    status = read_run_status(root / RESULTS_FILE, {"complete": False, "interrupted": True})
+    status.pop("id", None)
+    status.pop("started_at", None)
+    status["out_dir"] = str(root)
+    status["torn_last_record"] = stream.torn_last_line
+    telemetry = window_telemetry(root / TELEMETRY_FILE, metrics)
+    results = full_results(meta, metrics, status, telemetry)
+    return Run(root, meta, metrics, results, status, telemetry)
+
+
+def read_run_meta(path: Path) -> dict[str, Any]:
+    """run.json, checked as far as reading a run back relies on it."""
+    meta = read_json_object(path)
+    version = meta.get("schema_version", 1)
+    if type(version) is not int:
+        raise UsageError(f"{path}: 'schema_version' is {json_kind(version)}, not an integer")
+    if version > RUN_SCHEMA_VERSION:
+        raise UsageError(f"{path} was written by a newer infermeter; upgrade to read it")
+    for section in ("config", "server", "workload"):
+        object_or_null(path, meta, section)
+    problem = stored_config_problem(meta.get("config") or {})
+    if problem is not None:
+        raise UsageError(f"{path}: {problem}")
+    return meta
+
+
+def window_telemetry(path: Path, metrics: RunMetrics) -> dict[str, Any]:
+    """The telemetry samples taken inside the measured window, summarised."""
+    window = metrics.window_ns
+    if not path.exists() or window is None:
+        return {}
+    return summarize_telemetry(read_telemetry(path), *window)
+
+
+def save_results(run: Run) -> None:
+    """Write ``run.results`` back to the run's results.json."""
+    write_json(run.path / RESULTS_FILE, run.results)
+
+
+def remove_empty(out: Path) -> None:
+    for name in (RECORDS_FILE, WARMUP_FILE):
+        p = out / name
+        if p.exists() and p.stat().st_size == 0:
+            p.unlink()
+    try:
+        out.rmdir()
+    except OSError:
+        pass
