@@ -3,7 +3,6 @@
 Every formula follows ``docs/metrics.md`` (the project's metric contract)."""
 
 from infermeter.metrics.aggregate import (
-    DISTRIBUTION_NAMES,
     PERCENTILE_METHOD,
     Distribution,
     RunMetrics,
@@ -11,6 +10,7 @@ from infermeter.metrics.aggregate import (
     compute_run_metrics,
     distribution,
 )
+from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
 from infermeter.metrics.per_request import RequestMetrics, request_metrics
 from infermeter.metrics.slo import SLO, SLOReport, SLOTerm, evaluate_slo, parse_slo
 from infermeter.metrics.tokens import spread_tokens

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from infermeter.metrics.cache import PromptCacheCounts, prompt_cache_counts
+from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
 from infermeter.metrics.columns import RequestColumns, request_columns
 from infermeter.metrics.per_request import RequestMetrics
 from infermeter.metrics.slo import SLO, SLOReport, evaluate_slo
@@ -20,22 +21,6 @@ from infermeter.records.schema import RequestRecord
 PERCENTILE_METHOD = "linear"
 STANDARD_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0)
 
-#: Distributions every run reports, in this order.
-DISTRIBUTION_NAMES: tuple[str, ...] = (
-    "ttft_ms",
-    "ttft_incl_queue_ms",
-    "tpot_ms",
-    "itl_ms",
-    "e2e_ms",
-    "inter_chunk_ms",
-    "queue_delay_ms",
-    "connect_ms",
-    "input_tokens",
-    "output_tokens",
-    "prefill_tps",
-    "decode_tps",
-    "request_tps",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +204,6 @@ def compute_run_metrics(
     )
 
 
-def _present(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return values[~np.isnan(values)]
-
-
 def table_metrics(
     table: RequestTable,
     *,
@@ -285,23 +266,8 @@ def table_metrics(
         achieved_send_rate_rps=send_rate if target_rate_rps is not None else None,
     )
 
-    def dist(values: npt.NDArray[np.float64]) -> Distribution:
-        return distribution(_present(values), extra_percentiles)
-
     dists = {
-        "ttft_ms": dist(cols.ttft_ms),
-        "ttft_incl_queue_ms": dist(cols.ttft_incl_queue_ms),
-        "tpot_ms": dist(cols.tpot_ms),
-        "itl_ms": distribution(cols.itl_ms, extra_percentiles),
-        "e2e_ms": dist(cols.e2e_ms),
-        "inter_chunk_ms": distribution(cols.inter_chunk_ms, extra_percentiles),
-        "queue_delay_ms": dist(cols.queue_delay_ms),
-        "connect_ms": dist(cols.connect_ms),
-        "input_tokens": distribution(n_in[n_in != MISSING].astype(np.float64), extra_percentiles),
-        "output_tokens": distribution(cols.n_out.astype(np.float64), extra_percentiles),
-        "prefill_tps": dist(cols.prefill_tps),
-        "decode_tps": dist(cols.decode_tps),
-        "request_tps": dist(cols.request_tps),
+        name: distribution(cols.samples(name), extra_percentiles) for name in DISTRIBUTION_NAMES
     }
     target = table.n_in_target[done]
     compared = (target != MISSING) & (n_in != MISSING)

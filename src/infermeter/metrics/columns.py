@@ -50,6 +50,19 @@ class RequestColumns:
     def __len__(self) -> int:
         return int(self.n_out.size)
 
+    def samples(self, name: str) -> FloatArray:
+        """The samples of the distribution ``name`` (a catalogue key), undefined entries left
+        out, in record order."""
+        if name == "input_tokens":
+            known: IntArray = self.n_in[self.n_in != MISSING]
+            return known.astype(np.float64)
+        if name == "output_tokens":
+            return self.n_out.astype(np.float64)
+        column: FloatArray = getattr(self, name)  # a distribution's key names its column
+        if name in ("itl_ms", "inter_chunk_ms"):
+            return column  # samples of every request, none undefined (and no copy of them)
+        return column[~np.isnan(column)]
+
     def row(self, i: int) -> RequestMetrics:
         """Request i's metrics as :func:`~infermeter.metrics.per_request.request_metrics`
         gives them."""

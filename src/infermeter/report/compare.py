@@ -23,14 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from infermeter.errors import UsageError
+from infermeter.metrics import catalogue
+from infermeter.metrics.catalogue import Better
 
-Better = Literal["higher", "lower"] | None
 Getter = Callable[[dict[str, Any]], Any]
 
 
@@ -75,37 +76,25 @@ def _cached_share(r: dict[str, Any]) -> Any:
     return (r.get("prompt_cache") or {}).get("cached_share")
 
 
-def _latency(dist: str, label: str, pcts: Sequence[str]) -> list[Metric]:
-    return [Metric(f"{dist}_{p}", f"{label} {p}", "ms", "lower", _pct(dist, p)) for p in pcts]
+def _latency(dist: str, pcts: Sequence[str]) -> list[Metric]:
+    m = catalogue.metric(dist)
+    return [Metric(f"{dist}_{p}", f"{m.title} {p}", m.unit, m.better, _pct(dist, p)) for p in pcts]
+
+
+def _aggregate(key: str, optional: bool = False) -> Metric:
+    m = catalogue.metric(key)
+    return Metric(key, m.title, m.unit, m.better, _summary(key), optional)
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric(
-        "request_throughput_rps",
-        "Request throughput",
-        "req/s",
-        "higher",
-        _summary("request_throughput_rps"),
-    ),
-    Metric(
-        "output_token_throughput_tok_s",
-        "Output throughput",
-        "tok/s",
-        "higher",
-        _summary("output_token_throughput_tok_s"),
-    ),
-    Metric(
-        "total_token_throughput_tok_s",
-        "Total token throughput",
-        "tok/s",
-        "higher",
-        _summary("total_token_throughput_tok_s"),
-    ),
-    *_latency("ttft_ms", "TTFT", ("p50", "p95", "p99")),
-    *_latency("tpot_ms", "TPOT", ("p50", "p99")),
-    *_latency("itl_ms", "ITL", ("p50", "p99")),
-    *_latency("e2e_ms", "E2E latency", ("p50", "p99")),
-    Metric("error_rate", "Error rate", "fraction", "lower", _summary("error_rate")),
+    _aggregate("request_throughput_rps"),
+    _aggregate("output_token_throughput_tok_s"),
+    _aggregate("total_token_throughput_tok_s"),
+    *_latency("ttft_ms", ("p50", "p95", "p99")),
+    *_latency("tpot_ms", ("p50", "p99")),
+    *_latency("itl_ms", ("p50", "p99")),
+    *_latency("e2e_ms", ("p50", "p99")),
+    _aggregate("error_rate"),
     # Neither better nor worse: a confound that must match for the rows above to compare.
     Metric(
         "cached_prompt_share",
@@ -115,7 +104,7 @@ METRICS: tuple[Metric, ...] = (
         _cached_share,
         optional=True,
     ),
-    Metric("goodput_rps", "Goodput", "req/s", "higher", _summary("goodput_rps"), optional=True),
+    _aggregate("goodput_rps", optional=True),
     Metric("mbu", "MBU", "fraction", "higher", _analysis("mbu"), optional=True),
     Metric("mfu", "MFU", "fraction", "higher", _analysis("mfu"), optional=True),
     Metric("gpu_memory_peak_gb", "GPU memory peak", "GB", None, _gpu_memory_peak_gb, optional=True),

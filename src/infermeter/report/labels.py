@@ -1,41 +1,12 @@
-"""Human labels for result fields (one place, shared by every renderer)."""
+"""Human labels for result fields, shared by every renderer: the metrics' from their catalogue
+(:mod:`infermeter.metrics.catalogue`), and the glossary of everything else a report names."""
 
 from typing import NamedTuple
 
-SUMMARY_LABELS: dict[str, str] = {
-    "requests_sent": "requests sent",
-    "requests_completed": "requests completed",
-    "requests_failed": "requests failed",
-    "duration_s": "measured window D (s)",
-    "request_throughput_rps": "request throughput (req/s)",
-    "request_throughput_rpm": "request throughput (req/min)",
-    "output_token_throughput_tok_s": "output token throughput (tok/s)",
-    "input_token_throughput_tok_s": "input token throughput (tok/s)",
-    "total_token_throughput_tok_s": "total token throughput (tok/s)",
-    "achieved_concurrency": "achieved concurrency (Little's law)",
-    "target_concurrency": "target concurrency",
-    "target_rate_rps": "target rate (req/s)",
-    "achieved_send_rate_rps": "achieved send rate (req/s)",
-    "goodput_rps": "goodput (req/s meeting every SLO)",
-    "slo_attainment": "SLO attainment",
-    "error_rate": "error rate",
-}
+from infermeter.metrics.catalogue import DISTRIBUTIONS, SUMMARY, Metric
 
-DIST_LABELS: dict[str, str] = {
-    "ttft_ms": "TTFT (ms)",
-    "ttft_incl_queue_ms": "TTFT incl. client queue (ms)",
-    "tpot_ms": "TPOT (ms)",
-    "itl_ms": "ITL per token (ms)",
-    "e2e_ms": "E2E latency (ms)",
-    "inter_chunk_ms": "inter-chunk (ms)",
-    "queue_delay_ms": "client queue delay (ms)",
-    "connect_ms": "connection set-up (ms)",
-    "input_tokens": "input tokens",
-    "output_tokens": "output tokens",
-    "prefill_tps": "prefill TPS (tok/s)",
-    "decode_tps": "decode TPS (tok/s)",
-    "request_tps": "per-request TPS (tok/s)",
-}
+SUMMARY_LABELS: dict[str, str] = {m.key: m.label for m in SUMMARY}
+DIST_LABELS: dict[str, str] = {m.key: m.label for m in DISTRIBUTIONS}
 
 
 class Definition(NamedTuple):
@@ -46,10 +17,16 @@ class Definition(NamedTuple):
     meaning: str
 
 
+def _definition(m: Metric) -> Definition:
+    return Definition(m.name, m.formula, m.meaning)
+
+
 #: The metric contract, one line per metric, in docs/metrics.md's symbols (a test checks the
 #: per-request and aggregate formulas against it). The HTML report embeds these as its
 #: glossary and its "definition" links point into it, so the definitions travel with the page.
 DEFINITIONS: dict[str, Definition] = {
+    # 3-4. the metrics (per request, run aggregates, SLOs), from their catalogue
+    **{m.key: _definition(m) for m in (*DISTRIBUTIONS, *SUMMARY) if m.meaning},
     # 1. what is recorded per request
     "t_sched": Definition(
         "t_sched",
@@ -76,90 +53,12 @@ DEFINITIONS: dict[str, Definition] = {
         "prompt and output tokens (reasoning included), from the best source: the server's "
         "usage, per-chunk usage, a local tokenizer, else one per chunk",
     ),
-    # 3. per-request metrics
-    "ttft_ms": Definition(
-        "TTFT", "t_first − t_send", "time to first token: queueing, prefill and network"
-    ),
-    "ttft_incl_queue_ms": Definition(
-        "TTFT incl. client queue",
-        "t_first − t_sched",
-        "TTFT plus any wait in the client before the request was sent",
-    ),
-    "queue_delay_ms": Definition(
-        "client queue delay",
-        "t_send − t_sched",
-        "~0 unless the client is saturated or --max-concurrency holds requests back; in open "
-        "loop, the schedule lag",
-    ),
-    "tpot_ms": Definition(
-        "TPOT",
-        "(t_last − t_first) / (n_out − 1)",
-        "time per output token of the decode phase, only for n_out ≥ 2",
-    ),
-    "itl_ms": Definition(
-        "ITL, per token",
-        "(t_chunk[i] − t_chunk[i−1]) / k[i]",
-        "inter-token latency, counted k[i] times per chunk: a 3-token chunk after 30 ms gives "
-        "three 10 ms samples",
-    ),
-    "inter_chunk_ms": Definition(
-        "inter-chunk latency",
-        "t_chunk[i] − t_chunk[i−1]",
-        "gap between stream chunks; equals ITL when every chunk carries one token",
-    ),
-    "e2e_ms": Definition(
-        "E2E latency",
-        "t_last − t_send",
-        "end-to-end latency of a request: E2E = TTFT + TPOT × (n_out − 1)",
-    ),
-    "prefill_tps": Definition("prefill TPS", "n_in / TTFT", "prompt tokens per second"),
-    "decode_tps": Definition("decode TPS", "1 / TPOT", "output tokens per second of the decode"),
-    "request_tps": Definition(
-        "per-request TPS", "n_out / E2E", "output tokens per second over the whole request"
-    ),
-    # 4. run aggregates
-    "duration_s": Definition(
-        "measured window D",
-        "",
-        "from the first t_send to the last t_end of the measured requests (warm-up requests "
-        "are kept apart), in seconds",
-    ),
-    "request_throughput_rps": Definition(
-        "request throughput", "completed / D", "requests per second (RPM = 60 × RPS)"
-    ),
-    "output_token_throughput_tok_s": Definition(
-        "output token throughput", "Σ n_out / D", "over the completed requests"
-    ),
-    "total_token_throughput_tok_s": Definition(
-        "total token throughput",
-        "Σ (n_in + n_out) / D",
-        "input and output tokens of every request",
-    ),
-    "achieved_concurrency": Definition(
-        "achieved concurrency",
-        "Σ E2E / D",
-        "Little's law: requests in flight on average, beside the target",
-    ),
-    "error_rate": Definition(
-        "error rate",
-        "failed / sent",
-        "broken down by kind: http_<status>, timeout, connection, protocol, "
-        "incomplete_stream, server_error",
-    ),
+    # what the run aggregates and SLOs rest on
     "percentiles": Definition(
         "percentiles",
         "",
         "linear interpolation between order statistics (numpy's default); latency "
         "distributions cover completed requests, failures are counted beside them",
-    ),
-    # SLOs
-    "goodput_rps": Definition(
-        "goodput", "requests meeting every SLO / D", "failed requests count as misses"
-    ),
-    "slo_attainment": Definition(
-        "SLO attainment",
-        "requests meeting every SLO / measured requests",
-        "failures in the denominator",
     ),
     "slo_percentile": Definition(
         "percentile SLO term (p95_ttft_ms=300)",

@@ -11,7 +11,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from infermeter.metrics.aggregate import DISTRIBUTION_NAMES
+from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
 from infermeter.report.labels import DIST_LABELS
 from infermeter.text import counted
 

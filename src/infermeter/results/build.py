@@ -11,8 +11,9 @@ import numpy as np
 from infermeter.analysis import analyze, load_profile
 from infermeter.errors import UsageError
 from infermeter.load.streams import stream_warnings
-from infermeter.metrics.aggregate import DISTRIBUTION_NAMES, PERCENTILE_METHOD, RunMetrics
+from infermeter.metrics.aggregate import PERCENTILE_METHOD, RunMetrics
 from infermeter.metrics.cache import PromptCacheVerdict, expected_share, judge_prompt_cache
+from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
 from infermeter.metrics.client import (
     cache_warnings,
     client_warnings,

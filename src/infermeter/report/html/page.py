@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from infermeter._version import __version__
+from infermeter.metrics.catalogue import DISTRIBUTIONS, metric
 from infermeter.report.charts import (
     CHART_CSS,
     esc,
@@ -137,23 +138,18 @@ h1{font-size:20px}}
 #: No script, nothing fetched: the page may only use its own inline styles and data: images.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
+#: The distributions the report draws: name -> (title, axis label, what one count is).
 DIST_TITLES: dict[str, tuple[str, str, str]] = {
-    # name: (title, axis label, what one histogram count is)
-    "ttft_ms": ("TTFT: time to first token", "TTFT (ms)", "requests"),
-    "tpot_ms": ("TPOT: time per output token", "TPOT (ms)", "requests"),
-    "itl_ms": ("ITL: inter-token latency, per token", "ITL (ms)", "tokens"),
-    "e2e_ms": ("E2E: end-to-end latency", "E2E latency (ms)", "requests"),
+    m.key: (m.chart.title, m.chart.axis, m.chart.counts) for m in DISTRIBUTIONS if m.chart
 }
 DIST_CAPTIONS: dict[str, str] = {
     name: f"{DEFINITIONS[name].formula}, over completed requests: {DEFINITIONS[name].meaning}."
     for name in DIST_TITLES
 }
+#: The latency metrics an SLA can limit and the sweep and compare pages chart, by short name.
 METRIC_SHORT: dict[str, str] = {
-    "ttft_ms": "TTFT",
-    "tpot_ms": "TPOT",
-    "itl_ms": "ITL",
-    "e2e_ms": "E2E",
-    "ttft_incl_queue_ms": "TTFT incl. queue",
+    key: metric(key).short
+    for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "ttft_incl_queue_ms")
 }
 
 
