@@ -282,3 +282,12 @@ def test_an_engines_own_children_are_the_server_whatever_their_environment() -> 
         server.wait()
     assert s["local_server_cpu_percent"] > 30, s
     assert s["client_cpu_percent"] < s["local_server_cpu_percent"] / 2, s
+
+
+def test_every_server_summary_key_is_in_the_results_schema() -> None:
+    from typing import get_type_hints
+
+    from infermeter.analysis.telemetry import server_summary_keys
+    from infermeter.schema.results import ServerTelemetry
+
+    assert server_summary_keys() <= set(get_type_hints(ServerTelemetry))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from infermeter.analysis.diagnosis import diagnose
 from infermeter.analysis.efficiency import efficiency
 from infermeter.analysis.telemetry import summarize_telemetry
@@ -15,6 +13,7 @@ from infermeter.analysis.verdicts import (
     load_profile,
     ttft_bands,
 )
+from infermeter.schema.results import Analysis, Results
 from infermeter.theory.bounds import Deployment
 
 __all__ = [
@@ -32,20 +31,20 @@ __all__ = [
 
 
 def analyze(
-    results: dict[str, Any],
+    results: Results,
     ttfts_ms: list[float],
     *,
     deployment: Deployment | None = None,
     profile: Profile | None = None,
     gpu_hourly_price: float | None = None,
     gpus: int = 1,
-) -> dict[str, Any]:
+) -> Analysis:
     """The ``analysis`` section of results.json."""
     eff = efficiency(results, deployment) if deployment is not None else None
     return {
         "efficiency": eff,
-        "mbu": (eff or {}).get("mbu"),
-        "mfu": (eff or {}).get("mfu_decode"),
+        "mbu": eff.get("mbu") if eff else None,
+        "mfu": eff.get("mfu_decode") if eff else None,
         "sla": evaluate_profile(results, profile) if profile is not None else None,
         "ttft_bands": ttft_bands(ttfts_ms),
         "findings": diagnose(results, eff),

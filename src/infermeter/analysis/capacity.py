@@ -7,12 +7,14 @@ cannot bound a capacity and is left out of the criterion (and said so in its tex
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from infermeter.analysis.verdicts import load_profile
 from infermeter.errors import UsageError
 from infermeter.metrics.slo import parse_slo
+from infermeter.schema.results import Results, statistic
+from infermeter.schema.sweep import SweepSLADoc
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,19 @@ class SweepSLA:
             text += f" (not used for capacity: {', '.join(self.left_out)})"
         return text
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["limits"] = [asdict(lim) for lim in self.limits]
-        out["criterion"] = self.criterion
-        return out
+    def to_dict(self) -> SweepSLADoc:
+        return {
+            "source": self.source,
+            "text": self.text,
+            "limits": [
+                {"metric": lim.metric, "percentile": lim.percentile, "max": lim.max}
+                for lim in self.limits
+            ],
+            "min_attainment": self.min_attainment,
+            "max_error_rate": self.max_error_rate,
+            "left_out": list(self.left_out),
+            "criterion": self.criterion,
+        }
 
 
 def sweep_sla(
@@ -85,7 +95,7 @@ def sweep_sla(
     return None
 
 
-def meets(results: dict[str, Any], sla: SweepSLA) -> tuple[bool, list[str]]:
+def meets(results: Results, sla: SweepSLA) -> tuple[bool, list[str]]:
     """Whether a run meets the SLA, and the reasons it does not."""
     misses: list[str] = []
     summary = results["summary"]
@@ -94,22 +104,20 @@ def meets(results: dict[str, Any], sla: SweepSLA) -> tuple[bool, list[str]]:
     if summary["error_rate"] > sla.max_error_rate:
         misses.append(f"error rate {summary['error_rate']:.1%} > {sla.max_error_rate:.0%}")
     if sla.source == "slo":
-        rep = results.get("slo") or {}
-        for term in rep.get("terms") or []:
+        rep = results.get("slo")
+        for term in rep["terms"] if rep else []:
             if term.get("passed") is False:
                 misses.append(
                     f"{term['name']}: {term['attainment']:.1%} of requests within "
                     f"{term['threshold']:g}"
                 )
-        if sla.min_attainment is not None and rep.get("attainment", 0) < sla.min_attainment:
-            misses.append(
-                f"SLO attainment {rep.get('attainment', 0):.1%} < {sla.min_attainment:.0%}"
-            )
+        attainment = rep["attainment"] if rep else 0
+        if sla.min_attainment is not None and attainment < sla.min_attainment:
+            misses.append(f"SLO attainment {attainment:.1%} < {sla.min_attainment:.0%}")
         return not misses, misses
     for lim in sla.limits:
-        dist = results["distributions"].get(lim.metric) or {}
         key = f"p{lim.percentile:g}".replace(".", "_") if lim.percentile is not None else "mean"
-        value = dist.get(key)
+        value = statistic(results["distributions"].get(lim.metric), key)
         if value is None:
             misses.append(f"{key} {lim.metric} not measured")
         elif not value < lim.max:

@@ -1,11 +1,26 @@
 """Rules over the evidence that name a bottleneck and a remedy; each finding cites the numbers
-that triggered it (pure)."""
+that triggered it (pure).
+
+One function per rule, each given the run's results and its speed-of-light efficiency (None
+without a GPU and model shape) and returning its finding or None; :data:`RULES` runs them in
+the order the findings are listed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from infermeter.metrics.client import LOOP_LAG_MS, QUEUE_DELAY_MS, spare_cores
+from infermeter.schema.results import (
+    Efficiency,
+    Finding,
+    HostTelemetry,
+    Results,
+    ServerTelemetry,
+    Stats,
+)
 
 #: Thresholds, named so the docs and tests can refer to them.
 TTFT_X_BOUND_QUEUEING = 5.0
@@ -32,241 +47,221 @@ FRONTEND_X = 1.5
 FRONTEND_MS = 20.0
 
 
-def diagnose(results: dict[str, Any], eff: dict[str, Any] | None) -> list[dict[str, Any]]:
-    findings: list[dict[str, Any]] = []
-    s, dist = results["summary"], results["distributions"]
-    server = (results.get("telemetry") or {}).get("server") or {}
-    waiting = (server.get("requests_waiting") or {}).get("mean")
-    kv_max = (server.get("kv_cache_usage") or {}).get("max")
-    ttft_p50 = dist["ttft_ms"].get("p50")
+@dataclass(frozen=True)
+class Evidence:
+    """What several rules read, taken from the results once."""
 
-    if (
-        ttft_p50 is not None
-        and waiting is not None
-        and waiting >= WAITING_MEAN_QUEUEING
-        and (eff is None or eff.get("ttft_x_bound", TTFT_X_BOUND_QUEUEING) >= TTFT_X_BOUND_QUEUEING)
-    ):
-        findings.append(
-            {
-                "rule": "queueing",
-                "severity": "high",
-                "message": "requests wait in the server's queue before prefill: add replicas, "
-                "enable chunked prefill, or lower the load",
-                "evidence": {
-                    "ttft_p50_ms": ttft_p50,
-                    "server_waiting_mean": waiting,
-                    "ttft_x_bound": (eff or {}).get("ttft_x_bound"),
-                },
-            }
+    results: Results
+    eff: Efficiency | None
+    server: ServerTelemetry
+    host: HostTelemetry | None
+    ttft_p50: float | None
+
+    @classmethod
+    def of(cls, results: Results, eff: Efficiency | None) -> Evidence:
+        telemetry = results.get("telemetry") or {}
+        server: ServerTelemetry = telemetry.get("server") or {"kind": None, "samples": 0}
+        return cls(
+            results,
+            eff,
+            server,
+            telemetry.get("host"),
+            results["distributions"]["ttft_ms"].get("p50"),
         )
-    reported = results.get("server_reported") or {}
-    outside = (reported.get("ttft_outside_prompt_ms") or {}).get("p50")
-    prompt = (reported.get("prompt_ms") or {}).get("p50")
-    if (
-        outside is not None
-        and prompt is not None
-        and outside >= OUTSIDE_PROMPT_MS
-        and outside >= OUTSIDE_PROMPT_X * prompt
-    ):
-        llama = ((results.get("server") or {}).get("kind") or "") == "llama.cpp"
-        findings.append(
-            {
-                "rule": "ttft_outside_prompt",
-                "severity": "high",
-                "message": f"most of TTFT passes before the server starts the prompt "
-                f"({outside:,.0f} ms at p50 against {prompt:,.0f} ms of prompt processing, by the "
-                "server's own timings): requests wait in its queue or front end, not on the GPU"
-                + (
-                    "; with slots free, llama.cpp's host-RAM prompt cache is the usual cause "
-                    "(--cache-ram 0 disables it), else add slots (-np)"
-                    if llama
-                    else ""
-                ),
-                "evidence": {
-                    "ttft_outside_prompt_p50_ms": outside,
-                    "server_prompt_p50_ms": prompt,
-                    "ttft_p50_ms": ttft_p50,
-                },
-            }
-        )
-    if (
-        eff
-        and eff.get("mbu") is not None
-        and eff["mbu"] < LOW_MBU
-        and eff["batch_per_replica"] <= SMALL_BATCH
-    ):
-        findings.append(
-            {
-                "rule": "launch_overhead",
-                "severity": "medium",
-                "message": "small batches use little of the memory bandwidth: kernel-launch and "
-                "CPU "
-                "overhead dominate; use CUDA graphs or a serving engine, or batch more",
-                "evidence": {
-                    "mbu": eff["mbu"],
-                    "batch_per_replica": eff["batch_per_replica"],
-                    "tpot_x_bound": eff.get("tpot_x_bound"),
-                },
-            }
-        )
-    if (
-        kv_max is not None
-        and kv_max >= KV_FULL
-        and ((server.get("requests_waiting") or {}).get("max", 0) >= 1)
-    ):
-        findings.append(
-            {
-                "rule": "kv_cache_full",
-                "severity": "high",
-                "message": "the KV cache is full while requests wait: quantise the KV cache (fp8), "
-                "use paged attention / prefix caching, or add GPUs",
-                "evidence": {
-                    "kv_cache_usage_max": kv_max,
-                    "server_waiting_max": server["requests_waiting"]["max"],
-                },
-            }
-        )
-    findings.extend(_server_scheduling(results, server, kv_max))
-    slots = server.get("slots") or {}
-    if (
-        slots
-        and slots["span_mean"] >= SLOT_SPAN_X * slots["active_mean"]
-        and slots["span_mean"] - slots["active_mean"] >= SLOT_SPAN_EXTRA
-    ):
-        findings.append(
-            {
-                "rule": "slot_spread",
-                "severity": "medium",
-                "message": f"the busy requests were spread over {slots['span_mean']:.1f} of "
-                f"llama.cpp's slots on average (up to {slots['span_max']:.0f}) for "
-                f"{slots['active_mean']:.1f} busy: its decode step reads the KV cache of every "
-                "slot between the lowest and the highest busy one, and it hands out the least "
-                "recently used slot first, so a server that has run before reads more per step "
-                "(TPOT grows with the span, not the batch). Measure on a freshly started server "
-                "or with -np equal to the concurrency; --kv-unified is no remedy (slower still)",
-                "evidence": _present(
-                    {
-                        "slot_span_mean": slots["span_mean"],
-                        "slot_span_max": slots["span_max"],
-                        "active_slots_mean": slots["active_mean"],
-                        "slots": slots.get("total"),
-                        "span_mean_early": slots.get("span_mean_early"),
-                        "span_mean_late": slots.get("span_mean_late"),
-                    }
-                ),
-            }
-        )
-    findings.extend(_client_and_host(results))
-    cache = results.get("prompt_cache") or {}
-    if cache.get("flattered"):
-        share = float(cache["cached_share"])
-        hit, miss = cache.get("ttft_p50_hit_ms"), cache.get("ttft_p50_miss_ms")
-        effect = f" ({cache['ttft_effect']})" if cache.get("ttft_effect") else ""
-        findings.append(
-            {
-                "rule": "prefix_cache_flattered",
-                "severity": "high",
-                "message": f"{100 * share:.0f} % of prompt tokens came from the server's prefix "
-                f"cache, more than the workload shares on purpose{effect}: TTFT and throughput "
-                "are better than fresh traffic would get. Rerun without --seed (fresh prompts), "
-                "restart the server, or disable its prompt cache to measure prefill",
-                "evidence": _present(
-                    {
-                        "cached_share": share,
-                        "expected_share": cache.get("expected_share"),
-                        "source": cache.get("source"),
-                        "ttft_p50_hit_ms": hit,
-                        "ttft_p50_miss_ms": miss,
-                        "ttft_p50_ms": ttft_p50,
-                    }
-                ),
-            }
-        )
-    if s["requests_failed"]:
-        kinds = (results.get("errors") or {}).get("by_kind") or {}
-        findings.append(
-            {
-                "rule": "errors",
-                "severity": "high",
-                "message": "requests failed: " + ", ".join(f"{k} ×{v}" for k, v in kinds.items()),
-                "evidence": {"error_rate": s["error_rate"], "by_kind": kinds},
-            }
-        )
-    return findings
 
 
-def _server_scheduling(
-    results: dict[str, Any], server: dict[str, Any], kv_max: float | None
-) -> list[dict[str, Any]]:
-    """What the server's own counters say of its scheduling: preemptions and requests held
-    back for KV-cache room, and TTFT that passes outside its own clock (vLLM)."""
-    out: list[dict[str, Any]] = []
-    preempted = server.get("preemptions") or 0
-    waiting_kv = (server.get("requests_waiting_capacity") or {}).get("max") or 0
-    if preempted or waiting_kv:
-        what = []
-        if preempted:
-            what.append(
-                f"preempted {preempted:,.0f} running requests (their work is done again, "
-                "inside their TTFT and TPOT)"
-            )
-        if waiting_kv:
-            what.append(f"held up to {waiting_kv:,.0f} requests back for want of room")
-        out.append(
-            {
-                "rule": "kv_cache_pressure",
-                "severity": "high" if preempted else "medium",
-                "message": "the server ran out of KV-cache room: it "
-                + " and ".join(what)
-                + ". Give the KV cache more memory (vLLM: --gpu-memory-utilization, "
-                "VLLM_CPU_KVCACHE_SPACE on CPU, --kv-cache-dtype fp8), lower --max-num-seqs, "
-                "or send shorter contexts",
-                "evidence": _present(
-                    {
-                        "preemptions": preempted or None,
-                        "waiting_for_kv_max": waiting_kv or None,
-                        "kv_cache_usage_max": kv_max,
-                    }
-                ),
-            }
-        )
-    own = server.get("ttft_mean_ms")
-    client = results["distributions"]["ttft_ms"].get("mean")
+def _mean(stats: Stats | None) -> float | None:
+    return stats["mean"] if stats else None
+
+
+def _max(stats: Stats | None) -> float | None:
+    return stats["max"] if stats else None
+
+
+def queueing(e: Evidence) -> Finding | None:
+    waiting = _mean(e.server.get("requests_waiting"))
+    x_bound = e.eff.get("ttft_x_bound") if e.eff else None
     if (
-        server.get("kind") == "vllm"
+        e.ttft_p50 is None
+        or waiting is None
+        or waiting < WAITING_MEAN_QUEUEING
+        or (
+            e.eff is not None
+            and (x_bound if x_bound is not None else TTFT_X_BOUND_QUEUEING) < TTFT_X_BOUND_QUEUEING
+        )
+    ):
+        return None
+    return {
+        "rule": "queueing",
+        "severity": "high",
+        "message": "requests wait in the server's queue before prefill: add replicas, "
+        "enable chunked prefill, or lower the load",
+        "evidence": {
+            "ttft_p50_ms": e.ttft_p50,
+            "server_waiting_mean": waiting,
+            "ttft_x_bound": x_bound,
+        },
+    }
+
+
+def ttft_outside_prompt(e: Evidence) -> Finding | None:
+    reported = e.results.get("server_reported")
+    outside = reported["ttft_outside_prompt_ms"]["p50"] if reported else None
+    prompt = reported["prompt_ms"]["p50"] if reported else None
+    if (
+        outside is None
+        or prompt is None
+        or outside < OUTSIDE_PROMPT_MS
+        or outside < OUTSIDE_PROMPT_X * prompt
+    ):
+        return None
+    server = e.results.get("server")
+    llama = bool(server) and server is not None and server.get("kind") == "llama.cpp"
+    return {
+        "rule": "ttft_outside_prompt",
+        "severity": "high",
+        "message": f"most of TTFT passes before the server starts the prompt "
+        f"({outside:,.0f} ms at p50 against {prompt:,.0f} ms of prompt processing, by the "
+        "server's own timings): requests wait in its queue or front end, not on the GPU"
+        + (
+            "; with slots free, llama.cpp's host-RAM prompt cache is the usual cause "
+            "(--cache-ram 0 disables it), else add slots (-np)"
+            if llama
+            else ""
+        ),
+        "evidence": {
+            "ttft_outside_prompt_p50_ms": outside,
+            "server_prompt_p50_ms": prompt,
+            "ttft_p50_ms": e.ttft_p50,
+        },
+    }
+
+
+def launch_overhead(e: Evidence) -> Finding | None:
+    mbu = e.eff.get("mbu") if e.eff else None
+    if e.eff is None or mbu is None or mbu >= LOW_MBU or e.eff["batch_per_replica"] > SMALL_BATCH:
+        return None
+    return {
+        "rule": "launch_overhead",
+        "severity": "medium",
+        "message": "small batches use little of the memory bandwidth: kernel-launch and "
+        "CPU "
+        "overhead dominate; use CUDA graphs or a serving engine, or batch more",
+        "evidence": {
+            "mbu": mbu,
+            "batch_per_replica": e.eff["batch_per_replica"],
+            "tpot_x_bound": e.eff.get("tpot_x_bound"),
+        },
+    }
+
+
+def kv_cache_full(e: Evidence) -> Finding | None:
+    kv_max = _max(e.server.get("kv_cache_usage"))
+    waiting_max = _max(e.server.get("requests_waiting"))
+    if kv_max is None or kv_max < KV_FULL or waiting_max is None or waiting_max < 1:
+        return None
+    return {
+        "rule": "kv_cache_full",
+        "severity": "high",
+        "message": "the KV cache is full while requests wait: quantise the KV cache (fp8), "
+        "use paged attention / prefix caching, or add GPUs",
+        "evidence": {"kv_cache_usage_max": kv_max, "server_waiting_max": waiting_max},
+    }
+
+
+def kv_cache_pressure(e: Evidence) -> Finding | None:
+    """Preemptions and requests held back for KV-cache room, by the server's counters."""
+    preempted = e.server.get("preemptions") or 0
+    waiting_kv = _max(e.server.get("requests_waiting_capacity")) or 0
+    if not preempted and not waiting_kv:
+        return None
+    what = []
+    if preempted:
+        what.append(
+            f"preempted {preempted:,.0f} running requests (their work is done again, "
+            "inside their TTFT and TPOT)"
+        )
+    if waiting_kv:
+        what.append(f"held up to {waiting_kv:,.0f} requests back for want of room")
+    return {
+        "rule": "kv_cache_pressure",
+        "severity": "high" if preempted else "medium",
+        "message": "the server ran out of KV-cache room: it "
+        + " and ".join(what)
+        + ". Give the KV cache more memory (vLLM: --gpu-memory-utilization, "
+        "VLLM_CPU_KVCACHE_SPACE on CPU, --kv-cache-dtype fp8), lower --max-num-seqs, "
+        "or send shorter contexts",
+        "evidence": _present(
+            {
+                "preemptions": preempted or None,
+                "waiting_for_kv_max": waiting_kv or None,
+                "kv_cache_usage_max": _max(e.server.get("kv_cache_usage")),
+            }
+        ),
+    }
+
+
+def ttft_outside_server(e: Evidence) -> Finding | None:
+    """TTFT that passes outside the server's own clock (vLLM's, from arrival)."""
+    own = e.server.get("ttft_mean_ms")
+    client = e.results["distributions"]["ttft_ms"].get("mean")
+    if not (
+        e.server.get("kind") == "vllm"
         and own
         and client
         and client - own >= FRONTEND_MS
         and client >= FRONTEND_X * own
     ):
-        out.append(
+        return None
+    return {
+        "rule": "ttft_outside_server",
+        "severity": "medium",
+        "message": f"{client - own:,.0f} ms of the mean TTFT ({client:,.0f} ms) passes "
+        f"outside the server's own clock ({own:,.0f} ms from a request's arrival to its "
+        "first token, by its /metrics): in its HTTP front end, tokenization and "
+        "streaming, or on the network. Give its API server CPU (vLLM: "
+        "--api-server-count, a less busy host) or measure nearer to it",
+        "evidence": {"ttft_mean_ms": client, "server_ttft_mean_ms": own},
+    }
+
+
+def slot_spread(e: Evidence) -> Finding | None:
+    slots = e.server.get("slots")
+    if not (
+        slots
+        and slots["span_mean"] >= SLOT_SPAN_X * slots["active_mean"]
+        and slots["span_mean"] - slots["active_mean"] >= SLOT_SPAN_EXTRA
+    ):
+        return None
+    return {
+        "rule": "slot_spread",
+        "severity": "medium",
+        "message": f"the busy requests were spread over {slots['span_mean']:.1f} of "
+        f"llama.cpp's slots on average (up to {slots['span_max']:.0f}) for "
+        f"{slots['active_mean']:.1f} busy: its decode step reads the KV cache of every "
+        "slot between the lowest and the highest busy one, and it hands out the least "
+        "recently used slot first, so a server that has run before reads more per step "
+        "(TPOT grows with the span, not the batch). Measure on a freshly started server "
+        "or with -np equal to the concurrency; --kv-unified is no remedy (slower still)",
+        "evidence": _present(
             {
-                "rule": "ttft_outside_server",
-                "severity": "medium",
-                "message": f"{client - own:,.0f} ms of the mean TTFT ({client:,.0f} ms) passes "
-                f"outside the server's own clock ({own:,.0f} ms from a request's arrival to its "
-                "first token, by its /metrics): in its HTTP front end, tokenization and "
-                "streaming, or on the network. Give its API server CPU (vLLM: "
-                "--api-server-count, a less busy host) or measure nearer to it",
-                "evidence": {"ttft_mean_ms": client, "server_ttft_mean_ms": own},
+                "slot_span_mean": slots["span_mean"],
+                "slot_span_max": slots["span_max"],
+                "active_slots_mean": slots["active_mean"],
+                "slots": slots.get("total"),
+                "span_mean_early": slots.get("span_mean_early"),
+                "span_mean_late": slots.get("span_mean_late"),
             }
-        )
-    return out
+        ),
+    }
 
 
-def _present(evidence: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in evidence.items() if v is not None}
-
-
-def _client_and_host(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """``client_bottleneck`` on the client's own evidence only, saying which; a host kept
-    busy by other processes is ``host_saturated``, a different thing."""
-    out: list[dict[str, Any]] = []
-    client = results.get("client") or {}
-    if client.get("in_process"):  # the engine shares the client's process: its CPU is the model's
-        return out
+def client_bottleneck(e: Evidence) -> Finding | None:
+    """On the client's own evidence only, saying which."""
+    client = e.results.get("client")
+    if not client or client.get("in_process"):
+        return None  # an engine in the client's process: its CPU is the model's
     workers = client.get("per_worker") or []
-    host = (results.get("telemetry") or {}).get("host") or {}
     busy = [w for w in workers if w.get("cpu_util", 0) >= CLIENT_CPU]
     moved = [
         w
@@ -278,7 +273,8 @@ def _client_and_host(results: dict[str, Any]) -> list[dict[str, Any]]:
     lagged = any(
         w.get("loop_lag_max_ms", w.get("loop_lag_p99_ms", 0)) > LOOP_LAG_MS for w in workers
     )
-    shared = ((results.get("shared_first_stamp") or {}).get("requests") or 0) if lagged else 0
+    stamps = e.results.get("shared_first_stamp")
+    shared = (stamps["requests"] if stamps else 0) if lagged else 0
     queue_p99 = client.get("queue_delay_p99_ms")
     capped = bool(client.get("max_concurrency_reached"))
     queued = queue_p99 is not None and queue_p99 > QUEUE_DELAY_MS and not capped
@@ -289,85 +285,155 @@ def _client_and_host(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     if moved:
         reasons.append(
-            f"its event loop ran {max(w['loop_lag_p99_ms'] for w in moved):.1f} ms late at p99 "
-            "with arrival stamps taken by the loop"
+            f"its event loop ran {max(w.get('loop_lag_p99_ms', 0) for w in moved):.1f} ms late "
+            "at p99 with arrival stamps taken by the loop"
         )
     if shared:
         reasons.append(f"{shared} requests had their first token read with later ones")
     if queued:
         reasons.append(f"requests left {queue_p99:.1f} ms after they were due (p99)")
-    spare = spare_cores(host)
-    if reasons:
-        more_workers = busy and (spare is None or spare >= 0.5)
-        advice = (
-            "use more --workers (or --cluster)"
-            if more_workers
-            else "run the client on a machine of its own (--cluster)"
-            if busy
-            else "give the client a quieter core (fewer other processes) or more --workers"
-        )
-        out.append(
+    if not reasons:
+        return None
+    spare = spare_cores(e.host or {})
+    more_workers = busy and (spare is None or spare >= 0.5)
+    advice = (
+        "use more --workers (or --cluster)"
+        if more_workers
+        else "run the client on a machine of its own (--cluster)"
+        if busy
+        else "give the client a quieter core (fewer other processes) or more --workers"
+    )
+    return {
+        "rule": "client_bottleneck",
+        "severity": "high" if busy or queued else "medium",
+        "message": "the load generator, not the server, may have limited this run: "
+        + "; ".join(reasons)
+        + f". {advice[0].upper()}{advice[1:]}",
+        "evidence": _present(
             {
-                "rule": "client_bottleneck",
-                "severity": "high" if busy or queued else "medium",
-                "message": "the load generator, not the server, may have limited this run: "
-                + "; ".join(reasons)
-                + f". {advice[0].upper()}{advice[1:]}",
-                "evidence": _present(
-                    {
-                        "busiest_worker_cpu": max((w["cpu_util"] for w in workers), default=None),
-                        "loop_lag_p99_ms": max(
-                            (w.get("loop_lag_p99_ms", 0) for w in workers), default=None
-                        ),
-                        "shared_first_stamp_requests": shared or None,
-                        "client_queue_delay_p99_ms": queue_p99 if queued else None,
-                        "spare_cores": spare,
-                    }
+                "busiest_worker_cpu": max((w["cpu_util"] for w in workers), default=None),
+                "loop_lag_p99_ms": max(
+                    (w.get("loop_lag_p99_ms", 0) for w in workers), default=None
                 ),
+                "shared_first_stamp_requests": shared or None,
+                "client_queue_delay_p99_ms": queue_p99 if queued else None,
+                "spare_cores": spare,
             }
-        )
+        ),
+    }
+
+
+def host_saturated(e: Evidence) -> Finding | None:
+    """A host kept busy by other processes: a different thing from a client limit. Not
+    judged for an engine in the client's process (its CPU is the client's there)."""
+    host = e.host
+    client = e.results.get("client")
+    if host is None or not client or client.get("in_process"):
+        return None
     other = _other_cores(host)
-    cpu = (host.get("cpu_percent") or {}).get("mean")
-    if cpu is not None and cpu >= HOST_BUSY_PERCENT and other is not None and other >= OTHER_CORES:
-        top = host.get("busiest_other") or {}
-        who = (
-            f"; the busiest was {top['name']} (pid {top['pid']}) at "
-            f"{top['cpu_percent_mean']:.0f} % of a core"
-            if top
-            else ""
-        )
-        out.append(
+    cpu = _mean(host.get("cpu_percent"))
+    if cpu is None or cpu < HOST_BUSY_PERCENT or other is None or other < OTHER_CORES:
+        return None
+    top = host.get("busiest_other")
+    who = (
+        f"; the busiest was {top['name']} (pid {top['pid']}) at "
+        f"{top['cpu_percent_mean']:.0f} % of a core"
+        if top
+        else ""
+    )
+    return {
+        "rule": "host_saturated",
+        "severity": "high",
+        "message": f"the host's CPUs were {cpu:.0f} % busy and processes outside the "
+        f"benchmark and its server used {other:.1f} cores{who}: the server and the "
+        "client competed with them for CPU, so latencies include that contention "
+        "(not the server's nor the client's own limit). Measure on a quieter host",
+        "evidence": _present(
             {
-                "rule": "host_saturated",
-                "severity": "high",
-                "message": f"the host's CPUs were {cpu:.0f} % busy and processes outside the "
-                f"benchmark and its server used {other:.1f} cores{who}: the server and the "
-                "client competed with them for CPU, so latencies include that contention "
-                "(not the server's nor the client's own limit). Measure on a quieter host",
-                "evidence": _present(
-                    {
-                        "host_cpu_percent_mean": cpu,
-                        "cpu_count": host.get("cpu_count"),
-                        "other_cores": other,
-                        "client_cpu_percent_mean": (host.get("client_cpu_percent") or {}).get(
-                            "mean"
-                        ),
-                        "local_server_cpu_percent_mean": (
-                            host.get("local_server_cpu_percent") or {}
-                        ).get("mean"),
-                        "busiest_other": top.get("name"),
-                    }
-                ),
+                "host_cpu_percent_mean": cpu,
+                "cpu_count": host.get("cpu_count"),
+                "other_cores": other,
+                "client_cpu_percent_mean": _mean(host.get("client_cpu_percent")),
+                "local_server_cpu_percent_mean": _mean(host.get("local_server_cpu_percent")),
+                "busiest_other": top["name"] if top else None,
             }
-        )
-    return out
+        ),
+    }
 
 
-def _other_cores(host: dict[str, Any]) -> float | None:
+def prefix_cache_flattered(e: Evidence) -> Finding | None:
+    cache = e.results.get("prompt_cache")
+    if not cache or not cache.get("flattered") or cache["cached_share"] is None:
+        return None
+    share = float(cache["cached_share"])
+    hit, miss = cache.get("ttft_p50_hit_ms"), cache.get("ttft_p50_miss_ms")
+    effect = f" ({cache['ttft_effect']})" if cache.get("ttft_effect") else ""
+    return {
+        "rule": "prefix_cache_flattered",
+        "severity": "high",
+        "message": f"{100 * share:.0f} % of prompt tokens came from the server's prefix "
+        f"cache, more than the workload shares on purpose{effect}: TTFT and throughput "
+        "are better than fresh traffic would get. Rerun without --seed (fresh prompts), "
+        "restart the server, or disable its prompt cache to measure prefill",
+        "evidence": _present(
+            {
+                "cached_share": share,
+                "expected_share": cache.get("expected_share"),
+                "source": cache.get("source"),
+                "ttft_p50_hit_ms": hit,
+                "ttft_p50_miss_ms": miss,
+                "ttft_p50_ms": e.ttft_p50,
+            }
+        ),
+    }
+
+
+def errors(e: Evidence) -> Finding | None:
+    s = e.results["summary"]
+    if not s["requests_failed"]:
+        return None
+    errs = e.results.get("errors")
+    kinds = (errs["by_kind"] if errs else None) or {}
+    return {
+        "rule": "errors",
+        "severity": "high",
+        "message": "requests failed: " + ", ".join(f"{k} ×{v}" for k, v in kinds.items()),
+        "evidence": {"error_rate": s["error_rate"], "by_kind": kinds},
+    }
+
+
+Rule = Callable[[Evidence], "Finding | None"]
+#: Every rule, in the order its finding is listed.
+RULES: tuple[Rule, ...] = (
+    queueing,
+    ttft_outside_prompt,
+    launch_overhead,
+    kv_cache_full,
+    kv_cache_pressure,
+    ttft_outside_server,
+    slot_spread,
+    client_bottleneck,
+    host_saturated,
+    prefix_cache_flattered,
+    errors,
+)
+
+
+def diagnose(results: Results, eff: Efficiency | None) -> list[Finding]:
+    """The findings of every rule that fires, in :data:`RULES` order."""
+    evidence = Evidence.of(results, eff)
+    return [f for rule in RULES if (f := rule(evidence)) is not None]
+
+
+def _present(evidence: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in evidence.items() if v is not None}
+
+
+def _other_cores(host: HostTelemetry) -> float | None:
     """Cores used by processes other than the benchmark's and its local server's."""
-    cpu, cores = (host.get("cpu_percent") or {}).get("mean"), host.get("cpu_count")
+    cpu, cores = _mean(host.get("cpu_percent")), host.get("cpu_count")
     if cpu is None or not cores:
         return None
-    client = (host.get("client_cpu_percent") or {}).get("mean") or 0.0
-    server = (host.get("local_server_cpu_percent") or {}).get("mean") or 0.0
+    client = _mean(host.get("client_cpu_percent")) or 0.0
+    server = _mean(host.get("local_server_cpu_percent")) or 0.0
     return max(float(cores) * float(cpu) / 100 - (client + server) / 100, 0.0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
+from infermeter.schema.results import Efficiency, Results, ServerTelemetry
 from infermeter.theory.bounds import Deployment
 from infermeter.theory.calibration import Point
 
 
-def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
+def efficiency(results: Results, d: Deployment) -> Efficiency | None:
     """MBU and MFU of the measured run, using the bounds' own byte and FLOP counts at the run's
     achieved concurrency and mean context (metrics spec section 5)."""
     s, dist = results["summary"], results["distributions"]
@@ -17,15 +18,16 @@ def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
         return None
     # The batch the server says it ran is the truth; the client's Little's-law concurrency
     # also counts requests queued in front of the server, not in its batch.
-    server = (results.get("telemetry") or {}).get("server") or {}
-    running = (server.get("requests_running") or {}).get("mean")
+    server: ServerTelemetry = results["telemetry"].get("server") or {"kind": None, "samples": 0}
+    running = server["requests_running"]["mean"] if "requests_running" in server else None
+    batch_source: Literal["server", "client"]
     if running:
         batch, batch_source = max(1, round(running / max(d.replicas, 1))), "server"
     else:
         batch = max(1, round(s["achieved_concurrency"] / max(d.replicas, 1)))
         batch_source = "client"
     ctx = int(n_in + n_out / 2)
-    out: dict[str, Any] = {
+    out: Efficiency = {
         "model": d.model.name,
         "gpu": d.hardware.name,
         "gpus": d.gpus,
@@ -63,7 +65,7 @@ def efficiency(results: dict[str, Any], d: Deployment) -> dict[str, Any] | None:
     return out
 
 
-def calibration_point(label: str, results: dict[str, Any]) -> Point | None:
+def calibration_point(label: str, results: Results) -> Point | None:
     """A run as a calibration point (p50 TPOT and TTFT at its achieved batch), or None when
     it has no completed multi-token requests."""
     s, dist = results["summary"], results["distributions"]

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from infermeter.schema.results import (
+    BusiestOther,
+    GpuTelemetry,
+    HostTelemetry,
+    ServerTelemetry,
+    SlotSpread,
+    Stats,
+    Telemetry,
+)
 
-def _stats(values: Sequence[float]) -> dict[str, float] | None:
+
+def _stats(values: Sequence[float]) -> Stats | None:
     if not values:
         return None
     arr = np.asarray(values, dtype=float)
@@ -26,7 +36,7 @@ def _delta(first: dict[str, float], last: dict[str, float], key: str) -> float |
     return None
 
 
-def _busiest_other(tops: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def _busiest_other(tops: Sequence[dict[str, Any]]) -> BusiestOther | None:
     """The other process that was busiest most often, with its mean CPU over those scans
     (percent of one core)."""
     by: dict[tuple[int, str], list[float]] = {}
@@ -44,7 +54,7 @@ def _busiest_other(tops: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
-def slot_spread(busy: Sequence[dict[str, int]]) -> dict[str, float]:
+def slot_spread(busy: Sequence[dict[str, int]]) -> SlotSpread:
     """Over the samples with a busy slot: how many were busy and how wide a range of slot ids
     they covered (llama.cpp's decode step reads every slot in that range)."""
     active = [float(s["active"]) for s in busy]
@@ -84,105 +94,142 @@ SERVER_COUNTS = (
 )
 
 
-def summarize_telemetry(
-    samples: Sequence[dict[str, Any]], start_ns: int, end_ns: int
-) -> dict[str, Any]:
+def summarize_telemetry(samples: Sequence[dict[str, Any]], start_ns: int, end_ns: int) -> Telemetry:
     """Summaries of the samples taken inside [start_ns, end_ns] (the measured window)."""
     inside = [s for s in samples if start_ns <= s.get("t_ns", -1) <= end_ns]
-    out: dict[str, Any] = {}
+    out: Telemetry = {}
     host = [s for s in inside if s.get("source") == "host"]
     if host:
-        out["host"] = {
-            "cpu_percent": _stats([s["cpu_percent"] for s in host]),
-            "memory_used_bytes": _stats([s["memory_used_bytes"] for s in host]),
-            "memory_total_bytes": host[-1]["memory_total_bytes"],
-            "client_cpu_percent": _stats([s["client_cpu_percent"] for s in host]),
-            "client_rss_bytes": _stats([s["client_rss_bytes"] for s in host]),
-            "cpu_count": host[-1].get("cpu_count"),
-        }
-        local = [s["local_server_cpu_percent"] for s in host if "local_server_cpu_percent" in s]
-        if local:
-            out["host"]["local_server_cpu_percent"] = _stats(local)
-            out["host"]["local_server_rss_bytes"] = _stats(
-                [s["local_server_rss_bytes"] for s in host if "local_server_rss_bytes" in s]
-            )
-        busiest = _busiest_other([s["busiest_other"] for s in host if s.get("busiest_other")])
-        if busiest is not None:
-            out["host"]["busiest_other"] = busiest
+        out["host"] = _host(host)
     gpu = [s for s in inside if s.get("source") == "gpu"]
     if gpu:
-        per: dict[int, dict[str, list[float]]] = {}
-        for s in gpu:
-            for g in s["gpus"]:
-                d = per.setdefault(g["index"], {"util": [], "mem": [], "power": [], "total": []})
-                d["util"].append(g["util_percent"])
-                d["mem"].append(g["memory_used_bytes"])
-                d["total"].append(g["memory_total_bytes"])
-                if "power_w" in g:
-                    d["power"].append(g["power_w"])
-        out["gpu"] = [
-            {
-                "index": i,
-                "util_percent": _stats(d["util"]),
-                "memory_used_bytes": _stats(d["mem"]),
-                "memory_total_bytes": d["total"][-1] if d["total"] else None,
-                "memory_util": (max(d["mem"]) / d["total"][-1]) if d["total"] else None,
-                "power_w": _stats(d["power"]),
-            }
-            for i, d in sorted(per.items())
-        ]
+        out["gpu"] = _gpus(gpu)
     server = [s for s in inside if s.get("source") == "server"]
     if server:
-        first, last = server[0]["mapped"], server[-1]["mapped"]
-        span_s = (server[-1]["t_ns"] - server[0]["t_ns"]) / 1e9
-        mapped = [s["mapped"] for s in server]
-        summary: dict[str, Any] = {"kind": server[-1].get("kind"), "samples": len(server)}
-        for key in (
-            "requests_running",
-            "requests_waiting",
-            "requests_waiting_capacity",
-            "requests_waiting_deferred",
-            "kv_cache_usage",
-            "prefix_cache_hit_rate",
-        ):
-            vals = [m[key] for m in mapped if key in m]
-            if vals:
-                summary[key] = _stats(vals)
-        # Means over the requests the server finished inside the window, by its own clocks.
-        for key in SERVER_TIMES:
-            ds, dc = _delta(first, last, f"{key}_sum"), _delta(first, last, f"{key}_count")
-            if ds is not None and dc:
-                summary[f"{key.removesuffix('_seconds')}_mean_ms"] = 1e3 * ds / dc
-        for key in SERVER_COUNTS:
-            grew = _delta(first, last, key)
-            if grew is not None:
-                summary[key] = grew
-        ds = _delta(first, last, "iteration_tokens_sum")
-        dc = _delta(first, last, "iteration_tokens_count")
-        if ds is not None and dc:
-            summary["tokens_per_step_mean"] = ds / dc
-            if span_s > 0:
-                summary["steps_per_s"] = dc / span_s
-        for key in ("estimated_flops", "estimated_read_bytes"):
-            done = _delta(first, last, key)
-            if done is not None and span_s > 0:
-                summary[f"{key}_per_s"] = done / span_s
-        info = server[-1].get("info")
-        if info:
-            summary["info"] = info
-        hits = _delta(first, last, "prefix_cache_hits")
-        queries = _delta(first, last, "prefix_cache_queries")
-        prompt = _delta(first, last, "prompt_tokens")
-        if hits is not None and queries:
-            summary["prefix_cache_hit_share"] = hits / queries
-        elif hits is not None and prompt is not None and (hits + prompt) > 0:
-            # llama.cpp counts prompt tokens processed apart from those reused from cache.
-            summary["prefix_cache_hit_share"] = hits / (hits + prompt)
-        slots = [s["slots"] for s in server if s.get("slots") and s["slots"].get("active")]
-        if slots:
-            summary["slots"] = slot_spread(slots)
-        gen = _delta(first, last, "generation_tokens")
-        if gen is not None and span_s > 0:
-            summary["generation_tokens_per_s"] = gen / span_s
-        out["server"] = summary
+        out["server"] = _server(server)
     return out
+
+
+def _host(host: Sequence[dict[str, Any]]) -> HostTelemetry:
+    out: HostTelemetry = {
+        "cpu_percent": _stats([s["cpu_percent"] for s in host]),
+        "memory_used_bytes": _stats([s["memory_used_bytes"] for s in host]),
+        "memory_total_bytes": host[-1]["memory_total_bytes"],
+        "client_cpu_percent": _stats([s["client_cpu_percent"] for s in host]),
+        "client_rss_bytes": _stats([s["client_rss_bytes"] for s in host]),
+        "cpu_count": host[-1].get("cpu_count"),
+    }
+    local = [s["local_server_cpu_percent"] for s in host if "local_server_cpu_percent" in s]
+    if local:
+        out["local_server_cpu_percent"] = _stats(local)
+        out["local_server_rss_bytes"] = _stats(
+            [s["local_server_rss_bytes"] for s in host if "local_server_rss_bytes" in s]
+        )
+    busiest = _busiest_other([s["busiest_other"] for s in host if s.get("busiest_other")])
+    if busiest is not None:
+        out["busiest_other"] = busiest
+    return out
+
+
+def _gpus(gpu: Sequence[dict[str, Any]]) -> list[GpuTelemetry]:
+    per: dict[int, dict[str, list[float]]] = {}
+    for s in gpu:
+        for g in s["gpus"]:
+            d = per.setdefault(g["index"], {"util": [], "mem": [], "power": [], "total": []})
+            d["util"].append(g["util_percent"])
+            d["mem"].append(g["memory_used_bytes"])
+            d["total"].append(g["memory_total_bytes"])
+            if "power_w" in g:
+                d["power"].append(g["power_w"])
+    return [
+        {
+            "index": i,
+            "util_percent": _stats(d["util"]),
+            "memory_used_bytes": _stats(d["mem"]),
+            "memory_total_bytes": int(d["total"][-1]) if d["total"] else None,
+            "memory_util": (max(d["mem"]) / d["total"][-1]) if d["total"] else None,
+            "power_w": _stats(d["power"]),
+        }
+        for i, d in sorted(per.items())
+    ]
+
+
+#: Gauges summarised over the window (mean, p95, max).
+SERVER_GAUGES = (
+    "requests_running",
+    "requests_waiting",
+    "requests_waiting_capacity",
+    "requests_waiting_deferred",
+    "kv_cache_usage",
+    "prefix_cache_hit_rate",
+)
+
+
+def _server(server: Sequence[dict[str, Any]]) -> ServerTelemetry:
+    first, last = server[0]["mapped"], server[-1]["mapped"]
+    span_s = (server[-1]["t_ns"] - server[0]["t_ns"]) / 1e9
+    mapped = [s["mapped"] for s in server]
+    # Keys made from the engine vocabulary's names (a test holds them to ServerTelemetry's).
+    summary: dict[str, Any] = {"kind": server[-1].get("kind"), "samples": len(server)}
+    for key in SERVER_GAUGES:
+        vals = [m[key] for m in mapped if key in m]
+        if vals:
+            summary[key] = _stats(vals)
+    # Means over the requests the server finished inside the window, by its own clocks.
+    for key in SERVER_TIMES:
+        ds, dc = _delta(first, last, f"{key}_sum"), _delta(first, last, f"{key}_count")
+        if ds is not None and dc:
+            summary[f"{key.removesuffix('_seconds')}_mean_ms"] = 1e3 * ds / dc
+    for key in SERVER_COUNTS:
+        grew = _delta(first, last, key)
+        if grew is not None:
+            summary[key] = grew
+    ds = _delta(first, last, "iteration_tokens_sum")
+    dc = _delta(first, last, "iteration_tokens_count")
+    if ds is not None and dc:
+        summary["tokens_per_step_mean"] = ds / dc
+        if span_s > 0:
+            summary["steps_per_s"] = dc / span_s
+    for key in ("estimated_flops", "estimated_read_bytes"):
+        done = _delta(first, last, key)
+        if done is not None and span_s > 0:
+            summary[f"{key}_per_s"] = done / span_s
+    info = server[-1].get("info")
+    if info:
+        summary["info"] = info
+    hits = _delta(first, last, "prefix_cache_hits")
+    queries = _delta(first, last, "prefix_cache_queries")
+    prompt = _delta(first, last, "prompt_tokens")
+    if hits is not None and queries:
+        summary["prefix_cache_hit_share"] = hits / queries
+    elif hits is not None and prompt is not None and (hits + prompt) > 0:
+        # llama.cpp counts prompt tokens processed apart from those reused from cache.
+        summary["prefix_cache_hit_share"] = hits / (hits + prompt)
+    slots = [s["slots"] for s in server if s.get("slots") and s["slots"].get("active")]
+    if slots:
+        summary["slots"] = slot_spread(slots)
+    gen = _delta(first, last, "generation_tokens")
+    if gen is not None and span_s > 0:
+        summary["generation_tokens_per_s"] = gen / span_s
+    return cast(ServerTelemetry, summary)
+
+
+def server_summary_keys() -> frozenset[str]:
+    """Every key :func:`_server` can write (held to ServerTelemetry by a test)."""
+    return frozenset(
+        {
+            "kind",
+            "samples",
+            *SERVER_GAUGES,
+            *(f"{k.removesuffix('_seconds')}_mean_ms" for k in SERVER_TIMES),
+            *SERVER_COUNTS,
+            "tokens_per_step_mean",
+            "steps_per_s",
+            "estimated_flops_per_s",
+            "estimated_read_bytes_per_s",
+            "info",
+            "prefix_cache_hit_share",
+            "slots",
+            "generation_tokens_per_s",
+        }
+    )

@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from infermeter.errors import UsageError
+from infermeter.schema.results import (
+    Cost,
+    LimitVerdict,
+    Results,
+    SLAVerdict,
+    TtftBands,
+    statistic,
+)
 
 #: Measured quantities a profile limit may name, and where they are read from.
 #: ``ttft_ms``/``tpot_ms``/``e2e_ms`` take a percentile; the rest are run-level figures.
@@ -100,25 +107,24 @@ def load_profile(spec: str) -> Profile:
     )
 
 
-def _measured(results: dict[str, Any], limit: Limit) -> float | None:
+def _measured(results: Results, limit: Limit) -> float | None:
     if limit.metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
-        dist = results["distributions"].get(limit.metric) or {}
         key = f"p{limit.percentile:g}".replace(".", "_") if limit.percentile is not None else "mean"
-        value = dist.get(key)  # a percentile the run did not compute is "not measured"
-        return float(value) if value is not None else None
+        # a percentile the run did not compute is "not measured"
+        return statistic(results["distributions"].get(limit.metric), key)
     summary = results["summary"]
     if limit.metric == "output_tok_s":
         return float(summary["output_token_throughput_tok_s"])
     if limit.metric == "total_tok_s":
         return float(summary["total_token_throughput_tok_s"])
-    gpus = (results.get("telemetry") or {}).get("gpu") or []
-    utils = [g["memory_util"] for g in gpus if g.get("memory_util") is not None]
+    gpus = results["telemetry"].get("gpu") or []
+    utils = [u for g in gpus if (u := g["memory_util"]) is not None]
     return max(utils) if utils else None
 
 
-def evaluate_profile(results: dict[str, Any], profile: Profile) -> dict[str, Any]:
+def evaluate_profile(results: Results, profile: Profile) -> SLAVerdict:
     """Pass/fail per limit with the measured value and the margin (positive = headroom)."""
-    verdicts = []
+    verdicts: list[LimitVerdict] = []
     for limit in profile.limits:
         value = _measured(results, limit)
         passed: bool | None
@@ -147,7 +153,7 @@ def evaluate_profile(results: dict[str, Any], profile: Profile) -> dict[str, Any
     }
 
 
-#: Seed 001's perception of the first token: < 100 ms instant, 100-300 fast, 300-1,000 slow,
+#: How users perceive the first token: < 100 ms instant, 100-300 fast, 300-1,000 slow,
 #: > 1,000 sluggish.
 TTFT_BANDS = (
     ("instant", 0.0, 100.0),
@@ -157,15 +163,25 @@ TTFT_BANDS = (
 )
 
 
-def ttft_bands(ttfts_ms: list[float]) -> dict[str, float]:
-    """Share of requests whose TTFT falls in each perception band."""
+def ttft_bands(ttfts_ms: list[float]) -> TtftBands:
+    """Share of requests whose TTFT falls in each perception band (none without a TTFT)."""
     n = len(ttfts_ms)
     if not n:
         return {}
-    return {name: sum(1 for t in ttfts_ms if lo <= t < hi) / n for name, lo, hi in TTFT_BANDS}
+
+    def share(band: str) -> float:
+        _name, lo, hi = next(b for b in TTFT_BANDS if b[0] == band)
+        return sum(1 for t in ttfts_ms if lo <= t < hi) / n
+
+    return {
+        "instant": share("instant"),
+        "fast": share("fast"),
+        "slow": share("slow"),
+        "sluggish": share("sluggish"),
+    }
 
 
-def cost(results: dict[str, Any], gpu_hourly_price: float, gpus: int) -> dict[str, float | None]:
+def cost(results: Results, gpu_hourly_price: float, gpus: int) -> Cost:
     """``(price per hour × GPUs) / (throughput × 3600) × 1e6`` per million tokens (metrics
     spec section 5), and per request."""
     s = results["summary"]

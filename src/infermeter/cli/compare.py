@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ class Target:
     points: list[Run | None] = field(default_factory=list)
 
     @property
-    def data(self) -> dict[str, Any]:
+    def data(self) -> Mapping[str, Any]:
         """What :func:`build_comparison` takes: results.json, or sweep.json with its runs'."""
         if self.run is not None:
             return self.run.results
@@ -58,18 +59,20 @@ def load_target(path: Path) -> Target:
 
 
 def _load_sweep(path: Path) -> Target:
-    sweep = read_sweep_index(path)
-    if not isinstance(sweep.get("points"), list):
-        raise UsageError(f"{path / SWEEP_FILE} is not an infermeter sweep (no points)")
-    sweep["path"] = str(path)
+    index = read_sweep_index(path)
+    # The sweep as compare reads it: the index, its directory, and each point's results.
+    points: list[dict[str, Any]] = []
     runs: list[Run | None] = []
-    for point in sweep["points"]:
+    for entry in index["points"]:
+        point: dict[str, Any] = dict(entry)
         point_dir = path / str(point.get("dir", ""))
         # A point cut short before its run started has no run directory.
         run = load_run(point_dir) if is_run_dir(point_dir) else None
         if run is not None:
             point["results"] = run.results
+        points.append(point)
         runs.append(run)
+    sweep: dict[str, Any] = {**index, "path": str(path), "points": points}
     return Target(path, sweep=sweep, points=runs)
 
 

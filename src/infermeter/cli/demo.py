@@ -40,6 +40,7 @@ from infermeter.engines.vllm_cpu import cpu_list
 from infermeter.errors import UsageError
 from infermeter.records.rundir import is_run_dir
 from infermeter.report.terminal import print_summary
+from infermeter.schema.results import Results
 
 
 def _levels(text: str) -> list[int]:
@@ -181,7 +182,7 @@ def _comparison(runs: list[tuple[int, Run]]) -> Table:
     t.add_column("metric")
     for c, _ in runs:
         t.add_column(f"c={c}", justify="right")
-    rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+    rows: list[tuple[str, Callable[[Results], Any]]] = [
         ("output tok/s", lambda r: r["summary"]["output_token_throughput_tok_s"]),
         ("request/s", lambda r: r["summary"]["request_throughput_rps"]),
         ("TTFT p50 (ms)", lambda r: r["distributions"]["ttft_ms"]["p50"]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -12,11 +11,12 @@ from infermeter.cli.common import err_console, fail, out_console
 from infermeter.records.rundir import RECORDS_FILE, REPORT_FILE, is_sweep_dir
 from infermeter.report.formats import to_csv, to_json, to_markdown
 from infermeter.report.terminal import print_summary
+from infermeter.schema.results import Results
 
 FORMATS = ("table", "json", "csv", "md", "html")
 
 
-def emit(results: dict[str, Any], fmt: str) -> None:
+def emit(results: Results, fmt: str) -> None:
     if fmt == "table":
         print_summary(results, out_console())
     elif fmt == "json":

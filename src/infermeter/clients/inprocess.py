@@ -29,7 +29,7 @@ from typing import Any
 
 from infermeter.clients.discovery import ServerInfo
 from infermeter.errors import EngineError, UsageError
-from infermeter.records.schema import RequestRecord
+from infermeter.records.schema import ErrorKind, RequestRecord
 from infermeter.workload.types import Prompt
 
 SCHEME = "hf:"
@@ -316,7 +316,7 @@ class HFInProcess:
                 if not job.rec.ok:
                     self._fail(job, "server_error", f"{type(exc).__name__}: {exc}{at}")
 
-    def _fail(self, job: _Job, kind: str, message: str) -> None:
+    def _fail(self, job: _Job, kind: ErrorKind, message: str) -> None:
         rec = job.rec
         rec.ok, rec.error_kind, rec.error_message = False, kind, message
         rec.t_end_ns = time.perf_counter_ns() - self.t0_ns

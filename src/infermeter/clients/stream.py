@@ -29,14 +29,14 @@ from infermeter.clients.sse import SSEParser
 from infermeter.clients.transport import STALE_RETRIES
 from infermeter.metrics.stamps import first_stamp_shared
 from infermeter.metrics.tokens import spread_tokens
-from infermeter.records.schema import RequestRecord
+from infermeter.records.schema import ErrorKind, RequestRecord
 from infermeter.workload.types import Prompt
 
 TokenCounter = Callable[[str], int]
 
 
 class _StreamFailure(Exception):
-    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
+    def __init__(self, kind: ErrorKind, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status

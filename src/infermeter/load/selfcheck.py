@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+
+from infermeter.schema.results import ClientWorker
 
 PROBE_PERIOD_S = 0.05
 
@@ -49,8 +50,18 @@ class ClientStats:
     #: The nice value the load ran at (lower runs first), None where it cannot be read.
     nice: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> ClientWorker:
+        return {
+            "worker": self.worker,
+            "cpu_s": self.cpu_s,
+            "wall_s": self.wall_s,
+            "cpu_util": self.cpu_util,
+            "loop_lag_p50_ms": self.loop_lag_p50_ms,
+            "loop_lag_p99_ms": self.loop_lag_p99_ms,
+            "loop_lag_max_ms": self.loop_lag_max_ms,
+            "probes": self.probes,
+            "nice": self.nice,
+        }
 
 
 #: How far a load-generating thread raises its scheduling priority when allowed. On a host

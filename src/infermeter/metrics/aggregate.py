@@ -16,11 +16,12 @@ from infermeter.metrics.slo import SLO, SLOReport, evaluate_slo
 from infermeter.metrics.stamps import SharedFirstStamps, shared_first_stamps
 from infermeter.metrics.table import MISSING, RequestTable, request_table
 from infermeter.records.schema import RequestRecord
+from infermeter.schema.results import Distribution as DistributionDoc
+from infermeter.schema.results import TpotAgreement as TpotAgreementDoc
 
 #: Written into every result so readers know how percentiles were taken.
 PERCENTILE_METHOD = "linear"
 STANDARD_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +39,8 @@ class Distribution:
     max: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, float | int | None]:
-        out: dict[str, float | int | None] = {
+    def to_dict(self) -> DistributionDoc:
+        out: DistributionDoc = {
             "count": self.count,
             "mean": self.mean,
             "std": self.std,
@@ -50,7 +51,8 @@ class Distribution:
             "p99": self.p99,
             "max": self.max,
         }
-        out.update(self.extra)
+        for key, value in self.extra.items():
+            out[key] = value  # type: ignore[literal-required]  # asked-for extra percentiles
         return out
 
 
@@ -114,7 +116,7 @@ class TpotAgreement:
     median_ratio: float | None
     share_within_1pct: float | None
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> TpotAgreementDoc:
         return {
             "requests": self.requests,
             "median_ratio": self.median_ratio,

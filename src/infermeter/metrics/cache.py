@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from infermeter.schema.results import PromptCache
+
 #: Cached share, above what the workload shares on purpose, at which a run is flattered.
 FLATTER_MARGIN = 0.10
 #: A request with at least this share of its prompt cached is a "hit" in the TTFT comparison;
@@ -82,7 +84,7 @@ class PromptCacheVerdict:
     ttft_p50_miss_ms: float | None
     requests_hit: int
 
-    def to_dict(self) -> dict[str, float | int | str | bool | None]:
+    def to_dict(self) -> PromptCache:
         return {
             "cached_share": self.cached_share,
             "source": self.source,

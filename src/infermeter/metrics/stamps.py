@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from infermeter.schema.results import SharedFirstStamp
+
 
 def first_stamp_shared(chunk_ns: Sequence[int], chunk_tokens: Sequence[int]) -> int:
     """Output tokens after the first chunk's that carry the first chunk's stamp."""
@@ -56,7 +58,7 @@ class SharedFirstStamps:
     #: The same error spread over the decode phase: how much too low their TPOT may be.
     tpot_low_est_max_ms: float | None
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> SharedFirstStamp:
         return {
             "requests": self.requests,
             "of_requests": self.of_requests,

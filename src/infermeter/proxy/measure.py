@@ -27,7 +27,7 @@ from infermeter.clients.stream import (
     StreamFailure,
     account,
 )
-from infermeter.records.schema import RequestRecord
+from infermeter.records.schema import ErrorKind, RequestRecord
 from infermeter.workload.types import Prompt
 
 #: Endpoint label values (bounded).
@@ -169,7 +169,9 @@ class RequestMeter:
         except StreamFailure as exc:
             self._failure = exc
 
-    def finish(self, t_ns: int, error_kind: str | None = None, message: str = "") -> RequestRecord:
+    def finish(
+        self, t_ns: int, error_kind: ErrorKind | None = None, message: str = ""
+    ) -> RequestRecord:
         """The response is over (``error_kind``: how the proxy saw it fail, e.g. ``cancelled``
         when the client went away, ``connection`` when the upstream did)."""
         rec, acc = self.rec, self._acc

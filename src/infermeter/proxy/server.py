@@ -49,6 +49,7 @@ from infermeter.proxy.measure import (
 from infermeter.proxy.metrics import CONTENT_TYPE, ProxyMetrics
 from infermeter.proxy.recorder import SampledRecords
 from infermeter.proxy.relay import HOP_BY_HOP, ClientGone, Relay, end_to_end
+from infermeter.records.schema import ErrorKind
 
 METRICS_PATH = "/metrics"
 
@@ -93,7 +94,7 @@ class _Failure(NamedTuple):
     """How an upstream failure is told: the record's error kind, the status of a client that
     has had no response yet, and the word for it in messages."""
 
-    kind: str
+    kind: ErrorKind
     status: int
     how: str
 
@@ -322,7 +323,7 @@ class ProxyServer:
         meter: RequestMeter | None,
         model: str,
         t_ns: int,
-        error_kind: str | None = None,
+        error_kind: ErrorKind | None = None,
         message: str = "",
         *,
         streamed: bool = True,

@@ -11,13 +11,16 @@ and ``warmup.jsonl`` (one request a line, flushed as each finishes), ``telemetry
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from infermeter.errors import OutputError, UsageError
 from infermeter.records.schema import json_kind
+from infermeter.schema.results import RunOutcome
+from infermeter.schema.sweep import SWEEP_SCHEMA_VERSION, SweepIndex
 
 #: Bumped when a field of run.json changes meaning or is removed.
 RUN_SCHEMA_VERSION = 1
@@ -28,14 +31,12 @@ RESULTS_FILE = "results.json"
 TELEMETRY_FILE = "telemetry.jsonl"
 #: The HTML report of a run or a sweep, written beside its data.
 REPORT_FILE = "report.html"
-#: Bumped when a field of sweep.json changes meaning or is removed.
-SWEEP_SCHEMA_VERSION = 1
 SWEEP_FILE = "sweep.json"
 #: Under a sweep directory: one run directory per point.
 POINTS_DIR = "points"
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: Mapping[str, object]) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: a reader never sees
     half a document, even if the process dies mid-write."""
     tmp = path.with_name(path.name + ".part")
@@ -61,12 +62,15 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_run_status(path: Path, default: dict[str, Any]) -> dict[str, Any]:
-    """The ``run`` status kept in results.json (``default`` where there is no such file)."""
+def read_run_status(path: Path, default: RunOutcome) -> RunOutcome:
+    """How a run ended, from the ``run`` section of its results.json (``default`` where there
+    is no such file). Its identity (id, start) is run.json's to say, and is left out."""
     if not path.exists():
-        return dict(default)
-    results = read_json_object(path)
-    return dict(object_or_null(path, results, "run") or default)
+        return RunOutcome(**default)
+    stored = object_or_null(path, read_json_object(path), "run")
+    if stored is None:
+        return RunOutcome(**default)
+    return cast(RunOutcome, {k: v for k, v in stored.items() if k not in ("id", "started_at")})
 
 
 def object_or_null(path: Path, doc: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -101,7 +105,7 @@ def is_sweep_dir(path: Path) -> bool:
     return (path / SWEEP_FILE).exists()
 
 
-def read_sweep_index(path: Path) -> dict[str, Any]:
+def read_sweep_index(path: Path) -> SweepIndex:
     """The index (sweep.json) of a sweep directory; a UsageError names a directory that is
     none, a file that is not a JSON object, or one written by a newer infermeter."""
     f = path / SWEEP_FILE
@@ -111,4 +115,6 @@ def read_sweep_index(path: Path) -> dict[str, Any]:
     version = index.get("schema_version", 1)
     if type(version) is not int or version > SWEEP_SCHEMA_VERSION:
         raise UsageError(f"{f} was written by a newer infermeter; upgrade to read it")
-    return index
+    if not isinstance(index.get("points"), list):
+        raise UsageError(f"{f} is not an infermeter sweep (no points)")
+    return cast(SweepIndex, index)

@@ -19,6 +19,11 @@ RECORD_SCHEMA_VERSION = 1
 TokenSource = Literal["server", "server-stream", "tokenizer", "chunks"]
 TOKEN_SOURCES: tuple[str, ...] = ("server", "server-stream", "tokenizer", "chunks")
 
+#: How a record's per-chunk token counts ``k[i]`` were found: the server's per-chunk usage,
+#: the engine itself (in-process: one token a step), one per chunk (the counts agree),
+#: spread over the chunks by their text, or not at all.
+ChunkTokenSource = Literal["server-stream", "server", "one-per-chunk", "spread", "chunks"]
+
 #: Failure classes (metrics spec section 4, error rate).
 ErrorKind = Literal[
     "http", "timeout", "connection", "protocol", "incomplete_stream", "server_error", "cancelled"
@@ -46,7 +51,7 @@ class RequestRecord:
     chunk_ns: list[int] = field(default_factory=list)
     #: ``k[i]``: tokens carried by chunk i; ``sum(chunk_tokens) == n_out`` for completed requests.
     chunk_tokens: list[int] = field(default_factory=list)
-    chunk_tokens_source: str = "chunks"
+    chunk_tokens_source: ChunkTokenSource = "chunks"
     #: False when the server ignored ``stream`` and sent the whole answer at once: its TTFT
     #: is its E2E, and it has no TPOT or ITL (metrics spec section 7).
     streamed: bool = True
@@ -63,16 +68,16 @@ class RequestRecord:
     n_out_target: int | None = None
     # -- token counts and their source --
     n_in: int | None = None
-    n_in_source: str | None = None
+    n_in_source: TokenSource | None = None
     n_out: int = 0
-    n_out_source: str = "chunks"
+    n_out_source: TokenSource = "chunks"
     n_reason: int = 0
     n_cached: int | None = None
     finish_reason: str | None = None
     # -- outcome --
     ok: bool = False
     http_status: int | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     error_message: str | None = None
     # -- server-side extras, kept raw --
     usage: dict[str, Any] | None = None
@@ -114,6 +119,8 @@ def _json_types(hint: Any) -> frozenset[type]:
         return frozenset().union(*(_json_types(arg) for arg in get_args(hint)))
     if origin in (list, dict):
         return frozenset({origin})
+    if origin is Literal:  # a closed set of strings (token sources, error kinds)
+        return frozenset(type(arg) for arg in get_args(hint))
     # A float field may be written as a whole number; a bool is never an int here.
     return frozenset({int, float}) if hint is float else frozenset({hint})
 

@@ -21,7 +21,7 @@ ratio below 1 is the better one (``better`` says which way is good). Sweep rows 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from infermeter.errors import UsageError
 from infermeter.metrics import catalogue
 from infermeter.metrics.catalogue import Better
 
-Getter = Callable[[dict[str, Any]], Any]
+Getter = Callable[[Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,11 @@ def _analysis(key: str) -> Getter:
     return lambda r: (r.get("analysis") or {}).get(key)
 
 
-def _cost_per_million_output(r: dict[str, Any]) -> Any:
+def _cost_per_million_output(r: Mapping[str, Any]) -> Any:
     return ((r.get("analysis") or {}).get("cost") or {}).get("per_million_output_tokens")
 
 
-def _gpu_memory_peak_gb(r: dict[str, Any]) -> float | None:
+def _gpu_memory_peak_gb(r: Mapping[str, Any]) -> float | None:
     """Sum over GPUs of each one's peak memory in use during the measured window."""
     gpus = (r.get("telemetry") or {}).get("gpu") or []
     peaks = [(g.get("memory_used_bytes") or {}).get("max") for g in gpus]
@@ -72,7 +72,7 @@ def _gpu_memory_peak_gb(r: dict[str, Any]) -> float | None:
     return sum(known) / 1e9 if known else None
 
 
-def _cached_share(r: dict[str, Any]) -> Any:
+def _cached_share(r: Mapping[str, Any]) -> Any:
     return (r.get("prompt_cache") or {}).get("cached_share")
 
 
@@ -147,7 +147,7 @@ _WORKLOAD_META_NAMES = {
 }
 
 
-def cache_cautions(items: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+def cache_cautions(items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
     """Runs whose prompts came from the server's cache in shares far apart are not alike,
     even when configured alike: the cache did part of one run's prefill."""
     shares = [(label, _cached_share(d)) for label, d in items]
@@ -164,18 +164,18 @@ def cache_cautions(items: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     ]
 
 
-def is_sweep_doc(data: dict[str, Any]) -> bool:
+def is_sweep_doc(data: Mapping[str, Any]) -> bool:
     """A sweep document (``sweep.json``) rather than a run's ``results.json``."""
     return isinstance(data.get("points"), list) and "variable" in data
 
 
-def workload_spec(results: dict[str, Any]) -> dict[str, Any]:
+def workload_spec(results: Mapping[str, Any]) -> dict[str, Any]:
     """The facts about a run's workload and load that must match for a fair comparison."""
     cfg = results.get("config") or {}
     return _spec(cfg, results.get("workload") or {}, open_loop=cfg.get("rate") is not None)
 
 
-def _spec(cfg: dict[str, Any], workload: dict[str, Any], open_loop: bool) -> dict[str, Any]:
+def _spec(cfg: dict[str, Any], workload: Mapping[str, Any], open_loop: bool) -> dict[str, Any]:
     spec = {k: cfg.get(k) for k in WORKLOAD_CONFIG_KEYS}
     if open_loop:
         spec["arrival"] = cfg.get("arrival")
@@ -190,7 +190,7 @@ def _spec(cfg: dict[str, Any], workload: dict[str, Any], open_loop: bool) -> dic
     return spec
 
 
-def _sweep_spec(sweep: dict[str, Any]) -> dict[str, Any]:
+def _sweep_spec(sweep: Mapping[str, Any]) -> dict[str, Any]:
     """A sweep's workload: its base config (less the swept load, matched point by point),
     the first point run's workload, and the lengths its points ran."""
     points = sweep.get("points") or []
@@ -216,7 +216,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def workload_differences(specs: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+def workload_differences(specs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
     """(field, each item's value) for every field whose values are not all equal."""
     out: list[tuple[str, list[str]]] = []
     keys = list(dict.fromkeys(k for spec in specs for k in spec))
@@ -249,7 +249,7 @@ def _row(metric: Metric, values: list[Any], baseline: int, point: str | None) ->
 
 
 def _metric_rows(
-    views: Sequence[dict[str, Any]], baseline: int, point: str | None = None
+    views: Sequence[Mapping[str, Any]], baseline: int, point: str | None = None
 ) -> list[dict[str, Any]]:
     rows = []
     for metric in METRICS:
@@ -272,7 +272,7 @@ def _point_key(point: dict[str, Any], variable: str) -> tuple[Any, ...]:
     )
 
 
-def _comparable_points(sweep: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
+def _comparable_points(sweep: Mapping[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """One point per swept value: measured points before probes, the later of equals."""
     variable = str(sweep.get("variable"))
     chosen: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -304,7 +304,7 @@ def _point_label(key: tuple[Any, ...], variable: str, lengths_vary: bool) -> str
     return f"{text} {key[1]}→{key[2]} tok" if lengths_vary else text
 
 
-def _capacity_row(sweeps: Sequence[dict[str, Any]], baseline: int) -> dict[str, Any] | None:
+def _capacity_row(sweeps: Sequence[Mapping[str, Any]], baseline: int) -> dict[str, Any] | None:
     """The capacities found (highest load meeting the SLA), with each sweep's note on how
     far that holds (e.g. "the capacity may be higher" when no load failed)."""
     caps = [s.get("capacity") or {} for s in sweeps]
@@ -320,7 +320,7 @@ def _capacity_row(sweeps: Sequence[dict[str, Any]], baseline: int) -> dict[str, 
     return row
 
 
-def _sweep_rows(sweeps: Sequence[dict[str, Any]], baseline: int) -> list[dict[str, Any]]:
+def _sweep_rows(sweeps: Sequence[Mapping[str, Any]], baseline: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     capacity = _capacity_row(sweeps, baseline)
     if capacity is not None:
@@ -347,7 +347,9 @@ def _sweep_rows(sweeps: Sequence[dict[str, Any]], baseline: int) -> list[dict[st
 
 
 def build_comparison(
-    items: list[tuple[str, dict[str, Any]]], baseline: int = 0, allow_different: bool = False
+    items: Sequence[tuple[str, Mapping[str, Any]]],
+    baseline: int = 0,
+    allow_different: bool = False,
 ) -> dict[str, Any]:
     """Compare runs (``results.json`` dicts) or sweeps (``sweep.json`` dicts) to the item at
     index ``baseline``.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -26,6 +26,7 @@ from infermeter.errors import UsageError
 from infermeter.metrics.aggregate import Summary
 from infermeter.metrics.per_request import request_metrics
 from infermeter.records.schema import RequestRecord
+from infermeter.schema.results import Results
 
 ColumnType = Literal["int", "float", "bool", "str", "list[int]"]
 Columns = tuple[tuple[str, ColumnType], ...]
@@ -60,6 +61,8 @@ def _column_type(hint: Any) -> ColumnType | None:
         hint = args[0]
     if typing.get_origin(hint) is list and typing.get_args(hint) == (int,):
         return "list[int]"
+    if typing.get_origin(hint) is typing.Literal:  # a closed set of names: text
+        return "str"
     simple: dict[Any, ColumnType] = {bool: "bool", int: "int", float: "float", str: "str"}
     return simple.get(hint)
 
@@ -168,7 +171,7 @@ def _point_ident(point: dict[str, Any]) -> dict[str, Any]:
 # -- summaries -----------------------------------------------------------------------------
 
 
-def _latency_cells(distributions: dict[str, Any]) -> dict[str, Any]:
+def _latency_cells(distributions: Mapping[str, Any]) -> dict[str, Any]:
     return {
         f"{d}_{p}": (distributions.get(d) or {}).get(p)
         for d in LATENCY_KEYS
@@ -176,7 +179,7 @@ def _latency_cells(distributions: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _extra_summary_columns(summaries: Iterable[dict[str, Any]]) -> Columns:
+def _extra_summary_columns(summaries: Iterable[Mapping[str, Any]]) -> Columns:
     """Summary keys newer than this module's Summary, typed by their values."""
     known = {name for name, _ in SUMMARY_COLUMNS}
     seen: dict[str, list[Any]] = {}
@@ -198,27 +201,29 @@ def _infer_type(values: list[Any]) -> ColumnType:
     return "str"
 
 
-def run_status(run: dict[str, Any]) -> str:
+def run_status(run: Mapping[str, Any]) -> str:
     """ok, aborted or interrupted, from a results document's ``run`` section."""
     if run.get("interrupted"):
         return "interrupted"
     return "aborted" if run.get("aborted") else "ok"
 
 
-def run_summary_table(results: dict[str, Any]) -> ExportTable:
+def run_summary_table(results: Results) -> ExportTable:
     """One row: a run's load, workload, summary figures, latency percentiles and SLO verdict."""
     cfg = results.get("config") or {}
-    summary = results.get("summary") or {}
+    summary: Mapping[str, Any] = results.get("summary") or {}
+    run: Mapping[str, Any] = results.get("run") or {}
+    slo = results.get("slo")
     row = {
-        "path": (results.get("run") or {}).get("out_dir"),
-        "status": run_status(results.get("run") or {}),
+        "path": run.get("out_dir"),
+        "status": run_status(run),
         "concurrency": cfg.get("concurrency"),
         "rate": cfg.get("rate"),
         "input_tokens": cfg.get("input_tokens"),
         "output_tokens": cfg.get("output_tokens"),
         **summary,
         **_latency_cells(results.get("distributions") or {}),
-        "meets_sla": (results.get("slo") or {}).get("passed"),
+        "meets_sla": slo["passed"] if slo else None,
     }
     columns: Columns = (
         ("path", "str"),
@@ -232,7 +237,7 @@ def run_summary_table(results: dict[str, Any]) -> ExportTable:
     return ExportTable(columns, [row])
 
 
-def sweep_summary_table(sweep: dict[str, Any]) -> ExportTable:
+def sweep_summary_table(sweep: Mapping[str, Any]) -> ExportTable:
     """One row per sweep point: swept values, role, status, figures, percentiles, verdict."""
     points = sweep.get("points") or []
     rows = [

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import orjson
 
 from infermeter.report.labels import DIST_LABELS, SUMMARY_LABELS
+from infermeter.schema.results import Results, ServerInfo, statistic
+from infermeter.schema.sweep import SweepIndex
 from infermeter.text import counted
 
 STAT_COLUMNS = ("count", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
 
 
-def to_json(results: dict[str, Any]) -> str:
-    return orjson.dumps(results, option=orjson.OPT_INDENT_2).decode()
+def to_json(document: Mapping[str, object]) -> str:
+    """A document (results.json, sweep.json, a comparison) as indented JSON."""
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
 
 
-def to_csv(results: dict[str, Any]) -> str:
+def to_csv(results: Results) -> str:
     """One rectangular table: summary figures fill ``value``, distributions the stat columns."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -40,7 +44,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _load_line(results: dict[str, Any]) -> str:
+def _load_line(results: Results) -> str:
     """``concurrency 4, 200 requests, warm-up 8 requests`` (or a rate, a duration)."""
     s, cfg = results.get("summary") or {}, results.get("config") or {}
     rate = s.get("target_rate_rps", cfg.get("rate"))
@@ -62,47 +66,53 @@ def _load_line(results: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _lengths_line(results: dict[str, Any], key: str, dist_name: str) -> str:
+def _lengths_line(results: Results, key: str, dist_name: str) -> str:
     """What was asked for (a length or a distribution) and the measured mean."""
     workload, cfg = results.get("workload") or {}, results.get("config") or {}
     asked = workload.get(key, cfg.get(key))
-    measured = (results.get("distributions") or {}).get(dist_name) or {}
+    measured = results["distributions"].get(dist_name)
     text = str(asked) if asked is not None else "-"
     if workload.get("kind") not in (None, "synthetic"):
         text = f"from {workload['kind']} dataset"
-    if measured.get("count"):
-        text += f" (measured mean {_fmt(measured.get('mean'), 1)})"
+    if measured and measured["count"]:
+        text += f" (measured mean {_fmt(measured['mean'], 1)})"
     return text
 
 
-def _context(results: dict[str, Any]) -> list[str]:
+def _version_beside(server: ServerInfo | None) -> object:
+    """A version given beside the server's details rather than in them (older documents)."""
+    return cast("Mapping[str, object]", server).get("version") if server else None
+
+
+def _context(results: Results) -> list[str]:
     """The lines a reader of a pasted report needs to judge the numbers."""
-    server, cfg = results.get("server") or {}, results.get("config") or {}
-    details = server.get("details") or {}
-    version = server.get("version") or details.get("version") or details.get("build_info")
-    where = server.get("url") or cfg.get("url") or "?"
-    srv = f"{server.get('kind') or 'unknown'} at {where}"
+    server, cfg = results.get("server"), results.get("config") or {}
+    details = (server.get("details") if server else None) or {}
+    version = _version_beside(server) or details.get("version") or details.get("build_info")
+    where = (server.get("url") if server else None) or cfg.get("url") or "?"
+    srv = f"{(server['kind'] if server else None) or 'unknown'} at {where}"
     if version:
         srv += f" (version {version})"
+    model = (server.get("model") if server else None) or cfg.get("model") or "?"
     lines = [
         f"- **server**: {srv}",
-        f"- **model**: {server.get('model') or cfg.get('model') or '?'}",
+        f"- **model**: {model}",
         f"- **load**: {_load_line(results)}",
         f"- **input tokens**: {_lengths_line(results, 'input_tokens', 'input_tokens')}",
         f"- **output tokens**: {_lengths_line(results, 'output_tokens', 'output_tokens')}",
     ]
-    cache = results.get("prompt_cache") or {}
-    if cache.get("cached_share") is not None:
+    cache = results.get("prompt_cache")
+    if cache and cache["cached_share"] is not None:
         share, expected = cache["cached_share"], cache.get("expected_share") or 0.0
         line = f"- prompt tokens served from the server's cache: {100 * share:.0f} %"
         if cache.get("flattered"):
             line += f" (expected {100 * expected:.0f} % for this workload)"
         lines.append(line)
-    run = results.get("run") or {}
-    if run.get("interrupted"):
+    run = results.get("run")
+    if run and run.get("interrupted"):
         lines.append("- run interrupted: the figures cover the requests that finished")
-    if run.get("aborted"):
-        lines.append(f"- run aborted: {run['aborted']}")
+    if run and run.get("aborted"):
+        lines.append(f"- run aborted: {run.get('aborted')}")
     return lines
 
 
@@ -120,46 +130,53 @@ def _evidence_text(evidence: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def to_markdown(results: dict[str, Any]) -> str:
+def to_markdown(results: Results) -> str:
     """A run for a pull request or an issue: its context, the figures, what went wrong."""
     from infermeter.report.terminal import sla_verdict
 
-    server = results.get("server") or {}
-    lines = [f"### infermeter: {server.get('model') or '?'}", "", *_context(results), ""]
+    server = results.get("server")
+    lines = [
+        f"### infermeter: {(server['model'] if server else None) or '?'}",
+        "",
+        *_context(results),
+        "",
+    ]
     lines += ["| metric | value |", "| --- | --- |"]
+    summary: Mapping[str, object] = results["summary"]
     for key, label in SUMMARY_LABELS.items():
-        if key in results["summary"] and results["summary"][key] is not None:
-            lines.append(f"| {label} | {_fmt(results['summary'][key])} |")
+        if summary.get(key) is not None:
+            lines.append(f"| {label} | {_fmt(summary[key])} |")
     lines += [
         "",
         "| distribution | " + " | ".join(STAT_COLUMNS[1:]) + " |",
         "| --- |" + " --- |" * (len(STAT_COLUMNS) - 1),
     ]
     for name, dist in results["distributions"].items():
-        if not dist.get("count"):
+        if not dist["count"]:
             continue
-        cells = " | ".join(_fmt(dist.get(c)) for c in STAT_COLUMNS[1:])
+        cells = " | ".join(_fmt(statistic(dist, c)) for c in STAT_COLUMNS[1:])
         lines.append(f"| {DIST_LABELS.get(name, name)} | {cells} |")
-    analysis = results.get("analysis") or {}
-    sla = analysis.get("sla") or {}
-    if sla.get("limits"):
-        lines += ["", f"**SLA {sla.get('profile')}**:", ""]
+    analysis = results.get("analysis")
+    sla = analysis["sla"] if analysis else None
+    if sla and sla["limits"]:
+        lines += ["", f"**SLA {sla['profile']}**:", ""]
         lines += [f"- {v['limit']}: {sla_verdict(v)}" for v in sla["limits"]]
-    findings = analysis.get("findings") or []
+    findings = analysis["findings"] if analysis else []
     if findings:
         lines += ["", "**findings**:", ""]
         for f in findings:
             line = f"- **{f['rule']}** ({f.get('severity', 'low')}): {f['message']}"
             evidence = _evidence_text(f.get("evidence") or {})
             lines.append(line + (f" — {evidence}" if evidence else ""))
-    warnings = [*(results.get("warnings") or []), *(analysis.get("notes") or [])]
+    notes = (analysis.get("notes") if analysis else None) or []
+    warnings = [*(results.get("warnings") or []), *notes]
     if warnings:
         lines += ["", "**warnings**:", ""]
         lines += [f"- {w}" for w in warnings]
     return "\n".join(lines) + "\n"
 
 
-def sweep_markdown(index: dict[str, Any]) -> str:
+def sweep_markdown(index: SweepIndex) -> str:
     """A sweep or capacity search as a Markdown table with its notes."""
     from infermeter.report.terminal import _sweep_rows, sweep_notes
 

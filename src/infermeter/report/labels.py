@@ -17,6 +17,53 @@ class Definition(NamedTuple):
     meaning: str
 
 
+#: The glossary's sections, as docs/metrics.md's: key -> (title, the definitions in it).
+#: A report links a section (``#def-per_request``) where no one metric is meant.
+DEFINITION_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "timestamps": (
+        "What is recorded per request",
+        ("t_sched", "t_send", "t_chunk", "t_end", "n_in_n_out"),
+    ),
+    "per_request": (
+        "Per-request metrics",
+        (
+            "ttft_ms",
+            "ttft_incl_queue_ms",
+            "queue_delay_ms",
+            "tpot_ms",
+            "itl_ms",
+            "inter_chunk_ms",
+            "e2e_ms",
+            "prefill_tps",
+            "decode_tps",
+            "request_tps",
+        ),
+    ),
+    "aggregates": (
+        "Run aggregates",
+        (
+            "duration_s",
+            "request_throughput_rps",
+            "output_token_throughput_tok_s",
+            "total_token_throughput_tok_s",
+            "achieved_concurrency",
+            "error_rate",
+            "percentiles",
+        ),
+    ),
+    "slo": ("SLOs", ("goodput_rps", "slo_attainment", "slo_percentile")),
+    "client": ("The client's own health", ("client_cpu", "loop_lag")),
+    "telemetry": ("Telemetry", ("gpu_util", "gpu_memory", "host_cpu", "server_metrics")),
+    "analysis": (
+        "Analysis",
+        ("mbu", "mfu", "x_bound", "sla", "ttft_bands", "findings", "cost"),
+    ),
+}
+
+#: The catalogue's metrics the glossary defines (the others are labels only).
+_GLOSSARY_METRICS = frozenset(key for _title, keys in DEFINITION_GROUPS.values() for key in keys)
+
+
 def _definition(m: Metric) -> Definition:
     return Definition(m.name, m.formula, m.meaning)
 
@@ -25,8 +72,9 @@ def _definition(m: Metric) -> Definition:
 #: per-request and aggregate formulas against it). The HTML report embeds these as its
 #: glossary and its "definition" links point into it, so the definitions travel with the page.
 DEFINITIONS: dict[str, Definition] = {
-    # 3-4. the metrics (per request, run aggregates, SLOs), from their catalogue
-    **{m.key: _definition(m) for m in (*DISTRIBUTIONS, *SUMMARY) if m.meaning},
+    # 3-4. the metrics the glossary lists (per request, run aggregates, SLOs), from their
+    # catalogue
+    **{m.key: _definition(m) for m in (*DISTRIBUTIONS, *SUMMARY) if m.key in _GLOSSARY_METRICS},
     # 1. what is recorded per request
     "t_sched": Definition(
         "t_sched",
@@ -129,48 +177,5 @@ DEFINITIONS: dict[str, Definition] = {
         "cost per 1M tokens",
         "(price per GPU-hour × GPUs) / 3600 / throughput × 1e6",
         "for output and for total tokens, and per request",
-    ),
-}
-
-#: The glossary's sections, as docs/metrics.md's: key -> (title, the definitions in it).
-#: A report links a section (``#def-per_request``) where no one metric is meant.
-DEFINITION_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "timestamps": (
-        "What is recorded per request",
-        ("t_sched", "t_send", "t_chunk", "t_end", "n_in_n_out"),
-    ),
-    "per_request": (
-        "Per-request metrics",
-        (
-            "ttft_ms",
-            "ttft_incl_queue_ms",
-            "queue_delay_ms",
-            "tpot_ms",
-            "itl_ms",
-            "inter_chunk_ms",
-            "e2e_ms",
-            "prefill_tps",
-            "decode_tps",
-            "request_tps",
-        ),
-    ),
-    "aggregates": (
-        "Run aggregates",
-        (
-            "duration_s",
-            "request_throughput_rps",
-            "output_token_throughput_tok_s",
-            "total_token_throughput_tok_s",
-            "achieved_concurrency",
-            "error_rate",
-            "percentiles",
-        ),
-    ),
-    "slo": ("SLOs", ("goodput_rps", "slo_attainment", "slo_percentile")),
-    "client": ("The client's own health", ("client_cpu", "loop_lag")),
-    "telemetry": ("Telemetry", ("gpu_util", "gpu_memory", "host_cpu", "server_metrics")),
-    "analysis": (
-        "Analysis",
-        ("mbu", "mfu", "x_bound", "sla", "ttft_bands", "findings", "cost"),
     ),
 }

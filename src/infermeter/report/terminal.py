@@ -13,6 +13,16 @@ from rich.text import Text
 
 from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
 from infermeter.report.labels import DIST_LABELS
+from infermeter.schema.results import (
+    Analysis,
+    LimitVerdict,
+    Results,
+    RunOutcome,
+    RunStatus,
+    ServerTelemetry,
+    Telemetry,
+)
+from infermeter.schema.sweep import SweepIndex
 from infermeter.text import counted
 
 #: Wide enough for any table: where a table is measured for the width it needs.
@@ -58,11 +68,11 @@ def readable(value: float) -> str:
     return f"{value:.3g}"
 
 
-def sla_verdict(v: dict[str, Any]) -> str:
+def sla_verdict(v: LimitVerdict) -> str:
     """One SLA limit's verdict in words: ``FAIL: measured 9,712, 48.6× the limit``."""
     if v.get("passed") is None or v.get("measured") is None:
         return "not measured"
-    measured = readable(float(v["measured"]))
+    measured = readable(float(v["measured"] or 0.0))
     margin = v.get("margin")
     if margin is None:
         return f"{'pass' if v['passed'] else 'FAIL'}: measured {measured}"
@@ -84,11 +94,12 @@ def _n(value: Any, digits: int = 2) -> str:
     return f"{value:,}"
 
 
-def render_summary(results: dict[str, Any]) -> Group:
+def render_summary(results: Results) -> Group:
     s = results["summary"]
-    run = results.get("run") or {}
-    server = results.get("server") or {}
-    title = escape(f"infermeter · {server.get('model', '?')} @ {server.get('url', '?')}")
+    run: RunStatus | None = results.get("run")
+    server = results.get("server")
+    model, url = (server.get("model", "?"), server.get("url", "?")) if server else ("?", "?")
+    title = escape(f"infermeter · {model} @ {url}")
     if s.get("target_rate_rps") is not None:
         achieved = _n(s.get("achieved_send_rate_rps"))
         load = f"rate {s['target_rate_rps']:g} req/s (achieved send rate {achieved})"
@@ -123,7 +134,7 @@ def render_summary(results: dict[str, Any]) -> Group:
             "goodput",
             f"{_n(s['goodput_rps'], 3)} req/s",
             "SLO attainment",
-            f"{100 * s['slo_attainment']:.1f} %",
+            f"{100 * (s['slo_attainment'] or 0.0):.1f} %",
         )
 
     lat = Table(title="latency (completed requests)", title_justify="left")
@@ -131,8 +142,8 @@ def render_summary(results: dict[str, Any]) -> Group:
     for col in ("count", "mean", "p50", "p90", "p95", "p99", "max"):
         lat.add_column(col, justify="right")
     for name in DISTRIBUTION_NAMES:
-        d = results["distributions"].get(name) or {}
-        if not d.get("count"):
+        d = results["distributions"].get(name)
+        if not d or not d["count"]:
             continue
         digits = 0 if name.endswith("_tokens") else 2
         lat.add_row(
@@ -142,14 +153,14 @@ def render_summary(results: dict[str, Any]) -> Group:
         )
 
     parts: list[Any] = [head, lat]
-    errors = results.get("errors") or {}
-    if errors.get("by_kind"):
+    errors = results.get("errors")
+    if errors and errors["by_kind"]:
         err = Table(title="failed requests", title_justify="left")
         err.add_column("kind")
         err.add_column("count", justify="right")
         err.add_column("example")
         for kind, count in sorted(errors["by_kind"].items(), key=lambda kv: -kv[1]):
-            example = (errors.get("examples") or {}).get(kind, "")[:90]
+            example = errors["examples"].get(kind, "")[:90]
             err.add_row(Text(kind), str(count), Text(example))
         parts.append(err)
     slo = results.get("slo")
@@ -167,17 +178,18 @@ def render_summary(results: dict[str, Any]) -> Group:
                 verdict,
             )
         parts.append(t)
-    resources = _resources(results.get("telemetry") or {})
+    resources = _resources(results.get("telemetry") or Telemetry())
     if resources is not None:
         parts.append(resources)
-    analysis = _analysis(results.get("analysis") or {})
-    if analysis is not None:
-        parts.append(analysis)
-    parts.extend(_notes(results, run))
+    analysis = results.get("analysis")
+    table = _analysis(analysis) if analysis else None
+    if table is not None:
+        parts.append(table)
+    parts.extend(_notes(results, run or RunOutcome()))
     return Group(*parts)
 
 
-def _analysis(a: dict[str, Any]) -> Table | None:
+def _analysis(a: Analysis) -> Table | None:
     """Speed of light, SLA verdicts, TTFT perception, findings and cost."""
     t = Table(title="analysis", title_justify="left", show_header=False)
     t.add_column(style="bold")
@@ -189,10 +201,9 @@ def _analysis(a: dict[str, Any]) -> Table | None:
             f"{eff['gpus']} × {eff['gpu']} (tp {eff['tp']}), {eff['model']}; "
             f"at batch {eff['batch_per_replica']} and {eff['context_tokens']} tokens of context",
         )
-        if eff.get("mbu") is not None:
-            t.add_row(
-                "MBU / MFU (decode)", f"{100 * eff['mbu']:.1f} % / {100 * eff['mfu_decode']:.2f} %"
-            )
+        mbu, mfu = eff.get("mbu"), eff.get("mfu_decode")
+        if mbu is not None and mfu is not None:
+            t.add_row("MBU / MFU (decode)", f"{100 * mbu:.1f} % / {100 * mfu:.2f} %")
         if eff.get("server_mfu") is not None or eff.get("server_mbu") is not None:
             mbu_s, mfu_s = eff.get("server_mbu"), eff.get("server_mfu")
             t.add_row(
@@ -201,21 +212,21 @@ def _analysis(a: dict[str, Any]) -> Table | None:
                 f"{'-' if mfu_s is None else f'{100 * mfu_s:.2f} %'} (its own FLOP and byte "
                 "counts, all phases)",
             )
-        if eff.get("tpot_x_bound") is not None:
-            t.add_row(
-                "TPOT vs speed of light",
-                f"{eff['tpot_x_bound']:.1f} × the {eff['tpot_lower_bound_ms']:.3f} ms bound",
-            )
-        if eff.get("ttft_x_bound") is not None:
+        tpot_x, tpot_bound = eff.get("tpot_x_bound"), eff.get("tpot_lower_bound_ms")
+        if tpot_x is not None and tpot_bound is not None:
+            t.add_row("TPOT vs speed of light", f"{tpot_x:.1f} × the {tpot_bound:.3f} ms bound")
+        ttft_x, ttft_bound = eff.get("ttft_x_bound"), eff.get("ttft_lower_bound_ms")
+        if ttft_x is not None and ttft_bound is not None:
             t.add_row(
                 "TTFT p50 vs speed of light",
-                f"{eff['ttft_x_bound']:.1f} × the {eff['ttft_lower_bound_ms']:.2f} ms bound (prefill MFU {100 * eff['mfu_prefill']:.2f} %)",
+                f"{ttft_x:.1f} × the {ttft_bound:.2f} ms bound (prefill MFU {100 * eff.get('mfu_prefill', 0.0):.2f} %)",
             )
-        if eff.get("throughput_share_of_bound") is not None:
-            t.add_row(
-                "output throughput",
-                f"{100 * eff['throughput_share_of_bound']:.1f} % of the {eff['output_throughput_upper_bound_tok_s']:,.0f} tok/s bound",
-            )
+        share, bound = (
+            eff.get("throughput_share_of_bound"),
+            eff.get("output_throughput_upper_bound_tok_s"),
+        )
+        if share is not None and bound is not None:
+            t.add_row("output throughput", f"{100 * share:.1f} % of the {bound:,.0f} tok/s bound")
     sla = a.get("sla")
     if sla:
         verdict_style = {True: "green", False: "red", None: "dim"}
@@ -226,9 +237,13 @@ def _analysis(a: dict[str, Any]) -> Table | None:
             )
     bands = a.get("ttft_bands")
     if bands:
-        t.add_row(
-            "TTFT as users feel it", ", ".join(f"{k} {100 * v:.0f} %" for k, v in bands.items())
+        shares = (
+            ("instant", bands.get("instant", 0.0)),
+            ("fast", bands.get("fast", 0.0)),
+            ("slow", bands.get("slow", 0.0)),
+            ("sluggish", bands.get("sluggish", 0.0)),
         )
+        t.add_row("TTFT as users feel it", ", ".join(f"{k} {100 * v:.0f} %" for k, v in shares))
     for f in a.get("findings") or []:
         style = {"high": "red", "medium": "yellow"}.get(f["severity"], "dim")
         t.add_row(Text(f"finding: {f['rule']}"), Text(f["message"], style=style))
@@ -251,14 +266,15 @@ def _analysis(a: dict[str, Any]) -> Table | None:
     return t if t.row_count else None
 
 
-def _resources(tel: dict[str, Any]) -> Table | None:
+def _resources(tel: Telemetry) -> Table | None:
     """Host, GPU and server figures over the measured window, where they were sampled."""
     t = Table(title="resources (measured window)", title_justify="left", show_header=False)
     t.add_column(style="bold")
     t.add_column()
     host = tel.get("host")
-    if host and host.get("cpu_percent"):
-        c, cl = host["cpu_percent"], host.get("client_cpu_percent") or {}
+    c = host.get("cpu_percent") if host else None
+    if host and c:
+        cl = host.get("client_cpu_percent")
         t.add_row("host CPU", f"mean {c['mean']:.0f} %, p95 {c['p95']:.0f} % (all cores)")
         if cl:
             t.add_row(
@@ -266,13 +282,13 @@ def _resources(tel: dict[str, Any]) -> Table | None:
                 f"mean {cl['mean']:.0f} %, max {cl['max']:.0f} % of one core (the client's "
                 "processes only)",
             )
-        local = host.get("local_server_cpu_percent") or {}
+        local = host.get("local_server_cpu_percent")
         if local:
             t.add_row(
                 "local server CPU",
                 f"mean {local['mean']:.0f} %, max {local['max']:.0f} % of one core",
             )
-        other = host.get("busiest_other") or {}
+        other = host.get("busiest_other")
         if other:
             t.add_row(
                 "busiest other process",
@@ -281,35 +297,42 @@ def _resources(tel: dict[str, Any]) -> Table | None:
                     "% of one core"
                 ),
             )
-        mem = host.get("memory_used_bytes") or {}
+        mem = host.get("memory_used_bytes")
         if mem:
             t.add_row(
                 "host memory",
                 f"max {mem['max'] / 1e9:,.1f} of {host['memory_total_bytes'] / 1e9:,.1f} GB",
             )
     for g in tel.get("gpu") or []:
-        u, m = g.get("util_percent") or {}, g.get("memory_used_bytes") or {}
-        power = g.get("power_w") or {}
+        u, m, power = g["util_percent"], g["memory_used_bytes"], g["power_w"]
         extra = f", power mean {power['mean']:.0f} W" if power else ""
         t.add_row(
             f"GPU {g['index']}",
-            f"util mean {u.get('mean', 0):.0f} % (p95 {u.get('p95', 0):.0f} %), "
-            f"memory max {m.get('max', 0) / 1e9:,.1f} GB "
+            f"util mean {u['mean'] if u else 0:.0f} % (p95 {u['p95'] if u else 0:.0f} %), "
+            f"memory max {(m['max'] if m else 0) / 1e9:,.1f} GB "
             f"({100 * (g.get('memory_util') or 0):.0f} %){extra}",
         )
     srv = tel.get("server")
     if srv:
         bits = []
-        for key, label in (("requests_running", "running"), ("requests_waiting", "waiting")):
-            if srv.get(key):
-                bits.append(f"{label} mean {srv[key]['mean']:.1f} / max {srv[key]['max']:.0f}")
-        if srv.get("kv_cache_usage"):
-            bits.append(f"KV cache max {100 * srv['kv_cache_usage']['max']:.0f} %")
-        if srv.get("prefix_cache_hit_share") is not None:
-            bits.append(f"prefix-cache hits {100 * srv['prefix_cache_hit_share']:.0f} %")
-        for key, label in (("ttft_mean_ms", "server TTFT"), ("tpot_mean_ms", "server TPOT")):
-            if srv.get(key) is not None:
-                bits.append(f"{label} mean {srv[key]:.1f} ms")
+        for stats, label in (
+            (srv.get("requests_running"), "running"),
+            (srv.get("requests_waiting"), "waiting"),
+        ):
+            if stats:
+                bits.append(f"{label} mean {stats['mean']:.1f} / max {stats['max']:.0f}")
+        kv = srv.get("kv_cache_usage")
+        if kv:
+            bits.append(f"KV cache max {100 * kv['max']:.0f} %")
+        hit_share = srv.get("prefix_cache_hit_share")
+        if hit_share is not None:
+            bits.append(f"prefix-cache hits {100 * hit_share:.0f} %")
+        for value, label in (
+            (srv.get("ttft_mean_ms"), "server TTFT"),
+            (srv.get("tpot_mean_ms"), "server TPOT"),
+        ):
+            if value is not None:
+                bits.append(f"{label} mean {value:.1f} ms")
         t.add_row(Text(f"server ({srv.get('kind')})"), "; ".join(bits) or "sampled")
         own = server_own_times(srv)
         if own:
@@ -319,30 +342,32 @@ def _resources(tel: dict[str, Any]) -> Table | None:
     return t if t.row_count else None
 
 
-def server_own_times(srv: dict[str, Any]) -> str:
+def server_own_times(srv: ServerTelemetry) -> str:
     """The server's own per-request times and scheduling events over the window (vLLM's
     histograms and counters), in one line; "" where it keeps none."""
     times = [
-        f"{label} {srv[key]:,.1f} ms"
-        for key, label in (
-            ("queue_mean_ms", "queue"),
-            ("prefill_mean_ms", "prefill"),
-            ("decode_mean_ms", "decode"),
+        f"{label} {value:,.1f} ms"
+        for value, label in (
+            (srv.get("queue_mean_ms"), "queue"),
+            (srv.get("prefill_mean_ms"), "prefill"),
+            (srv.get("decode_mean_ms"), "decode"),
         )
-        if srv.get(key) is not None
+        if value is not None
     ]
     bits = [f"mean {', '.join(times)}"] if times else []
-    if srv.get("preemptions") is not None:
-        bits.append(counted(int(srv["preemptions"]), "preemption"))
-    waiting_kv = (srv.get("requests_waiting_capacity") or {}).get("max")
-    if waiting_kv:
-        bits.append(f"up to {waiting_kv:,.0f} waiting for KV-cache room")
-    if srv.get("tokens_per_step_mean") is not None:
-        bits.append(f"{srv['tokens_per_step_mean']:,.1f} tokens per engine step")
+    preempted = srv.get("preemptions")
+    if preempted is not None:
+        bits.append(counted(int(preempted), "preemption"))
+    capacity = srv.get("requests_waiting_capacity")
+    if capacity and capacity["max"]:
+        bits.append(f"up to {capacity['max']:,.0f} waiting for KV-cache room")
+    per_step = srv.get("tokens_per_step_mean")
+    if per_step is not None:
+        bits.append(f"{per_step:,.1f} tokens per engine step")
     return "; ".join(bits)
 
 
-def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
+def _notes(results: Results, run: RunOutcome) -> list[Text]:
     notes: list[Text] = []
     src = (results.get("token_sources") or {}).get("n_out") or {}
     if src:
@@ -357,25 +382,27 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
         differ = "differs" if mm["mismatched"] == 1 else "differ"
         notes.append(
             Text(
-                f"input length: {mm['mismatched']:,} of {counted(mm['compared'], 'prompt')} "
+                f"input length: {mm['mismatched']:,} of {counted(int(mm['compared']), 'prompt')} "
                 f"{differ} from the target by up to "
-                f"{counted(mm.get('max_abs_difference_tokens') or 0, 'token')} "
+                f"{counted(int(mm.get('max_abs_difference_tokens') or 0), 'token')} "
                 "(server count vs requested)",
                 style="yellow",
             )
         )
-    agreement = (results.get("server_reported") or {}).get("tpot_agreement") or {}
-    if agreement.get("requests"):
+    reported = results.get("server_reported")
+    agreement = reported["tpot_agreement"] if reported else None
+    if agreement and agreement["requests"]:
         notes.append(
             Text(
                 f"TPOT vs the server's own, per request: median ratio "
-                f"{agreement['median_ratio']:.4f}, {100 * agreement['share_within_1pct']:.0f} % "
+                f"{agreement['median_ratio'] or 0.0:.4f}, "
+                f"{100 * (agreement['share_within_1pct'] or 0.0):.0f} % "
                 f"of {counted(agreement['requests'], 'request')} within 1 %",
                 style="dim",
             )
         )
-    cache = results.get("prompt_cache") or {}
-    if cache.get("cached_share") is not None:
+    cache = results.get("prompt_cache")
+    if cache and cache["cached_share"] is not None:
         notes.append(
             Text(
                 f"prompt tokens served from the server's prefix cache: "
@@ -383,8 +410,8 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
                 style="yellow" if cache.get("flattered") else "dim",
             )
         )
-    shared = results.get("shared_first_stamp") or {}
-    if shared.get("of_requests"):
+    shared = results.get("shared_first_stamp")
+    if shared and shared["of_requests"]:
         notes.append(
             Text(
                 f"first token read with later ones: {shared['requests']:,} of "
@@ -401,20 +428,20 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
                 style="yellow",
             )
         )
-    client = results.get("client") or {}
-    workers = client.get("per_worker") or []
+    client = results.get("client")
+    workers = client["per_worker"] if client else []
     if workers:
         busiest = max(workers, key=lambda w: w["cpu_util"])
         sources = sorted({w["arrival_stamps"] for w in workers if w.get("arrival_stamps")})
         stamps = f"; arrivals stamped by the {' and '.join(sources)}" if sources else ""
-        nices = sorted({w["nice"] for w in workers if w.get("nice") is not None})
+        nices = sorted({n for w in workers if (n := w.get("nice")) is not None})
         stamps += f"; ran at nice {', '.join(map(str, nices))}" if nices else ""
         notes.append(
             Text(
                 f"client: {counted(len(workers), 'worker process', 'worker processes')}; "
                 "busiest used "
                 f"{100 * busiest['cpu_util']:.0f} % of a core, event-loop lag p99 "
-                f"{max(w['loop_lag_p99_ms'] for w in workers):.2f} ms{stamps}",
+                f"{max(w.get('loop_lag_p99_ms', 0.0) for w in workers):.2f} ms{stamps}",
                 style="dim",
             )
         )
@@ -435,11 +462,11 @@ def _notes(results: dict[str, Any], run: dict[str, Any]) -> list[Text]:
     return notes
 
 
-def print_summary(results: dict[str, Any], console: Console | None = None) -> None:
+def print_summary(results: Results, console: Console | None = None) -> None:
     (console or make_console()).print(render_summary(results))
 
 
-def _sweep_rows(index: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _sweep_rows(index: SweepIndex) -> tuple[list[str], list[list[str]]]:
     """The columns and rows shared by the terminal and Markdown sweep tables."""
     var = index.get("variable", "concurrency")
     many = len({(p["input_tokens"], p["output_tokens"]) for p in index["points"]}) > 1
@@ -456,12 +483,15 @@ def _sweep_rows(index: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         value = p["concurrency"] if p["concurrency"] is not None else p["rate"]
         unit = "" if p["concurrency"] is not None else "/s"
         if p["role"] == "probe" or (p["concurrency"] is not None and var == "rate"):
-            value, unit = f"c={p['concurrency']}", ""
-        row = [
-            str(p["index"]),
-            p["role"],
-            f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}",
-        ]
+            value, unit = None, f"c={p['concurrency']}"
+        shown = (
+            unit
+            if value is None
+            else f"{value:g}{unit}"
+            if isinstance(value, float)
+            else f"{value}{unit}"
+        )
+        row = [str(p["index"]), p["role"], shown]
         if many:
             row += [p["input_tokens"], p["output_tokens"]]
         row += [
@@ -481,7 +511,7 @@ def _sweep_rows(index: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return cols, rows
 
 
-def sweep_notes(index: dict[str, Any]) -> list[str]:
+def sweep_notes(index: SweepIndex) -> list[str]:
     """The lines under a sweep table: why it stopped, the SLA and the capacity found."""
     lines = []
     per_point = index.get("server_per_point")
@@ -499,9 +529,9 @@ def sweep_notes(index: dict[str, Any]) -> list[str]:
             f"{sat['request_throughput_rps']:.3g} req/s, "
             f"{sat['output_token_throughput_tok_s']:,.0f} output tok/s"
         )
-    stopped = index.get("stopped") or {}
-    if stopped.get("reason") not in (None, "done"):
-        lines.append(f"stopped early ({stopped['reason']}): {stopped.get('detail')}")
+    stopped = index.get("stopped")
+    if stopped and stopped["reason"] not in (None, "done"):
+        lines.append(f"stopped early ({stopped['reason']}): {stopped['detail']}")
     sla = index.get("sla")
     if sla:
         lines.append(f"SLA ({sla['source']} {sla['text']}): {sla['criterion']}")
@@ -511,15 +541,15 @@ def sweep_notes(index: dict[str, Any]) -> list[str]:
     return lines
 
 
-def print_sweep(index: dict[str, Any], console: Console) -> None:
+def print_sweep(index: SweepIndex, console: Console) -> None:
     cols, rows = _sweep_rows(index)
     kind = "capacity search" if index.get("kind") == "search" else "sweep"
     table = Table(title=f"infermeter {kind} over {index.get('variable')}", title_justify="left")
     for c in cols:
         table.add_column(c, justify="left" if c in ("role",) else "right")
-    cap = index.get("capacity") or {}
+    cap = index.get("capacity")
     for p, row in zip(index["points"], rows, strict=True):
-        chosen = cap.get("pass_index") == p["index"]
+        chosen = cap is not None and cap["pass_index"] == p["index"]
         table.add_row(*row, style="bold green" if chosen else None)
     console.print(table)
     for line in sweep_notes(index):

@@ -3,7 +3,6 @@ joined with the analysis its config (or flags given now) asks for."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -22,20 +21,26 @@ from infermeter.metrics.client import (
     stamp_warnings,
     workload_warnings,
 )
+from infermeter.schema.results import (
+    RESULTS_SCHEMA_VERSION,
+    Analysis,
+    Results,
+    RunOutcome,
+    SLOResult,
+    Summary,
+    Telemetry,
+)
 from infermeter.text import counted
 from infermeter.theory import Deployment, get_hardware, resolve_model
-
-#: Bumped when a field changes meaning or is removed; adding fields keeps it.
-RESULTS_SCHEMA_VERSION = 1
 
 
 def build_results(
     meta: dict[str, Any],
     metrics: RunMetrics,
-    status: dict[str, Any],
-    telemetry: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    summary = asdict(metrics.summary)
+    status: RunOutcome,
+    telemetry: Telemetry | None = None,
+) -> Results:
+    summary = summary_doc(metrics)
     clients = list(status.get("client") or [])
     in_process = (meta.get("server") or {}).get("kind") == "transformers"
     cfg = meta.get("config") or {}
@@ -43,7 +48,8 @@ def build_results(
     cap = cfg.get("max_concurrency")
     # An open loop's cap makes requests wait by design, but only once it is reached.
     cap_reached = cap is not None and metrics.peak_in_flight >= int(cap)
-    result: dict[str, Any] = {
+    notes: Telemetry = {"notes": list(status.get("telemetry_notes") or [])}
+    result: Results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "infermeter_version": meta.get("infermeter_version"),
         "run": {
@@ -81,7 +87,7 @@ def build_results(
             "queue_delay_p99_ms": metrics.client_delay_p99_ms,
             "max_concurrency_reached": cap_reached,
         },
-        "telemetry": {"notes": list(status.get("telemetry_notes") or []), **(telemetry or {})},
+        "telemetry": {**notes, **(telemetry or {})},
         "warnings": (
             []
             if in_process
@@ -115,7 +121,7 @@ def preflight_warnings(failures: list[str]) -> list[str]:
 
 
 def prompt_cache(
-    meta: dict[str, Any], metrics: RunMetrics, telemetry: dict[str, Any] | None
+    meta: dict[str, Any], metrics: RunMetrics, telemetry: Telemetry | None
 ) -> PromptCacheVerdict:
     """The run's cached-prompt share, judged against what its workload shares on purpose."""
     workload = meta.get("workload") or {}
@@ -124,11 +130,34 @@ def prompt_cache(
         int(workload.get("shared_prefix_tokens") or 0),
         metrics.distributions["input_tokens"].mean,
     )
-    server = (telemetry or {}).get("server") or {}
-    return judge_prompt_cache(metrics.prompt_cache, expected, server.get("prefix_cache_hit_share"))
+    server = telemetry.get("server") if telemetry else None
+    share = server.get("prefix_cache_hit_share") if server else None
+    return judge_prompt_cache(metrics.prompt_cache, expected, share)
 
 
-def _slo(metrics: RunMetrics) -> dict[str, Any] | None:
+def summary_doc(metrics: RunMetrics) -> Summary:
+    s = metrics.summary
+    return {
+        "requests_sent": s.requests_sent,
+        "requests_completed": s.requests_completed,
+        "requests_failed": s.requests_failed,
+        "duration_s": s.duration_s,
+        "request_throughput_rps": s.request_throughput_rps,
+        "request_throughput_rpm": s.request_throughput_rpm,
+        "output_token_throughput_tok_s": s.output_token_throughput_tok_s,
+        "input_token_throughput_tok_s": s.input_token_throughput_tok_s,
+        "total_token_throughput_tok_s": s.total_token_throughput_tok_s,
+        "achieved_concurrency": s.achieved_concurrency,
+        "goodput_rps": s.goodput_rps,
+        "slo_attainment": s.slo_attainment,
+        "error_rate": s.error_rate,
+        "target_concurrency": s.target_concurrency,
+        "target_rate_rps": s.target_rate_rps,
+        "achieved_send_rate_rps": s.achieved_send_rate_rps,
+    }
+
+
+def _slo(metrics: RunMetrics) -> SLOResult | None:
     rep = metrics.slo
     if rep is None:
         return None
@@ -138,17 +167,28 @@ def _slo(metrics: RunMetrics) -> dict[str, Any] | None:
         "goodput_rps": rep.goodput_rps,
         "requests_meeting": rep.requests_meeting,
         "requests_total": rep.requests_total,
-        "terms": [asdict(t) for t in rep.terms],
+        "terms": [
+            {
+                "name": t.name,
+                "metric": t.metric,
+                "threshold": t.threshold,
+                "percentile": t.percentile,
+                "attainment": t.attainment,
+                "measured": t.measured,
+                "passed": t.passed,
+            }
+            for t in rep.terms
+        ],
     }
 
 
 def full_results(
     meta: dict[str, Any],
     metrics: RunMetrics,
-    status: dict[str, Any],
-    telemetry: dict[str, Any],
+    status: RunOutcome,
+    telemetry: Telemetry,
     overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Results:
     """results.json: metrics, telemetry and the analysis the run's config (or ``overrides``)
     asks for. An override (a flag given now) naming no known GPU or model shape is a
     UsageError; the same in the stored config is a note, so the run stays readable."""
@@ -166,11 +206,11 @@ def flag_error(flag: str, exc: UsageError) -> UsageError:
 
 
 def analysis_section(
-    results: dict[str, Any],
+    results: Results,
     metrics: RunMetrics,
     cfg: dict[str, Any],
     strict: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
+) -> Analysis:
     """``strict``: the keys of ``cfg`` the user gave just now, whose bad values are errors."""
     notes: list[str] = []
     deployment = None
@@ -184,7 +224,8 @@ def analysis_section(
             notes.append(f"{flag_error('--gpu', exc).message}; no MBU/MFU or bounds")
     shape = None
     if hardware is not None or "model_shape" in strict:
-        shape_name = cfg.get("model_shape") or (results.get("server") or {}).get("model")
+        served = results["server"]
+        shape_name = cfg.get("model_shape") or (served["model"] if served else None)
         try:
             shape = resolve_model(str(shape_name))
         except UsageError as exc:

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -59,6 +59,7 @@ from infermeter.results.build import flag_error, full_results
 from infermeter.run import ray_pool
 from infermeter.run.local_pool import PoolOutcome, WorkerJob, client_report, run_pool
 from infermeter.run.rundir import Run, load_run, remove_empty
+from infermeter.schema.results import RunOutcome
 from infermeter.telemetry import (
     HostSampler,
     NvmlSampler,
@@ -198,7 +199,7 @@ def _transient(rec: RequestRecord) -> bool:
 
 async def _run_async(
     config: BenchConfig, out: Path, console: Console | None, seed_drawn: bool = False
-) -> dict[str, Any]:
+) -> RunOutcome:
     headers = dict(config.headers)
     if config.api_key is not None:
         headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
@@ -260,7 +261,7 @@ async def _run_inprocess(
     headers: dict[str, str],
     timeouts: Timeouts,
     seed_drawn: bool,
-) -> dict[str, Any]:
+) -> RunOutcome:
     """``--url hf:DIR``: the model runs in this process; one client, no workers."""
     if (config.workers or 1) > 1 or config.cluster:
         raise UsageError("--url hf:... runs the model in this process: no --workers or --cluster")
@@ -297,7 +298,7 @@ async def _run_inprocess(
 
 async def _measure(
     config: BenchConfig, out: Path, console: Console | None, target: _Target
-) -> dict[str, Any]:
+) -> RunOutcome:
     """Probe, build the workload, write run.json, then send the load with telemetry beside."""
     info, client, counter = target.info, target.client, target.counter
     seed = config.seed
@@ -419,9 +420,7 @@ class _Prepared:
     wall0: int
 
 
-async def _drive(
-    p: _Prepared, out: Path, console: Console | None, client: Sender
-) -> dict[str, Any]:
+async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sender) -> RunOutcome:
     """Send the load: in this process, in worker processes, or on a Ray cluster."""
     config, load, plan = p.config, p.load, p.plan
 
@@ -514,7 +513,7 @@ async def _run_workers(
     warm: JsonlSink,
     progress: LiveProgress | None,
     pool: Pool,
-) -> dict[str, Any]:
+) -> RunOutcome:
     """Run the jobs in worker processes; records are written here as they arrive."""
     state = RunState(phase="warmup" if any(j.warmup for j in jobs) else "measure")
 
@@ -570,7 +569,7 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
     config = config.with_seed()
     if streams != asked:
         config = config.model_copy(update={"concurrency": streams})
-    status: dict[str, Any]
+    status: RunOutcome
     try:
         status = stamping_loop.run(_run_async(config, out, console, drawn))
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -592,7 +591,7 @@ def run_benchmark(config: BenchConfig, *, console: Console | None = None) -> Run
         remove_empty(out)
         raise KeyboardInterrupt  # interrupted before the run started: nothing to keep
     status["out_dir"] = str(out)
-    if streams != asked:
+    if streams != asked and asked is not None:
         status["concurrency_asked"] = asked
     run = load_run(out)
     run.status.update(status)

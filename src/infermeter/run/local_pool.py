@@ -37,6 +37,7 @@ from infermeter.load.partition import WorkerShare
 from infermeter.load.runner import Runner, RunState
 from infermeter.load.selfcheck import ClientStats
 from infermeter.records.schema import RequestRecord
+from infermeter.schema.results import ClientWorker
 from infermeter.workload.tokenizer import LocalTokenizer
 from infermeter.workload.types import Prompt
 
@@ -104,7 +105,7 @@ def worker_main(
         out.put(("error", job.share.worker, f"{type(exc).__name__}: {exc}"))
 
 
-def client_report(stats: ClientStats | None, client: object) -> dict[str, Any] | None:
+def client_report(stats: ClientStats | None, client: object) -> ClientWorker | None:
     """A process's self-check for the run's results, with where its arrival stamps came from
     (HTTP clients say; an in-process engine does not)."""
     if stats is None:
@@ -183,7 +184,7 @@ async def _report_state(emit: Emit, worker: int, state: RunState) -> None:
 class PoolOutcome:
     aborted: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    clients: list[dict[str, Any]] = field(default_factory=list)
+    clients: list[ClientWorker] = field(default_factory=list)
 
 
 class Collector:

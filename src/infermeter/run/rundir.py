@@ -30,6 +30,7 @@ from infermeter.records.rundir import (
 )
 from infermeter.records.schema import RequestRecord, json_kind
 from infermeter.results.build import full_results
+from infermeter.schema.results import Results, RunOutcome, Telemetry
 
 
 @dataclass
@@ -40,9 +41,9 @@ class Run:
     path: Path
     meta: dict[str, Any]
     metrics: RunMetrics
-    results: dict[str, Any]
-    status: dict[str, Any] = field(default_factory=dict)
-    telemetry: dict[str, Any] = field(default_factory=dict)
+    results: Results
+    status: RunOutcome = field(default_factory=lambda: RunOutcome())
+    telemetry: Telemetry = field(default_factory=lambda: Telemetry())
 
     @property
     def interrupted(self) -> bool:
@@ -82,8 +83,6 @@ def load_run(path: str | Path) -> Run:
     metrics = _metrics_for(meta, stream)
     # No results.json: the run was stopped before its end.
     status = read_run_status(root / RESULTS_FILE, {"complete": False, "interrupted": True})
-    status.pop("id", None)
-    status.pop("started_at", None)
     status["out_dir"] = str(root)
     status["torn_last_record"] = stream.torn_last_line
     telemetry = window_telemetry(root / TELEMETRY_FILE, metrics)
@@ -107,7 +106,7 @@ def read_run_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def window_telemetry(path: Path, metrics: RunMetrics) -> dict[str, Any]:
+def window_telemetry(path: Path, metrics: RunMetrics) -> Telemetry:
     """The telemetry samples taken inside the measured window, summarised."""
     window = metrics.window_ns
     if not path.exists() or window is None:

@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.text import Text
@@ -37,13 +37,19 @@ from infermeter.load.sweep import (
 from infermeter.records.rundir import (
     POINTS_DIR,
     SWEEP_FILE,
-    SWEEP_SCHEMA_VERSION,
     is_sweep_dir,
     read_sweep_index,
     write_json,
 )
 from infermeter.run.benchmark import run_benchmark
 from infermeter.run.rundir import Run
+from infermeter.schema.results import statistic
+from infermeter.schema.sweep import (
+    SWEEP_SCHEMA_VERSION,
+    Capacity,
+    SweepIndex,
+    SweepPoint,
+)
 
 LATENCY_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
 PERCENTILE_KEYS = ("p50", "p90", "p95", "p99")
@@ -89,7 +95,7 @@ class SweepSpec:
 @dataclass
 class Sweep:
     path: Path
-    index: dict[str, Any]
+    index: SweepIndex
     runs: list[Run] = field(default_factory=list)
 
     @property
@@ -97,7 +103,7 @@ class Sweep:
         return (self.index.get("stopped") or {}).get("reason") == "interrupted"
 
 
-def load_sweep(path: str | Path) -> dict[str, Any]:
+def load_sweep(path: str | Path) -> SweepIndex:
     """The index of a sweep directory (see :func:`infermeter.records.rundir.read_sweep_index`)."""
     return read_sweep_index(Path(path))
 
@@ -122,7 +128,7 @@ class _Sweeper:
         #: The sweep's seed (given or drawn); point i runs on a seed derived from it.
         self.seed = base.seed if base.seed is not None else draw_seed()
         self.runs: list[Run] = []
-        self.index: dict[str, Any] = {
+        self.index: SweepIndex = {
             "schema_version": SWEEP_SCHEMA_VERSION,
             "kind": "search" if spec.find_max else "sweep",
             "infermeter_version": __version__,
@@ -142,7 +148,7 @@ class _Sweeper:
     # -- one point --
     def run_point(
         self, role: str, concurrency: int | None, rate: float | None, inp: str, outp: str
-    ) -> dict[str, Any]:
+    ) -> SweepPoint:
         i = len(self.index["points"])
         label = f"c{concurrency}" if concurrency is not None else f"r{rate:g}"
         if role == "probe":
@@ -278,13 +284,13 @@ class _Sweeper:
         self.save()
 
 
-def _grid_capacity(points: list[dict[str, Any]], spec: SweepSpec) -> dict[str, Any]:
+def _grid_capacity(points: list[SweepPoint], spec: SweepSpec) -> Capacity:
     """The highest swept value below which every point met the SLA."""
     assert spec.sla is not None
     measured = [p for p in points if p["role"] == "point"]
     key = spec.variable
     lo_i = hi_i = None
-    for p in sorted(measured, key=lambda p: p[key]):
+    for p in sorted(measured, key=lambda p: p[key] or 0):
         if p["meets_sla"]:
             lo_i = p["index"]
         else:
@@ -391,12 +397,15 @@ def _point(
     inp: str,
     outp: str,
     run: Run,
-) -> dict[str, Any]:
+) -> SweepPoint:
     res = run.results
     dists = res["distributions"]
-    telemetry_server = (res.get("telemetry") or {}).get("server") or {}
-    waiting = (telemetry_server.get("requests_waiting") or {}).get("mean")
-    status = "interrupted" if run.interrupted else "aborted" if run.aborted else "ok"
+    telemetry_server = res["telemetry"].get("server")
+    stats = telemetry_server.get("requests_waiting") if telemetry_server else None
+    waiting = stats["mean"] if stats else None
+    status: Literal["ok", "aborted", "interrupted"] = (
+        "interrupted" if run.interrupted else "aborted" if run.aborted else "ok"
+    )
     return {
         "index": i,
         "dir": rel,
@@ -408,7 +417,7 @@ def _point(
         "status": status,
         "summary": res["summary"],
         "latency": {
-            k: {p: (dists.get(k) or {}).get(p) for p in PERCENTILE_KEYS} for k in LATENCY_KEYS
+            k: {p: statistic(dists.get(k), p) for p in PERCENTILE_KEYS} for k in LATENCY_KEYS
         },
         "waiting_mean": waiting,
         "slo": res.get("slo"),
@@ -416,7 +425,7 @@ def _point(
     }
 
 
-def _figures(value: float, point: dict[str, Any]) -> PointFigures:
+def _figures(value: float, point: SweepPoint) -> PointFigures:
     s = point["summary"]
     return PointFigures(
         value=value,
@@ -428,7 +437,7 @@ def _figures(value: float, point: dict[str, Any]) -> PointFigures:
     )
 
 
-def _point_line(point: dict[str, Any]) -> str:
+def _point_line(point: SweepPoint) -> str:
     s, lat = point["summary"], point["latency"]
 
     def ms(v: float | None) -> str:

@@ -43,6 +43,7 @@ from infermeter.report.html.sweep import (
     _sla_limits,
     _sum,
 )
+from infermeter.schema.sweep import SweepIndex
 
 # --------------------------------------------------------------------------------------
 # comparisons
@@ -120,7 +121,7 @@ def compare_table(comparison: dict[str, Any]) -> str:
 
 
 def compare_page(
-    comparison: dict[str, Any], sweeps: Sequence[tuple[str, dict[str, Any] | None]]
+    comparison: dict[str, Any], sweeps: Sequence[tuple[str, SweepIndex | None]]
 ) -> str:
     """The comparison (pure): a table of ratios to the baseline and overlaid sweep curves."""
     items = comparison.get("items") or []
@@ -173,7 +174,7 @@ def compare_page(
     )
 
 
-def overlay_charts(sweeps: Sequence[tuple[str, dict[str, Any] | None]]) -> str:
+def overlay_charts(sweeps: Sequence[tuple[str, SweepIndex | None]]) -> str:
     """The sweeps' latency-throughput curves on shared axes, one colour per sweep."""
     notes = [f"{esc(label)}: no readable sweep.json" for label, s in sweeps if s is None]
     loaded = [(label, s) for label, s in sweeps if s is not None]
@@ -253,7 +254,7 @@ def overlay_charts(sweeps: Sequence[tuple[str, dict[str, Any] | None]]) -> str:
 def render_compare_html(comparison: dict[str, Any], sweeps: list[tuple[str, Path]]) -> str:
     """The comparison built by report/compare.py as one HTML page; ``sweeps`` (label, dir)
     adds their curves overlaid."""
-    loaded: list[tuple[str, dict[str, Any] | None]] = []
+    loaded: list[tuple[str, SweepIndex | None]] = []
     for label, path in sweeps:
         try:
             loaded.append((label, read_sweep_index(Path(path))))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -72,6 +72,16 @@ from infermeter.report.html.series import (
     throughput_series,
 )
 from infermeter.report.labels import DEFINITIONS
+from infermeter.schema.results import (
+    Cost,
+    Efficiency,
+    Finding,
+    Results,
+    ServerTelemetry,
+    SLAVerdict,
+    SLOResult,
+    TtftBands,
+)
 from infermeter.text import counted
 
 # --------------------------------------------------------------------------------------
@@ -85,7 +95,7 @@ class RunView(Protocol):
     @property
     def path(self) -> Path: ...
     @property
-    def results(self) -> dict[str, Any]: ...
+    def results(self) -> Results: ...
     @property
     def records(self) -> list[RequestRecord]: ...
     @property
@@ -99,17 +109,17 @@ def render_run_html(run: RunView) -> str:
 
 
 def run_page(
-    results: dict[str, Any],
+    results: Results,
     records: Sequence[RequestRecord],
     samples: Sequence[dict[str, Any]],
     requests: RequestColumns,
 ) -> str:
     """The run report from its parts (pure): results.json, records, telemetry samples and
     the per-request metrics of the completed requests."""
-    server = results.get("server") or {}
-    run_info = results.get("run") or {}
-    model = str(server.get("model") or "unknown model")
-    kind = str(server.get("kind") or "server")
+    server = results.get("server")
+    run_info = results.get("run")
+    model = str((server.get("model") if server else None) or "unknown model")
+    kind = str((server.get("kind") if server else None) or "server")
     heading = f'{esc(model)} <span style="color:#64748b;font-weight:500">on {esc(kind)}</span>'
     sections = [
         ("summary", "Summary", _summary(results)),
@@ -120,17 +130,18 @@ def run_page(
     server_view = _server_view(results)
     if server_view is not None:
         sections.append(("server", "The server's own view", server_view))
-    eff = (results.get("analysis") or {}).get("efficiency")
+    analysis = results.get("analysis")
+    eff = analysis["efficiency"] if analysis else None
     if eff:
         sections.append(("speed-of-light", "Speed of light", _speed_of_light(eff, results)))
     body = _run_header(results) + "".join(
         _section(sid, title, html, doc) for sid, title, (html, doc) in sections
     )
-    title = f"infermeter run {run_info.get('id') or ''} · {model}".strip()
+    title = f"infermeter run {(run_info['id'] if run_info else None) or ''} · {model}".strip()
     return _page(title, heading, "run report", [(s, t) for s, t, _ in sections], body)
 
 
-def _load_text(cfg: dict[str, Any], summary: dict[str, Any]) -> str:
+def _load_text(cfg: dict[str, Any], summary: Mapping[str, object]) -> str:
     if cfg.get("rate") is not None:
         arrival = str(cfg.get("arrival") or "poisson")
         text = f"open loop, {float(cfg['rate']):g} req/s ({arrival}"
@@ -148,12 +159,12 @@ def _load_text(cfg: dict[str, Any], summary: dict[str, Any]) -> str:
     return f"closed loop, concurrency {conc}{starts}"
 
 
-def _run_header(results: dict[str, Any]) -> str:
+def _run_header(results: Results) -> str:
     cfg = results.get("config") or {}
-    server = results.get("server") or {}
+    server: Mapping[str, Any] = results.get("server") or {}
     workload = results.get("workload") or {}
-    summary = results.get("summary") or {}
-    run = results.get("run") or {}
+    summary: Mapping[str, Any] = results.get("summary") or {}
+    run: Mapping[str, Any] = results.get("run") or {}
     stop = []
     if cfg.get("num_requests") is not None:
         stop.append(counted(cfg["num_requests"], "request"))
@@ -189,12 +200,12 @@ def _run_header(results: dict[str, Any]) -> str:
     return _meta(items)
 
 
-def _dist(results: dict[str, Any], name: str) -> dict[str, Any]:
-    return dict((results.get("distributions") or {}).get(name) or {})
+def _dist(results: Results, name: str) -> dict[str, Any]:
+    return dict(results["distributions"].get(name) or {})
 
 
-def _summary(results: dict[str, Any]) -> tuple[str, str | None]:
-    s = results.get("summary") or {}
+def _summary(results: Results) -> tuple[str, str | None]:
+    s: Mapping[str, Any] = results.get("summary") or {}
     ttft, tpot, e2e = _dist(results, "ttft_ms"), _dist(results, "tpot_ms"), _dist(results, "e2e_ms")
 
     def lat(d: dict[str, Any]) -> tuple[str, str]:
@@ -262,40 +273,46 @@ def _summary(results: dict[str, Any]) -> tuple[str, str | None]:
     return body, "aggregates"
 
 
-#: Per-request times the server keeps of its own, and the client's figure beside each.
-_SERVER_TIMES = (
-    ("queue_mean_ms", "queue (arrival to scheduled)", None),
-    ("prefill_mean_ms", "prefill (scheduled to first token)", None),
-    ("decode_mean_ms", "decode (first to last token)", None),
-    ("ttft_mean_ms", "TTFT", "ttft_ms"),
-    ("tpot_mean_ms", "TPOT", "tpot_ms"),
-    ("e2e_mean_ms", "E2E", "e2e_ms"),
-)
+def _server_times(srv: ServerTelemetry) -> list[tuple[float | None, str, str | None]]:
+    """Per-request times the server keeps of its own, and the client's metric beside each."""
+    return [
+        (srv.get("queue_mean_ms"), "queue (arrival to scheduled)", None),
+        (srv.get("prefill_mean_ms"), "prefill (scheduled to first token)", None),
+        (srv.get("decode_mean_ms"), "decode (first to last token)", None),
+        (srv.get("ttft_mean_ms"), "TTFT", "ttft_ms"),
+        (srv.get("tpot_mean_ms"), "TPOT", "tpot_ms"),
+        (srv.get("e2e_mean_ms"), "E2E", "e2e_ms"),
+    ]
 
 
-def _server_view(results: dict[str, Any]) -> tuple[str, str | None] | None:
+def _server_view(results: Results) -> tuple[str, str | None] | None:
     """The server's own per-request times and scheduling events over the measured window
     (vLLM's /metrics), beside the client's: where they part is the front end or the network."""
-    srv = (results.get("telemetry") or {}).get("server") or {}
+    telemetry = results.get("telemetry")
+    srv = telemetry.get("server") if telemetry else None
+    if not srv:
+        return None
     rows = [
         [
             esc(label),
-            _ms(srv[key]),
+            _ms(value),
             _ms(_dist(results, client).get("mean")) if client else "–",
         ]
-        for key, label, client in _SERVER_TIMES
-        if srv.get(key) is not None
+        for value, label, client in _server_times(srv)
+        if value is not None
     ]
     if not rows:
         return None
     facts: list[tuple[str, str]] = []
-    if srv.get("preemptions") is not None:
-        facts.append(("preemptions", f"{srv['preemptions']:,.0f}"))
-    waiting_kv = (srv.get("requests_waiting_capacity") or {}).get("max")
-    if waiting_kv is not None:
-        facts.append(("waiting for KV-cache room", f"at most {waiting_kv:,.0f}"))
-    if srv.get("tokens_per_step_mean") is not None:
-        facts.append(("tokens per engine step", f"{srv['tokens_per_step_mean']:,.1f} mean"))
+    preempted = srv.get("preemptions")
+    if preempted is not None:
+        facts.append(("preemptions", f"{preempted:,.0f}"))
+    capacity = srv.get("requests_waiting_capacity")
+    if capacity is not None:
+        facts.append(("waiting for KV-cache room", f"at most {capacity['max']:,.0f}"))
+    per_step = srv.get("tokens_per_step_mean")
+    if per_step is not None:
+        facts.append(("tokens per engine step", f"{per_step:,.1f} mean"))
     cache = (srv.get("info") or {}).get("cache_config") or {}
     if cache.get("kv_cache_size_tokens"):
         facts.append(
@@ -306,13 +323,14 @@ def _server_view(results: dict[str, Any]) -> tuple[str, str | None] | None:
                 f"{'on' if cache.get('enable_prefix_caching') == 'True' else 'off'}",
             )
         )
-    eff = (results.get("analysis") or {}).get("efficiency") or {}
-    for key, label in (
-        ("server_mbu", "MBU by its own count"),
-        ("server_mfu", "MFU by its own count"),
+    analysis = results.get("analysis")
+    eff = analysis["efficiency"] if analysis else None
+    for value, label in (
+        (eff.get("server_mbu") if eff else None, "MBU by its own count"),
+        (eff.get("server_mfu") if eff else None, "MFU by its own count"),
     ):
-        if eff.get(key) is not None:
-            facts.append((label, _pct(eff[key])))
+        if value is not None:
+            facts.append((label, _pct(value)))
     table = _table(["mean per request", "by the server", "by infermeter"], rows)
     cap = (
         "Means over the requests the server finished inside the measured window, from its "
@@ -331,7 +349,7 @@ def _count_text(value: object) -> str:
         return esc(str(value))
 
 
-def _slo_table(slo: dict[str, Any]) -> str:
+def _slo_table(slo: SLOResult) -> str:
     rows = []
     for t in slo.get("terms") or []:
         metric = METRIC_SHORT.get(str(t.get("metric")), str(t.get("metric")))
@@ -358,7 +376,7 @@ def _slo_table(slo: dict[str, Any]) -> str:
     return _panel("SLO (--slo)", _table(head, rows) + summary, doc="slo")
 
 
-def _sla_table(sla: dict[str, Any]) -> str:
+def _sla_table(sla: SLAVerdict) -> str:
     rows = []
     for v in sla.get("limits") or []:
         margin = v.get("margin")
@@ -391,7 +409,17 @@ BAND_TEXT = {
 }
 
 
-def _bands(bands: dict[str, float]) -> str:
+def _bands(typed: TtftBands) -> str:
+    bands: dict[str, float] = {
+        k: v
+        for k, v in (
+            ("instant", typed.get("instant")),
+            ("fast", typed.get("fast")),
+            ("slow", typed.get("slow")),
+            ("sluggish", typed.get("sluggish")),
+        )
+        if v is not None
+    }
     spans = "".join(
         f'<span style="width:{100 * float(v):.2f}%;background:{BAND_COLORS.get(k, GREY)}" '
         f'title="{esc(k)} ({esc(BAND_TEXT.get(k, ""))}): {100 * float(v):.1f} %"></span>'
@@ -425,7 +453,7 @@ def _evidence(ev: dict[str, Any]) -> str:
 SEVERITY_PILLS = {"high": "fail", "medium": "warn"}
 
 
-def _findings(findings: Sequence[dict[str, Any]]) -> str:
+def _findings(findings: Sequence[Finding]) -> str:
     items = []
     for f in findings:
         sev = str(f.get("severity") or "low")
@@ -446,7 +474,7 @@ def _money(x: Any) -> str:
     return f"{x:,.4f}" if x >= 0.01 else f"{x:.2e}"
 
 
-def _cost(c: dict[str, Any]) -> str:
+def _cost(c: Cost) -> str:
     rows = [
         ["per 1M output tokens", _money(c.get("per_million_output_tokens"))],
         ["per 1M total tokens", _money(c.get("per_million_total_tokens"))],
@@ -459,7 +487,7 @@ def _cost(c: dict[str, Any]) -> str:
     return _panel("Cost", _table(["", "cost"], rows) + cap, doc="cost")
 
 
-def _errors(results: dict[str, Any]) -> str:
+def _errors(results: Results) -> str:
     errors = results.get("errors") or {}
     by_kind = errors.get("by_kind") or {}
     if not by_kind:
@@ -477,33 +505,34 @@ def _errors(results: dict[str, Any]) -> str:
     return _panel("Failed requests", table, doc="error_rate")
 
 
-def _verdicts(results: dict[str, Any]) -> tuple[str, str | None]:
-    analysis = results.get("analysis") or {}
+def _verdicts(results: Results) -> tuple[str, str | None]:
+    analysis = results.get("analysis")
     panels: list[str] = []
-    if results.get("slo"):
-        panels.append(_slo_table(results["slo"]))
-    if analysis.get("sla"):
+    slo = results.get("slo")
+    if slo:
+        panels.append(_slo_table(slo))
+    if analysis and analysis["sla"]:
         panels.append(_sla_table(analysis["sla"]))
-    if analysis.get("ttft_bands"):
+    if analysis and analysis["ttft_bands"]:
         panels.append(_bands(analysis["ttft_bands"]))
-    if analysis.get("cost"):
+    if analysis and analysis["cost"]:
         panels.append(_cost(analysis["cost"]))
     err = _errors(results)
     if err:
         panels.append(err)
     out = f'<div class="grid2">{"".join(panels)}</div>' if panels else ""
-    if analysis.get("findings"):
+    if analysis and analysis["findings"]:
         out += f'<div style="margin-top:16px">{_findings(analysis["findings"])}</div>'
     notes: list[str] = []
-    run = results.get("run") or {}
-    if run.get("interrupted"):
+    run = results.get("run")
+    if run and run.get("interrupted"):
         notes.append("run interrupted: the figures cover the requests that finished")
-    if run.get("aborted"):
-        notes.append(f"run aborted: {run['aborted']}")
+    if run and run.get("aborted"):
+        notes.append(f"run aborted: {run.get('aborted')}")
     notes.extend(str(w) for w in results.get("warnings") or [])
-    notes.extend(f"analysis: {n}" for n in analysis.get("notes") or [])
-    cache = results.get("prompt_cache") or {}
-    if cache.get("cached_share") is not None and not cache.get("flattered"):
+    notes.extend(f"analysis: {n}" for n in (analysis.get("notes") if analysis else None) or [])
+    cache = results.get("prompt_cache")
+    if cache and cache["cached_share"] is not None and not cache.get("flattered"):
         notes.append(
             f"prompt tokens served from the server's prefix cache: "
             f"{100 * cache['cached_share']:.1f} % (the server's own counts)"
@@ -512,9 +541,10 @@ def _verdicts(results: dict[str, Any]) -> tuple[str, str | None]:
     if mm.get("mismatched"):
         differ = "differs" if mm["mismatched"] == 1 else "differ"
         notes.append(
-            f"input length: {mm['mismatched']:,} of {counted(mm.get('compared') or 0, 'prompt')} "
+            f"input length: {mm['mismatched']:,} of "
+            f"{counted(int(mm.get('compared') or 0), 'prompt')} "
             f"{differ} from the target by up to "
-            f"{counted(mm.get('max_abs_difference_tokens') or 0, 'token')} "
+            f"{counted(int(mm.get('max_abs_difference_tokens') or 0), 'token')} "
             "(server count vs requested)"
         )
     if notes:
@@ -556,9 +586,9 @@ def _percentile_lines(d: dict[str, Any]) -> list[Layer]:
     ]
 
 
-def _slo_limits(results: dict[str, Any], metric: str) -> list[float]:
-    slo = results.get("slo") or {}
-    return [float(t["threshold"]) for t in slo.get("terms") or [] if t.get("metric") == metric]
+def _slo_limits(results: Results, metric: str) -> list[float]:
+    slo = results.get("slo")
+    return [float(t["threshold"]) for t in (slo["terms"] if slo else []) if t["metric"] == metric]
 
 
 def distribution_panels(
@@ -640,7 +670,7 @@ def distribution_panels(
     return _panel(title, inner, cap, name)
 
 
-def _distributions(results: dict[str, Any], requests: RequestColumns) -> tuple[str, str | None]:
+def _distributions(results: Results, requests: RequestColumns) -> tuple[str, str | None]:
     def present(column: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return column[~np.isnan(column)]
 
@@ -668,7 +698,7 @@ def _time_axis(duration_s: float) -> Axis:
 
 
 def _timeline(
-    results: dict[str, Any], records: Sequence[RequestRecord], samples: Sequence[dict[str, Any]]
+    results: Results, records: Sequence[RequestRecord], samples: Sequence[dict[str, Any]]
 ) -> tuple[str, str | None]:
     measured = [r for r in records if r.phase == "measure"]
     if not measured:
@@ -773,10 +803,11 @@ def _timeline(
         cl.append(
             Line(tel.waiting, AMBER, "waiting (server /metrics)", 1.8, dots=len(tel.waiting) <= 120)
         )
-    if s.get("target_concurrency"):
+    target = s.get("target_concurrency")
+    if target:
         cl.append(
             HLine(
-                float(s["target_concurrency"]),
+                float(target),
                 f"target {s['target_concurrency']}",
                 GREY,
                 align="left",
@@ -940,7 +971,7 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
     return panels
 
 
-def _speed_of_light(eff: dict[str, Any], results: dict[str, Any]) -> tuple[str, str | None]:
+def _speed_of_light(eff: Efficiency, results: Results) -> tuple[str, str | None]:
     rows: list[DotRow] = []
     tb, tx = eff.get("tpot_lower_bound_ms"), eff.get("tpot_x_bound")
     if tb is not None and tx is not None:
@@ -982,17 +1013,17 @@ def _speed_of_light(eff: dict[str, Any], results: dict[str, Any]) -> tuple[str, 
     util_rows = [
         DotRow(
             label,
-            100 * float(eff[key]),
+            100 * value,
             color,
-            f"{label}: {100 * float(eff[key]):.4g} % of peak",
-            f"{100 * float(eff[key]):.3g} %",
+            f"{label}: {100 * value:.4g} % of peak",
+            f"{100 * value:.3g} %",
         )
-        for key, label, color in (
-            ("mbu", "MBU (decode)", PURPLE),
-            ("mfu_decode", "MFU (decode)", BLUE),
-            ("mfu_prefill", "MFU (prefill)", ORANGE),
+        for value, label, color in (
+            (eff.get("mbu"), "MBU (decode)", PURPLE),
+            (eff.get("mfu_decode"), "MFU (decode)", BLUE),
+            (eff.get("mfu_prefill"), "MFU (prefill)", ORANGE),
         )
-        if eff.get(key) is not None and float(eff[key]) > 0
+        if value is not None and value > 0
     ]
     if share:
         util_rows.append(

@@ -123,7 +123,7 @@ def request_points(records: Sequence[RequestRecord], t0_ns: int) -> RequestPoint
             y = max(r.t_end_ns - r.t_send_ns, 0) / 1e6
             failed.append((x, y))
             if tips:
-                kind = r.error_kind or "error"
+                kind: str = r.error_kind or "error"
                 if r.error_kind == "http" and r.http_status is not None:
                     kind = f"http_{r.http_status}"
                 f_tips.append(

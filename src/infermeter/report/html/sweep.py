@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,13 @@ from infermeter.report.html.page import (
     _table,
 )
 from infermeter.report.labels import DEFINITIONS
+from infermeter.schema.sweep import SweepIndex, SweepPoint
 
 # --------------------------------------------------------------------------------------
 # sweeps
 
 
-def point_links(sweep_dir: Path, sweep: dict[str, Any]) -> dict[int, str]:
+def point_links(sweep_dir: Path, sweep: SweepIndex) -> dict[int, str]:
     """index -> relative link to the point's own report.html, where one exists."""
     links: dict[int, str] = {}
     for p in sweep.get("points") or []:
@@ -70,7 +71,7 @@ def render_sweep_html(sweep_dir: Path) -> str:
     )
 
 
-def _first_server(sweep_dir: Path, sweep: dict[str, Any]) -> dict[str, Any] | None:
+def _first_server(sweep_dir: Path, sweep: SweepIndex) -> dict[str, Any] | None:
     """What the first measured point talked to (its run.json), to name it on the page."""
     for p in sweep.get("points") or []:
         if not isinstance(p, dict) or not p.get("dir"):
@@ -95,22 +96,22 @@ def server_words(server: dict[str, Any] | None) -> str:
     )
 
 
-def _pv(p: dict[str, Any], variable: str) -> float | None:
+def _pv(p: SweepPoint, variable: str) -> float | None:
     v = p.get(variable)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _lat(p: dict[str, Any], metric: str, pct: str) -> float | None:
+def _lat(p: SweepPoint, metric: str, pct: str) -> float | None:
     v = ((p.get("latency") or {}).get(metric) or {}).get(pct)
     return float(v) if isinstance(v, (int, float)) else None
 
 
-def _sum(p: dict[str, Any], key: str) -> float | None:
+def _sum(p: SweepPoint, key: str) -> float | None:
     v = (p.get("summary") or {}).get(key)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _point_label(p: dict[str, Any], variable: str) -> str:
+def _point_label(p: SweepPoint, variable: str) -> str:
     v = _pv(p, variable)
     if v is None:
         return Path(str(p.get("dir") or f"point {p.get('index')}")).name
@@ -123,8 +124,8 @@ def _unit_of(variable: str) -> str:
     )
 
 
-def _sla_limits(sweep: dict[str, Any]) -> list[dict[str, Any]]:
-    sla = sweep.get("sla") or {}
+def _sla_limits(sweep: SweepIndex) -> list[dict[str, Any]]:
+    sla: Mapping[str, Any] = sweep.get("sla") or {}
     return [
         lim
         for lim in sla.get("limits") or []
@@ -132,7 +133,7 @@ def _sla_limits(sweep: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _sweep_metrics(sweep: dict[str, Any]) -> list[str]:
+def _sweep_metrics(sweep: SweepIndex) -> list[str]:
     metrics = ["ttft_ms", "tpot_ms"]
     for lim in _sla_limits(sweep):
         m = str(lim.get("metric"))
@@ -141,7 +142,7 @@ def _sweep_metrics(sweep: dict[str, Any]) -> list[str]:
     return metrics
 
 
-def _pcts_for(metric: str, sweep: dict[str, Any]) -> list[str]:
+def _pcts_for(metric: str, sweep: SweepIndex) -> list[str]:
     pcts = ["p50", "p99"]
     for lim in _sla_limits(sweep):
         if lim.get("metric") == metric and lim.get("percentile") is not None:
@@ -152,7 +153,7 @@ def _pcts_for(metric: str, sweep: dict[str, Any]) -> list[str]:
 
 
 def _sla_layers(
-    sweep: dict[str, Any], metric: str, data_max: float | None = None
+    sweep: SweepIndex, metric: str, data_max: float | None = None
 ) -> tuple[list[Layer], str]:
     """The SLA limit on ``metric`` as a line over a shaded "within" region; a limit far
     above every point (more than 3 × the highest) is named in a caption instead, so that it
@@ -175,15 +176,11 @@ def _sla_layers(
     return out, " ".join(notes)
 
 
-def _latency_values(
-    points: Sequence[dict[str, Any]], metric: str, pcts: Sequence[str]
-) -> list[float]:
+def _latency_values(points: Sequence[SweepPoint], metric: str, pcts: Sequence[str]) -> list[float]:
     return [v for p in points for pct in pcts if (v := _lat(p, metric, pct)) is not None]
 
 
-def _latency_max(
-    points: Sequence[dict[str, Any]], metric: str, pcts: Sequence[str]
-) -> float | None:
+def _latency_max(points: Sequence[SweepPoint], metric: str, pcts: Sequence[str]) -> float | None:
     vals = _latency_values(points, metric, pcts)
     return max(vals) if vals else None
 
@@ -201,14 +198,14 @@ def _var(v: float | None) -> str:
     return "–" if v is None else f"{v:g}"
 
 
-def _capacity_point(sweep: dict[str, Any]) -> tuple[int | None, int | None]:
-    cap = sweep.get("capacity") or {}
+def _capacity_point(sweep: SweepIndex) -> tuple[int | None, int | None]:
+    cap: Mapping[str, Any] = sweep.get("capacity") or {}
     pi, fi = cap.get("pass_index"), cap.get("fail_index")
     return (int(pi) if isinstance(pi, int) else None, int(fi) if isinstance(fi, int) else None)
 
 
 def _curve_layers(
-    points: Sequence[dict[str, Any]],
+    points: Sequence[SweepPoint],
     xkey: str,
     metric: str,
     pcts: Sequence[str],
@@ -249,8 +246,8 @@ def _curve_layers(
 
 
 def _highlight(
-    sweep: dict[str, Any],
-    points: Sequence[dict[str, Any]],
+    sweep: SweepIndex,
+    points: Sequence[SweepPoint],
     xkey: str,
     metric: str,
     pcts: Sequence[str],
@@ -272,13 +269,13 @@ def _highlight(
     return out
 
 
-def sweep_charts(sweep: dict[str, Any]) -> str:
+def sweep_charts(sweep: SweepIndex) -> str:
     points = [p for p in sweep.get("points") or [] if isinstance(p, dict)]
     variable = str(sweep.get("variable") or "concurrency")
     values = [v for p in points if (v := _pv(p, variable)) is not None and v > 0]
     log_x = variable == "concurrency" and bool(values) and max(values) / min(values) >= 8
     var_ticks = sorted(set(values)) if log_x and len(set(values)) <= 12 else None
-    cap = sweep.get("capacity") or {}
+    cap: Mapping[str, Any] = sweep.get("capacity") or {}
     panels: list[str] = []
     for xkey in ("output_token_throughput_tok_s", variable):
         for metric in _sweep_metrics(sweep):
@@ -407,7 +404,7 @@ def sweep_charts(sweep: dict[str, Any]) -> str:
     return f'<div class="grid2">{"".join(panels)}</div>'
 
 
-def sweep_table(sweep: dict[str, Any], links: dict[int, str]) -> str:
+def sweep_table(sweep: SweepIndex, links: dict[int, str]) -> str:
     points = [p for p in sweep.get("points") or [] if isinstance(p, dict)]
     variable = str(sweep.get("variable") or "concurrency")
     pi, _ = _capacity_point(sweep)
@@ -461,7 +458,7 @@ def sweep_table(sweep: dict[str, Any], links: dict[int, str]) -> str:
 
 
 def sweep_page(
-    sweep: dict[str, Any],
+    sweep: SweepIndex,
     links: dict[int, str],
     name: str = "",
     server: dict[str, Any] | None = None,
@@ -471,10 +468,10 @@ def sweep_page(
     variable = str(sweep.get("variable") or "concurrency")
     kind = str(sweep.get("kind") or "sweep")
     points = [p for p in sweep.get("points") or [] if isinstance(p, dict)]
-    sla = sweep.get("sla") or {}
-    stopped = sweep.get("stopped") or {}
-    cap = sweep.get("capacity") or {}
-    first = points[0] if points else {}
+    sla: Mapping[str, Any] = sweep.get("sla") or {}
+    stopped: Mapping[str, Any] = sweep.get("stopped") or {}
+    cap: Mapping[str, Any] = sweep.get("capacity") or {}
+    first: Mapping[str, Any] = points[0] if points else {}
     meta = [
         (
             "kind",
