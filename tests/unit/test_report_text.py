@@ -14,7 +14,7 @@ from test_compare import write_run
 from conftest import run_cli
 from infermeter.api import load_run
 from infermeter.report.formats import to_markdown
-from infermeter.report.html.run import _evidence
+from infermeter.report.html.verdicts import _evidence
 from infermeter.report.terminal import print_summary, sla_verdict
 from infermeter.text import counted
 

@@ -22,7 +22,7 @@ import html
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Literal
 
 # A light, colour-blind-friendly palette (Tailwind 600s, ordered for contrast).
@@ -288,6 +288,7 @@ class Line:
     points: Sequence[tuple[float, float]]
     color: str = BLUE
     name: str = ""
+    _: KW_ONLY  # how it is drawn: by name, never by position
     width: float = 2.0
     dash: str = ""
     step: bool = False
@@ -304,6 +305,7 @@ class Scatter:
     points: Sequence[tuple[float, float]]
     color: str = BLUE
     name: str = ""
+    _: KW_ONLY
     marker: Marker = "circle"
     size: float = 3.5
     tips: Sequence[str] | None = None
@@ -329,6 +331,7 @@ class HLine:
     y: float
     label: str = ""
     color: str = GREY
+    _: KW_ONLY
     dash: str = "5 4"
     align: Literal["right", "left"] = "right"
 
@@ -340,6 +343,7 @@ class VLine:
     x: float
     label: str = ""
     color: str = GREY
+    _: KW_ONLY
     dash: str = "5 4"
 
 
@@ -367,6 +371,7 @@ class Chart:
     x: Axis
     y: Axis
     layers: Sequence[Layer] = field(default_factory=list)
+    _: KW_ONLY
     width: int = 560
     height: int = 300
     title: str = ""

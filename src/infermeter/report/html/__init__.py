@@ -17,6 +17,7 @@ else is a pure function of the data. The package: ``page``
 from __future__ import annotations
 
 from infermeter.records.rundir import read_telemetry
+from infermeter.report.html.charts_run import distribution_panels
 from infermeter.report.html.compare import (
     compare_page,
     compare_table,
@@ -39,14 +40,7 @@ from infermeter.report.html.page import (
     doc_link,
     glossary,
 )
-from infermeter.report.html.run import (
-    BAND_COLORS,
-    BAND_TEXT,
-    SEVERITY_PILLS,
-    distribution_panels,
-    render_run_html,
-    run_page,
-)
+from infermeter.report.html.run import render_run_html, run_page
 from infermeter.report.html.series import (
     RequestPoints,
     TelemetrySeries,
@@ -64,6 +58,7 @@ from infermeter.report.html.sweep import (
     sweep_page,
     sweep_table,
 )
+from infermeter.report.html.verdicts import BAND_COLORS, BAND_TEXT, SEVERITY_PILLS
 
 __all__ = [
     "BAND_COLORS",

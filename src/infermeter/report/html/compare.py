@@ -31,9 +31,6 @@ from infermeter.report.html.page import (
     _section,
     _table,
 )
-from infermeter.report.html.run import (
-    _money,
-)
 from infermeter.report.html.sweep import (
     _capacity_point,
     _curve_layers,
@@ -43,6 +40,7 @@ from infermeter.report.html.sweep import (
     _sla_limits,
     _sum,
 )
+from infermeter.report.html.verdicts import _money
 from infermeter.schema.sweep import SweepIndex
 
 # --------------------------------------------------------------------------------------
@@ -197,7 +195,7 @@ def overlay_charts(sweeps: Sequence[tuple[str, SweepIndex | None]]) -> str:
                     name_prefix=f"{label} ",
                 )
                 layers.extend(
-                    Line(la.points, color, la.name, 2.0, dash, dots=True, tips=la.tips)
+                    Line(la.points, color, la.name, width=2.0, dash=dash, dots=True, tips=la.tips)
                     for la in ls
                     if isinstance(la, Line)
                 )
@@ -208,7 +206,15 @@ def overlay_charts(sweeps: Sequence[tuple[str, SweepIndex | None]]) -> str:
                     y = _lat(p, metric, "p99")
                     if x is not None and y is not None:
                         layers.append(
-                            Scatter([(x, y)], color, f"{label} capacity", "ring", 7.5, None, 1.0)
+                            Scatter(
+                                [(x, y)],
+                                color,
+                                f"{label} capacity",
+                                marker="ring",
+                                size=7.5,
+                                tips=None,
+                                opacity=1.0,
+                            )
                         )
         limits = {
             float(lim["max"])
@@ -236,8 +242,8 @@ def overlay_charts(sweeps: Sequence[tuple[str, SweepIndex | None]]) -> str:
                             ],
                         ),
                         layers,
-                        HALF,
-                        340,
+                        width=HALF,
+                        height=340,
                         empty_note="no sweep points",
                     )
                 ),

@@ -14,6 +14,7 @@ from infermeter.report.charts import (
     format_value,
 )
 from infermeter.report.labels import DEFINITION_GROUPS, DEFINITIONS
+from infermeter.schema.results import Results
 
 #: The id of the glossary every page ends with; a definition's anchor is ``def-KEY``.
 GLOSSARY_ID = "definitions"
@@ -318,3 +319,7 @@ def _page(title: str, heading: str, kind: str, nav: Sequence[tuple[str, str]], b
         "interpolate linearly between order statistics. Charts are inline SVG: hover a point "
         "for its values.</footer></main></body></html>\n"
     )
+
+
+def _dist(results: Results, name: str) -> dict[str, Any]:
+    return dict(results["distributions"].get(name) or {})

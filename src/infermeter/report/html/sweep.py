@@ -172,7 +172,7 @@ def _sla_layers(
             notes.append(f"The SLA limit ({what}) is far above every point, off this axis.")
             continue
         out.append(Region(y0=0.0, y1=limit, color=GREEN, label="within the SLA", opacity=0.07))
-        out.append(HLine(limit, f"SLA: {what}", GREEN, "6 4"))
+        out.append(HLine(limit, f"SLA: {what}", GREEN, dash="6 4"))
     return out, " ".join(notes)
 
 
@@ -240,7 +240,16 @@ def _curve_layers(
         c = PERCENTILE_COLORS.get(pct, color) if color_by_pct else color
         dash = "5 3" if pct == "p50" else ""
         layers.append(
-            Line(xy, c, f"{name_prefix}{pct}", 2.0, dash, dots=True, marker="circle", tips=tips)
+            Line(
+                xy,
+                c,
+                f"{name_prefix}{pct}",
+                width=2.0,
+                dash=dash,
+                dots=True,
+                marker="circle",
+                tips=tips,
+            )
         )
     return layers
 
@@ -265,7 +274,7 @@ def _highlight(
             (xv, y) for pct in pcts if xv is not None and (y := _lat(p, metric, pct)) is not None
         ]
         if pts:
-            out.append(Scatter(pts, color, name, "ring", 7.5, None, 1.0))
+            out.append(Scatter(pts, color, name, marker="ring", size=7.5, tips=None, opacity=1.0))
     return out
 
 
@@ -297,7 +306,7 @@ def sweep_charts(sweep: SweepIndex) -> str:
                             float(cap["value"]),
                             f"capacity {_var(float(cap['value']))}",
                             GREEN,
-                            "3 3",
+                            dash="3 3",
                         )
                     )
                 title = f"{name} vs {variable}"
@@ -312,8 +321,8 @@ def sweep_charts(sweep: SweepIndex) -> str:
                     xa,
                     _latency_axis(name, _latency_values(points, metric, pcts)),
                     layers,
-                    HALF,
-                    320,
+                    width=HALF,
+                    height=320,
                     empty_note="no points with latency figures",
                 )
             )
@@ -344,7 +353,7 @@ def sweep_charts(sweep: SweepIndex) -> str:
             tput,
             BLUE,
             "output tok/s",
-            2.0,
+            width=2.0,
             dots=True,
             tips=[f"{format_value(y)} tok/s at {variable} {v:g}" for v, y in tput],
         )
@@ -354,18 +363,22 @@ def sweep_charts(sweep: SweepIndex) -> str:
             rps,
             TEAL,
             "completed req/s",
-            2.0,
+            width=2.0,
             dots=True,
             tips=[f"{format_value(y)} req/s at {variable} {v:g}" for v, y in rps],
         )
     ]
     if variable == "rate" and rps:
         top = max(max(v for v, _ in rps), max(y for _, y in rps))
-        r_layers.insert(0, Line([(0.0, 0.0), (top, top)], GREY, "achieved = offered", 1.2, "4 4"))
+        r_layers.insert(
+            0, Line([(0.0, 0.0), (top, top)], GREY, "achieved = offered", width=1.2, dash="4 4")
+        )
     if cap.get("value") is not None and cap.get("variable", variable) == variable:
         for ls in (t_layers, r_layers):
             ls.append(
-                VLine(float(cap["value"]), f"capacity {_var(float(cap['value']))}", GREEN, "3 3")
+                VLine(
+                    float(cap["value"]), f"capacity {_var(float(cap['value']))}", GREEN, dash="3 3"
+                )
             )
     panels.append(
         _panel(
@@ -376,8 +389,8 @@ def sweep_charts(sweep: SweepIndex) -> str:
                     xa,
                     Axis("output throughput (tok/s)", include_zero=True),
                     t_layers,
-                    HALF,
-                    300,
+                    width=HALF,
+                    height=300,
                 )
             ),
             "",
@@ -393,8 +406,8 @@ def sweep_charts(sweep: SweepIndex) -> str:
                     xa,
                     Axis("request throughput (req/s)", include_zero=True),
                     r_layers,
-                    HALF,
-                    300,
+                    width=HALF,
+                    height=300,
                 )
             ),
             "",
