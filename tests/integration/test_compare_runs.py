@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli
@@ -129,6 +128,7 @@ def test_export_a_real_run(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "records.parquet"
     res = run_cli("export", str(runs["slot4"]), "--format", "parquet", "--out", str(out))
     assert res.returncode == 0, res.stderr
+    pq = pytest.importorskip("pyarrow.parquet")  # the parquet extra
     t = pq.read_table(out)
     assert t.num_rows == results["summary"]["requests_sent"] == 24
     assert t.column("n_out").to_pylist() == [32] * 24

@@ -11,11 +11,11 @@ import pytest
 
 from infermeter.engines.llama_cpp import CPU_FLAGS, build_key, check_compilers
 from infermeter.engines.model import make_model
-from infermeter.engines.shapes import SHAPES, ModelShape, get_shape
+from infermeter.engines.shapes import SHAPES, get_shape, llama_shape
 from infermeter.engines.vocab import BOS_ID, EOS_ID, load_vocab
 from infermeter.errors import EngineError, UsageError
 
-MICRO = ModelShape("micro", 64, 128, 2, 4, 2, 8192, context_length=256)
+MICRO = llama_shape("micro", 64, 128, 2, 4, 2, 8192, context_length=256)
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +85,10 @@ def test_tokenizer_json_loads_and_adds_bos(micro) -> None:
 
 
 def test_named_shapes_have_their_published_sizes() -> None:
-    assert 7.2e6 < get_shape("tiny").params < 7.5e6
-    assert 95e6 < get_shape("demo").params < 110e6
-    assert 6.6e9 < get_shape("llama-2-7b").params < 6.8e9  # 6.74B
-    assert 7.9e9 < get_shape("llama-3.1-8b").params < 8.1e9  # 8.03B
+    assert 7.2e6 < get_shape("tiny").total_params < 7.5e6
+    assert 95e6 < get_shape("demo").total_params < 110e6
+    assert 6.6e9 < get_shape("llama-2-7b").total_params < 6.8e9  # 6.74B
+    assert 7.9e9 < get_shape("llama-3.1-8b").total_params < 8.1e9  # 8.03B
     assert set(SHAPES) >= {"tiny", "demo", "llama-2-7b", "llama-3.1-8b"}
 
 

@@ -9,9 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import pytest
 from test_compare import results, sweep_doc, write_run, write_sweep
 
@@ -67,6 +64,14 @@ def records() -> list[RequestRecord]:
     return [ok, failed]
 
 
+def _arrow() -> tuple[Any, Any, Any]:
+    """pyarrow (the ``parquet`` extra) or a clean skip where it is not installed."""
+    pa = pytest.importorskip("pyarrow")
+    pacsv = pytest.importorskip("pyarrow.csv")
+    pq = pytest.importorskip("pyarrow.parquet")
+    return pa, pacsv, pq
+
+
 def test_record_rows_carry_fields_and_per_request_metrics() -> None:
     table = records_table(records())
     names = [n for n, _ in table.columns]
@@ -88,6 +93,7 @@ def test_record_rows_carry_fields_and_per_request_metrics() -> None:
 
 
 def test_records_round_trip_through_csv(tmp_path: Path) -> None:
+    pa, pacsv, _pq = _arrow()
     buf = io.StringIO()
     assert write_csv(records_table(records()), buf) == 2
     text = buf.getvalue()
@@ -109,6 +115,7 @@ def test_records_round_trip_through_csv(tmp_path: Path) -> None:
 
 
 def test_records_round_trip_through_parquet(tmp_path: Path) -> None:
+    pa, _pacsv, pq = _arrow()
     path = tmp_path / "r.parquet"
     assert write_parquet(records_table(records()), path) == 2
     t = pq.read_table(path)
@@ -147,6 +154,7 @@ def test_sweep_records_lead_with_their_point() -> None:
 
 
 def test_sweep_summary_one_row_per_point(tmp_path: Path) -> None:
+    pa, _pacsv, pq = _arrow()
     doc = sweep_doc([1, 2, 4], 100.0)
     doc["points"][2]["status"] = "aborted"
     doc["points"][2]["meets_sla"] = False
@@ -206,6 +214,7 @@ def test_missing_pyarrow_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def test_cli_exports_a_run(tmp_path: Path) -> None:
+    _pa, _pacsv, pq = _arrow()
     run = write_run(tmp_path / "run", n_out=10, gap_ms=10.0)
     res = run_cli("export", str(run))
     assert res.returncode == 0, res.stderr
@@ -227,6 +236,7 @@ def test_cli_exports_a_run(tmp_path: Path) -> None:
 
 
 def test_cli_exports_a_sweep(tmp_path: Path) -> None:
+    _pa, _pacsv, pq = _arrow()
     sweep = write_sweep(tmp_path / "sw", [1, 2], gap_ms=10.0)
     out = tmp_path / "r.parquet"
     res = run_cli("export", str(sweep), "-f", "parquet", "-o", str(out))

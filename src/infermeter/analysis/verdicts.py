@@ -42,8 +42,9 @@ class Profile:
     description: str = ""
 
 
-#: The seeds' scenarios (seed 001, "SLA 設定"): TTFT, throughput and memory utilisation.
-#: TTFT limits apply to the p95 here (the seeds name no percentile; p95 is the common SLO).
+#: The three usual service levels (chat, batch, realtime): TTFT, throughput and memory
+#: utilisation. TTFT limits apply to the p95 (the source targets name no percentile; p95 is
+#: the common SLO).
 BUILTIN_PROFILES: dict[str, Profile] = {
     "chat": Profile(
         "chat",

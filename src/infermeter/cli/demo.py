@@ -146,7 +146,7 @@ def _llama_levels(
         with LlamaServer(cfg) as server:
             if i == 0:
                 err_console.print(
-                    f"llama-server: {model.shape.name} model ({model.shape.params / 1e6:,.1f}M "
+                    f"llama-server: {model.shape.name} model ({model.shape.total_params / 1e6:,.1f}M "
                     f"params, {model.dtype}) at {server.url}, {cfg.slots} slots, "
                     f"{cfg.threads} thread(s); started afresh for each level"
                 )

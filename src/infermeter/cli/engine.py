@@ -169,7 +169,7 @@ def ensure_model(
         transient=True,
     ) as bar:
         task = bar.add_task(
-            f"generating {shape.name} model ({shape.params / 1e6:,.1f}M params)", total=None
+            f"generating {shape.name} model ({shape.total_params / 1e6:,.1f}M params)", total=None
         )
         return make_model(
             shape,
@@ -317,7 +317,7 @@ def model(
         typer.echo(f"gguf: {m.gguf}")
     if m.hf_dir:
         typer.echo(f"hf:   {m.hf_dir}")
-    typer.echo(f"params: {m.shape.params:,}")
+    typer.echo(f"params: {m.shape.total_params:,}")
 
 
 @app.command("serve", cls=Command)

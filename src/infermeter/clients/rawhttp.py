@@ -364,8 +364,10 @@ class _Target:
 class RawHttpClient:
     """POST a body and stream the response into a sink; keep-alive pooled connections.
 
-    >>> async with RawHttpClient(headers={"Authorization": "Bearer ..."}) as http:
-    ...     await http.post_stream(url, body, sink, Exchange())
+    Example (needs a server or files at hand)::
+
+        async with RawHttpClient(headers={"Authorization": "Bearer ..."}) as http:
+            await http.post_stream(url, body, sink, Exchange())
     """
 
     def __init__(

@@ -193,9 +193,11 @@ class StreamTransport(Protocol):
 class StreamingClient:
     """Sends prompts in one API format over one transport and returns records.
 
-    >>> client = StreamingClient(RawHttpClient(), "http://127.0.0.1:8080/v1", ChatCompletions(),
-    ...                          RequestOptions(model="m"), t0_ns=time.perf_counter_ns())
-    >>> record = await client.send(0, Prompt("hello", max_tokens=16), time.perf_counter_ns())
+    Example (needs a server or files at hand)::
+
+        client = StreamingClient(RawHttpClient(), "http://127.0.0.1:8080/v1", ChatCompletions(),
+                                 RequestOptions(model="m"), t0_ns=time.perf_counter_ns())
+        record = await client.send(0, Prompt("hello", max_tokens=16), time.perf_counter_ns())
     """
 
     def __init__(

@@ -45,6 +45,11 @@ _SCALE_LOG2 = -12
 _BAN = -60.0
 GGUF_DTYPES = ("f16", "q8_0", "f32")
 
+#: Rotary base and RMSNorm epsilon of every generated model (Llama's; they do not change
+#: what an engine computes per token).
+ROPE_THETA = 10000.0
+RMS_NORM_EPS = 1e-5
+
 
 @dataclass(frozen=True, slots=True)
 class GeneratedModel:
@@ -61,7 +66,7 @@ class GeneratedModel:
 
 def _tensor_plan(s: ModelShape) -> list[tuple[str, str, tuple[int, ...]]]:
     """(hf name, gguf name, shape in PyTorch (out, in) order) for every tensor."""
-    d, hd, f = s.hidden_size, s.head_size, s.intermediate_size
+    d, hd, f = s.hidden_size, s.head_dim, s.intermediate_size
     plan: list[tuple[str, str, tuple[int, ...]]] = [
         ("model.embed_tokens.weight", "token_embd.weight", (s.vocab_size, d))
     ]
@@ -199,17 +204,17 @@ class _GGUFSink:
         self.tmp = path.with_suffix(".part")
         w = self.writer = gguf.GGUFWriter(self.tmp, arch="llama")
         w.add_name(f"infermeter-{shape.name}-random")
-        w.add_context_length(shape.context_length)
+        w.add_context_length(shape.max_context)
         w.add_embedding_length(shape.hidden_size)
         w.add_block_count(shape.num_layers)
         w.add_feed_forward_length(shape.intermediate_size)
         w.add_head_count(shape.num_heads)
         w.add_head_count_kv(shape.num_kv_heads)
-        w.add_rope_dimension_count(shape.head_size)
-        w.add_key_length(shape.head_size)
-        w.add_value_length(shape.head_size)
-        w.add_rope_freq_base(shape.rope_theta)
-        w.add_layer_norm_rms_eps(shape.rms_norm_eps)
+        w.add_rope_dimension_count(shape.head_dim)
+        w.add_key_length(shape.head_dim)
+        w.add_value_length(shape.head_dim)
+        w.add_rope_freq_base(ROPE_THETA)
+        w.add_layer_norm_rms_eps(RMS_NORM_EPS)
         w.add_vocab_size(shape.vocab_size)
         w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[dtype])
         tokens = vocab.tokens + [f"<unused_{i}>" for i in range(vocab.size, shape.vocab_size)]
@@ -304,11 +309,11 @@ def _write_hf_meta(folder: Path, shape: ModelShape, vocab: Vocab, hf_dtype: str)
         "num_hidden_layers": shape.num_layers,
         "num_attention_heads": shape.num_heads,
         "num_key_value_heads": shape.num_kv_heads,
-        "head_dim": shape.head_size,
+        "head_dim": shape.head_dim,
         "vocab_size": shape.vocab_size,
-        "max_position_embeddings": shape.context_length,
-        "rms_norm_eps": shape.rms_norm_eps,
-        "rope_theta": shape.rope_theta,
+        "max_position_embeddings": shape.max_context,
+        "rms_norm_eps": RMS_NORM_EPS,
+        "rope_theta": ROPE_THETA,
         "hidden_act": "silu",
         "attention_bias": False,
         "mlp_bias": False,
@@ -329,7 +334,7 @@ def _write_hf_meta(folder: Path, shape: ModelShape, vocab: Vocab, hf_dtype: str)
                 "bos_token": "<s>",
                 "eos_token": "</s>",
                 "add_bos_token": True,
-                "model_max_length": shape.context_length,
+                "model_max_length": shape.max_context,
                 "chat_template": CHAT_TEMPLATE,
             },
             indent=2,

@@ -6,45 +6,44 @@ shapes of real models so an engine sees the same matrix sizes (weights are rando
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from infermeter.errors import UsageError
+from infermeter.theory.shape import ModelShape
+
+__all__ = ["OWN_SHAPES", "SHAPES", "ModelShape", "get_shape", "llama_shape"]
 
 
-@dataclass(frozen=True, slots=True)
-class ModelShape:
-    name: str
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    vocab_size: int
-    context_length: int = 4096
-    head_dim: int | None = None
-    rope_theta: float = 10000.0
-    rms_norm_eps: float = 1e-5
-
-    @property
-    def head_size(self) -> int:
-        return self.head_dim or self.hidden_size // self.num_heads
-
-    @property
-    def params(self) -> int:
-        """Parameter count (untied input and output embeddings, gated MLP, RMSNorm)."""
-        d, hd = self.hidden_size, self.head_size
-        attn = d * self.num_heads * hd * 2 + d * self.num_kv_heads * hd * 2
-        mlp = 3 * d * self.intermediate_size
-        per_layer = attn + mlp + 2 * d
-        return self.num_layers * per_layer + 2 * self.vocab_size * d + d
+def llama_shape(
+    name: str,
+    hidden_size: int,
+    intermediate_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    vocab_size: int,
+    context_length: int = 4096,
+    head_dim: int | None = None,
+) -> ModelShape:
+    """A dense Llama shape (gated MLP, RMSNorm, untied embeddings, no biases), in the
+    theory's terms: the generator builds what the theory's bounds describe."""
+    return ModelShape(
+        name=name,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        head_dim=head_dim or hidden_size // num_heads,
+        intermediate_size=intermediate_size,
+        vocab_size=vocab_size,
+        max_context=context_length,
+    )
 
 
 #: Shapes made for infermeter itself; real models' shapes come from the theory catalogue.
 OWN_SHAPES: dict[str, ModelShape] = {
     s.name: s
     for s in (
-        ModelShape("tiny", 256, 768, 4, 4, 2, 8192),
-        ModelShape("demo", 768, 2048, 14, 12, 4, 8192),
+        llama_shape("tiny", 256, 768, 4, 4, 2, 8192),
+        llama_shape("demo", 768, 2048, 14, 12, 4, 8192),
     )
 }
 
@@ -58,17 +57,9 @@ def _from_catalogue(name: str) -> ModelShape | None:
     m = get_model(name)
     if m.is_moe or m.is_mla or m.sliding_window or m.tie_embeddings or m.attention_bias:
         return None
-    return ModelShape(
-        name,
-        m.hidden_size,
-        m.intermediate_size,
-        m.num_layers,
-        m.num_heads,
-        m.num_kv_heads,
-        m.vocab_size,
-        context_length=m.max_context,
-        head_dim=m.head_dim,
-    )
+    if not m.gated_mlp:
+        return None
+    return m
 
 
 def _all_shapes() -> dict[str, ModelShape]:

@@ -6,9 +6,11 @@ benchmark's do (``docs/metrics.md``).
 No I/O here. The server calls ``start`` when the upstream answers, ``feed`` for every chunk
 (stamped on arrival) and ``finish`` once; a measuring failure never touches the traffic.
 
->>> meter = RequestMeter(rid=0, api="chat", t0_ns=t0, t_recv_ns=t, max_tokens=16)
->>> meter.sent(time.perf_counter_ns()); meter.start(200, "text/event-stream")
->>> meter.feed(time.perf_counter_ns(), chunk); rec = meter.finish(time.perf_counter_ns())
+Example (needs a server or files at hand)::
+
+    meter = RequestMeter(rid=0, api="chat", t0_ns=t0, t_recv_ns=t, max_tokens=16)
+    meter.sent(time.perf_counter_ns()); meter.start(200, "text/event-stream")
+    meter.feed(time.perf_counter_ns(), chunk); rec = meter.finish(time.perf_counter_ns())
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ Two timeouts bound what a connection may hold: ``upstream_timeout_s`` of upstrea
 and for the head and the body of its request (aiohttp's keep-alive timer covers an idle
 connection and a head that has not arrived; the body's read has its own).
 
->>> async with ProxyServer(ProxyConfig(upstream="http://127.0.0.1:8000")) as proxy:
-...     print(proxy.url)  # point clients here; Prometheus scrapes proxy.url + "/metrics"
+Example (needs a server or files at hand)::
+
+    async with ProxyServer(ProxyConfig(upstream="http://127.0.0.1:8000")) as proxy:
+        print(proxy.url)  # point clients here; Prometheus scrapes proxy.url + "/metrics"
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Runs (or sweeps) side by side, with ratios to a baseline (pure: results dicts in, dict out).
 
->>> cmp = build_comparison([("1 slot", results_a), ("4 slots", results_b)])
->>> [r["ratios"] for r in cmp["rows"] if r["metric"] == "output_token_throughput_tok_s"]
-[[1.0, 3.4]]
+Example (needs a server or files at hand)::
+
+    cmp = build_comparison([("1 slot", results_a), ("4 slots", results_b)])
+    [r["ratios"] for r in cmp["rows"] if r["metric"] == "output_token_throughput_tok_s"]
+    # -> [[1.0, 3.4]]
 
 Engines and their settings may differ (that is the point of comparing); the workload may not,
 unless asked: a faster engine on a lighter workload proves nothing. The comparison document::

@@ -1,9 +1,11 @@
 """Flat tables for pandas and friends: one row per request, or one per run or sweep point.
 
->>> table = records_table(run.records)
->>> with open("records.csv", "w", newline="") as f:
-...     write_csv(table, f)
->>> write_parquet(sweep_summary_table(sweep_index), Path("sweep.parquet"))
+Example (needs a server or files at hand)::
+
+    table = records_table(run.records)
+    with open("records.csv", "w", newline="") as f:
+        write_csv(table, f)
+    write_parquet(sweep_summary_table(sweep_index), Path("sweep.parquet"))
 
 Every column has a declared type (``int``, ``float``, ``bool``, ``str``, ``list[int]``), taken
 from the dataclasses the values come from, so a Parquet file gets int64, float64, bool and

@@ -1,12 +1,14 @@
 """One benchmark run: discover the server, plan the workload, send the load (in this process,
 in worker processes or on a Ray cluster) with telemetry beside it, and summarise.
 
->>> from infermeter import BenchConfig, run_benchmark, load_run
->>> run = run_benchmark(BenchConfig(url="http://127.0.0.1:8080", concurrency=4,
-...                                 num_requests=32, input_tokens="256", output_tokens="64",
-...                                 out="runs/c4"))
->>> run.results["summary"]["output_token_throughput_tok_s"]
->>> load_run("runs/c4").metrics.distributions["ttft_ms"].p99
+Example (needs a server or files at hand)::
+
+    from infermeter import BenchConfig, run_benchmark, load_run
+    run = run_benchmark(BenchConfig(url="http://127.0.0.1:8080", concurrency=4,
+                                    num_requests=32, input_tokens="256", output_tokens="64",
+                                    out="runs/c4"))
+    run.results["summary"]["output_token_throughput_tok_s"]
+    load_run("runs/c4").metrics.distributions["ttft_ms"].p99
 """
 
 from __future__ import annotations

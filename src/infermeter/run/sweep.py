@@ -1,10 +1,12 @@
 """Sweeps and capacity searches: many runs, one index.
 
->>> from infermeter import BenchConfig
->>> from infermeter.sweeps import SweepSpec, run_sweep
->>> base = BenchConfig(url="http://127.0.0.1:8080", concurrency=1, num_requests=64)
->>> sweep = run_sweep(base, SweepSpec("concurrency", (1, 2, 4, 8)), "runs/sweep")
->>> sweep.index["points"][-1]["summary"]["output_token_throughput_tok_s"]
+Example (needs a server or files at hand)::
+
+    from infermeter import BenchConfig
+    from infermeter.sweeps import SweepSpec, run_sweep
+    base = BenchConfig(url="http://127.0.0.1:8080", concurrency=1, num_requests=64)
+    sweep = run_sweep(base, SweepSpec("concurrency", (1, 2, 4, 8)), "runs/sweep")
+    sweep.index["points"][-1]["summary"]["output_token_throughput_tok_s"]
 
 A sweep directory holds ``sweep.json`` (rewritten after every point, so an interrupted sweep
 keeps what it measured) and one ordinary run directory per point under ``points/``.

@@ -22,12 +22,12 @@ GB = 1e9
 
 
 def memory_time_s(nbytes: float, bandwidth_bytes_s: float) -> float:
-    """Time to stream ``nbytes`` once at ``bandwidth`` (seed 002: 14.2 GB / 1008 GB/s ≈ 14.1 ms)."""
+    """Time to stream ``nbytes`` once at ``bandwidth`` (14.2 GB at 1008 GB/s ≈ 14.1 ms)."""
     return nbytes / bandwidth_bytes_s
 
 
 def mbu(nbytes_per_step: float, step_s: float, bandwidth_bytes_s: float) -> float:
-    """Model bandwidth utilisation: achieved bytes/s over peak (seed 003: 14 GB in 14 ms on a
+    """Model bandwidth utilisation: achieved bytes/s over peak (14 GB read in 14 ms on a
     2 TB/s part is 1 TB/s, 50 %)."""
     return nbytes_per_step / step_s / bandwidth_bytes_s
 
@@ -40,9 +40,9 @@ def compute_rate_tok_s(
     gpus: int, peak_flops: float, utilisation: float, params: float, tokens_per_item: float = 1.0
 ) -> float:
     """Items per second a compute-bound pass sustains: ``gpus × peak × util / (2 × params ×
-    tokens_per_item)``. Seed 004's ``10 × 312T × 46.2 % / (2 × 70B × 1K) = 10.3`` is this with
-    1K-token items: 1K-token *prompts prefilled* per second, not generated tokens per second
-    (decoding is memory-bound and far slower per GPU-FLOP)."""
+    tokens_per_item)``. ``10 × 312T × 46.2 % / (2 × 70B × 1K) = 10.3`` is this with 1K-token
+    items: 1K-token *prompts prefilled* per second, not generated tokens per second (decoding
+    is memory-bound and far slower per GPU-FLOP)."""
     return gpus * peak_flops * utilisation / (2 * params * tokens_per_item)
 
 

@@ -1,9 +1,11 @@
 """The self-contained HTML report: one file, inline CSS and inline SVG, nothing fetched.
 
->>> from infermeter import load_run
->>> from infermeter.report.html import render_run_html
->>> page = render_run_html(load_run("runs/c4"))
->>> Path("runs/c4/report.html").write_text(page)
+Example (needs a server or files at hand)::
+
+    from infermeter import load_run
+    from infermeter.report.html import render_run_html
+    page = render_run_html(load_run("runs/c4"))
+    Path("runs/c4/report.html").write_text(page)
 
 Charts are drawn here, server-side, by :mod:`infermeter.report.charts`; the page carries no
 script and a Content-Security-Policy that forbids loading anything, so it works offline and
