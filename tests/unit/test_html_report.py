@@ -34,9 +34,11 @@ from infermeter.report.charts import (
     log_ticks,
     nice_step,
     nice_ticks,
+    render,
     render_chart,
     render_dot_rows,
 )
+from infermeter.report.charts.style import text_width
 from infermeter.report.html import (
     cdf_points,
     compare_page,
@@ -222,11 +224,11 @@ def test_markers_outside_a_fixed_range_are_not_drawn() -> None:
 def test_vline_labels_never_overlap_each_other_or_cross_lines() -> None:
     lines = [VLine(v, f"p{n} {v}") for n, v in ((50, 48.1), (90, 60.8), (95, 62.1), (99, 63.7))]
     sx = Scale(14, 65, 60, 540)
-    placed, rows = charts._place_vline_labels(lines, sx, 60, 540)
+    placed, rows = render._place_vline_labels(lines, sx, 60, 540)
     assert rows >= 2  # the close ones climb
     spans = []
     for la, x, start, row in placed:
-        end = start + charts.text_width(la.label, 10.5)
+        end = start + text_width(la.label, 10.5)
         spans.append((x, start, end, row))
     for (x1, s1, e1, r1), (x2, s2, e2, r2) in itertools.combinations(spans, 2):
         if r1 == r2:
