@@ -6,7 +6,7 @@ import pytest
 
 from infermeter.analysis.capacity import meets, sweep_sla
 from infermeter.errors import UsageError
-from infermeter.load.sweep import (
+from infermeter.load.strategies import (
     CapacitySearch,
     PointFigures,
     auto_rates,

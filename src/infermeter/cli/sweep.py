@@ -13,7 +13,7 @@ from infermeter.api import Run
 from infermeter.cli import bench
 from infermeter.cli.common import err_console, fail, interrupted_exit, out_console
 from infermeter.errors import UsageError
-from infermeter.load.sweep import Variable, parse_values
+from infermeter.load.strategies import Variable, parse_values
 from infermeter.records.rundir import REPORT_FILE
 from infermeter.report.terminal import print_sweep
 from infermeter.sweeps import SweepSpec, run_sweep

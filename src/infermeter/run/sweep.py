@@ -28,7 +28,7 @@ from infermeter._version import __version__
 from infermeter.analysis.capacity import SweepSLA, meets
 from infermeter.config import BenchConfig, derived_seed, draw_seed
 from infermeter.errors import InfermeterError, UsageError
-from infermeter.load.sweep import (
+from infermeter.load.strategies import (
     CapacitySearch,
     PointFigures,
     Variable,
