@@ -16,6 +16,7 @@ import pytest
 from infermeter.errors import UsageError
 from infermeter.metrics.aggregate import compute_run_metrics
 from infermeter.metrics.slo import parse_slo
+from infermeter.metrics.table import request_table
 from infermeter.records.schema import RequestRecord
 from infermeter.report import charts
 from infermeter.report.charts import (
@@ -310,23 +311,23 @@ def _rec(
 def test_throughput_series_counts_tokens_per_second() -> None:
     # 2 requests of 10 tokens, each spread over 0.5 s: 40 tok/s while both stream.
     recs = [_rec(0, 0, 0, 50, 10), _rec(1, 0, 0, 50, 10)]
-    pts, width = throughput_series(recs, 0, 1.0)
+    pts, width = throughput_series(request_table(recs), 0, 1.0)
     assert width == pytest.approx(0.02)
     total = sum(tps * width for _, tps in pts[:-1])
     assert total == pytest.approx(20)  # every token counted once
     assert pts[-1][0] == pytest.approx(1.0)
-    assert throughput_series(recs, 0, 0.0) == ([], 0.0)
+    assert throughput_series(request_table(recs), 0, 0.0) == ([], 0.0)
 
 
 def test_inflight_series_is_the_time_weighted_mean() -> None:
     # two overlapping requests: 0-1 s and 0.5-1.5 s, in 0.5 s bins -> 1, 2, 1
     a = RequestRecord(id=0, t_send_ns=0, t_end_ns=1000 * MS)
     b = RequestRecord(id=1, t_send_ns=500 * MS, t_end_ns=1500 * MS)
-    pts = inflight_series([a, b], 0, 1.5, 0.5)
+    pts = inflight_series(request_table([a, b]), 0, 1.5, 0.5)
     assert [round(v, 6) for _, v in pts] == [1.0, 2.0, 1.0, 1.0]
     mean = sum(v for _, v in pts[:-1]) / 3
     assert mean == pytest.approx(2.0 / 1.5)  # Σ E2E / D: Little's law
-    assert inflight_series([], 0, 1.0, 0.1) == []
+    assert inflight_series(request_table([]), 0, 1.0, 0.1) == []
 
 
 def test_request_points_place_failures_at_their_time_to_failure() -> None:
@@ -334,7 +335,7 @@ def test_request_points_place_failures_at_their_time_to_failure() -> None:
         _rec(0, 0, 20, 5, 4),
         _rec(1, 100, 30, 5, 4, ok=False, error_kind="http", http_status=503),
     ]
-    pts = request_points(recs, 0)
+    pts = request_points(request_table(recs), 0)
     assert pts.ttft == [(0.0, pytest.approx(20.0))]
     assert pts.e2e[0][1] == pytest.approx(35.0)
     assert pts.failed == [(0.1, pytest.approx(31.0))]
@@ -473,7 +474,7 @@ def test_run_page_has_every_section_and_escapes_the_model_name() -> None:
         }
         for t in range(12)
     ]
-    page = run_page(results, recs, samples, metrics.requests)
+    page = run_page(results, metrics.table, samples, metrics.requests)
     _no_active_content(page)
     assert "&lt;script&gt;" in page
     for section in ("summary", "verdicts", "distributions", "timeline", "speed-of-light"):
@@ -494,7 +495,7 @@ def test_run_page_has_every_section_and_escapes_the_model_name() -> None:
 
 def test_run_page_of_zero_records_renders_notes() -> None:
     results, metrics = _results([])
-    page = run_page(results, [], [], metrics.requests)
+    page = run_page(results, metrics.table, [], metrics.requests)
     _no_active_content(page)
     assert "No measured requests" in page and "No completed requests" in page
     assert 'id="speed-of-light"' not in page
@@ -506,7 +507,7 @@ def test_run_page_of_failed_requests_only() -> None:
         for i in range(5)
     ]
     results, metrics = _results(recs, slo="ttft_ms=100")
-    page = run_page(results, recs, [], metrics.requests)
+    page = run_page(results, metrics.table, [], metrics.requests)
     _no_active_content(page)
     assert "5 of 5 failed" in page and "connection" in page
     assert "failed (time to failure)" in page
@@ -747,7 +748,7 @@ def _links_stay_in_the_page(page: str, files: tuple[str, ...] = ()) -> set[str]:
 def test_definitions_travel_inside_the_page(tmp_path: Path) -> None:
     recs = _sample_records()
     results, metrics = _results(recs, slo="ttft_ms=40,p90_e2e_ms=200", analysis=ANALYSIS)
-    run = run_page(results, recs, [], metrics.requests)
+    run = run_page(results, metrics.table, [], metrics.requests)
     linked = _links_stay_in_the_page(run)
     # The cards and charts link their own metric's definition, not just a section.
     assert {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "goodput_rps", "mbu"} <= linked, linked
@@ -799,7 +800,7 @@ def test_a_local_servers_cpu_is_drawn_apart_and_the_cache_share_shown() -> None:
          "client_cpu_percent": 4.0, "local_server_cpu_percent": 95.0}
         for t in range(12)
     ]  # fmt: skip
-    page = run_page(results, recs, samples, metrics.requests)
+    page = run_page(results, metrics.table, samples, metrics.requests)
     assert "local server CPU (% of one core)" in page
     assert "infermeter client CPU (% of one core)" in page
     assert "prefix cache: 6.2 %" in page  # 4 of 64 prompt tokens

@@ -12,6 +12,7 @@ from infermeter.metrics.cache import PromptCacheCounts, prompt_cache_counts
 from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
 from infermeter.metrics.columns import RequestColumns, request_columns
 from infermeter.metrics.per_request import RequestMetrics
+from infermeter.metrics.quantiles import percentiles, std
 from infermeter.metrics.slo import SLO, SLOReport, evaluate_slo
 from infermeter.metrics.stamps import SharedFirstStamps, shared_first_stamps
 from infermeter.metrics.table import MISSING, RequestTable, request_table
@@ -63,17 +64,19 @@ def _pct_key(p: float) -> str:
 def distribution(
     values: Iterable[float] | npt.NDArray[np.float64], extra_percentiles: Sequence[float] = ()
 ) -> Distribution:
-    """Summarise values; percentiles by linear interpolation between order statistics."""
+    """Summarise values; percentiles by linear interpolation between order statistics (exact
+    for any number of values, without copying a large sample: :mod:`~infermeter.metrics.
+    quantiles`)."""
     arr = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=np.float64)
     if arr.size == 0:
         return Distribution(count=0)
     wanted = [*STANDARD_PERCENTILES, *extra_percentiles]
-    pcts = np.percentile(arr, wanted, method="linear")
+    pcts = percentiles(arr, wanted)
     extra = {_pct_key(p): float(v) for p, v in zip(extra_percentiles, pcts[4:], strict=True)}
     return Distribution(
         count=int(arr.size),
         mean=float(arr.mean()),
-        std=float(arr.std()),
+        std=std(arr),
         min=float(arr.min()),
         p50=float(pcts[0]),
         p90=float(pcts[1]),
@@ -181,6 +184,8 @@ class RunMetrics:
     requests: RequestColumns
     #: The measured window: the first ``t_send`` and the last ``t_end`` (None: no request).
     window_ns: tuple[int, int] | None
+    #: The measured requests as columns (what the timeline charts draw).
+    table: RequestTable
 
     @property
     def per_request(self) -> tuple[RequestMetrics, ...]:
@@ -269,9 +274,12 @@ def table_metrics(
         achieved_send_rate_rps=send_rate if target_rate_rps is not None else None,
     )
 
-    dists = {
-        name: distribution(cols.samples(name), extra_percentiles) for name in DISTRIBUTION_NAMES
-    }
+    dists: dict[str, Distribution] = {}
+    for name in DISTRIBUTION_NAMES:
+        if name == "inter_chunk_ms" and cols.inter_chunk_ms is cols.itl_ms and "itl_ms" in dists:
+            dists[name] = dists["itl_ms"]  # every chunk carried one token: the same samples
+        else:
+            dists[name] = distribution(cols.samples(name), extra_percentiles)
     target = table.n_in_target[done]
     compared = (target != MISSING) & (n_in != MISSING)
     mismatched = compared & (n_in != target)
@@ -324,4 +332,5 @@ def table_metrics(
         slo=slo_report,
         requests=cols,
         window_ns=window,
+        table=table,
     )

@@ -1,16 +1,61 @@
 """Read records back. A run killed mid-write can leave a torn last line: it is skipped and
-counted, never fatal; a torn line anywhere else is an error naming file and line."""
+counted, never fatal; a torn line anywhere else is an error naming file and line.
+
+A run's records can be gigabytes: :meth:`RecordStream.batches` reads them as columns (each
+field a list, the per-chunk lists flat integer arrays), a few thousand records a batch. Lines
+are parsed a few dozen at a time and dropped at once (what stays is the columns), the batch is
+checked as a whole, and line by line only where that check fails, so that the error names the
+first bad line exactly as a line-by-line check would. A stream may cover a byte range of the
+file (:mod:`infermeter.run.fold` reads one range per process) and keeps the CRC-32 of what it
+read.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gc
+import itertools
+import operator
+import warnings
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from infermeter.errors import UsageError
-from infermeter.records.schema import RECORD_SCHEMA_VERSION, RequestRecord, record_problem
+from infermeter.records.schema import (
+    COLUMN_FIELDS,
+    RECORD_SCHEMA_VERSION,
+    RequestRecord,
+    columns_have_types,
+    record_columns,
+    record_problem,
+)
+
+IntArray = npt.NDArray[np.int64]
+
+#: Records folded at once, and lines parsed at once (a few dozen stay in the CPU's cache).
+BATCH = 4096
+PARSE = 128
+_LIST_FIELDS = ("chunk_ns", "chunk_tokens")
+_SCALAR_FIELDS = tuple(f for f in COLUMN_FIELDS if f not in _LIST_FIELDS)
+_ALL_FIELDS = operator.itemgetter(*COLUMN_FIELDS)
+
+
+class RecordError(UsageError):
+    """A line that cannot be a record: the file, the line and why."""
+
+    def __init__(self, path: Path, line: int, problem: str) -> None:
+        super().__init__(f"{path}:{line}: {problem}")
+        self.path, self.line, self.problem = path, line, problem
+
+    def shifted(self, lines: int) -> RecordError:
+        """The same error in a stream that began ``lines`` lines further into the file."""
+        return RecordError(self.path, self.line + lines, self.problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,51 +64,387 @@ class RecordsFile:
     torn_last_line: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """Consecutive records of one file, checked. ``columns`` holds every scalar field of the
+    schema, one entry per record (the field's default where a line leaves it out); the chunk
+    lists are flat arrays."""
+
+    columns: dict[str, list[Any]]
+    #: Every record's ``chunk_ns``, concatenated; record i's are
+    #: ``chunk_ns[chunk_offsets[i]:chunk_offsets[i + 1]]``.
+    chunk_ns: IntArray
+    chunk_offsets: IntArray
+    #: The output tokens of each chunk, aligned with ``chunk_ns``: ``chunk_tokens[i]``, or 1
+    #: where the record's ``chunk_tokens`` is shorter (metrics spec section 2).
+    chunk_k: IntArray
+    #: Records whose chunks do not all carry exactly one token.
+    multi_token: npt.NDArray[np.bool_]
+    #: Each record's ``chunk_tokens`` as written, or (an int) how many ones it held.
+    chunk_tokens: list[list[int] | int]
+
+    def __len__(self) -> int:
+        return len(self.chunk_tokens)
+
+    def tokens(self, i: int) -> list[int]:
+        """Record i's ``chunk_tokens``."""
+        ks = self.chunk_tokens[i]
+        return [1] * ks if isinstance(ks, int) else ks
+
+    def stamps(self, i: int) -> list[int]:
+        """Record i's ``chunk_ns``."""
+        a, b = int(self.chunk_offsets[i]), int(self.chunk_offsets[i + 1])
+        return self.chunk_ns[a:b].tolist()  # type: ignore[no-any-return]
+
+    def record(self, i: int) -> RequestRecord:
+        """Record i as the dataclass."""
+        values = {name: col[i] for name, col in self.columns.items()}
+        return RequestRecord(**values, chunk_ns=self.stamps(i), chunk_tokens=self.tokens(i))
+
+
 def read_records(path: Path) -> RecordsFile:
     """Parse ``records.jsonl`` into memory. Raises :class:`UsageError` on a corrupt or newer
-    file. A summary needs none of this: :class:`RecordStream` reads one record at a time."""
+    file. A summary needs none of this: :class:`RecordStream` reads a batch at a time."""
     stream = RecordStream(path)
     records = list(stream)
     return RecordsFile(records, stream.torn_last_line)
 
 
 class RecordStream:
-    """The records of ``records.jsonl``, one at a time, in file order: a run's records can be
-    gigabytes, and whoever folds them needs only one at once. ``torn_last_line`` is known once
-    the stream is exhausted. A missing file holds no records."""
+    """The records of ``records.jsonl`` in file order, one at a time or a batch at a time:
+    whoever folds them needs only a few at once. ``torn_last_line`` and ``crc32`` are known
+    once the stream is exhausted. A missing file holds no records.
+
+    ``start``/``end``: a byte range whose ends are line starts (or the file's end); a torn
+    line can only be the last of the file. Line numbers in errors count from ``start``.
+    """
+
+    def __init__(
+        self, path: Path, batch: int = BATCH, start: int = 0, end: int | None = None
+    ) -> None:
+        self.path = path
+        self.batch = batch
+        self.start = start
+        self.end = end
+        self.torn_last_line = False
+        self.crc32 = 0
+        self.lines = 0
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        for b in self.batches():
+            for i in range(len(b)):
+                yield b.record(i)
+
+    def batches(self) -> Iterator[RecordBatch]:
+        if not self.path.exists():
+            return
+        builder = _BatchBuilder(self.path)
+        with self.path.open("rb") as fh:
+            for first, lines in self._lines(fh):
+                builder.add(first, lines)
+                if builder.rows >= self.batch:
+                    yield builder.take()
+        if builder.rows:
+            yield builder.take()
+
+    def _lines(self, fh: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
+        """The range's lines, a few dozen at a time, each run with the number of its first
+        line; keeps the CRC of every byte read and leaves out a torn last line."""
+        fh.seek(self.start)
+        left = None if self.end is None else self.end - self.start
+        crc = 0
+        number = 1
+        self.bytes_read = 0
+        while left is None or left > 0:
+            lines = list(itertools.islice(fh, PARSE))
+            if not lines:
+                break
+            size = sum(map(len, lines))
+            if left is not None:
+                if size > left:  # the range ends at a line start inside this run
+                    keep, used = 0, 0
+                    while used < left:
+                        used += len(lines[keep])
+                        keep += 1
+                    lines, size = lines[:keep], used
+                left -= size
+            self.bytes_read += size
+            for line in lines:
+                crc = zlib.crc32(line, crc)
+            last = lines[-1]
+            if not last.endswith(b"\n") and last.strip():
+                try:
+                    orjson.loads(last)
+                except orjson.JSONDecodeError:
+                    # Only a last line with no newline can be torn (the write was cut short).
+                    self.torn_last_line = True
+                    lines.pop()
+            if lines:
+                yield number, lines
+            number += len(lines) + self.torn_last_line
+        self.crc32 = crc
+        self.lines = number - 1
+
+
+def _int_array(values: Any, count: int) -> IntArray | None:
+    """The items as an int64 array; None where one cannot be one. NumPy converts a float or a
+    number written as text without complaint: :func:`_exact_ints` checks the items' types."""
+    if count == 0:
+        return np.empty(0, dtype=np.int64)
+    try:
+        arr = np.fromiter(values, dtype=np.int64, count=count)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return arr
+
+
+def _exact_ints(lists: list[list[Any]]) -> bool:
+    """Every item of every list is an integer (a bool passes as one): their sum in Python is
+    a float where one is a float, and a TypeError where one is text, null or a list."""
+    try:
+        total = sum(map(sum, lists))
+    except TypeError:
+        return False
+    return type(total) is int
+
+
+class _BatchBuilder:
+    """Parses lines into the columns of a batch, a few dozen lines at a time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.torn_last_line = False
+        self._reset()
 
-    def __iter__(self) -> Iterator[RequestRecord]:
-        path = self.path
-        if not path.exists():
-            return
-        with path.open("rb") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    data = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    # Only a last line with no newline can be torn (the write was cut short).
-                    if not line.endswith(b"\n") and not fh.read(1):
-                        self.torn_last_line = True
-                        continue
-                    raise UsageError(f"{path}:{number}: not a JSON record") from None
-                yield _record(path, number, data)
+    def _reset(self) -> None:
+        self.rows = 0
+        self._columns: dict[str, list[Any]] = {name: [] for name in _SCALAR_FIELDS}
+        #: each record's chunk_tokens, or how many ones it holds
+        self._tokens: list[list[int] | int] = []
+        self._numbers: list[int] = []
+        self._chunks: list[IntArray] = []
+        self._lengths: list[int] = []
 
+    def add(self, first: int, lines: list[bytes]) -> None:
+        """Lines numbered from ``first`` on; blank ones are skipped."""
+        enabled = gc.isenabled()
+        gc.disable()  # nothing parsed here can form a cycle; do not scan it
+        try:
+            if not self._add_cut(first, lines):
+                self._add_whole(first, lines)
+        finally:
+            if enabled:
+                gc.enable()
 
-def _record(path: Path, number: int, data: object) -> RequestRecord:
-    problem = record_problem(data)
-    if problem is not None:
-        raise UsageError(f"{path}:{number}: {problem}")
-    assert isinstance(data, dict)  # record_problem said so
-    version = data.get("v", 1)
-    if version > RECORD_SCHEMA_VERSION:
-        raise UsageError(
-            f"{path}:{number}: record schema v{version} is newer than this infermeter "
-            f"(v{RECORD_SCHEMA_VERSION}); upgrade infermeter"
+    def _add_cut(self, first: int, lines: list[bytes]) -> bool:
+        """The fast way for lines as infermeter writes them: the chunk lists are cut out of
+        each line and parsed by NumPy in one go, the rest by orjson. False (nothing added)
+        where a line is written otherwise or something in it is wrong: the whole-line way
+        then takes the lines and names what is wrong."""
+        cut = _cut(lines)
+        if cut is None:
+            return False
+        rests, stamp_texts, token_texts = cut
+        try:
+            parsed: list[object] = list(map(orjson.loads, rests))
+        except orjson.JSONDecodeError:
+            return False
+        columns = _scalar_columns(parsed)
+        if columns is None:
+            return False
+        counts = [t.count(b",") + 1 if t else 0 for t in stamp_texts]
+        total = sum(counts)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                flat = np.fromstring(
+                    b",".join(t for t in stamp_texts if t), dtype=np.int64, sep=","
+                )
+        except (ValueError, DeprecationWarning):
+            return False
+        if flat.size != total or (total and (flat.max() == _I64_MAX or flat.min() == _I64_MIN)):
+            return False  # a number past 64 bits is clamped by the parse: say so properly
+        tokens: list[list[int] | int] = []
+        for text in token_texts:
+            n = text.count(b",") + 1 if text else 0
+            if text == _ones(n):
+                tokens.append(n)
+                continue
+            try:
+                ks = orjson.loads(b"[" + text + b"]")
+            except orjson.JSONDecodeError:
+                return False
+            if not _exact_ints([ks]):
+                return False
+            tokens.append(ks)
+        if not self._check_versions(range(first, first + len(lines)), columns):
+            return False
+        self._append(columns, tokens, range(first, first + len(lines)), flat, counts)
+        return True
+
+    def _add_whole(self, first: int, lines: list[bytes]) -> None:
+        try:
+            parsed: list[object] = list(map(orjson.loads, lines))
+            numbers: Sequence[int] = range(first, first + len(lines))
+        except orjson.JSONDecodeError:
+            numbers, parsed = self._parse_slowly(first, lines)
+        if parsed:
+            self.add_parsed(numbers, parsed)
+
+    def _parse_slowly(self, first: int, lines: list[bytes]) -> tuple[list[int], list[object]]:
+        numbers: list[int] = []
+        parsed: list[object] = []
+        for number, line in enumerate(lines, start=first):
+            try:
+                parsed.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                if line.strip():
+                    raise RecordError(self.path, number, "not a JSON record") from None
+                continue  # a blank line
+            numbers.append(number)
+        return numbers, parsed
+
+    def add_parsed(self, numbers: Sequence[int], parsed: list[object]) -> None:
+        columns = _columns(parsed)
+        if columns is None:
+            raise _refuse(self.path, numbers, parsed)
+        self._check_versions(numbers, columns, strict=True)
+        stamps: list[list[Any]] = columns.pop("chunk_ns")
+        counts = list(map(len, stamps))
+        flat = _int_array(itertools.chain.from_iterable(stamps), sum(counts))
+        tokens: list[list[Any]] = columns.pop("chunk_tokens")
+        if flat is None or not _exact_ints(stamps) or not _exact_ints(tokens):
+            raise _refuse(self.path, numbers, parsed)
+        self._append(columns, list(tokens), numbers, flat, counts)
+
+    def _check_versions(
+        self, numbers: Sequence[int], columns: dict[str, list[Any]], strict: bool = False
+    ) -> bool:
+        versions = columns["v"]
+        if max(versions) <= RECORD_SCHEMA_VERSION:
+            return True
+        if not strict:
+            return False
+        i = next(i for i, v in enumerate(versions) if v > RECORD_SCHEMA_VERSION)
+        raise RecordError(
+            self.path,
+            numbers[i],
+            f"record schema v{versions[i]} is newer than this infermeter "
+            f"(v{RECORD_SCHEMA_VERSION}); upgrade infermeter",
         )
-    return RequestRecord.from_dict(data)
+
+    def _append(
+        self,
+        columns: dict[str, list[Any]],
+        tokens: list[list[int] | int],
+        numbers: Sequence[int],
+        flat: IntArray,
+        counts: list[int],
+    ) -> None:
+        for name, col in columns.items():
+            self._columns[name].extend(col)
+        self._tokens.extend(tokens)
+        self._numbers.extend(numbers)
+        self._chunks.append(flat)
+        self._lengths.extend(counts)
+        self.rows += len(counts)
+
+    def take(self) -> RecordBatch:
+        columns = self._columns
+        lengths = np.array(self._lengths, dtype=np.int64)
+        chunk_ns = np.concatenate(self._chunks) if self._chunks else np.empty(0, np.int64)
+        offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        chunk_k = np.ones(chunk_ns.size, dtype=np.int64)
+        multi = np.zeros(lengths.size, dtype=np.bool_)
+        for i, ks in enumerate(self._tokens):
+            if isinstance(ks, int) or ks.count(1) == len(ks):
+                continue  # one token a chunk (beyond the list too, by the spec's default)
+            n = int(lengths[i])
+            given = np.array(ks[:n], dtype=np.int64)
+            start = int(offsets[i])
+            chunk_k[start : start + given.size] = given
+            multi[i] = bool((given != 1).any())
+        batch = RecordBatch(columns, chunk_ns, offsets, chunk_k, multi, self._tokens)
+        self._reset()
+        return batch
+
+
+_STAMPS = b'"chunk_ns":['
+_TOKENS = b'],"chunk_tokens":['
+_I64_MAX = np.iinfo(np.int64).max
+_I64_MIN = np.iinfo(np.int64).min
+_SCALARS = operator.itemgetter(*_SCALAR_FIELDS)
+_ONES: dict[int, bytes] = {}
+
+
+def _ones(n: int) -> bytes:
+    """The text of a list of ``n`` ones, as infermeter writes it."""
+    text = _ONES.get(n)
+    if text is None:
+        text = _ONES[n] = b",".join([b"1"] * n)
+    return text
+
+
+def _cut(lines: list[bytes]) -> tuple[list[bytes], list[bytes], list[bytes]] | None:
+    """Each line without its chunk lists (as infermeter writes them: ``chunk_ns`` then
+    ``chunk_tokens``, in one piece), and the two lists' texts; None where a line is not so."""
+    rests: list[bytes] = []
+    stamps: list[bytes] = []
+    tokens: list[bytes] = []
+    for line in lines:
+        i = line.find(_STAMPS)
+        j = line.find(_TOKENS, i)
+        if i < 0 or j < 0 or line.find(b"]", i) != j:
+            return None
+        k = line.find(b"]", j + 1)
+        if k < 0 or line[k + 1 : k + 2] != b",":
+            return None
+        stamps.append(line[i + 12 : j])
+        tokens.append(line[j + 18 : k])
+        rests.append(line[:i] + line[k + 2 :])
+    return rests, stamps, tokens
+
+
+def _scalar_columns(parsed: list[object]) -> dict[str, list[Any]] | None:
+    """The scalar fields of lines cut by :func:`_cut` as columns (None: not all there, or
+    not of their types)."""
+    try:
+        rows = list(map(_SCALARS, parsed))  # type: ignore[arg-type]
+    except (KeyError, TypeError):
+        return None
+    columns = dict(zip(_SCALAR_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
+    return columns if columns_have_types(columns) else None
+
+
+def _columns(parsed: list[object]) -> dict[str, list[Any]] | None:
+    """The fields of the parsed lines as columns: at C speed where every line has every
+    field (as infermeter writes them), else field by field with defaults."""
+    try:
+        rows = list(map(_ALL_FIELDS, parsed))  # type: ignore[arg-type]
+    except (KeyError, TypeError):
+        return record_columns(parsed)
+    columns = dict(zip(COLUMN_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
+    return columns if columns_have_types(columns) else None
+
+
+def _refuse(path: Path, numbers: Sequence[int], parsed: list[object]) -> RecordError:
+    """The error for the first line of the batch that cannot be a record."""
+    for number, data in zip(numbers, parsed, strict=True):
+        problem = record_problem(data)
+        if problem is not None:
+            return RecordError(path, number, problem)
+    raise AssertionError("a batch was refused but no line of it is wrong")
+
+
+_FIELDS = tuple(RequestRecord.__dataclass_fields__)
+
+
+def records_batch(records: list[RequestRecord]) -> RecordBatch:
+    """Records in memory as one batch."""
+    builder = _BatchBuilder(Path("<records>"))
+    for lo in range(0, len(records), PARSE):
+        part = records[lo : lo + PARSE]
+        rows: list[object] = [{name: getattr(r, name) for name in _FIELDS} for r in part]
+        builder.add_parsed(range(lo + 1, lo + len(part) + 1), rows)
+    return builder.take()

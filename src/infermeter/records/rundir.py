@@ -34,6 +34,8 @@ REPORT_FILE = "report.html"
 SWEEP_FILE = "sweep.json"
 #: Under a sweep directory: one run directory per point.
 POINTS_DIR = "points"
+#: Beside a large records.jsonl: the same records as columns, a cache rebuilt at will.
+COLUMNS_DIR = "records.columns"
 
 
 def write_json(path: Path, data: Mapping[str, object]) -> None:

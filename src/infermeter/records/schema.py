@@ -9,8 +9,9 @@ start); ``run.json`` holds the wall-clock anchor of that origin. The field names
 from __future__ import annotations
 
 import types
+from dataclasses import MISSING as MISSING_DEFAULT
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
 
 #: Bumped whenever a field changes meaning or is removed. Adding optional fields keeps it.
 RECORD_SCHEMA_VERSION = 1
@@ -93,6 +94,45 @@ class RequestRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+class RecordJson(TypedDict, total=False):
+    """A record as one line of ``records.jsonl`` holds it (see :class:`RequestRecord` for each
+    field); a field left out takes the dataclass default."""
+
+    id: int
+    phase: str
+    api: str
+    worker: int
+    t_sched_ns: int
+    t_send_ns: int
+    connect_ns: int
+    t_first_ns: int | None
+    t_last_ns: int | None
+    t_end_ns: int
+    chunk_ns: list[int]
+    chunk_tokens: list[int]
+    chunk_tokens_source: ChunkTokenSource
+    streamed: bool
+    first_stamp_shared: int
+    n_other_chunks: int
+    send_retries: int
+    n_in_target: int | None
+    n_out_target: int | None
+    n_in: int | None
+    n_in_source: TokenSource | None
+    n_out: int
+    n_out_source: TokenSource
+    n_reason: int
+    n_cached: int | None
+    finish_reason: str | None
+    ok: bool
+    http_status: int | None
+    error_kind: ErrorKind | None
+    error_message: str | None
+    usage: dict[str, Any] | None
+    server_timings: dict[str, Any] | None
+    v: int
+
+
 def json_kind(value: object) -> str:
     """What a parsed JSON value is, in words: ``a list``, ``an integer``, ``null``..."""
     for kind, word in _KIND_WORDS.items():
@@ -151,3 +191,40 @@ def record_problem(data: object) -> str | None:
         if name in _INT_LISTS and not set(map(type, value)) <= {int}:
             return f"field {name!r} holds something other than integers"
     return None
+
+
+#: Each optional field's value where a line leaves it out: the dataclass default (one
+#: object, shared by every row, never changed).
+_DEFAULTS: dict[str, object] = {
+    f.name: f.default_factory() if callable(f.default_factory) else f.default
+    for f in fields(RequestRecord)
+    if f.default is not MISSING_DEFAULT or callable(f.default_factory)
+}
+#: The types a column may hold: the field's JSON types, and its default's.
+_COLUMN_TYPES = {
+    name: allowed | ({type(_DEFAULTS[name])} if name in _DEFAULTS else set())
+    for name, allowed in _FIELD_TYPES.items()
+}
+
+
+#: The fields of a record, in the order infermeter writes them.
+COLUMN_FIELDS: tuple[str, ...] = tuple(_COLUMN_TYPES)
+
+
+def columns_have_types(columns: dict[str, list[Any]]) -> bool:
+    """Every value of every column has a type its field accepts."""
+    return all(set(map(type, values)) <= _COLUMN_TYPES[name] for name, values in columns.items())
+
+
+def record_columns(rows: list[object]) -> dict[str, list[Any]] | None:
+    """Every field of ``rows`` as a column (the default where a row leaves it out), when every
+    row is a record object with an id and fields of the right JSON types; None when some row
+    is not (:func:`record_problem` then says which and why). The items of the integer lists
+    are left to the reader, which checks them as it makes arrays of them."""
+    if set(map(type, rows)) - {dict}:
+        return None
+    records: list[dict[str, object]] = rows  # type: ignore[assignment]  # all dicts, checked
+    if not all("id" in r for r in records):
+        return None
+    columns = {name: [r.get(name, _DEFAULTS.get(name)) for r in records] for name in COLUMN_FIELDS}
+    return columns if columns_have_types(columns) else None

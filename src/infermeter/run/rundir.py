@@ -4,7 +4,6 @@ and results.json rebuilt. File names and formats are :mod:`infermeter.records.ru
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,10 @@ from typing import Any
 from infermeter.analysis.telemetry import summarize_telemetry
 from infermeter.config import stored_config_problem
 from infermeter.errors import UsageError
-from infermeter.metrics.aggregate import RunMetrics, compute_run_metrics
+from infermeter.metrics.aggregate import RunMetrics, table_metrics
 from infermeter.metrics.slo import parse_slo
-from infermeter.records.reader import RecordStream, read_records
+from infermeter.metrics.table import RequestTable
+from infermeter.records.reader import read_records
 from infermeter.records.rundir import (
     RECORDS_FILE,
     RESULTS_FILE,
@@ -30,6 +30,7 @@ from infermeter.records.rundir import (
 )
 from infermeter.records.schema import RequestRecord, json_kind
 from infermeter.results.build import full_results
+from infermeter.run.fold import fold_records
 from infermeter.schema.results import Results, RunOutcome, Telemetry
 
 
@@ -60,10 +61,10 @@ class Run:
         return read_records(self.path / RECORDS_FILE).records
 
 
-def _metrics_for(meta: dict[str, Any], records: Iterable[RequestRecord]) -> RunMetrics:
+def _metrics_for(meta: dict[str, Any], table: RequestTable) -> RunMetrics:
     cfg = meta.get("config") or {}
-    return compute_run_metrics(
-        records,
+    return table_metrics(
+        table,
         slo=parse_slo(cfg["slo"]) if cfg.get("slo") else None,
         target_concurrency=cfg.get("concurrency"),
         target_rate_rps=cfg.get("rate"),
@@ -79,12 +80,12 @@ def load_run(path: str | Path) -> Run:
     if not run_file.exists():
         raise UsageError(f"{root} is not an infermeter run directory (no {RUN_FILE})")
     meta = read_run_meta(run_file)
-    stream = RecordStream(root / RECORDS_FILE)
-    metrics = _metrics_for(meta, stream)
+    folded = fold_records(root / RECORDS_FILE)
+    metrics = _metrics_for(meta, folded.table)
     # No results.json: the run was stopped before its end.
     status = read_run_status(root / RESULTS_FILE, {"complete": False, "interrupted": True})
     status["out_dir"] = str(root)
-    status["torn_last_record"] = stream.torn_last_line
+    status["torn_last_record"] = folded.torn_last_line
     telemetry = window_telemetry(root / TELEMETRY_FILE, metrics)
     results = full_results(meta, metrics, status, telemetry)
     return Run(root, meta, metrics, results, status, telemetry)

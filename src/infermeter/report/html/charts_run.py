@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from infermeter.metrics.columns import RequestColumns
-from infermeter.records.schema import RequestRecord
+from infermeter.metrics.table import RequestTable
 from infermeter.report.charts import (
     AMBER,
     BLUE,
@@ -206,20 +206,19 @@ def _time_axis(duration_s: float) -> Axis:
 
 
 def _timeline(
-    results: Results, records: Sequence[RequestRecord], samples: Sequence[dict[str, Any]]
+    results: Results, table: RequestTable, samples: Sequence[dict[str, Any]]
 ) -> tuple[str, str | None]:
-    measured = [r for r in records if r.phase == "measure"]
-    if not measured:
+    if len(table) == 0:
         return _note("No measured requests: no timeline to draw."), "timestamps"
-    t0 = min(r.t_send_ns for r in measured)
-    end = max(max(r.t_end_ns, r.t_send_ns) for r in measured)
+    t0 = int(table.t_send_ns.min())
+    end = int(np.maximum(table.t_end_ns, table.t_send_ns).max())
     duration = max((end - t0) / 1e9, 1e-3)
     x = _time_axis(duration)
     s = results.get("summary") or {}
     panels: list[str] = []
 
     # 1. latency per request
-    pts = request_points(records, t0)
+    pts = request_points(table, t0)
     ys = [p[1] for p in pts.ttft + pts.e2e + pts.failed if p[1] > 0]
     log_y = bool(ys) and min(ys) > 0 and max(ys) / min(ys) >= 50
     layers: list[Layer] = [
@@ -248,7 +247,7 @@ def _timeline(
         )
     cap = "Each completed request's TTFT and E2E latency at the moment it was sent."
     if pts.stride > 1:
-        cap += f" {len(measured):,} requests: every {pts.stride}th is drawn."
+        cap += f" {len(table):,} requests: every {pts.stride}th is drawn."
     panels.append(
         _panel(
             "Latency per request",
@@ -273,7 +272,7 @@ def _timeline(
         )
     )
     # 2. output throughput
-    tput, width = throughput_series(records, t0, duration)
+    tput, width = throughput_series(table, t0, duration)
     mean_tput = float(s.get("output_token_throughput_tok_s") or 0.0)
     tl: list[Layer] = [
         Line(
@@ -311,7 +310,7 @@ def _timeline(
     tel = telemetry_series(samples, t0, duration)
     cl: list[Layer] = [
         Line(
-            inflight_series(records, t0, duration, width),
+            inflight_series(table, t0, duration, width),
             PURPLE,
             f"in flight (client), mean per {format_tick(width, width)} s",
             width=1.6,

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 
 from infermeter.metrics.aggregate import RunMetrics
 from infermeter.metrics.columns import RequestColumns
+from infermeter.metrics.table import RequestTable
 from infermeter.records.rundir import TELEMETRY_FILE, read_telemetry
-from infermeter.records.schema import RequestRecord
 from infermeter.report.charts import (
     esc,
     format_value,
@@ -48,25 +48,23 @@ class RunView(Protocol):
     @property
     def results(self) -> Results: ...
     @property
-    def records(self) -> list[RequestRecord]: ...
-    @property
     def metrics(self) -> RunMetrics: ...
 
 
 def render_run_html(run: RunView) -> str:
     """The report of one run as a self-contained HTML page (never raises on missing data)."""
     samples = read_telemetry(Path(run.path) / TELEMETRY_FILE)
-    return run_page(run.results, run.records, samples, run.metrics.requests)
+    return run_page(run.results, run.metrics.table, samples, run.metrics.requests)
 
 
 def run_page(
     results: Results,
-    records: Sequence[RequestRecord],
+    table: RequestTable,
     samples: Sequence[dict[str, Any]],
     requests: RequestColumns,
 ) -> str:
-    """The run report from its parts (pure): results.json, records, telemetry samples and
-    the per-request metrics of the completed requests."""
+    """The run report from its parts (pure): results.json, the measured requests as columns,
+    telemetry samples and the per-request metrics of the completed requests."""
     server = results.get("server")
     run_info = results.get("run")
     model = str((server.get("model") if server else None) or "unknown model")
@@ -76,7 +74,7 @@ def run_page(
         ("summary", "Summary", _summary(results)),
         ("verdicts", "Verdicts", _verdicts(results)),
         ("distributions", "Distributions", _distributions(results, requests)),
-        ("timeline", "Timeline", _timeline(results, records, samples)),
+        ("timeline", "Timeline", _timeline(results, table, samples)),
     ]
     server_view = _server_view(results)
     if server_view is not None:

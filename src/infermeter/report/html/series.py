@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,8 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from infermeter.metrics.per_request import request_metrics
-from infermeter.records.schema import RequestRecord
+from infermeter.metrics.table import MISSING, RequestTable, chunk_arrivals
 from infermeter.report.charts import (
     format_value,
     nice_step,
@@ -90,44 +88,46 @@ class RequestPoints:
     stride: int
 
 
-def request_points(records: Sequence[RequestRecord], t0_ns: int) -> RequestPoints:
+def request_points(table: RequestTable, t0_ns: int) -> RequestPoints:
     """TTFT and E2E of each completed request by its send time; failures at their time to
-    failure. Above MAX_SCATTER_POINTS requests, every k-th one is drawn."""
-    measured = sorted((r for r in records if r.phase == "measure"), key=lambda r: r.t_send_ns)
-    k = _stride(len(measured), MAX_SCATTER_POINTS)
-    shown = measured[::k]
-    tips = len(shown) <= MAX_TOOLTIPS
+    failure. Above MAX_SCATTER_POINTS requests, every k-th one (by send time) is drawn."""
+    order = np.argsort(table.t_send_ns, kind="stable")
+    k = _stride(order.size, MAX_SCATTER_POINTS)
+    shown = order[::k]
+    tips = shown.size <= MAX_TOOLTIPS
+    labels = [("error" if label == "unknown" else label) for label in table.errors_by_kind]
     ttft: list[tuple[float, float]] = []
     e2e: list[tuple[float, float]] = []
     failed: list[tuple[float, float]] = []
     t_tips: list[str] = []
     e_tips: list[str] = []
     f_tips: list[str] = []
-    for r in shown:
-        x = (r.t_send_ns - t0_ns) / 1e9
-        if r.ok:
-            m = request_metrics(r)
-            if m.ttft_ms is None or m.e2e_ms is None:
-                continue
-            ttft.append((x, m.ttft_ms))
-            e2e.append((x, m.e2e_ms))
+    for i in shown.tolist():
+        send = int(table.t_send_ns[i])
+        x = (send - t0_ns) / 1e9
+        if table.ok[i]:
+            first, last = int(table.t_first_ns[i]), int(table.t_last_ns[i])
+            if not table.streamed[i] or first == MISSING or last == MISSING:
+                continue  # no TTFT (an answer sent whole) or no E2E
+            ttft_ms = (first - send) / 1e6
+            e2e_ms = (last - send) / 1e6
+            ttft.append((x, ttft_ms))
+            e2e.append((x, e2e_ms))
             if tips:
-                t_tips.append(
-                    f"request {r.id} sent at {x:.2f} s: TTFT {format_value(m.ttft_ms)} ms"
-                )
+                rid = int(table.id[i])
+                t_tips.append(f"request {rid} sent at {x:.2f} s: TTFT {format_value(ttft_ms)} ms")
                 e_tips.append(
-                    f"request {r.id} sent at {x:.2f} s: E2E {format_value(m.e2e_ms)} ms, "
-                    f"{r.n_out} output tokens"
+                    f"request {rid} sent at {x:.2f} s: E2E {format_value(e2e_ms)} ms, "
+                    f"{int(table.n_out[i])} output tokens"
                 )
         else:
-            y = max(r.t_end_ns - r.t_send_ns, 0) / 1e6
+            y = max(int(table.t_end_ns[i]) - send, 0) / 1e6
             failed.append((x, y))
             if tips:
-                kind: str = r.error_kind or "error"
-                if r.error_kind == "http" and r.http_status is not None:
-                    kind = f"http_{r.http_status}"
+                kind = labels[int(table.error_code[i])]
                 f_tips.append(
-                    f"request {r.id} sent at {x:.2f} s: failed ({kind}) after {format_value(y)} ms"
+                    f"request {int(table.id[i])} sent at {x:.2f} s: failed ({kind}) after "
+                    f"{format_value(y)} ms"
                 )
     return RequestPoints(
         ttft,
@@ -141,7 +141,7 @@ def request_points(records: Sequence[RequestRecord], t0_ns: int) -> RequestPoint
 
 
 def throughput_series(
-    records: Sequence[RequestRecord], t0_ns: int, duration_s: float, target_bins: int = 60
+    table: RequestTable, t0_ns: int, duration_s: float, target_bins: int = 60
 ) -> tuple[list[tuple[float, float]], float]:
     """Output tokens per second in bins of a round width, from the chunks' arrival times
     and their token counts (completed requests, as the run's output throughput counts).
@@ -153,53 +153,54 @@ def throughput_series(
     width = max(nice_step(duration_s, target_bins), 1e-3)
     n = max(math.ceil(duration_s / width - 1e-9), 1)
     tokens = np.zeros(n, dtype=float)
-    for r in records:
-        if r.phase != "measure" or not r.ok:
-            continue
-        ks = r.chunk_tokens
-        for i, t in enumerate(r.chunk_ns):
-            b = min(max(int((t - t0_ns) / 1e9 / width), 0), n - 1)
-            tokens[b] += ks[i] if i < len(ks) else 1
+    for times, ks in chunk_arrivals(table):
+        bins = ((times - t0_ns) / 1e9 / width).astype(np.int64)
+        tokens += np.bincount(np.clip(bins, 0, n - 1), weights=ks, minlength=n)
     pts: list[tuple[float, float]] = []
     for b in range(n):
         start = b * width
         span = min(width, duration_s - start)
-        pts.append((start, tokens[b] / span if span > 0 else 0.0))
+        pts.append((start, float(tokens[b]) / span if span > 0 else 0.0))
     pts.append((duration_s, pts[-1][1]))
     return pts, width
 
 
 def inflight_series(
-    records: Sequence[RequestRecord], t0_ns: int, duration_s: float, width_s: float
+    table: RequestTable, t0_ns: int, duration_s: float, width_s: float
 ) -> list[tuple[float, float]]:
     """Requests in flight (sent, not yet ended), as the time-weighted mean over bins of
     ``width_s``: its mean over the window is the achieved concurrency (Little's law), and
     the instants between one request's end and the next one's send do not draw spikes."""
-    events: list[tuple[float, int]] = []
-    for r in records:
-        if r.phase != "measure":
-            continue
-        events.append(((r.t_send_ns - t0_ns) / 1e9, 1))
-        events.append(((max(r.t_end_ns, r.t_send_ns) - t0_ns) / 1e9, -1))
-    if not events or duration_s <= 0 or width_s <= 0:
+    if len(table) == 0 or duration_s <= 0 or width_s <= 0:
         return []
-    events.sort()
+    sends = (table.t_send_ns - t0_ns) / 1e9
+    ends = (np.maximum(table.t_end_ns, table.t_send_ns) - t0_ns) / 1e9
+    x = np.concatenate([sends, ends])
+    d = np.concatenate([np.ones(sends.size, np.int64), -np.ones(ends.size, np.int64)])
+    order = np.lexsort((d, x))  # by instant; an end before a send at the same one
+    x, d = x[order], d[order]
+    level = np.cumsum(d)[:-1]
+    x0, x1 = x[:-1], x[1:]
+    live = (level > 0) & (x1 > x0)
+    x0, x1, level = x0[live], x1[live], level[live]
     n = max(math.ceil(duration_s / width_s - 1e-9), 1)
+    b0 = np.maximum((x0 / width_s).astype(np.int64), 0)
+    b1 = np.minimum((x1 / width_s).astype(np.int64), n - 1)
+    # every (interval, bin) pair it touches, interval after interval, bins in order
+    spans = np.maximum(b1 - b0 + 1, 0)
+    which = np.repeat(np.arange(x0.size), spans)
+    first_of = np.zeros(x0.size + 1, dtype=np.int64)
+    np.cumsum(spans, out=first_of[1:])
+    b = b0[which] + (np.arange(which.size) - first_of[:-1][which])
+    lo = np.maximum(x0[which], b * width_s)
+    hi = np.minimum(x1[which], (b + 1) * width_s)
+    inside = hi > lo
     acc = np.zeros(n, dtype=float)
-    level = 0
-    for (x0, d), (x1, _) in itertools.pairwise(events):
-        level += d
-        if level <= 0 or x1 <= x0:
-            continue
-        b0, b1 = max(int(x0 / width_s), 0), min(int(x1 / width_s), n - 1)
-        for b in range(b0, b1 + 1):
-            lo, hi = max(x0, b * width_s), min(x1, (b + 1) * width_s)
-            if hi > lo:
-                acc[b] += level * (hi - lo)
+    np.add.at(acc, b[inside], level[which][inside] * (hi[inside] - lo[inside]))
     out = []
-    for b in range(n):
-        span = min(width_s, duration_s - b * width_s)
-        out.append((b * width_s, float(acc[b] / span) if span > 0 else 0.0))
+    for k in range(n):
+        span = min(width_s, duration_s - k * width_s)
+        out.append((k * width_s, float(acc[k] / span) if span > 0 else 0.0))
     out.append((duration_s, out[-1][1]))
     return out
 

@@ -1,0 +1,165 @@
+"""records.jsonl read back as a table: the fast reader, the parallel fold and the column cache
+give the table a plain fold of the records gives, array for array; a change to the file is
+seen; errors name the file's own line, whichever process met it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_series import records
+
+from infermeter.errors import UsageError
+from infermeter.metrics.table import RequestTable, request_table
+from infermeter.records.reader import RecordStream
+from infermeter.records.rundir import COLUMNS_DIR
+from infermeter.records.schema import RequestRecord
+from infermeter.records.sink import JsonlSink
+from infermeter.run.fold import fold_records
+
+
+def same_table(a: RequestTable, b: RequestTable) -> None:
+    for name in RequestTable.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+        else:
+            assert x == y and list(x) == list(y), name  # dicts: equal and in the same order
+
+
+def write(path: Path, recs: list[RequestRecord]) -> Path:
+    with JsonlSink(path) as sink:
+        for r in recs:
+            sink.write(r)
+    return path
+
+
+def run(n: int, tokens: int = 8, fail_every: int = 0, multi_at: int = -1) -> list[RequestRecord]:
+    out = []
+    for i in range(n):
+        send = 10**9 + i * 7_000_000
+        chunks = [send + 20_000_000 + 3_000_000 * k + (i % 5) for k in range(tokens)]
+        ks = [1] * tokens
+        if i == multi_at:
+            ks[2] = 3
+        ok = not (fail_every and i % fail_every == 3)
+        out.append(
+            RequestRecord(
+                id=i, t_sched_ns=send, t_send_ns=send, t_first_ns=chunks[0] if ok else None,
+                t_last_ns=chunks[-1] if ok else None, t_end_ns=chunks[-1] + 1,
+                chunk_ns=chunks if ok else [], chunk_tokens=ks if ok else [], n_in=100,
+                n_in_source="server", n_out=sum(ks) if ok else 0, ok=ok,
+                error_kind=None if ok else ("timeout" if i % 2 else "http"),
+                http_status=None if ok else 503,
+                error_message=None if ok else f"failure {i}",
+                server_timings={"prompt_ms": 5.5, "predicted_per_token_ms": 3},
+            )
+        )  # fmt: skip
+    return out
+
+
+@given(recs=st.lists(records(), max_size=30), processes=st.integers(1, 4))
+@settings(max_examples=150, deadline=None)
+def test_the_file_read_back_is_the_records_table(
+    recs: list[RequestRecord], processes: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = write(tmp_path_factory.mktemp("run") / "records.jsonl", recs)
+    want = request_table(recs)
+    same_table(fold_records(path, parallel_bytes=1 << 40).table, want)
+    folded = fold_records(path, processes=processes, parallel_bytes=0, cache=False)
+    same_table(folded.table, want)
+
+
+@pytest.mark.parametrize("multi_at", [-1, 5, 590])
+def test_parallel_parts_and_the_cache_join_into_one_table(tmp_path: Path, multi_at: int) -> None:
+    recs = run(600, fail_every=7, multi_at=multi_at)
+    path = write(tmp_path / "records.jsonl", recs)
+    want = request_table(recs)
+    first = fold_records(path, processes=3, parallel_bytes=0)
+    assert first.source == "parallel" and first.processes == 3
+    same_table(first.table, want)
+    assert (tmp_path / COLUMNS_DIR).is_dir()
+    again = fold_records(path, processes=3, parallel_bytes=0)
+    assert again.source == "cache"
+    same_table(again.table, want)
+
+
+def test_a_changed_file_is_folded_again(tmp_path: Path) -> None:
+    recs = run(300)
+    path = write(tmp_path / "records.jsonl", recs)
+    fold_records(path, processes=2, parallel_bytes=0)
+    # same size, other bytes: a different TTFT for request 0
+    data = path.read_bytes()
+    changed = data.replace(b'"t_first_ns":1020000000', b'"t_first_ns":1020000001', 1)
+    assert len(changed) == len(data) and changed != data
+    stat = path.stat()
+    path.write_bytes(changed)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even the same mtime
+    folded = fold_records(path, processes=2, parallel_bytes=0)
+    assert folded.source == "parallel"
+    assert int(folded.table.t_first_ns[0]) == 1_020_000_001
+    # more records: folded again, all of them
+    with JsonlSink(path) as sink:
+        sink.write(run(301)[-1])
+    assert len(fold_records(path, processes=2, parallel_bytes=0).table) == 301
+
+
+def test_a_bad_line_is_named_by_its_line_in_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "records.jsonl", run(400))
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[350] = b'{"id": 350, "n_out": "many"}\n'
+    path.write_bytes(b"".join(lines))
+    for processes in (1, 2, 4):
+        with pytest.raises(UsageError, match=r"records\.jsonl:351: field 'n_out' is a string"):
+            fold_records(path, processes=processes, parallel_bytes=0)
+    lines[350] = b"not json\n"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(UsageError, match=r"records\.jsonl:351: not a JSON record"):
+        fold_records(path, processes=3, parallel_bytes=0)
+
+
+def test_a_torn_last_line_is_left_out_by_the_last_part(tmp_path: Path) -> None:
+    recs = run(200)
+    path = write(tmp_path / "records.jsonl", recs)
+    with open(path, "ab") as fh:
+        fh.write(b'{"id": 200, "ok": tr')
+    folded = fold_records(path, processes=3, parallel_bytes=0)
+    assert folded.torn_last_line and len(folded.table) == 200
+    same_table(folded.table, request_table(recs))
+
+
+def test_lines_written_otherwise_take_the_whole_line_way(tmp_path: Path) -> None:
+    """JSON with spaces, fields in another order, a field left out: read all the same."""
+    import json
+
+    recs = run(50, multi_at=3)
+    path = tmp_path / "records.jsonl"
+    with path.open("w") as fh:
+        for r in recs:
+            d = r.to_dict()
+            d.pop("n_reason")
+            fh.write(json.dumps(dict(reversed(list(d.items())))) + "\n\n")
+    same_table(fold_records(path).table, request_table(recs))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (b'"chunk_ns":[1,2.5],', "field 'chunk_ns' holds something other than integers"),
+        (b'"chunk_ns":[1,"2"],', "field 'chunk_ns' holds something other than integers"),
+        (b'"chunk_ns":[1,99999999999999999999],', "field 'chunk_ns'"),
+    ],
+)
+def test_chunk_lists_are_checked_item_by_item(tmp_path: Path, text: bytes, problem: str) -> None:
+    path = write(tmp_path / "records.jsonl", run(10))
+    lines = path.read_bytes().splitlines(keepends=True)
+    start = lines[4].index(b'"chunk_ns":[')
+    end = lines[4].index(b"]", start) + 2
+    lines[4] = lines[4][:start] + text + lines[4][end:]
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(UsageError, match=rf"records\.jsonl:5: {problem}"):
+        list(RecordStream(path).batches())
