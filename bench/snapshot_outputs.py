@@ -46,7 +46,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     from infermeter.api import load_run
-    from infermeter.report.export import records_table, run_summary_table, write_csv
+    from infermeter.report.export import records_file_table, run_summary_table, write_csv
     from infermeter.report.formats import to_csv, to_json, to_markdown
     from infermeter.report.html import render_run_html, render_sweep_html
     from infermeter.report.terminal import print_summary
@@ -66,7 +66,7 @@ def main() -> int:
         put(f"{name}.txt", buf.getvalue())
         put(f"{name}.html", render_run_html(run))
         for what, table in (
-            ("records", records_table(run.records)),
+            ("records", records_file_table(run_dir / "records.jsonl")),
             ("summary", run_summary_table(run.results)),
         ):
             buf = io.StringIO()

@@ -19,6 +19,7 @@ from infermeter.records.reader import RecordStream
 from infermeter.records.rundir import COLUMNS_DIR
 from infermeter.records.schema import RequestRecord
 from infermeter.records.sink import JsonlSink
+from infermeter.report.export import record_row, records_file_table, records_table
 from infermeter.run.fold import fold_records
 
 
@@ -163,3 +164,38 @@ def test_chunk_lists_are_checked_item_by_item(tmp_path: Path, text: bytes, probl
     path.write_bytes(b"".join(lines))
     with pytest.raises(UsageError, match=rf"records\.jsonl:5: {problem}"):
         list(RecordStream(path).batches())
+
+
+@given(recs=st.lists(records(), max_size=20))
+@settings(max_examples=150, deadline=None)
+def test_exported_rows_are_the_per_record_rows(
+    recs: list[RequestRecord], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Export computes each row's metrics for a whole batch at once: the values (and their
+    types) are the per-record formulas', read from memory or streamed from the file."""
+    want = [record_row(r) for r in recs]
+    for table in (
+        records_table(recs),
+        records_file_table(write(tmp_path_factory.mktemp("run") / "records.jsonl", recs)),
+    ):
+        got = table.rows
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            assert {k: (v, type(v)) for k, v in g.items()} == {
+                k: (v, type(v)) for k, v in w.items()
+            }
+
+
+def test_parallel_csv_export_is_the_sequential_one(tmp_path: Path) -> None:
+    import io
+
+    from infermeter.run.export import write_records_csv
+
+    a = write(tmp_path / "a.jsonl", run(500, fail_every=9, multi_at=7))
+    b = write(tmp_path / "b.jsonl", run(120))
+    for sources in ([(None, a)], [({"index": 0, "concurrency": 4}, a), ({"index": 1}, b)]):
+        one, many = io.StringIO(), io.StringIO()
+        rows = write_records_csv(sources, one, parallel_bytes=1 << 40)
+        assert write_records_csv(sources, many, processes=3, parallel_bytes=0) == rows
+        assert many.getvalue() == one.getvalue()
+        assert one.getvalue().count("\n") == rows + 1

@@ -163,10 +163,15 @@ def test_sampled_records_rotate_into_readable_runs(tmp_path: Path) -> None:
         sink.offer(rec)
     sink.close()
     dirs = [tmp_path, *sorted(p for p in tmp_path.iterdir() if p.is_dir())]
-    assert len(dirs) > 1 and dirs[1].name == "0001"
-    total = sum(len(load_run(d).records) for d in dirs)
-    assert total == 6
-    assert load_run(tmp_path).metrics.distributions["ttft_ms"].p50 == pytest.approx(50.0)
+    assert len(dirs) >= 2 and dirs[1].name == "0001"
+    # each segment alone, and the recording read whole from its root
+    alone = [load_run(d) for d in dirs[1:]]
+    assert all(r.segments == [d] for r, d in zip(alone, dirs[1:], strict=True))
+    whole = load_run(tmp_path)
+    assert whole.segments == dirs
+    assert whole.metrics.summary.requests_sent == len(whole.records) == 6
+    assert sum(r.metrics.summary.requests_sent for r in alone) < 6
+    assert whole.metrics.distributions["ttft_ms"].p50 == pytest.approx(50.0)
 
 
 def test_sampling_keeps_about_the_fraction(tmp_path: Path) -> None:

@@ -10,9 +10,17 @@ import typer
 from infermeter.cli.common import err_console, fail
 from infermeter.cli.compare import load_target
 from infermeter.errors import UsageError
+from infermeter.records.rundir import (
+    RECORDS_FILE,
+    RUN_FILE,
+    SWEEP_FILE,
+    is_run_dir,
+    is_sweep_dir,
+    read_sweep_index,
+)
 from infermeter.report.export import (
     ExportTable,
-    records_table,
+    records_file_table,
     require_pyarrow,
     run_summary_table,
     sweep_records_table,
@@ -20,10 +28,35 @@ from infermeter.report.export import (
     write_csv,
     write_parquet,
 )
+from infermeter.run.export import Source, write_records_csv
+from infermeter.run.rundir import read_run_meta
 from infermeter.text import counted
 
 WHAT = ("records", "summary")
 FORMATS = ("csv", "parquet")
+
+
+def _sources(target: Path) -> list[Source]:
+    """The records files of a run, or of every point of a sweep with its point."""
+    if is_sweep_dir(target):
+        index = read_sweep_index(target)
+        return [
+            (dict(p), target / str(p.get("dir", "")) / RECORDS_FILE)
+            for p in index["points"]
+            if is_run_dir(target / str(p.get("dir", "")))
+        ]
+    if not target.is_dir():
+        raise UsageError(f"{target}: no such directory")
+    if not is_run_dir(target):
+        raise UsageError(f"{target} holds neither a run (run.json) nor a sweep ({SWEEP_FILE})")
+    read_run_meta(target / RUN_FILE)  # a run.json of the wrong shape is said, as report says it
+    return [(None, target / RECORDS_FILE)]
+
+
+def _records_table(sources: list[Source]) -> ExportTable:
+    if sources and sources[0][0] is not None:
+        return sweep_records_table([(dict(p or {}), path) for p, path in sources])
+    return records_file_table(sources[0][1]) if sources else records_file_table(Path())
 
 
 def export(
@@ -50,19 +83,25 @@ def export(
         if out is None:
             raise UsageError("--format parquet writes a file: give --out FILE")
         require_pyarrow()
-    loaded = load_target(target)
     table: ExportTable
-    if loaded.run is not None:
-        run = loaded.run
-        table = records_table(run.records) if what == "records" else run_summary_table(run.results)
+    if what == "records":
+        # the records as they are on disk, a batch at a time: no summary is computed
+        sources = _sources(target)
+        if fmt == "csv":
+            if out is None:
+                write_records_csv(sources, sys.stdout)
+                return
+            with out.open("w", newline="", encoding="utf-8") as f:
+                n = write_records_csv(sources, f)
+            err_console.print(f"wrote {counted(n, 'row')} to {out}", highlight=False, markup=False)
+            return
+        table = _records_table(sources)
     else:
-        assert loaded.sweep is not None
-        if what == "records":
-            points = loaded.sweep["points"]
-            table = sweep_records_table(
-                [(p, r.records) for p, r in zip(points, loaded.points, strict=True) if r]
-            )
+        loaded = load_target(target)
+        if loaded.run is not None:
+            table = run_summary_table(loaded.run.results)
         else:
+            assert loaded.sweep is not None
             table = sweep_summary_table(loaded.sweep)
     if fmt == "parquet":
         assert out is not None

@@ -28,8 +28,18 @@ def emit(results: Results, fmt: str) -> None:
 
 
 def note_torn(run: Run) -> None:
-    """Say on stderr that a torn last record was left out: the run's counts are one short of
-    what it sent, and the reader should know why."""
+    """Say on stderr that a torn last record was left out (the run's counts are one short of
+    what it sent, and the reader should know why), and which segments of a proxy recording
+    were read together."""
+    if len(run.segments) > 1:
+        names = ", ".join(d.name for d in run.segments[1:])
+        err_console.print(
+            f"note: {run.path} and its {len(run.segments) - 1} later segment(s) ({names}) "
+            "are read together as one recording; give a segment's directory to read it alone",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
     if run.status.get("torn_last_record"):
         err_console.print(
             f"note: the last line of {run.path / RECORDS_FILE} is cut (the run was stopped "

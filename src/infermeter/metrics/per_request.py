@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,8 @@ import numpy.typing as npt
 
 from infermeter.records.schema import RequestRecord
 
-_NS_PER_MS = 1e6
+NS_PER_MS = 1e6
+_NS_PER_MS = NS_PER_MS
 FloatArray = npt.NDArray[np.float64]
 _NONE: FloatArray = np.empty(0, dtype=np.float64)
 _NONE.flags.writeable = False
@@ -91,12 +93,19 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
 def gaps_and_itl(r: RequestRecord) -> tuple[FloatArray, FloatArray]:
     """Chunk gaps, and each spread over the tokens of the chunk that ends it. Where every
     chunk carried one token the ITL samples are the gaps: the same array is returned twice."""
-    n = len(r.chunk_ns)
+    return gaps_and_itl_of(r.chunk_ns, r.chunk_tokens)
+
+
+def gaps_and_itl_of(
+    chunk_ns: Sequence[int] | npt.NDArray[np.int64], chunk_tokens: Sequence[int]
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`gaps_and_itl` of a record's two chunk lists."""
+    n = len(chunk_ns)
     if n < 2:
         return _NONE, _NONE
-    gaps = np.diff(np.asarray(r.chunk_ns, dtype=np.float64)) / _NS_PER_MS
+    gaps = np.diff(np.asarray(chunk_ns, dtype=np.float64)) / _NS_PER_MS
     ks = np.ones(n - 1, dtype=np.int64)
-    given = r.chunk_tokens[1:n]
+    given = chunk_tokens[1:n]
     ks[: len(given)] = given
     if (ks == 1).all():
         return gaps, gaps

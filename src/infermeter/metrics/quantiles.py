@@ -24,16 +24,19 @@ LARGE = 1 << 22
 BLOCK = 1 << 20
 #: A selection stops narrowing once this few candidates remain; they are then partitioned.
 GATHER = 1 << 22
-_DIGIT = 16
 _SIGN = np.uint64(1 << 63)
 _LOW63 = np.uint64((1 << 63) - 1)
 
 
-def _keys(block: FloatArray) -> npt.NDArray[np.uint64]:
+def _keys(block: FloatArray, nonnegative: bool) -> npt.NDArray[np.uint64]:
     """Unsigned keys in the floats' order: the sign bit flipped for positives, every bit for
-    negatives."""
+    negatives (for a sample with no negative value, setting the sign bit is enough)."""
     bits = block.view(np.uint64)
-    keys: npt.NDArray[np.uint64] = bits ^ ((bits >> np.uint64(63)) * _LOW63 | _SIGN)
+    keys: npt.NDArray[np.uint64]
+    if nonnegative:
+        keys = bits | _SIGN
+        return keys
+    keys = bits ^ ((bits >> np.uint64(63)) * _LOW63 | _SIGN)
     return keys
 
 
@@ -52,9 +55,10 @@ def order_statistics(
     """``sorted(values)[r]`` for each rank r, without sorting or copying ``values`` (no NaN).
 
     Each rank is narrowed to the elements that share ever more leading key bits with it
-    (16 more a pass), until few enough remain to partition or the key is fully known.
+    (20 bits, then 16 more a pass), until few enough remain to partition or the key is known.
     """
     n = values.size
+    nonnegative = bool(values.min() >= 0)
     # per rank: the shared key prefix, its length in bits, the rank among those elements
     # and how many there are
     state = [[0, 0, r, n] for r in ranks]
@@ -62,43 +66,106 @@ def order_statistics(
         open_ = [s for s in state if s[3] > gather and s[1] < 64]
         if not open_:
             break
-        groups = sorted({(s[0], s[1]) for s in open_})
+        by_length: dict[int, list[tuple[int, int]]] = {}
+        for s in open_:
+            key = (s[0], s[1])
+            if key not in by_length.setdefault(s[1], []):
+                by_length[s[1]].append(key)
         hists: dict[tuple[int, int], npt.NDArray[np.int64]] = {}
-        for blk in _blocks(values, block):
-            keys = _keys(blk)
-            for prefix, nbits in groups:
-                width = min(_DIGIT, 64 - nbits)
-                sel = keys if nbits == 0 else keys[(keys >> np.uint64(64 - nbits)) == prefix]
-                digit = (sel >> np.uint64(64 - nbits - width)) & np.uint64((1 << width) - 1)
-                counts = np.bincount(digit.astype(np.intp), minlength=1 << width)
-                acc = hists.get((prefix, nbits))
-                hists[(prefix, nbits)] = counts if acc is None else acc + counts
+        for groups in by_length.values():
+            hists.update(_histograms(values, groups, nonnegative, block))
         for s in open_:
             prefix, nbits, rank, _ = s
-            width = min(_DIGIT, 64 - nbits)
+            width = min(_digit(nbits), 64 - nbits)
             cum = np.cumsum(hists[(prefix, nbits)])
             d = int(np.searchsorted(cum, rank, side="right"))
             below = int(cum[d - 1]) if d else 0
             s[:] = [(prefix << width) | d, nbits + width, rank - below, int(cum[d]) - below]
     out: list[float] = []
-    known = {s[0] for s in state if s[1] == 64}
     wanted = sorted({(s[0], s[1]) for s in state if s[1] < 64})
-    found: dict[tuple[int, int], list[FloatArray]] = {g: [] for g in wanted}
-    if wanted:
-        for blk in _blocks(values, block):
-            keys = _keys(blk)
-            for prefix, nbits in wanted:
-                hit = blk if nbits == 0 else blk[(keys >> np.uint64(64 - nbits)) == prefix]
-                found[(prefix, nbits)].append(hit)
-    pools = {g: np.concatenate(parts) for g, parts in found.items()}
+    pools = _gather(values, wanted, nonnegative, block)
     for prefix, nbits, rank, _ in state:
         if nbits == 64:
-            assert prefix in known
             out.append(_float(prefix))
         else:
-            pool = pools[(prefix, nbits)]
-            out.append(float(np.partition(pool, rank)[rank]))
+            out.append(float(np.partition(pools[(prefix, nbits)], rank)[rank]))
     return out
+
+
+def _digit(nbits: int) -> int:
+    """Bits a pass adds: a wide first digit (sign, exponent and 8 bits of mantissa), then
+    16 at a time."""
+    return 20 if nbits == 0 else 16
+
+
+def _members(
+    keys: npt.NDArray[np.uint64], groups: list[tuple[int, int]]
+) -> tuple[npt.NDArray[np.intp] | None, npt.NDArray[np.int16] | None]:
+    """Which elements belong to which group: (positions, group numbers); (None, None) when
+    every element belongs to the one group of the first pass."""
+    nbits = groups[0][1]
+    if nbits == 0:
+        return None, None
+    top = keys >> np.uint64(64 - nbits)
+    if len(groups) == 1:
+        where = np.flatnonzero(top == groups[0][0])
+        return where, np.zeros(where.size, dtype=np.int16)
+    if nbits <= 24:  # a table from prefix to group: one lookup an element
+        table = np.full(1 << nbits, -1, dtype=np.int16)
+        for g, (prefix, _) in enumerate(groups):
+            table[prefix] = g
+        found = table[top.astype(np.intp)]
+        where = np.flatnonzero(found >= 0)
+        return where, found[where]
+    lookup = {prefix: g for g, (prefix, _) in enumerate(groups)}
+    prefixes = np.array(sorted(lookup), dtype=np.uint64)
+    at = np.searchsorted(prefixes, top)
+    at[at == prefixes.size] = 0
+    where = np.flatnonzero(prefixes[at] == top)
+    order = np.array([lookup[int(p)] for p in prefixes], dtype=np.int16)
+    return where, order[at[where]]
+
+
+def _histograms(
+    values: FloatArray, groups: list[tuple[int, int]], nonnegative: bool, block: int
+) -> dict[tuple[int, int], npt.NDArray[np.int64]]:
+    """Per group (prefix, its length), the counts of the next digit's values."""
+    nbits = groups[0][1]
+    width = min(_digit(nbits), 64 - nbits)
+    shift = np.uint64(64 - nbits - width)
+    mask = np.uint64((1 << width) - 1)
+    total = np.zeros(len(groups) << width, dtype=np.int64)
+    for blk in _blocks(values, block):
+        keys = _keys(blk, nonnegative)
+        where, group = _members(keys, groups)
+        sel = keys if where is None else keys[where]
+        digit = ((sel >> shift) & mask).astype(np.intp)
+        if group is not None and len(groups) > 1:
+            digit += group.astype(np.intp) << width
+        total += np.bincount(digit, minlength=total.size)
+    return {g: total[i << width : (i + 1) << width] for i, g in enumerate(groups)}
+
+
+def _gather(
+    values: FloatArray, groups: list[tuple[int, int]], nonnegative: bool, block: int
+) -> dict[tuple[int, int], FloatArray]:
+    """Per group, its elements (few, by now)."""
+    found: dict[tuple[int, int], list[FloatArray]] = {g: [] for g in groups}
+    by_length: dict[int, list[tuple[int, int]]] = {}
+    for g in groups:
+        by_length.setdefault(g[1], []).append(g)
+    for same in by_length.values():
+        for blk in _blocks(values, block):
+            keys = _keys(blk, nonnegative)
+            where, group = _members(keys, same)
+            if where is None:
+                found[same[0]].append(blk)
+                continue
+            hits, which = blk[where], group
+            assert which is not None
+            for i, g in enumerate(same):
+                found[g].append(hits[which == i])
+    return {g: np.concatenate(parts) if parts else np.empty(0) for g, parts in found.items()}
 
 
 def _lerp(a: float, b: float, t: float) -> float:

@@ -327,10 +327,13 @@ class TableBuilder:
             differs_at = np.where(same, np.repeat(lengths, lengths), where)
             upto = np.zeros(n_rows, dtype=np.int64)
             upto[some] = np.minimum.reduceat(differs_at, starts[some])
-            tokens = np.zeros(b.chunk_k.size + 1, dtype=np.int64)
-            np.cumsum(b.chunk_k, out=tokens[1:])
             two = lengths >= 2
-            shared[two] = tokens[starts[two] + upto[two]] - tokens[starts[two] + 1]
+            if b.multi_token.any():
+                tokens = np.zeros(b.chunk_k.size + 1, dtype=np.int64)
+                np.cumsum(b.chunk_k, out=tokens[1:])
+                shared[two] = tokens[starts[two] + upto[two]] - tokens[starts[two] + 1]
+            else:  # a token a chunk: the chunks after the first that share its stamp
+                shared[two] = upto[two] - 1
             for i in np.flatnonzero(shared).tolist():
                 _, own = shared_first(b.stamps(i), b.tokens(i))
                 if own is not None:
@@ -349,13 +352,12 @@ class TableBuilder:
         gap_counts = np.where(with_gaps, lengths - 1, 0)
         total = b.chunk_ns.size
         if total >= 2 and with_gaps.any():
-            # the gap before chunk j, for every chunk but a record's first
+            # chunk j ends a gap (the one after chunk j - 1) unless it is a record's first
             ends_gap = np.repeat(with_gaps, lengths)
             ends_gap[starts[lengths > 0]] = False
-            ends = np.flatnonzero(ends_gap[1:]) + 1
-            as_float = b.chunk_ns.astype(np.float64)
-            gaps = (as_float[ends] - as_float[ends - 1]) / _NS_PER_MS
-            ks = b.chunk_k[ends]
+            valid = ends_gap[1:]
+            gaps = np.diff(b.chunk_ns.astype(np.float64))[valid] / _NS_PER_MS
+            ks = b.chunk_k[1:][valid] if b.multi_token.any() else np.ones(gaps.size, np.int64)
         else:
             gaps = np.empty(0, dtype=np.float64)
             ks = np.empty(0, dtype=np.int64)
@@ -394,13 +396,19 @@ class TableBuilder:
             codes[i] = self._codes.setdefault(label, len(self._codes))
         self._cols.add("error_code", codes)
         done = ok.tolist()
+        every = bool(ok.all())
         for key, column in (
             ("n_in", cols["n_in_source"]),
             ("n_out", cols["n_out_source"]),
             ("chunk_tokens", cols["chunk_tokens_source"]),
         ):
             seen = self._sources[key]
-            for value, count in Counter(itertools.compress(column, done)).items():
+            values = column if every else list(itertools.compress(column, done))
+            if values and values.count(values[0]) == len(values):
+                tally = {values[0]: len(values)}  # one source for the whole batch
+            else:
+                tally = Counter(values)
+            for value, count in tally.items():
                 if key == "n_in":
                     value = value or "none"
                 seen[value] = seen.get(value, 0) + count

@@ -355,11 +355,13 @@ class _BatchBuilder:
         chunk_ns = np.concatenate(self._chunks) if self._chunks else np.empty(0, np.int64)
         offsets = np.zeros(lengths.size + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        chunk_k = np.ones(chunk_ns.size, dtype=np.int64)
+        chunk_k: IntArray = np.broadcast_to(np.int64(1), chunk_ns.shape)  # read-only ones
         multi = np.zeros(lengths.size, dtype=np.bool_)
         for i, ks in enumerate(self._tokens):
             if isinstance(ks, int) or ks.count(1) == len(ks):
                 continue  # one token a chunk (beyond the list too, by the spec's default)
+            if not chunk_k.flags.writeable:
+                chunk_k = np.ones(chunk_ns.size, dtype=np.int64)
             n = int(lengths[i])
             given = np.array(ks[:n], dtype=np.int64)
             start = int(offsets[i])

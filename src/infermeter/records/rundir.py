@@ -38,6 +38,23 @@ POINTS_DIR = "points"
 COLUMNS_DIR = "records.columns"
 
 
+def segment_dirs(root: Path, meta: Mapping[str, Any]) -> list[Path]:
+    """A proxy recording's directories, in order: the root, then ``0001/``, ``0002/``...
+    (the records went on there once the root's records.jsonl passed its size). A segment of
+    its own, or a benchmark's run, is one directory."""
+    config = meta.get("config")
+    proxy = meta.get("proxy")
+    if not (isinstance(config, dict) and config.get("mode") == "proxy"):
+        return [root]
+    if isinstance(proxy, dict) and proxy.get("segment"):
+        return [root]
+    segments = sorted(
+        (d for d in root.iterdir() if d.is_dir() and d.name.isdigit() and len(d.name) == 4),
+        key=lambda d: int(d.name),
+    )
+    return [root, *(d for d in segments if (d / RECORDS_FILE).exists())]
+
+
 def write_json(path: Path, data: Mapping[str, object]) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: a reader never sees
     half a document, even if the process dies mid-write."""

@@ -2,7 +2,7 @@
 
 Example (needs a server or files at hand)::
 
-    table = records_table(run.records)
+    table = records_file_table(run.path / "records.jsonl")
     with open("records.csv", "w", newline="") as f:
         write_csv(table, f)
     write_parquet(sweep_summary_table(sweep_index), Path("sweep.parquet"))
@@ -19,14 +19,19 @@ from __future__ import annotations
 import csv
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+import numpy as np
+import numpy.typing as npt
+
 from infermeter.errors import UsageError
 from infermeter.metrics.aggregate import Summary
-from infermeter.metrics.per_request import request_metrics
+from infermeter.metrics.per_request import NS_PER_MS, gaps_and_itl_of, request_metrics
+from infermeter.metrics.table import MISSING
+from infermeter.records.reader import RecordBatch, RecordStream, records_batch
 from infermeter.records.schema import RequestRecord
 from infermeter.schema.results import Results
 
@@ -45,15 +50,41 @@ PARQUET_MISSING = (
 )
 
 
+#: A run of rows as columns: name -> one value per row (a missing name is null throughout).
+Chunk = dict[str, list[Any]]
+
+
 @dataclass(frozen=True)
 class ExportTable:
-    """Typed columns and the rows (dicts keyed by column name; a missing key is null)."""
+    """Typed columns and the rows, a chunk of rows at a time (a large run's records are
+    read, exported and dropped a batch at a time: none is held). ``typed``: the values are
+    of their columns' types already (records, checked as they were read)."""
 
     columns: Columns
-    rows: list[dict[str, Any]]
+    chunks: Iterable[Chunk]
+    typed: bool = False
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row as a dict (for small tables; a missing key is null)."""
+        out: list[dict[str, Any]] = []
+        for chunk in self.chunks:
+            names = list(chunk)
+            out.extend(
+                dict(zip(names, values, strict=True))
+                for values in zip(*chunk.values(), strict=True)
+            )
+        return out
 
     def without_lists(self) -> ExportTable:
-        return ExportTable(tuple(c for c in self.columns if c[1] != "list[int]"), self.rows)
+        columns = tuple(c for c in self.columns if c[1] != "list[int]")
+        return ExportTable(columns, self.chunks, self.typed)
+
+
+def _rows_table(columns: Columns, rows: list[dict[str, Any]]) -> ExportTable:
+    """A table of rows given as dicts (summaries: a few rows)."""
+    chunk = {name: [row.get(name) for row in rows] for name, _ in columns}
+    return ExportTable(columns, [chunk] if rows else [])
 
 
 def _column_type(hint: Any) -> ColumnType | None:
@@ -140,26 +171,169 @@ def record_row(record: RequestRecord) -> dict[str, Any]:
     return row
 
 
+_RECORD_EXPORT_COLUMNS = _with_list_last((*RECORD_COLUMNS, *METRIC_COLUMNS))
+
+
+def batch_chunk(b: RecordBatch, lists: bool = True) -> Chunk:
+    """A batch of records as export columns: every field (the chunk lists where ``lists``),
+    and the metrics of :func:`record_row`, computed for the whole batch with the same
+    operations."""
+    chunk: Chunk = {}
+    for name, _ in RECORD_COLUMNS:
+        if name == "chunk_ns":
+            if lists:
+                chunk[name] = [b.stamps(i) for i in range(len(b))]
+        elif name == "chunk_tokens":
+            if lists:
+                chunk[name] = [b.tokens(i) for i in range(len(b))]
+        else:
+            chunk[name] = b.columns[name]
+    chunk.update(_metric_columns(b))
+    return chunk
+
+
+def _nan_none(values: npt.NDArray[np.float64], defined: npt.NDArray[np.bool_]) -> list[Any]:
+    return [v if d else None for v, d in zip(values.tolist(), defined.tolist(), strict=True)]
+
+
+def _metric_columns(b: RecordBatch) -> Chunk:
+    cols = b.columns
+
+    def ints(name: str) -> npt.NDArray[np.int64]:
+        return np.array([MISSING if v is None else v for v in cols[name]], dtype=np.int64)
+
+    sched, send, connect = ints("t_sched_ns"), ints("t_send_ns"), ints("connect_ns")
+    first, last, n_in, n_out = ints("t_first_ns"), ints("t_last_ns"), ints("n_in"), ints("n_out")
+    streamed = np.array(cols["streamed"], dtype=np.bool_)
+    timed = (first != MISSING) & (last != MISSING)
+    live = timed & streamed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e2e = (last - send) / NS_PER_MS
+        ttft = (first - send) / NS_PER_MS
+        ttft_q = (first - sched) / NS_PER_MS
+        per_token = live & (n_out >= 2)
+        tpot = (last - first) / NS_PER_MS / (n_out - 1)
+        has_e2e_rate = timed & (e2e > 0)
+        req_tps = n_out / (e2e / 1e3)
+        has_prefill = live & (n_in != MISSING) & (n_in != 0) & (ttft > 0)
+        prefill = n_in / (ttft / 1e3)
+        has_decode = per_token & (tpot > 0)
+        decode = 1e3 / tpot
+    mean, peak = _itl_mean_max(b, live)
+    return {
+        "ttft_ms": _nan_none(ttft, live),
+        "ttft_incl_queue_ms": _nan_none(ttft_q, live),
+        "queue_delay_ms": ((send - sched) / NS_PER_MS).tolist(),
+        "connect_ms": (connect / NS_PER_MS).tolist(),
+        "e2e_ms": _nan_none(e2e, timed),
+        "tpot_ms": _nan_none(tpot, per_token),
+        "itl_mean_ms": mean,
+        "itl_max_ms": peak,
+        "prefill_tps": _nan_none(prefill, has_prefill),
+        "decode_tps": _nan_none(decode, has_decode),
+        "request_tps": _nan_none(req_tps, has_e2e_rate),
+    }
+
+
+def _itl_mean_max(
+    b: RecordBatch, live: npt.NDArray[np.bool_]
+) -> tuple[list[float | None], list[float | None]]:
+    """Each streamed record's mean and largest ITL sample (None: it has none). Records of
+    one token a chunk and the same number of gaps are taken as the rows of one 2-D array:
+    NumPy's mean along a row sums it exactly as it sums the row alone."""
+    n = len(b)
+    mean: list[float | None] = [None] * n
+    peak: list[float | None] = [None] * n
+    offsets = b.chunk_offsets
+    lengths = np.diff(offsets)
+    wanted = live & (lengths >= 2)
+    as_float = b.chunk_ns.astype(np.float64)
+    for m in np.unique(lengths[wanted & ~b.multi_token]).tolist():
+        rows = np.flatnonzero(wanted & ~b.multi_token & (lengths == m))
+        stamps = as_float[offsets[rows][:, None] + np.arange(m)[None, :]]
+        itl = np.diff(stamps, axis=1) / NS_PER_MS
+        for i, mu, top in zip(
+            rows.tolist(), itl.mean(axis=1).tolist(), itl.max(axis=1).tolist(), strict=True
+        ):
+            mean[i], peak[i] = mu, top
+    for i in np.flatnonzero(wanted & b.multi_token).tolist():
+        _, itl = gaps_and_itl_of(b.chunk_ns[offsets[i] : offsets[i + 1]], b.tokens(i))
+        if itl.size:
+            mean[i] = float(itl.mean())
+            peak[i] = float(itl.max())
+    return mean, peak
+
+
 def records_table(records: Sequence[RequestRecord]) -> ExportTable:
     """One row per request of a run."""
-    return ExportTable(
-        _with_list_last((*RECORD_COLUMNS, *METRIC_COLUMNS)), [record_row(r) for r in records]
-    )
+    chunks = [batch_chunk(records_batch(list(records)))] if records else []
+    return ExportTable(_RECORD_EXPORT_COLUMNS, chunks, typed=True)
+
+
+def records_file_table(
+    path: Path,
+    lists: bool = True,
+    *,
+    point: Mapping[str, Any] | None = None,
+    start: int = 0,
+    end: int | None = None,
+) -> ExportTable:
+    """One row per request of a records.jsonl (of its bytes [start, end)), read a batch at a
+    time as it is written; without the chunk lists unless ``lists`` (CSV leaves them out);
+    each row led by its sweep point's columns where ``point`` is given."""
+    columns = _RECORD_EXPORT_COLUMNS
+    if point is not None:
+        columns = _with_list_last((*POINT_COLUMNS, *columns))
+    if not lists:
+        columns = tuple(c for c in columns if c[1] != "list[int]")
+    ident = _point_ident(point) if point is not None else None
+
+    def chunks() -> Iterator[Chunk]:
+        for b in RecordStream(path, start=start, end=end).batches():
+            chunk = batch_chunk(b, lists)
+            if ident is not None:
+                chunk = {**{k: [v] * len(b) for k, v in ident.items()}, **chunk}
+            yield chunk
+
+    return ExportTable(columns, _Reiterable(chunks), typed=True)
 
 
 def sweep_records_table(
-    points: Sequence[tuple[dict[str, Any], Sequence[RequestRecord]]],
+    points: Sequence[tuple[dict[str, Any], Sequence[RequestRecord] | Path]],
+    lists: bool = True,
 ) -> ExportTable:
-    """One row per request of every point of a sweep, each led by its point's columns."""
-    rows: list[dict[str, Any]] = []
-    for point, records in points:
-        ident = _point_ident(point)
-        rows.extend({**ident, **record_row(r)} for r in records)
+    """One row per request of every point of a sweep, each led by its point's columns
+    (a point's records in memory, or its records.jsonl; the chunk lists where ``lists``)."""
     columns = _with_list_last((*POINT_COLUMNS, *RECORD_COLUMNS, *METRIC_COLUMNS))
-    return ExportTable(columns, rows)
+    if not lists:
+        columns = tuple(c for c in columns if c[1] != "list[int]")
+
+    def chunks() -> Iterator[Chunk]:
+        for point, records in points:
+            ident = _point_ident(point)
+            table = (
+                records_file_table(records, lists)
+                if isinstance(records, Path)
+                else records_table(records)
+            )
+            for chunk in table.chunks:
+                size = len(chunk["id"])
+                yield {**{k: [v] * size for k, v in ident.items()}, **chunk}
+
+    return ExportTable(columns, _Reiterable(chunks), typed=True)
 
 
-def _point_ident(point: dict[str, Any]) -> dict[str, Any]:
+class _Reiterable:
+    """Chunks made afresh on each pass (a table may be read more than once)."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return iter(self._make())
+
+
+def _point_ident(point: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "point_index": point.get("index"),
         "role": point.get("role"),
@@ -236,7 +410,7 @@ def run_summary_table(results: Results) -> ExportTable:
         *LATENCY_COLUMNS,
         ("meets_sla", "bool"),
     )
-    return ExportTable(columns, [row])
+    return _rows_table(columns, [row])
 
 
 def sweep_summary_table(sweep: Mapping[str, Any]) -> ExportTable:
@@ -262,7 +436,7 @@ def sweep_summary_table(sweep: Mapping[str, Any]) -> ExportTable:
         *LATENCY_COLUMNS,
         ("meets_sla", "bool"),
     )
-    return ExportTable(columns, rows)
+    return _rows_table(columns, rows)
 
 
 # -- writers -------------------------------------------------------------------------------
@@ -282,15 +456,25 @@ def _coerce(value: Any, kind: ColumnType) -> Any:
     return [int(x) for x in value]
 
 
-def write_csv(table: ExportTable, stream: TextIO) -> int:
+def write_csv(table: ExportTable, stream: TextIO, header: bool = True) -> int:
     """Write the table (list columns left out) as CSV; nulls are empty cells. Returns rows."""
     flat = table.without_lists()
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(name for name, _ in flat.columns)
-    for row in flat.rows:
-        cells = (_coerce(row.get(name), kind) for name, kind in flat.columns)
-        writer.writerow("" if c is None else c for c in cells)
-    return len(flat.rows)
+    if header:
+        writer.writerow(name for name, _ in flat.columns)
+    rows = 0
+    for chunk in flat.chunks:
+        size = len(next(iter(chunk.values()))) if chunk else 0
+        cells = [_cells(chunk.get(name), kind, size, flat.typed) for name, kind in flat.columns]
+        writer.writerows(zip(*cells, strict=True))  # None is written as an empty cell
+        rows += size
+    return rows
+
+
+def _cells(values: list[Any] | None, kind: ColumnType, size: int, typed: bool) -> list[Any]:
+    if values is None:
+        return [None] * size
+    return values if typed else [_coerce(v, kind) for v in values]
 
 
 def require_pyarrow() -> None:
@@ -302,7 +486,8 @@ def require_pyarrow() -> None:
 
 
 def write_parquet(table: ExportTable, path: Path) -> int:
-    """Write the table as Parquet with its declared column types. Returns rows."""
+    """Write the table as Parquet with its declared column types, a chunk of rows at a time.
+    Returns rows."""
     require_pyarrow()
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -315,8 +500,16 @@ def write_parquet(table: ExportTable, path: Path) -> int:
         "list[int]": pa.list_(pa.int64()),
     }
     schema = pa.schema([(name, arrow_types[kind]) for name, kind in table.columns])
-    data = {
-        name: [_coerce(row.get(name), kind) for row in table.rows] for name, kind in table.columns
-    }
-    pq.write_table(pa.Table.from_pydict(data, schema=schema), str(path))
-    return len(table.rows)
+    rows = 0
+    with pq.ParquetWriter(str(path), schema) as writer:
+        for chunk in table.chunks:
+            size = len(next(iter(chunk.values()))) if chunk else 0
+            data = {
+                name: _cells(chunk.get(name), kind, size, table.typed)
+                for name, kind in table.columns
+            }
+            writer.write_table(pa.Table.from_pydict(data, schema=schema))
+            rows += size
+        if rows == 0:
+            writer.write_table(schema.empty_table())
+    return rows

@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import multiprocessing as mp
 import os
 import shutil
-import signal
-import sys
 import tempfile
-import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -36,15 +32,16 @@ import numpy.typing as npt
 import orjson
 
 from infermeter.errors import UsageError
-from infermeter.lifetime import die_with_parent
+from infermeter.memory import available_memory, avoid_stalling_huge_pages
 from infermeter.metrics.table import RequestTable, TableBuilder
-from infermeter.records.reader import RecordError, RecordStream
+from infermeter.records.reader import RecordStream
 from infermeter.records.rundir import COLUMNS_DIR
+from infermeter.run import ranges
+from infermeter.run.ranges import run_ranges
 
 #: Files below this are folded in this process and not cached.
 PARALLEL_BYTES = 32 << 20
-#: The most processes one fold uses, and the least bytes each gets.
-MAX_PROCESSES = 8
+#: The least bytes of the file a process folds.
 PART_BYTES = 16 << 20
 #: Bumped when the parts' layout changes: older caches are rebuilt.
 CACHE_FORMAT = 1
@@ -154,24 +151,6 @@ def fold_range(path: Path, start: int, end: int | None, out: Path) -> _Part:
     )
 
 
-def _worker(path: Path, start: int, end: int | None, out: Path, conn: Any, parent: int) -> None:
-    die_with_parent(parent_pid=parent)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent says what happened
-    try:
-        part = fold_range(path, start, end, out)
-        conn.send(("ok", orjson.dumps(part.to_json())))
-    except RecordError as e:
-        conn.send(("record", (e.line, e.problem)))
-    except UsageError as e:
-        conn.send(("usage", str(e)))
-    except MemoryError:
-        conn.send(("memory", ""))
-    except BaseException as e:
-        conn.send(("usage", f"reading {path} failed: {e}"))
-    finally:
-        conn.close()
-
-
 # -- joining the parts ---------------------------------------------------------------------
 
 
@@ -184,8 +163,10 @@ def _read_into(fh: io.BufferedReader, offset: int, target: npt.NDArray[Any]) -> 
         raise UsageError(f"{fh.name} is cut short: delete {Path(fh.name).parent} and read again")
 
 
-def join_parts(root: Path, parts: list[_Part]) -> RequestTable:
-    """The table of the parts, in order, read straight into its final arrays."""
+def join_parts(pieces: list[tuple[Path, _Part]]) -> RequestTable:
+    """The table of the parts (each with the file its arrays are in), in order, read straight
+    into its final arrays."""
+    parts = [p for _, p in pieces]
     separate_itl = not all(p.itl_is_gaps for p in parts)
 
     def source(p: _Part, name: str) -> str:
@@ -211,10 +192,10 @@ def join_parts(root: Path, parts: list[_Part]) -> RequestTable:
     examples: dict[str, str] = {}
     sources: dict[str, dict[str, int]] = {"n_in": {}, "n_out": {}, "chunk_tokens": {}}
     rows_before = 0
-    for index, p in enumerate(parts):
+    for file, p in pieces:
         where = p.file_offsets()
         before = dict(at)
-        with _part_file(root, index).open("rb") as fh:
+        with file.open("rb") as fh:
             for name in names:
                 src = source(p, name)
                 n = p.items(src) - (name in _OFFSETS)  # a part's last offset is its total
@@ -279,7 +260,7 @@ def _cached(path: Path, root: Path) -> list[_Part] | None:
         return None
     if not parts or parts[-1].end != meta["size"]:
         return None
-    with ThreadPoolExecutor(max_workers=min(len(parts), _processes())) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(parts), ranges.processes())) as pool:
         crcs = list(pool.map(lambda p: _range_crc(path, p.start, p.end), parts))
     if any(c != p.crc32 for c, p in zip(crcs, parts, strict=True)):
         return None
@@ -288,56 +269,30 @@ def _cached(path: Path, root: Path) -> list[_Part] | None:
     return parts
 
 
-def _store(path: Path, parts: list[_Part], tmp: Path, root: Path) -> None:
-    """Keep the parts as the cache of ``path`` (where its directory takes them)."""
+def _store(path: Path, parts: list[_Part], tmp: Path, root: Path) -> bool:
+    """Keep the parts as the cache of ``path`` (where its directory takes them): True if
+    they are now in ``root``."""
     meta = {"format": CACHE_FORMAT, "size": parts[-1].end, "parts": [p.to_json() for p in parts]}
-    with contextlib.suppress(OSError):
+    try:
         (tmp / _META).write_bytes(orjson.dumps(meta))
         old = root.with_name(root.name + f".old-{os.getpid()}")
         if root.exists():
             root.rename(old)
         tmp.rename(root)
-        shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        return False
+    shutil.rmtree(root.with_name(root.name + f".old-{os.getpid()}"), ignore_errors=True)
+    return True
 
 
 # -- the fold ----------------------------------------------------------------------------------
 
 
-def _processes() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_PROCESSES))
-
-
-def _cuts(path: Path, size: int, parts: int) -> list[int]:
-    """Line starts cutting the file into ``parts`` ranges of about equal size."""
-    cuts = [0]
-    with path.open("rb") as fh:
-        for i in range(1, parts):
-            fh.seek(max(size * i // parts - 1, cuts[-1]))
-            fh.readline()
-            at = fh.tell()
-            if at >= size:
-                break
-            if at > cuts[-1]:
-                cuts.append(at)
-    return cuts
-
-
-def available_memory() -> int | None:
-    """Bytes the system can give without swapping (Linux ``MemAvailable``), or None."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
 def _estimate(path: Path, size: int) -> int:
     """Bytes the table of the file will take: 8 a chunk gap and ~200 a request, measured on
     the file's first lines."""
+    if not size:
+        return 0
     with path.open("rb") as fh:
         head = fh.read(1 << 20)
     lines = [line for line in head.split(b"\n")[:-1] if line.strip()]
@@ -352,15 +307,17 @@ def _estimate(path: Path, size: int) -> int:
     return int(size * per_byte)
 
 
-def check_memory(path: Path, size: int) -> None:
+def check_memory(paths: list[Path]) -> None:
     """Refuse, in one line, a fold that would not fit the memory this machine has free."""
-    need = _estimate(path, size) + _OVERHEAD
+    sizes = [p.stat().st_size if p.exists() else 0 for p in paths]
+    need = sum(_estimate(p, n) for p, n in zip(paths, sizes, strict=True)) + _OVERHEAD
     free = available_memory()
     if free is not None and need > free:
+        what = f"{paths[0]}" if len(paths) == 1 else f"{paths[0].parent} and its segments"
         raise UsageError(
-            f"{path} ({size / 2**30:.1f} GiB) needs about {need / 2**30:.1f} GiB of memory to "
-            f"analyse and {free / 2**30:.1f} GiB is free: free some, or analyse it on a machine "
-            "with more"
+            f"{what} ({sum(sizes) / 2**30:.1f} GiB of records) needs about "
+            f"{need / 2**30:.1f} GiB of memory to analyse and {free / 2**30:.1f} GiB is free: "
+            "free some, or analyse it on a machine with more"
         )
 
 
@@ -379,95 +336,76 @@ def fold_records(
         for batch in stream.batches():
             builder.add_batch(batch)
         return FoldedRecords(builder.build(), stream.torn_last_line, "folded")
+    return fold_files([path], processes=processes, parallel_bytes=parallel_bytes, cache=cache)
+
+
+def fold_files(
+    paths: list[Path],
+    *,
+    processes: int | None = None,
+    parallel_bytes: int = PARALLEL_BYTES,
+    cache: bool = True,
+) -> FoldedRecords:
+    """The measured requests of several records files, one after the other, as one table
+    (the segments of a proxy's recording)."""
+    check_memory(paths)
+    avoid_stalling_huge_pages()
+    scratch = Path(tempfile.mkdtemp(prefix="infermeter-columns-"))
+    leftovers: list[Path] = [scratch]
+    try:
+        pieces: list[tuple[Path, _Part]] = []
+        sources: set[str] = set()
+        most = 1
+        for index, path in enumerate(paths):
+            found, source = _pieces(
+                path, scratch / str(index), leftovers, processes, parallel_bytes, cache
+            )
+            pieces.extend(found)
+            sources.add(source)
+            most = max(most, len(found))
+        torn = any(p.torn_last_line for _, p in pieces)
+        table = join_parts(pieces)
+    finally:
+        for leftover in leftovers:
+            shutil.rmtree(leftover, ignore_errors=True)
+    source = sources.pop() if len(sources) == 1 else "parallel"
+    return FoldedRecords(table, torn, source, most)
+
+
+def _pieces(
+    path: Path,
+    scratch: Path,
+    leftovers: list[Path],
+    processes: int | None,
+    parallel_bytes: int,
+    cache: bool,
+) -> tuple[list[tuple[Path, _Part]], str]:
+    """The parts of one file: from its cache, or folded now (and cached where large)."""
+    scratch.mkdir()
+    size = path.stat().st_size if path.exists() else 0
+    if size < parallel_bytes:
+        return [(scratch / "all.bin", fold_range(path, 0, None, scratch / "all.bin"))], "folded"
     root = path.parent / COLUMNS_DIR
     if cache:
         parts = _cached(path, root)
         if parts is not None:
-            return FoldedRecords(
-                join_parts(root, parts), parts[-1].torn_last_line, "cache", len(parts)
-            )
-    check_memory(path, size)
-    n = processes or min(_processes(), max(1, size // PART_BYTES))
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f"{COLUMNS_DIR}.tmp-", dir=path.parent))
-        keep = cache
-    except OSError:  # a directory we may not write to: fold, keep nothing
-        tmp = Path(tempfile.mkdtemp(prefix="infermeter-columns-"))
-        keep = False
-    try:
-        parts = _fold_parallel(path, size, n, tmp)
-        table = join_parts(tmp, parts)
-        if keep:
-            _store(path, parts, tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return FoldedRecords(table, parts[-1].torn_last_line, "parallel", len(parts))
+            return [(_part_file(root, i), p) for i, p in enumerate(parts)], "cache"
+    n = processes or min(ranges.processes(), max(1, size // PART_BYTES))
+    tmp = scratch
+    if cache:
+        with contextlib.suppress(OSError):  # a directory we may not write to: keep nothing
+            tmp = Path(tempfile.mkdtemp(prefix=f"{COLUMNS_DIR}.tmp-", dir=path.parent))
+            leftovers.append(tmp)
+    parts = _fold_parallel(path, n, tmp)
+    if tmp is not scratch and _store(path, parts, tmp, root):
+        tmp = root
+    return [(_part_file(tmp, i), p) for i, p in enumerate(parts)], "parallel"
 
 
-def _fold_parallel(path: Path, size: int, n: int, tmp: Path) -> list[_Part]:
-    cuts = _cuts(path, size, n)
-    ranges = [(a, b) for a, b in zip(cuts, [*cuts[1:], None], strict=True)]
-    if len(ranges) == 1:
-        return [fold_range(path, 0, None, _part_file(tmp, 0))]
-    # fork is fast and safe while this process has one thread; otherwise start afresh
-    method = "fork" if threading.active_count() == 1 and sys.platform == "linux" else "spawn"
-    ctx: Any = mp.get_context(method)
-    pipes = []
-    procs = []
-    try:
-        for i, (a, b) in enumerate(ranges):
-            recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(
-                target=_worker,
-                args=(path, a, b, _part_file(tmp, i), send, os.getpid()),
-                name=f"infermeter-fold-{i}",
-                daemon=True,
-            )
-            proc.start()
-            send.close()
-            pipes.append(recv)
-            procs.append(proc)
-        answers = []
-        for i, (conn, proc) in enumerate(zip(pipes, procs, strict=True)):
-            try:
-                answers.append(conn.recv())
-            except EOFError:
-                proc.join()
-                raise UsageError(
-                    f"reading {path} failed: a reader process ended ({proc.exitcode})"
-                    + (", likely out of memory" if proc.exitcode == -signal.SIGKILL else "")
-                ) from None
-            kind = answers[-1][0]
-            if kind != "ok":
-                _raise(path, kind, answers[-1][1], ranges[i][0])
-        return [_Part.from_json(orjson.loads(a[1])) for a in answers]
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-        for proc in procs:
-            proc.join()
+def _fold_job(path: Path, start: int, end: int | None, out: Path) -> bytes:
+    return orjson.dumps(fold_range(path, start, end, out).to_json())
 
 
-def _raise(path: Path, kind: str, payload: Any, start: int) -> None:
-    if kind == "record":
-        line, problem = payload
-        # the lines before this range: count them (only now that there is an error)
-        before = _lines_before(path, start)
-        raise RecordError(path, before + line, problem)
-    if kind == "memory":
-        raise UsageError(f"reading {path} ran out of memory")
-    raise UsageError(str(payload))
-
-
-def _lines_before(path: Path, offset: int) -> int:
-    count = 0
-    with path.open("rb") as fh:
-        left = offset
-        while left > 0:
-            block = fh.read(min(left, 1 << 22))
-            if not block:
-                break
-            count += block.count(b"\n")
-            left -= len(block)
-    return count
+def _fold_parallel(path: Path, n: int, tmp: Path) -> list[_Part]:
+    answers = run_ranges(path, n, _fold_job, lambda i: _part_file(tmp, i))
+    return [_Part.from_json(orjson.loads(a)) for a in answers]

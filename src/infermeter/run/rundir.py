@@ -26,11 +26,12 @@ from infermeter.records.rundir import (
     read_json_object,
     read_run_status,
     read_telemetry,
+    segment_dirs,
     write_json,
 )
 from infermeter.records.schema import RequestRecord, json_kind
 from infermeter.results.build import full_results
-from infermeter.run.fold import fold_records
+from infermeter.run.fold import fold_files
 from infermeter.schema.results import Results, RunOutcome, Telemetry
 
 
@@ -45,6 +46,9 @@ class Run:
     results: Results
     status: RunOutcome = field(default_factory=lambda: RunOutcome())
     telemetry: Telemetry = field(default_factory=lambda: Telemetry())
+    #: The directories whose records were read: the run's own, or a proxy recording's
+    #: segments (the root, then 0001/, 0002/...).
+    segments: list[Path] = field(default_factory=list)
 
     @property
     def interrupted(self) -> bool:
@@ -56,9 +60,12 @@ class Run:
 
     @property
     def records(self) -> list[RequestRecord]:
-        """Every record of ``records.jsonl``, read now (a large run's take gigabytes: fold
-        :func:`~infermeter.records.reader.RecordStream` where one at a time will do)."""
-        return read_records(self.path / RECORDS_FILE).records
+        """Every record, read now (a large run's take gigabytes: read
+        :class:`~infermeter.records.reader.RecordStream` batches where a few at a time do)."""
+        out: list[RequestRecord] = []
+        for d in self.segments or [self.path]:
+            out.extend(read_records(d / RECORDS_FILE).records)
+        return out
 
 
 def _metrics_for(meta: dict[str, Any], table: RequestTable) -> RunMetrics:
@@ -80,7 +87,8 @@ def load_run(path: str | Path) -> Run:
     if not run_file.exists():
         raise UsageError(f"{root} is not an infermeter run directory (no {RUN_FILE})")
     meta = read_run_meta(run_file)
-    folded = fold_records(root / RECORDS_FILE)
+    segments = segment_dirs(root, meta)
+    folded = fold_files([d / RECORDS_FILE for d in segments])
     metrics = _metrics_for(meta, folded.table)
     # No results.json: the run was stopped before its end.
     status = read_run_status(root / RESULTS_FILE, {"complete": False, "interrupted": True})
@@ -88,7 +96,7 @@ def load_run(path: str | Path) -> Run:
     status["torn_last_record"] = folded.torn_last_line
     telemetry = window_telemetry(root / TELEMETRY_FILE, metrics)
     results = full_results(meta, metrics, status, telemetry)
-    return Run(root, meta, metrics, results, status, telemetry)
+    return Run(root, meta, metrics, results, status, telemetry, segments)
 
 
 def read_run_meta(path: Path) -> dict[str, Any]:
