@@ -199,3 +199,44 @@ def test_parallel_csv_export_is_the_sequential_one(tmp_path: Path) -> None:
         assert write_records_csv(sources, many, processes=3, parallel_bytes=0) == rows
         assert many.getvalue() == one.getvalue()
         assert one.getvalue().count("\n") == rows + 1
+
+
+def test_a_run_too_large_for_free_memory_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import infermeter.run.fold as fold
+
+    path = write(tmp_path / "records.jsonl", run(300, tokens=64))
+    monkeypatch.setattr(fold, "available_memory", lambda: 50 << 20)
+    with pytest.raises(UsageError) as err:
+        fold_records(path, processes=2, parallel_bytes=0)
+    message = str(err.value)
+    assert "\n" not in message and "needs about" in message and "GiB is free" in message
+    assert not list(tmp_path.glob("records.columns*"))  # nothing begun
+
+
+def test_no_cache_is_left_where_the_directory_is_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    recs = run(200)
+    path = write(tmp_path / "records.jsonl", recs)
+    real = tempfile.mkdtemp
+
+    def refuse_the_run_dir(*args: object, dir: object = None, **kw: object) -> str:
+        if dir is not None and Path(str(dir)) == tmp_path:
+            raise PermissionError(13, "Permission denied")  # as a read-only directory says
+        return real(*args, dir=dir, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse_the_run_dir)
+    folded = fold_records(path, processes=2, parallel_bytes=0)
+    same_table(folded.table, request_table(recs))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.jsonl"]
+
+
+def test_a_fold_leaves_only_its_cache(tmp_path: Path) -> None:
+    path = write(tmp_path / "records.jsonl", run(200))
+    fold_records(path, processes=2, parallel_bytes=0)
+    fold_records(path, processes=2, parallel_bytes=0, cache=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [COLUMNS_DIR, "records.jsonl"]

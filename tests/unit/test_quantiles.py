@@ -18,7 +18,9 @@ def samples(seed: int, n: int) -> dict[str, np.ndarray]:
         "signed": rng.normal(0.0, 5.0, n),
         "ties": rng.integers(0, 4, n).astype(np.float64),
         "one value": np.full(n, 7.25),
-        "tiny and huge": np.concatenate([rng.random(n // 2) * 1e-300, rng.random(n - n // 2) * 1e300]),
+        "tiny and huge": np.concatenate(
+            [rng.random(n // 2) * 1e-300, rng.random(n - n // 2) * 1e300]
+        ),
     }
 
 

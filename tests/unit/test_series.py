@@ -129,3 +129,29 @@ def test_series_equal_the_per_record_definitions(recs: list[RequestRecord], bloc
     assert inflight_series(table, t0, duration, width) == ref_inflight(recs, t0, duration, width)
     got = request_points(table, t0)
     assert (got.ttft, got.e2e, got.failed) == ref_points(recs, t0)
+
+
+@given(
+    st.lists(st.floats(0, 1e4, allow_nan=False), min_size=20, max_size=400),
+    st.integers(0, 3),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_blockwise_histogram_is_numpys(values: list[float], heavy: int) -> None:
+    """Past a few million samples the histogram is counted a block at a time without a sort;
+    the bins are NumPy's, value for value (edges included)."""
+    import infermeter.report.html.series as series
+
+    arr = np.array(values + [values[0]] * heavy * 50)
+    want = series.histogram(arr, float(np.percentile(arr, 50)), float(np.percentile(arr, 99)))
+    edges = np.asarray(want[0])
+    on_edges = np.concatenate([arr, edges[(edges >= arr.min()) & (edges <= want[3])]])
+    for sample in (arr, on_edges):
+        p50, p99 = float(np.percentile(sample, 50)), float(np.percentile(sample, 99))
+        small = series.histogram(sample, p50, p99)
+        old = series.LARGE
+        series.LARGE = 0
+        try:
+            large = series.histogram(sample, p50, p99)
+        finally:
+            series.LARGE = old
+        assert large == small

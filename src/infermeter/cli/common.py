@@ -29,8 +29,14 @@ def handle_sigterm() -> None:
     sigterm_as_interrupt()
 
 
+_interrupt_told = False
+
+
 def interrupted_exit() -> int:
-    """The exit code of a command stopped by a signal: 143 for SIGTERM, 130 for Ctrl-C."""
+    """The exit code of a command stopped by a signal: 143 for SIGTERM, 130 for Ctrl-C. A
+    command that returns it has told the user what it kept."""
+    global _interrupt_told
+    _interrupt_told = True
     return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
 
 
@@ -172,7 +178,7 @@ def run_guarded(app: Any) -> int:
     except exits as exc:
         code = int(getattr(exc, "exit_code", 0))
         # click turns an interrupt into Exit(130); a SIGTERM's is 143
-        return interrupted_exit() if code == EXIT_INTERRUPTED else code
+        return _interrupted() if code == EXIT_INTERRUPTED else code
     except aborts:
         return interrupted_exit()
     except usage as exc:
@@ -199,4 +205,12 @@ def run_guarded(app: Any) -> int:
         return 0
     # Outside standalone mode click returns an Exit's code; an interrupt's is 130 even
     # when SIGTERM caused it.
-    return interrupted_exit() if rv == EXIT_INTERRUPTED else rv
+    return _interrupted() if rv == EXIT_INTERRUPTED else rv
+
+
+def _interrupted() -> int:
+    """An interrupt's exit code, said in one line where no command said what it kept (typer
+    turns an interrupt nothing caught into exit code 130, silently)."""
+    if not _interrupt_told:
+        err_console.print(interrupted_word(), style="yellow")
+    return interrupted_exit()

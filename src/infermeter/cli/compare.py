@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from infermeter.api import Run, load_run
+from infermeter.api import load_run
 from infermeter.cli.common import err_console, fail, out_console
 from infermeter.errors import UsageError
 from infermeter.records.rundir import (
@@ -25,24 +25,26 @@ from infermeter.report.compare import (
     render_comparison_table,
 )
 from infermeter.report.formats import to_json
+from infermeter.schema.results import Results
 
 FORMATS = ("table", "md", "json", "html")
 
 
 @dataclass
 class Target:
-    """A run directory, or a sweep directory with its points' runs (None: not loadable)."""
+    """A run directory's results, or a sweep directory's index with each point's results
+    (a run's table is dropped once its results are built: a comparison of long runs holds
+    their summaries, not their requests)."""
 
     path: Path
-    run: Run | None = None
+    results: Results | None = None
     sweep: dict[str, Any] | None = None
-    points: list[Run | None] = field(default_factory=list)
 
     @property
     def data(self) -> Mapping[str, Any]:
         """What :func:`build_comparison` takes: results.json, or sweep.json with its runs'."""
-        if self.run is not None:
-            return self.run.results
+        if self.results is not None:
+            return self.results
         assert self.sweep is not None
         return self.sweep
 
@@ -55,25 +57,22 @@ def load_target(path: Path) -> Target:
         raise UsageError(f"{path}: no such directory")
     if not is_run_dir(path):
         raise UsageError(f"{path} holds neither a run (run.json) nor a sweep ({SWEEP_FILE})")
-    return Target(path, run=load_run(path))
+    return Target(path, results=load_run(path).results)
 
 
 def _load_sweep(path: Path) -> Target:
     index = read_sweep_index(path)
     # The sweep as compare reads it: the index, its directory, and each point's results.
     points: list[dict[str, Any]] = []
-    runs: list[Run | None] = []
     for entry in index["points"]:
         point: dict[str, Any] = dict(entry)
         point_dir = path / str(point.get("dir", ""))
         # A point cut short before its run started has no run directory.
-        run = load_run(point_dir) if is_run_dir(point_dir) else None
-        if run is not None:
-            point["results"] = run.results
+        if is_run_dir(point_dir):
+            point["results"] = load_run(point_dir).results
         points.append(point)
-        runs.append(run)
     sweep: dict[str, Any] = {**index, "path": str(path), "points": points}
-    return Target(path, sweep=sweep, points=runs)
+    return Target(path, sweep=sweep)
 
 
 def default_labels(paths: list[Path]) -> list[str]:

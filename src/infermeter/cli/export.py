@@ -98,8 +98,8 @@ def export(
         table = _records_table(sources)
     else:
         loaded = load_target(target)
-        if loaded.run is not None:
-            table = run_summary_table(loaded.run.results)
+        if loaded.results is not None:
+            table = run_summary_table(loaded.results)
         else:
             assert loaded.sweep is not None
             table = sweep_summary_table(loaded.sweep)

@@ -168,6 +168,18 @@ def _gather(
     return {g: np.concatenate(parts) if parts else np.empty(0) for g, parts in found.items()}
 
 
+def key_histogram(values: FloatArray, *, block: int = BLOCK) -> npt.NDArray[np.int64]:
+    """Counts of the values by the first 20 bits of their keys (sign, exponent and 8 bits
+    of mantissa: bins 1/256 of a power of two wide), in the values' order."""
+    nonnegative = bool(values.min() >= 0)
+    return _histograms(values, [(0, 0)], nonnegative, block)[(0, 0)]
+
+
+def bin_top(b: int) -> float:
+    """The largest float in bin ``b`` of :func:`key_histogram`."""
+    return _float(((b + 1) << 44) - 1)
+
+
 def _lerp(a: float, b: float, t: float) -> float:
     """NumPy's linear interpolation, operation for operation."""
     diff = b - a

@@ -108,9 +108,11 @@ class RequestTable:
     streamed: BoolArray
     #: The prompt count is the server's own (``n_in_source == "server"``).
     n_in_from_server: BoolArray
-    #: Chunks that carried output tokens, and the first one's arrival (MISSING: none).
+    #: Chunks that carried output tokens, and the first and last one's arrival (MISSING:
+    #: none).
     n_chunks: IntArray
     first_chunk_ns: IntArray
+    last_chunk_ns: IntArray
     #: Output tokens read under the first token's stamp, and the stream's own pace (ms per
     #: token, the median ITL) after that read (NaN: nothing followed it).
     shared_tokens: IntArray
@@ -222,6 +224,7 @@ _COLUMNS = (
     "n_in_from_server",
     "n_chunks",
     "first_chunk_ns",
+    "last_chunk_ns",
     "shared_tokens",
     "error_code",
 )
@@ -307,6 +310,9 @@ class TableBuilder:
         first = np.full(n_rows, MISSING, dtype=np.int64)
         first[some] = b.chunk_ns[starts[some]]
         out.add("first_chunk_ns", first)
+        last = np.full(n_rows, MISSING, dtype=np.int64)
+        last[some] = b.chunk_ns[offsets[1:][some] - 1]
+        out.add("last_chunk_ns", last)
         self._shared_first(b, starts, lengths, first)
         self._chunk_gaps(b, ok & streamed, starts, lengths)
         self._outcomes(b, ok, lengths)
@@ -316,26 +322,18 @@ class TableBuilder:
         self, b: RecordBatch, starts: IntArray, lengths: IntArray, first: IntArray
     ) -> None:
         """Tokens read under the first chunk's stamp (metrics spec section 7): the chunks
-        from the second on that carry the first one's stamp, up to the first that does not."""
+        from the second on that carry the first one's stamp, up to the first that does not.
+        Only a record whose second chunk has its first one's stamp can have any: those few
+        are counted one by one."""
         n_rows = lengths.size
         shared = np.zeros(n_rows, dtype=np.int64)
         pace = np.full(n_rows, np.nan)
-        some = lengths > 0
-        if b.chunk_ns.size:
-            where = np.arange(b.chunk_ns.size, dtype=np.int64) - np.repeat(starts, lengths)
-            same = b.chunk_ns == np.repeat(first, lengths)
-            differs_at = np.where(same, np.repeat(lengths, lengths), where)
-            upto = np.zeros(n_rows, dtype=np.int64)
-            upto[some] = np.minimum.reduceat(differs_at, starts[some])
-            two = lengths >= 2
-            if b.multi_token.any():
-                tokens = np.zeros(b.chunk_k.size + 1, dtype=np.int64)
-                np.cumsum(b.chunk_k, out=tokens[1:])
-                shared[two] = tokens[starts[two] + upto[two]] - tokens[starts[two] + 1]
-            else:  # a token a chunk: the chunks after the first that share its stamp
-                shared[two] = upto[two] - 1
-            for i in np.flatnonzero(shared).tolist():
-                _, own = shared_first(b.stamps(i), b.tokens(i))
+        two = np.flatnonzero(lengths >= 2)
+        if two.size:
+            maybe = two[b.chunk_ns[starts[two] + 1] == first[two]]
+            for i in maybe.tolist():
+                tokens, own = shared_first(b.stamps(i), b.tokens(i))
+                shared[i] = tokens
                 if own is not None:
                     pace[i] = own
         self._cols.add("shared_tokens", shared)
@@ -476,6 +474,7 @@ class TableBuilder:
             n_in_from_server=flags("n_in_from_server"),
             n_chunks=i64("n_chunks"),
             first_chunk_ns=i64("first_chunk_ns"),
+            last_chunk_ns=i64("last_chunk_ns"),
             shared_tokens=i64("shared_tokens"),
             shared_pace_ms=f64("shared_pace_ms"),
             server_prompt_ms=f64("server_prompt_ms"),
@@ -502,36 +501,56 @@ def request_table(records: Iterable[RequestRecord]) -> RequestTable:
     return TableBuilder().extend(records).build()
 
 
-def chunk_arrivals(t: RequestTable, block: int = 65536) -> Iterator[tuple[IntArray, IntArray]]:
+def chunk_arrivals(
+    t: RequestTable, block: int = 65536, rows: BoolArray | None = None
+) -> Iterator[tuple[IntArray, IntArray]]:
     """The completed requests' token chunks as (arrival ns, tokens), a block of rows at a
-    time, in row order: rebuilt from each row's first arrival and its gaps (a gap in ms times
-    1e6, rounded, is its nanoseconds exactly, below 2^52 ns), or from the arrivals kept for
-    rows without gaps."""
+    time, in row order (only the rows where ``rows`` is True, if given): rebuilt from each
+    row's first arrival and its gaps (a gap in ms times 1e6, rounded, is its nanoseconds
+    exactly, below 2^52 ns), or from the arrivals kept for rows without gaps."""
     for lo in range(0, len(t), block):
         hi = min(lo + block, len(t))
-        rows = hi - lo
-        n = np.where(t.ok[lo:hi], t.n_chunks[lo:hi], 0)
-        row_start = np.zeros(rows + 1, dtype=np.int64)
+        take = t.ok[lo:hi] if rows is None else t.ok[lo:hi] & rows[lo:hi]
+        if not take.any():
+            continue
+        n = np.where(take, t.n_chunks[lo:hi], 0)
+        row_start = np.zeros(hi - lo + 1, dtype=np.int64)
         np.cumsum(n, out=row_start[1:])
         heads = row_start[:-1][n > 0]
         # within a row: 0, then one gap after another, summed; plus the first arrival
         step = np.zeros(int(row_start[-1]), dtype=np.int64)
-        gapped = (np.diff(t.gap_offsets[lo : hi + 1]) > 0) & (n > 0)
+        gap_counts = np.diff(t.gap_offsets[lo : hi + 1])
+        gapped = (gap_counts > 0) & take
         if gapped.any():
             g0, g1 = int(t.gap_offsets[lo]), int(t.gap_offsets[hi])
+            gaps = t.gaps_ms[g0:g1]
+            if not take.all():
+                gaps = gaps[np.repeat(take, gap_counts)]
             body = np.repeat(gapped, n)
             body[heads] = False
-            step[body] = np.rint(t.gaps_ms[g0:g1] * _NS_PER_MS).astype(np.int64)
+            step[body] = np.rint(gaps * _NS_PER_MS).astype(np.int64)
         times = np.cumsum(step)
         times += np.repeat(t.first_chunk_ns[lo:hi][n > 0] - times[heads], n[n > 0])
         tokens = np.ones(step.size, dtype=np.int64)
         for j in _rows_within(t.multi_rows, lo, hi):
-            a, b = row_start[t.multi_rows[j] - lo], row_start[t.multi_rows[j] - lo + 1]
-            tokens[a:b] = t.multi_k[t.multi_offsets[j] : t.multi_offsets[j + 1]]
+            row = int(t.multi_rows[j]) - lo
+            if take[row]:
+                a, b = row_start[row], row_start[row + 1]
+                tokens[a:b] = t.multi_k[t.multi_offsets[j] : t.multi_offsets[j + 1]]
         for j in _rows_within(t.loose_rows, lo, hi):
-            a, b = row_start[t.loose_rows[j] - lo], row_start[t.loose_rows[j] - lo + 1]
-            times[a:b] = t.loose_chunk_ns[t.loose_offsets[j] : t.loose_offsets[j + 1]]
+            row = int(t.loose_rows[j]) - lo
+            if take[row]:
+                a, b = row_start[row], row_start[row + 1]
+                times[a:b] = t.loose_chunk_ns[t.loose_offsets[j] : t.loose_offsets[j + 1]]
         yield times, tokens
+
+
+def row_tokens(t: RequestTable) -> IntArray:
+    """Each row's output tokens as its chunks count them (k[i], 1 where not given)."""
+    tokens: IntArray = t.n_chunks.copy()
+    for j, row in enumerate(t.multi_rows.tolist()):
+        tokens[row] = int(t.multi_k[t.multi_offsets[j] : t.multi_offsets[j + 1]].sum())
+    return tokens
 
 
 def _rows_within(rows: IntArray, lo: int, hi: int) -> range:

@@ -170,8 +170,7 @@ class RecordStream:
                     lines, size = lines[:keep], used
                 left -= size
             self.bytes_read += size
-            for line in lines:
-                crc = zlib.crc32(line, crc)
+            crc = zlib.crc32(b"".join(lines), crc)
             last = lines[-1]
             if not last.endswith(b"\n") and last.strip():
                 try:

@@ -44,7 +44,7 @@ PARALLEL_BYTES = 32 << 20
 #: The least bytes of the file a process folds.
 PART_BYTES = 16 << 20
 #: Bumped when the parts' layout changes: older caches are rebuilt.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _META = "meta.json"
 #: Memory a fold needs beyond its arrays (interpreter, a batch being parsed), per process.
 _OVERHEAD = 200 << 20
@@ -260,6 +260,9 @@ def _cached(path: Path, root: Path) -> list[_Part] | None:
         return None
     if not parts or parts[-1].end != meta["size"]:
         return None
+    needed = set(_ARRAYS) - {"itl_ms", "itl_offsets"}
+    if any(needed - {name for name, _, _ in p.arrays} for p in parts):
+        return None  # written by another version of the table
     with ThreadPoolExecutor(max_workers=min(len(parts), ranges.processes())) as pool:
         crcs = list(pool.map(lambda p: _range_crc(path, p.start, p.end), parts))
     if any(c != p.crc32 for c, p in zip(crcs, parts, strict=True)):

@@ -86,6 +86,8 @@ def run_ranges(path: Path, n: int, job: Job, out: Callable[[int], Path]) -> list
                 kind, payload = conn.recv()
             except EOFError:
                 proc.join()
+                if proc.exitcode in (-signal.SIGINT, -signal.SIGTERM):
+                    raise KeyboardInterrupt from None  # Ctrl-C (or a stop) reached it first
                 raise UsageError(
                     f"reading {path} failed: a reader process ended ({proc.exitcode})"
                     + (", likely out of memory" if proc.exitcode == -signal.SIGKILL else "")

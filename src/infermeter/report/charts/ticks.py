@@ -18,6 +18,8 @@ def nice_step(span: float, target: int = 5) -> float:
     if not math.isfinite(span) or span <= 0:
         return 1.0
     raw = span / max(target, 1)
+    if raw <= 0:  # a denormal span that divides to nothing
+        return 1.0
     mag = 10.0 ** math.floor(math.log10(raw))
     for m in (1.0, 2.0, 5.0, 10.0):
         if raw <= m * mag * (1 + 1e-9):

@@ -52,6 +52,7 @@ from infermeter.report.html.series import (
     cdf_points,
     histogram,
     inflight_series,
+    positive_count_min,
     request_points,
     telemetry_series,
     throughput_series,
@@ -129,11 +130,11 @@ def distribution_panels(
     cdf_hi = max([pts[-1][0], *(v for v in limits if v <= pts[-1][0] * 1.25)])
     # A long tail squeezes a linear CDF into one corner: show it on a log axis instead
     # (zeros, e.g. chunks read together, then count in the curve's first step).
-    positive = [v for v in values if v > 0]
+    positive, least = positive_count_min(values)
     p50 = d.get("p50")
-    ref = float(p50) if p50 is not None and p50 > 0 else min(positive, default=0.0)
+    ref = float(p50) if p50 is not None and p50 > 0 else (least or 0.0)
     log_cdf = cdf_lo >= 0 and ref > 0 and cdf_hi / ref > 5
-    zeros = len(values) - len(positive) if log_cdf else 0
+    zeros = len(values) - positive if log_cdf else 0
     if log_cdf:
         cdf_x = Axis(label + ", log scale", log=True)
     elif cdf_hi > cdf_lo:

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from infermeter.metrics.table import MISSING, RequestTable, chunk_arrivals
+from infermeter.metrics.quantiles import LARGE, bin_top, key_histogram
+from infermeter.metrics.table import MISSING, RequestTable, chunk_arrivals, row_tokens
 from infermeter.report.charts import (
     format_value,
     nice_step,
@@ -51,9 +52,53 @@ def histogram(
     if start + n * width <= cut:  # the maximum sits exactly on an edge: give it a bin
         n += 1
     edges = [float(f"{start + i * width:.12g}") for i in range(n + 1)]
-    shown = arr[arr <= cut]
-    counts, _ = np.histogram(shown, bins=edges)
-    return edges, [int(c) for c in counts], int(arr.size - shown.size), cut
+    if arr.size <= LARGE:
+        shown = arr[arr <= cut]
+        counts, _ = np.histogram(shown, bins=edges)
+        return edges, [int(c) for c in counts], int(arr.size - shown.size), cut
+    return (edges, *_large_histogram(arr, edges, cut))
+
+
+def _large_histogram(
+    arr: npt.NDArray[np.float64], edges: list[float], cut: float
+) -> tuple[list[int], int, float]:
+    """np.histogram of the values up to ``cut`` (bins [a, b), the last [a, b]), a block at a
+    time and without its sort: a value's bin from arithmetic on the bins' width, then
+    moved by one where the float edges say otherwise (the bins are as NumPy's)."""
+    n = len(edges) - 1
+    e = np.asarray(edges)
+    width = (edges[-1] - edges[0]) / n
+    counts = np.zeros(n, dtype=np.int64)
+    shown = 0
+    for block in _blocks(arr):
+        kept = block[(block <= cut) & (block >= e[0]) & (block <= e[-1])]
+        shown += int((block <= cut).sum())
+        b = np.clip(((kept - e[0]) / width).astype(np.int64), 0, n - 1)
+        while True:  # at most a step or two: the edges are the width's multiples, rounded
+            down = (b > 0) & (kept < e[b])
+            up = (b < n - 1) & (kept >= e[b + 1])
+            if not (down.any() or up.any()):
+                break
+            b += up.astype(np.int64) - down.astype(np.int64)
+        counts += np.bincount(b, minlength=n)
+    return [int(c) for c in counts], int(arr.size - shown), cut
+
+
+def _blocks(arr: npt.NDArray[np.float64], size: int = 1 << 20) -> list[npt.NDArray[np.float64]]:
+    return [arr[i : i + size] for i in range(0, max(arr.size, 1), size)]
+
+
+def positive_count_min(values: Values) -> tuple[int, float | None]:
+    """How many values are above 0, and the least of them (None: none)."""
+    arr = np.asarray(values, dtype=float)
+    count = 0
+    least = math.inf
+    for block in _blocks(arr):
+        above = block[block > 0]
+        if above.size:
+            count += above.size
+            least = min(least, float(above.min()))
+    return count, (least if count else None)
 
 
 def cdf_points(
@@ -61,14 +106,35 @@ def cdf_points(
 ) -> tuple[list[tuple[float, float]], bool]:
     """The empirical CDF as (value, % of values ≤ it); exact steps for few values, else
     ``max_points`` quantiles. Returns (points, whether they are steps)."""
-    arr = np.sort(np.asarray(values, dtype=float))
+    arr = np.asarray(values, dtype=float)
     n = arr.size
     if n <= max_points:
+        arr = np.sort(arr)
         pts = [(float(arr[0]), 0.0)] + [(float(v), 100.0 * (i + 1) / n) for i, v in enumerate(arr)]
         return pts, True
+    if n > LARGE:
+        return _binned_cdf(arr, max_points), False
     qs = np.linspace(0, 100, max_points)
     xs = np.percentile(arr, qs)
     return [(float(x), float(q)) for x, q in zip(xs, qs, strict=True)], False
+
+
+def _binned_cdf(arr: npt.NDArray[np.float64], max_points: int) -> list[tuple[float, float]]:
+    """The CDF of a sample too large to sort, as exact points (x, % of values ≤ x) at the
+    edges of fine bins (1/256 of a power of two wide), about ``max_points`` of them: each
+    share is the true one at its x; only where the points fall is set by the bins."""
+    counts = key_histogram(arr)
+    cum = np.cumsum(counts)
+    n = int(cum[-1])
+    targets = np.linspace(0, n, max_points)
+    bins = np.unique(np.searchsorted(cum, targets, side="left").clip(0, counts.size - 1))
+    pts = [(float(arr.min()), 0.0)]
+    for b in bins.tolist():
+        if not counts[b]:
+            continue
+        pts.append((bin_top(b), 100.0 * int(cum[b]) / n))
+    pts.append((float(arr.max()), 100.0))
+    return sorted(set(pts))
 
 
 def _stride(n: int, cap: int) -> int:
@@ -152,10 +218,25 @@ def throughput_series(
         return [], 0.0
     width = max(nice_step(duration_s, target_bins), 1e-3)
     n = max(math.ceil(duration_s / width - 1e-9), 1)
+
+    def bin_of(times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.clip(((times - t0_ns) / 1e9 / width).astype(np.int64), 0, n - 1)
+
     tokens = np.zeros(n, dtype=float)
-    for times, ks in chunk_arrivals(table):
-        bins = ((times - t0_ns) / 1e9 / width).astype(np.int64)
-        tokens += np.bincount(np.clip(bins, 0, n - 1), weights=ks, minlength=n)
+    # A request whose first and last chunk fall in one bin has all its tokens there (a bin
+    # grows with the arrival time, and a stream's arrivals do): counted a request at a time.
+    # The others, and any whose gaps are not all >= 0, are counted chunk by chunk.
+    done = table.ok & (table.n_chunks > 0)
+    first = bin_of(np.where(done, table.first_chunk_ns, t0_ns))
+    last = bin_of(np.where(done, table.last_chunk_ns, t0_ns))
+    whole = done & (first == last)
+    whole[table.loose_rows] = False
+    if table.gaps_ms.size and float(table.gaps_ms.min()) < 0:
+        whole[:] = False
+    per_row = row_tokens(table)
+    tokens += np.bincount(first[whole], weights=per_row[whole], minlength=n)
+    for times, ks in chunk_arrivals(table, rows=~whole):
+        tokens += np.bincount(bin_of(times), weights=ks, minlength=n)
     pts: list[tuple[float, float]] = []
     for b in range(n):
         start = b * width

@@ -1,0 +1,131 @@
+"""A run past the parallel threshold, read back as a user would: report, the column cache,
+export, a proxy recording's segments, and Ctrl-C in the middle of a parallel fold."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conftest import run_cli
+from infermeter.records.rundir import COLUMNS_DIR
+from infermeter.run.fold import PARALLEL_BYTES
+from infermeter.testing.replay import replay_proxy, replay_run
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "docs/results/h200/llamacpp-f16-steady/points/08-c64"
+# records of ~3 KB: enough of them to pass the threshold for reading in parallel
+LARGE = PARALLEL_BYTES // 2900 + 500
+
+
+@pytest.fixture(scope="module")
+def large_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = replay_run(TEMPLATE, tmp_path_factory.mktemp("scale") / "run", LARGE, seed=3)
+    assert (run / "records.jsonl").stat().st_size > PARALLEL_BYTES
+    return run
+
+
+def _sequential_results(run: Path) -> bytes:
+    """results.json as one process computes it, with no cache: the reference."""
+    code = (
+        "import sys; import infermeter.run.fold as f; f.PARALLEL_BYTES = 1 << 60\n"
+        "from infermeter.api import load_run\n"
+        "from infermeter.report.formats import to_json\n"
+        "sys.stdout.write(to_json(load_run(sys.argv[1]).results))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(run)], capture_output=True, check=True
+    ).stdout
+    return out
+
+
+def _strip_volatile(doc: bytes) -> dict[str, object]:
+    data = orjson.loads(doc)
+    data.get("run", {}).pop("out_dir", None)
+    return data
+
+
+def test_report_folds_in_parallel_then_reads_the_cache(large_run: Path) -> None:
+    first = run_cli("report", str(large_run), "--format", "json")
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    assert (large_run / COLUMNS_DIR / "meta.json").exists()
+    again = run_cli("report", str(large_run), "--format", "json")
+    assert again.returncode == 0 and again.stdout == first.stdout
+    reference = _sequential_results(large_run)
+    assert _strip_volatile(first.stdout.encode()) == _strip_volatile(reference)
+    summary = orjson.loads(first.stdout)["summary"]
+    assert summary["requests_sent"] == LARGE and summary["requests_failed"] == 0
+
+
+def test_export_in_parallel_writes_every_row_once(large_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "records.csv"
+    res = run_cli("export", str(large_run), "--format", "csv", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == LARGE + 1
+    ids = [int(line.split(",", 1)[0]) for line in lines[1:]]
+    assert ids == list(range(LARGE))  # file order, each once
+
+
+def test_ctrl_c_in_a_parallel_fold_ends_cleanly(large_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("run.json", "records.jsonl"):
+        (run / name).write_bytes((large_run / name).read_bytes())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infermeter", "report", str(run), "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not _children(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert _children(proc.pid), "the fold never started its reader processes"
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: to the whole process group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    assert len(err.decode().strip().splitlines()) == 1
+    assert not _group_alive(proc.pid)
+    assert sorted(p.name for p in run.iterdir()) == ["records.jsonl", "run.json"]
+
+
+def test_a_proxy_recording_is_read_whole(tmp_path: Path) -> None:
+    rec = replay_proxy(TEMPLATE, tmp_path / "prod", 3000, rotate_bytes=2_000_000, seed=5)
+    segments = sorted(p.name for p in rec.iterdir() if p.is_dir())
+    assert len(segments) >= 3
+    whole = run_cli("report", str(rec), "--format", "json")
+    assert whole.returncode == 0, whole.stderr
+    assert orjson.loads(whole.stdout)["summary"]["requests_sent"] == 3000
+    assert f"{len(segments)} later segment(s)" in whole.stderr
+    one = run_cli("report", str(rec / segments[0]), "--format", "json")
+    assert one.returncode == 0 and one.stderr == ""
+    assert orjson.loads(one.stdout)["summary"]["requests_sent"] < 3000
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
