@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from infermeter.api import full_results, load_run, save_results
 from infermeter.cli.common import fail
 from infermeter.cli.report import FORMATS, emit
+from infermeter.results.build import full_results
+from infermeter.run.rundir import load_run, save_results
 
 
 def analyze(

@@ -8,10 +8,10 @@ from typing import Any
 
 import typer
 
-from infermeter.api import Run, run_benchmark
 from infermeter.cli.common import err_console, fail, interrupted_exit, print_error
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
+from infermeter.run.rundir import Run
 from infermeter.text import counted
 
 
@@ -278,6 +278,10 @@ def bench(
     if output_format not in ("table", "json", "csv", "md", "html"):
         raise fail(f"--format must be table, json, csv, md or html, got {output_format!r}")
     config = config_from_flags(flags)
+    # The load generator (aiohttp and the workers) is imported by the commands that send
+    # load, so reading a run starts without it.
+    from infermeter.run.benchmark import run_benchmark
+
     run = run_benchmark(config, console=None if quiet else err_console)
     from infermeter.cli.report import emit, write_html
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 
-from infermeter.api import load_run
 from infermeter.cli.common import err_console, fail, out_console
 from infermeter.errors import UsageError
 from infermeter.records.rundir import (
@@ -25,6 +24,7 @@ from infermeter.report.compare import (
     render_comparison_table,
 )
 from infermeter.report.formats import to_json
+from infermeter.run.rundir import load_run
 from infermeter.schema.results import Results
 
 FORMATS = ("table", "md", "json", "html")

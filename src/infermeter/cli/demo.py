@@ -17,7 +17,6 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from infermeter.api import Run, run_benchmark
 from infermeter.cli.common import (
     CACHE_DIR_HELP,
     default_cache_dir,
@@ -40,6 +39,7 @@ from infermeter.engines.vllm_cpu import cpu_list
 from infermeter.errors import UsageError
 from infermeter.records.rundir import is_run_dir
 from infermeter.report.terminal import print_summary
+from infermeter.run.rundir import Run
 from infermeter.schema.results import Results
 
 
@@ -89,6 +89,8 @@ def demo(
         servers = _vllm_levels(size, cache, conc, ctx, threads, out / "vllm.log")
     else:
         servers = _llama_levels(size, cache, conc, ctx, threads, out / "llama-server.log")
+    from infermeter.run.benchmark import run_benchmark  # only commands that send load need it
+
     runs: list[tuple[int, Run]] = []
     t_start = time.monotonic()
     # However the loop ends (an interrupt, an error), the server is stopped.

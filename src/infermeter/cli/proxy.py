@@ -6,12 +6,15 @@ import asyncio
 import ipaddress
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import typer
 
 from infermeter.cli.common import EXIT_TERMINATED, fail, interrupted_exit
-from infermeter.proxy.server import METRICS_PATH, ProxyConfig, ProxyServer
+
+if TYPE_CHECKING:
+    from infermeter.proxy.server import ProxyConfig
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -88,6 +91,9 @@ def proxy(
             "the upstream with the credentials they send",
             err=True,
         )
+    # The proxy's HTTP stack is loaded by this command alone, not by every CLI start.
+    from infermeter.proxy.server import ProxyConfig
+
     config = ProxyConfig(
         upstream=upstream,
         host=host,
@@ -107,6 +113,8 @@ def proxy(
 
 
 async def _serve(config: ProxyConfig) -> None:
+    from infermeter.proxy.server import METRICS_PATH, ProxyServer
+
     try:
         server = await ProxyServer(config).start()
     except OSError as exc:

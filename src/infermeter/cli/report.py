@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from infermeter.api import Run, load_run
 from infermeter.cli.common import err_console, fail, out_console
 from infermeter.records.rundir import RECORDS_FILE, REPORT_FILE, is_sweep_dir
 from infermeter.report.formats import to_csv, to_json, to_markdown
 from infermeter.report.terminal import print_summary
+from infermeter.run.rundir import Run, load_run
 from infermeter.schema.results import Results
 
 FORMATS = ("table", "json", "csv", "md", "html")

@@ -9,13 +9,13 @@ from typing import Any
 import typer
 
 from infermeter.analysis.capacity import sweep_sla
-from infermeter.api import Run
 from infermeter.cli import bench
 from infermeter.cli.common import err_console, fail, interrupted_exit, out_console
 from infermeter.errors import UsageError
 from infermeter.load.strategies import Variable, parse_values
 from infermeter.records.rundir import REPORT_FILE
 from infermeter.report.terminal import print_sweep
+from infermeter.run.rundir import Run
 from infermeter.sweeps import SweepSpec, run_sweep
 
 FORMATS = ("table", "json", "md", "html")

@@ -43,7 +43,6 @@ from infermeter.records.rundir import (
     read_sweep_index,
     write_json,
 )
-from infermeter.run.benchmark import run_benchmark
 from infermeter.run.rundir import Run
 from infermeter.schema.results import statistic
 from infermeter.schema.sweep import (
@@ -182,6 +181,9 @@ class _Sweeper:
             # user's text (``normal:100:20`` is not a 💯).
             line = Text.assemble((f"point {i}", "bold"), f" ({role}): {what}, in {inp}, out {outp}")
             self.console.print(line)
+        # Imported here so that loading a stored sweep needs no load generator.
+        from infermeter.run.benchmark import run_benchmark
+
         run = run_benchmark(cfg, console=self.console)
         self.runs.append(run)
         if self.on_run is not None:
