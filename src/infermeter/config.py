@@ -66,6 +66,16 @@ class BenchConfig(BaseModel):
     tokenizer: Path | None = None
     shared_prefix_tokens: int = Field(default=0, ge=0)
     prompt_pool: int = Field(default=1000, ge=1)
+    #: Replay a trace: a Mooncake/BurstGPT/Azure/plain-JSONL file or a run directory.
+    trace: Path | None = None
+    trace_format: Literal["auto", "mooncake", "burstgpt", "azure", "jsonl", "run"] = "auto"
+    #: The trace's gaps multiplied by this (0.5 replays twice as fast).
+    time_scale: float = Field(default=1.0, gt=0)
+    #: The window of the trace to replay, in the trace's own seconds.
+    trace_start_s: float = Field(default=0.0, ge=0)
+    trace_duration_s: float | None = Field(default=None, gt=0)
+    #: Leave out (and count) trace rows that cannot be replayed instead of refusing the trace.
+    skip_bad_rows: bool = False
     #: Prompts, lengths and arrivals; None draws a fresh one per run (so a rerun never meets
     #: its own prompts in the server's prefix cache), recorded in run.json to repeat it.
     seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
@@ -126,15 +136,19 @@ class BenchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
-        if (self.concurrency is None) == (self.rate is None):
+        if self.trace is not None:
+            self._trace_consistent()
+        elif (self.concurrency is None) == (self.rate is None):
             raise ValueError(
-                "give exactly one of --concurrency N (closed loop) or --rate R (open loop)"
+                "give exactly one of --concurrency N (closed loop), --rate R (open loop) or "
+                "--trace FILE (a replay)"
             )
-        if self.num_requests is None and self.duration_s is None:
+        elif self.num_requests is None and self.duration_s is None:
             raise ValueError("give --num-requests K or --duration S (or both) to say when to stop")
-        if self.max_concurrency is not None and self.rate is None:
+        if self.max_concurrency is not None and self.rate is None and self.trace is None:
             raise ValueError(
-                "--max-concurrency caps an open-loop --rate run; with --concurrency it is redundant"
+                "--max-concurrency caps an open-loop --rate or --trace run; with --concurrency "
+                "it is redundant"
             )
         if self.ramp_up_s and self.rate is not None:
             raise ValueError(
@@ -166,6 +180,30 @@ class BenchConfig(BaseModel):
             )
         self.slo_spec()
         return self
+
+    def _trace_consistent(self) -> None:
+        """A trace says when each request comes and how long it is: the flags that would
+        say it too are refused rather than silently ignored."""
+        given = self.model_fields_set
+        clash = [
+            flag
+            for name, flag in (
+                ("concurrency", "--concurrency"),
+                ("rate", "--rate"),
+                ("ramp_up_s", "--ramp-up"),
+                ("arrival", "--arrival"),
+                ("burstiness", "--burstiness"),
+                ("input_tokens", "--input-tokens"),
+                ("output_tokens", "--output-tokens"),
+                ("dataset", "--dataset"),
+                ("shared_prefix_tokens", "--shared-prefix-tokens"),
+            )
+            if name in given and getattr(self, name) != BenchConfig.model_fields[name].default
+        ]
+        if clash:
+            raise ValueError(
+                f"--trace says when each request is sent and how long it is; drop {clash[0]}"
+            )
 
     def with_seed(self) -> BenchConfig:
         """This config with its seed fixed: the given one, or a fresh draw."""

@@ -56,3 +56,59 @@ def test_forced_repeat_is_named(llama_server, tmp_path: Path) -> None:
     # The same repeat read back by `report` says so in Markdown too.
     md = run_cli("report", str(tmp_path / "b"), "--format", "md")
     assert md.returncode == 0 and "prefix" in md.stdout.lower()
+
+
+def test_a_trace_shares_exactly_the_prefixes_it_says(llama_server, tmp_path: Path) -> None:
+    """Requests of one prefix group share its first prefix_tokens tokens and nothing more:
+    the server's own cached-token count of each says so (llama.cpp reuses a slot's longest
+    common prefix; one request at a time, so each finds the previous ones' slots idle)."""
+    rows = [
+        ("A", 120, 200),
+        ("A", 120, 180),
+        (None, 0, 150),
+        ("B", 100, 160),
+        ("B", 100, 170),
+        ("A", 120, 190),
+    ]
+    trace = tmp_path / "trace.jsonl"
+    lines = []
+    for i, (group, prefix, n_in) in enumerate(rows):
+        row = {"offset_s": 0.4 * i, "input_tokens": n_in, "output_tokens": 4}
+        if group:
+            row |= {"prefix_group": group, "prefix_tokens": prefix}
+        lines.append(orjson.dumps(row).decode())
+    trace.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "t"
+    proc = run_cli(
+        "bench",
+        "--url",
+        llama_server.url,
+        "--trace",
+        str(trace),
+        "--max-concurrency",
+        "1",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    res = orjson.loads(proc.stdout)
+    head = res["workload"]["overhead_tokens"]  # the chat template's tokens, around the prompt
+    recs = sorted(
+        (orjson.loads(x) for x in (out / "records.jsonl").read_bytes().splitlines()),
+        key=lambda r: r["t_sched_ns"],
+    )
+    assert [r["n_in"] for r in recs] == [n for _, _, n in rows]
+    # Beyond the shared blocks the server reuses only the template's opening tokens (a
+    # subword tokenizer may cut a block's edge a token apart from one prompt to the next):
+    # never a block more, never a block less. The emulator's test checks it word for word.
+    seen: set[str] = set()
+    for (group, prefix, _), rec in zip(rows, recs, strict=True):
+        shared = prefix if group in seen else 0
+        seen.add(group or "")
+        assert shared <= rec["n_cached"] <= shared + head, (group, rec["n_cached"], head)
+    expected = sum(p for k, (g, p, _) in enumerate(rows) if g and g in [r[0] for r in rows[:k]])
+    cache = res["prompt_cache"]
+    assert cache["expected_share"] == pytest.approx(expected / sum(n for _, _, n in rows))
+    assert not cache["flattered"], cache

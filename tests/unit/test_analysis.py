@@ -198,6 +198,17 @@ def test_loop_lag_warning_says_what_it_means_for_each_stamp_source() -> None:
     assert client_warnings([{**worker, "loop_lag_p99_ms": 1.0}], None) == []
 
 
+def test_a_reached_cap_is_named_as_the_cause_of_queue_delay() -> None:
+    from infermeter.metrics.client import client_warnings
+
+    worker = {"worker": 0, "cpu_util": 0.1, "loop_lag_p99_ms": 0.5}
+    (uncapped,) = client_warnings([worker], 40.0)
+    (capped,) = client_warnings([worker], 40.0, capped=True)
+    assert "the client, not the server, delayed them" in uncapped
+    assert "--max-concurrency was reached" in capped and "40.0 ms (p99)" in capped
+    assert client_warnings([worker], 1.0, capped=True) == []
+
+
 def test_preemptions_and_requests_held_for_kv_room_are_findings() -> None:
     r = results()
     r["telemetry"]["server"].update(

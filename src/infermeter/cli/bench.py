@@ -70,6 +70,8 @@ RENAMED = {
     "request_timeout": "request_timeout_s",
     "stall_timeout": "stall_timeout_s",
     "connect_timeout": "connect_timeout_s",
+    "trace_start": "trace_start_s",
+    "trace_duration": "trace_duration_s",
 }
 
 
@@ -152,6 +154,28 @@ def bench(
         0,
         "--shared-prefix-tokens",
         help="Give every prompt the same first N tokens (to measure prefix caching).",
+    ),
+    trace: Path | None = typer.Option(
+        None,
+        "--trace",
+        help="Replay a trace: each request at its own time, of its own lengths, sharing the prefixes it shares (Mooncake JSONL, BurstGPT CSV, Azure CSV, plain JSONL, or a run directory).",
+    ),
+    trace_format: str = typer.Option(
+        "auto", "--trace-format", help="auto, mooncake, burstgpt, azure, jsonl or run."
+    ),
+    time_scale: float = typer.Option(
+        1.0, "--time-scale", help="Multiply the trace's gaps by F (0.5 replays twice as fast)."
+    ),
+    trace_start: float = typer.Option(
+        0.0, "--trace-start", help="Replay from S seconds into the trace."
+    ),
+    trace_duration: float | None = typer.Option(
+        None, "--trace-duration", help="Replay S seconds of the trace (its own seconds)."
+    ),
+    skip_bad_rows: bool = typer.Option(
+        False,
+        "--skip-bad-rows",
+        help="Leave out (and count) trace rows that cannot be replayed instead of refusing the trace.",
     ),
     seed: int | None = typer.Option(
         None,

@@ -129,6 +129,11 @@ def sweep(**flags: Any) -> int:
     fmt = flags.pop("output_format")
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if flags.get("trace") is not None:
+        raise UsageError(
+            "a trace brings its own schedule: replay it with bench --trace (and --time-scale "
+            "for other loads)"
+        )
     conc, rate = flags.pop("concurrency"), flags.pop("rate")
     if (conc is None) == (rate is None):
         raise UsageError("give exactly one of --concurrency LIST or --rate LIST|auto")

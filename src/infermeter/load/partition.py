@@ -32,7 +32,7 @@ def auto_workers(plan: LoadPlan, cores: int) -> int:
         streams = plan.max_concurrency
     else:
         # Open loop without a cap: a rough stream count, two seconds' worth of arrivals.
-        streams = math.ceil((plan.rate or 1.0) * 2)
+        streams = math.ceil((plan.mean_rate or 1.0) * 2)
     return max(1, min(cores, math.ceil(streams / STREAMS_PER_WORKER)))
 
 
@@ -55,7 +55,7 @@ def partition(plan: LoadPlan, n_prompts: int, n_warmup: int, workers: int) -> li
     warm = split_evenly(n_warmup, workers)
     warm_start = [sum(warm[:i]) for i in range(workers)]
     shares: list[WorkerShare] = []
-    if plan.rate is None:
+    if not plan.open_loop:
         assert plan.concurrency is not None
         workers = min(workers, plan.concurrency)
         conc = split_evenly(plan.concurrency, workers)
@@ -97,6 +97,7 @@ def partition(plan: LoadPlan, n_prompts: int, n_warmup: int, workers: int) -> li
             seed=plan.seed,
             abort_after_connection_errors=plan.abort_after_connection_errors,
             raise_priority=plan.raise_priority,
+            trace_offsets_s=tuple(offsets[i] for i in mine) if plan.trace_offsets_s else None,
         )
         shares.append(
             WorkerShare(

@@ -35,7 +35,8 @@ GATEWAY_ERRORS = frozenset({502, 503, 504})
 
 @dataclass(frozen=True, slots=True)
 class LoadPlan:
-    """When to send. Exactly one of ``concurrency`` / ``rate``; one of the two stops."""
+    """When to send. Exactly one of ``concurrency`` / ``rate`` / ``trace_offsets_s``; a
+    closed loop or a rate needs one of the two stops (a trace ends with itself)."""
 
     concurrency: int | None = None
     rate: float | None = None
@@ -55,9 +56,25 @@ class LoadPlan:
     abort_after_connection_errors: int = 20
     #: Run the measured phase at a raised scheduling priority where permitted.
     raise_priority: bool = True
+    #: A replayed trace's send times (s from the start): an open loop on this schedule.
+    trace_offsets_s: tuple[float, ...] | None = None
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None or self.trace_offsets_s is not None
+
+    @property
+    def mean_rate(self) -> float | None:
+        """The schedule's rate: the asked one, or a trace's mean."""
+        if self.rate is not None or not self.trace_offsets_s:
+            return self.rate
+        span = self.trace_offsets_s[-1] - self.trace_offsets_s[0]
+        return (len(self.trace_offsets_s) - 1) / span if span > 0 else None
 
     def arrivals(self) -> list[float]:
         """An open loop's whole schedule (offsets in seconds), exact to its rate."""
+        if self.trace_offsets_s is not None:
+            return list(self.trace_offsets_s)
         assert self.rate is not None, "a closed loop has no arrival schedule"
         offsets = schedule(
             self.rate,
@@ -182,8 +199,8 @@ class Runner:
             gc.collect()
             gc.freeze()
             try:
-                if plan.rate is not None:
-                    await self._open_loop(prompts, offsets_s)
+                if plan.open_loop:
+                    await self._open_loop(prompts, offsets_s, start_at_ns)
                 else:
                     assert plan.concurrency is not None
                     await self._closed_loop(
@@ -227,14 +244,19 @@ class Runner:
         await asyncio.gather(*(slot(delays[i]) for i in range(width)))
 
     async def _open_loop(
-        self, prompts: Iterator[Prompt], given: Sequence[float] | None = None
+        self,
+        prompts: Iterator[Prompt],
+        given: Sequence[float] | None = None,
+        start_at_ns: int | None = None,
     ) -> None:
         plan = self.plan
-        assert plan.rate is not None
+        assert plan.open_loop
         clock = time.perf_counter_ns
         offsets = iter(given if given is not None else plan.arrivals())
         limit = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
-        start = clock()
+        # Workers share one start line: their schedules count from it, not from when each
+        # woke up, so the merged arrivals are the run's one schedule to the nanosecond.
+        start = start_at_ns if start_at_ns is not None else clock()
         end = start + int(plan.duration_s * 1e9) if plan.duration_s is not None else None
         tasks: set[asyncio.Task[None]] = set()
 

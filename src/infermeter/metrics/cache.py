@@ -99,10 +99,16 @@ class PromptCacheVerdict:
 
 
 def expected_share(
-    workload_kind: str | None, shared_prefix_tokens: int, mean_input_tokens: float | None
+    workload_kind: str | None,
+    shared_prefix_tokens: int,
+    mean_input_tokens: float | None,
+    trace_reuse_share: float | None = None,
 ) -> float | None:
     """What the workload shares on purpose: a synthetic prompt shares only its
-    ``--shared-prefix-tokens``; a dataset may share by its nature (unknown: None)."""
+    ``--shared-prefix-tokens``; a replayed trace what its prefix blocks reuse (as an
+    unbounded prefix cache would serve it); a dataset may share by its nature (unknown: None)."""
+    if workload_kind == "trace":
+        return trace_reuse_share
     if workload_kind == "synthetic":
         if shared_prefix_tokens and mean_input_tokens:
             return min(shared_prefix_tokens / mean_input_tokens, 1.0)

@@ -7,6 +7,7 @@ from typing import Any
 
 from infermeter.metrics.cache import FLATTER_MARGIN, PromptCacheVerdict, ttft_effect
 from infermeter.metrics.stamps import SharedFirstStamps
+from infermeter.text import counted
 
 #: A worker process busier than this share of one core is saturated or close to it.
 CPU_SATURATED = 0.85
@@ -58,6 +59,12 @@ def client_warnings(
         out.append(
             f"client queue delay p99 {queue_delay_p99_ms:.1f} ms (connection set-up left out): "
             "requests left after they were due; the client, not the server, delayed them"
+        )
+    elif queue_delay_p99_ms is not None and queue_delay_p99_ms > QUEUE_DELAY_MS:
+        out.append(
+            f"--max-concurrency was reached: requests waited for a free place up to "
+            f"{queue_delay_p99_ms:.1f} ms (p99) after they were due, so the server saw a "
+            "smoother load than the schedule's"
         )
     return out
 
@@ -140,3 +147,15 @@ def workload_warnings(workload: Mapping[str, Any] | None, mismatch: Mapping[str,
         f"--input-tokens {target:,.0f}: no tokenizer sized them (the server has no tokenize "
         "endpoint); pass --tokenizer MODEL_DIR|tokenizer.json for exact lengths"
     ]
+
+
+def trace_warnings(workload: Mapping[str, Any] | None) -> list[str]:
+    """Rows of a replayed trace that were left out: the replay is not the whole trace."""
+    trace = (workload or {}).get("trace") if (workload or {}).get("kind") == "trace" else None
+    skipped: Mapping[str, int] = (trace or {}).get("skipped_rows") or {}
+    if not skipped:
+        return []
+    why = ", ".join(f"{reason} ×{n}" for reason, n in skipped.items())
+    first = (trace or {}).get("first_skipped")
+    rows = counted(sum(skipped.values()), "trace row")
+    return [f"{rows} left out ({why})" + (f"; the first: {first}" if first else "")]

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import orjson
 
-from infermeter.report.labels import DIST_LABELS, SUMMARY_LABELS
+from infermeter.report.labels import DIST_LABELS, SUMMARY_LABELS, trace_load
 from infermeter.schema.results import Results, ServerInfo, statistic
 from infermeter.schema.sweep import SweepIndex
 from infermeter.text import counted
@@ -48,14 +48,17 @@ def _load_line(results: Results) -> str:
     """``concurrency 4, 200 requests, warm-up 8 requests`` (or a rate, a duration)."""
     s, cfg = results.get("summary") or {}, results.get("config") or {}
     rate = s.get("target_rate_rps", cfg.get("rate"))
-    if rate is not None:
+    replay = trace_load(results.get("workload"), cfg.get("max_concurrency"))
+    if replay is not None:
+        load = replay
+    elif rate is not None:
         load = f"rate {rate:g} req/s ({cfg.get('arrival') or 'poisson'} arrivals)"
         if cfg.get("max_concurrency") is not None:
             load += f", at most {cfg['max_concurrency']} in flight"
     else:
         load = f"concurrency {s.get('target_concurrency', cfg.get('concurrency'))}"
     parts = [load]
-    if cfg.get("num_requests") is not None:
+    if cfg.get("num_requests") is not None and replay is None:
         parts.append(counted(int(cfg["num_requests"]), "request"))
     if cfg.get("duration_s") is not None:
         parts.append(f"{float(cfg['duration_s']):g} s")
@@ -72,7 +75,9 @@ def _lengths_line(results: Results, key: str, dist_name: str) -> str:
     asked = workload.get(key, cfg.get(key))
     measured = results["distributions"].get(dist_name)
     text = str(asked) if asked is not None else "-"
-    if workload.get("kind") not in (None, "synthetic"):
+    if workload.get("kind") == "trace":
+        text = "from the trace"
+    elif workload.get("kind") not in (None, "synthetic"):
         text = f"from {workload['kind']} dataset"
     if measured and measured["count"]:
         text += f" (measured mean {_fmt(measured['mean'], 1)})"

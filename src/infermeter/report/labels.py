@@ -1,7 +1,8 @@
 """Human labels for result fields, shared by every renderer: the metrics' from their catalogue
 (:mod:`infermeter.metrics.catalogue`), and the glossary of everything else a report names."""
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from infermeter.metrics.catalogue import DISTRIBUTIONS, SUMMARY, Metric
 
@@ -179,3 +180,33 @@ DEFINITIONS: dict[str, Definition] = {
         "for output and for total tokens, and per request",
     ),
 }
+
+
+def trace_load(workload: Mapping[str, Any] | None, cap: int | None = None) -> str | None:
+    """A replayed trace's load in words, with its in-flight cap (None: the run replayed
+    no trace)."""
+    if not workload or workload.get("kind") != "trace":
+        return None
+    t: Mapping[str, Any] = workload.get("trace") or {}
+    text = f"trace ({workload.get('format')}), {t.get('requests')} requests"
+    if t.get("span_s"):
+        text += f" over {float(t['span_s']):,.1f} s"
+    if t.get("mean_rate_rps"):
+        text += f" ({float(t['mean_rate_rps']):,.3g} req/s)"
+    if t.get("time_scale", 1.0) != 1.0:
+        text += f", time ×{float(t['time_scale']):g}"
+    if t.get("start_s") or t.get("duration_s"):
+        text += f", from {float(t.get('start_s') or 0):g} s"
+        if t.get("duration_s"):
+            text += f" for {float(t['duration_s']):g} s"
+    if cap:
+        text += f", at most {cap} in flight"
+    return text
+
+
+def trace_reuse(workload: Mapping[str, Any] | None) -> float | None:
+    """The share of prompt tokens a replayed trace reuses from earlier requests."""
+    if not workload or workload.get("kind") != "trace":
+        return None
+    share = (workload.get("trace") or {}).get("prefix_reuse_share")
+    return float(share) if share is not None else None

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
-from infermeter.report.labels import DIST_LABELS
+from infermeter.report.labels import DIST_LABELS, trace_load, trace_reuse
 from infermeter.schema.results import (
     Analysis,
     LimitVerdict,
@@ -100,7 +100,12 @@ def render_summary(results: Results) -> Group:
     server = results.get("server")
     model, url = (server.get("model", "?"), server.get("url", "?")) if server else ("?", "?")
     title = escape(f"infermeter · {model} @ {url}")
-    if s.get("target_rate_rps") is not None:
+    replay = trace_load(
+        results.get("workload"), (results.get("config") or {}).get("max_concurrency")
+    )
+    if replay is not None:
+        load = replay
+    elif s.get("target_rate_rps") is not None:
         achieved = _n(s.get("achieved_send_rate_rps"))
         load = f"rate {s['target_rate_rps']:g} req/s (achieved send rate {achieved})"
     else:
@@ -402,12 +407,22 @@ def _notes(results: Results, run: RunOutcome) -> list[Text]:
             )
         )
     cache = results.get("prompt_cache")
+    reuse = trace_reuse(results.get("workload"))
+    asked = f" (the trace reuses {100 * reuse:.1f} %)" if reuse is not None else ""
     if cache and cache["cached_share"] is not None:
         notes.append(
             Text(
                 f"prompt tokens served from the server's prefix cache: "
-                f"{100 * cache['cached_share']:.1f} %",
+                f"{100 * cache['cached_share']:.1f} %{asked}",
                 style="yellow" if cache.get("flattered") else "dim",
+            )
+        )
+    elif reuse:
+        notes.append(
+            Text(
+                f"the trace reuses {100 * reuse:.1f} % of its prompt tokens from earlier "
+                "requests; the server did not say how many it served from a cache",
+                style="dim",
             )
         )
     shared = results.get("shared_first_stamp")

@@ -19,6 +19,7 @@ from infermeter.metrics.client import (
     not_streamed_warnings,
     spare_cores,
     stamp_warnings,
+    trace_warnings,
     workload_warnings,
 )
 from infermeter.schema.results import (
@@ -101,6 +102,7 @@ def build_results(
         )
         + not_streamed_warnings(metrics.not_streamed, int(summary["requests_completed"]))
         + workload_warnings(meta.get("workload"), metrics.input_tokens_mismatch)
+        + trace_warnings(meta.get("workload"))
         + cache_warnings(cache)
         + stream_warnings(
             status.get("concurrency_asked"), (meta.get("config") or {}).get("concurrency")
@@ -129,6 +131,7 @@ def prompt_cache(
         workload.get("kind"),
         int(workload.get("shared_prefix_tokens") or 0),
         metrics.distributions["input_tokens"].mean,
+        (workload.get("trace") or {}).get("prefix_reuse_share"),
     )
     server = telemetry.get("server") if telemetry else None
     share = server.get("prefix_cache_hit_share") if server else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as _dt
 import functools
 import os
@@ -61,6 +62,7 @@ from infermeter.results.build import flag_error, full_results
 from infermeter.run import ray_pool
 from infermeter.run.local_pool import PoolOutcome, WorkerJob, client_report, run_pool
 from infermeter.run.rundir import Run, load_run, remove_empty
+from infermeter.run.trace import load_trace
 from infermeter.schema.results import RunOutcome
 from infermeter.telemetry import (
     HostSampler,
@@ -71,9 +73,10 @@ from infermeter.telemetry import (
 )
 from infermeter.text import counted
 from infermeter.theory import get_hardware, resolve_model
-from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan
+from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan, trace_plan
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
+from infermeter.workload.traces import Trace, cut
 from infermeter.workload.types import Prompt
 
 SERVER_PROBE_TOKENS = 16
@@ -308,7 +311,8 @@ async def _measure(
     in_spec, out_spec = config.input_spec(), config.output_spec()
     # Before any request: one that cannot fit would fail, and so would every measured one.
     limit = info.context_limit
-    if limit is not None and config.dataset is None:
+    trace = _trace(config, limit, info.context_source) if config.trace is not None else None
+    if limit is not None and config.dataset is None and trace is None:
         need = in_spec.upper + out_spec.upper
         if need > limit:
             raise UsageError(
@@ -317,7 +321,20 @@ async def _measure(
             )
     overhead, preflight_failures = await _probe(client, counter, seed, info.base_url)
     plan: WorkloadPlan
-    if config.dataset is not None:
+    if trace is not None:
+        plan = await trace_plan(
+            trace=trace,
+            n_warmup=config.warmup,
+            counter=counter,
+            overhead=overhead,
+            seed=seed,
+            window={
+                "time_scale": config.time_scale,
+                "start_s": config.trace_start_s,
+                "duration_s": config.trace_duration_s,
+            },
+        )
+    elif config.dataset is not None:
         plan = await dataset_plan(
             path=config.dataset,
             fmt=config.dataset_format,
@@ -354,7 +371,7 @@ async def _measure(
         "preflight_failures": preflight_failures,
     }
     write_json(out / RUN_FILE, meta)
-    load = _load_plan(config)
+    load = _load_plan(config, plan.offsets_s)
     samplers: list[Sampler] = []
     if config.telemetry:
         samplers = [
@@ -378,6 +395,46 @@ async def _measure(
         status = await _drive(prepared, out, console, client)
     status["telemetry_notes"] = recorder.notes
     return status
+
+
+def _trace(config: BenchConfig, limit: int | None, source: str | None) -> Trace:
+    """The trace's window to replay; a request longer than the server's context is refused
+    before any load (or, with --skip-bad-rows, left out and counted)."""
+    assert config.trace is not None
+    whole = load_trace(config.trace, config.trace_format, skip_bad_rows=config.skip_bad_rows)
+    trace = cut(
+        whole,
+        start_s=config.trace_start_s,
+        duration_s=config.trace_duration_s,
+        time_scale=config.time_scale,
+        limit=config.num_requests,
+    )
+    if limit is None:
+        return trace
+    over = [r for r in trace.requests if r.input_tokens + r.output_tokens > limit]
+    if not over:
+        return trace
+    if not config.skip_bad_rows:
+        first = over[0]
+        raise UsageError(
+            f"{trace.path}:{first.line}: {first.input_tokens} + {first.output_tokens} tokens "
+            f"(prompt and output) exceed the server's context of {limit} tokens ({source}); "
+            f"{counted(len(over), 'request')} of the trace do (or pass --skip-bad-rows)"
+        )
+    keep = [r for r in trace.requests if r.input_tokens + r.output_tokens <= limit]
+    if not keep:
+        raise UsageError(
+            f"--trace {trace.path}: every request exceeds the server's context of {limit} tokens"
+        )
+    skipped = {**trace.skipped, "over the context": len(over)}
+    t0 = keep[0].offset_s
+    return dataclasses.replace(
+        trace,
+        requests=[dataclasses.replace(r, offset_s=r.offset_s - t0) for r in keep],
+        skipped=skipped,
+        first_skipped=trace.first_skipped
+        or f"{trace.path}:{over[0].line}: longer than the server's context",
+    )
 
 
 def _check_dataset_context(
@@ -430,7 +487,12 @@ async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sende
         return await client.send(rid, prompt, t_sched, phase=phase)
 
     progress = (
-        LiveProgress(config.num_requests, config.duration_s, console, warmup=len(plan.warmup))
+        LiveProgress(
+            len(plan.measure) if plan.offsets_s is not None else config.num_requests,
+            config.duration_s,
+            console,
+            warmup=len(plan.warmup),
+        )
         if console
         else None
     )
@@ -465,14 +527,15 @@ async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sende
     }
 
 
-def _load_plan(config: BenchConfig) -> LoadPlan:
+def _load_plan(config: BenchConfig, trace_offsets_s: list[float] | None = None) -> LoadPlan:
     return LoadPlan(
         concurrency=config.concurrency,
         rate=config.rate,
+        trace_offsets_s=tuple(trace_offsets_s) if trace_offsets_s is not None else None,
         arrival=config.arrival,
         burstiness=config.burstiness,
         max_concurrency=config.max_concurrency,
-        num_requests=config.num_requests,
+        num_requests=len(trace_offsets_s) if trace_offsets_s is not None else config.num_requests,
         duration_s=config.duration_s,
         warmup=config.warmup,
         seed=config.seed or 0,

@@ -67,6 +67,9 @@ class EmulatorConfig:
     fault_limit: int | None = None
     model: str = "ground-truth"
     ctx_per_slot: int = 1_000_000
+    #: Keep every generation request's arrival and prompt text in ``prompts`` (tests of what
+    #: a workload sends; off by default: a long run's prompts would fill memory).
+    keep_prompts: bool = False
 
 
 def count_words(text: str) -> int:
@@ -143,6 +146,8 @@ class GroundTruthServer:
         self.completed = 0
         #: Faults served so far.
         self.faults = 0
+        #: With ``keep_prompts``: (arrival, ``perf_counter_ns``; prompt text) per request.
+        self.prompts: list[tuple[int, str]] = []
 
     @property
     def url(self) -> str:
@@ -269,6 +274,13 @@ class GroundTruthServer:
             )
         else:
             prompt_tokens = count_words(str(obj.get("prompt", "")))
+        if cfg.keep_prompts:
+            text = (
+                " ".join(str(m.get("content", "")) for m in obj.get("messages", []))
+                if chat
+                else str(obj.get("prompt", ""))
+            )
+            self.prompts.append((t_read, text))
         opts = obj.get("stream_options") or {}
         include_usage = bool(opts.get("include_usage"))
         continuous = bool(opts.get("continuous_usage_stats"))

@@ -15,6 +15,7 @@ from infermeter.workload.datasets import load_dataset
 from infermeter.workload.lengths import LengthSpec
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import TokenCounter
+from infermeter.workload.traces import PrefixBlock, Trace, prefix_reuse
 from infermeter.workload.types import Prompt
 from infermeter.workload.words import WORDS
 
@@ -24,6 +25,8 @@ class WorkloadPlan:
     warmup: list[Prompt]
     measure: list[Prompt]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: A replayed trace's send times (s from the start), one per measured prompt.
+    offsets_s: list[float] | None = None
 
 
 async def synthetic_plan(
@@ -146,6 +149,129 @@ async def dataset_plan(
     if counter is not None:
         meta["verified_by"] = "server prompt count" if exact else "tokenizer + probe overhead"
     return WorkloadPlan(prompts[:n_warmup], prompts[n_warmup:], meta)
+
+
+async def trace_plan(
+    *,
+    trace: Trace,
+    n_warmup: int,
+    counter: TokenCounter | None,
+    overhead: int,
+    seed: int,
+    window: dict[str, Any],
+) -> WorkloadPlan:
+    """One prompt per trace request, of the trace's lengths as the server counts them.
+
+    A request's shared blocks come first, each block's text the same wherever it appears,
+    then text of its own: requests share exactly the prefixes the trace says they share, so
+    the server's prefix cache meets the trace's real reuse and no other. Warm-up prompts
+    have the first requests' lengths and share nothing (they must not warm the cache).
+    """
+    requests = trace.requests
+    if counter is None:
+        texts = _WordTexts(seed)
+        measure = [
+            Prompt(texts.prompt(r.prefix, r.input_tokens - overhead), r.output_tokens, None)
+            for r in requests
+        ]
+        warm_texts = _WordTexts(seed + 1)
+        warmup = [
+            Prompt(warm_texts.prompt((), r.input_tokens - overhead), r.output_tokens, None)
+            for r in _first(requests, n_warmup)
+        ]
+        meta: dict[str, Any] = {"verified_lengths": False}
+    else:
+        builder = SyntheticPromptBuilder(counter, seed=seed)
+        exact = await counter.count_prompt("probe") is not None
+        blocks: dict[str, str] = {}
+        # The first words that follow each shared prefix (the block keys before them): a
+        # text that follows a prefix begins with a word none of its siblings begins with,
+        # so requests share the trace's blocks and not a token more.
+        firsts: dict[tuple[str, ...], set[str]] = {}
+        measure = []
+        for r in requests:
+            parts = []
+            path: tuple[str, ...] = ()
+            room = r.input_tokens - overhead
+            for block in r.prefix:
+                if block.tokens > room:
+                    break  # the template's tokens leave no room for the last block
+                room -= block.tokens
+                taken = firsts.setdefault(path, set())
+                if block.key not in blocks:
+                    blocks[block.key], _ = await builder.build(block.tokens, avoid_first=taken)
+                    taken.update(blocks[block.key].split()[:1])
+                parts.append(blocks[block.key])
+                path += (block.key,)
+            prefix = " ".join(parts)
+            taken = firsts.setdefault(path, set())
+            text, got = await builder.build(
+                r.input_tokens, prefix=prefix, exact=exact, overhead=overhead, avoid_first=taken
+            )
+            taken.update(text[len(prefix) :].split()[:1])
+            measure.append(Prompt(text, r.output_tokens, got))
+        warmup = []
+        for r in _first(requests, n_warmup):
+            text, got = await builder.build(r.input_tokens, exact=exact, overhead=overhead)
+            warmup.append(Prompt(text, r.output_tokens, got))
+        meta = {
+            "verified_lengths": True,
+            "tokenizer": counter.name,
+            "verified_by": "server prompt count" if exact else "tokenizer + probe overhead",
+        }
+    reuse = prefix_reuse(requests)
+    meta = {
+        "kind": "trace",
+        **meta,
+        "path": str(trace.path),
+        "format": trace.format,
+        "input_tokens": "from the trace",
+        "output_tokens": "from the trace",
+        "overhead_tokens": overhead,
+        "seed": seed,
+        "trace": {
+            "requests": len(requests),
+            "span_s": trace.span_s,
+            "mean_rate_rps": trace.mean_rate_rps,
+            **window,
+            "skipped_rows": trace.skipped,
+            "first_skipped": trace.first_skipped,
+            "prefix_reuse_share": reuse.share,
+            "prefix_reuse_tokens": reuse.reusable_tokens,
+            "requests_reusing_prefix": reuse.requests_reusing,
+        },
+    }
+    return WorkloadPlan(warmup, measure, meta, [r.offset_s for r in requests])
+
+
+def _first(requests: list[Any], n: int) -> list[Any]:
+    """The first ``n`` requests, cycled where the trace has fewer."""
+    return [requests[i % len(requests)] for i in range(n)] if requests else []
+
+
+class _WordTexts:
+    """Prompts of about one token per word (no tokenizer): shared blocks are the same words
+    wherever they appear, so the prefix structure holds even where lengths are rough."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng([seed, 4])
+        self._blocks: dict[str, str] = {}
+
+    def _words(self, n: int) -> str:
+        return " ".join(WORDS[int(i)] for i in self._rng.integers(len(WORDS), size=max(n, 1)))
+
+    def prompt(self, prefix: tuple[PrefixBlock, ...], n: int) -> str:
+        parts = []
+        for block in prefix:
+            if block.tokens > n:
+                break
+            n -= block.tokens
+            if block.key not in self._blocks:
+                self._blocks[block.key] = self._words(block.tokens)
+            parts.append(self._blocks[block.key])
+        if n > 0 or not parts:
+            parts.append(self._words(n))
+        return " ".join(parts)
 
 
 async def _none() -> None:

@@ -9,6 +9,7 @@ and correct with one-token words until the count is exact.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,15 +67,23 @@ class SyntheticPromptBuilder:
         return out
 
     async def build(
-        self, n: int, prefix: str = "", *, exact: bool = False, overhead: int = 0
+        self,
+        n: int,
+        prefix: str = "",
+        *,
+        exact: bool = False,
+        overhead: int = 0,
+        avoid_first: Collection[str] = (),
     ) -> tuple[str, int]:
         """A text whose prompt counts ``n`` tokens, and the verified count.
 
         With ``exact`` the counter's ``count_prompt`` (the server's own count of the whole
         request, template included) checks the result; otherwise the bare text is counted
         and ``overhead`` (what the server adds) is added. ``prefix`` starts the text and
-        counts towards ``n``. If the tokenizer will not allow ``n`` exactly, the closest
-        count found is returned.
+        counts towards ``n``. ``avoid_first``: words the text after ``prefix`` must not begin
+        with (its first word is then a one-token word not among them, so texts that share
+        ``prefix`` part at their first token after it). If the tokenizer will not allow ``n``
+        exactly, the closest count found is returned.
         """
         vocab = await self._ensure_vocab()
 
@@ -87,6 +96,9 @@ class SyntheticPromptBuilder:
 
         base = await self.counter.count(prefix) if prefix else 0
         words = self._draft(vocab, max(n - overhead - base, 0))
+        if avoid_first and words:
+            free = [w for w in vocab.singles if w not in avoid_first] or vocab.singles
+            words[0] = free[int(self.rng.integers(len(free)))]
         best: tuple[str, int] | None = None
         for _ in range(_MAX_FIXES):
             text = prefix + (" " if prefix and words else "") + " ".join(words)

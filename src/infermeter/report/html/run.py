@@ -30,6 +30,7 @@ from infermeter.report.html.page import (
 )
 from infermeter.report.html.speed import _speed_of_light
 from infermeter.report.html.verdicts import _server_view, _verdicts
+from infermeter.report.labels import trace_load
 from infermeter.schema.results import (
     Results,
 )
@@ -90,7 +91,12 @@ def run_page(
     return _page(title, heading, "run report", [(s, t) for s, t, _ in sections], body)
 
 
-def _load_text(cfg: dict[str, Any], summary: Mapping[str, object]) -> str:
+def _load_text(
+    cfg: dict[str, Any], summary: Mapping[str, object], workload: Mapping[str, Any]
+) -> str:
+    replay = trace_load(workload, cfg.get("max_concurrency"))
+    if replay is not None:
+        return replay
     if cfg.get("rate") is not None:
         arrival = str(cfg.get("arrival") or "poisson")
         text = f"open loop, {float(cfg['rate']):g} req/s ({arrival}"
@@ -121,7 +127,9 @@ def _run_header(results: Results) -> str:
         stop.append(f"{float(cfg['duration_s']):g} s")
     if cfg.get("warmup"):
         stop.append(f"{cfg['warmup']} warm-up")
-    if workload.get("kind") == "dataset" or cfg.get("dataset"):
+    if workload.get("kind") == "trace":
+        wl = f"trace {esc(Path(str(workload.get('path') or '')).name)}, lengths from the trace"
+    elif workload.get("kind") == "dataset" or cfg.get("dataset"):
         wl = f"dataset {esc(Path(str(cfg.get('dataset') or workload.get('path') or '')).name)}"
     else:
         wl = (
@@ -141,7 +149,11 @@ def _run_header(results: Results) -> str:
         ("started", _date(run.get("started_at"))),
         ("server", f"{esc(server.get('kind') or '?')} · {esc(server.get('url') or '?')}"),
         ("model", esc(server.get("model") or "?")),
-        ("load", esc(_load_text(cfg, summary)) + (f" · {esc(', '.join(stop))}" if stop else "")),
+        (
+            "load",
+            esc(_load_text(cfg, summary, workload))
+            + (f" · {esc(', '.join(stop))}" if stop else ""),
+        ),
         ("workload", f"{wl} · {esc(cfg.get('api') or 'chat')} API"),
         ("measured window", f"{format_value(summary.get('duration_s'))} s"),
         ("status", status),
