@@ -58,6 +58,25 @@ def test_forced_repeat_is_named(llama_server, tmp_path: Path) -> None:
     assert md.returncode == 0 and "prefix" in md.stdout.lower()
 
 
+Row = tuple[str | None, int, int]  # prefix group, its tokens, the prompt's tokens
+
+
+def _plain_trace(path: Path, rows: list[Row], *, gap_s: float, output_tokens: int) -> Path:
+    """A plain JSONL trace of ``rows``, one every ``gap_s`` seconds."""
+    lines = []
+    for i, (group, prefix, n_in) in enumerate(rows):
+        row: dict[str, object] = {
+            "offset_s": gap_s * i,
+            "input_tokens": n_in,
+            "output_tokens": output_tokens,
+        }
+        if group:
+            row |= {"prefix_group": group, "prefix_tokens": prefix}
+        lines.append(orjson.dumps(row).decode())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def test_a_trace_shares_exactly_the_prefixes_it_says(llama_server, tmp_path: Path) -> None:
     """Requests of one prefix group share its first prefix_tokens tokens and nothing more:
     the server's own cached-token count of each says so (llama.cpp reuses a slot's longest
@@ -70,14 +89,7 @@ def test_a_trace_shares_exactly_the_prefixes_it_says(llama_server, tmp_path: Pat
         ("B", 100, 170),
         ("A", 120, 190),
     ]
-    trace = tmp_path / "trace.jsonl"
-    lines = []
-    for i, (group, prefix, n_in) in enumerate(rows):
-        row = {"offset_s": 0.4 * i, "input_tokens": n_in, "output_tokens": 4}
-        if group:
-            row |= {"prefix_group": group, "prefix_tokens": prefix}
-        lines.append(orjson.dumps(row).decode())
-    trace.write_text("\n".join(lines) + "\n")
+    trace = _plain_trace(tmp_path / "trace.jsonl", rows, gap_s=0.4, output_tokens=4)
     out = tmp_path / "t"
     proc = run_cli(
         "bench",
@@ -112,3 +124,81 @@ def test_a_trace_shares_exactly_the_prefixes_it_says(llama_server, tmp_path: Pat
     cache = res["prompt_cache"]
     assert cache["expected_share"] == pytest.approx(expected / sum(n for _, _, n in rows))
     assert not cache["flattered"], cache
+
+
+def test_production_captured_by_the_proxy_replays_its_arrivals_lengths_and_reuse(
+    llama_server, tmp_path: Path
+) -> None:
+    """Traffic through `infermeter proxy --records` replays against the server: the same
+    send times, the same lengths as the server counted them, and the same prompt-prefix
+    reuse (as the server's cache served it), from block hashes that hold no text."""
+    from infermeter.proxy.server import ProxyConfig, ThreadedProxy
+
+    rows = [("A", 300, 420), ("A", 300, 380), (None, 0, 350), ("B", 250, 400), ("B", 250, 330),
+            ("A", 300, 450), (None, 0, 300), ("B", 250, 360)]  # fmt: skip
+    trace = _plain_trace(tmp_path / "trace.jsonl", rows, gap_s=0.35, output_tokens=6)
+    recording = tmp_path / "recording"
+    cfg = ProxyConfig(upstream=llama_server.url, records_dir=recording, gpu=False)
+    with ThreadedProxy(cfg) as proxy:
+        captured = run_cli(
+            "bench",
+            "--url",
+            proxy.url,
+            "--trace",
+            str(trace),
+            "--max-concurrency",
+            "1",
+            "--out",
+            str(tmp_path / "capture"),
+            "--quiet",
+        )
+        assert captured.returncode == 0, captured.stderr
+    stored = (recording / "records.jsonl").read_bytes()
+    assert b"support" not in stored and b'"prompt_blocks":["' in stored
+    replay = run_cli(
+        "bench",
+        "--url",
+        llama_server.url,
+        "--trace",
+        str(recording),
+        "--max-concurrency",
+        "1",
+        "--out",
+        str(tmp_path / "replay"),
+        "--format",
+        "json",
+    )
+    assert replay.returncode == 0, replay.stderr
+    res = orjson.loads(replay.stdout)
+
+    def records(path: Path) -> list[dict]:
+        recs = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+        return sorted((r for r in recs if r["phase"] == "measure"), key=lambda r: r["t_sched_ns"])
+
+    before = records(recording / "records.jsonl")  # the probe and the trace, as served
+    after = records(tmp_path / "replay" / "records.jsonl")
+    assert len(before) == len(after) == len(rows) + 1
+    assert [(r["n_in"], r["n_out"]) for r in after] == [(r["n_in"], r["n_out"]) for r in before]
+    t0, u0 = before[0]["t_sched_ns"], after[0]["t_sched_ns"]
+    gaps = [
+        abs((a["t_sched_ns"] - u0) - (b["t_sched_ns"] - t0))
+        for a, b in zip(after, before, strict=True)
+    ]
+    assert max(gaps) < 1000, gaps  # ns: the same schedule
+
+    def share(recs: list[dict]) -> float:
+        return sum(r["n_cached"] for r in recs) / sum(r["n_in"] for r in recs)
+
+    # A hashed block is 128 characters: a replayed shared prefix may fall short of the
+    # original by less than one block's tokens; the template's opening tokens are shared by
+    # any two prompts in a slot, in either run.
+    total = sum(r["n_in"] for r in before)
+    per_char = total / sum(r["prompt_chars"] for r in before)
+    sharing = sum(1 for k, (g, _, _) in enumerate(rows) if g and g in [x[0] for x in rows[:k]])
+    head = res["workload"]["overhead_tokens"]
+    bound = (sharing * 128 * per_char + len(after) * head) / total
+    assert share(before) > 0.3  # the trace's reuse, served by the server's cache
+    assert abs(share(after) - share(before)) <= bound, (share(after), share(before), bound)
+    assert res["prompt_cache"]["expected_share"] == pytest.approx(
+        res["workload"]["trace"]["prefix_reuse_share"]
+    )

@@ -176,3 +176,25 @@ def test_trace_flags_refuse_what_the_trace_decides(tmp_path: Path) -> None:
             BenchConfig.build(url="http://x", trace=path, **extra)
     with pytest.raises(UsageError, match="--time-scale"):
         BenchConfig.build(url="http://x", trace=path, time_scale=0)
+
+
+def test_prompt_blocks_hash_whole_prefixes_and_keep_no_text() -> None:
+    from infermeter.workload.prefix_hash import block_hashes, prompt_text, shared_keys
+
+    salt = b"k" * 16
+    system = "You are a support bot. " * 12  # 276 characters: two whole 128-char blocks
+    a = prompt_text({"messages": [{"role": "system", "content": system},
+                                  {"role": "user", "content": "my order is late " * 10}]})  # fmt: skip
+    b = prompt_text({"messages": [{"role": "system", "content": system},
+                                  {"role": "user", "content": "where is my refund " * 10}]})  # fmt: skip
+    assert a is not None and b is not None
+    ha, hb = block_hashes(a, salt), block_hashes(b, salt)
+    assert len(ha) == len(a) // 128 and ha[:2] == hb[:2] and ha[2] != hb[2]
+    # a block's hash covers every block before it: equal text later on is not a match
+    assert (
+        block_hashes("x" * 128 + "y" * 128, salt)[1] != block_hashes("z" * 128 + "y" * 128, salt)[1]
+    )
+    assert block_hashes(a, b"other salt......")[0] != ha[0]  # the salt keys every hash
+    assert all(len(h) == 12 and "support" not in h for h in ha)
+    assert shared_keys([ha, hb]) == set(ha[:2])
+    assert prompt_text({"prompt": "plain"}) == "plain" and prompt_text({"x": 1}) is None

@@ -30,6 +30,7 @@ from infermeter.clients.stream import (
     account,
 )
 from infermeter.records.schema import ErrorKind, RequestRecord
+from infermeter.workload.prefix_hash import BLOCK_CHARS, block_hashes, prompt_text
 from infermeter.workload.types import Prompt
 
 #: Endpoint label values (bounded).
@@ -76,20 +77,39 @@ class ModelLabels:
         return OTHER_MODEL
 
 
+class PromptShape:
+    """A prompt's prefix structure without its text: its blocks' chained, salted hashes
+    (``workload/prefix_hash.py``) and its length in characters."""
+
+    __slots__ = ("blocks", "chars")
+
+    def __init__(self, blocks: list[str], chars: int) -> None:
+        self.blocks = blocks
+        self.chars = chars
+
+
 class RequestInfo:
-    """What the proxy reads of a request body: the model, whether it streams and its
-    ``max_tokens``. The body itself is never kept."""
+    """What the proxy reads of a request body: the model, whether it streams, its
+    ``max_tokens`` and, when recording, its prompt's shape. The body itself is never kept."""
 
-    __slots__ = ("max_tokens", "model", "stream")
+    __slots__ = ("max_tokens", "model", "prompt", "stream")
 
-    def __init__(self, model: str | None, stream: bool, max_tokens: int | None) -> None:
+    def __init__(
+        self,
+        model: str | None,
+        stream: bool,
+        max_tokens: int | None,
+        prompt: PromptShape | None = None,
+    ) -> None:
         self.model = model
         self.stream = stream
         self.max_tokens = max_tokens
+        self.prompt = prompt
 
 
-def request_info(body: bytes) -> RequestInfo:
-    """Parse a JSON request body just enough to label and measure it."""
+def request_info(body: bytes, salt: bytes | None = None) -> RequestInfo:
+    """Parse a JSON request body just enough to label and measure it; with a ``salt`` (a
+    recording proxy) also the prompt's shape."""
     try:
         obj = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
@@ -98,10 +118,14 @@ def request_info(body: bytes) -> RequestInfo:
         return RequestInfo(None, False, None)
     model = obj.get("model")
     limit = obj.get("max_completion_tokens") or obj.get("max_tokens")
+    shape = None
+    if salt is not None and (text := prompt_text(obj)) is not None:
+        shape = PromptShape(block_hashes(text, salt), len(text))
     return RequestInfo(
         model if isinstance(model, str) else None,
         bool(obj.get("stream")),
         limit if isinstance(limit, int) else None,
+        shape,
     )
 
 
@@ -135,6 +159,7 @@ class RequestMeter:
         t_recv_ns: int,
         max_tokens: int | None,
         secrets: Sequence[str] = (),
+        prompt: PromptShape | None = None,
     ) -> None:
         fmt = _FORMATS[api]
         # The benchmark client's own SSE handling and token accounting.
@@ -153,6 +178,10 @@ class RequestMeter:
             t_send_ns=t_recv_ns - t0_ns,
             n_out_target=max_tokens,
         )
+        if prompt is not None:
+            self.rec.prompt_blocks = prompt.blocks
+            self.rec.prompt_block_chars = BLOCK_CHARS
+            self.rec.prompt_chars = prompt.chars
 
     def sent(self, t_ns: int) -> None:
         """The request went upstream at ``t_ns`` (absolute perf_counter_ns)."""

@@ -52,6 +52,7 @@ from infermeter.proxy.metrics import CONTENT_TYPE, ProxyMetrics
 from infermeter.proxy.recorder import SampledRecords
 from infermeter.proxy.relay import HOP_BY_HOP, ClientGone, Relay, end_to_end
 from infermeter.records.schema import ErrorKind
+from infermeter.workload.prefix_hash import new_salt
 
 METRICS_PATH = "/metrics"
 
@@ -135,6 +136,8 @@ class ProxyServer:
         self.metrics = ProxyMetrics(self._gpu)
         self.models = ModelLabels(config.max_models)
         self.records: SampledRecords | None = None
+        #: Keys the prompts' block hashes of this recording (kept in memory only).
+        self._salt = new_salt() if config.records_dir is not None else None
         if config.records_dir is not None:
             self.records = SampledRecords(
                 config.records_dir,
@@ -206,7 +209,11 @@ class ProxyServer:
         except asyncio.TimeoutError:
             self.metrics.count(self.models.label(None), endpoint, "408")
             return await self._too_slow(request)
-        info = request_info(body) if request.method == "POST" and endpoint != "other" else None
+        info = (
+            request_info(body, self._salt)
+            if request.method == "POST" and endpoint != "other"
+            else None
+        )
         secrets = client_secrets(request.headers.items())
         model = self.models.label(redact(info.model, secrets) if info and info.model else None)
         meter: RequestMeter | None = None
@@ -218,6 +225,7 @@ class ProxyServer:
                 t_recv_ns=t_recv,
                 max_tokens=info.max_tokens,
                 secrets=secrets,
+                prompt=info.prompt,
             )
             self._next_id += 1
         in_flight = self.metrics.in_flight.labels(model)

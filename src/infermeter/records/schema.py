@@ -83,6 +83,12 @@ class RequestRecord:
     # -- server-side extras, kept raw --
     usage: dict[str, Any] | None = None
     server_timings: dict[str, Any] | None = None
+    # -- the prompt's prefix structure, without its text (the proxy records it) --
+    #: Chained, salted hashes of the prompt's whole blocks (``workload/prefix_hash.py``).
+    prompt_blocks: list[str] | None = None
+    #: Characters per block, and the prompt's length in characters.
+    prompt_block_chars: int | None = None
+    prompt_chars: int | None = None
     v: int = RECORD_SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,6 +136,9 @@ class RecordJson(TypedDict, total=False):
     error_message: str | None
     usage: dict[str, Any] | None
     server_timings: dict[str, Any] | None
+    prompt_blocks: list[str] | None
+    prompt_block_chars: int | None
+    prompt_chars: int | None
     v: int
 
 

@@ -110,8 +110,11 @@ def _dataclass_columns(cls: type, skip: Iterable[str] = ()) -> Columns:
     return tuple(out)
 
 
-#: Every scalar (and int-list) field of a record, in the record's order; dicts left out.
-RECORD_COLUMNS: Columns = _dataclass_columns(RequestRecord)
+#: Every scalar (and int-list) field of a record, in the record's order; dicts left out, and
+#: the prompt's block hashes (there for replaying a recording, not for reading).
+RECORD_COLUMNS: Columns = _dataclass_columns(
+    RequestRecord, skip=("prompt_block_chars", "prompt_chars")
+)
 #: Per-request metrics beside the record (metrics spec section 3).
 METRIC_COLUMNS: Columns = (
     ("ttft_ms", "float"),

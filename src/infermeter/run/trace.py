@@ -7,8 +7,11 @@ from pathlib import Path
 
 from infermeter.records.reader import read_records
 from infermeter.records.rundir import RECORDS_FILE, RUN_FILE, is_run_dir, segment_dirs
+from infermeter.records.schema import RequestRecord
 from infermeter.run.rundir import read_run_meta
+from infermeter.workload.prefix_hash import shared_keys
 from infermeter.workload.traces import (
+    PrefixBlock,
     Trace,
     TraceError,
     TraceRequest,
@@ -46,11 +49,34 @@ def _from_run(root: Path, skip_bad_rows: bool) -> Trace:
     ]
     records.sort(key=lambda r: (r.t_sched_ns or r.t_send_ns, r.id))
     file = root / RECORDS_FILE
+    shared = shared_keys(r.prompt_blocks for r in records if r.prompt_blocks)
+    per_char = _tokens_per_char(records)
+
+    def prefix(r: RequestRecord) -> tuple[PrefixBlock, ...]:
+        """The prompt's blocks that another prompt shares too, as tokens: a block's
+        characters at the recording's mean tokens per character."""
+        if not r.prompt_blocks or not r.prompt_block_chars or per_char is None:
+            return ()
+        tokens = max(round(r.prompt_block_chars * per_char), 1)
+        out = []
+        for h in r.prompt_blocks:
+            if h not in shared:
+                break
+            out.append(PrefixBlock(f"p{h}", tokens))
+        return tuple(out)
 
     def rows() -> Iterator[TraceRequest]:
         for i, r in enumerate(records, 1):
             n_in = r.n_in if r.n_in is not None else r.n_in_target
             n_out = r.n_out_target if r.n_out_target is not None else (r.n_out if r.ok else 0)
-            yield TraceRequest((r.t_sched_ns or r.t_send_ns) / 1e9, n_in or 0, n_out, (), i)
+            t = (r.t_sched_ns or r.t_send_ns) / 1e9
+            yield TraceRequest(t, n_in or 0, n_out, prefix(r), i)
 
     return collect(file, "run", rows(), skip_bad_rows=skip_bad_rows)
+
+
+def _tokens_per_char(records: list[RequestRecord]) -> float | None:
+    """Tokens per prompt character over the recording, as the server counted the tokens."""
+    pairs = [(r.n_in, r.prompt_chars) for r in records if r.n_in and r.prompt_chars]
+    chars = sum(c for _, c in pairs)
+    return sum(n for n, _ in pairs) / chars if chars else None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from infermeter.workload.datasets import load_dataset
 from infermeter.workload.lengths import LengthSpec
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import TokenCounter
-from infermeter.workload.traces import PrefixBlock, Trace, prefix_reuse
+from infermeter.workload.traces import PrefixBlock, Trace, TraceRequest, prefix_reuse
 from infermeter.workload.types import Prompt
 from infermeter.workload.words import WORDS
 
@@ -167,7 +168,8 @@ async def trace_plan(
     the server's prefix cache meets the trace's real reuse and no other. Warm-up prompts
     have the first requests' lengths and share nothing (they must not warm the cache).
     """
-    requests = trace.requests
+    counts = _key_counts(trace.requests)
+    requests = [_shared_only(r, counts) for r in trace.requests]
     if counter is None:
         texts = _WordTexts(seed)
         measure = [
@@ -242,6 +244,25 @@ async def trace_plan(
         },
     }
     return WorkloadPlan(warmup, measure, meta, [r.offset_s for r in requests])
+
+
+def _key_counts(requests: list[TraceRequest]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in requests:
+        for b in r.prefix:
+            counts[b.key] = counts.get(b.key, 0) + 1
+    return counts
+
+
+def _shared_only(r: TraceRequest, counts: dict[str, int]) -> TraceRequest:
+    """The request with only the leading blocks another request has too: a block no other
+    request has is the request's own text (and needs no building of its own)."""
+    keep = 0
+    for b in r.prefix:
+        if counts[b.key] < 2:
+            break
+        keep += 1
+    return r if keep == len(r.prefix) else dataclasses.replace(r, prefix=r.prefix[:keep])
 
 
 def _first(requests: list[Any], n: int) -> list[Any]:
