@@ -83,6 +83,8 @@ class BenchConfig(BaseModel):
     ignore_eos: bool = False
     temperature: float | None = Field(default=None, ge=0)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    #: A reasoning model's thinking inside the answer's text as ``<think>…</think>``.
+    think_tags: bool = False
     request_timeout_s: float = Field(default=600.0, gt=0)
     connect_timeout_s: float = Field(default=30.0, gt=0)
     stall_timeout_s: float = Field(default=120.0, gt=0)

@@ -13,13 +13,15 @@ from infermeter.results.build import build_results
 MS = 1_000_000
 
 
-def _run() -> dict:
+def _run(reasoning: bool = True) -> dict:
+    """Four requests of five one-token chunks; with ``reasoning`` the first two are thinking."""
     recs = [
         RequestRecord(
             id=i, ok=True, t_sched_ns=0, t_send_ns=i * MS, t_first_ns=(i + 20) * MS,
             t_last_ns=(i + 40) * MS, t_end_ns=(i + 41) * MS,
             chunk_ns=[(i + 20 + 5 * k) * MS for k in range(5)], chunk_tokens=[1] * 5,
             n_in=64, n_in_source="server", n_out=5, n_out_source="server",
+            n_reason=2 if reasoning else 0, answer_chunk=2 if reasoning else 0,
         )
         for i in range(4)
     ]  # fmt: skip
@@ -32,6 +34,15 @@ def test_every_distribution_is_computed_in_catalogue_order() -> None:
     assert list(res["distributions"]) == list(DISTRIBUTION_NAMES)
     assert all(res["distributions"][name]["count"] for name in DISTRIBUTION_NAMES)
     assert set(SUMMARY_KEYS := [m.key for m in SUMMARY]) == set(res["summary"]), SUMMARY_KEYS
+    d = res["distributions"]
+    assert d["ttfa_ms"]["p50"] == 30.0 and d["reasoning_ms"]["p50"] == 10.0
+    assert d["reasoning_tokens"]["mean"] == 2.0 and d["ttft_ms"]["p50"] == 20.0
+
+
+def test_reasoning_is_reported_only_where_a_request_reasoned() -> None:
+    d = _run(reasoning=False)["distributions"]
+    assert d["ttfa_ms"]["count"] == d["reasoning_ms"]["count"] == 0
+    assert d["reasoning_tokens"]["count"] == 0 and d["ttft_ms"]["count"] == 4
 
 
 def test_the_renderers_use_the_catalogues_words() -> None:

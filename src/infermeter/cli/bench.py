@@ -191,6 +191,11 @@ def bench(
     temperature: float | None = typer.Option(
         None, "--temperature", help="Sampling temperature to send (default: the server's)."
     ),
+    think_tags: bool = typer.Option(
+        False,
+        "--think-tags",
+        help="The model thinks inside its answer's text as <think>…</think> (servers that send reasoning_content or reasoning deltas need no flag): TTFA counts from the text after it.",
+    ),
     extra_body: str | None = typer.Option(
         None, "--extra-body", help="JSON object merged into every request body."
     ),

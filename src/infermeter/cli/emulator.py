@@ -6,7 +6,12 @@ import typer
 
 from infermeter.cli.common import fail
 from infermeter.clients import clock as stamping_loop
-from infermeter.testing.emulator import FAULTS, EmulatorConfig, GroundTruthServer
+from infermeter.testing.emulator import (
+    FAULTS,
+    REASONING_STYLES,
+    EmulatorConfig,
+    GroundTruthServer,
+)
 
 
 def serve_ground_truth(
@@ -23,6 +28,14 @@ def serve_ground_truth(
     ),
     fault_after: int = typer.Option(3, "--fault-after", help="Tokens sent before a stream fault."),
     fault_every: int = typer.Option(1, "--fault-every", help="Fault every Nth stream."),
+    reasoning_tokens: int = typer.Option(
+        0, "--reasoning-tokens", help="The first N output tokens of each answer are thinking."
+    ),
+    reasoning_style: str = typer.Option(
+        "reasoning_content",
+        "--reasoning-style",
+        help="How thinking is sent: reasoning_content or reasoning deltas, or think_tags (<think>…</think> in the content).",
+    ),
     reuse_port: bool = typer.Option(
         False,
         "--reuse-port",
@@ -32,6 +45,13 @@ def serve_ground_truth(
     """Serve OpenAI-style streams with known timing, each chunk stamped with its send time."""
     if fault is not None and fault not in FAULTS:
         raise fail(f"--fault must be one of {', '.join(FAULTS)}, got {fault!r}")
+    if reasoning_style not in REASONING_STYLES:
+        raise fail(
+            f"--reasoning-style must be one of {', '.join(REASONING_STYLES)}, "
+            f"got {reasoning_style!r}"
+        )
+    if reasoning_tokens < 0:
+        raise fail(f"--reasoning-tokens must be ≥ 0, got {reasoning_tokens}")
     cfg = EmulatorConfig(
         ttft_ms=ttft_ms,
         itl_ms=itl_ms,
@@ -40,6 +60,8 @@ def serve_ground_truth(
         fault=fault,
         fault_after=fault_after,
         fault_every=fault_every,
+        reasoning_tokens=reasoning_tokens,
+        reasoning_style=reasoning_style,
     )
     server = GroundTruthServer(cfg, host, port, reuse_port=reuse_port)
     typer.echo(

@@ -19,6 +19,8 @@ class RequestOptions:
     ignore_eos: bool = False
     temperature: float | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+    #: Read a leading ``<think>…</think>`` block in the answer's text as reasoning.
+    think_tags: bool = False
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from infermeter.clients.rawhttp import (
     ResponseSink,
     StaleConnection,
 )
+from infermeter.clients.reasoning import ThinkTags
 from infermeter.clients.secrets import redact
 from infermeter.clients.sse import SSEParser
 from infermeter.clients.transport import STALE_RETRIES
@@ -46,6 +47,7 @@ class _Accumulator:
     """Per-request state while its stream is read."""
 
     __slots__ = (
+        "answer_at",
         "chunk_abs",
         "chunk_chars",
         "cum_usage",
@@ -56,12 +58,13 @@ class _Accumulator:
         "reason_chunks",
         "responded",
         "texts",
+        "think",
         "timings",
         "usage",
         "whole",
     )
 
-    def __init__(self, need_text: bool) -> None:
+    def __init__(self, need_text: bool, think_tags: bool = False) -> None:
         self.chunk_abs: list[int] = []
         self.chunk_chars: list[int] = []
         self.cum_usage: list[int | None] = []
@@ -74,6 +77,10 @@ class _Accumulator:
         self.responded = False
         self.other = 0
         self.reason_chunks = 0
+        #: The first chunk of answer (content or a tool call, not reasoning); None: none yet.
+        self.answer_at: int | None = None
+        #: Reads ``<think>`` blocks inside the content (``--think-tags``).
+        self.think = ThinkTags() if think_tags else None
         #: The server answered with one JSON document, not a stream.
         self.whole = False
 
@@ -91,8 +98,16 @@ class _Accumulator:
             self.chunk_chars.append(len(d.text))
             done = d.usage.get("completion_tokens") if d.usage else None
             self.cum_usage.append(done if isinstance(done, int) else None)
+            index = len(self.chunk_abs) - 1
             if d.reasoning:
                 self.reason_chunks += 1
+            elif self.answer_at is None:
+                if self.think is None:
+                    self.answer_at = index
+                else:
+                    self.answer_at = self.think.answer_start(d.text, index)
+                    if self.answer_at is None or self.answer_at < index:
+                        self.reason_chunks += 1
             if self.need_text:
                 self.texts.append(d.text)
         else:
@@ -236,7 +251,7 @@ class StreamingClient:
     ) -> RequestRecord:
         t0 = self.t0_ns
         body = orjson.dumps(self.fmt.payload(prompt, self.options))
-        acc = _Accumulator(need_text=self.count_tokens is not None)
+        acc = _Accumulator(self.count_tokens is not None, self.options.think_tags)
         rec = RequestRecord(
             id=rid,
             phase=phase,
@@ -381,10 +396,13 @@ def account(
         rec.n_in, rec.n_in_source = prompt.n_in_target, "tokenizer"
     details = usage.get("completion_tokens_details") or {}
     reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    rec.answer_chunk = acc.answer_at
     if isinstance(reasoning, int):
         rec.n_reason = reasoning
     elif acc.reason_chunks:
-        rec.n_reason = acc.reason_chunks
+        # the tokens of the chunks before the answer (all of them where none came)
+        upto = acc.answer_at if acc.answer_at is not None else len(rec.chunk_tokens)
+        rec.n_reason = sum(rec.chunk_tokens[:upto])
     prompt_details = usage.get("prompt_tokens_details") or {}
     cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
     if isinstance(cached, int):

@@ -63,6 +63,13 @@ DISTRIBUTIONS: tuple[Metric, ...] = (
         "TTFT plus any wait in the client before the request was sent",
     ),
     Metric(
+        "ttfa_ms", "TTFA", "TTFA", "TTFA (ms)", "ms", "t_answer − t_send",
+        "time to first answer token: a reasoning model's first token that is not thinking "
+        "(content or a tool call); reported where some request reasoned",
+        "lower",
+        Chart("TTFA: time to first answer token (reasoning models)", "TTFA (ms)", "requests"),
+    ),
+    Metric(
         "tpot_ms", "TPOT", "TPOT", "TPOT (ms)", "ms", "(t_last − t_first) / (n_out − 1)",
         "time per output token of the decode phase, only for n_out ≥ 2", "lower",
         Chart("TPOT: time per output token", "TPOT (ms)", "requests"),
@@ -103,6 +110,18 @@ DISTRIBUTIONS: tuple[Metric, ...] = (
     Metric(
         "output_tokens", "n_out", "output tokens", "output tokens", "tokens", "",
         "output tokens (reasoning included)", None,
+    ),
+    Metric(
+        "reasoning_tokens", "n_reason", "reasoning tokens", "reasoning tokens", "tokens", "",
+        "output tokens spent thinking (the server's count, else the thinking chunks' tokens); "
+        "reported where some request reasoned",
+        None,
+    ),
+    _ms(
+        "reasoning_ms", "reasoning time", "reasoning", "reasoning time (ms)",
+        "t_answer − t_first",
+        "time spent thinking, for requests that reasoned (t_last − t_first where no answer "
+        "came)",
     ),
     Metric(
         "prefill_tps", "prefill TPS", "prefill TPS", "prefill TPS (tok/s)", "tok/s",

@@ -20,6 +20,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _NS_PER_MS = 1e6
+#: Distributions reported only where some request reasoned.
+_REASONING = ("ttfa_ms", "reasoning_ms", "reasoning_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,10 @@ class RequestColumns:
     prefill_tps: FloatArray
     decode_tps: FloatArray
     request_tps: FloatArray
+    #: Reasoning models: time to the first answer token, and the thinking's time and tokens.
+    ttfa_ms: FloatArray
+    reasoning_ms: FloatArray
+    n_reason: IntArray
     #: Prompt tokens (:data:`~infermeter.metrics.table.MISSING` where unknown) and output tokens.
     n_in: IntArray
     n_out: IntArray
@@ -58,6 +64,11 @@ class RequestColumns:
             return known.astype(np.float64)
         if name == "output_tokens":
             return self.n_out.astype(np.float64)
+        if name in _REASONING and not (self.n_reason > 0).any():
+            # No request reasoned: TTFA would repeat TTFT, and every count be 0.
+            return np.empty(0, dtype=np.float64)
+        if name == "reasoning_tokens":
+            return self.n_reason.astype(np.float64)
         column: FloatArray = getattr(self, name)  # a distribution's key names its column
         if name in ("itl_ms", "inter_chunk_ms"):
             return column  # samples of every request, none undefined (and no copy of them)
@@ -86,6 +97,9 @@ class RequestColumns:
             request_tps=opt(self.request_tps),
             n_in=None if n_in == MISSING else n_in,
             n_out=int(self.n_out[i]),
+            ttfa_ms=opt(self.ttfa_ms),
+            reasoning_ms=opt(self.reasoning_ms),
+            n_reason=int(self.n_reason[i]),
         )
 
     def rows(self) -> tuple[RequestMetrics, ...]:
@@ -112,6 +126,11 @@ def request_columns(t: RequestTable) -> RequestColumns:
         prefill = np.where(streamed & (n_in > 0) & (ttft > 0), n_in / (ttft / 1e3), nan)
         decode = np.where(tpot > 0, 1e3 / tpot, nan)
         req_tps = np.where(e2e > 0, n_out / (e2e / 1e3), nan)
+        answer, n_reason = t.answer_ns[done], t.n_reason[done]
+        answered = streamed & (answer != MISSING)
+        ttfa = np.where(answered, (answer - send) / _NS_PER_MS, nan)
+        thought = np.where(answered, answer - first, last - first)
+        reasoning = np.where(streamed & (n_reason > 0), thought / _NS_PER_MS, nan)
     return RequestColumns(
         ttft_ms=ttft,
         ttft_incl_queue_ms=ttft_q,
@@ -122,6 +141,9 @@ def request_columns(t: RequestTable) -> RequestColumns:
         prefill_tps=prefill,
         decode_tps=decode,
         request_tps=req_tps,
+        ttfa_ms=ttfa,
+        reasoning_ms=reasoning,
+        n_reason=n_reason,
         n_in=n_in,
         n_out=n_out,
         # Failed requests add no ITL samples and no gaps: the arrays are the completed ones'.

@@ -37,6 +37,11 @@ class RequestMetrics:
     request_tps: float | None
     n_in: int | None
     n_out: int
+    #: Reasoning models: time to first answer token (None: no answer chunk, or not
+    #: streamed), the thinking's time (None: no reasoning) and tokens.
+    ttfa_ms: float | None = None
+    reasoning_ms: float | None = None
+    n_reason: int = 0
 
 
 def request_metrics(r: RequestRecord) -> RequestMetrics:
@@ -49,6 +54,9 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     - ITL: chunk i>0 gives (t_chunk[i] - t_chunk[i-1]) / k[i], counted k[i] times
     - inter-chunk = t_chunk[i] - t_chunk[i-1]
     - prefill TPS = n_in / TTFT, decode TPS = 1 / TPOT, per-request TPS = n_out / E2E
+    - TTFA = t_answer - t_send (t_answer: the first chunk of answer, not reasoning);
+      reasoning time = t_answer - t_first, or t_last - t_first where no answer came, for a
+      request with reasoning tokens
 
     An answer sent whole, not streamed, has its E2E and per-request TPS only (spec section
     7): its one arrival is no first token, and it has no time between tokens.
@@ -59,6 +67,7 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
         return RequestMetrics(
             *(None, None, queue_ms, connect_ms, None, None, _NONE, _NONE),
             *(None, None, None, r.n_in, r.n_out),
+            n_reason=r.n_reason,
         )
     e2e = (r.t_last_ns - r.t_send_ns) / _NS_PER_MS
     req_tps = r.n_out / (e2e / 1e3) if e2e > 0 else None
@@ -66,6 +75,7 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
         return RequestMetrics(
             *(None, None, queue_ms, connect_ms, e2e, None, _NONE, _NONE),
             *(None, None, req_tps, r.n_in, r.n_out),
+            n_reason=r.n_reason,
         )
     ttft = (r.t_first_ns - r.t_send_ns) / _NS_PER_MS
     ttft_q = (r.t_first_ns - r.t_sched_ns) / _NS_PER_MS
@@ -73,6 +83,11 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     gaps, itl = gaps_and_itl(r)
     prefill = r.n_in / (ttft / 1e3) if (r.n_in and ttft > 0) else None
     decode = 1e3 / tpot if (tpot is not None and tpot > 0) else None
+    a = r.answer_chunk
+    t_answer = r.chunk_ns[a] if a is not None and 0 <= a < len(r.chunk_ns) else None
+    ttfa = (t_answer - r.t_send_ns) / _NS_PER_MS if t_answer is not None else None
+    thought = (t_answer if t_answer is not None else r.t_last_ns) - r.t_first_ns
+    reasoning = thought / _NS_PER_MS if r.n_reason > 0 else None
     return RequestMetrics(
         ttft_ms=ttft,
         ttft_incl_queue_ms=ttft_q,
@@ -87,6 +102,9 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
         request_tps=req_tps,
         n_in=r.n_in,
         n_out=r.n_out,
+        ttfa_ms=ttfa,
+        reasoning_ms=reasoning,
+        n_reason=r.n_reason,
     )
 
 

@@ -24,6 +24,8 @@ SLO_METRICS: dict[str, str] = {
     "tpot_ms": "tpot_ms",
     "e2e_ms": "e2e_ms",
     "ttft_incl_queue_ms": "ttft_incl_queue_ms",
+    # A reasoning request that never answered misses it (no first answer token).
+    "ttfa_ms": "ttfa_ms",
 }
 
 _TERM = re.compile(r"^(?:p(?P<pct>\d{1,2}(?:\.\d+)?)_)?(?P<metric>[a-z][a-z0-9_]*)$")

@@ -104,6 +104,9 @@ class RequestTable:
     n_in_target: IntArray
     n_cached: IntArray
     n_out: IntArray
+    #: Reasoning tokens, and the arrival of the first chunk of answer (MISSING: none).
+    n_reason: IntArray
+    answer_ns: IntArray
     ok: BoolArray
     streamed: BoolArray
     #: The prompt count is the server's own (``n_in_source == "server"``).
@@ -164,6 +167,7 @@ _INT_COLUMNS = (
     "connect_ns",
     "t_end_ns",
     "n_out",
+    "n_reason",
 )
 _OPTIONAL_INT_COLUMNS = ("t_first_ns", "t_last_ns", "n_in", "n_in_target", "n_cached")
 
@@ -225,6 +229,7 @@ _COLUMNS = (
     "n_chunks",
     "first_chunk_ns",
     "last_chunk_ns",
+    "answer_ns",
     "shared_tokens",
     "error_code",
 )
@@ -313,6 +318,11 @@ class TableBuilder:
         last = np.full(n_rows, MISSING, dtype=np.int64)
         last[some] = b.chunk_ns[offsets[1:][some] - 1]
         out.add("last_chunk_ns", last)
+        at = np.array([MISSING if a is None else a for a in cols["answer_chunk"]], dtype=np.int64)
+        answered = (at >= 0) & (at < lengths)
+        answer = np.full(n_rows, MISSING, dtype=np.int64)
+        answer[answered] = b.chunk_ns[starts[answered] + at[answered]]
+        out.add("answer_ns", answer)
         self._shared_first(b, starts, lengths, first)
         self._chunk_gaps(b, ok & streamed, starts, lengths)
         self._outcomes(b, ok, lengths)
@@ -469,6 +479,8 @@ class TableBuilder:
             n_in_target=i64("n_in_target"),
             n_cached=i64("n_cached"),
             n_out=i64("n_out"),
+            n_reason=i64("n_reason"),
+            answer_ns=i64("answer_ns"),
             ok=flags("ok"),
             streamed=flags("streamed"),
             n_in_from_server=flags("n_in_from_server"),

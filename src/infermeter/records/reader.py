@@ -32,6 +32,7 @@ from infermeter.records.schema import (
     RECORD_SCHEMA_VERSION,
     RequestRecord,
     columns_have_types,
+    field_default,
     record_columns,
     record_problem,
 )
@@ -413,8 +414,36 @@ def _scalar_columns(parsed: list[object]) -> dict[str, list[Any]] | None:
     try:
         rows = list(map(_SCALARS, parsed))  # type: ignore[arg-type]
     except (KeyError, TypeError):
-        return None
+        return _older_scalar_columns(parsed)
     columns = dict(zip(_SCALAR_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
+    return columns if columns_have_types(columns) else None
+
+
+def _older_scalar_columns(parsed: list[object]) -> dict[str, list[Any]] | None:
+    """The same for lines an older version wrote, without the fields added since: those take
+    their defaults (still at C speed: a run's lines all have the same fields)."""
+    first = parsed[0] if parsed else None
+    if not isinstance(first, dict) or not all(
+        type(r) is dict and len(r) == len(first) for r in parsed
+    ):
+        return None
+    present = tuple(name for name in _SCALAR_FIELDS if name in first)
+    if not present:
+        return None
+    try:
+        rows = list(map(operator.itemgetter(*present), parsed))  # type: ignore[arg-type]
+    except KeyError:
+        return None
+    if len(present) == 1:
+        rows = [(v,) for v in rows]
+    columns = dict(zip(present, map(list, zip(*rows, strict=True)), strict=True))
+    n = len(parsed)
+    for name in _SCALAR_FIELDS:
+        if name not in columns:
+            try:
+                columns[name] = [field_default(name)] * n
+            except KeyError:  # a field every record must have
+                return None
     return columns if columns_have_types(columns) else None
 
 

@@ -73,6 +73,9 @@ class RequestRecord:
     n_out: int = 0
     n_out_source: TokenSource = "chunks"
     n_reason: int = 0
+    #: The first chunk of answer (content or a tool call, not reasoning): an index into
+    #: ``chunk_ns``; None where no chunk carried answer text.
+    answer_chunk: int | None = None
     n_cached: int | None = None
     finish_reason: str | None = None
     # -- outcome --
@@ -128,6 +131,7 @@ class RecordJson(TypedDict, total=False):
     n_out: int
     n_out_source: TokenSource
     n_reason: int
+    answer_chunk: int | None
     n_cached: int | None
     finish_reason: str | None
     ok: bool
@@ -209,6 +213,13 @@ _DEFAULTS: dict[str, object] = {
     for f in fields(RequestRecord)
     if f.default is not MISSING_DEFAULT or callable(f.default_factory)
 }
+
+
+def field_default(name: str) -> object:
+    """An optional field's value where a line leaves it out."""
+    return _DEFAULTS[name]
+
+
 #: The types a column may hold: the field's JSON types, and its default's.
 _COLUMN_TYPES = {
     name: allowed | ({type(_DEFAULTS[name])} if name in _DEFAULTS else set())

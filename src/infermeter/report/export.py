@@ -128,6 +128,8 @@ METRIC_COLUMNS: Columns = (
     ("prefill_tps", "float"),
     ("decode_tps", "float"),
     ("request_tps", "float"),
+    ("ttfa_ms", "float"),
+    ("reasoning_ms", "float"),
 )
 SUMMARY_COLUMNS: Columns = _dataclass_columns(Summary)
 LATENCY_COLUMNS: Columns = tuple(
@@ -170,6 +172,8 @@ def record_row(record: RequestRecord) -> dict[str, Any]:
         prefill_tps=m.prefill_tps,
         decode_tps=m.decode_tps,
         request_tps=m.request_tps,
+        ttfa_ms=m.ttfa_ms,
+        reasoning_ms=m.reasoning_ms,
     )
     return row
 
@@ -223,6 +227,15 @@ def _metric_columns(b: RecordBatch) -> Chunk:
         has_decode = per_token & (tpot > 0)
         decode = 1e3 / tpot
     mean, peak = _itl_mean_max(b, live)
+    at = ints("answer_chunk")
+    lengths = np.diff(b.chunk_offsets)
+    answered = live & (at >= 0) & (at < lengths)
+    answer = np.full(len(b), MISSING, dtype=np.int64)
+    answer[answered] = b.chunk_ns[b.chunk_offsets[:-1][answered] + at[answered]]
+    reasoned = live & (ints("n_reason") > 0)
+    with np.errstate(invalid="ignore"):
+        ttfa = (answer - send) / NS_PER_MS
+        thought = np.where(answered, answer - first, last - first) / NS_PER_MS
     return {
         "ttft_ms": _nan_none(ttft, live),
         "ttft_incl_queue_ms": _nan_none(ttft_q, live),
@@ -235,6 +248,8 @@ def _metric_columns(b: RecordBatch) -> Chunk:
         "prefill_tps": _nan_none(prefill, has_prefill),
         "decode_tps": _nan_none(decode, has_decode),
         "request_tps": _nan_none(req_tps, has_e2e_rate),
+        "ttfa_ms": _nan_none(ttfa, answered),
+        "reasoning_ms": _nan_none(thought, reasoned),
     }
 
 

@@ -31,6 +31,8 @@ DEFINITION_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
             "ttft_ms",
             "ttft_incl_queue_ms",
             "queue_delay_ms",
+            "ttfa_ms",
+            "reasoning_ms",
             "tpot_ms",
             "itl_ms",
             "inter_chunk_ms",

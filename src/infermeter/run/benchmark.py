@@ -221,6 +221,7 @@ async def _run_async(
             ignore_eos=config.ignore_eos,
             temperature=config.temperature,
             extra_body=dict(config.extra_body),
+            think_tags=config.think_tags,
         )
         counter, local = await _choose_counter(config, transport, info)
         t0 = time.perf_counter_ns()

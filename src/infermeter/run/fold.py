@@ -44,7 +44,7 @@ PARALLEL_BYTES = 32 << 20
 #: The least bytes of the file a process folds.
 PART_BYTES = 16 << 20
 #: Bumped when the parts' layout changes: older caches are rebuilt.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _META = "meta.json"
 #: Memory a fold needs beyond its arrays (interpreter, a batch being parsed), per process.
 _OVERHEAD = 200 << 20

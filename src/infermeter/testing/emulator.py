@@ -51,6 +51,10 @@ FAULTS = (
 )
 
 
+#: How the emulator sends a reasoning model's thinking.
+REASONING_STYLES = ("reasoning_content", "reasoning", "think_tags")
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
     ttft_ms: float = 50.0
@@ -70,6 +74,12 @@ class EmulatorConfig:
     #: Keep every generation request's arrival and prompt text in ``prompts`` (tests of what
     #: a workload sends; off by default: a long run's prompts would fill memory).
     keep_prompts: bool = False
+    #: The first N output tokens of every answer are reasoning, sent as ``reasoning_style``
+    #: says: ``reasoning_content`` or ``reasoning`` deltas (with usage's
+    #: ``completion_tokens_details.reasoning_tokens``), or ``think_tags`` (``<think>``, words,
+    #: ``</think>`` inside the content, the tags counted among the N).
+    reasoning_tokens: int = 0
+    reasoning_style: str = "reasoning_content"
 
 
 def count_words(text: str) -> int:
@@ -367,8 +377,10 @@ class _Stream:
         "max_tokens",
         "prefix",
         "prompt_tokens",
+        "reasoning",
         "sent",
         "step",
+        "style",
         "t_first",
         "t_read",
         "token_fmt",
@@ -399,6 +411,8 @@ class _Stream:
         self.fault = fault
         self.fault_after = cfg.fault_after
         self.k = max(cfg.tokens_per_chunk, 1)
+        self.reasoning = min(cfg.reasoning_tokens, max_tokens)
+        self.style = cfg.reasoning_style
         self.sent = 0
         self.ended = False
         self.t_first = t_read + int(cfg.ttft_ms * 1e6)
@@ -424,6 +438,24 @@ class _Stream:
             else b'"finish_reason":null,"text":"%s"}]'
         )
         return self.prefix + body % (b" tok" * n)
+
+    def _reasoning_chunk(self, first: int, n: int) -> bytes:
+        """Tokens ``first`` to ``first + n`` of an answer that starts with reasoning (a chunk
+        that reaches past the reasoning is sent whole as reasoning, or with think tags
+        ends its block inside it)."""
+        if self.style == "think_tags" or not self.chat:
+            words = []
+            for i in range(first, first + n):
+                if i == 0:
+                    words.append("<think>")
+                elif i == self.reasoning - 1:
+                    words.append(" </think>")
+                else:
+                    words.append(" tok")
+            field = b'"delta":{"content":"%s"}}]' if self.chat else b'"text":"%s"}]'
+            return self.prefix + b'"finish_reason":null,' + field % "".join(words).encode()
+        key = b"reasoning" if self.style == "reasoning" else b"reasoning_content"
+        return self.prefix + b'"finish_reason":null,"delta":{"%s":"%s"}}]' % (key, b" tok" * n)
 
     def _write(self, payload: bytes) -> None:
         # One SSE message in one HTTP chunk: "data: " + payload + "\n\n" is 8 bytes more.
@@ -468,7 +500,13 @@ class _Stream:
                 self.sent,
                 self.prompt_tokens + self.sent,
             )
-        if n == self.k:
+        if self.sent - n < self.reasoning:  # a chunk that starts in the reasoning
+            self._write(
+                self._reasoning_chunk(self.sent - n, n)
+                + usage
+                + b',"x_read_ns":%d,"x_sent_ns":%d}' % (self.t_read, time.perf_counter_ns())
+            )
+        elif n == self.k:
             self._write(self.token_fmt % (usage, time.perf_counter_ns()))
         else:  # the last chunk of a stream whose length is not a multiple of k
             self._write(
@@ -492,8 +530,13 @@ class _Stream:
                     self.prefix[: self.prefix.index(b'"choices"')]
                     + (
                         b'"choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,'
-                        b'"total_tokens":%d}}'
-                        % (self.prompt_tokens, self.sent, self.prompt_tokens + self.sent)
+                        b'"total_tokens":%d%s}}'
+                        % (
+                            self.prompt_tokens,
+                            self.sent,
+                            self.prompt_tokens + self.sent,
+                            self._reasoning_usage(),
+                        )
                     )
                 )
             if self.fault != "no_done":
@@ -502,6 +545,11 @@ class _Stream:
         # A stream with no finish reason reached its end but is not a whole answer.
         self.ended = self.fault != "no_finish"
         self._finish(True)
+
+    def _reasoning_usage(self) -> bytes:
+        if not self.reasoning or self.style == "think_tags" or not self.chat:
+            return b""
+        return b',"completion_tokens_details":{"reasoning_tokens":%d}' % self.reasoning
 
     def _finish(self, keep: bool) -> None:
         if not self.done.done():

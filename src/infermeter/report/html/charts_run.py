@@ -189,9 +189,13 @@ def _distributions(results: Results, requests: RequestColumns) -> tuple[str, str
         "itl_ms": requests.itl_ms,
         "e2e_ms": present(requests.e2e_ms),
     }
+    names = ["ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"]
+    if (_dist(results, "ttfa_ms") or {}).get("count"):  # a reasoning model's run
+        values["ttfa_ms"] = requests.samples("ttfa_ms")
+        names.insert(1, "ttfa_ms")
     panels = [
         distribution_panels(name, values[name], _dist(results, name), _slo_limits(results, name))
-        for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
+        for name in names
     ]
     return f'<div class="stack">{"".join(panels)}</div>', "per_request"
 

@@ -144,7 +144,7 @@ DIST_TITLES: dict[str, tuple[str, str, str]] = {
     m.key: (m.chart.title, m.chart.axis, m.chart.counts) for m in DISTRIBUTIONS if m.chart
 }
 DIST_CAPTIONS: dict[str, str] = {
-    name: f"{DEFINITIONS[name].formula}, over completed requests: {DEFINITIONS[name].meaning}."
+    name: f"{metric(name).formula}, over completed requests: {metric(name).meaning}."
     for name in DIST_TITLES
 }
 #: The latency metrics an SLA can limit and the sweep and compare pages chart, by short name.
