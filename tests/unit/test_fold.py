@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -144,6 +145,28 @@ def test_lines_written_otherwise_take_the_whole_line_way(tmp_path: Path) -> None
             d = r.to_dict()
             d.pop("n_reason")
             fh.write(json.dumps(dict(reversed(list(d.items())))) + "\n\n")
+    same_table(fold_records(path).table, request_table(recs))
+
+
+def test_lines_of_an_older_version_keep_the_fast_way(tmp_path: Path) -> None:
+    """Records written before fields were added (answer_chunk, prompt_blocks...) take the
+    added fields' defaults and are still cut and parsed a batch at a time."""
+    from infermeter.records.reader import _cut, _scalar_columns
+
+    recs = run(40, multi_at=3)
+    added = ("answer_chunk", "prompt_blocks", "prompt_block_chars", "prompt_chars")
+    lines = []
+    for r in recs:
+        d = r.to_dict()
+        for name in added:
+            d.pop(name)
+        lines.append(orjson.dumps(d))
+    cut = _cut(lines)
+    assert cut is not None
+    columns = _scalar_columns([orjson.loads(x) for x in cut[0]])
+    assert columns is not None and columns["answer_chunk"] == [None] * 40
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
     same_table(fold_records(path).table, request_table(recs))
 
 
