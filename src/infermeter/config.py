@@ -30,6 +30,7 @@ from infermeter.errors import UsageError
 from infermeter.metrics.slo import SLO, parse_slo
 from infermeter.workload.datasets import check_dataset_path
 from infermeter.workload.lengths import LengthSpec
+from infermeter.workload.sessions import ThinkTime
 
 #: Seeds are drawn below this (and a given one must be), so every seed is a plain JSON int.
 SEED_MAX = 2**53 - 1
@@ -76,6 +77,11 @@ class BenchConfig(BaseModel):
     trace_duration_s: float | None = Field(default=None, gt=0)
     #: Leave out (and count) trace rows that cannot be replayed instead of refusing the trace.
     skip_bad_rows: bool = False
+    #: Multi-turn chat: this many sessions (the run's end), of ``turns`` turns each; a user
+    #: thinks ``think_time`` seconds between an answer and the next turn.
+    sessions: int | None = Field(default=None, ge=1)
+    turns: str = "4"
+    think_time: str = "0"
     #: Prompts, lengths and arrivals; None draws a fresh one per run (so a rerun never meets
     #: its own prompts in the server's prefix cache), recorded in run.json to repeat it.
     seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
@@ -145,6 +151,8 @@ class BenchConfig(BaseModel):
                 "give exactly one of --concurrency N (closed loop), --rate R (open loop) or "
                 "--trace FILE (a replay)"
             )
+        elif self.sessions is not None:
+            self._sessions_consistent()
         elif self.num_requests is None and self.duration_s is None:
             raise ValueError("give --num-requests K or --duration S (or both) to say when to stop")
         if self.max_concurrency is not None and self.rate is None and self.trace is None:
@@ -183,6 +191,37 @@ class BenchConfig(BaseModel):
         self.slo_spec()
         return self
 
+    def _sessions_consistent(self) -> None:
+        """Sessions: concurrent sessions (closed loop) or session arrivals (open loop), in
+        one client process, over the chat API."""
+        for name, flag in (
+            ("num_requests", "-n/--num-requests (--sessions K says how many)"),
+            ("dataset", "--dataset"),
+            ("max_concurrency", "--max-concurrency"),
+            ("shared_prefix_tokens", "--shared-prefix-tokens"),
+        ):
+            if getattr(self, name):
+                raise ValueError(f"--sessions runs synthetic conversations; drop {flag}")
+        if self.api != "chat":
+            raise ValueError("--sessions needs --api chat: a conversation is a list of messages")
+        if (self.workers is not None and self.workers > 1) or self.cluster:
+            raise ValueError(
+                "--sessions runs in one client process (each conversation needs its own "
+                "answers); drop --workers/--cluster"
+            )
+        if self.url.startswith("hf:"):
+            raise ValueError("--sessions needs an HTTP server, not an in-process hf: model")
+        if self.ramp_up_s:
+            raise ValueError("--ramp-up staggers single requests; sessions start as they end")
+        self.turns_spec()
+        self.think_spec()
+
+    def turns_spec(self) -> LengthSpec:
+        return LengthSpec.parse(self.turns, "--turns")
+
+    def think_spec(self) -> ThinkTime:
+        return ThinkTime.parse(self.think_time, "--think-time")
+
     def _trace_consistent(self) -> None:
         """A trace says when each request comes and how long it is: the flags that would
         say it too are refused rather than silently ignored."""
@@ -199,6 +238,7 @@ class BenchConfig(BaseModel):
                 ("output_tokens", "--output-tokens"),
                 ("dataset", "--dataset"),
                 ("shared_prefix_tokens", "--shared-prefix-tokens"),
+                ("sessions", "--sessions"),
             )
             if name in given and getattr(self, name) != BenchConfig.model_fields[name].default
         ]

@@ -202,3 +202,30 @@ def test_production_captured_by_the_proxy_replays_its_arrivals_lengths_and_reuse
     assert res["prompt_cache"]["expected_share"] == pytest.approx(
         res["workload"]["trace"]["prefix_reuse_share"]
     )
+
+
+def test_a_conversation_reuses_its_history_turn_by_turn(llama_server, tmp_path: Path) -> None:
+    """Sessions on the real llama-server: each turn's prompt begins with the last turn's,
+    which the slot still caches: the cached share climbs from the first turn on, and the
+    run reports it by turn."""
+    out = tmp_path / "s"
+    proc = run_cli(
+        "bench", "--url", llama_server.url, "-c", "2", "--sessions", "4", "--turns", "3",
+        "--input-tokens", "60", "--output-tokens", "8", "--think-time", "0.05",
+        "--out", str(out), "--format", "json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    res = orjson.loads(proc.stdout)
+    turns = res["sessions"]["by_turn"]
+    assert [t["completed"] for t in turns] == [4, 4, 4]
+    first, second, third = (t["cached_share"] for t in turns)
+    # A turn reuses at least the last turn's prompt (the answer, re-read from its text, may
+    # not match the tokens the model generated): 68 of 146 tokens at turn 2 here.
+    assert first < 0.2 and second > 0.4 and third > second, turns
+    recs = [orjson.loads(x) for x in (out / "records.jsonl").read_bytes().splitlines()]
+    by = {(r["session"], r["turn"]): r for r in recs}
+    for (sid, k), r in by.items():
+        if k:  # the history and the new message, as the server counted them
+            before = by[(sid, k - 1)]
+            assert r["n_in"] >= before["n_in"] + before["n_out"] + 60, (before, r)
+            assert r["n_cached"] >= before["n_in"] - 8, (before, r)

@@ -198,3 +198,19 @@ def test_prompt_blocks_hash_whole_prefixes_and_keep_no_text() -> None:
     assert all(len(h) == 12 and "support" not in h for h in ha)
     assert shared_keys([ha, hb]) == set(ha[:2])
     assert prompt_text({"prompt": "plain"}) == "plain" and prompt_text({"x": 1}) is None
+
+
+def test_think_time_forms() -> None:
+    import numpy as np
+
+    from infermeter.workload.sessions import ThinkTime
+
+    rng = np.random.default_rng(1)
+    assert ThinkTime.parse("2").sample(rng, 3) == [2.0, 2.0, 2.0]
+    u = ThinkTime.parse("uniform:1:3").sample(rng, 200)
+    assert min(u) >= 1.0 and max(u) <= 3.0
+    e = ThinkTime.parse("exponential:2").sample(rng, 4000)
+    assert abs(sum(e) / len(e) - 2.0) < 0.15
+    for bad in ("soon", "-1", "uniform:3:1", "exponential:1:2", "nan"):
+        with pytest.raises(UsageError, match="--think-time"):
+            ThinkTime.parse(bad)

@@ -155,6 +155,19 @@ def bench(
         "--shared-prefix-tokens",
         help="Give every prompt the same first N tokens (to measure prefix caching).",
     ),
+    sessions: int | None = typer.Option(
+        None,
+        "--sessions",
+        help="Multi-turn chat: run K sessions (closed loop: --concurrency sessions at a time; open loop: --rate sessions a second), each turn sending the conversation so far with the server's real answers.",
+    ),
+    turns: str = typer.Option(
+        "4", "--turns", help="Turns per session: N or a distribution (as --input-tokens)."
+    ),
+    think_time: str = typer.Option(
+        "0",
+        "--think-time",
+        help="Seconds from an answer to the user's next turn: S, uniform:MIN:MAX or exponential:MEAN.",
+    ),
     trace: Path | None = typer.Option(
         None,
         "--trace",

@@ -47,6 +47,7 @@ class _Accumulator:
     """Per-request state while its stream is read."""
 
     __slots__ = (
+        "answer",
         "answer_at",
         "chunk_abs",
         "chunk_chars",
@@ -64,7 +65,9 @@ class _Accumulator:
         "whole",
     )
 
-    def __init__(self, need_text: bool, think_tags: bool = False) -> None:
+    def __init__(
+        self, need_text: bool, think_tags: bool = False, answer: list[str] | None = None
+    ) -> None:
         self.chunk_abs: list[int] = []
         self.chunk_chars: list[int] = []
         self.cum_usage: list[int | None] = []
@@ -79,6 +82,8 @@ class _Accumulator:
         self.reason_chunks = 0
         #: The first chunk of answer (content or a tool call, not reasoning); None: none yet.
         self.answer_at: int | None = None
+        #: Where the answer's text (not the thinking) goes, for a conversation to go on.
+        self.answer = answer
         #: Reads ``<think>`` blocks inside the content (``--think-tags``).
         self.think = ThinkTags() if think_tags else None
         #: The server answered with one JSON document, not a stream.
@@ -99,6 +104,8 @@ class _Accumulator:
             done = d.usage.get("completion_tokens") if d.usage else None
             self.cum_usage.append(done if isinstance(done, int) else None)
             index = len(self.chunk_abs) - 1
+            if self.answer is not None and not d.reasoning:
+                self.answer.append(d.text)
             if d.reasoning:
                 self.reason_chunks += 1
             elif self.answer_at is None:
@@ -248,10 +255,13 @@ class StreamingClient:
         *,
         phase: str = "measure",
         worker: int = 0,
+        answer: list[str] | None = None,
     ) -> RequestRecord:
+        """Send ``prompt`` and time its stream; ``answer``, when given, receives the
+        answer's text (a conversation's next turn sends it back)."""
         t0 = self.t0_ns
         body = orjson.dumps(self.fmt.payload(prompt, self.options))
-        acc = _Accumulator(self.count_tokens is not None, self.options.think_tags)
+        acc = _Accumulator(self.count_tokens is not None, self.options.think_tags, answer)
         rec = RequestRecord(
             id=rid,
             phase=phase,

@@ -22,6 +22,18 @@ from infermeter.records.schema import RequestRecord
 from infermeter.workload.types import Prompt
 
 SendFn = Callable[[int, Prompt, int, str], Awaitable[RequestRecord]]
+#: Sends one turn of a conversation; the answer's text is appended to the list given.
+TurnSendFn = Callable[[int, Prompt, int, str, list[str]], Awaitable[RequestRecord]]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A request that is one turn of a session: how to send it, and where it belongs."""
+
+    send: TurnSendFn
+    session: int
+    index: int
+    answer: list[str]
 
 
 class Listener(Protocol):
@@ -138,13 +150,19 @@ class Runner:
             self.state.aborted = reason
         self._stop.set()
 
-    async def _one(self, prompt: Prompt, t_sched: int, phase: str) -> None:
+    async def _one(
+        self, prompt: Prompt, t_sched: int, phase: str, turn: Turn | None = None
+    ) -> RequestRecord:
         await let_io_in()  # a burst of sends waits for the loop to read what has arrived
         st = self.state
         st.sent += 1
         st.in_flight += 1
         try:
-            rec = await self._send(next(self._ids), prompt, t_sched, phase)
+            if turn is None:
+                rec = await self._send(next(self._ids), prompt, t_sched, phase)
+            else:
+                rec = await turn.send(next(self._ids), prompt, t_sched, phase, turn.answer)
+                rec.session, rec.turn = turn.session, turn.index
         finally:
             st.in_flight -= 1
         st.finished += 1
@@ -163,6 +181,7 @@ class Runner:
                 )
         else:
             self._consecutive_conn_errors = 0
+        return rec
 
     async def run(
         self,
@@ -199,18 +218,24 @@ class Runner:
             gc.collect()
             gc.freeze()
             try:
-                if plan.open_loop:
-                    await self._open_loop(prompts, offsets_s, start_at_ns)
-                else:
-                    assert plan.concurrency is not None
-                    await self._closed_loop(
-                        prompts, plan.concurrency, plan.duration_s, "measure", slot_delays(plan)
-                    )
+                await self._measured_phase(prompts, offsets_s, start_at_ns)
             finally:
                 gc.unfreeze()
                 st.client = monitor.stop(priority.nice)
         st.phase = "done"
         return st
+
+    async def _measured_phase(
+        self, prompts: Iterator[Prompt], offsets_s: Sequence[float] | None, start_at_ns: int | None
+    ) -> None:
+        plan = self.plan
+        if plan.open_loop:
+            await self._open_loop(prompts, offsets_s, start_at_ns)
+        else:
+            assert plan.concurrency is not None
+            await self._closed_loop(
+                prompts, plan.concurrency, plan.duration_s, "measure", slot_delays(plan)
+            )
 
     def _prompt_iter(self, prompts: Sequence[Prompt]) -> Iterator[Prompt]:
         if self.plan.num_requests is not None:

@@ -104,6 +104,9 @@ class RequestTable:
     n_in_target: IntArray
     n_cached: IntArray
     n_out: IntArray
+    #: A multi-turn session's number and the request's turn in it (MISSING: none).
+    session: IntArray
+    turn: IntArray
     #: Reasoning tokens, and the arrival of the first chunk of answer (MISSING: none).
     n_reason: IntArray
     answer_ns: IntArray
@@ -169,7 +172,15 @@ _INT_COLUMNS = (
     "n_out",
     "n_reason",
 )
-_OPTIONAL_INT_COLUMNS = ("t_first_ns", "t_last_ns", "n_in", "n_in_target", "n_cached")
+_OPTIONAL_INT_COLUMNS = (
+    "t_first_ns",
+    "t_last_ns",
+    "n_in",
+    "n_in_target",
+    "n_cached",
+    "session",
+    "turn",
+)
 
 
 def _number(timings: object, key: str) -> float:
@@ -479,6 +490,8 @@ class TableBuilder:
             n_in_target=i64("n_in_target"),
             n_cached=i64("n_cached"),
             n_out=i64("n_out"),
+            session=i64("session"),
+            turn=i64("turn"),
             n_reason=i64("n_reason"),
             answer_ns=i64("answer_ns"),
             ok=flags("ok"),

@@ -40,6 +40,9 @@ class RequestRecord:
     phase: str = "measure"
     api: str = "chat"
     worker: int = 0
+    #: A multi-turn session's number and this request's turn in it (from 0); None outside one.
+    session: int | None = None
+    turn: int | None = None
     # -- instants (ns since the run origin) --
     t_sched_ns: int = 0
     t_send_ns: int = 0
@@ -111,6 +114,8 @@ class RecordJson(TypedDict, total=False):
     phase: str
     api: str
     worker: int
+    session: int | None
+    turn: int | None
     t_sched_ns: int
     t_send_ns: int
     connect_ns: int

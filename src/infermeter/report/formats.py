@@ -9,7 +9,15 @@ from typing import Any, cast
 
 import orjson
 
-from infermeter.report.labels import DIST_LABELS, SUMMARY_LABELS, trace_load
+from infermeter.report.labels import (
+    DIST_LABELS,
+    SUMMARY_LABELS,
+    TURN_COLUMNS,
+    sessions_line,
+    sessions_load,
+    trace_load,
+    turn_rows,
+)
 from infermeter.schema.results import Results, ServerInfo, statistic
 from infermeter.schema.sweep import SweepIndex
 from infermeter.text import counted
@@ -48,7 +56,9 @@ def _load_line(results: Results) -> str:
     """``concurrency 4, 200 requests, warm-up 8 requests`` (or a rate, a duration)."""
     s, cfg = results.get("summary") or {}, results.get("config") or {}
     rate = s.get("target_rate_rps", cfg.get("rate"))
-    replay = trace_load(results.get("workload"), cfg.get("max_concurrency"))
+    replay = trace_load(results.get("workload"), cfg.get("max_concurrency")) or sessions_load(
+        results.get("workload"), cfg
+    )
     if replay is not None:
         load = replay
     elif rate is not None:
@@ -161,6 +171,11 @@ def to_markdown(results: Results) -> str:
             continue
         cells = " | ".join(_fmt(statistic(dist, c)) for c in STAT_COLUMNS[1:])
         lines.append(f"| {DIST_LABELS.get(name, name)} | {cells} |")
+    sessions = results.get("sessions")
+    if sessions:
+        lines += ["", f"**by turn**: {sessions_line(sessions)}", ""]
+        lines += ["| " + " | ".join(TURN_COLUMNS) + " |", "|" + " --- |" * len(TURN_COLUMNS)]
+        lines += ["| " + " | ".join(row) + " |" for row in turn_rows(sessions)]
     analysis = results.get("analysis")
     sla = analysis["sla"] if analysis else None
     if sla and sla["limits"]:

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from infermeter.metrics.catalogue import DISTRIBUTIONS, SUMMARY, Metric
+from infermeter.schema.results import Sessions
 
 SUMMARY_LABELS: dict[str, str] = {m.key: m.label for m in SUMMARY}
 DIST_LABELS: dict[str, str] = {m.key: m.label for m in DISTRIBUTIONS}
@@ -212,3 +213,63 @@ def trace_reuse(workload: Mapping[str, Any] | None) -> float | None:
         return None
     share = (workload.get("trace") or {}).get("prefix_reuse_share")
     return float(share) if share is not None else None
+
+
+#: The by-turn table of a multi-turn run, as every renderer shows it.
+TURN_COLUMNS = (
+    "turn",
+    "requests",
+    "TTFT p50 (ms)",
+    "TTFT p90 (ms)",
+    "TPOT p50 (ms)",
+    "input tokens (mean)",
+    "cached",
+)
+
+
+def turn_rows(sessions: Sessions) -> list[list[str]]:
+    """One row per turn index: its requests, TTFT, TPOT, prompt size and cache share."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.1f}"
+
+    rows = []
+    for t in sessions["by_turn"]:
+        cached = t["cached_share"]
+        rows.append(
+            [
+                str(t["turn"] + 1),
+                f"{t['completed']}/{t['requests']}",
+                ms(t["ttft_ms"]["p50"]),
+                ms(t["ttft_ms"]["p90"]),
+                ms(t["tpot_ms"]["p50"]),
+                "-" if t["input_tokens_mean"] is None else f"{t['input_tokens_mean']:,.0f}",
+                "-" if cached is None else f"{100 * cached:.1f} %",
+            ]
+        )
+    return rows
+
+
+def sessions_line(sessions: Sessions) -> str:
+    """``6 sessions (6 whole), 3.0 turns each; duration p50 1.2 s, p90 1.5 s``."""
+    d = sessions["duration_s"]
+    text = (
+        f"{sessions['sessions']} sessions ({sessions['completed']} whole), "
+        f"{sessions['turns_mean']:.1f} turns each"
+    )
+    if d["count"]:
+        text += f"; duration p50 {d['p50']:,.2f} s, p90 {d['p90']:,.2f} s, max {d['max']:,.2f} s"
+    return text
+
+
+def sessions_load(workload: Mapping[str, Any] | None, cfg: Mapping[str, Any]) -> str | None:
+    """A multi-turn run's load in words (None: not one)."""
+    if not workload or workload.get("kind") != "sessions":
+        return None
+    s: Mapping[str, Any] = workload.get("sessions") or {}
+    if cfg.get("rate") is not None:
+        load = f"{float(cfg['rate']):g} sessions/s ({cfg.get('arrival') or 'poisson'})"
+    else:
+        load = f"{cfg.get('concurrency')} sessions at once"
+    think = s.get("think_time_s", "0")
+    return f"{load}, {s.get('sessions')} sessions of {s.get('turns')} turns, think {think} s"

@@ -12,7 +12,15 @@ from rich.table import Table
 from rich.text import Text
 
 from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
-from infermeter.report.labels import DIST_LABELS, trace_load, trace_reuse
+from infermeter.report.labels import (
+    DIST_LABELS,
+    TURN_COLUMNS,
+    sessions_line,
+    sessions_load,
+    trace_load,
+    trace_reuse,
+    turn_rows,
+)
 from infermeter.schema.results import (
     Analysis,
     LimitVerdict,
@@ -100,8 +108,9 @@ def render_summary(results: Results) -> Group:
     server = results.get("server")
     model, url = (server.get("model", "?"), server.get("url", "?")) if server else ("?", "?")
     title = escape(f"infermeter · {model} @ {url}")
-    replay = trace_load(
-        results.get("workload"), (results.get("config") or {}).get("max_concurrency")
+    cfg = results.get("config") or {}
+    replay = trace_load(results.get("workload"), cfg.get("max_concurrency")) or sessions_load(
+        results.get("workload"), cfg
     )
     if replay is not None:
         load = replay
@@ -183,6 +192,16 @@ def render_summary(results: Results) -> Group:
                 verdict,
             )
         parts.append(t)
+    sessions = results.get("sessions")
+    if sessions:
+        turns = Table(
+            title=f"by turn: {sessions_line(sessions)}", title_justify="left", show_lines=False
+        )
+        for col in TURN_COLUMNS:
+            turns.add_column(col, justify="left" if col == "turn" else "right")
+        for row in turn_rows(sessions):
+            turns.add_row(*row)
+        parts.append(turns)
     resources = _resources(results.get("telemetry") or Telemetry())
     if resources is not None:
         parts.append(resources)

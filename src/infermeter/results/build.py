@@ -22,6 +22,7 @@ from infermeter.metrics.client import (
     trace_warnings,
     workload_warnings,
 )
+from infermeter.metrics.sessions import SessionStats, session_stats
 from infermeter.schema.results import (
     RESULTS_SCHEMA_VERSION,
     Analysis,
@@ -31,6 +32,7 @@ from infermeter.schema.results import (
     Summary,
     Telemetry,
 )
+from infermeter.schema.results import Sessions as SessionsDoc
 from infermeter.text import counted
 from infermeter.theory import Deployment, get_hardware, resolve_model
 
@@ -109,7 +111,31 @@ def build_results(
         )
         + preflight_warnings(meta.get("preflight_failures") or []),
     }
+    sessions = session_stats(metrics.table, metrics.requests, tuple(cfg.get("percentiles") or ()))
+    if sessions is not None:
+        result["sessions"] = sessions_doc(sessions)
     return result
+
+
+def sessions_doc(s: SessionStats) -> SessionsDoc:
+    return {
+        "sessions": s.sessions,
+        "completed": s.completed,
+        "turns_mean": s.turns_mean,
+        "duration_s": s.duration_s.to_dict(),
+        "by_turn": [
+            {
+                "turn": t.turn,
+                "requests": t.requests,
+                "completed": t.completed,
+                "ttft_ms": t.ttft_ms.to_dict(),
+                "tpot_ms": t.tpot_ms.to_dict(),
+                "input_tokens_mean": t.input_tokens_mean,
+                "cached_share": t.cached_share,
+            }
+            for t in s.by_turn
+        ],
+    }
 
 
 def preflight_warnings(failures: list[str]) -> list[str]:

@@ -45,6 +45,7 @@ from infermeter.config import BenchConfig
 from infermeter.errors import ServerError, UsageError
 from infermeter.load.partition import auto_workers, partition
 from infermeter.load.runner import Listener, LoadPlan, Runner, RunState
+from infermeter.load.sessions import SessionRunner
 from infermeter.load.streams import bounded_streams
 from infermeter.records.rundir import (
     RECORDS_FILE,
@@ -73,7 +74,14 @@ from infermeter.telemetry import (
 )
 from infermeter.text import counted
 from infermeter.theory import get_hardware, resolve_model
-from infermeter.workload.plan import WorkloadPlan, dataset_plan, synthetic_plan, trace_plan
+from infermeter.workload.plan import (
+    WorkloadPlan,
+    dataset_plan,
+    sessions_plan,
+    synthetic_plan,
+    trace_plan,
+)
+from infermeter.workload.sessions import SessionScript
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
 from infermeter.workload.traces import Trace, cut
@@ -313,7 +321,7 @@ async def _measure(
     # Before any request: one that cannot fit would fail, and so would every measured one.
     limit = info.context_limit
     trace = _trace(config, limit, info.context_source) if config.trace is not None else None
-    if limit is not None and config.dataset is None and trace is None:
+    if limit is not None and config.dataset is None and trace is None and not config.sessions:
         need = in_spec.upper + out_spec.upper
         if need > limit:
             raise UsageError(
@@ -322,7 +330,20 @@ async def _measure(
             )
     overhead, preflight_failures = await _probe(client, counter, seed, info.base_url)
     plan: WorkloadPlan
-    if trace is not None:
+    if config.sessions is not None:
+        _check_sessions_context(config, limit, info.context_source)
+        plan = await sessions_plan(
+            n_sessions=config.sessions,
+            turns=config.turns_spec(),
+            input_spec=in_spec,
+            output_spec=out_spec,
+            think=config.think_spec(),
+            n_warmup=config.warmup,
+            counter=counter,
+            overhead=overhead,
+            seed=seed,
+        )
+    elif trace is not None:
         plan = await trace_plan(
             trace=trace,
             n_warmup=config.warmup,
@@ -373,6 +394,9 @@ async def _measure(
     }
     write_json(out / RUN_FILE, meta)
     load = _load_plan(config, plan.offsets_s)
+    if plan.sessions is not None:
+        # an open loop's schedule is of sessions, one arrival each
+        load = dataclasses.replace(load, num_requests=len(plan.sessions))
     samplers: list[Sampler] = []
     if config.telemetry:
         samplers = [
@@ -396,6 +420,22 @@ async def _measure(
         status = await _drive(prepared, out, console, client)
     status["telemetry_notes"] = recorder.notes
     return status
+
+
+def _check_sessions_context(config: BenchConfig, limit: int | None, source: str | None) -> None:
+    """A conversation grows by a message and an answer a turn: the longest must fit the
+    server's context, or its last turns would fail."""
+    if limit is None:
+        return
+    turns = config.turns_spec().upper
+    need = turns * (config.input_spec().upper + config.output_spec().upper)
+    if need > limit:
+        raise UsageError(
+            f"--sessions: a conversation of up to {turns} turns of --input-tokens "
+            f"{config.input_tokens} and --output-tokens {config.output_tokens} reaches {need} "
+            f"tokens, more than the server's context of {limit} ({source}); ask for fewer "
+            "turns or shorter messages"
+        )
 
 
 def _trace(config: BenchConfig, limit: int | None, source: str | None) -> Trace:
@@ -489,7 +529,7 @@ async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sende
 
     progress = (
         LiveProgress(
-            len(plan.measure) if plan.offsets_s is not None else config.num_requests,
+            _planned_requests(plan, config.num_requests),
             config.duration_s,
             console,
             warmup=len(plan.warmup),
@@ -500,8 +540,8 @@ async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sende
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # On a cluster, "auto" is not bounded by this machine's cores.
     n_workers = config.workers or auto_workers(load, 1 << 16 if config.cluster else cores or 1)
-    if p.info.base_url.startswith(inprocess.SCHEME):
-        n_workers = 1  # the model lives in this process
+    if p.info.base_url.startswith(inprocess.SCHEME) or plan.sessions is not None:
+        n_workers = 1  # the model lives in this process; a conversation needs its answers
     with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
         if n_workers > 1 or config.cluster:
             jobs = _worker_jobs(p, n_workers)
@@ -515,7 +555,11 @@ async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sende
                 if owned:
                     ray_pool.disconnect()
         listeners: list[Listener] = [sink] if progress is None else [sink, progress]
-        runner = Runner(send, load, listeners=listeners, warmup_listeners=[warm])
+        runner = (
+            _session_runner(client, load, plan.sessions, listeners, warm)
+            if plan.sessions is not None
+            else Runner(send, load, listeners=listeners, warmup_listeners=[warm])
+        )
         if progress is not None:
             progress.attach(runner.state)
         with progress or contextlib.nullcontext():
@@ -526,6 +570,33 @@ async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sende
         "aborted": state.aborted,
         "client": [report] if (report := client_report(state.client, client)) else [],
     }
+
+
+def _planned_requests(plan: WorkloadPlan, num_requests: int | None) -> int | None:
+    """How many measured requests the run will send, where it is known beforehand."""
+    if plan.sessions is not None:
+        return sum(len(s.turns) for s in plan.sessions)
+    if plan.offsets_s is not None:
+        return len(plan.measure)
+    return num_requests
+
+
+def _session_runner(
+    client: Sender,
+    load: LoadPlan,
+    scripts: list[SessionScript],
+    listeners: list[Listener],
+    warm: JsonlSink,
+) -> SessionRunner:
+    if not isinstance(client, StreamingClient):
+        raise UsageError("--sessions needs an HTTP server")
+
+    async def send_turn(
+        rid: int, prompt: Prompt, t_sched: int, phase: str, answer: list[str]
+    ) -> RequestRecord:
+        return await client.send(rid, prompt, t_sched, phase=phase, answer=answer)
+
+    return SessionRunner(send_turn, load, scripts, listeners=listeners, warmup_listeners=[warm])
 
 
 def _load_plan(config: BenchConfig, trace_offsets_s: list[float] | None = None) -> LoadPlan:

@@ -348,6 +348,28 @@ class Analysis(TypedDict):
     notes: NotRequired[list[str]]
 
 
+class TurnDoc(TypedDict):
+    """One turn index of a multi-turn run."""
+
+    turn: int
+    requests: int
+    completed: int
+    ttft_ms: Distribution
+    tpot_ms: Distribution
+    input_tokens_mean: float | None
+    cached_share: float | None
+
+
+class Sessions(TypedDict):
+    """A multi-turn run's sessions: how many, how long, and their figures by turn."""
+
+    sessions: int
+    completed: int
+    turns_mean: float
+    duration_s: Distribution
+    by_turn: list[TurnDoc]
+
+
 class Results(TypedDict):
     """The whole of results.json."""
 
@@ -372,4 +394,6 @@ class Results(TypedDict):
     client: Client
     telemetry: Telemetry
     warnings: list[str]
+    #: Only for a multi-turn run.
+    sessions: NotRequired[Sessions]
     analysis: NotRequired[Analysis]

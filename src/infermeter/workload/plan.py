@@ -14,6 +14,7 @@ from infermeter.errors import UsageError
 from infermeter.workload._aio import gather_limited
 from infermeter.workload.datasets import load_dataset
 from infermeter.workload.lengths import LengthSpec
+from infermeter.workload.sessions import SessionScript, ThinkTime, session_scripts
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import TokenCounter
 from infermeter.workload.traces import PrefixBlock, Trace, TraceRequest, prefix_reuse
@@ -28,6 +29,9 @@ class WorkloadPlan:
     meta: dict[str, Any] = field(default_factory=dict)
     #: A replayed trace's send times (s from the start), one per measured prompt.
     offsets_s: list[float] | None = None
+    #: Multi-turn sessions: their scripts (``measure`` is then empty: turns are built as
+    #: the conversations go).
+    sessions: list[SessionScript] | None = None
 
 
 async def synthetic_plan(
@@ -293,6 +297,55 @@ class _WordTexts:
         if n > 0 or not parts:
             parts.append(self._words(n))
         return " ".join(parts)
+
+
+async def sessions_plan(
+    *,
+    n_sessions: int,
+    turns: LengthSpec,
+    input_spec: LengthSpec,
+    output_spec: LengthSpec,
+    think: ThinkTime,
+    n_warmup: int,
+    counter: TokenCounter | None,
+    overhead: int,
+    seed: int,
+) -> WorkloadPlan:
+    """Synthetic sessions; warm-up prompts are single first turns that share nothing."""
+    scripts = await session_scripts(
+        n_sessions=n_sessions,
+        turns=turns,
+        input_spec=input_spec,
+        output_spec=output_spec,
+        think=think,
+        counter=counter,
+        seed=seed,
+    )
+    warm = await synthetic_plan(
+        input_spec=input_spec,
+        output_spec=output_spec,
+        n_warmup=n_warmup,
+        n_measure=0,
+        counter=counter,
+        overhead=overhead,
+        shared_prefix_tokens=0,
+        seed=seed + 1,
+    )
+    meta = {
+        "kind": "sessions",
+        "verified_lengths": counter is not None,
+        "input_tokens": str(input_spec),
+        "output_tokens": str(output_spec),
+        "overhead_tokens": overhead,
+        "seed": seed,
+        "sessions": {
+            "sessions": n_sessions,
+            "turns": str(turns),
+            "think_time_s": str(think),
+            "turns_total": sum(len(s.turns) for s in scripts),
+        },
+    }
+    return WorkloadPlan(warm.warmup, [], meta, sessions=scripts)
 
 
 async def _none() -> None:

@@ -27,13 +27,18 @@ from infermeter.report.html.page import (
     _page,
     _pct,
     _section,
+    _table,
 )
 from infermeter.report.html.speed import _speed_of_light
 from infermeter.report.html.verdicts import _server_view, _verdicts
-from infermeter.report.labels import trace_load
-from infermeter.schema.results import (
-    Results,
+from infermeter.report.labels import (
+    TURN_COLUMNS,
+    sessions_line,
+    sessions_load,
+    trace_load,
+    turn_rows,
 )
+from infermeter.schema.results import Results, Sessions
 from infermeter.text import counted
 
 # --------------------------------------------------------------------------------------
@@ -77,6 +82,9 @@ def run_page(
         ("distributions", "Distributions", _distributions(results, requests)),
         ("timeline", "Timeline", _timeline(results, table, samples)),
     ]
+    sessions = results.get("sessions")
+    if sessions:
+        sections.insert(3, ("sessions", "Sessions, by turn", _sessions(sessions)))
     server_view = _server_view(results)
     if server_view is not None:
         sections.append(("server", "The server's own view", server_view))
@@ -91,10 +99,20 @@ def run_page(
     return _page(title, heading, "run report", [(s, t) for s, t, _ in sections], body)
 
 
+def _sessions(sessions: Sessions) -> tuple[str, str | None]:
+    """A multi-turn run: how long its sessions took, and each turn's TTFT, TPOT and cache
+    share (a prefix cache shows as TTFT that does not grow with the conversation)."""
+    rows = [[esc(cell) for cell in row] for row in turn_rows(sessions)]
+    return (
+        _note(esc(sessions_line(sessions)) + ".") + _table(TURN_COLUMNS, rows),
+        "per_request",
+    )
+
+
 def _load_text(
     cfg: dict[str, Any], summary: Mapping[str, object], workload: Mapping[str, Any]
 ) -> str:
-    replay = trace_load(workload, cfg.get("max_concurrency"))
+    replay = trace_load(workload, cfg.get("max_concurrency")) or sessions_load(workload, cfg)
     if replay is not None:
         return replay
     if cfg.get("rate") is not None:
