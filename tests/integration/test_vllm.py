@@ -130,6 +130,36 @@ def test_a_rerun_flattered_by_the_prefix_cache_is_named(vllm_server, tmp_path: P
     assert "prefix_cache_flattered" in rules
 
 
+def test_a_trace_shares_exactly_the_blocks_it_says(vllm_server, tmp_path: Path) -> None:
+    """A replayed trace's prefix groups, as vLLM's prefix cache serves them: whole blocks of
+    128 tokens of each shared prefix, nothing for prompts that share none."""
+    rows = [("A", 400, 600), ("A", 400, 520), (None, 0, 500), ("B", 300, 450), ("B", 300, 480),
+            ("A", 400, 560)]  # fmt: skip
+    trace = tmp_path / "trace.jsonl"
+    lines = []
+    for i, (group, prefix, n_in) in enumerate(rows):
+        row = {"offset_s": 0.5 * i, "input_tokens": n_in, "output_tokens": 4}
+        if group:
+            row |= {"prefix_group": group, "prefix_tokens": prefix}
+        lines.append(json.dumps(row))
+    trace.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "t"
+    res = run_cli(
+        "bench", "--url", vllm_server.url, "--trace", str(trace), "--max-concurrency", "1",
+        "--out", str(out), "--format", "json",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    head = json.loads(res.stdout)["workload"]["overhead_tokens"]
+    recs = sorted(read_records(out / "records.jsonl").records, key=lambda r: r.t_sched_ns)
+    assert [r.n_in for r in recs] == [n for _, _, n in rows]
+    seen: set[str] = set()
+    for (group, prefix, _), rec in zip(rows, recs, strict=True):
+        shared = prefix if group in seen else 0
+        seen.add(group or "")
+        assert rec.n_cached is not None and rec.n_cached % 128 == 0, rec.n_cached
+        assert shared - 128 < rec.n_cached <= shared + head, (group, rec.n_cached)
+
+
 def test_sweep_and_capacity_search(vllm_server, tmp_path: Path) -> None:
     common = ["--url", vllm_server.url, "-n", "8", "--input-tokens", "128", "--output-tokens",
               "16", "-q"]  # fmt: skip
