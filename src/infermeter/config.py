@@ -196,12 +196,11 @@ class BenchConfig(BaseModel):
         one client process, over the chat API."""
         for name, flag in (
             ("num_requests", "-n/--num-requests (--sessions K says how many)"),
-            ("dataset", "--dataset"),
             ("max_concurrency", "--max-concurrency"),
             ("shared_prefix_tokens", "--shared-prefix-tokens"),
         ):
             if getattr(self, name):
-                raise ValueError(f"--sessions runs synthetic conversations; drop {flag}")
+                raise ValueError(f"--sessions runs conversations; drop {flag}")
         if self.api != "chat":
             raise ValueError("--sessions needs --api chat: a conversation is a list of messages")
         if (self.workers is not None and self.workers > 1) or self.cluster:

@@ -86,3 +86,34 @@ def test_sessions_refuse_what_they_cannot_do(emulator, tmp_path: Path) -> None:
             )  # fmt: skip
             assert proc.returncode == 2, (extra, proc.stderr)
             assert message in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_dataset_conversations_are_sessions(emulator, tmp_path: Path) -> None:
+    """A ShareGPT file's conversations: each human message a turn (after the system
+    message), answers as long as the dataset's replies (the emulator's tokenizer counts
+    words), and the server's own answers carried into the next turn."""
+    data = tmp_path / "sg.json"
+    data.write_text(
+        orjson.dumps(
+            [
+                {"conversations": [
+                    {"from": "human", "value": "one two three four"}, {"from": "gpt", "value": "a b c"},
+                    {"from": "human", "value": "five six"}, {"from": "gpt", "value": "d e f g h"},
+                    {"from": "human", "value": "seven eight nine"}, {"from": "gpt", "value": "i j"},
+                ]},
+                {"conversations": [
+                    {"from": "system", "value": "be brief"}, {"from": "human", "value": "alpha beta"},
+                    {"from": "gpt", "value": "x y z w"},
+                ]},
+            ]
+        ).decode()
+    )  # fmt: skip
+    with emulator(ttft_ms=2, itl_ms=1) as srv:
+        base = ["bench", "--url", srv.url, "-c", "1", "--sessions", "2", "--dataset", str(data)]
+        whole = run_cli(*base, "--out", str(tmp_path / "a"), "--seed", "3", "-q")
+        capped = run_cli(*base, "--turns", "2", "--output-tokens", "6", "--out", str(tmp_path / "b"), "-q")  # fmt: skip
+    assert whole.returncode == 0 and capped.returncode == 0, whole.stderr + capped.stderr
+    got = {(r["n_in"], r["n_out"]) for r in _records(tmp_path / "a")}
+    assert got == {(4, 3), (4 + 3 + 2, 5), (9 + 5 + 3, 2), (2 + 2, 4)}
+    got = {(r["n_in"], r["n_out"]) for r in _records(tmp_path / "b")}
+    assert got == {(4, 6), (4 + 6 + 2, 6), (2 + 2, 6)}

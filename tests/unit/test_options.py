@@ -17,6 +17,9 @@ CONVERTED: dict[str, tuple[str, Any]] = {
     "workers": ("workers", None),  # "auto"
     "percentiles": ("percentiles", ()),
     "extra_body": ("extra_body", {}),
+    # left out unless given: a dataset's own answer lengths, a conversation's own turns
+    "output_tokens": ("output_tokens", "128"),
+    "turns": ("turns", "4"),
 }
 
 

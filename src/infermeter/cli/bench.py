@@ -75,9 +75,18 @@ RENAMED = {
 }
 
 
+#: Flags whose absence means something (a dataset's own answer lengths, a conversation's
+#: own number of turns): None on the command line, left out of the config unless given.
+MEANINGFUL_ABSENCE = ("output_tokens", "turns")
+
+
 def config_from_flags(flags: dict[str, Any]) -> BenchConfig:
     """The run config from ``bench``'s flags (``sweep`` shares them)."""
-    values = {RENAMED.get(k, k): v for k, v in flags.items() if k not in CLI_ONLY}
+    values = {
+        RENAMED.get(k, k): v
+        for k, v in flags.items()
+        if k not in CLI_ONLY and (k not in MEANINGFUL_ABSENCE or v is not None)
+    }
     extra = values.pop("extra_body")
     try:
         body = json.loads(extra) if extra else {}
@@ -138,8 +147,10 @@ def bench(
         "--input-tokens",
         help="Prompt tokens: N, uniform:MIN:MAX, normal:MEAN:STD[:MIN:MAX], lognormal:MEDIAN:SIGMA[:MIN:MAX].",
     ),
-    output_tokens: str = typer.Option(
-        "128", "--output-tokens", help="Output tokens (max_tokens), same forms as --input-tokens."
+    output_tokens: str | None = typer.Option(
+        None,
+        "--output-tokens",
+        help="Output tokens (max_tokens), same forms as --input-tokens (default: 128, or a dataset's reference answers).",
     ),
     dataset: Path | None = typer.Option(
         None, "--dataset", help="Prompts from a JSONL or ShareGPT file instead of synthetic ones."
@@ -160,8 +171,10 @@ def bench(
         "--sessions",
         help="Multi-turn chat: run K sessions (closed loop: --concurrency sessions at a time; open loop: --rate sessions a second), each turn sending the conversation so far with the server's real answers.",
     ),
-    turns: str = typer.Option(
-        "4", "--turns", help="Turns per session: N or a distribution (as --input-tokens)."
+    turns: str | None = typer.Option(
+        None,
+        "--turns",
+        help="Turns per session: N or a distribution, as --input-tokens (default: 4, or each dataset conversation's own, at most N when given).",
     ),
     think_time: str = typer.Option(
         "0",

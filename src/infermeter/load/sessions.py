@@ -78,7 +78,9 @@ class SessionRunner(Runner):
     async def _session(
         self, sid: int, script: SessionScript, due: int, deadline: int | None
     ) -> None:
-        history: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = (
+            [{"role": "system", "content": script.system}] if script.system else []
+        )
         for k, turn in enumerate(script.turns):
             if k:
                 if await self._pause(turn.think_s):

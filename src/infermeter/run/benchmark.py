@@ -331,7 +331,8 @@ async def _measure(
     overhead, preflight_failures = await _probe(client, counter, seed, info.base_url)
     plan: WorkloadPlan
     if config.sessions is not None:
-        _check_sessions_context(config, limit, info.context_source)
+        if config.dataset is None:
+            _check_sessions_context(config, limit, info.context_source)
         plan = await sessions_plan(
             n_sessions=config.sessions,
             turns=config.turns_spec(),
@@ -342,7 +343,12 @@ async def _measure(
             counter=counter,
             overhead=overhead,
             seed=seed,
+            dataset=(config.dataset, config.dataset_format) if config.dataset else None,
+            given_output="output_tokens" in config.model_fields_set,
+            turns_cap="turns" in config.model_fields_set,
         )
+        if config.dataset is not None and limit is not None:
+            _check_conversations_context(plan, limit, info.context_source, config.dataset)
     elif trace is not None:
         plan = await trace_plan(
             trace=trace,
@@ -378,7 +384,7 @@ async def _measure(
             shared_prefix_tokens=config.shared_prefix_tokens,
             seed=seed,
         )
-    if limit is not None and config.dataset is not None:
+    if limit is not None and config.dataset is not None and config.sessions is None:
         _check_dataset_context(plan, limit, info.context_source, config.dataset)
     meta = {
         "schema_version": RUN_SCHEMA_VERSION,
@@ -435,6 +441,24 @@ def _check_sessions_context(config: BenchConfig, limit: int | None, source: str 
             f"{config.input_tokens} and --output-tokens {config.output_tokens} reaches {need} "
             f"tokens, more than the server's context of {limit} ({source}); ask for fewer "
             "turns or shorter messages"
+        )
+
+
+def _check_conversations_context(
+    plan: WorkloadPlan, limit: int, source: str | None, dataset: Path
+) -> None:
+    """A dataset's conversation whose messages and answers could outgrow the server's
+    context: refused before any load (its last turns would fail)."""
+    assert plan.sessions is not None
+    overhead = int(plan.meta.get("overhead_tokens") or 0)
+    longest = max(
+        sum((t.user_tokens or 0) + t.max_tokens + overhead for t in s.turns) for s in plan.sessions
+    )
+    if longest > limit:
+        raise UsageError(
+            f"--dataset {dataset}: a conversation reaches {longest} tokens with its answers, "
+            f"more than the server's context of {limit} ({source}); pass --turns N to keep "
+            "fewer turns, or lower --output-tokens"
         )
 
 

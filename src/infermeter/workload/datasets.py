@@ -131,3 +131,70 @@ def load_dataset(path: Path, fmt: str = "auto") -> list[DatasetRow]:
     if fmt == "sharegpt":
         return load_sharegpt(path)
     raise DatasetError(f"unknown dataset format {fmt!r}; use jsonl or sharegpt")
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation's user turns, each with the reply the dataset gives (its length sets
+    the turn's output where none is given), and its system message if any."""
+
+    user: tuple[str, ...]
+    replies: tuple[str | None, ...]
+    system: str | None = None
+
+
+_USER = ("human", "user")
+_REPLY = ("gpt", "assistant", "chatgpt", "bard", "bing", "model")
+
+
+def load_conversations(path: Path, fmt: str = "auto") -> list[Conversation]:
+    """Conversations for multi-turn sessions: ShareGPT's ``conversations`` (``from``:
+    ``human``/``gpt``, ``value``) or JSONL rows of ``messages`` (``role``: ``system``,
+    ``user``, ``assistant``). Each user message is a turn; the dataset's replies are only
+    lengths, the server's own answers go into the conversation."""
+    if fmt == "auto":
+        fmt = "jsonl" if path.suffix in (".jsonl", ".ndjson") else "sharegpt"
+    if fmt == "sharegpt":
+        try:
+            with _open(path) as fh:
+                data = orjson.loads(fh.read())
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(data, list):
+            raise DatasetError(f"{path}: a ShareGPT file is a JSON list of conversations")
+        convs = [
+            _conversation(
+                [(t.get("from"), t.get("value")) for t in c["conversations"] if isinstance(t, dict)]
+            )
+            for c in data
+            if isinstance(c, dict) and isinstance(c.get("conversations"), list)
+        ]
+    elif fmt == "jsonl":
+        convs = [
+            _conversation([(m.get("role"), m.get("content")) for m in row.messages])
+            for row in load_jsonl(path)
+            if row.messages
+        ]
+    else:
+        raise DatasetError(f"unknown dataset format {fmt!r}; use jsonl or sharegpt")
+    usable = [c for c in convs if c is not None]
+    if not usable:
+        raise DatasetError(f"dataset {path} has no conversation with a user message")
+    return usable
+
+
+def _conversation(turns: list[tuple[object, object]]) -> Conversation | None:
+    system: str | None = None
+    user: list[str] = []
+    replies: list[str | None] = []
+    for who, text in turns:
+        if not isinstance(text, str):
+            continue
+        if who == "system" and not user:
+            system = text
+        elif who in _USER and text:
+            user.append(text)
+            replies.append(None)
+        elif who in _REPLY and user and replies[-1] is None:
+            replies[-1] = text
+    return Conversation(tuple(user), tuple(replies), system) if user else None

@@ -12,9 +12,14 @@ import numpy as np
 
 from infermeter.errors import UsageError
 from infermeter.workload._aio import gather_limited
-from infermeter.workload.datasets import load_dataset
+from infermeter.workload.datasets import load_conversations, load_dataset
 from infermeter.workload.lengths import LengthSpec
-from infermeter.workload.sessions import SessionScript, ThinkTime, session_scripts
+from infermeter.workload.sessions import (
+    SessionScript,
+    ThinkTime,
+    dataset_session_scripts,
+    session_scripts,
+)
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import TokenCounter
 from infermeter.workload.traces import PrefixBlock, Trace, TraceRequest, prefix_reuse
@@ -310,17 +315,36 @@ async def sessions_plan(
     counter: TokenCounter | None,
     overhead: int,
     seed: int,
+    dataset: tuple[Path, str] | None = None,
+    given_output: bool = False,
+    turns_cap: bool = False,
 ) -> WorkloadPlan:
-    """Synthetic sessions; warm-up prompts are single first turns that share nothing."""
-    scripts = await session_scripts(
-        n_sessions=n_sessions,
-        turns=turns,
-        input_spec=input_spec,
-        output_spec=output_spec,
-        think=think,
-        counter=counter,
-        seed=seed,
-    )
+    """Sessions, synthetic or of a dataset's conversations (``dataset``: its path and
+    format; ``--output-tokens`` applies only if ``given_output``, ``--turns`` caps a
+    conversation's turns only if ``turns_cap``); warm-up prompts are single first turns
+    that share nothing."""
+    if dataset is not None:
+        path, fmt = dataset
+        scripts = await dataset_session_scripts(
+            conversations=load_conversations(path, fmt),
+            n_sessions=n_sessions,
+            max_turns=turns.upper if turns_cap else None,
+            output_spec=output_spec if given_output else None,
+            think=think,
+            counter=counter,
+            seed=seed,
+            where=f"--dataset {path}",
+        )
+    else:
+        scripts = await session_scripts(
+            n_sessions=n_sessions,
+            turns=turns,
+            input_spec=input_spec,
+            output_spec=output_spec,
+            think=think,
+            counter=counter,
+            seed=seed,
+        )
     warm = await synthetic_plan(
         input_spec=input_spec,
         output_spec=output_spec,
@@ -334,8 +358,10 @@ async def sessions_plan(
     meta = {
         "kind": "sessions",
         "verified_lengths": counter is not None,
-        "input_tokens": str(input_spec),
-        "output_tokens": str(output_spec),
+        "input_tokens": "from the dataset" if dataset else str(input_spec),
+        "output_tokens": str(output_spec)
+        if dataset is None or given_output
+        else "from the dataset",
         "overhead_tokens": overhead,
         "seed": seed,
         "sessions": {
@@ -343,6 +369,7 @@ async def sessions_plan(
             "turns": str(turns),
             "think_time_s": str(think),
             "turns_total": sum(len(s.turns) for s in scripts),
+            **({"dataset": str(dataset[0])} if dataset else {}),
         },
     }
     return WorkloadPlan(warm.warmup, [], meta, sessions=scripts)

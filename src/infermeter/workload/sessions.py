@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from infermeter.errors import UsageError
+from infermeter.workload.datasets import Conversation
 from infermeter.workload.lengths import LengthSpec
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import TokenCounter
@@ -82,9 +83,10 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class SessionScript:
-    """A session's turns, in order."""
+    """A session's turns, in order, after its system message if it has one."""
 
     turns: tuple[Turn, ...]
+    system: str | None = None
 
 
 async def session_scripts(
@@ -120,4 +122,44 @@ async def session_scripts(
             built.append(Turn(text, got, out_lens[k], thinks[k] if t else 0.0))
             k += 1
         scripts.append(SessionScript(tuple(built)))
+    return scripts
+
+
+async def dataset_session_scripts(
+    *,
+    conversations: list[Conversation],
+    n_sessions: int,
+    max_turns: int | None,
+    output_spec: LengthSpec | None,
+    think: ThinkTime,
+    counter: TokenCounter | None,
+    seed: int,
+    where: str,
+) -> list[SessionScript]:
+    """Sessions from a dataset's conversations (taken in a seeded order, again from the
+    start where there are fewer than ``n_sessions``), at most ``max_turns`` turns each; a
+    turn asks for ``output_spec`` tokens, else as many as the dataset's reply holds."""
+    rng = np.random.default_rng([seed, 7])
+    order = rng.permutation(len(conversations))
+    scripts: list[SessionScript] = []
+    for i in range(n_sessions):
+        conv = conversations[int(order[i % len(conversations)])]
+        n = len(conv.user) if max_turns is None else min(len(conv.user), max_turns)
+        outs = output_spec.sample(rng, n) if output_spec is not None else None
+        thinks = think.sample(rng, n)
+        turns = []
+        for k in range(n):
+            if outs is not None:
+                max_tokens = outs[k]
+            else:
+                reply = conv.replies[k]
+                if reply is None or counter is None:
+                    raise UsageError(
+                        f"{where}: a turn has no reply to size its answer by (or no tokenizer "
+                        "to count it); pass --output-tokens"
+                    )
+                max_tokens = max(await counter.count(reply), 1)
+            user_tokens = await counter.count(conv.user[k]) if counter is not None else None
+            turns.append(Turn(conv.user[k], user_tokens, max_tokens, thinks[k] if k else 0.0))
+        scripts.append(SessionScript(tuple(turns), conv.system))
     return scripts
