@@ -90,13 +90,8 @@ def load_jsonl(path: Path) -> list[DatasetRow]:
     return rows
 
 
-def load_sharegpt(path: Path) -> list[DatasetRow]:
-    """ShareGPT format: a JSON list of ``{"conversations": [{"from", "value"}, ...]}``.
-
-    The first human turn is the prompt; the reply after it is the reference answer whose
-    length sets the output length when none is given. Conversations without a human turn
-    followed by a reply are skipped (they carry no request).
-    """
+def _sharegpt_list(path: Path) -> list[Any]:
+    """A ShareGPT file's JSON list of conversations."""
     try:
         with _open(path) as fh:
             data = orjson.loads(fh.read())
@@ -104,6 +99,17 @@ def load_sharegpt(path: Path) -> list[DatasetRow]:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, list):
         raise DatasetError(f"{path}: a ShareGPT file is a JSON list of conversations")
+    return data
+
+
+def load_sharegpt(path: Path) -> list[DatasetRow]:
+    """ShareGPT format: a JSON list of ``{"conversations": [{"from", "value"}, ...]}``.
+
+    The first human turn is the prompt; the reply after it is the reference answer whose
+    length sets the output length when none is given. Conversations without a human turn
+    followed by a reply are skipped (they carry no request).
+    """
+    data = _sharegpt_list(path)
     rows: list[DatasetRow] = []
     for i, conv in enumerate(data):
         where = f"{path}: conversation {i}"
@@ -155,13 +161,7 @@ def load_conversations(path: Path, fmt: str = "auto") -> list[Conversation]:
     if fmt == "auto":
         fmt = "jsonl" if path.suffix in (".jsonl", ".ndjson") else "sharegpt"
     if fmt == "sharegpt":
-        try:
-            with _open(path) as fh:
-                data = orjson.loads(fh.read())
-        except orjson.JSONDecodeError as exc:
-            raise DatasetError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(data, list):
-            raise DatasetError(f"{path}: a ShareGPT file is a JSON list of conversations")
+        data = _sharegpt_list(path)
         convs = [
             _conversation(
                 [(t.get("from"), t.get("value")) for t in c["conversations"] if isinstance(t, dict)]
