@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import subprocess
 import threading
@@ -611,3 +612,35 @@ def test_non_latin1_header_values_pass_through(emulator: Any) -> None:
                 got += chunk
     assert got.startswith(b"HTTP/1.1 200"), got[:200]
     assert b"[DONE]" in got
+
+
+def test_each_closed_segment_is_folded_into_its_column_cache(emulator: Any, tmp_path: Path) -> None:
+    """A recording's closed segments get their column cache from a child process as the
+    proxy goes (here every segment, however small), so a report reads columns for all but
+    the last; what it reads is what it would have read from the records."""
+    rec_dir = tmp_path / "rec"
+    with emulator(ttft_ms=1, itl_ms=1) as srv:
+        cfg = ProxyConfig(
+            upstream=srv.url, records_dir=rec_dir, rotate_mb=2 / 1024, gpu=False,
+            cache_min_bytes=0,
+        )  # fmt: skip
+        with ThreadedProxy(cfg) as proxy:
+            for _ in range(12):
+                _http(proxy.url + "/v1/chat/completions", _chat("ground-truth", 4))
+            closed = sorted(p.parent for p in rec_dir.rglob("records.jsonl"))[:-1]
+            assert len(closed) >= 3, closed
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                (d / "records.columns").is_dir() for d in closed
+            ):
+                time.sleep(0.2)
+    assert all((d / "records.columns").is_dir() for d in closed), closed
+    assert not list(rec_dir.rglob("records.columns.tmp-*"))
+    cached = run_cli("report", str(rec_dir), "--format", "json")
+    for d in closed:
+        shutil.rmtree(d / "records.columns")
+    plain = run_cli("report", str(rec_dir), "--format", "json")
+    assert cached.returncode == plain.returncode == 0, cached.stderr + plain.stderr
+    a, b = orjson.loads(cached.stdout), orjson.loads(plain.stdout)
+    assert a["summary"]["requests_sent"] == 12
+    assert a["distributions"] == b["distributions"] and a["summary"] == b["summary"]

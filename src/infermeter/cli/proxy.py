@@ -47,6 +47,11 @@ def proxy(
     rotate_mb: float = typer.Option(
         64.0, "--rotate-mb", help="Start a new records directory past this size."
     ),
+    column_cache: bool = typer.Option(
+        True,
+        "--column-cache/--no-column-cache",
+        help="Fold each closed records directory into its column cache (a child process at nice 19), so reports of long recordings read columns.",
+    ),
     max_models: int = typer.Option(
         32, "--max-models", help="Distinct model label values before 'other'."
     ),
@@ -102,6 +107,7 @@ def proxy(
         records_dir=records,
         sample=sample,
         rotate_mb=rotate_mb,
+        cache_columns=column_cache,
         upstream_timeout_s=upstream_timeout,
         client_idle_timeout_s=client_idle_timeout,
     )

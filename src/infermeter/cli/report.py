@@ -32,7 +32,9 @@ def note_torn(run: Run) -> None:
     what it sent, and the reader should know why), and which segments of a proxy recording
     were read together."""
     if len(run.segments) > 1:
-        names = ", ".join(d.name for d in run.segments[1:])
+        later = [d.name for d in run.segments[1:]]
+        # A recording of days has hundreds of segments: the first and last name them.
+        names = ", ".join(later) if len(later) <= 4 else f"{later[0]} … {later[-1]}"
         err_console.print(
             f"note: {run.path} and its {len(run.segments) - 1} later segment(s) ({names}) "
             "are read together as one recording; give a segment's directory to read it alone",

@@ -73,6 +73,10 @@ class ProxyConfig:
     records_dir: Path | None = None
     sample: float = 1.0
     rotate_mb: float = 64.0
+    #: Fold each closed segment into its column cache (a child process at nice 19).
+    cache_columns: bool = True
+    #: Cache only segments at least this large (None: the reader's own threshold).
+    cache_min_bytes: int | None = None
     #: Seed of the record sampling (None: random).
     seed: int | None = None
     #: Export NVML GPU gauges when a GPU is there.
@@ -146,6 +150,8 @@ class ProxyServer:
                 t0_wall_ns=self.t0_wall_ns,
                 upstream=self.upstream,
                 seed=config.seed,
+                cache_columns=config.cache_columns,
+                cache_min_bytes=config.cache_min_bytes,
             )
         self._next_id = 0
         self._http: RawHttpClient | None = None
