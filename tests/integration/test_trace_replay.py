@@ -62,13 +62,15 @@ def test_plain_trace_replays_offsets_lengths_and_prefixes(
     n = len(trace.requests)
     recs = sorted(_records(out), key=lambda r: (r["t_sched_ns"], r["id"]))
     assert len(recs) == n and all(r["ok"] for r in recs)
-    # each request due exactly at its scaled offset, with its lengths as the server counted
+    # each request due at its scaled offset (to 2 us: workers' records are placed on the run's
+    # clock through its wall-clock anchor), with its lengths as the server counted them
     t0 = recs[0]["t_sched_ns"]
-    got = sorted((round((r["t_sched_ns"] - t0) / 1e3), r["n_in"], r["n_out"]) for r in recs)
-    asked = sorted(
-        (round(t.offset_s * scale * 1e6), t.input_tokens, t.output_tokens) for t in trace.requests
-    )
-    assert got == asked
+    got = [((r["t_sched_ns"] - t0) / 1e3, r["n_in"], r["n_out"]) for r in recs]
+    for t in trace.requests:
+        due_us, lengths = t.offset_s * scale * 1e6, (t.input_tokens, t.output_tokens)
+        match = next(g for g in got if g[1:] == lengths and abs(g[0] - due_us) <= 2.0)
+        got.remove(match)
+    assert not got
     lag_ms = np.array([(r["t_send_ns"] - r["t_sched_ns"]) / 1e6 for r in recs])
     assert np.median(lag_ms) < 5.0, lag_ms
     # what the server saw: each request arrived within a few ms of when it was due (records
@@ -89,8 +91,17 @@ def test_plain_trace_replays_offsets_lengths_and_prefixes(
     late_ms = np.array(late) - min(late)
     assert late_ms.max() < 250, late_ms  # a loaded host's worst
     assert np.median(late_ms) < 5.0, late_ms
-    by_due = {(round((r["t_sched_ns"] - t0) / 1e3), r["n_in"]): i for i, r in enumerate(recs)}
-    order = [by_due[(round(q.offset_s * scale * 1e6), q.input_tokens)] for q in trace.requests]
+
+    def due_index(q: object) -> int:
+        due_us = q.offset_s * scale * 1e6  # type: ignore[attr-defined]
+        return next(
+            i
+            for i, r in enumerate(recs)
+            if r["n_in"] == q.input_tokens  # type: ignore[attr-defined]
+            and abs((r["t_sched_ns"] - t0) / 1e3 - due_us) <= 2.0
+        )
+
+    order = [due_index(q) for q in trace.requests]
     texts = [texts[i] for i in order]
     # prefixes: the same group shares exactly its prefix_tokens words, others share none
     groups = [(t.prefix[0].key, t.prefix[0].tokens) if t.prefix else None for t in trace.requests]

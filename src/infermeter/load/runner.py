@@ -280,7 +280,7 @@ class Runner:
         offsets = iter(given if given is not None else plan.arrivals())
         limit = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
         # Workers share one start line: their schedules count from it, not from when each
-        # woke up, so the merged arrivals are the run's one schedule to the nanosecond.
+        # woke up, so the merged arrivals are the run's one schedule.
         start = start_at_ns if start_at_ns is not None else clock()
         end = start + int(plan.duration_s * 1e9) if plan.duration_s is not None else None
         tasks: set[asyncio.Task[None]] = set()
