@@ -46,9 +46,10 @@ def test_ttfa_reasoning_time_and_tokens_are_exact(emulator, tmp_path: Path, styl
     recs = [orjson.loads(x) for x in (tmp_path / "r" / "records.jsonl").read_bytes().splitlines()]
     assert all(r["answer_chunk"] == THINK and r["n_reason"] == THINK for r in recs)
     assert all(r["n_out"] == OUT for r in recs)
-    for r in recs:  # the emulator's schedule: the answer THINK tokens after the first
+    for r in recs:  # the emulator's schedule: the answer THINK tokens after the first (a
+        # loaded host may write or read one chunk late; the median below is held to 2 ms)
         thought_ms = (r["chunk_ns"][THINK] - r["chunk_ns"][0]) / 1e6
-        assert thought_ms == pytest.approx(THINK * ITL_MS, abs=2.0), thought_ms
+        assert thought_ms == pytest.approx(THINK * ITL_MS, abs=10.0), thought_ms
     d = res["distributions"]
     assert d["reasoning_tokens"]["mean"] == THINK and d["reasoning_ms"]["count"] == 10
     assert d["reasoning_ms"]["p50"] == pytest.approx(THINK * ITL_MS, abs=2.0)

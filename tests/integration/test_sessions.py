@@ -66,7 +66,8 @@ def test_turns_carry_the_conversation_after_the_think_time(
     assert [t["turn"] for t in s["by_turn"]] == list(range(TURNS))
     assert [t["input_tokens_mean"] for t in s["by_turn"]] == [IN, 2 * IN + OUT, 3 * IN + 2 * OUT]
     span = (TURNS - 1) * THINK + TURNS * (0.010 + (OUT - 1) * 0.002)
-    assert span <= s["duration_s"]["p50"] < span + 0.15, s["duration_s"]
+    # a think time's timer may fire a clock tick early; a loaded host adds its own delays
+    assert span - 0.005 <= s["duration_s"]["p50"] < span + 0.15, s["duration_s"]
     md = run_cli("report", str(out), "--format", "md").stdout
     assert "**by turn**: 5 sessions (5 whole)" in md and "| 3 | 5/5 |" in md
 
