@@ -169,7 +169,7 @@ def bench(
     sessions: int | None = typer.Option(
         None,
         "--sessions",
-        help="Multi-turn chat: run K sessions (closed loop: --concurrency sessions at a time; open loop: --rate sessions a second), each turn sending the conversation so far with the server's real answers.",
+        help="Multi-turn chat: run N sessions (closed loop: --concurrency sessions at a time; open loop: --rate sessions a second), each turn sending the conversation so far with the server's real answers.",
     ),
     turns: str | None = typer.Option(
         None,

@@ -145,7 +145,12 @@ def _run_header(results: Results) -> str:
         stop.append(f"{float(cfg['duration_s']):g} s")
     if cfg.get("warmup"):
         stop.append(f"{cfg['warmup']} warm-up")
-    if workload.get("kind") == "trace":
+    if workload.get("kind") == "sessions":
+        per_turn = esc(workload.get("input_tokens") or "?")
+        wl = f"conversations: each turn a new message of {per_turn} tokens, " + (
+            f"{esc(workload.get('output_tokens') or '?')} out"
+        )
+    elif workload.get("kind") == "trace":
         wl = f"trace {esc(Path(str(workload.get('path') or '')).name)}, lengths from the trace"
     elif workload.get("kind") == "dataset" or cfg.get("dataset"):
         wl = f"dataset {esc(Path(str(cfg.get('dataset') or workload.get('path') or '')).name)}"
