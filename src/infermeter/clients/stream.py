@@ -103,12 +103,12 @@ class _Accumulator:
             self.chunk_chars.append(len(d.text))
             done = d.usage.get("completion_tokens") if d.usage else None
             self.cum_usage.append(done if isinstance(done, int) else None)
-            index = len(self.chunk_abs) - 1
             if self.answer is not None and not d.reasoning:
                 self.answer.append(d.text)
             if d.reasoning:
                 self.reason_chunks += 1
             elif self.answer_at is None:
+                index = len(self.chunk_abs) - 1  # only until the answer starts: a hot path
                 if self.think is None:
                     self.answer_at = index
                 else:

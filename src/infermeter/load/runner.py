@@ -237,6 +237,15 @@ class Runner:
                 prompts, plan.concurrency, plan.duration_s, "measure", slot_delays(plan)
             )
 
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless the run is stopped first (True: stopped)."""
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            except asyncio.TimeoutError:
+                pass
+        return self._stop.is_set()
+
     def _prompt_iter(self, prompts: Sequence[Prompt]) -> Iterator[Prompt]:
         if self.plan.num_requests is not None:
             return itertools.islice(itertools.cycle(prompts), self.plan.num_requests)
@@ -297,13 +306,7 @@ class Runner:
             due = start + int(offset * 1e9)
             if end is not None and due >= end:
                 break
-            delay = (due - clock()) / 1e9
-            if delay > 0:
-                try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
-            if self._stop.is_set():
+            if await self._pause((due - clock()) / 1e9):
                 break
             task = asyncio.ensure_future(gated(prompt, due))
             tasks.add(task)

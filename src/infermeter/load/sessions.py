@@ -66,15 +66,6 @@ class SessionRunner(Runner):
         assert plan.concurrency is not None
         await asyncio.gather(*(slot() for _ in range(plan.concurrency)))
 
-    async def _pause(self, seconds: float) -> bool:
-        """Wait ``seconds`` unless the run is stopped first (True: stopped)."""
-        if seconds > 0:
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-            except asyncio.TimeoutError:
-                pass
-        return self._stop.is_set()
-
     async def _session(
         self, sid: int, script: SessionScript, due: int, deadline: int | None
     ) -> None:

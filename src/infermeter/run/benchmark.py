@@ -84,7 +84,7 @@ from infermeter.workload.plan import (
 from infermeter.workload.sessions import SessionScript
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
-from infermeter.workload.traces import Trace, cut
+from infermeter.workload.traces import Trace, cut, rebased
 from infermeter.workload.types import Prompt
 
 SERVER_PROBE_TOKENS = 16
@@ -492,10 +492,9 @@ def _trace(config: BenchConfig, limit: int | None, source: str | None) -> Trace:
             f"--trace {trace.path}: every request exceeds the server's context of {limit} tokens"
         )
     skipped = {**trace.skipped, "over the context": len(over)}
-    t0 = keep[0].offset_s
     return dataclasses.replace(
         trace,
-        requests=[dataclasses.replace(r, offset_s=r.offset_s - t0) for r in keep],
+        requests=rebased(keep),
         skipped=skipped,
         first_skipped=trace.first_skipped
         or f"{trace.path}:{over[0].line}: longer than the server's context",

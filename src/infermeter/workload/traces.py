@@ -195,9 +195,7 @@ def collect(
         last = row
     if not kept:
         raise TraceError(f"--trace {path}: no request to replay")
-    t0 = kept[0].offset_s
-    requests = [replace(r, offset_s=r.offset_s - t0) for r in kept]
-    return Trace(path, fmt, requests, skipped, first_skipped)
+    return Trace(path, fmt, rebased(kept), skipped, first_skipped)
 
 
 def cut(
@@ -220,9 +218,13 @@ def cut(
             f"--trace {trace.path}: no request between {start_s:g} s and "
             f"{end:g} s of the trace (it spans {trace.span_s:g} s)"
         )
-    t0 = picked[0].offset_s
-    requests = [replace(r, offset_s=(r.offset_s - t0) * time_scale) for r in picked]
-    return replace(trace, requests=requests)
+    return replace(trace, requests=rebased(picked, time_scale))
+
+
+def rebased(requests: list[TraceRequest], time_scale: float = 1.0) -> list[TraceRequest]:
+    """The requests with offsets from the first of them, multiplied by ``time_scale``."""
+    t0 = requests[0].offset_s
+    return [replace(r, offset_s=(r.offset_s - t0) * time_scale) for r in requests]
 
 
 @dataclass(frozen=True, slots=True)
