@@ -15,6 +15,7 @@ from infermeter.cli import (
     engine,
     estimate,
     export,
+    predict,
     proxy,
     report,
     sweep,
@@ -38,6 +39,9 @@ app.command("export", cls=Command)(export.export)
 app.command("analyze", cls=Command)(analyze.analyze)
 app.command("demo", cls=Command)(demo.demo)
 app.command("estimate", cls=Command)(estimate.estimate)
+app.command("fit", cls=Command)(predict.fit)
+app.command("simulate", cls=Command)(predict.simulate)
+app.command("plan", cls=Command)(predict.plan)
 app.command("proxy", cls=Command)(proxy.proxy)
 app.command("serve-ground-truth", cls=Command)(emulator.serve_ground_truth)
 app.add_typer(engine.app, name="engine")

@@ -17,8 +17,9 @@ from typing import Any, Literal, TypedDict, Union, get_args, get_origin, get_typ
 RECORD_SCHEMA_VERSION = 1
 
 #: Where a token count came from, best first (metrics spec section 2).
-TokenSource = Literal["server", "server-stream", "tokenizer", "chunks"]
-TOKEN_SOURCES: tuple[str, ...] = ("server", "server-stream", "tokenizer", "chunks")
+#: "predicted": a simulated run's (``infermeter simulate``), counted by no server.
+TokenSource = Literal["server", "server-stream", "tokenizer", "chunks", "predicted"]
+TOKEN_SOURCES: tuple[str, ...] = ("server", "server-stream", "tokenizer", "chunks", "predicted")
 
 #: How a record's per-chunk token counts ``k[i]`` were found: the server's per-chunk usage,
 #: the engine itself (in-process: one token a step), one per chunk (the counts agree),

@@ -151,7 +151,8 @@ def to_markdown(results: Results) -> str:
 
     server = results.get("server")
     lines = [
-        f"### infermeter: {(server['model'] if server else None) or '?'}",
+        f"### infermeter: {(server['model'] if server else None) or '?'}"
+        + (" (predicted by simulation, not measured)" if results.get("predicted") else ""),
         "",
         *_context(results),
         "",

@@ -108,6 +108,8 @@ def render_summary(results: Results) -> Group:
     server = results.get("server")
     model, url = (server.get("model", "?"), server.get("url", "?")) if server else ("?", "?")
     title = escape(f"infermeter · {model} @ {url}")
+    if results.get("predicted"):
+        title = escape(f"infermeter · {model} · PREDICTED by simulation, not measured")
     cfg = results.get("config") or {}
     replay = trace_load(results.get("workload"), cfg.get("max_concurrency")) or sessions_load(
         results.get("workload"), cfg

@@ -26,6 +26,7 @@ from infermeter.metrics.sessions import SessionStats, session_stats
 from infermeter.schema.results import (
     RESULTS_SCHEMA_VERSION,
     Analysis,
+    Prediction,
     Results,
     RunOutcome,
     SLOResult,
@@ -114,7 +115,24 @@ def build_results(
     sessions = session_stats(metrics.table, metrics.requests, tuple(cfg.get("percentiles") or ()))
     if sessions is not None:
         result["sessions"] = sessions_doc(sessions)
+    prediction = meta.get("prediction")
+    if prediction is not None:
+        result["predicted"] = True
+        result["prediction"] = prediction
+        result["warnings"] = prediction_warnings(prediction) + result["warnings"]
     return result
+
+
+def prediction_warnings(p: Prediction) -> list[str]:
+    """What a reader of a simulated run must not miss: it is not a measurement, where it
+    leaves the data it was fitted on, and whether the load was more than it can serve."""
+    out = [f"predicted by simulation ({p['engine_model']}), not measured"]
+    if p["extrapolated"]:
+        out.append(f"extrapolated to other hardware: {p['extrapolated']}")
+    out += [f"extrapolated: {x}" for x in p["extrapolations"]]
+    if p["unstable"]:
+        out.append(f"unstable: {p['unstable']}")
+    return out
 
 
 def sessions_doc(s: SessionStats) -> SessionsDoc:

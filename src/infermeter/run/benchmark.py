@@ -63,7 +63,7 @@ from infermeter.results.build import flag_error, full_results
 from infermeter.run import ray_pool
 from infermeter.run.local_pool import PoolOutcome, WorkerJob, client_report, run_pool
 from infermeter.run.rundir import Run, load_run, remove_empty
-from infermeter.run.trace import load_trace
+from infermeter.run.trace import trace_window, window_meta
 from infermeter.schema.results import RunOutcome
 from infermeter.telemetry import (
     HostSampler,
@@ -84,7 +84,7 @@ from infermeter.workload.plan import (
 from infermeter.workload.sessions import SessionScript
 from infermeter.workload.synthetic import SyntheticPromptBuilder
 from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
-from infermeter.workload.traces import Trace, cut, rebased
+from infermeter.workload.traces import Trace, rebased
 from infermeter.workload.types import Prompt
 
 SERVER_PROBE_TOKENS = 16
@@ -356,11 +356,7 @@ async def _measure(
             counter=counter,
             overhead=overhead,
             seed=seed,
-            window={
-                "time_scale": config.time_scale,
-                "start_s": config.trace_start_s,
-                "duration_s": config.trace_duration_s,
-            },
+            window=window_meta(config),
         )
     elif config.dataset is not None:
         plan = await dataset_plan(
@@ -465,15 +461,7 @@ def _check_conversations_context(
 def _trace(config: BenchConfig, limit: int | None, source: str | None) -> Trace:
     """The trace's window to replay; a request longer than the server's context is refused
     before any load (or, with --skip-bad-rows, left out and counted)."""
-    assert config.trace is not None
-    whole = load_trace(config.trace, config.trace_format, skip_bad_rows=config.skip_bad_rows)
-    trace = cut(
-        whole,
-        start_s=config.trace_start_s,
-        duration_s=config.trace_duration_s,
-        time_scale=config.time_scale,
-        limit=config.num_requests,
-    )
+    trace = trace_window(config)
     if limit is None:
         return trace
     over = [r for r in trace.requests if r.input_tokens + r.output_tokens > limit]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from infermeter.config import BenchConfig
 from infermeter.records.reader import read_records
 from infermeter.records.rundir import RECORDS_FILE, RUN_FILE, is_run_dir, segment_dirs
 from infermeter.records.schema import RequestRecord
@@ -16,9 +17,32 @@ from infermeter.workload.traces import (
     TraceError,
     TraceRequest,
     collect,
+    cut,
     read_trace_file,
     sniff_format,
 )
+
+
+def trace_window(config: BenchConfig) -> Trace:
+    """The part of ``--trace`` a run replays: its window, its first ``-n`` requests, its
+    gaps times ``--time-scale``."""
+    assert config.trace is not None
+    whole = load_trace(config.trace, config.trace_format, skip_bad_rows=config.skip_bad_rows)
+    return cut(
+        whole,
+        start_s=config.trace_start_s,
+        duration_s=config.trace_duration_s,
+        time_scale=config.time_scale,
+        limit=config.num_requests,
+    )
+
+
+def window_meta(config: BenchConfig) -> dict[str, object]:
+    return {
+        "time_scale": config.time_scale,
+        "start_s": config.trace_start_s,
+        "duration_s": config.trace_duration_s,
+    }
 
 
 def load_trace(path: Path, fmt: str = "auto", *, skip_bad_rows: bool = False) -> Trace:

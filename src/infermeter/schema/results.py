@@ -370,6 +370,31 @@ class Sessions(TypedDict):
     by_turn: list[TurnDoc]
 
 
+class Prediction(TypedDict):
+    """A simulated run's provenance: the engine model it ran and what it found (``infermeter
+    simulate``); results.json carries it beside ``predicted: true``."""
+
+    engine_model: str
+    engine: str
+    model: str | None
+    hardware: str | None
+    #: How the engine model was carried to other hardware, or None (as measured).
+    extrapolated: str | None
+    replicas: int
+    router: str
+    #: Why the load is beyond what the replicas serve, or None.
+    unstable: str | None
+    #: Where the traffic leaves what the model was fitted on.
+    extrapolations: list[str]
+    fitted_on: list[str]
+    #: Per replica: decoding sequences per step (time-weighted), share of time busy.
+    mean_batch: list[float]
+    busy_share: list[float]
+    #: Simulated time, and the wall time the simulation took.
+    simulated_s: float
+    wall_s: float
+
+
 class Results(TypedDict):
     """The whole of results.json."""
 
@@ -396,4 +421,7 @@ class Results(TypedDict):
     warnings: list[str]
     #: Only for a multi-turn run.
     sessions: NotRequired[Sessions]
+    #: Only for a simulated run (``infermeter simulate``): nothing in it was measured.
+    predicted: NotRequired[bool]
+    prediction: NotRequired[Prediction]
     analysis: NotRequired[Analysis]

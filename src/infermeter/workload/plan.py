@@ -230,7 +230,6 @@ async def trace_plan(
             "tokenizer": counter.name,
             "verified_by": "server prompt count" if exact else "tokenizer + probe overhead",
         }
-    reuse = prefix_reuse(requests)
     meta = {
         "kind": "trace",
         **meta,
@@ -240,19 +239,28 @@ async def trace_plan(
         "output_tokens": "from the trace",
         "overhead_tokens": overhead,
         "seed": seed,
-        "trace": {
-            "requests": len(requests),
-            "span_s": trace.span_s,
-            "mean_rate_rps": trace.mean_rate_rps,
-            **window,
-            "skipped_rows": trace.skipped,
-            "first_skipped": trace.first_skipped,
-            "prefix_reuse_share": reuse.share,
-            "prefix_reuse_tokens": reuse.reusable_tokens,
-            "requests_reusing_prefix": reuse.requests_reusing,
-        },
+        "trace": trace_meta(trace, requests, window),
     }
     return WorkloadPlan(warmup, measure, meta, [r.offset_s for r in requests])
+
+
+def trace_meta(
+    trace: Trace, requests: list[TraceRequest], window: dict[str, Any]
+) -> dict[str, Any]:
+    """What run.json says of a replayed trace: its size, span and rate, the window replayed,
+    the rows left out, and the prefix reuse ``requests`` ask of the server's cache."""
+    reuse = prefix_reuse(requests)
+    return {
+        "requests": len(requests),
+        "span_s": trace.span_s,
+        "mean_rate_rps": trace.mean_rate_rps,
+        **window,
+        "skipped_rows": trace.skipped,
+        "first_skipped": trace.first_skipped,
+        "prefix_reuse_share": reuse.share,
+        "prefix_reuse_tokens": reuse.reusable_tokens,
+        "requests_reusing_prefix": reuse.requests_reusing,
+    }
 
 
 def _key_counts(requests: list[TraceRequest]) -> dict[str, int]:

@@ -76,6 +76,8 @@ def run_page(
     model = str((server.get("model") if server else None) or "unknown model")
     kind = str((server.get("kind") if server else None) or "server")
     heading = f'{esc(model)} <span style="color:#64748b;font-weight:500">on {esc(kind)}</span>'
+    if results.get("predicted"):
+        heading += ' <span style="color:#b45309;font-weight:600">· predicted, not measured</span>'
     sections = [
         ("summary", "Summary", _summary(results)),
         ("verdicts", "Verdicts", _verdicts(results)),

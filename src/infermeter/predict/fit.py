@@ -1,0 +1,307 @@
+"""Fitting an engine model to measured runs: pure math over the requests' token stamps.
+
+Every stream's token arrivals say when the engine finished a step. A gap between two tokens of
+one stream is one step; the streams decoding at its middle are its batch, the context they hold
+is summed from their prompts and tokens so far, and the first tokens of other streams landing
+at its end are the prompts it carried. Steps with no prompt give the decode table (median per
+batch: no curve is assumed); steps with prompts give the cost per prompt token; requests sent
+to an idle server give the time a request spends outside the steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from infermeter.errors import UsageError
+from infermeter.predict.model import (
+    EngineModel,
+    FitQuality,
+    FitRange,
+    PrefillPoint,
+    SchedulerKind,
+    StepPoint,
+    StepTable,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Gaps a batch size needs before its median enters the table.
+MIN_SAMPLES = 20
+#: ... and at least this share of the most common batch size's gaps.
+RARE_SHARE = 0.05
+#: Steps with a prompt a batch size needs before its own prompt cost enters the table.
+MIN_MIXED = 30
+#: A first token this share of a gap after the gap's end still came from the same step (the
+#: streams of one step are written one after another).
+LANDING_SLACK = 0.25
+#: Percent of gaps left out at either end: the client's or the host's hiccups, not steps.
+TRIM = 0.5
+#: Quantiles kept of a step's spread around its table entry.
+SPREAD_POINTS = 41
+
+
+@dataclass(frozen=True)
+class ObservedRun:
+    """One run's completed requests (every phase: warm-up requests fill batches too), on one
+    clock in milliseconds."""
+
+    label: str
+    t_sched: FloatArray
+    t_send: FloatArray
+    t_first: FloatArray
+    t_last: FloatArray
+    t_end: FloatArray
+    n_in: IntArray
+    n_out: IntArray
+    #: Arrival of each single-token chunk after the first, per request (coalesced chunks,
+    #: which hide their steps, are left out).
+    token_ms: list[FloatArray] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The scheduler's limits, as the server told or as inferred, with where each came from."""
+
+    scheduler: SchedulerKind
+    max_seqs: int
+    max_seqs_source: str
+    token_budget: int
+    token_budget_source: str
+    ctx_per_seq: int | None
+
+
+@dataclass
+class _Gaps:
+    gap: list[FloatArray] = field(default_factory=list)
+    batch: list[IntArray] = field(default_factory=list)
+    ctx: list[FloatArray] = field(default_factory=list)
+    prompt: list[FloatArray] = field(default_factory=list)
+
+    def joined(self) -> tuple[FloatArray, IntArray, FloatArray, FloatArray]:
+        if not self.gap:
+            empty = np.zeros(0)
+            return empty, np.zeros(0, dtype=np.int64), empty, empty
+        return (
+            np.concatenate(self.gap),
+            np.concatenate(self.batch),
+            np.concatenate(self.ctx),
+            np.concatenate(self.prompt),
+        )
+
+
+def _prefix(values: FloatArray) -> FloatArray:
+    return np.concatenate(([0.0], np.cumsum(values)))
+
+
+class _Occupancy:
+    """How many streams decode at an instant, and the context they hold, from sorted ends."""
+
+    def __init__(self, run: ObservedRun) -> None:
+        live = (run.n_out >= 2) & (run.t_last > run.t_first)
+        first, last = run.t_first[live], run.t_last[live]
+        # Context of stream j at t: prompt + first token + tokens since, at its own pace.
+        rate = (run.n_out[live] - 1) / (last - first)
+        base = run.n_in[live] + 1.0 - first * rate
+        by_first, by_last = np.argsort(first), np.argsort(last)
+        self.first, self.last = first[by_first], last[by_last]
+        self.base_in, self.rate_in = _prefix(base[by_first]), _prefix(rate[by_first])
+        self.base_out, self.rate_out = _prefix(base[by_last]), _prefix(rate[by_last])
+
+    def at(self, t: FloatArray) -> tuple[IntArray, FloatArray]:
+        i = np.searchsorted(self.first, t, side="right")
+        j = np.searchsorted(self.last, t, side="right")
+        count = (i - j).astype(np.int64)
+        ctx = (self.base_in[i] - self.base_out[j]) + t * (self.rate_in[i] - self.rate_out[j])
+        return count, np.maximum(ctx, 0.0)
+
+
+def _gaps(run: ObservedRun, into: _Gaps) -> None:
+    occ = _Occupancy(run)
+    order = np.argsort(run.t_first)
+    landings = run.t_first[order]
+    landed_prompt = _prefix(run.n_in[order].astype(np.float64))
+    for toks in run.token_ms:
+        if toks.size < 2:
+            continue
+        a, b = toks[:-1], toks[1:]
+        gap = b - a
+        keep = gap > 0
+        a, b, gap = a[keep], b[keep], gap[keep]
+        batch, ctx = occ.at((a + b) / 2)
+        slack = LANDING_SLACK * gap
+        lo = np.searchsorted(landings, a + slack, side="right")
+        hi = np.searchsorted(landings, b + slack, side="right")
+        into.gap.append(gap)
+        into.batch.append(np.maximum(batch, 1))
+        into.ctx.append(ctx)
+        into.prompt.append(landed_prompt[hi] - landed_prompt[lo])
+
+
+def _solo_ttft(run: ObservedRun) -> tuple[FloatArray, IntArray]:
+    """TTFT and prompt length of the requests sent while no other was in flight."""
+    starts, ends = np.sort(run.t_send), np.sort(run.t_end)
+    inflight = np.searchsorted(starts, run.t_send, side="right") - np.searchsorted(
+        ends, run.t_send, side="right"
+    )
+    solo = inflight == 1
+    return (run.t_first - run.t_send)[solo], run.n_in[solo]
+
+
+def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray) -> list[StepPoint]:
+    sizes, counts = np.unique(batch, return_counts=True)
+    # A batch size the runs passed through only briefly (a stream ending, the next one's
+    # prompt not yet in) is where a step is most often mislabelled: it must be common too.
+    least = max(MIN_SAMPLES, RARE_SHARE * int(counts.max()) if counts.size else 0)
+    points = []
+    for b, count in zip(sizes, counts, strict=True):
+        sel = batch == b
+        if count < least:
+            continue
+        # The median: a prompt's step not told apart from a decode's moves it little.
+        points.append(
+            StepPoint(
+                batch=int(b),
+                step_ms=float(np.median(gap[sel])),
+                ctx_tokens=float(ctx[sel].mean()),
+                samples=int(sel.sum()),
+            )
+        )
+    return points
+
+
+def _ctx_slope(gap: FloatArray, batch: IntArray, ctx: FloatArray, points: list[StepPoint]) -> float:
+    """Step growth per context token, pooled within batch sizes (each batch's own level
+    removed), on the gaps within three MADs of their batch's median."""
+    sxy = sxx = 0.0
+    for p in points:
+        sel = batch == p.batch
+        y = gap[sel] - p.step_ms
+        x = ctx[sel] - ctx[sel].mean()
+        mad = float(np.median(np.abs(y))) or 1e-9
+        ok = np.abs(y) <= 3 * 1.4826 * mad
+        sxy += float((x[ok] * y[ok]).sum())
+        sxx += float((x[ok] * x[ok]).sum())
+    return max(sxy / sxx, 0.0) if sxx > 0 else 0.0
+
+
+def fit_engine(
+    runs: list[ObservedRun],
+    limits: Limits,
+    *,
+    engine: str,
+    model: str | None,
+    hardware: str | None,
+) -> EngineModel:
+    gaps = _Gaps()
+    for run in runs:
+        _gaps(run, gaps)
+    gap, batch, ctx, prompt = gaps.joined()
+    decode = prompt == 0
+    points = _table(gap[decode], batch[decode], ctx[decode])
+    if not points:
+        raise UsageError(
+            f"fit: too few token gaps to learn a decode step ({int(decode.sum())} without a "
+            f"prompt beside them; {MIN_SAMPLES} at one batch size are needed): the runs need "
+            "streamed answers of several tokens each"
+        )
+    notes: list[str] = []
+    slope = _ctx_slope(gap[decode], batch[decode], ctx[decode], points)
+    by_batch = {p.batch: p.step_ms for p in points}
+    one = by_batch.get(1, points[0].step_ms)
+    two = by_batch.get(2)
+    # A step with no decode costs what a batch of one would, less one sequence's share.
+    floor = min(max(2 * one - two, 0.0), one) if two is not None else one
+    table = StepTable(
+        points, limits.max_seqs, ctx_ms_per_token=slope, step_floor_ms=floor, prefill_ms_per_token=0
+    )
+    base, ref = np.array(table.base), np.array(table.ref)
+    at = np.minimum(batch, base.size - 1)
+    expected = np.maximum(base[at] + slope * (ctx - ref[at]), max(floor, 1e-3))
+    mixed = prompt > 0
+    per_token = 0.0
+    prefill: list[PrefillPoint] = []
+    if mixed.any():
+        cost = (gap[mixed] - expected[mixed]) / prompt[mixed]
+        per_token = max(float(np.median(cost)), 0.0)
+        mixed_batch = batch[mixed]
+        for b in np.unique(mixed_batch):
+            sel = mixed_batch == b
+            if int(sel.sum()) >= MIN_MIXED:
+                prefill.append(
+                    PrefillPoint(
+                        batch=int(b),
+                        ms_per_token=max(float(np.median(cost[sel])), 0.0),
+                        samples=int(sel.sum()),
+                    )
+                )
+    solo_ttft = np.concatenate([_solo_ttft(r)[0] for r in runs])
+    solo_n = np.concatenate([_solo_ttft(r)[1] for r in runs]).astype(np.float64)
+    overhead = 0.0
+    if solo_ttft.size:
+        if not mixed.any() and np.unique(solo_n).size >= 2:
+            per_token = max(float(np.polyfit(solo_n, solo_ttft, 1)[0]), 0.0)
+        overhead = max(float(np.median(solo_ttft - floor - per_token * solo_n)), 0.0)
+        if prefill:
+            # A prompt alone costs what the solo requests show beyond the overhead... which
+            # is not separable from it with one length: batch 0 keeps the pooled cost.
+            prefill.insert(
+                0, PrefillPoint(batch=0, ms_per_token=per_token, samples=int(solo_ttft.size))
+            )
+    else:
+        notes.append(
+            "no request was sent to an idle server: the time outside the engine's steps is "
+            "taken as 0 (fit a run at concurrency 1 too)"
+        )
+    if not mixed.any() and np.unique(solo_n).size < 2:
+        notes.append(
+            "the cost per prompt token could not be separated from the per-request overhead "
+            "(one prompt length, no prompt beside a decode): other prompt lengths extrapolate"
+        )
+    t_end = np.concatenate([r.t_end - r.t_last for r in runs])
+    gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])
+    ratio = gap[decode] / expected[decode]
+    dev = np.abs(ratio - 1)
+    # The extreme percent either way is the client's or the host's, not the engine's.
+    lo, hi = np.percentile(ratio, [TRIM, 100 - TRIM]) if ratio.size else (1.0, 1.0)
+    spread = np.percentile(np.clip(ratio, lo, hi), np.linspace(0, 100, SPREAD_POINTS))
+    spread /= spread.mean() if ratio.size else 1.0
+    n_in = np.concatenate([r.n_in for r in runs])
+    n_out = np.concatenate([r.n_out for r in runs])
+    return EngineModel(
+        engine=engine,
+        model=model,
+        hardware=hardware,
+        scheduler=limits.scheduler,
+        max_seqs=limits.max_seqs,
+        max_seqs_source=limits.max_seqs_source,
+        token_budget=limits.token_budget,
+        token_budget_source=limits.token_budget_source,
+        ctx_per_seq=limits.ctx_per_seq,
+        decode=points,
+        ctx_ms_per_token=slope,
+        step_spread=[float(x) for x in spread] if ratio.size else [1.0, 1.0],
+        prefill_ms_per_token=per_token,
+        prefill=prefill,
+        step_floor_ms=floor,
+        ttft_overhead_ms=overhead,
+        tail_ms=max(float(np.median(t_end)), 0.0) if t_end.size else 0.0,
+        client_gap_ms=max(float(np.median(gap_to_send)), 0.0) if gap_to_send.size else 0.0,
+        fitted_on=FitRange(
+            runs=[r.label for r in runs],
+            input_tokens_min=int(n_in.min()),
+            input_tokens_max=int(n_in.max()),
+            output_tokens_min=int(n_out.min()),
+            output_tokens_max=int(n_out.max()),
+            batch_max=max(p.batch for p in points),
+        ),
+        quality=FitQuality(
+            decode_gaps=int(decode.sum()),
+            mixed_gaps=int(mixed.sum()),
+            solo_requests=int(solo_ttft.size),
+            decode_gap_mad=float(np.median(dev)) if dev.size else 0.0,
+            notes=notes,
+        ),
+    )

@@ -1,0 +1,223 @@
+"""An engine model: what ``infermeter fit`` learns from measured runs and ``simulate`` and
+``plan`` run on. Measured tables, not curves: a decode step's time for each batch size seen,
+interpolated between them, plus the few constants a step and a request add."""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from infermeter.errors import OutputError, UsageError
+
+ENGINE_MODEL_VERSION = 1
+
+#: How the engine forms its batches. ``slots``: llama.cpp's fixed slots, prompts batched with
+#: the running decodes; ``continuous``: vLLM's iteration-level scheduler with chunked prefill.
+#: Both admit work only between steps; they differ in their limits, which the model holds.
+SchedulerKind = Literal["slots", "continuous"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StepPoint(_Frozen):
+    """The median decode step at one batch size, from the token gaps measured at it."""
+
+    batch: int = Field(ge=1)
+    step_ms: float = Field(gt=0)
+    #: Mean context (prompt + tokens so far) summed over the batch, where it was measured.
+    ctx_tokens: float = Field(ge=0)
+    samples: int = Field(ge=1)
+
+
+class PrefillPoint(_Frozen):
+    """The cost of a prompt token in a step beside ``batch`` decodes (batch 0: a step of
+    prompt alone, from requests sent to an idle server). On a GPU a prompt rides on the
+    weight reads the decodes pay for anyway, so it costs less beside a larger batch."""
+
+    batch: int = Field(ge=0)
+    ms_per_token: float = Field(ge=0)
+    samples: int = Field(ge=1)
+
+
+class FitRange(_Frozen):
+    """What the model was fitted on: traffic outside it is an extrapolation."""
+
+    runs: list[str]
+    input_tokens_min: int
+    input_tokens_max: int
+    output_tokens_min: int
+    output_tokens_max: int
+    batch_max: int
+
+
+class FitQuality(_Frozen):
+    """How well the model follows the data it was fitted on (not a held-out error)."""
+
+    decode_gaps: int
+    mixed_gaps: int
+    solo_requests: int
+    #: Median absolute relative error of a decode gap against its batch's table entry.
+    decode_gap_mad: float
+    notes: list[str] = Field(default_factory=list)
+
+
+class EngineModel(_Frozen):
+    """One engine serving one model on one machine, as measured."""
+
+    schema_version: int = ENGINE_MODEL_VERSION
+    kind: Literal["infermeter-engine-model"] = "infermeter-engine-model"
+    engine: str
+    model: str | None = None
+    #: The catalogue GPU the runs were measured on (None: unknown, e.g. a CPU).
+    hardware: str | None = None
+    scheduler: SchedulerKind
+    #: Sequences one replica runs at once (llama.cpp's slots, vLLM's max_num_seqs).
+    max_seqs: int = Field(ge=1)
+    max_seqs_source: str
+    #: Tokens one step may carry, decodes and prompt chunks together (llama.cpp's n_batch,
+    #: vLLM's max_num_batched_tokens).
+    token_budget: int = Field(ge=1)
+    token_budget_source: str
+    #: Context one sequence may hold (llama.cpp's per-slot context, vLLM's max_model_len).
+    ctx_per_seq: int | None = None
+    decode: list[StepPoint] = Field(min_length=1)
+    #: A decode step's growth per context token held by the batch (attention reads).
+    ctx_ms_per_token: float = Field(ge=0)
+    #: Quantiles (evenly spaced, 0 to 100 %) of a decode gap over its table entry, scaled to
+    #: a mean of 1: how one step varies around the table, drawn from in simulation.
+    step_spread: list[float] = Field(default_factory=lambda: [1.0, 1.0], min_length=2)
+    #: A step's growth per prompt token it processes: the median over every step that
+    #: carried a prompt, and by batch where enough steps of that batch did.
+    prefill_ms_per_token: float = Field(ge=0)
+    prefill: list[PrefillPoint] = Field(default_factory=list)
+    #: A step's cost with no decode in it (before its prompt tokens).
+    step_floor_ms: float = Field(ge=0)
+    #: Time of a request outside the engine's steps: HTTP, templating, tokenising, the first write.
+    ttft_overhead_ms: float = Field(ge=0)
+    #: How long after a step's tokens a request may still arrive and join the next step (the
+    #: engine's host work between steps: sampling, writing the streams); chosen so that the
+    #: fitted runs' TTFT is met.
+    admit_ms: float = Field(default=0.0, ge=0)
+    #: From the last token to the end of the answer.
+    tail_ms: float = Field(ge=0)
+    #: The client's own delay from scheduling a request to sending it.
+    client_gap_ms: float = Field(ge=0)
+    fitted_on: FitRange
+    quality: FitQuality
+    #: Set when the model was carried to other hardware by the roofline: how, and how sure.
+    extrapolated: str | None = None
+
+
+class StepTable:
+    """The model's step time for every batch size up to its limit, looked up in O(1)."""
+
+    def __init__(
+        self,
+        points: list[StepPoint],
+        max_seqs: int,
+        *,
+        ctx_ms_per_token: float,
+        step_floor_ms: float,
+        prefill_ms_per_token: float,
+        prefill: list[PrefillPoint] | None = None,
+    ) -> None:
+        pts = sorted(points, key=lambda p: p.batch)
+        xs = [p.batch for p in pts]
+        top = max(max_seqs, xs[-1])
+        self.base = [0.0] * (top + 1)
+        self.ref = [0.0] * (top + 1)
+        for b in range(1, top + 1):
+            self.base[b], self.ref[b] = _interpolate(pts, xs, b)
+        self.slope = ctx_ms_per_token
+        self.prefill = [prefill_ms_per_token] * (top + 1)
+        by = sorted(prefill or [], key=lambda p: p.batch)
+        if by:
+            px = [p.batch for p in by]
+            py = [p.ms_per_token for p in by]
+            # Between measured batches linear, beyond them flat.
+            self.prefill = [_lerp(px, py, b) for b in range(top + 1)]
+        self.floor = step_floor_ms
+        self.measured_max = xs[-1]
+
+    @classmethod
+    def of(cls, m: EngineModel) -> StepTable:
+        return cls(
+            m.decode,
+            m.max_seqs,
+            ctx_ms_per_token=m.ctx_ms_per_token,
+            step_floor_ms=m.step_floor_ms,
+            prefill_ms_per_token=m.prefill_ms_per_token,
+            prefill=m.prefill,
+        )
+
+    def step_ms(self, batch: int, ctx_tokens: float, prompt_tokens: int) -> float:
+        """One step: ``batch`` decodes holding ``ctx_tokens`` of context, plus ``prompt_tokens``."""
+        if batch == 0:
+            t = self.floor
+        else:
+            t = self.base[batch] + self.slope * (ctx_tokens - self.ref[batch])
+        # A step never gets cheaper than its floor, whatever the context does.
+        return max(t, self.floor, 1e-3) + self.prefill[batch] * prompt_tokens
+
+
+def _lerp(xs: list[int], ys: list[float], x: int) -> float:
+    i = bisect.bisect_left(xs, x)
+    if i < len(xs) and xs[i] == x:
+        return ys[i]
+    if i == 0:
+        return ys[0]
+    if i == len(xs):
+        return ys[-1]
+    w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+    return ys[i - 1] + w * (ys[i] - ys[i - 1])
+
+
+def _interpolate(pts: list[StepPoint], xs: list[int], b: int) -> tuple[float, float]:
+    """Linear between the measured batches; beyond them, along the last two (or flat)."""
+    i = bisect.bisect_left(xs, b)
+    if i < len(xs) and xs[i] == b:
+        return pts[i].step_ms, pts[i].ctx_tokens
+    if i == 0:
+        lo, hi = pts[0], pts[1] if len(pts) > 1 else pts[0]
+    elif i == len(xs):
+        lo, hi = (pts[-2], pts[-1]) if len(pts) > 1 else (pts[-1], pts[-1])
+    else:
+        lo, hi = pts[i - 1], pts[i]
+    if hi.batch == lo.batch:
+        scale = b / lo.batch
+        return lo.step_ms, lo.ctx_tokens * scale
+    w = (b - lo.batch) / (hi.batch - lo.batch)
+    step = lo.step_ms + w * (hi.step_ms - lo.step_ms)
+    ctx = lo.ctx_tokens + w * (hi.ctx_tokens - lo.ctx_tokens)
+    return max(step, 1e-3), max(ctx, 0.0)
+
+
+def read_engine_model(path: Path) -> EngineModel:
+    """An engine model file, or a one-line UsageError saying what is wrong with it."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--engine-model {path}: {exc.strerror or exc}") from None
+    try:
+        model = EngineModel.model_validate_json(text)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "the file"
+        raise UsageError(
+            f"--engine-model {path}: not an engine model ({where}: {err['msg']})"
+        ) from None
+    if model.schema_version > ENGINE_MODEL_VERSION:
+        raise UsageError(f"--engine-model {path} was written by a newer infermeter; upgrade")
+    return model
+
+
+def write_engine_model(model: EngineModel, path: Path) -> None:
+    try:
+        path.write_text(model.model_dump_json(indent=2) + "\n")
+    except OSError as exc:
+        raise OutputError.writing(path, exc) from None

@@ -1,0 +1,324 @@
+"""A discrete-event simulation of replicas of one engine under a load: pure, seeded by the
+caller's workload, and linear in steps (a step costs O(1) however large its batch).
+
+Each replica admits requests only between steps, as llama.cpp and vLLM do: a step carries one
+token for every decoding sequence and as many prompt tokens as its budget leaves, and lasts
+what the engine model says a step of that shape lasts. A request's tokens are the ends of the
+consecutive steps it decoded in, so its stamps are read off its replica's step clock."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from infermeter.predict.model import EngineModel, StepTable
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+Router = Literal["round-robin", "least-outstanding"]
+
+_STEP, _ARRIVE, _DONE, _READY, _BEGIN = 0, 1, 2, 3, 4
+SPREAD_CYCLE = 4096
+
+
+@dataclass(frozen=True)
+class SimLoad:
+    """When the client sends. Closed loop: ``concurrency`` users, each sending its next
+    request when its last one ends. Open loop: request i is due at ``due_ms[i]``, held back
+    while ``cap`` requests are in flight."""
+
+    n_in: IntArray
+    n_out: IntArray
+    concurrency: int | None = None
+    due_ms: FloatArray | None = None
+    cap: int | None = None
+    #: Closed loop: no request is sent after this.
+    duration_ms: float | None = None
+    #: Closed loop: when each user first sends (a ramp-up); default all at 0.
+    start_ms: FloatArray | None = None
+    #: Seeds the draw of each step's spread around the engine model's table.
+    seed: int = 0
+
+
+@dataclass
+class SimResult:
+    """Per request (NaN where never sent or not finished by the horizon) and per replica."""
+
+    t_sched: FloatArray
+    t_send: FloatArray
+    t_admit: FloatArray
+    t_last: FloatArray
+    t_end: FloatArray
+    first_step: IntArray
+    replica: IntArray
+    n_in: IntArray
+    n_out: IntArray
+    steps: list[FloatArray]
+    #: Sum of each replica's step times, and of batch × step time (for the mean batch).
+    busy_ms: list[float]
+    batch_ms: list[float]
+    horizon_ms: float
+    #: Requests waiting for a sequence at each arrival, per arrival (for stability).
+    waiting_at_arrival: IntArray
+    sim_end_ms: float = 0.0
+    #: Added to every step end a request's tokens are read off (its time outside the steps).
+    post_ms: float = 0.0
+
+    @property
+    def sent(self) -> npt.NDArray[np.bool_]:
+        return ~np.isnan(self.t_send)
+
+    @property
+    def finished(self) -> npt.NDArray[np.bool_]:
+        return ~np.isnan(self.t_end)
+
+    def t_first(self) -> FloatArray:
+        out = np.full(self.first_step.size, np.nan)
+        for r, steps in enumerate(self.steps):
+            sel = (self.replica == r) & (self.first_step >= 0)
+            out[sel] = steps[self.first_step[sel]] + self.post_ms
+        return out
+
+    def token_ms(self, i: int) -> FloatArray:
+        s = int(self.first_step[i])
+        return self.steps[int(self.replica[i])][s : s + int(self.n_out[i])] + self.post_ms
+
+
+@dataclass
+class _Replica:
+    table: StepTable
+    max_seqs: int
+    budget: int
+    spread: list[float]
+    waiting: deque[int] = field(default_factory=deque)
+    prefilling: deque[int] = field(default_factory=deque)
+    finishing: dict[int, list[int]] = field(default_factory=dict)
+    steps: list[float] = field(default_factory=list)
+    completing: list[int] = field(default_factory=list)
+    running: int = 0
+    decoding: int = 0
+    ctx: float = 0.0
+    busy: bool = False
+    #: Between a step's tokens and the next step's start (the engine's host work).
+    gathering: bool = False
+    busy_ms: float = 0.0
+    batch_ms: float = 0.0
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.waiting) + self.running
+
+
+class _Sim:
+    def __init__(self, model: EngineModel, load: SimLoad, replicas: int, router: Router) -> None:
+        n = load.n_in.size
+        self.m = model
+        self.load = load
+        self.n_in = load.n_in.astype(np.int64)
+        self.n_out = load.n_out.astype(np.int64)
+        self.rem = self.n_in.tolist()
+        table = StepTable.of(model)
+        self.reps = [
+            _Replica(table, model.max_seqs, model.token_budget, self._spread(load.seed, r))
+            for r in range(replicas)
+        ]
+        self.router = router
+        self.rr = 0
+        self.heap: list[tuple[float, int, int, int]] = []
+        self.seq = 0
+        nan = np.full(n, np.nan)
+        self.t_sched, self.t_send, self.t_admit = nan.copy(), nan.copy(), nan.copy()
+        self.t_last, self.t_end = nan.copy(), nan.copy()
+        self.first_step = np.full(n, -1, dtype=np.int64)
+        self.replica = np.full(n, -1, dtype=np.int64)
+        self.waiting_at_arrival = np.zeros(n, dtype=np.int64)
+        self.inflight = 0
+        self.overhead = model.ttft_overhead_ms
+        self.tail = model.tail_ms
+        self.gap = model.client_gap_ms
+        self.admit = model.admit_ms
+
+    def _spread(self, seed: int, replica: int) -> list[float]:
+        """Each step's factor around the table, drawn ahead (a cycle of 4,096 per replica)
+        from the fitted quantiles."""
+        q = np.asarray(self.m.step_spread)
+        u = np.random.default_rng([seed, 7, replica]).random(SPREAD_CYCLE)
+        draws: list[float] = np.interp(u, np.linspace(0, 1, q.size), q).tolist()
+        return draws
+
+    def push(self, t: float, kind: int, x: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, x))
+
+    # -- the client --
+    def send(self, i: int, now: float, due: float) -> None:
+        self.t_sched[i] = due
+        self.t_send[i] = now + self.gap
+        self.inflight += 1
+        self.push(now + self.gap, _ARRIVE, i)
+
+    # -- a replica --
+    def arrive(self, i: int, t: float) -> None:
+        if self.router == "round-robin":
+            r = self.rr % len(self.reps)
+            self.rr += 1
+        else:
+            r = min(range(len(self.reps)), key=lambda k: self.reps[k].outstanding)
+        rep = self.reps[r]
+        self.replica[i] = r
+        rep.waiting.append(i)
+        self.waiting_at_arrival[i] = sum(len(x.waiting) for x in self.reps)
+        if not rep.busy and not rep.gathering:
+            self.start(r, t)
+
+    def start(self, r: int, t: float, spent: float = 0.0) -> None:
+        """Admit what waits and begin a step at ``t``; ``spent`` of it already passed in
+        the host work that ran from the last step's tokens until now."""
+        rep = self.reps[r]
+        rep.gathering = False
+        while rep.waiting and rep.running < rep.max_seqs:
+            i = rep.waiting.popleft()
+            self.t_admit[i] = t
+            rep.running += 1
+            rep.prefilling.append(i)
+        room = rep.budget - rep.decoding
+        prompt = 0
+        rep.completing = []
+        while rep.prefilling and room > prompt:
+            i = rep.prefilling[0]
+            take = min(self.rem[i], room - prompt)
+            self.rem[i] -= take
+            prompt += take
+            if self.rem[i] == 0:
+                rep.prefilling.popleft()
+                rep.completing.append(i)
+        if rep.decoding == 0 and prompt == 0:
+            rep.busy = False
+            return
+        dur = rep.table.step_ms(rep.decoding, rep.ctx, prompt)
+        if rep.decoding:
+            dur *= rep.spread[len(rep.steps) % SPREAD_CYCLE]
+        rep.busy = True
+        rep.busy_ms += dur
+        rep.batch_ms += dur * rep.decoding
+        self.push(t + max(dur - spent, 1e-6), _STEP, r)
+
+    def end_step(self, r: int, t: float) -> None:
+        rep = self.reps[r]
+        s = len(rep.steps)
+        rep.steps.append(t)
+        rep.ctx += rep.decoding
+        for i in rep.finishing.pop(s, ()):
+            rep.decoding -= 1
+            rep.running -= 1
+            rep.ctx -= int(self.n_in[i] + self.n_out[i])
+            self.complete(i, t)
+        for i in rep.completing:
+            self.first_step[i] = s
+            if self.n_out[i] <= 1:
+                rep.running -= 1
+                self.complete(i, t)
+            else:
+                rep.decoding += 1
+                rep.ctx += int(self.n_in[i]) + 1
+                rep.finishing.setdefault(s + int(self.n_out[i]) - 1, []).append(i)
+        if self.admit and (rep.decoding or rep.prefilling):
+            rep.busy = False
+            rep.gathering = True
+            self.push(t + self.admit, _BEGIN, r)
+        else:
+            self.start(r, t)
+
+    def complete(self, i: int, t: float) -> None:
+        # The request's time outside the steps is put after its tokens (the response path):
+        # it arrives when sent, so it can still join the step that follows its send.
+        self.t_last[i] = t + self.overhead
+        self.push(t + self.overhead + self.tail, _DONE, i)
+
+    def run(self, horizon_ms: float) -> float:
+        load = self.load
+        n = self.n_in.size
+        closed = load.concurrency is not None
+        limit = math.inf if load.cap is None else load.cap
+        due = load.due_ms
+        stop = load.duration_ms if load.duration_ms is not None else math.inf
+        user = np.zeros(n, dtype=np.int64)
+        if load.concurrency is not None:
+            starts = load.start_ms if load.start_ms is not None else np.zeros(load.concurrency)
+            for u, t0 in enumerate(starts.tolist()):
+                self.push(t0, _READY, u)
+        nxt = 0
+        now = 0.0
+        while True:
+            if not closed and nxt < n and self.inflight < limit and due is not None:
+                t_due = float(due[nxt])
+                if not self.heap or t_due <= self.heap[0][0]:
+                    self.send(nxt, max(t_due, now), t_due)
+                    nxt += 1
+                    continue
+            if not self.heap:
+                break
+            t, _, kind, x = heapq.heappop(self.heap)
+            if t > horizon_ms:
+                break
+            now = t
+            if kind == _STEP:
+                self.end_step(x, t)
+            elif kind == _ARRIVE:
+                self.arrive(x, t)
+            elif kind == _BEGIN:
+                self.start(x, t, self.admit)
+            elif kind == _DONE:
+                self.t_end[x] = t
+                self.inflight -= 1
+                if closed:
+                    self.push(t, _READY, int(user[x]))
+            elif nxt < n and t <= stop:
+                user[nxt] = x
+                self.send(nxt, t, t)
+                nxt += 1
+        return now
+
+
+def simulate(
+    model: EngineModel,
+    load: SimLoad,
+    *,
+    replicas: int = 1,
+    router: Router = "least-outstanding",
+    horizon_ms: float | None = None,
+) -> SimResult:
+    """Run ``load`` on ``replicas`` copies of the engine until every request is served or
+    the horizon passes (default: the last due time plus as long again, at least 10 minutes)."""
+    sim = _Sim(model, load, replicas, router)
+    if horizon_ms is None:
+        last = float(load.due_ms[-1]) if load.due_ms is not None and load.due_ms.size else 0.0
+        if load.duration_ms is not None:
+            last = max(last, load.duration_ms)
+        horizon_ms = 2 * last + 600_000.0
+    end = sim.run(horizon_ms)
+    return SimResult(
+        t_sched=sim.t_sched,
+        t_send=sim.t_send,
+        t_admit=sim.t_admit,
+        t_last=sim.t_last,
+        t_end=sim.t_end,
+        first_step=sim.first_step,
+        replica=sim.replica,
+        n_in=sim.n_in,
+        n_out=sim.n_out,
+        steps=[np.array(r.steps) for r in sim.reps],
+        busy_ms=[r.busy_ms for r in sim.reps],
+        batch_ms=[r.batch_ms for r in sim.reps],
+        horizon_ms=horizon_ms,
+        waiting_at_arrival=sim.waiting_at_arrival,
+        sim_end_ms=end,
+        post_ms=model.ttft_overhead_ms,
+    )

@@ -1,0 +1,127 @@
+"""What ``fit`` and ``plan`` print: an engine model's tables, and a capacity plan (as a
+table, or the JSON document ``plan --format json`` gives)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from infermeter.predict.model import EngineModel
+from infermeter.predict.summary import LATENCIES
+from infermeter.schema.plan import PlanDoc
+
+
+def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
+    f, q = m.fitted_on, m.quality
+    console.print(
+        f"[bold]engine model[/] {escape(str(path))}: {escape(m.engine)} serving "
+        f"{escape(m.model or '?')} on {escape(m.hardware or 'unknown hardware')}, fitted on "
+        f"{len(f.runs)} runs"
+    )
+    t = Table(title="decode step by batch (median of the token gaps measured at it)", box=None)
+    for col in ("batch", "step (ms)", "context held (tokens)", "gaps"):
+        t.add_column(col, justify="right")
+    for p in m.decode:
+        t.add_row(str(p.batch), f"{p.step_ms:,.3f}", f"{p.ctx_tokens:,.0f}", f"{p.samples:,}")
+    console.print(t)
+    rows = [
+        ("scheduler", f"{m.scheduler}: up to {m.max_seqs} sequences ({m.max_seqs_source})"),
+        ("step token budget", f"{m.token_budget:,} ({m.token_budget_source})"),
+        ("context per sequence", f"{m.ctx_per_seq:,}" if m.ctx_per_seq else "not told"),
+        ("step growth per context token", f"{m.ctx_ms_per_token * 1000:,.4f} µs"),
+        ("cost per prompt token", f"{m.prefill_ms_per_token * 1000:,.3f} µs"),
+        ("step with no decode", f"{m.step_floor_ms:,.3f} ms"),
+        ("per request, outside the steps", f"{m.ttft_overhead_ms:,.3f} ms"),
+        ("last token to end of answer", f"{m.tail_ms:,.3f} ms"),
+        (
+            "fitted on",
+            f"prompts {f.input_tokens_min}-{f.input_tokens_max} tokens, answers "
+            f"{f.output_tokens_min}-{f.output_tokens_max}, batches up to {f.batch_max}",
+        ),
+        (
+            "evidence",
+            f"{q.decode_gaps:,} decode gaps, {q.mixed_gaps:,} gaps with a prompt, "
+            f"{q.solo_requests:,} requests to an idle server; median gap off its table entry by "
+            f"{100 * q.decode_gap_mad:.1f} %",
+        ),
+    ]
+    k = Table(show_header=False, box=None)
+    k.add_column(style="bold")
+    k.add_column()
+    for name, value in rows:
+        k.add_row(name, escape(value))
+    console.print(k)
+    for note in q.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def print_plan(console: Console, d: PlanDoc) -> None:
+    tr = d["traffic"]
+    console.print(
+        f"[bold]capacity plan[/] (predicted by simulating {escape(d['engine_model'])}: "
+        f"{escape(d['engine'])}, {escape(d['model'] or '?')}, "
+        f"{escape(d['hardware'] or 'unknown hardware')})"
+    )
+    console.print(
+        f"traffic: {tr['rate_rps']:,.3g} req/s, {int(tr['requests']):,} requests, "
+        f"{tr['mean_input_tokens']:,.0f} → {tr['mean_output_tokens']:,.0f} tokens on average; "
+        f"limits: {escape(', '.join(d['limits']))}"
+    )
+    console.print(
+        f"[bold green]replicas: {d['replicas']}[/]   one replica sustains up to "
+        f"{d['max_rate_per_replica_rps']:,.3g} req/s within the limits"
+    )
+    t = Table(box=None)
+    t.add_column("replicas", justify="right")
+    t.add_column("meets limits")
+    for m in LATENCIES:
+        for p in ("p50", "p99"):
+            t.add_column(f"{m.removesuffix('_ms').upper()} {p} (ms)", justify="right")
+    t.add_column("mean batch", justify="right")
+    t.add_column("load", justify="right")
+    for trial in (d["at_replicas"], d["one_fewer"]):
+        if trial is None:
+            continue
+        cells = [str(trial["replicas"]), "yes" if trial["passed"] else "no"]
+        for m in LATENCIES:
+            cells += [
+                _ms(trial["latency_ms"][m].get("p50")),
+                _ms(trial["latency_ms"][m].get("p99")),
+            ]
+        cells += [f"{trial['mean_batch']:,.1f}", f"{100 * trial['load_share']:.0f} %"]
+        t.add_row(*cells)
+    console.print(t)
+    for trial in (d["at_replicas"], d["one_fewer"]):
+        if trial is None:
+            continue
+        failed = [str(lim["limit"]) for lim in trial["limits"] if not lim["passed"]]
+        if trial["unstable"]:
+            console.print(
+                f"{trial['replicas']} replicas: [red]unstable[/]: {escape(trial['unstable'])}"
+            )
+        elif failed:
+            console.print(f"{trial['replicas']} replicas miss {escape(', '.join(failed))}")
+    console.print(
+        "load: each replica's share of the traffic over the highest rate one replica sustains"
+    )
+    c = d["cost"]
+    if c is not None:
+        console.print(
+            f"cost: {c['per_hour']:,.2f}/hour ({d['replicas']} × {c['gpus_per_replica']} GPU × "
+            f"{c['gpu_hourly_price']:g}); {c['per_request']:,.6f} per request; "
+            f"{c['per_million_output_tokens']:,.3f} per 1M output tokens "
+            f"({c['per_million_tokens']:,.3f} per 1M tokens in and out); at the highest rate "
+            f"one replica sustains: {c['per_million_output_tokens_at_max_rate']:,.3f} per 1M "
+            "output tokens"
+        )
+    if d["extrapolated"]:
+        console.print(f"[yellow]extrapolated:[/] {escape(d['extrapolated'])}")
+    for note in d["notes"]:
+        console.print(f"[yellow]note:[/] {escape(note)}")

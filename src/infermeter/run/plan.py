@@ -1,0 +1,279 @@
+"""``infermeter plan``: the fewest replicas that serve a traffic within its latency limits,
+found by simulating the engine model, with the highest rate one replica sustains and what
+that costs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from infermeter.analysis.verdicts import load_profile
+from infermeter.config import BenchConfig
+from infermeter.errors import UsageError
+from infermeter.metrics.slo import parse_slo
+from infermeter.predict.model import EngineModel
+from infermeter.predict.simulate import Router, simulate
+from infermeter.predict.summary import LATENCIES, SimSummary, Term, meets, summarize
+from infermeter.run.predict import SimPlan, extrapolations, sim_plan, stability
+from infermeter.schema.plan import CostDoc, PlanDoc, TrialDoc
+
+#: Requests each trial of the per-replica rate search simulates.
+SEARCH_REQUESTS = 2000
+#: Halvings of the rate interval after the first failing rate is found (1/256 of it).
+SEARCH_STEPS = 8
+#: Replicas tried past the first estimate before giving up.
+MAX_EXTRA_REPLICAS = 64
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One simulation judged against the limits."""
+
+    replicas: int
+    summary: SimSummary
+    verdicts: list[tuple[Term, float, bool]]
+    unstable: str | None
+
+    @property
+    def passed(self) -> bool:
+        return self.unstable is None and all(ok for _, _, ok in self.verdicts)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    rate_rps: float
+    requests: int
+    mean_input_tokens: float
+    mean_output_tokens: float
+    terms: list[Term]
+    max_rate_per_replica_rps: float
+    at: Trial
+    one_fewer: Trial | None
+    cost: CostDoc | None
+    notes: list[str] = field(default_factory=list)
+
+
+def latency_terms(slo: str | None, profile: str | None) -> tuple[list[Term], list[str]]:
+    """The limits to plan for: percentile terms of ``--slo`` and a profile's latency limits.
+    A profile's throughput and memory limits are not the planner's to meet (the traffic sets
+    the throughput; memory use is not predicted): they are named as left out."""
+    terms: list[Term] = []
+    notes: list[str] = []
+    if slo:
+        for t in parse_slo(slo).terms:
+            if t.percentile is None:
+                raise UsageError(
+                    f"--slo {t.name}: plan needs a percentile on every term, e.g. "
+                    f"p95_{t.metric}={t.threshold:g}"
+                )
+            if t.metric not in LATENCIES:
+                raise UsageError(f"--slo {t.name}: plan predicts {', '.join(LATENCIES)} only")
+            terms.append(Term(t.metric, t.percentile, t.threshold))
+    if profile:
+        p = load_profile(profile)
+        for lim in p.limits:
+            if lim.metric in LATENCIES and lim.max is not None:
+                terms.append(Term(lim.metric, lim.percentile or 50.0, lim.max))
+            else:
+                notes.append(
+                    f"profile {p.name}: {lim.name} is not planned for (not a latency limit)"
+                )
+    if not terms:
+        raise UsageError("plan needs latency limits: --slo p95_ttft_ms=500,... or --profile chat")
+    return terms, notes
+
+
+def _trial(
+    model: EngineModel, plan: SimPlan, terms: list[Term], replicas: int, router: Router
+) -> Trial:
+    res = simulate(model, plan.load, replicas=replicas, router=router)
+    summary = summarize(res, plan.warmup, tuple(t.percentile for t in terms))
+    return Trial(replicas, summary, meets(summary, terms), stability(res, plan))
+
+
+def _at_rate(config: BenchConfig, rate: float, base_rate: float) -> BenchConfig:
+    """The traffic at another mean rate: a rate's arrivals redrawn at it, a trace's times
+    stretched or squeezed (its shape and lengths kept); its first requests only."""
+    n = min(SEARCH_REQUESTS, config.num_requests or SEARCH_REQUESTS)
+    if config.trace is not None:
+        return config.model_copy(
+            update={"time_scale": config.time_scale * base_rate / rate, "num_requests": n}
+        )
+    return config.model_copy(update={"rate": rate, "num_requests": n, "duration_s": None})
+
+
+def max_rate(
+    model: EngineModel,
+    config: BenchConfig,
+    base_rate: float,
+    terms: list[Term],
+    router: Router,
+) -> float:
+    """The highest mean rate of this traffic one replica serves within the limits, to 1/256
+    of the interval that holds it; 0 when none does."""
+
+    def ok(rate: float) -> bool:
+        plan = sim_plan(_at_rate(config, rate, base_rate), model)
+        return _trial(model, plan, terms, 1, router).passed
+
+    return _search(ok, _first_guess(model, config, base_rate))
+
+
+def _first_guess(model: EngineModel, config: BenchConfig, base_rate: float) -> float:
+    """A quarter of what full batches of the traffic's answers could finish a second."""
+    step = min(p.step_ms for p in model.decode)
+    out_tokens = float(np.mean(sim_plan(_at_rate(config, base_rate, base_rate), model).load.n_out))
+    return max(model.max_seqs * 1000.0 / (step * max(out_tokens, 1.0)) / 4, 1e-3)
+
+
+def _search(ok: Callable[[float], bool], guess: float) -> float:
+    lo, hi = 0.0, guess
+    if ok(guess):
+        lo = guess
+        for _ in range(40):
+            hi = lo * 2
+            if not ok(hi):
+                break
+            lo = hi
+        else:
+            return lo
+    else:
+        for _ in range(40):
+            if ok(hi / 2):
+                lo = hi / 2
+                break
+            hi /= 2
+        else:
+            return 0.0
+    for _ in range(SEARCH_STEPS):
+        mid = (lo + hi) / 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def plan_capacity(
+    model: EngineModel,
+    config: BenchConfig,
+    terms: list[Term],
+    *,
+    router: Router = "least-outstanding",
+    gpus_per_replica: int = 1,
+    gpu_hourly_price: float | None = None,
+) -> PlanResult:
+    traffic = sim_plan(config, model)
+    notes = extrapolations(model, traffic)
+    load = traffic.load
+    n = int(load.n_in.size)
+    due = load.due_ms
+    assert due is not None, "plan is for an open loop: a rate or a trace"
+    span_s = float(due[-1] - due[0]) / 1000.0 if n > 1 else 0.0
+    rate = (n - 1) / span_s if span_s > 0 else float(config.rate or 0.0)
+    per_replica = max_rate(model, config, rate, terms, router)
+    if per_replica <= 0:
+        raise UsageError(
+            "no rate meets the limits on one replica: a request alone is slower than the "
+            f"limits ({', '.join(t.name for t in terms)})"
+        )
+    k = max(1, math.ceil(rate / per_replica) - 1)
+    trials: dict[int, Trial] = {}
+
+    def trial(replicas: int) -> Trial:
+        if replicas not in trials:
+            trials[replicas] = _trial(model, traffic, terms, replicas, router)
+        return trials[replicas]
+
+    while not trial(k).passed:
+        k += 1
+        if k > math.ceil(rate / per_replica) + MAX_EXTRA_REPLICAS:
+            raise UsageError(
+                f"no count of replicas up to {k - 1} meets the limits for this traffic"
+            )
+    while k > 1 and trial(k - 1).passed:
+        k -= 1
+    at = trial(k)
+    fewer = trial(k - 1) if k > 1 else None
+    mean_in = float(np.mean(load.n_in))
+    mean_out = float(np.mean(load.n_out))
+    cost: CostDoc | None = None
+    if gpu_hourly_price is not None:
+        per_hour = k * gpus_per_replica * gpu_hourly_price
+        cost = {
+            "gpus_per_replica": gpus_per_replica,
+            "gpu_hourly_price": gpu_hourly_price,
+            "per_hour": per_hour,
+            "per_request": per_hour / (rate * 3600.0),
+            "per_million_output_tokens": per_hour / (rate * mean_out * 3600.0) * 1e6,
+            "per_million_tokens": per_hour / (rate * (mean_in + mean_out) * 3600.0) * 1e6,
+            # One replica at the highest rate it sustains: the seeds' "cost at full use".
+            "per_million_output_tokens_at_max_rate": gpus_per_replica
+            * gpu_hourly_price
+            / (per_replica * mean_out * 3600.0)
+            * 1e6,
+        }
+    return PlanResult(
+        rate_rps=rate,
+        requests=n,
+        mean_input_tokens=mean_in,
+        mean_output_tokens=mean_out,
+        terms=terms,
+        max_rate_per_replica_rps=per_replica,
+        at=at,
+        one_fewer=fewer,
+        cost=cost,
+        notes=notes,
+    )
+
+
+def _num(v: float) -> float | None:
+    return None if v != v else v  # NaN → null
+
+
+def _trial_doc(t: Trial, rate: float, max_rate: float) -> TrialDoc:
+    s: SimSummary = t.summary
+    return {
+        "replicas": t.replicas,
+        "passed": t.passed,
+        "unstable": t.unstable,
+        "request_rps": s.request_rps,
+        "output_tok_s": s.output_tok_s,
+        "mean_batch": s.mean_batch,
+        "busy_share": s.busy_share,
+        "load_share": rate / (t.replicas * max_rate) if max_rate > 0 else float("inf"),
+        "latency_ms": {m: {f"p{p:g}": _num(v) for p, v in s.latency[m].items()} for m in LATENCIES},
+        "limits": [
+            {"limit": term.name, "predicted": _num(v), "passed": ok} for term, v, ok in t.verdicts
+        ],
+    }
+
+
+def plan_doc(r: PlanResult, m: EngineModel, path: Path, notes: list[str]) -> PlanDoc:
+    return {
+        "predicted": True,
+        "engine_model": str(path),
+        "engine": m.engine,
+        "model": m.model,
+        "hardware": m.hardware,
+        "extrapolated": m.extrapolated,
+        "traffic": {
+            "rate_rps": r.rate_rps,
+            "requests": r.requests,
+            "mean_input_tokens": r.mean_input_tokens,
+            "mean_output_tokens": r.mean_output_tokens,
+        },
+        "limits": [t.name for t in r.terms],
+        "replicas": r.at.replicas,
+        "max_rate_per_replica_rps": r.max_rate_per_replica_rps,
+        "at_replicas": _trial_doc(r.at, r.rate_rps, r.max_rate_per_replica_rps),
+        "one_fewer": _trial_doc(r.one_fewer, r.rate_rps, r.max_rate_per_replica_rps)
+        if r.one_fewer
+        else None,
+        "cost": r.cost,
+        "notes": [*notes, *r.notes],
+    }

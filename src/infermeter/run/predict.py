@@ -1,0 +1,545 @@
+"""Predictions on disk: an engine model fitted from run directories, and a simulated run
+written as an ordinary run directory (``results.json`` says ``predicted: true``), so that
+``report``, ``analyze``, ``compare``, ``export`` and the HTML report read it unchanged."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from infermeter._version import __version__
+from infermeter.config import BenchConfig
+from infermeter.errors import OutputError, UsageError
+from infermeter.load.arrivals import schedule
+from infermeter.predict.fit import Limits, ObservedRun, fit_engine
+from infermeter.predict.model import EngineModel
+from infermeter.predict.simulate import Router, SimLoad, SimResult, simulate
+from infermeter.predict.summary import summarize
+from infermeter.records.reader import read_records
+from infermeter.records.rundir import (
+    RECORDS_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    RUN_SCHEMA_VERSION,
+    WARMUP_FILE,
+    is_run_dir,
+    is_sweep_dir,
+    read_sweep_index,
+    write_json,
+)
+from infermeter.records.schema import RequestRecord
+from infermeter.results.build import full_results
+from infermeter.run.rundir import Run, load_run, read_run_meta
+from infermeter.run.trace import trace_window, window_meta
+from infermeter.schema.results import Prediction
+from infermeter.workload.lengths import LengthSpec
+from infermeter.workload.plan import trace_meta
+
+#: llama.cpp's default n_batch: the prompt and decode tokens one step may carry.
+LLAMA_CPP_BATCH = 2048
+#: vLLM's default max_num_batched_tokens with chunked prefill (V1).
+VLLM_BATCH = 2048
+
+
+# -- fitting -------------------------------------------------------------------------------
+
+
+def _run_dirs(paths: list[Path]) -> list[tuple[str, Path]]:
+    dirs: list[tuple[str, Path]] = []
+    for path in paths:
+        if is_sweep_dir(path):
+            dirs += [
+                (f"{path.name}/{p['dir']}", path / p["dir"])
+                for p in read_sweep_index(path)["points"]
+                if p["status"] == "ok"
+            ]
+        elif is_run_dir(path):
+            dirs.append((path.name, path))
+        else:
+            raise UsageError(f"fit: {path} is neither a run nor a sweep directory")
+    if not dirs:
+        raise UsageError("fit: no finished run among the paths given")
+    return dirs
+
+
+def _observed(label: str, path: Path) -> ObservedRun:
+    records: list[RequestRecord] = []
+    for name in (WARMUP_FILE, RECORDS_FILE):
+        if (path / name).exists():
+            records += read_records(path / name).records
+    done = [
+        r
+        for r in records
+        if r.ok and r.streamed and r.t_first_ns is not None and r.t_last_ns is not None
+    ]
+    if not done:
+        raise UsageError(f"fit: {path} has no completed streamed request")
+
+    def ms(values: list[int]) -> np.ndarray:
+        return np.array(values, dtype=np.float64) / 1e6
+
+    tokens = []
+    for r in done:
+        k = np.array(r.chunk_tokens[1:], dtype=np.int64)
+        stamps = ms(r.chunk_ns)
+        # Only runs of single-token chunks show the steps; a chunk of several hides them.
+        single = np.concatenate(([True], k == 1)) if k.size else np.array([True])
+        cut = int(np.argmin(single)) if not single.all() else stamps.size
+        tokens.append(stamps[:cut])
+    return ObservedRun(
+        label=label,
+        t_sched=ms([r.t_sched_ns for r in done]),
+        t_send=ms([r.t_send_ns for r in done]),
+        t_first=ms([r.t_first_ns or 0 for r in done]),
+        t_last=ms([r.t_last_ns or 0 for r in done]),
+        t_end=ms([r.t_end_ns for r in done]),
+        n_in=np.array([r.n_in if r.n_in is not None else 0 for r in done], dtype=np.int64),
+        n_out=np.array([r.n_out for r in done], dtype=np.int64),
+        token_ms=tokens,
+    )
+
+
+def _same(values: list[Any], what: str, labels: list[str]) -> Any:
+    distinct = sorted({str(v) for v in values})
+    if len(distinct) > 1:
+        raise UsageError(
+            f"fit: the runs are of different {what}s ({', '.join(distinct)}): an engine model "
+            "is one engine serving one model on one machine"
+        )
+    return values[0] if values else None
+
+
+def fit_runs(
+    paths: list[Path],
+    *,
+    max_seqs: int | None = None,
+    token_budget: int | None = None,
+    gpu: str | None = None,
+) -> EngineModel:
+    """An engine model from measured runs or sweeps of one engine, model and machine."""
+    dirs = _run_dirs(paths)
+    metas = [read_run_meta(d / RUN_FILE) for _, d in dirs]
+    labels = [label for label, _ in dirs]
+    servers = [m.get("server") or {} for m in metas]
+    engine = _same([s.get("kind") or "unknown" for s in servers], "engine", labels)
+    model = _same([s.get("model") for s in servers], "model", labels)
+    hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
+    observed = [_observed(label, d) for label, d in dirs]
+    limits = _limits(engine, servers, observed, max_seqs, token_budget)
+    fitted = fit_engine(observed, limits, engine=engine, model=model, hardware=hardware)
+    return _tune_admit(fitted, [(m, d) for m, (_, d) in zip(metas, dirs, strict=True)])
+
+
+#: Host work between steps tried, as shares of the batch-1 step.
+ADMIT_SHARES = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+
+
+def _tune_admit(model: EngineModel, runs: list[tuple[dict[str, Any], Path]]) -> EngineModel:
+    """The window after a step in which an arrival still joins the next step, chosen among
+    a few so that the fitted runs' own TTFT medians are met best (log error, summed): the
+    records cannot show when the engine's host work ends, the runs' first tokens can."""
+    cases = []
+    for meta, path in runs:
+        measured = _measured_ttft_p50(path)
+        fields = BenchConfig.model_fields
+        stored = {k: v for k, v in (meta.get("config") or {}).items() if k in fields}
+        stored.pop("headers", None)
+        stored.pop("out", None)
+        try:
+            config = BenchConfig.build(**stored)
+        except UsageError:
+            continue
+        if measured is None or config.trace is not None or config.dataset is not None:
+            continue
+        cases.append((config, measured))
+    if not cases:
+        return model
+    step = min(p.step_ms for p in model.decode if p.batch == min(q.batch for q in model.decode))
+    best, best_err = model, math.inf
+    for share in ADMIT_SHARES:
+        candidate = model.model_copy(update={"admit_ms": share * step})
+        err = 0.0
+        for config, measured in cases:
+            plan = sim_plan(config, candidate)
+            res = simulate(candidate, plan.load)
+            got = summarize(res, plan.warmup).value("ttft_ms", 50.0)
+            err += abs(math.log(got / measured)) if got > 0 else math.inf
+        if err < best_err:
+            best, best_err = candidate, err
+    return best
+
+
+def _measured_ttft_p50(path: Path) -> float | None:
+    if not (path / RESULTS_FILE).exists():
+        return None
+    try:
+        dist = orjson.loads((path / RESULTS_FILE).read_bytes())["distributions"]["ttft_ms"]
+        value = dist.get("p50")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _limits(
+    engine: str,
+    servers: list[dict[str, Any]],
+    observed: list[ObservedRun],
+    max_seqs: int | None,
+    token_budget: int | None,
+) -> Limits:
+    slots: list[int] = [s["slots"] for s in servers if isinstance(s.get("slots"), int)]
+    ctx: list[int] = [
+        s["ctx_per_slot"] for s in servers if isinstance(s.get("ctx_per_slot"), int)
+    ]
+    peak = max(_peak_inflight(o) for o in observed)
+    if max_seqs is not None:
+        seqs, seqs_src = max_seqs, "given (--max-seqs)"
+    elif slots:
+        seqs, seqs_src = min(slots), "the server (llama.cpp /props total_slots)"
+    else:
+        seqs, seqs_src = peak, "inferred: the most requests seen in flight (a lower bound)"
+    llama = engine == "llama.cpp"
+    if token_budget is not None:
+        budget, budget_src = token_budget, "given (--token-budget)"
+    else:
+        budget = LLAMA_CPP_BATCH if llama else VLLM_BATCH
+        budget_src = f"assumed: the engine's default ({budget})"
+    return Limits(
+        scheduler="slots" if llama else "continuous",
+        max_seqs=seqs,
+        max_seqs_source=seqs_src,
+        token_budget=budget,
+        token_budget_source=budget_src,
+        ctx_per_seq=min(ctx) if ctx else None,
+    )
+
+
+def _peak_inflight(o: ObservedRun) -> int:
+    starts, ends = np.sort(o.t_send), np.sort(o.t_end)
+    inflight = np.searchsorted(starts, o.t_send, "right") - np.searchsorted(ends, o.t_send, "right")
+    return int(inflight.max()) if inflight.size else 1
+
+
+# -- the simulated load --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimPlan:
+    """What to send, as bench would send it for the same flags and seed."""
+
+    load: SimLoad
+    warmup: int
+    workload: dict[str, Any]
+
+
+def _pool(config: BenchConfig, seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    # The same draw as bench's synthetic prompts for this seed: the same lengths in order.
+    rng = np.random.default_rng([seed, 1])
+    total = config.warmup + size
+    n_in = np.array(config.input_spec().sample(rng, total), dtype=np.int64)
+    n_out = np.array(config.output_spec().sample(rng, total), dtype=np.int64)
+    return n_in, n_out
+
+
+def sim_plan(config: BenchConfig, model: EngineModel) -> SimPlan:
+    seed = config.seed or 0
+    if config.trace is not None:
+        return _trace_plan(config, seed)
+    workload = {
+        "kind": "synthetic",
+        "verified_lengths": True,
+        "input_tokens": str(config.input_spec()),
+        "output_tokens": str(config.output_spec()),
+        "shared_prefix_tokens": 0,
+        "seed": seed,
+    }
+    duration_ms = config.duration_s * 1000.0 if config.duration_s is not None else None
+    if config.rate is not None:
+        due_s = schedule(
+            config.rate,
+            config.num_requests,
+            config.duration_s,
+            kind=config.arrival,
+            burstiness=config.burstiness,
+            seed=seed,
+        )
+        n = int(due_s.size)
+        n_in, n_out = _pool(config, seed, n)
+        # Warm-up requests run before the measured phase and leave the server empty.
+        load = SimLoad(
+            n_in[config.warmup :],
+            n_out[config.warmup :],
+            due_ms=due_s * 1000.0,
+            cap=config.max_concurrency,
+            seed=seed,
+        )
+        return SimPlan(load, 0, workload)
+    c = int(config.concurrency or 1)
+    if config.num_requests is not None and duration_ms is None:
+        n = config.num_requests
+    else:
+        n = _duration_bound(config, model, c)
+        if config.num_requests is not None:
+            n = min(n, config.num_requests)
+    pool_n, pool_out = _pool(config, seed, min(n, config.prompt_pool))
+    # Warm-up requests run before the measured phase and leave the server empty: the
+    # simulation starts where the measurement does.
+    idx = config.warmup + np.arange(n) % (pool_n.size - config.warmup)
+    ramp = config.ramp_up_s * 1000.0
+    starts = np.arange(c) / c * ramp if ramp else None
+    load = SimLoad(
+        pool_n[idx],
+        pool_out[idx],
+        concurrency=c,
+        duration_ms=duration_ms,
+        start_ms=starts,
+        seed=seed,
+    )
+    return SimPlan(load, 0, workload)
+
+
+def _trace_plan(config: BenchConfig, seed: int) -> SimPlan:
+    trace = trace_window(config)
+    reqs = trace.requests
+    workload = {
+        "kind": "trace",
+        "verified_lengths": True,
+        "path": str(trace.path),
+        "format": trace.format,
+        "input_tokens": "from the trace",
+        "output_tokens": "from the trace",
+        "seed": seed,
+        "trace": trace_meta(trace, reqs, window_meta(config)),
+    }
+    load = SimLoad(
+        np.array([r.input_tokens for r in reqs], dtype=np.int64),
+        np.array([r.output_tokens for r in reqs], dtype=np.int64),
+        due_ms=np.array([r.offset_s * 1000.0 for r in reqs]),
+        cap=config.max_concurrency,
+        seed=seed,
+    )
+    return SimPlan(load, 0, workload)
+
+
+def _shortest(spec: LengthSpec) -> int:
+    return int(spec.a) if spec.kind in ("fixed", "uniform") else spec.lo
+
+
+#: A closed loop of this many requests or more is refused rather than simulated.
+MAX_REQUESTS = 20_000_000
+
+
+def _duration_bound(config: BenchConfig, model: EngineModel, c: int) -> int:
+    """The most requests ``c`` users can send in the duration: each takes at least the
+    overhead and one step per output token."""
+    fastest = min(p.step_ms for p in model.decode)
+    shortest = max(_shortest(config.output_spec()), 1)
+    per = max(model.ttft_overhead_ms + model.tail_ms + fastest * shortest, 0.05)
+    n = c * (math.ceil((config.duration_s or 0) * 1000.0 / per) + 1)
+    if n > MAX_REQUESTS:
+        raise UsageError(
+            f"--duration {config.duration_s:g} at --concurrency {c} could send over "
+            f"{MAX_REQUESTS:,} requests; give -n to bound it"
+        )
+    return n
+
+
+# -- checks of the traffic against the model -------------------------------------------------
+
+
+def extrapolations(model: EngineModel, plan: SimPlan) -> list[str]:
+    """Where the traffic leaves what the model was fitted on: named, not refused."""
+    f = model.fitted_on
+    load = plan.load
+    out: list[str] = []
+    share = (plan.workload.get("trace") or {}).get("prefix_reuse_share") or 0.0
+    if share > 0:
+        out.append(
+            f"the trace reuses {100 * share:.0f} % of its prompt tokens; the simulation "
+            "models no prefix cache and charges their prefill in full"
+        )
+    lo_in, hi_in = int(load.n_in.min()), int(load.n_in.max())
+    lo_out, hi_out = int(load.n_out.min()), int(load.n_out.max())
+    if lo_in < f.input_tokens_min * 0.5 or hi_in > f.input_tokens_max * 1.5:
+        out.append(
+            f"prompts of {lo_in}-{hi_in} tokens, fitted on {f.input_tokens_min}-"
+            f"{f.input_tokens_max}: prefill times are extrapolated"
+        )
+    if lo_out < f.output_tokens_min * 0.5 or hi_out > f.output_tokens_max * 1.5:
+        out.append(
+            f"answers of {lo_out}-{hi_out} tokens, fitted on {f.output_tokens_min}-"
+            f"{f.output_tokens_max}: the context the decode steps hold is extrapolated"
+        )
+    biggest = load.concurrency or load.cap or model.max_seqs
+    if min(biggest, model.max_seqs) > f.batch_max:
+        out.append(
+            f"batches up to {min(biggest, model.max_seqs)} sequences, measured up to "
+            f"{f.batch_max}: larger steps follow the last two measured batch sizes"
+        )
+    if model.ctx_per_seq is not None and hi_in + hi_out > model.ctx_per_seq:
+        raise UsageError(
+            f"requests of up to {hi_in} + {hi_out} tokens exceed the engine's context of "
+            f"{model.ctx_per_seq} per sequence: the server would refuse them"
+        )
+    return out
+
+
+def stability(res: SimResult, plan: SimPlan) -> str | None:
+    """Why the load is beyond what the replicas serve, or None: a queue still growing at the
+    last arrival, or requests not served by the horizon."""
+    unserved = int((res.sent & ~res.finished).sum())
+    if unserved:
+        return (
+            f"{unserved:,} requests were not served within the simulation's horizon "
+            f"({res.horizon_ms / 1000:,.0f} s): the queue grows without bound"
+        )
+    if plan.load.concurrency is not None:
+        return None
+    w = res.waiting_at_arrival[plan.warmup :]
+    if w.size < 20:
+        return None
+    half = w[w.size // 2 :]
+    last_quarter = float(np.mean(w[-max(w.size // 8, 1) :]))
+    first_quarter = float(np.mean(half[: max(half.size // 4, 1)]))
+    limit = max(sum(1 for _ in res.steps) * 4, 0.02 * w.size)
+    if last_quarter > limit and last_quarter > 1.5 * first_quarter:
+        return (
+            f"the queue was still growing at the last arrival ({last_quarter:,.0f} requests "
+            "waiting for a sequence on average over the last eighth): the offered load is "
+            "beyond what the replicas serve"
+        )
+    return None
+
+
+# -- a simulated run on disk ------------------------------------------------------------------
+
+
+def _record(res: SimResult, i: int, phase: str, horizon_ns: int) -> bytes:
+    ns = 1e6
+    rec: dict[str, Any] = {
+        "id": i,
+        "phase": phase,
+        "t_sched_ns": int(res.t_sched[i] * ns),
+        "t_send_ns": int(res.t_send[i] * ns),
+        "n_in_target": int(res.n_in[i]),
+        "n_out_target": int(res.n_out[i]),
+        "n_in": int(res.n_in[i]),
+        "n_in_source": "predicted",
+    }
+    if np.isnan(res.t_end[i]):
+        rec.update(
+            t_end_ns=horizon_ns,
+            ok=False,
+            error_kind="timeout",
+            error_message="predicted: not served within the simulation's horizon",
+        )
+        return orjson.dumps(rec)
+    stamps = (res.token_ms(i) * ns).astype(np.int64).tolist()
+    rec.update(
+        t_first_ns=stamps[0],
+        t_last_ns=stamps[-1],
+        t_end_ns=int(res.t_end[i] * ns),
+        chunk_ns=stamps,
+        chunk_tokens=[1] * len(stamps),
+        chunk_tokens_source="one-per-chunk",
+        n_out=len(stamps),
+        n_out_source="predicted",
+        finish_reason="length",
+        ok=True,
+        http_status=200,
+    )
+    return orjson.dumps(rec)
+
+
+def _write_records(res: SimResult, out: Path, warmup: int) -> None:
+    horizon_ns = int(res.horizon_ms * 1e6)
+    sent = np.flatnonzero(res.sent)
+    try:
+        with open(out / WARMUP_FILE, "wb") as warm, open(out / RECORDS_FILE, "wb") as fh:
+            for i in sent.tolist():
+                sink = warm if i < warmup else fh
+                sink.write(_record(res, i, "warmup" if i < warmup else "measure", horizon_ns))
+                sink.write(b"\n")
+    except OSError as exc:
+        raise OutputError.writing(out, exc) from None
+
+
+def _server(model: EngineModel, replicas: int) -> dict[str, Any]:
+    return {
+        "url": "predicted",
+        "kind": model.engine,
+        "model": model.model,
+        "models": [model.model] if model.model else [],
+        "slots": model.max_seqs * replicas,
+        "ctx_per_slot": model.ctx_per_seq,
+    }
+
+
+def simulate_run(
+    model: EngineModel,
+    model_path: Path,
+    config: BenchConfig,
+    *,
+    out: Path,
+    replicas: int = 1,
+    router: Router = "least-outstanding",
+) -> Run:
+    """Simulate ``config``'s load on ``replicas`` of the engine and write it as a run."""
+    plan = sim_plan(config, model)
+    notes = extrapolations(model, plan)
+    started = time.perf_counter()
+    res = simulate(model, plan.load, replicas=replicas, router=router)
+    sim_s = time.perf_counter() - started
+    unstable = stability(res, plan)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError.writing(out, exc) from None
+    stored = config.public_dict()
+    stored["url"] = f"sim:{model_path}"
+    stored["out"] = str(out)
+    prediction: Prediction = {
+        "engine_model": str(model_path),
+        "engine": model.engine,
+        "model": model.model,
+        "hardware": model.hardware,
+        "extrapolated": model.extrapolated,
+        "replicas": replicas,
+        "router": router,
+        "unstable": unstable,
+        "extrapolations": notes,
+        "fitted_on": list(model.fitted_on.runs),
+        "mean_batch": [b / t if t else 0.0 for b, t in zip(res.batch_ms, res.busy_ms, strict=True)],
+        "busy_share": [t / res.sim_end_ms if res.sim_end_ms else 0.0 for t in res.busy_ms],
+        "simulated_s": res.sim_end_ms / 1000.0,
+        "wall_s": sim_s,
+    }
+    meta = {
+        "schema_version": RUN_SCHEMA_VERSION,
+        "infermeter_version": __version__,
+        "run_id": uuid.uuid4().hex[:12],
+        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "t0_wall_ns": 0,
+        "config": stored,
+        "seed_drawn": False,
+        "server": _server(model, replicas),
+        "workload": plan.workload,
+        "prediction": prediction,
+    }
+    write_json(out / RUN_FILE, meta)
+    _write_records(res, out, plan.warmup)
+    write_json(
+        out / RESULTS_FILE, {"run": {"complete": True, "interrupted": False, "aborted": None}}
+    )
+    run = load_run(out)
+    run.results = full_results(run.meta, run.metrics, run.status, run.telemetry)
+    write_json(out / RESULTS_FILE, run.results)
+    return run

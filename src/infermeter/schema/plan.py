@@ -1,0 +1,47 @@
+"""``plan --format json``: a capacity plan as a typed document."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class TrialDoc(TypedDict):
+    replicas: int
+    passed: bool
+    unstable: str | None
+    request_rps: float
+    output_tok_s: float
+    mean_batch: float
+    busy_share: float
+    #: Each replica's share of the traffic over the highest rate one replica sustains.
+    load_share: float
+    #: metric → "p50"/"p90"/... → ms
+    latency_ms: dict[str, dict[str, float | None]]
+    limits: list[dict[str, object]]
+
+
+class CostDoc(TypedDict):
+    gpus_per_replica: int
+    gpu_hourly_price: float
+    per_hour: float
+    per_request: float
+    per_million_output_tokens: float
+    per_million_tokens: float
+    per_million_output_tokens_at_max_rate: float
+
+
+class PlanDoc(TypedDict):
+    predicted: bool
+    engine_model: str
+    engine: str
+    model: str | None
+    hardware: str | None
+    extrapolated: str | None
+    traffic: dict[str, float | int]
+    limits: list[str]
+    replicas: int
+    max_rate_per_replica_rps: float
+    at_replicas: TrialDoc
+    one_fewer: TrialDoc | None
+    cost: CostDoc | None
+    notes: list[str]

@@ -1,0 +1,93 @@
+"""fit → simulate → report/compare/plan against the real llama-server (4 slots, tiny model,
+one thread): a held-out concurrency predicted from a sweep that never ran it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+LENGTHS = ["--input-tokens", "64", "--output-tokens", "128", "--ignore-eos", "-q"]
+#: On a shared 2-core machine client, server and test share the cores: a prediction this far
+#: off would be a wrong model (one that ignored batching misses c=3 by 2× on this engine).
+TOLERANCE = 0.35
+
+
+def test_a_fitted_engine_predicts_a_held_out_concurrency(llama_server, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    res = run_cli(
+        "sweep", "--url", llama_server.url, "-c", "1,2,4", "-n", "30", *LENGTHS, "--seed", "3",
+        "--keep-going",
+        "--out", str(sweep),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    model = tmp_path / "engine.json"
+    res = run_cli("fit", str(sweep), "--out", str(model))
+    assert res.returncode == 0, res.stderr
+    assert "decode step by batch" in res.stdout
+    fitted = json.loads(model.read_text())
+    assert fitted["engine"] == "llama.cpp" and fitted["max_seqs"] == 4
+    assert "total_slots" in fitted["max_seqs_source"]
+    assert {p["batch"] for p in fitted["decode"]} >= {1, 2, 4}
+
+    measured = tmp_path / "c3"
+    res = run_cli(
+        "bench", "--url", llama_server.url, "-c", "3", "-n", "30", *LENGTHS, "--seed", "9",
+        "--format", "json", "--out", str(measured),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    real = json.loads(res.stdout)
+    sim = tmp_path / "sim"
+    res = run_cli(
+        "simulate", "-e", str(model), "-c", "3", "-n", "30", "--input-tokens", "64",
+        "--output-tokens", "128", "--seed", "9", "--format", "json", "--out", str(sim),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    pred = json.loads(res.stdout)
+    assert pred["predicted"] is True
+    assert pred["prediction"]["engine"] == "llama.cpp"
+    assert pred["token_sources"]["n_out"] == {"predicted": 30}
+    assert pred["summary"]["requests_completed"] == 30
+    for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        m, p = real["distributions"][metric]["p50"], pred["distributions"][metric]["p50"]
+        assert abs(p - m) / m < TOLERANCE, (metric, m, p)
+
+    # a simulated run is an ordinary run: report, compare and export read it
+    res = run_cli("report", str(sim))
+    assert res.returncode == 0, res.stderr
+    assert "PREDICTED" in res.stdout and "not measured" in res.stdout
+    res = run_cli("compare", str(measured), str(sim), "--format", "md")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("export", str(sim), "--format", "csv", "--out", str(tmp_path / "sim.csv"))
+    assert res.returncode == 0, res.stderr
+
+    res = run_cli(
+        "plan", "-e", str(model), "--rate", "20", "--input-tokens", "64", "--output-tokens", "128",
+        "--slo", f"p95_e2e_ms={3 * real['distributions']['e2e_ms']['p50']:.0f}", "--format", "json",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    plan = json.loads(res.stdout)
+    assert plan["replicas"] >= 1 and plan["max_rate_per_replica_rps"] > 0
+    assert plan["at_replicas"]["passed"] is True
+    if plan["one_fewer"] is not None:
+        assert plan["one_fewer"]["passed"] is False
+
+
+def test_bad_engine_models_and_flags_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "infermeter-engine-model", "engine": "x"}')
+    for args in (
+        ["simulate", "-e", str(bad), "-c", "1", "-n", "1", "--out", str(tmp_path / "o")],
+        ["plan", "-e", str(bad), "--rate", "1", "--profile", "chat"],
+        ["plan", "-e", str(bad)],
+        ["fit", str(tmp_path), "--out", str(tmp_path / "m.json")],
+    ):
+        res = run_cli(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "Traceback" not in res.stderr

@@ -1,0 +1,248 @@
+"""The simulator against hand-worked schedules, the fit against an engine whose every
+constant is known (the simulator's own output), stability, the planner and the model file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infermeter.errors import UsageError
+from infermeter.load.arrivals import schedule
+from infermeter.predict.fit import Limits, ObservedRun, fit_engine
+from infermeter.predict.hardware import carry
+from infermeter.predict.model import (
+    EngineModel,
+    FitQuality,
+    FitRange,
+    StepPoint,
+    read_engine_model,
+    write_engine_model,
+)
+from infermeter.predict.simulate import SimLoad, SimResult, simulate
+from infermeter.predict.summary import Term, meets, summarize
+from infermeter.theory import get_hardware
+
+
+def engine(
+    table: dict[int, float],
+    *,
+    floor: float = 4.0,
+    per_token: float = 0.1,
+    overhead: float = 0.0,
+    tail: float = 0.0,
+    max_seqs: int = 8,
+    budget: int = 2048,
+    admit: float = 0.0,
+    hardware: str | None = None,
+) -> EngineModel:
+    return EngineModel(
+        engine="test",
+        model="m",
+        hardware=hardware,
+        scheduler="continuous",
+        max_seqs=max_seqs,
+        max_seqs_source="given",
+        token_budget=budget,
+        token_budget_source="given",
+        decode=[StepPoint(batch=b, step_ms=t, ctx_tokens=0, samples=100) for b, t in table.items()],
+        ctx_ms_per_token=0.0,
+        prefill_ms_per_token=per_token,
+        step_floor_ms=floor,
+        ttft_overhead_ms=overhead,
+        admit_ms=admit,
+        tail_ms=tail,
+        client_gap_ms=0.0,
+        fitted_on=FitRange(
+            runs=["r"],
+            input_tokens_min=1,
+            input_tokens_max=10_000,
+            output_tokens_min=1,
+            output_tokens_max=10_000,
+            batch_max=max(table),
+        ),
+        quality=FitQuality(decode_gaps=1, mixed_gaps=0, solo_requests=0, decode_gap_mad=0.0),
+    )
+
+
+def closed(n_in: int, n_out: int, n: int, c: int) -> SimLoad:
+    return SimLoad(np.full(n, n_in), np.full(n, n_out), concurrency=c)
+
+
+def test_one_stream_steps_exactly() -> None:
+    # Prompt alone: floor 4 + 100 × 0.1 = 14 ms; then one token per 10 ms decode step.
+    res = simulate(engine({1: 10.0}), closed(100, 5, 2, 1))
+    assert res.t_first().tolist() == pytest.approx([14.0, 68.0])
+    assert res.token_ms(0).tolist() == pytest.approx([14.0, 24.0, 34.0, 44.0, 54.0])
+    assert res.t_send.tolist() == pytest.approx([0.0, 54.0])  # the next sent as one ends
+    assert res.t_end.tolist() == pytest.approx([54.0, 108.0])
+
+
+def test_a_full_engine_queues_the_next_request() -> None:
+    res = simulate(engine({1: 10.0}, max_seqs=1), closed(100, 5, 2, 2))
+    # both sent at 0; the second is admitted only when the first's sequence frees
+    assert res.t_send.tolist() == [0.0, 0.0]
+    assert res.t_admit.tolist() == pytest.approx([0.0, 54.0])
+    assert res.t_first().tolist() == pytest.approx([14.0, 68.0])
+
+
+def test_a_long_prompt_is_chunked_by_the_step_budget() -> None:
+    res = simulate(engine({1: 10.0}, budget=64), closed(100, 2, 1, 1))
+    # 64 tokens (4 + 6.4 ms), then 36 (4 + 3.6 ms): the first token after both
+    assert res.t_first()[0] == pytest.approx(18.0)
+
+
+def test_a_prompt_joins_the_running_batch_between_steps() -> None:
+    load = SimLoad(np.array([10, 100]), np.array([10, 3]), due_ms=np.array([0.0, 27.0]))
+    res = simulate(engine({1: 10.0, 2: 12.0}), load)
+    # A: prompt 5 ms, tokens at 5, 15, 25, 35 ... B arrives at 27, mid-step: it waits for the
+    # step ending at 35, then rides the next one with A's decode: 10 + 100 × 0.1 = 20 ms.
+    assert res.t_admit[1] == pytest.approx(35.0)
+    assert res.t_first()[1] == pytest.approx(55.0)
+    assert 55.0 in res.token_ms(0).tolist()
+    # then both decode together: steps of 12 ms
+    assert res.token_ms(1).tolist() == pytest.approx([55.0, 67.0, 79.0])
+
+
+def test_host_work_between_steps_lets_a_late_arrival_join() -> None:
+    load = SimLoad(np.array([10, 100]), np.array([10, 3]), due_ms=np.array([0.0, 26.0]))
+    res = simulate(engine({1: 10.0, 2: 12.0}, admit=2.0), load)
+    # tokens at 5, 15, 25; the step after 25 starts only at 27 (the last 2 ms of it ran as
+    # host work), so B, arriving at 26, joins it
+    assert res.t_admit[1] == pytest.approx(27.0)
+    assert res.t_first()[1] == pytest.approx(25.0 + 20.0)
+
+
+def test_the_overhead_is_outside_the_steps() -> None:
+    res = simulate(engine({1: 10.0}, overhead=3.0, tail=0.5), closed(100, 2, 2, 1))
+    assert res.t_first()[0] == pytest.approx(17.0)
+    assert res.t_end[0] == pytest.approx(27.5)
+    assert res.t_send[1] == pytest.approx(27.5)
+
+
+def _observed(res: SimResult, label: str) -> ObservedRun:
+    first = res.t_first()
+    return ObservedRun(
+        label=label,
+        t_sched=res.t_sched,
+        t_send=res.t_send,
+        t_first=first,
+        t_last=res.t_last,
+        t_end=res.t_end,
+        n_in=res.n_in,
+        n_out=res.n_out,
+        token_ms=[res.token_ms(i) for i in range(res.n_in.size)],
+    )
+
+
+KNOWN = {1: 10.0, 2: 12.0, 3: 14.5, 4: 16.0}
+
+
+def test_the_fit_recovers_a_known_engine() -> None:
+    truth = engine(KNOWN, floor=8.0, per_token=0.05, overhead=3.0, tail=0.2, max_seqs=4)
+    runs = [_observed(simulate(truth, closed(200, 50, 60, c)), f"c{c}") for c in (1, 2, 3, 4)]
+    limits = Limits("continuous", 4, "given", 2048, "given", None)
+    fitted = fit_engine(runs, limits, engine="test", model="m", hardware=None)
+    got = {p.batch: p.step_ms for p in fitted.decode}
+    for b, step in KNOWN.items():
+        assert got[b] == pytest.approx(step, rel=0.01)
+    assert fitted.step_floor_ms == pytest.approx(8.0, rel=0.01)
+    assert fitted.prefill_ms_per_token == pytest.approx(0.05, rel=0.05)
+    assert fitted.ttft_overhead_ms == pytest.approx(3.0, abs=0.2)
+    assert fitted.tail_ms == pytest.approx(0.2, abs=1e-6)
+    assert fitted.fitted_on.batch_max == 4
+    # and the fitted engine predicts a point it was not fitted on
+    held = closed(200, 50, 60, 3)
+    a, b = summarize(simulate(truth, held), 0), summarize(simulate(fitted, held), 0)
+    assert b.value("tpot_ms", 50) == pytest.approx(a.value("tpot_ms", 50), rel=0.02)
+    assert b.value("ttft_ms", 50) == pytest.approx(a.value("ttft_ms", 50), rel=0.05)
+
+
+def test_fit_needs_token_gaps() -> None:
+    truth = engine(KNOWN)
+    run = _observed(simulate(truth, closed(20, 1, 5, 1)), "one-token answers")
+    with pytest.raises(UsageError, match="too few token gaps"):
+        fit_engine(
+            [run], Limits("continuous", 4, "", 1, "", None), engine="e", model=None, hardware=None
+        )
+
+
+def _open(rate: float, n: int, n_out: int = 100) -> SimLoad:
+    due = schedule(rate, n, None, seed=1) * 1000.0
+    return SimLoad(np.full(n, 50), np.full(n, n_out), due_ms=due)
+
+
+def test_overload_is_reported_and_the_simulation_ends() -> None:
+    from infermeter.run.predict import SimPlan, stability
+
+    # 4 sequences of 100 tokens at 10 ms a step: about 4 requests a second at most
+    model = engine({1: 10.0, 4: 10.0}, per_token=0.0, max_seqs=4)
+    fine = _open(2.0, 400)
+    assert stability(simulate(model, fine), SimPlan(fine, 0, {})) is None
+    over = _open(8.0, 400)
+    res = simulate(model, over)
+    assert res.finished.all()  # served late, but served: the horizon was not reached
+    assert "queue" in (stability(res, SimPlan(over, 0, {})) or "")
+    short = simulate(model, over, horizon_ms=5_000)
+    assert not short.finished.all()
+    assert "not served" in (stability(short, SimPlan(over, 0, {})) or "")
+
+
+def test_meets_judges_each_percentile_term() -> None:
+    res = simulate(engine({1: 10.0}), closed(100, 5, 20, 1))
+    s = summarize(res, 0, (99.9,))
+    verdicts = meets(s, [Term("ttft_ms", 50, 14.5), Term("e2e_ms", 99.9, 50.0)])
+    assert [ok for _, _, ok in verdicts] == [True, False]
+    assert verdicts[1][1] == pytest.approx(54.0)
+
+
+def test_engine_model_file_round_trip_and_bad_files(tmp_path: Path) -> None:
+    m = engine(KNOWN)
+    path = tmp_path / "e.json"
+    write_engine_model(m, path)
+    assert read_engine_model(path) == m
+    bad = tmp_path / "bad.json"
+    for text in ("{", "[]", '{"kind": "infermeter-engine-model"}'):
+        bad.write_text(text)
+        with pytest.raises(UsageError, match="not an engine model") as err:
+            read_engine_model(bad)
+        assert "\n" not in err.value.message
+    with pytest.raises(UsageError, match="No such file"):
+        read_engine_model(tmp_path / "missing.json")
+
+
+def test_carried_to_another_gpu_by_the_roofline() -> None:
+    m = engine({1: 10.0, 512: 100.0}, per_token=0.1, floor=4.0, hardware="h100-sxm")
+    src, dst = get_hardware("h100-sxm"), get_hardware("h200-sxm")
+    moved = carry(m, src, dst)
+    bw = src.memory_bandwidth_gb_s / dst.memory_bandwidth_gb_s
+    fl = src.bf16_tflops / dst.bf16_tflops
+    steps = {p.batch: p.step_ms for p in moved.decode}
+    assert steps[1] == pytest.approx(10.0 * bw)  # below the ridge: bandwidth
+    assert steps[512] == pytest.approx(100.0 * fl)  # past it: compute
+    assert moved.prefill_ms_per_token == pytest.approx(0.1 * fl)
+    assert moved.step_floor_ms == pytest.approx(4.0 * bw)
+    assert moved.hardware == dst.name and moved.extrapolated and "estimate" in moved.extrapolated
+
+
+def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
+    from infermeter.config import BenchConfig
+    from infermeter.run.plan import plan_capacity
+
+    model = engine({1: 10.0, 4: 12.0}, per_token=0.01, max_seqs=4)
+    config = BenchConfig.build(
+        url="http://x", rate=10.0, num_requests=600, input_tokens="50", output_tokens="100"
+    )
+    terms = [Term("e2e_ms", 95, 2000.0)]
+    plan = plan_capacity(model, config, terms, gpu_hourly_price=2.0)
+    assert plan.at.passed
+    assert plan.one_fewer is not None and not plan.one_fewer.passed
+    # one replica holds 4 sequences of ~1.2 s: about 3.3 requests a second at most
+    assert 1.5 < plan.max_rate_per_replica_rps < 3.4
+    assert plan.at.replicas >= 10.0 / plan.max_rate_per_replica_rps - 1
+    assert plan.cost is not None
+    assert plan.cost["per_hour"] == pytest.approx(2.0 * plan.at.replicas)
+    assert plan.cost["per_million_output_tokens"] == pytest.approx(
+        plan.cost["per_hour"] / (10.0 * 100 * 3600) * 1e6
+    )
