@@ -11,6 +11,11 @@
 #   bench/gpu_study.sh validate  held-out points for the calibration (llama.cpp f16 at new
 #                              concurrencies and prompt lengths; 8B at new concurrencies)
 #   bench/gpu_study.sh steady  llama.cpp f16 (7B, 8B) at 25 s a point, starts ramped over 5 s
+#   bench/gpu_study.sh predict-fit   build, then the sweep an engine model is fitted on
+#                              (llama.cpp f16 7B, --cache-ram 0, a fresh server, c = 1…64)
+#   bench/gpu_study.sh predict-held  held-out runs, each group on a fresh server: Poisson at
+#                              RATES (30/60/90 % of predict-fit's top throughput), c = 12 and
+#                              48, another length mix (bench/prediction.py compares)
 # (Session 1 ran an earlier version of this script as `stage1`: transformers eager and
 # llama.cpp f16 with the recipe's defaults; see git history.)
 # Every sweep directory lands in OUT/sweeps.tgz (OUT holds at most 8 files).
@@ -236,6 +241,34 @@ case "$STAGE" in
     serve "$M8/model.gguf" 18084 "$S8" --cache-ram 0 && \
       sweep llamacpp-f16-8b-steady${TAG8:-} 60 --url http://127.0.0.1:18084 -c "$C8" \
         --model-shape "$S8" --weight-dtype fp16 "${LONG[@]}"
+    stop_servers
+    ;;
+  predict-fit)
+    ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+        --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
+    BUILD=$!
+    model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+    wait $BUILD; log "$(tail -1 "$RES/build.log")"
+    (cd "$CACHE" && tar -cf - --exclude="*.log" llama.cpp-0.3.36-*) | xz -T8 -4 \
+      | split -b 15M - "$OUT/llama-cuda.txz." && log "server packed"
+    P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration 10 --ramp-up 2 --warmup 4)
+    serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
+      sweep predict-fit 100 --url http://127.0.0.1:18081 -c 1,2,4,8,16,32,64 "${P[@]}"
+    stop_servers
+    ;;
+  predict-held)
+    unpack_server
+    model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+    P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration 10 --warmup 4)
+    serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
+      sweep predict-held-rate 60 --url http://127.0.0.1:18081 --rate "$RATES" "${P[@]}"
+    stop_servers
+    serve "$M7-f16/model.gguf" 18082 "$S7" --cache-ram 0 && \
+      sweep predict-held-c 40 --url http://127.0.0.1:18082 -c 12,48 --ramp-up 2 "${P[@]}"
+    stop_servers
+    serve "$M7-f16/model.gguf" 18083 "$S7" --cache-ram 0 && \
+      sweep predict-held-mix 30 --url http://127.0.0.1:18083 -c 8 --ramp-up 2 "${P[@]}" \
+        --input-tokens uniform:256:768 --output-tokens uniform:64:192
     stop_servers
     ;;
 esac

@@ -162,7 +162,8 @@ def live(args: argparse.Namespace) -> None:
         ]
         n = ["-n", str(args.requests)]
         conc = ",".join(str(c) for c in args.fit_concurrency)
-        sweep = bench(url, work / "fit", "-c", conc, *n, *lengths, "--seed", "1", sweep=True)
+        sweep = bench(url, work / "fit", "-c", conc, *n, *lengths, "--seed", "1", "--keep-going",
+                      sweep=True)  # fmt: skip
         model_path = work / "engine.json"
         model = fit_runs([sweep])
         model_path.write_text(model.model_dump_json(indent=2))
@@ -190,6 +191,10 @@ def main() -> None:
     )
     sub = ap.add_subparsers(dest="mode", required=True)
     sub.add_parser("committed")
+    tb = sub.add_parser("table", help="fit on --fit, predict --held (run or sweep directories)")
+    tb.add_argument("--fit", nargs="+", type=Path, required=True)
+    tb.add_argument("--held", nargs="+", type=Path, required=True)
+    tb.add_argument("--title", default="held-out runs")
     lv = sub.add_parser("live")
     lv.add_argument("--engine", choices=("llama.cpp", "vllm"), default="llama.cpp")
     lv.add_argument("--shape", default="demo")
@@ -203,6 +208,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.mode == "committed":
         committed()
+    elif args.mode == "table":
+        held = [p for h in args.held for p in (points(h) if (h / "points").is_dir() else [h])]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "engine.json"
+            model = fit_runs(args.fit)
+            path.write_text(model.model_dump_json())
+            table(args.title, model, path, held)
     else:
         live(args)
 

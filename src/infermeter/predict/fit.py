@@ -30,8 +30,10 @@ IntArray = npt.NDArray[np.int64]
 
 #: Gaps a batch size needs before its median enters the table.
 MIN_SAMPLES = 20
+#: Requests to an idle server with the server's own prompt time, for that time to be used.
+MIN_TOLD = 5
 #: ... and at least this share of the most common batch size's gaps.
-RARE_SHARE = 0.05
+RARE_SHARE = 0.03
 #: Steps with a prompt a batch size needs before its own prompt cost enters the table.
 MIN_MIXED = 30
 #: A first token this share of a gap after the gap's end still came from the same step (the
@@ -59,6 +61,10 @@ class ObservedRun:
     #: Arrival of each single-token chunk after the first, per request (coalesced chunks,
     #: which hide their steps, are left out).
     token_ms: list[FloatArray] = field(default_factory=list)
+    #: The server's own time for each prompt and the prompt tokens it processed (llama.cpp's
+    #: ``timings.prompt_ms``/``prompt_n``; NaN where the server does not say).
+    server_prompt_ms: FloatArray | None = None
+    server_prompt_n: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -140,14 +146,32 @@ def _gaps(run: ObservedRun, into: _Gaps) -> None:
         into.prompt.append(landed_prompt[hi] - landed_prompt[lo])
 
 
-def _solo_ttft(run: ObservedRun) -> tuple[FloatArray, IntArray]:
-    """TTFT and prompt length of the requests sent while no other was in flight."""
-    starts, ends = np.sort(run.t_send), np.sort(run.t_end)
-    inflight = np.searchsorted(starts, run.t_send, side="right") - np.searchsorted(
-        ends, run.t_send, side="right"
-    )
-    solo = inflight == 1
-    return (run.t_first - run.t_send)[solo], run.n_in[solo]
+@dataclass(frozen=True)
+class _Solo:
+    """The requests sent while no other was in flight: TTFT, prompt length, and the server's
+    own prompt time and processed tokens where it says (else NaN)."""
+
+    ttft: FloatArray
+    n_in: FloatArray
+    server_ms: FloatArray
+    server_n: FloatArray
+
+
+def _solo(runs: list[ObservedRun]) -> _Solo:
+    parts = []
+    for run in runs:
+        starts, ends = np.sort(run.t_send), np.sort(run.t_end)
+        inflight = np.searchsorted(starts, run.t_send, side="right") - np.searchsorted(
+            ends, run.t_send, side="right"
+        )
+        solo = inflight == 1
+        nan = np.full(run.t_send.size, np.nan)
+        ms = run.server_prompt_ms if run.server_prompt_ms is not None else nan
+        n = run.server_prompt_n if run.server_prompt_n is not None else nan
+        parts.append(
+            ((run.t_first - run.t_send)[solo], run.n_in[solo].astype(np.float64), ms[solo], n[solo])
+        )
+    return _Solo(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
 def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray) -> list[StepPoint]:
@@ -237,16 +261,25 @@ def fit_engine(
                         samples=int(sel.sum()),
                     )
                 )
-    solo_ttft = np.concatenate([_solo_ttft(r)[0] for r in runs])
-    solo_n = np.concatenate([_solo_ttft(r)[1] for r in runs]).astype(np.float64)
+    solo = _solo(runs)
+    solo_ttft, solo_n = solo.ttft, solo.n_in
+    told = ~np.isnan(solo.server_ms) & (solo.server_n > 0)
     overhead = 0.0
-    if solo_ttft.size:
+    if int(told.sum()) >= MIN_TOLD:
+        # The server's own clock splits a prompt's step from the time around it, whatever
+        # the prompt lengths: the overhead is what TTFT holds beyond the prompt's time.
+        overhead = max(float(np.median(solo_ttft[told] - solo.server_ms[told])), 0.0)
+        alone = max(float(np.median((solo.server_ms[told] - floor) / solo.server_n[told])), 0.0)
+        prefill.insert(0, PrefillPoint(batch=0, ms_per_token=alone, samples=int(told.sum())))
+        if not mixed.any():
+            per_token = alone
+    elif solo_ttft.size:
         if not mixed.any() and np.unique(solo_n).size >= 2:
             per_token = max(float(np.polyfit(solo_n, solo_ttft, 1)[0]), 0.0)
         overhead = max(float(np.median(solo_ttft - floor - per_token * solo_n)), 0.0)
         if prefill:
-            # A prompt alone costs what the solo requests show beyond the overhead... which
-            # is not separable from it with one length: batch 0 keeps the pooled cost.
+            # With one length, a prompt alone cannot be told from the overhead around it:
+            # batch 0 keeps the pooled cost.
             prefill.insert(
                 0, PrefillPoint(batch=0, ms_per_token=per_token, samples=int(solo_ttft.size))
             )
@@ -255,10 +288,11 @@ def fit_engine(
             "no request was sent to an idle server: the time outside the engine's steps is "
             "taken as 0 (fit a run at concurrency 1 too)"
         )
-    if not mixed.any() and np.unique(solo_n).size < 2:
+    if not mixed.any() and np.unique(solo_n).size < 2 and int(told.sum()) < MIN_TOLD:
         notes.append(
             "the cost per prompt token could not be separated from the per-request overhead "
-            "(one prompt length, no prompt beside a decode): other prompt lengths extrapolate"
+            "(one prompt length, no prompt beside a decode, no server prompt times): other "
+            "prompt lengths extrapolate"
         )
     t_end = np.concatenate([r.t_end - r.t_last for r in runs])
     gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])

@@ -57,7 +57,8 @@ def summarize(res: SimResult, warmup: int, extra: tuple[float, ...] = ()) -> Sim
     done = sent & res.finished
     first = res.t_first()
     ttft = (first - res.t_send)[done]
-    e2e = (res.t_end - res.t_send)[done]
+    # The metric contract: E2E ends at the last token, not the end of the answer.
+    e2e = (res.t_last - res.t_send)[done]
     n_out = res.n_out[done].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(n_out > 1, (res.t_last - first)[done] / (n_out - 1), np.nan)

@@ -104,7 +104,15 @@ def _observed(label: str, path: Path) -> ObservedRun:
         n_in=np.array([r.n_in if r.n_in is not None else 0 for r in done], dtype=np.int64),
         n_out=np.array([r.n_out for r in done], dtype=np.int64),
         token_ms=tokens,
+        server_prompt_ms=np.array([_timing(r, "prompt_ms") for r in done]),
+        server_prompt_n=np.array([_timing(r, "prompt_n") for r in done]),
     )
+
+
+def _timing(r: RequestRecord, key: str) -> float:
+    """One of llama.cpp's per-request ``timings`` (NaN where the server gave none)."""
+    value = (r.server_timings or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
 def _same(values: list[Any], what: str, labels: list[str]) -> Any:
@@ -196,9 +204,7 @@ def _limits(
     token_budget: int | None,
 ) -> Limits:
     slots: list[int] = [s["slots"] for s in servers if isinstance(s.get("slots"), int)]
-    ctx: list[int] = [
-        s["ctx_per_slot"] for s in servers if isinstance(s.get("ctx_per_slot"), int)
-    ]
+    ctx: list[int] = [s["ctx_per_slot"] for s in servers if isinstance(s.get("ctx_per_slot"), int)]
     peak = max(_peak_inflight(o) for o in observed)
     if max_seqs is not None:
         seqs, seqs_src = max_seqs, "given (--max-seqs)"
