@@ -11,8 +11,10 @@
 #   bench/gpu_study.sh validate  held-out points for the calibration (llama.cpp f16 at new
 #                              concurrencies and prompt lengths; 8B at new concurrencies)
 #   bench/gpu_study.sh steady  llama.cpp f16 (7B, 8B) at 25 s a point, starts ramped over 5 s
-#   bench/gpu_study.sh predict-fit   build, then the sweep an engine model is fitted on
-#                              (llama.cpp f16 7B, --cache-ram 0, a fresh server, c = 1…64)
+#   bench/gpu_study.sh predict-fit   the sweep an engine model is fitted on (llama.cpp f16
+#                              7B, --cache-ram 0, a fresh server, c = 1…64), after building
+#                              the server unless one is carried in .devcarry-cuda/
+#   bench/gpu_study.sh predict       predict-fit, then predict-held at rates from its sweep
 #   bench/gpu_study.sh predict-held  held-out runs, each group on a fresh server: Poisson at
 #                              RATES (30/60/90 % of predict-fit's top throughput), c = 12 and
 #                              48, another length mix (bench/prediction.py compares)
@@ -243,23 +245,34 @@ case "$STAGE" in
         --model-shape "$S8" --weight-dtype fp16 "${LONG[@]}"
     stop_servers
     ;;
-  predict-fit)
-    ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
-        --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
-    BUILD=$!
-    model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
-    wait $BUILD; log "$(tail -1 "$RES/build.log")"
-    (cd "$CACHE" && tar -cf - --exclude="*.log" llama.cpp-0.3.36-*) | xz -T8 -4 \
-      | split -b 15M - "$OUT/llama-cuda.txz." && log "server packed"
-    P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration 10 --ramp-up 2 --warmup 4)
-    serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
-      sweep predict-fit 100 --url http://127.0.0.1:18081 -c 1,2,4,8,16,32,64 "${P[@]}"
-    stop_servers
-    ;;
-  predict-held)
+  predict-fit|predict)
     unpack_server
-    model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
-    P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration 10 --warmup 4)
+    if ! ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1; then
+      ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+          --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
+      BUILD=$!
+      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+      wait $BUILD; log "$(tail -1 "$RES/build.log")"
+      [ "$STAGE" = predict ] || { (cd "$CACHE" && tar -cf - --exclude="*.log" llama.cpp-0.3.36-*) \
+        | xz -T8 -4 | split -b 15M - "$OUT/llama-cuda.txz." && log "server packed"; }
+    else
+      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+    fi
+    P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration "${PDUR:-10}" --ramp-up 2
+       --warmup 4)
+    serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
+      sweep predict-fit 80 --url http://127.0.0.1:18081 -c 1,2,4,8,16,32,64 "${P[@]}"
+    stop_servers
+    [ "$STAGE" = predict ] || { log "done"; exit 0; }
+    # the held-out rates: 30/60/90 % of the fit sweep's highest request throughput
+    RATES=${RATES:-$(python3 -c "import json; s=json.load(open('$RES/predict-fit/sweep.json'))
+top=max(p['summary']['request_throughput_rps'] for p in s['points'] if p['status']=='ok')
+print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
+    log "held-out rates $RATES"
+    ;&
+  predict-held)
+    [ "$STAGE" = predict ] || { unpack_server; model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1; }
+    P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration "${PDUR:-10}" --warmup 4)
     serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
       sweep predict-held-rate 60 --url http://127.0.0.1:18081 --rate "$RATES" "${P[@]}"
     stop_servers

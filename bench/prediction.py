@@ -82,7 +82,12 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
                 err = (p - m) / m
                 errors[name].append(err)
                 cells.append(f"{m:,.1f} → {p:,.1f} ({100 * err:+.1f} %)")
-            print(f"| {path.parent.parent.name}/{path.name} | " + " | ".join(cells) + " |")
+            label = (
+                f"{path.parent.parent.name}/{path.name}"
+                if path.parent.name == "points"
+                else path.name
+            )
+            print(f"| {label} | " + " | ".join(cells) + " |")
     print("\nmedian |error| per metric (target):\n")
     for name, errs in errors.items():
         med = statistics.median(abs(e) for e in errs)
