@@ -276,3 +276,20 @@ def test_a_simulated_run_reads_back_as_the_simulation_said(tmp_path: Path) -> No
     records = run.records
     assert sorted(rec.n_out for rec in records) == sorted(sim_plan(config, model).load.n_out)
     assert all(rec.n_out_source == "predicted" and rec.ok for rec in records)
+
+
+def test_a_trace_recorded_on_another_engine_is_named(tmp_path: Path) -> None:
+    from infermeter.config import BenchConfig
+    from infermeter.run.predict import extrapolations, sim_plan, simulate_run
+
+    recorded = engine({1: 10.0})
+    path = tmp_path / "e.json"
+    write_engine_model(recorded, path)
+    config = BenchConfig.build(url="http://x", rate=5.0, num_requests=20, seed=1)
+    simulate_run(recorded, path, config, out=tmp_path / "run")
+    replay = BenchConfig.build(url="http://x", trace=tmp_path / "run")
+    same = extrapolations(recorded, sim_plan(replay, recorded))
+    assert not any("recorded on" in x for x in same)
+    other = recorded.model_copy(update={"engine": "vllm"})
+    notes = extrapolations(other, sim_plan(replay, other))
+    assert any("recorded on test serving m; the engine model is vllm" in x for x in notes)

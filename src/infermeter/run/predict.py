@@ -325,6 +325,12 @@ def _trace_plan(config: BenchConfig, seed: int) -> SimPlan:
         "seed": seed,
         "trace": trace_meta(trace, reqs, window_meta(config)),
     }
+    root = config.trace if config.trace is not None and is_run_dir(config.trace) else None
+    if root is not None:
+        # A run replayed as a trace says what served it: a model of another engine or model
+        # predicts this traffic by extrapolation, and the run says so.
+        server = read_run_meta(root / RUN_FILE).get("server") or {}
+        workload["recorded_on"] = {"engine": server.get("kind"), "model": server.get("model")}
     load = SimLoad(
         np.array([r.input_tokens for r in reqs], dtype=np.int64),
         np.array([r.output_tokens for r in reqs], dtype=np.int64),
@@ -366,6 +372,12 @@ def extrapolations(model: EngineModel, plan: SimPlan) -> list[str]:
     f = model.fitted_on
     load = plan.load
     out: list[str] = []
+    recorded = plan.workload.get("recorded_on")
+    if recorded and (recorded.get("engine"), recorded.get("model")) != (model.engine, model.model):
+        out.append(
+            f"the trace was recorded on {recorded.get('engine')} serving "
+            f"{recorded.get('model')}; the engine model is {model.engine} serving {model.model}"
+        )
     share = (plan.workload.get("trace") or {}).get("prefix_reuse_share") or 0.0
     if share > 0:
         out.append(
