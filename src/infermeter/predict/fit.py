@@ -30,6 +30,8 @@ IntArray = npt.NDArray[np.int64]
 
 #: Gaps a batch size needs before its median enters the table.
 MIN_SAMPLES = 20
+#: Token arrivals further apart than this share of the shortest step belong to different steps.
+EMIT_APART = 0.3
 #: Requests to an idle server with the server's own prompt time, for that time to be used.
 MIN_TOLD = 5
 #: ... and at least this share of the most common batch size's gaps.
@@ -174,6 +176,27 @@ def _solo(runs: list[ObservedRun]) -> _Solo:
     return _Solo(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
+def _emission(runs: list[ObservedRun], apart_ms: float) -> float:
+    """How far apart the tokens of one step reach their streams, per sequence: every run's
+    token arrivals cut into steps wherever ``apart_ms`` passes with none, the median of each
+    step's span over its tokens (steps of three tokens or more)."""
+    spacing = []
+    for run in runs:
+        if not run.token_ms:
+            continue
+        arrivals = np.sort(np.concatenate(run.token_ms))
+        if arrivals.size < 3:
+            continue
+        cuts = np.flatnonzero(np.diff(arrivals) > apart_ms)
+        first = np.concatenate(([0], cuts + 1))
+        last = np.concatenate((cuts, [arrivals.size - 1]))
+        count = last - first + 1
+        big = count >= 3
+        spacing.append((arrivals[last] - arrivals[first])[big] / (count[big] - 1))
+    joined = np.concatenate(spacing) if spacing else np.zeros(0)
+    return float(np.median(joined)) if joined.size else 0.0
+
+
 def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray) -> list[StepPoint]:
     sizes, counts = np.unique(batch, return_counts=True)
     # A batch size the runs passed through only briefly (a stream ending, the next one's
@@ -316,6 +339,7 @@ def fit_engine(
         ctx_per_seq=limits.ctx_per_seq,
         decode=points,
         ctx_ms_per_token=slope,
+        emit_ms_per_seq=_emission(runs, EMIT_APART * min(p.step_ms for p in points)),
         step_spread=[float(x) for x in spread] if ratio.size else [1.0, 1.0],
         prefill_ms_per_token=per_token,
         prefill=prefill,

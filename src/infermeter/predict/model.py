@@ -103,6 +103,10 @@ class EngineModel(_Frozen):
     #: engine's host work between steps: sampling, writing the streams); chosen so that the
     #: fitted runs' TTFT is met.
     admit_ms: float = Field(default=0.0, ge=0)
+    #: The tokens of one step reach their streams one after another, this far apart (the
+    #: engine samples and writes each sequence in turn): a step's tokens span this times its
+    #: batch, and a request arriving before the last of them still joins the next step.
+    emit_ms_per_seq: float = Field(default=0.0, ge=0)
     #: From the last token to the end of the answer.
     tail_ms: float = Field(ge=0)
     #: The client's own delay from scheduling a request to sending it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
@@ -70,6 +71,8 @@ class SimResult:
     sim_end_ms: float = 0.0
     #: Added to every step end a request's tokens are read off (its time outside the steps).
     post_ms: float = 0.0
+    #: Per request: its place in its steps' emission order, as a delay after the step's end.
+    offset_ms: FloatArray | None = None
 
     @property
     def sent(self) -> npt.NDArray[np.bool_]:
@@ -84,11 +87,14 @@ class SimResult:
         for r, steps in enumerate(self.steps):
             sel = (self.replica == r) & (self.first_step >= 0)
             out[sel] = steps[self.first_step[sel]] + self.post_ms
+        if self.offset_ms is not None:
+            out += self.offset_ms
         return out
 
     def token_ms(self, i: int) -> FloatArray:
         s = int(self.first_step[i])
-        return self.steps[int(self.replica[i])][s : s + int(self.n_out[i])] + self.post_ms
+        shift = self.post_ms + (float(self.offset_ms[i]) if self.offset_ms is not None else 0.0)
+        return self.steps[int(self.replica[i])][s : s + int(self.n_out[i])] + shift
 
 
 @dataclass
@@ -131,7 +137,7 @@ class _Sim:
         ]
         self.router = router
         self.rr = 0
-        self.heap: list[tuple[float, int, int, int]] = []
+        self.heap: list[tuple[float, int, int, int, float]] = []
         self.seq = 0
         nan = np.full(n, np.nan)
         self.t_sched, self.t_send, self.t_admit = nan.copy(), nan.copy(), nan.copy()
@@ -144,6 +150,9 @@ class _Sim:
         self.tail = model.tail_ms
         self.gap = model.client_gap_ms
         self.admit = model.admit_ms
+        self.emit = model.emit_ms_per_seq
+        self.offset = [0.0] * n
+        self.place = random.Random(load.seed)
 
     def _spread(self, seed: int, replica: int) -> list[float]:
         """Each step's factor around the table, drawn ahead (a cycle of 4,096 per replica)
@@ -153,9 +162,9 @@ class _Sim:
         draws: list[float] = np.interp(u, np.linspace(0, 1, q.size), q).tolist()
         return draws
 
-    def push(self, t: float, kind: int, x: int) -> None:
+    def push(self, t: float, kind: int, x: int, spent: float = 0.0) -> None:
         self.seq += 1
-        heapq.heappush(self.heap, (t, self.seq, kind, x))
+        heapq.heappush(self.heap, (t, self.seq, kind, x, spent))
 
     # -- the client --
     def send(self, i: int, now: float, due: float) -> None:
@@ -214,6 +223,11 @@ class _Sim:
         rep = self.reps[r]
         s = len(rep.steps)
         rep.steps.append(t)
+        # The step's tokens go out one sequence after another from t: a new sequence takes
+        # a place in that order and keeps it.
+        tokens = rep.decoding + len(rep.completing)
+        for i in rep.completing:
+            self.offset[i] = self.emit * self.place.randrange(tokens)
         rep.ctx += rep.decoding
         for i in rep.finishing.pop(s, ()):
             rep.decoding -= 1
@@ -229,18 +243,20 @@ class _Sim:
                 rep.decoding += 1
                 rep.ctx += int(self.n_in[i]) + 1
                 rep.finishing.setdefault(s + int(self.n_out[i]) - 1, []).append(i)
-        if self.admit and (rep.decoding or rep.prefilling):
+        window = self.admit + self.emit * tokens
+        if window > 0 and (rep.decoding or rep.prefilling):
             rep.busy = False
             rep.gathering = True
-            self.push(t + self.admit, _BEGIN, r)
+            self.push(t + window, _BEGIN, r, window)
         else:
             self.start(r, t)
 
     def complete(self, i: int, t: float) -> None:
         # The request's time outside the steps is put after its tokens (the response path):
         # it arrives when sent, so it can still join the step that follows its send.
-        self.t_last[i] = t + self.overhead
-        self.push(t + self.overhead + self.tail, _DONE, i)
+        last = t + self.offset[i] + self.overhead
+        self.t_last[i] = last
+        self.push(last + self.tail, _DONE, i)
 
     def run(self, horizon_ms: float) -> float:
         load = self.load
@@ -265,7 +281,7 @@ class _Sim:
                     continue
             if not self.heap:
                 break
-            t, _, kind, x = heapq.heappop(self.heap)
+            t, _, kind, x, spent = heapq.heappop(self.heap)
             if t > horizon_ms:
                 break
             now = t
@@ -274,7 +290,7 @@ class _Sim:
             elif kind == _ARRIVE:
                 self.arrive(x, t)
             elif kind == _BEGIN:
-                self.start(x, t, self.admit)
+                self.start(x, t, spent)
             elif kind == _DONE:
                 self.t_end[x] = t
                 self.inflight -= 1
@@ -319,6 +335,7 @@ def simulate(
         batch_ms=[r.batch_ms for r in sim.reps],
         horizon_ms=horizon_ms,
         waiting_at_arrival=sim.waiting_at_arrival,
-        sim_end_ms=end,
+        sim_end_ms=float(end),
         post_ms=model.ttft_overhead_ms,
+        offset_ms=np.array(sim.offset),
     )
