@@ -293,3 +293,18 @@ def test_a_trace_recorded_on_another_engine_is_named(tmp_path: Path) -> None:
     other = recorded.model_copy(update={"engine": "vllm"})
     notes = extrapolations(other, sim_plan(replay, other))
     assert any("recorded on test serving m; the engine model is vllm" in x for x in notes)
+
+
+def test_the_kv_cache_bounds_admission() -> None:
+    # 120 tokens a request, 250 in the cache: two sequences at a time, though 8 are allowed
+    model = engine({1: 10.0, 2: 10.0}, per_token=0.0, max_seqs=8).model_copy(
+        update={"kv_tokens": 250}
+    )
+    res = simulate(model, closed(100, 20, 4, 4))
+    first_done = float(np.min(res.t_last))
+    admitted = sorted(res.t_admit.tolist())
+    # two run at once; the third waits for the first sequence to end, not for a slot
+    assert admitted[1] < first_done
+    assert admitted[2] == pytest.approx(first_done)
+    free = simulate(engine({1: 10.0, 2: 10.0}, per_token=0.0, max_seqs=8), closed(100, 20, 4, 4))
+    assert max(free.t_admit.tolist()) < float(np.min(free.t_last))

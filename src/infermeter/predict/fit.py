@@ -79,6 +79,8 @@ class Limits:
     token_budget: int
     token_budget_source: str
     ctx_per_seq: int | None
+    kv_tokens: int | None = None
+    kv_tokens_source: str | None = None
 
 
 @dataclass
@@ -337,6 +339,8 @@ def fit_engine(
         token_budget=limits.token_budget,
         token_budget_source=limits.token_budget_source,
         ctx_per_seq=limits.ctx_per_seq,
+        kv_tokens=limits.kv_tokens,
+        kv_tokens_source=limits.kv_tokens_source,
         decode=points,
         ctx_ms_per_token=slope,
         emit_ms_per_seq=_emission(runs, EMIT_APART * min(p.step_ms for p in points)),

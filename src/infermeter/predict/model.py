@@ -85,6 +85,10 @@ class EngineModel(_Frozen):
     token_budget_source: str
     #: Context one sequence may hold (llama.cpp's per-slot context, vLLM's max_model_len).
     ctx_per_seq: int | None = None
+    #: Tokens the KV cache holds in all (vLLM's ``cache_config_info``), and where from; None:
+    #: the sequence limit alone bounds admission (llama.cpp's slots own their context).
+    kv_tokens: int | None = None
+    kv_tokens_source: str | None = None
     decode: list[StepPoint] = Field(min_length=1)
     #: A decode step's growth per context token held by the batch (attention reads).
     ctx_ms_per_token: float = Field(ge=0)

@@ -110,6 +110,8 @@ class _Replica:
     completing: list[int] = field(default_factory=list)
     running: int = 0
     decoding: int = 0
+    #: KV-cache tokens held by admitted sequences (their whole context, reserved at admission).
+    kv_used: int = 0
     ctx: float = 0.0
     busy: bool = False
     #: Between a step's tokens and the next step's start (the engine's host work).
@@ -150,6 +152,7 @@ class _Sim:
         self.tail = model.tail_ms
         self.gap = model.client_gap_ms
         self.admit = model.admit_ms
+        self.kv = model.kv_tokens
         self.emit = model.emit_ms_per_seq
         self.offset = [0.0] * n
         self.place = random.Random(load.seed)
@@ -193,7 +196,12 @@ class _Sim:
         rep = self.reps[r]
         rep.gathering = False
         while rep.waiting and rep.running < rep.max_seqs:
-            i = rep.waiting.popleft()
+            i = rep.waiting[0]
+            need = int(self.n_in[i] + self.n_out[i])
+            if self.kv is not None and rep.kv_used + need > self.kv and rep.running:
+                break  # no room in the KV cache until a sequence ends
+            rep.waiting.popleft()
+            rep.kv_used += need
             self.t_admit[i] = t
             rep.running += 1
             rep.prefilling.append(i)
@@ -232,12 +240,14 @@ class _Sim:
         for i in rep.finishing.pop(s, ()):
             rep.decoding -= 1
             rep.running -= 1
+            rep.kv_used -= int(self.n_in[i] + self.n_out[i])
             rep.ctx -= int(self.n_in[i] + self.n_out[i])
             self.complete(i, t)
         for i in rep.completing:
             self.first_step[i] = s
             if self.n_out[i] <= 1:
                 rep.running -= 1
+                rep.kv_used -= int(self.n_in[i] + self.n_out[i])
                 self.complete(i, t)
             else:
                 rep.decoding += 1

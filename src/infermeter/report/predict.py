@@ -31,6 +31,10 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         ("scheduler", f"{m.scheduler}: up to {m.max_seqs} sequences ({m.max_seqs_source})"),
         ("step token budget", f"{m.token_budget:,} ({m.token_budget_source})"),
         ("context per sequence", f"{m.ctx_per_seq:,}" if m.ctx_per_seq else "not told"),
+        (
+            "KV cache",
+            f"{m.kv_tokens:,} tokens ({m.kv_tokens_source})" if m.kv_tokens else "not told",
+        ),
         ("step growth per context token", f"{m.ctx_ms_per_token * 1000:,.4f} µs"),
         ("cost per prompt token", f"{m.prefill_ms_per_token * 1000:,.3f} µs"),
         ("step with no decode", f"{m.step_floor_ms:,.3f} ms"),

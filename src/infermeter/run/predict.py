@@ -8,7 +8,7 @@ import datetime as _dt
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ from infermeter.records.rundir import (
     RESULTS_FILE,
     RUN_FILE,
     RUN_SCHEMA_VERSION,
+    TELEMETRY_FILE,
     WARMUP_FILE,
     is_run_dir,
     is_sweep_dir,
     read_sweep_index,
+    read_telemetry,
     write_json,
 )
 from infermeter.records.schema import RequestRecord
@@ -142,6 +144,13 @@ def fit_runs(
     hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
     observed = [_observed(label, d) for label, d in dirs]
     limits = _limits(engine, servers, observed, max_seqs, token_budget)
+    kv = [k for _, d in dirs if (k := _kv_tokens(d / TELEMETRY_FILE)) is not None]
+    if kv:
+        limits = replace(
+            limits,
+            kv_tokens=min(kv),
+            kv_tokens_source="the server (vLLM's cache_config_info: num_gpu_blocks × block_size)",
+        )
     fitted = fit_engine(observed, limits, engine=engine, model=model, hardware=hardware)
     return _tune_admit(fitted, [(m, d) for m, (_, d) in zip(metas, dirs, strict=True)])
 
@@ -226,6 +235,17 @@ def _limits(
         token_budget_source=budget_src,
         ctx_per_seq=min(ctx) if ctx else None,
     )
+
+
+def _kv_tokens(path: Path) -> int | None:
+    """The KV cache's size in tokens, where the server's /metrics told it during the run."""
+    for sample in read_telemetry(path):
+        cache = (sample.get("info") or {}).get("cache_config") or {}
+        try:
+            return int(cache["num_gpu_blocks"]) * int(cache["block_size"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def _peak_inflight(o: ObservedRun) -> int:
