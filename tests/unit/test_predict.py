@@ -308,3 +308,19 @@ def test_the_kv_cache_bounds_admission() -> None:
     assert admitted[2] == pytest.approx(first_done)
     free = simulate(engine({1: 10.0, 2: 10.0}, per_token=0.0, max_seqs=8), closed(100, 20, 4, 4))
     assert max(free.t_admit.tolist()) < float(np.min(free.t_last))
+
+
+def test_a_static_batch_runs_to_its_longest_answer() -> None:
+    model = engine({1: 6.0, 2: 10.0}, floor=4.0, per_token=0.1).model_copy(
+        update={"scheduler": "static", "gather_ms": 5.0, "max_seqs": 4}
+    )
+    load = SimLoad(np.full(4, 100), np.array([2, 4, 2, 2]), concurrency=2)
+    res = simulate(model, load)
+    # both sent at 0, gathered for 5 ms, prompts together (4 + 0.1 × 2 × 100 = 24 ms)
+    assert res.t_first()[:2].tolist() == pytest.approx([29.0, 29.0])
+    # the batch keeps both rows (10 ms steps, not 6) until the longer answer is done
+    assert res.token_ms(1).tolist() == pytest.approx([29.0, 39.0, 49.0, 59.0])
+    # the next request, sent at 39, waits for the batch to end, then for the next to gather
+    assert res.t_send[2] == pytest.approx(39.0)
+    assert res.t_admit[2] == pytest.approx(64.0)
+    assert res.t_first()[2] == pytest.approx(88.0)

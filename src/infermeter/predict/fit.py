@@ -34,7 +34,7 @@ MIN_SAMPLES = 20
 EMIT_APART = 0.3
 #: Requests to an idle server with the server's own prompt time, for that time to be used.
 MIN_TOLD = 5
-#: ... and at least this share of the most common batch size's gaps.
+#: ... and at least this share of the gaps of some one run.
 RARE_SHARE = 0.03
 #: Steps with a prompt a batch size needs before its own prompt cost enters the table.
 MIN_MIXED = 30
@@ -81,6 +81,8 @@ class Limits:
     ctx_per_seq: int | None
     kv_tokens: int | None = None
     kv_tokens_source: str | None = None
+    #: A static engine's wait for its batch to fill.
+    gather_ms: float = 0.0
 
 
 @dataclass
@@ -89,16 +91,20 @@ class _Gaps:
     batch: list[IntArray] = field(default_factory=list)
     ctx: list[FloatArray] = field(default_factory=list)
     prompt: list[FloatArray] = field(default_factory=list)
+    #: The run each gap was measured in (its index).
+    run: list[IntArray] = field(default_factory=list)
 
-    def joined(self) -> tuple[FloatArray, IntArray, FloatArray, FloatArray]:
+    def joined(self) -> tuple[FloatArray, IntArray, FloatArray, FloatArray, IntArray]:
         if not self.gap:
             empty = np.zeros(0)
-            return empty, np.zeros(0, dtype=np.int64), empty, empty
+            none = np.zeros(0, dtype=np.int64)
+            return empty, none, empty, empty, none
         return (
             np.concatenate(self.gap),
             np.concatenate(self.batch),
             np.concatenate(self.ctx),
             np.concatenate(self.prompt),
+            np.concatenate(self.run),
         )
 
 
@@ -128,7 +134,7 @@ class _Occupancy:
         return count, np.maximum(ctx, 0.0)
 
 
-def _gaps(run: ObservedRun, into: _Gaps) -> None:
+def _gaps(run: ObservedRun, index: int, into: _Gaps) -> None:
     occ = _Occupancy(run)
     order = np.argsort(run.t_first)
     landings = run.t_first[order]
@@ -148,6 +154,7 @@ def _gaps(run: ObservedRun, into: _Gaps) -> None:
         into.batch.append(np.maximum(batch, 1))
         into.ctx.append(ctx)
         into.prompt.append(landed_prompt[hi] - landed_prompt[lo])
+        into.run.append(np.full(gap.size, index, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -199,15 +206,38 @@ def _emission(runs: list[ObservedRun], apart_ms: float) -> float:
     return float(np.median(joined)) if joined.size else 0.0
 
 
-def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray) -> list[StepPoint]:
-    sizes, counts = np.unique(batch, return_counts=True)
-    # A batch size the runs passed through only briefly (a stream ending, the next one's
-    # prompt not yet in) is where a step is most often mislabelled: it must be common too.
-    least = max(MIN_SAMPLES, RARE_SHARE * int(counts.max()) if counts.size else 0)
+def _static_prefill(
+    runs: list[ObservedRun], limits: Limits, floor: float
+) -> tuple[float, float] | None:
+    """A static batch's prompts run together, padded: across runs of different batch sizes
+    TTFT grows with rows × prompt tokens, whose slope is a prompt token's cost and whose
+    intercept is the time outside the steps (the batch's gathering taken out)."""
+    x, y = [], []
+    for run in runs:
+        starts, ends = np.sort(run.t_send), np.sort(run.t_end)
+        inflight = np.searchsorted(starts, run.t_send, "right") - np.searchsorted(
+            ends, run.t_send, "right"
+        )
+        rows = min(int(inflight.max()), limits.max_seqs)
+        x.append(rows * float(np.median(run.n_in)))
+        y.append(float(np.median(run.t_first - run.t_send)))
+    if len(set(x)) < 2:
+        return None
+    slope, intercept = np.polyfit(np.array(x), np.array(y), 1)
+    return max(float(slope), 0.0), max(float(intercept) - floor - limits.gather_ms, 0.0)
+
+
+def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray, run_of: IntArray) -> list[StepPoint]:
+    # A batch size a run passed through only briefly (a stream ending, the next one's prompt
+    # not yet in) is where a step is most often mislabelled: it must be common in some run.
+    common: set[int] = set()
+    for r in np.unique(run_of):
+        sizes, counts = np.unique(batch[run_of == r], return_counts=True)
+        common.update(int(b) for b in sizes[counts >= RARE_SHARE * counts.sum()])
     points = []
-    for b, count in zip(sizes, counts, strict=True):
+    for b in np.unique(batch):
         sel = batch == b
-        if count < least:
+        if int(b) not in common or int(sel.sum()) < MIN_SAMPLES:
             continue
         # The median: a prompt's step not told apart from a decode's moves it little.
         points.append(
@@ -245,11 +275,11 @@ def fit_engine(
     hardware: str | None,
 ) -> EngineModel:
     gaps = _Gaps()
-    for run in runs:
-        _gaps(run, gaps)
-    gap, batch, ctx, prompt = gaps.joined()
+    for index, run in enumerate(runs):
+        _gaps(run, index, gaps)
+    gap, batch, ctx, prompt, run_of = gaps.joined()
     decode = prompt == 0
-    points = _table(gap[decode], batch[decode], ctx[decode])
+    points = _table(gap[decode], batch[decode], ctx[decode], run_of[decode])
     if not points:
         raise UsageError(
             f"fit: too few token gaps to learn a decode step ({int(decode.sum())} without a "
@@ -288,9 +318,12 @@ def fit_engine(
                 )
     solo = _solo(runs)
     solo_ttft, solo_n = solo.ttft, solo.n_in
+    static = _static_prefill(runs, limits, floor) if limits.scheduler == "static" else None
     told = ~np.isnan(solo.server_ms) & (solo.server_n > 0)
     overhead = 0.0
-    if int(told.sum()) >= MIN_TOLD:
+    if static is not None:
+        per_token, overhead = static
+    elif int(told.sum()) >= MIN_TOLD:
         # The server's own clock splits a prompt's step from the time around it, whatever
         # the prompt lengths: the overhead is what TTFT holds beyond the prompt's time.
         overhead = max(float(np.median(solo_ttft[told] - solo.server_ms[told])), 0.0)
@@ -313,7 +346,12 @@ def fit_engine(
             "no request was sent to an idle server: the time outside the engine's steps is "
             "taken as 0 (fit a run at concurrency 1 too)"
         )
-    if not mixed.any() and np.unique(solo_n).size < 2 and int(told.sum()) < MIN_TOLD:
+    if (
+        static is None
+        and not mixed.any()
+        and np.unique(solo_n).size < 2
+        and int(told.sum()) < MIN_TOLD
+    ):
         notes.append(
             "the cost per prompt token could not be separated from the per-request overhead "
             "(one prompt length, no prompt beside a decode, no server prompt times): other "
@@ -339,6 +377,7 @@ def fit_engine(
         token_budget=limits.token_budget,
         token_budget_source=limits.token_budget_source,
         ctx_per_seq=limits.ctx_per_seq,
+        gather_ms=limits.gather_ms,
         kv_tokens=limits.kv_tokens,
         kv_tokens_source=limits.kv_tokens_source,
         decode=points,

@@ -15,9 +15,11 @@ from infermeter.errors import OutputError, UsageError
 ENGINE_MODEL_VERSION = 1
 
 #: How the engine forms its batches. ``slots``: llama.cpp's fixed slots, prompts batched with
-#: the running decodes; ``continuous``: vLLM's iteration-level scheduler with chunked prefill.
-#: Both admit work only between steps; they differ in their limits, which the model holds.
-SchedulerKind = Literal["slots", "continuous"]
+#: the running decodes; ``continuous``: vLLM's iteration-level scheduler with chunked prefill
+#: (both admit work only between steps; they differ in their limits, which the model holds);
+#: ``static``: infermeter's in-process transformers backend, a batch formed when the last one
+#: ends and run until its longest answer is done.
+SchedulerKind = Literal["slots", "continuous", "static"]
 
 
 class _Frozen(BaseModel):
@@ -85,6 +87,8 @@ class EngineModel(_Frozen):
     token_budget_source: str
     #: Context one sequence may hold (llama.cpp's per-slot context, vLLM's max_model_len).
     ctx_per_seq: int | None = None
+    #: A static engine's wait after a batch's first request for the batch to fill.
+    gather_ms: float = Field(default=0.0, ge=0)
     #: Tokens the KV cache holds in all (vLLM's ``cache_config_info``), and where from; None:
     #: the sequence limit alone bounds admission (llama.cpp's slots own their context).
     kv_tokens: int | None = None

@@ -110,6 +110,8 @@ class _Replica:
     completing: list[int] = field(default_factory=list)
     running: int = 0
     decoding: int = 0
+    #: A static batch's rows (all computed until the batch ends).
+    rows: int = 0
     #: KV-cache tokens held by admitted sequences (their whole context, reserved at admission).
     kv_used: int = 0
     ctx: float = 0.0
@@ -153,6 +155,8 @@ class _Sim:
         self.gap = model.client_gap_ms
         self.admit = model.admit_ms
         self.kv = model.kv_tokens
+        self.static = model.scheduler == "static"
+        self.gather = model.gather_ms
         self.emit = model.emit_ms_per_seq
         self.offset = [0.0] * n
         self.place = random.Random(load.seed)
@@ -187,7 +191,13 @@ class _Sim:
         self.replica[i] = r
         rep.waiting.append(i)
         self.waiting_at_arrival[i] = sum(len(x.waiting) for x in self.reps)
-        if not rep.busy and not rep.gathering:
+        if rep.busy or rep.gathering:
+            return
+        if self.static and self.gather > 0 and rep.running == 0:
+            # A static engine waits a moment after a batch's first request for it to fill.
+            rep.gathering = True
+            self.push(t + self.gather, _BEGIN, r)
+        else:
             self.start(r, t)
 
     def start(self, r: int, t: float, spent: float = 0.0) -> None:
@@ -195,6 +205,9 @@ class _Sim:
         the host work that ran from the last step's tokens until now."""
         rep = self.reps[r]
         rep.gathering = False
+        if self.static:
+            self._start_static(rep, r, t)
+            return
         while rep.waiting and rep.running < rep.max_seqs:
             i = rep.waiting[0]
             need = int(self.n_in[i] + self.n_out[i])
@@ -227,6 +240,32 @@ class _Sim:
         rep.batch_ms += dur * rep.decoding
         self.push(t + max(dur - spent, 1e-6), _STEP, r)
 
+    def _start_static(self, rep: _Replica, r: int, t: float) -> None:
+        """A static batch: formed only when the last one has ended, its prompts left-padded to
+        the longest and run in one step, then every row decoding until the longest answer
+        is done (rows that finished run on)."""
+        if rep.running == 0:
+            batch: list[int] = []
+            while rep.waiting and len(batch) < rep.max_seqs:
+                batch.append(rep.waiting.popleft())
+            if not batch:
+                rep.busy = False
+                return
+            for i in batch:
+                self.t_admit[i] = t
+                rep.kv_used += int(self.n_in[i] + self.n_out[i])
+            rep.running = rep.rows = len(batch)
+            rep.completing = batch
+            dur = rep.table.step_ms(0, 0.0, rep.rows * int(max(self.n_in[i] for i in batch)))
+        else:
+            rep.completing = []
+            dur = rep.table.step_ms(rep.rows, rep.ctx, 0)
+            dur *= rep.spread[len(rep.steps) % SPREAD_CYCLE]
+        rep.busy = True
+        rep.busy_ms += dur
+        rep.batch_ms += dur * rep.rows
+        self.push(t + dur, _STEP, r)
+
     def end_step(self, r: int, t: float) -> None:
         rep = self.reps[r]
         s = len(rep.steps)
@@ -254,7 +293,15 @@ class _Sim:
                 rep.ctx += int(self.n_in[i]) + 1
                 rep.finishing.setdefault(s + int(self.n_out[i]) - 1, []).append(i)
         window = self.admit + self.emit * tokens
-        if window > 0 and (rep.decoding or rep.prefilling):
+        if self.static:
+            if rep.running == 0 and rep.waiting and self.gather > 0:
+                # the next batch gathers as the first one did
+                rep.busy = False
+                rep.gathering = True
+                self.push(t + self.gather, _BEGIN, r)
+            else:
+                self.start(r, t)
+        elif window > 0 and (rep.decoding or rep.prefilling):
             rep.busy = False
             rep.gathering = True
             self.push(t + window, _BEGIN, r, window)

@@ -217,18 +217,31 @@ def _limits(
     peak = max(_peak_inflight(o) for o in observed)
     if max_seqs is not None:
         seqs, seqs_src = max_seqs, "given (--max-seqs)"
+    elif slots and engine == "transformers":
+        # the in-process engine's largest batch follows each run's concurrency
+        seqs, seqs_src = max(slots), "the largest batch of the in-process runs"
     elif slots:
         seqs, seqs_src = min(slots), "the server (llama.cpp /props total_slots)"
     else:
         seqs, seqs_src = peak, "inferred: the most requests seen in flight (a lower bound)"
     llama = engine == "llama.cpp"
+    static = engine == "transformers"
     if token_budget is not None:
         budget, budget_src = token_budget, "given (--token-budget)"
+    elif static:
+        budget, budget_src = 1 << 30, "none: a static batch runs its prompts in one step"
     else:
         budget = LLAMA_CPP_BATCH if llama else VLLM_BATCH
         budget_src = f"assumed: the engine's default ({budget})"
+    gather = 0.0
+    if static:
+        # (imported here: the in-process client brings aiohttp, which a fit needs nowhere else)
+        from infermeter.clients.inprocess import GATHER_S
+
+        gather = GATHER_S * 1000.0
     return Limits(
-        scheduler="slots" if llama else "continuous",
+        scheduler="static" if static else "slots" if llama else "continuous",
+        gather_ms=gather,
         max_seqs=seqs,
         max_seqs_source=seqs_src,
         token_budget=budget,
