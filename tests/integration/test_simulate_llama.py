@@ -63,6 +63,7 @@ def test_a_fitted_engine_predicts_a_held_out_concurrency(llama_server, tmp_path:
     assert "PREDICTED" in res.stdout and "not measured" in res.stdout
     res = run_cli("compare", str(measured), str(sim), "--format", "md")
     assert res.returncode == 0, res.stderr
+    assert "sim (predicted)" in res.stdout
     res = run_cli("export", str(sim), "--format", "csv", "--out", str(tmp_path / "sim.csv"))
     assert res.returncode == 0, res.stderr
 

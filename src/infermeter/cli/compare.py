@@ -137,10 +137,14 @@ def compare(
         raise UsageError(
             f"--label given {len(label)} times for {len(targets)} runs: give one per run, in order"
         )
-    labels = label or default_labels(targets)
+    loaded = [load_target(p) for p in targets]
+    labels = label or [
+        # a simulated run is named as one wherever it stands beside measured ones
+        f"{name} (predicted)" if t.results is not None and t.results.get("predicted") else name
+        for name, t in zip(default_labels(targets), loaded, strict=True)
+    ]
     if len(set(labels)) != len(labels):
         raise UsageError(f"labels must differ: {', '.join(labels)}")
-    loaded = [load_target(p) for p in targets]
     comparison = build_comparison(
         [(lab, t.data) for lab, t in zip(labels, loaded, strict=True)],
         baseline=_baseline_index(baseline, labels),
