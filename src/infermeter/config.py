@@ -252,6 +252,18 @@ class BenchConfig(BaseModel):
             return self
         return self.model_copy(update={"seed": draw_seed()})
 
+    def pool_size(self) -> int:
+        """Distinct prompts to build: one per request when the count alone ends the run; with
+        a --duration too, at most --prompt-pool (``-n 100000 --duration 30`` must not build
+        100,000). A longer run cycles through them."""
+        if self.num_requests is not None and self.duration_s is None:
+            return self.num_requests
+        if self.num_requests is not None:
+            return min(self.num_requests, self.prompt_pool)
+        if self.rate is not None and self.duration_s is not None:
+            return min(max(int(self.rate * self.duration_s * 1.2) + 16, 1), self.prompt_pool)
+        return self.prompt_pool
+
     def input_spec(self) -> LengthSpec:
         return LengthSpec.parse(self.input_tokens, "--input-tokens")
 

@@ -43,10 +43,8 @@ def test_secrets_are_not_in_the_public_dict() -> None:
 
 
 def test_prompt_pool_size_follows_what_ends_the_run() -> None:
-    from infermeter.run.benchmark import _pool_size
-
     def pool(**kw: object) -> int:
-        return _pool_size(BenchConfig.build(url="http://127.0.0.1:8000", **kw))
+        return BenchConfig.build(url="http://127.0.0.1:8000", **kw).pool_size()
 
     assert pool(concurrency=2, num_requests=5000) == 5000  # one distinct prompt per request
     assert pool(concurrency=2, num_requests=100_000, duration_s=30.0) == 1000  # not 100,000

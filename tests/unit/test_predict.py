@@ -324,3 +324,36 @@ def test_a_static_batch_runs_to_its_longest_answer() -> None:
     assert res.t_send[2] == pytest.approx(39.0)
     assert res.t_admit[2] == pytest.approx(64.0)
     assert res.t_first()[2] == pytest.approx(88.0)
+
+
+@pytest.mark.parametrize(
+    "loop", [{"concurrency": 3, "num_requests": 50}, {"rate": 4.0, "duration_s": 10.0}]
+)
+def test_simulated_answers_are_the_lengths_bench_draws(loop: dict[str, object]) -> None:
+    """The same seed gives the simulation the answer lengths bench would ask for, in order."""
+    import asyncio
+
+    from infermeter.config import BenchConfig
+    from infermeter.run.predict import sim_plan
+    from infermeter.workload.plan import synthetic_plan
+
+    config = BenchConfig.build(
+        url="http://x", input_tokens="uniform:20:200", output_tokens="lognormal:60:0.5:2:300",
+        warmup=3, seed=11, **loop,
+    )  # fmt: skip
+    built = synthetic_plan(
+        input_spec=config.input_spec(),
+        output_spec=config.output_spec(),
+        n_warmup=3,
+        n_measure=config.pool_size(),
+        counter=None,
+        overhead=0,
+        shared_prefix_tokens=0,
+        seed=11,
+    )
+    plan = asyncio.run(built)
+    load = sim_plan(config, engine({1: 10.0})).load
+    bench_out = [p.max_tokens for p in plan.measure]
+    n = min(len(bench_out), load.n_out.size)
+    assert n >= 30
+    assert load.n_out[:n].tolist() == bench_out[:n]

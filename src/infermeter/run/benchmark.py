@@ -127,18 +127,6 @@ def _out_dir(config: BenchConfig) -> Path:
     return out
 
 
-def _pool_size(config: BenchConfig) -> int:
-    """Distinct prompts to build: one per request when the count alone ends the run; with a
-    --duration too, at most --prompt-pool (``-n 100000 --duration 30`` must not build 100,000)."""
-    if config.num_requests is not None and config.duration_s is None:
-        return config.num_requests
-    if config.num_requests is not None:
-        return min(config.num_requests, config.prompt_pool)
-    if config.rate is not None and config.duration_s is not None:
-        return min(max(int(config.rate * config.duration_s * 1.2) + 16, 1), config.prompt_pool)
-    return config.prompt_pool
-
-
 async def _choose_counter(
     config: BenchConfig, transport: HttpTransport, info: ServerInfo
 ) -> tuple[TokenCounter | None, LocalTokenizer | None]:
@@ -364,7 +352,7 @@ async def _measure(
             fmt=config.dataset_format,
             output_spec=out_spec if "output_tokens" in config.model_fields_set else None,
             n_warmup=config.warmup,
-            n_measure=_pool_size(config),
+            n_measure=config.pool_size(),
             counter=counter,
             overhead=overhead,
             seed=seed,
@@ -374,7 +362,7 @@ async def _measure(
             input_spec=in_spec,
             output_spec=out_spec,
             n_warmup=config.warmup,
-            n_measure=_pool_size(config),
+            n_measure=config.pool_size(),
             counter=counter,
             overhead=overhead,
             shared_prefix_tokens=config.shared_prefix_tokens,

@@ -279,13 +279,16 @@ class SimPlan:
     workload: dict[str, Any]
 
 
-def _pool(config: BenchConfig, seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    # The same draw as bench's synthetic prompts for this seed: the same lengths in order.
+def _measured(config: BenchConfig, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lengths of ``n`` measured requests as bench draws them for this seed: its pool of
+    prompts after the warm-up ones, cycled. (Warm-up requests run before the measured phase
+    and leave the server empty: the simulation starts where the measurement does.)"""
     rng = np.random.default_rng([seed, 1])
-    total = config.warmup + size
-    n_in = np.array(config.input_spec().sample(rng, total), dtype=np.int64)
-    n_out = np.array(config.output_spec().sample(rng, total), dtype=np.int64)
-    return n_in, n_out
+    total = config.warmup + config.pool_size()
+    n_in = np.array(config.input_spec().sample(rng, total), dtype=np.int64)[config.warmup :]
+    n_out = np.array(config.output_spec().sample(rng, total), dtype=np.int64)[config.warmup :]
+    idx = np.arange(n) % n_in.size
+    return n_in[idx], n_out[idx]
 
 
 def sim_plan(config: BenchConfig, model: EngineModel) -> SimPlan:
@@ -310,12 +313,10 @@ def sim_plan(config: BenchConfig, model: EngineModel) -> SimPlan:
             burstiness=config.burstiness,
             seed=seed,
         )
-        n = int(due_s.size)
-        n_in, n_out = _pool(config, seed, n)
-        # Warm-up requests run before the measured phase and leave the server empty.
+        n_in, n_out = _measured(config, seed, int(due_s.size))
         load = SimLoad(
-            n_in[config.warmup :],
-            n_out[config.warmup :],
+            n_in,
+            n_out,
             due_ms=due_s * 1000.0,
             cap=config.max_concurrency,
             seed=seed,
@@ -328,15 +329,12 @@ def sim_plan(config: BenchConfig, model: EngineModel) -> SimPlan:
         n = _duration_bound(config, model, c)
         if config.num_requests is not None:
             n = min(n, config.num_requests)
-    pool_n, pool_out = _pool(config, seed, min(n, config.prompt_pool))
-    # Warm-up requests run before the measured phase and leave the server empty: the
-    # simulation starts where the measurement does.
-    idx = config.warmup + np.arange(n) % (pool_n.size - config.warmup)
+    n_in, n_out = _measured(config, seed, n)
     ramp = config.ramp_up_s * 1000.0
     starts = np.arange(c) / c * ramp if ramp else None
     load = SimLoad(
-        pool_n[idx],
-        pool_out[idx],
+        n_in,
+        n_out,
         concurrency=c,
         duration_ms=duration_ms,
         start_ms=starts,
