@@ -28,7 +28,9 @@ T0=$(date +%s)
 LIMIT=${LIMIT:-560}
 OUT=${OUT:-$PWD/study-out}
 CACHE=${CACHE:-/tmp/imcache}
-GPU=${GPU:-h200}
+# the catalogue GPU the analysis (and an engine model fitted here) is told: the one present
+GPU=${GPU:-$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 \
+  | grep -q H100 && echo h100-sxm || echo h200)}
 RES=/tmp/study-sweeps
 mkdir -p "$OUT" "$CACHE" "$RES" "$HOME/.cache/huggingface/hub"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
@@ -261,7 +263,7 @@ case "$STAGE" in
     P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration "${PDUR:-10}" --ramp-up 2
        --warmup 4)
     serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
-      sweep predict-fit 80 --url http://127.0.0.1:18081 -c 1,2,4,8,16,32,64 "${P[@]}"
+      sweep predict-fit 60 --url http://127.0.0.1:18081 -c "${FITC:-1,2,4,8,16,32,64}" "${P[@]}"
     stop_servers
     [ "$STAGE" = predict ] || { log "done"; exit 0; }
     # the held-out rates: 30/60/90 % of the fit sweep's highest request throughput
@@ -273,16 +275,23 @@ print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
   predict-held)
     [ "$STAGE" = predict ] || { unpack_server; model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1; }
     P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration "${PDUR:-10}" --warmup 4)
-    serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
-      sweep predict-held-rate 60 --url http://127.0.0.1:18081 --rate "$RATES" "${P[@]}"
-    stop_servers
-    serve "$M7-f16/model.gguf" 18082 "$S7" --cache-ram 0 && \
-      sweep predict-held-c 40 --url http://127.0.0.1:18082 -c 12,48 --ramp-up 2 "${P[@]}"
-    stop_servers
-    serve "$M7-f16/model.gguf" 18083 "$S7" --cache-ram 0 && \
-      sweep predict-held-mix 30 --url http://127.0.0.1:18083 -c 8 --ramp-up 2 "${P[@]}" \
-        --input-tokens uniform:256:768 --output-tokens uniform:64:192
-    stop_servers
+    HELD=" ${HELD:-rate c mix} "   # the held-out groups to run, each on a fresh server
+    if [[ $HELD == *" rate "* ]]; then
+      serve "$M7-f16/model.gguf" 18082 "$S7" --cache-ram 0 && \
+        sweep predict-held-rate 40 --url http://127.0.0.1:18082 --rate "$RATES" "${P[@]}"
+      stop_servers
+    fi
+    if [[ $HELD == *" c "* ]]; then
+      serve "$M7-f16/model.gguf" 18083 "$S7" --cache-ram 0 && \
+        sweep predict-held-c 30 --url http://127.0.0.1:18083 -c 12,48 --ramp-up 2 "${P[@]}"
+      stop_servers
+    fi
+    if [[ $HELD == *" mix "* ]]; then
+      serve "$M7-f16/model.gguf" 18084 "$S7" --cache-ram 0 && \
+        sweep predict-held-mix 25 --url http://127.0.0.1:18084 -c 8 --ramp-up 2 "${P[@]}" \
+          --input-tokens uniform:256:768 --output-tokens uniform:64:192
+      stop_servers
+    fi
     ;;
 esac
 log "done"
