@@ -357,3 +357,16 @@ def test_simulated_answers_are_the_lengths_bench_draws(loop: dict[str, object]) 
     n = min(len(bench_out), load.n_out.size)
     assert n >= 30
     assert load.n_out[:n].tolist() == bench_out[:n]
+
+
+def test_the_what_if_is_bracketed_by_one_ratio_for_every_step() -> None:
+    m = engine({1: 10.0, 512: 100.0}, per_token=0.1, floor=4.0, hardware="h100-sxm")
+    src, dst = get_hardware("h100-sxm"), get_hardware("a100-80gb-sxm")
+    bw = src.memory_bandwidth_gb_s / dst.memory_bandwidth_gb_s
+    fl = src.bf16_tflops / dst.bf16_tflops
+    for scaling, ratio in (("bandwidth", bw), ("compute", fl)):
+        moved = carry(m, src, dst, scaling)  # type: ignore[arg-type]
+        assert [p.step_ms for p in moved.decode] == pytest.approx([10.0 * ratio, 100.0 * ratio])
+        assert moved.prefill_ms_per_token == pytest.approx(0.1 * ratio)
+        assert moved.step_floor_ms == pytest.approx(4.0 * ratio)
+        assert moved.extrapolated is not None and f"every step × {ratio:.2f}" in moved.extrapolated

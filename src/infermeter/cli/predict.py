@@ -14,6 +14,7 @@ from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
 
 if TYPE_CHECKING:
+    from infermeter.predict.hardware import Scaling
     from infermeter.predict.model import EngineModel
     from infermeter.predict.simulate import Router
 
@@ -27,7 +28,7 @@ def _router(text: str) -> Router:
     raise UsageError(f"--router must be {' or '.join(ROUTERS)}, got {text!r}")
 
 
-def _engine_model(path: Path, on_gpu: str | None) -> EngineModel:
+def _engine_model(path: Path, on_gpu: str | None, scaling: Scaling = "roofline") -> EngineModel:
     from infermeter.predict.hardware import carry
     from infermeter.predict.model import read_engine_model
     from infermeter.theory import get_hardware
@@ -39,20 +40,28 @@ def _engine_model(path: Path, on_gpu: str | None) -> EngineModel:
         raise UsageError(
             f"--on-gpu: {path} does not say which GPU it was measured on (fit it with --gpu)"
         )
-    return carry(model, get_hardware(model.hardware), get_hardware(on_gpu))
+    return carry(model, get_hardware(model.hardware), get_hardware(on_gpu), scaling)
 
 
 def fit(
-    runs: list[Path] = typer.Argument(..., help="Run or sweep directories of one engine, model and machine."),
+    runs: list[Path] = typer.Argument(
+        ..., help="Run or sweep directories of one engine, model and machine."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the engine model (JSON)."),
     max_seqs: int | None = typer.Option(
-        None, "--max-seqs", help="Sequences the engine runs at once (default: what the server says, else the most seen in flight)."
+        None,
+        "--max-seqs",
+        help="Sequences the engine runs at once (default: what the server says, else the most seen in flight).",
     ),
     token_budget: int | None = typer.Option(
-        None, "--token-budget", help="Tokens one step may carry (default: the engine's default, 2048)."
+        None,
+        "--token-budget",
+        help="Tokens one step may carry (default: the engine's default, 2048).",
     ),
     gpu: str | None = typer.Option(
-        None, "--gpu", help="The GPU the runs were measured on (default: the runs' --gpu), for --on-gpu later."
+        None,
+        "--gpu",
+        help="The GPU the runs were measured on (default: the runs' --gpu), for --on-gpu later.",
     ),
     output_format: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
@@ -80,37 +89,87 @@ def fit(
 
 
 def simulate(
-    engine_model: Path = typer.Option(..., "--engine-model", "-e", help="An engine model (infermeter fit)."),
+    engine_model: Path = typer.Option(
+        ..., "--engine-model", "-e", help="An engine model (infermeter fit)."
+    ),
     on_gpu: str | None = typer.Option(
-        None, "--on-gpu", help="Carry the engine model to this catalogue GPU by the roofline (an extrapolation)."
+        None,
+        "--on-gpu",
+        help="Carry the engine model to this catalogue GPU by the roofline (an extrapolation).",
     ),
     replicas: int = typer.Option(1, "--replicas", help="Copies of the engine behind a router."),
     router: str = typer.Option(
         "least-outstanding", "--router", help="least-outstanding or round-robin."
     ),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-c", help="Closed loop: keep N requests in flight."),
-    rate: float | None = typer.Option(None, "--rate", "-r", help="Open loop: start R requests per second on a schedule."),
-    arrival: str = typer.Option("poisson", "--arrival", help="Open-loop arrivals: poisson, gamma or constant."),
-    burstiness: float = typer.Option(1.0, "--burstiness", help="Gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother."),
-    max_concurrency: int | None = typer.Option(None, "--max-concurrency", help="Cap in-flight requests of an open-loop run."),
-    num_requests: int | None = typer.Option(None, "--num-requests", "-n", help="Stop after K measured requests."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", help="Closed loop: keep N requests in flight."
+    ),
+    rate: float | None = typer.Option(
+        None, "--rate", "-r", help="Open loop: start R requests per second on a schedule."
+    ),
+    arrival: str = typer.Option(
+        "poisson", "--arrival", help="Open-loop arrivals: poisson, gamma or constant."
+    ),
+    burstiness: float = typer.Option(
+        1.0, "--burstiness", help="Gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother."
+    ),
+    max_concurrency: int | None = typer.Option(
+        None, "--max-concurrency", help="Cap in-flight requests of an open-loop run."
+    ),
+    num_requests: int | None = typer.Option(
+        None, "--num-requests", "-n", help="Stop after K measured requests."
+    ),
     duration: float | None = typer.Option(None, "--duration", help="Stop sending after S seconds."),
-    warmup: int = typer.Option(0, "--warmup", help="Closed loop: requests sent first and left out of the metrics."),
-    ramp_up: float = typer.Option(0.0, "--ramp-up", help="Closed loop: start the N streams evenly over S seconds."),
-    input_tokens: str = typer.Option("512", "--input-tokens", help="Prompt tokens: N, uniform:MIN:MAX, normal:MEAN:STD[:MIN:MAX], lognormal:MEDIAN:SIGMA[:MIN:MAX]."),
-    output_tokens: str = typer.Option("128", "--output-tokens", help="Output tokens, same forms as --input-tokens."),
-    trace: Path | None = typer.Option(None, "--trace", help="Replay a trace's times and lengths (as bench --trace)."),
-    trace_format: str = typer.Option("auto", "--trace-format", help="auto, mooncake, burstgpt, azure, jsonl or run."),
+    warmup: int = typer.Option(
+        0, "--warmup", help="Closed loop: requests sent first and left out of the metrics."
+    ),
+    ramp_up: float = typer.Option(
+        0.0, "--ramp-up", help="Closed loop: start the N streams evenly over S seconds."
+    ),
+    input_tokens: str = typer.Option(
+        "512",
+        "--input-tokens",
+        help="Prompt tokens: N, uniform:MIN:MAX, normal:MEAN:STD[:MIN:MAX], lognormal:MEDIAN:SIGMA[:MIN:MAX].",
+    ),
+    output_tokens: str = typer.Option(
+        "128", "--output-tokens", help="Output tokens, same forms as --input-tokens."
+    ),
+    trace: Path | None = typer.Option(
+        None, "--trace", help="Replay a trace's times and lengths (as bench --trace)."
+    ),
+    trace_format: str = typer.Option(
+        "auto", "--trace-format", help="auto, mooncake, burstgpt, azure, jsonl or run."
+    ),
     time_scale: float = typer.Option(1.0, "--time-scale", help="Multiply the trace's gaps by F."),
-    trace_start: float = typer.Option(0.0, "--trace-start", help="Replay from S seconds into the trace."),
-    trace_duration: float | None = typer.Option(None, "--trace-duration", help="Replay S seconds of the trace."),
-    seed: int = typer.Option(0, "--seed", help="Seed for lengths and arrivals (bench's draw for the same seed)."),
-    slo: str | None = typer.Option(None, "--slo", help="e.g. p95_ttft_ms=500,tpot_ms=50: goodput and verdicts."),
-    percentiles: str | None = typer.Option(None, "--percentiles", help="Extra percentiles, e.g. 99.9."),
-    profile: str | None = typer.Option(None, "--profile", help="SLA profile: chat, batch, realtime, or a JSON file."),
-    gpu_hourly_price: float | None = typer.Option(None, "--gpu-hourly-price", help="Price of one GPU-hour: cost per request and per 1M tokens."),
+    trace_start: float = typer.Option(
+        0.0, "--trace-start", help="Replay from S seconds into the trace."
+    ),
+    trace_duration: float | None = typer.Option(
+        None, "--trace-duration", help="Replay S seconds of the trace."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed for lengths and arrivals (bench's draw for the same seed)."
+    ),
+    slo: str | None = typer.Option(
+        None, "--slo", help="e.g. p95_ttft_ms=500,tpot_ms=50: goodput and verdicts."
+    ),
+    percentiles: str | None = typer.Option(
+        None, "--percentiles", help="Extra percentiles, e.g. 99.9."
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", help="SLA profile: chat, batch, realtime, or a JSON file."
+    ),
+    gpu_hourly_price: float | None = typer.Option(
+        None,
+        "--gpu-hourly-price",
+        help="Price of one GPU-hour: cost per request and per 1M tokens.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
-    output_format: str = typer.Option("table", "--format", help="Summary on stdout: table, json, csv or md; html also writes OUT/report.html."),
+    output_format: str = typer.Option(
+        "table",
+        "--format",
+        help="Summary on stdout: table, json, csv or md; html also writes OUT/report.html.",
+    ),
 ) -> None:
     """Run a load on an engine model instead of a server: a discrete-event simulation of the
     engine's batching, written as an ordinary run directory marked predicted."""
@@ -162,23 +221,56 @@ def simulate(
 
 
 def plan(
-    engine_model: Path = typer.Option(..., "--engine-model", "-e", help="An engine model (infermeter fit)."),
-    on_gpu: str | None = typer.Option(None, "--on-gpu", help="Carry the engine model to this catalogue GPU by the roofline."),
-    rate: float | None = typer.Option(None, "--rate", "-r", help="The traffic: R requests per second."),
-    arrival: str = typer.Option("poisson", "--arrival", help="Arrivals: poisson, gamma or constant."),
-    burstiness: float = typer.Option(1.0, "--burstiness", help="Gamma shape: 1 = Poisson, < 1 burstier."),
-    num_requests: int | None = typer.Option(None, "--num-requests", "-n", help="Requests to simulate (default: 10 minutes of the rate, at most 20,000)."),
+    engine_model: Path = typer.Option(
+        ..., "--engine-model", "-e", help="An engine model (infermeter fit)."
+    ),
+    on_gpu: str | None = typer.Option(
+        None, "--on-gpu", help="Carry the engine model to this catalogue GPU by the roofline."
+    ),
+    rate: float | None = typer.Option(
+        None, "--rate", "-r", help="The traffic: R requests per second."
+    ),
+    arrival: str = typer.Option(
+        "poisson", "--arrival", help="Arrivals: poisson, gamma or constant."
+    ),
+    burstiness: float = typer.Option(
+        1.0, "--burstiness", help="Gamma shape: 1 = Poisson, < 1 burstier."
+    ),
+    num_requests: int | None = typer.Option(
+        None,
+        "--num-requests",
+        "-n",
+        help="Requests to simulate (default: 10 minutes of the rate, at most 20,000).",
+    ),
     input_tokens: str = typer.Option("512", "--input-tokens", help="Prompt tokens, as bench's."),
     output_tokens: str = typer.Option("128", "--output-tokens", help="Output tokens, as bench's."),
-    trace: Path | None = typer.Option(None, "--trace", help="The traffic: a trace's times and lengths."),
-    trace_format: str = typer.Option("auto", "--trace-format", help="auto, mooncake, burstgpt, azure, jsonl or run."),
+    trace: Path | None = typer.Option(
+        None, "--trace", help="The traffic: a trace's times and lengths."
+    ),
+    trace_format: str = typer.Option(
+        "auto", "--trace-format", help="auto, mooncake, burstgpt, azure, jsonl or run."
+    ),
     time_scale: float = typer.Option(1.0, "--time-scale", help="Multiply the trace's gaps by F."),
     seed: int = typer.Option(0, "--seed", help="Seed for lengths and arrivals."),
-    slo: str | None = typer.Option(None, "--slo", help="Latency limits with percentiles, e.g. p95_ttft_ms=500,p99_tpot_ms=50."),
-    profile: str | None = typer.Option(None, "--profile", help="SLA profile (its latency limits): chat, batch, realtime, or a JSON file."),
-    gpu_hourly_price: float | None = typer.Option(None, "--gpu-hourly-price", help="Price of one GPU-hour: cost per request and per 1M tokens."),
-    gpus_per_replica: int = typer.Option(1, "--gpus-per-replica", help="GPUs each replica takes (cost)."),
-    router: str = typer.Option("least-outstanding", "--router", help="least-outstanding or round-robin."),
+    slo: str | None = typer.Option(
+        None, "--slo", help="Latency limits with percentiles, e.g. p95_ttft_ms=500,p99_tpot_ms=50."
+    ),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        help="SLA profile (its latency limits): chat, batch, realtime, or a JSON file.",
+    ),
+    gpu_hourly_price: float | None = typer.Option(
+        None,
+        "--gpu-hourly-price",
+        help="Price of one GPU-hour: cost per request and per 1M tokens.",
+    ),
+    gpus_per_replica: int = typer.Option(
+        1, "--gpus-per-replica", help="GPUs each replica takes (cost)."
+    ),
+    router: str = typer.Option(
+        "least-outstanding", "--router", help="least-outstanding or round-robin."
+    ),
     output_format: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """The fewest replicas that serve a traffic within latency limits, the highest rate one
@@ -222,6 +314,23 @@ def plan(
         gpu_hourly_price=gpu_hourly_price,
     )
     doc = plan_doc(result, model, engine_model, notes)
+    if on_gpu is not None:
+        # The roofline's regimes are a model too: bracket its answer by scaling every step
+        # with bandwidth alone and with compute alone.
+        ends = [
+            plan_capacity(
+                _engine_model(engine_model, on_gpu, scaling),
+                config,
+                terms,
+                router=_router(router),
+                gpus_per_replica=gpus_per_replica,
+            )
+            for scaling in ("bandwidth", "compute")
+        ]
+        doc["bracket"] = {
+            "replicas": sorted(e.at.replicas for e in ends),
+            "max_rate_per_replica_rps": sorted(e.max_rate_per_replica_rps for e in ends),
+        }
     if output_format == "json":
         typer.echo(json.dumps(doc, indent=2))
     else:

@@ -5,6 +5,8 @@ with compute. The engine's efficiency is assumed to carry over, which no fit can
 
 from __future__ import annotations
 
+from typing import Literal
+
 from infermeter.predict.model import EngineModel, StepPoint
 from infermeter.theory.hardware import Hardware
 
@@ -12,9 +14,18 @@ from infermeter.theory.hardware import Hardware
 WEIGHT_BYTES = 2.0
 
 
-def carry(model: EngineModel, source: Hardware, target: Hardware) -> EngineModel:
+#: How steps are scaled: by the roofline per regime, or every part by one ratio (the two
+#: brackets of the roofline's answer, for the uncertainty a what-if states).
+Scaling = Literal["roofline", "bandwidth", "compute"]
+
+
+def carry(
+    model: EngineModel, source: Hardware, target: Hardware, scaling: Scaling = "roofline"
+) -> EngineModel:
     bw = source.bandwidth / target.bandwidth
     flops = source.peak_flops("bf16") / target.peak_flops("bf16")
+    if scaling != "roofline":
+        bw = flops = bw if scaling == "bandwidth" else flops
     # A decode step does 2 FLOPs per weight per sequence and reads each weight once:
     # its intensity is about batch × 2 / WEIGHT_BYTES FLOP/byte.
     ridge = source.peak_flops("bf16") / source.bandwidth * WEIGHT_BYTES / 2
@@ -42,6 +53,6 @@ def carry(model: EngineModel, source: Hardware, target: Hardware) -> EngineModel
             "prefill_ms_per_token": model.prefill_ms_per_token * flops,
             "step_floor_ms": model.step_floor_ms * bw,
             "hardware": target.name,
-            "extrapolated": how,
+            "extrapolated": how if scaling == "roofline" else f"{how} (every step × {bw:.2f})",
         }
     )

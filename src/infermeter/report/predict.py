@@ -127,5 +127,13 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         )
     if d["extrapolated"]:
         console.print(f"[yellow]extrapolated:[/] {escape(d['extrapolated'])}")
+    bracket = d.get("bracket")
+    if bracket is not None:
+        lo, hi = bracket["replicas"]
+        rlo, rhi = bracket["max_rate_per_replica_rps"]
+        console.print(
+            f"[yellow]uncertainty:[/] with every step scaled by bandwidth alone or by compute "
+            f"alone, {lo}-{hi} replicas, one replica up to {rlo:,.3g}-{rhi:,.3g} req/s"
+        )
     for note in d["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 
 class TrialDoc(TypedDict):
@@ -30,6 +30,13 @@ class CostDoc(TypedDict):
     per_million_output_tokens_at_max_rate: float
 
 
+class BracketDoc(TypedDict):
+    """A what-if's plan with every step scaled by bandwidth alone, and by compute alone."""
+
+    replicas: list[int]
+    max_rate_per_replica_rps: list[float]
+
+
 class PlanDoc(TypedDict):
     predicted: bool
     engine_model: str
@@ -44,4 +51,6 @@ class PlanDoc(TypedDict):
     at_replicas: TrialDoc
     one_fewer: TrialDoc | None
     cost: CostDoc | None
+    #: Only for a model carried to other hardware (``--on-gpu``).
+    bracket: NotRequired[BracketDoc]
     notes: list[str]
