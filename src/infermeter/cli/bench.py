@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from infermeter.cli import flags
 from infermeter.cli.common import err_console, fail, interrupted_exit, print_error
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
@@ -115,38 +116,16 @@ def bench(
     api: str = typer.Option(
         "chat", "--api", help="chat (/v1/chat/completions) or completions (/v1/completions)."
     ),
-    concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", help="Closed loop: keep N requests in flight."
-    ),
-    rate: float | None = typer.Option(
-        None, "--rate", "-r", help="Open loop: start R requests per second on a schedule."
-    ),
-    arrival: str = typer.Option(
-        "poisson", "--arrival", help="Open-loop arrivals: poisson, gamma or constant."
-    ),
-    burstiness: float = typer.Option(
-        1.0, "--burstiness", help="Gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother."
-    ),
-    max_concurrency: int | None = typer.Option(
-        None, "--max-concurrency", help="Cap in-flight requests of an open-loop run."
-    ),
-    num_requests: int | None = typer.Option(
-        None, "--num-requests", "-n", help="Stop after K measured requests."
-    ),
-    duration: float | None = typer.Option(None, "--duration", help="Stop sending after S seconds."),
-    warmup: int = typer.Option(
-        0, "--warmup", help="Requests sent first and left out of the metrics."
-    ),
-    ramp_up: float = typer.Option(
-        0.0,
-        "--ramp-up",
-        help="Closed loop: start the N streams evenly over S seconds instead of all at once (requests of the ramp are measured).",
-    ),
-    input_tokens: str = typer.Option(
-        "512",
-        "--input-tokens",
-        help="Prompt tokens: N, uniform:MIN:MAX, normal:MEAN:STD[:MIN:MAX], lognormal:MEDIAN:SIGMA[:MIN:MAX].",
-    ),
+    concurrency: int | None = flags.CONCURRENCY,
+    rate: float | None = flags.RATE,
+    arrival: str = flags.ARRIVAL,
+    burstiness: float = flags.BURSTINESS,
+    max_concurrency: int | None = flags.MAX_CONCURRENCY,
+    num_requests: int | None = flags.NUM_REQUESTS,
+    duration: float | None = flags.DURATION,
+    warmup: int = flags.WARMUP,
+    ramp_up: float = flags.RAMP_UP,
+    input_tokens: str = flags.INPUT_TOKENS,
     output_tokens: str | None = typer.Option(
         None,
         "--output-tokens",
@@ -186,18 +165,10 @@ def bench(
         "--trace",
         help="Replay a trace: each request at its own time, of its own lengths, sharing the prefixes it shares (Mooncake JSONL, BurstGPT CSV, Azure CSV, plain JSONL, or a run directory).",
     ),
-    trace_format: str = typer.Option(
-        "auto", "--trace-format", help="auto, mooncake, burstgpt, azure, jsonl or run."
-    ),
-    time_scale: float = typer.Option(
-        1.0, "--time-scale", help="Multiply the trace's gaps by F (0.5 replays twice as fast)."
-    ),
-    trace_start: float = typer.Option(
-        0.0, "--trace-start", help="Replay from S seconds into the trace."
-    ),
-    trace_duration: float | None = typer.Option(
-        None, "--trace-duration", help="Replay S seconds of the trace (its own seconds)."
-    ),
+    trace_format: str = flags.TRACE_FORMAT,
+    time_scale: float = flags.TIME_SCALE,
+    trace_start: float = flags.TRACE_START,
+    trace_duration: float | None = flags.TRACE_DURATION,
     skip_bad_rows: bool = typer.Option(
         False,
         "--skip-bad-rows",
@@ -235,12 +206,8 @@ def bench(
         show_envvar=True,
         help="Bearer token (never written to disk or logs).",
     ),
-    slo: str | None = typer.Option(
-        None, "--slo", help="e.g. ttft_ms=200,tpot_ms=50,p95_e2e_ms=4000: goodput and verdicts."
-    ),
-    percentiles: str | None = typer.Option(
-        None, "--percentiles", help="Extra percentiles, e.g. 99.9."
-    ),
+    slo: str | None = flags.SLO,
+    percentiles: str | None = flags.PERCENTILES,
     request_timeout: float = typer.Option(
         600.0, "--request-timeout", help="Seconds a whole request may take."
     ),
@@ -301,14 +268,8 @@ def bench(
         "--weight-dtype",
         help="The served weights' type (analysis): bf16, fp16, fp8, int8, int4.",
     ),
-    profile: str | None = typer.Option(
-        None, "--profile", help="SLA profile: chat, batch, realtime, or a JSON file."
-    ),
-    gpu_hourly_price: float | None = typer.Option(
-        None,
-        "--gpu-hourly-price",
-        help="Price of one GPU-hour: cost per request and per 1M tokens.",
-    ),
+    profile: str | None = flags.PROFILE,
+    gpu_hourly_price: float | None = flags.GPU_HOURLY_PRICE,
     no_telemetry: bool = typer.Option(
         False, "--no-telemetry", help="Do not sample the host, GPUs and the server's /metrics."
     ),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from infermeter.cli import flags
 from infermeter.cli.common import fail, out_console
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
@@ -101,69 +102,33 @@ def simulate(
     router: str = typer.Option(
         "least-outstanding", "--router", help="least-outstanding or round-robin."
     ),
-    concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", help="Closed loop: keep N requests in flight."
-    ),
-    rate: float | None = typer.Option(
-        None, "--rate", "-r", help="Open loop: start R requests per second on a schedule."
-    ),
-    arrival: str = typer.Option(
-        "poisson", "--arrival", help="Open-loop arrivals: poisson, gamma or constant."
-    ),
-    burstiness: float = typer.Option(
-        1.0, "--burstiness", help="Gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother."
-    ),
-    max_concurrency: int | None = typer.Option(
-        None, "--max-concurrency", help="Cap in-flight requests of an open-loop run."
-    ),
-    num_requests: int | None = typer.Option(
-        None, "--num-requests", "-n", help="Stop after K measured requests."
-    ),
-    duration: float | None = typer.Option(None, "--duration", help="Stop sending after S seconds."),
-    warmup: int = typer.Option(
-        0, "--warmup", help="Closed loop: requests sent first and left out of the metrics."
-    ),
-    ramp_up: float = typer.Option(
-        0.0, "--ramp-up", help="Closed loop: start the N streams evenly over S seconds."
-    ),
-    input_tokens: str = typer.Option(
-        "512",
-        "--input-tokens",
-        help="Prompt tokens: N, uniform:MIN:MAX, normal:MEAN:STD[:MIN:MAX], lognormal:MEDIAN:SIGMA[:MIN:MAX].",
-    ),
+    concurrency: int | None = flags.CONCURRENCY,
+    rate: float | None = flags.RATE,
+    arrival: str = flags.ARRIVAL,
+    burstiness: float = flags.BURSTINESS,
+    max_concurrency: int | None = flags.MAX_CONCURRENCY,
+    num_requests: int | None = flags.NUM_REQUESTS,
+    duration: float | None = flags.DURATION,
+    warmup: int = flags.WARMUP,
+    ramp_up: float = flags.RAMP_UP,
+    input_tokens: str = flags.INPUT_TOKENS,
     output_tokens: str = typer.Option(
         "128", "--output-tokens", help="Output tokens, same forms as --input-tokens."
     ),
     trace: Path | None = typer.Option(
         None, "--trace", help="Replay a trace's times and lengths (as bench --trace)."
     ),
-    trace_format: str = typer.Option(
-        "auto", "--trace-format", help="auto, mooncake, burstgpt, azure, jsonl or run."
-    ),
-    time_scale: float = typer.Option(1.0, "--time-scale", help="Multiply the trace's gaps by F."),
-    trace_start: float = typer.Option(
-        0.0, "--trace-start", help="Replay from S seconds into the trace."
-    ),
-    trace_duration: float | None = typer.Option(
-        None, "--trace-duration", help="Replay S seconds of the trace."
-    ),
+    trace_format: str = flags.TRACE_FORMAT,
+    time_scale: float = flags.TIME_SCALE,
+    trace_start: float = flags.TRACE_START,
+    trace_duration: float | None = flags.TRACE_DURATION,
     seed: int = typer.Option(
         0, "--seed", help="Seed for lengths and arrivals (bench's draw for the same seed)."
     ),
-    slo: str | None = typer.Option(
-        None, "--slo", help="e.g. p95_ttft_ms=500,tpot_ms=50: goodput and verdicts."
-    ),
-    percentiles: str | None = typer.Option(
-        None, "--percentiles", help="Extra percentiles, e.g. 99.9."
-    ),
-    profile: str | None = typer.Option(
-        None, "--profile", help="SLA profile: chat, batch, realtime, or a JSON file."
-    ),
-    gpu_hourly_price: float | None = typer.Option(
-        None,
-        "--gpu-hourly-price",
-        help="Price of one GPU-hour: cost per request and per 1M tokens.",
-    ),
+    slo: str | None = flags.SLO,
+    percentiles: str | None = flags.PERCENTILES,
+    profile: str | None = flags.PROFILE,
+    gpu_hourly_price: float | None = flags.GPU_HOURLY_PRICE,
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
     output_format: str = typer.Option(
         "table",
