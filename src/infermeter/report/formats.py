@@ -90,7 +90,8 @@ def _lengths_line(results: Results, key: str, dist_name: str) -> str:
     elif workload.get("kind") not in (None, "synthetic"):
         text = f"from {workload['kind']} dataset"
     if measured and measured["count"]:
-        text += f" (measured mean {_fmt(measured['mean'], 1)})"
+        seen = "simulated" if results.get("predicted") else "measured"
+        text += f" ({seen} mean {_fmt(measured['mean'], 1)})"
     return text
 
 

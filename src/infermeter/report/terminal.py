@@ -126,7 +126,8 @@ def render_summary(results: Results) -> Group:
     head.add_column(justify="right")
     head.add_column(style="bold")
     head.add_column(justify="right")
-    head.add_row("load", load, "measured window", f"{_n(s['duration_s'])} s")
+    window = "simulated window" if results.get("predicted") else "measured window"
+    head.add_row("load", load, window, f"{_n(s['duration_s'])} s")
     head.add_row(
         "requests",
         f"{s['requests_completed']}/{s['requests_sent']} ok, {s['requests_failed']} failed",

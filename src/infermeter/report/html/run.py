@@ -180,7 +180,10 @@ def _run_header(results: Results) -> str:
             + (f" · {esc(', '.join(stop))}" if stop else ""),
         ),
         ("workload", f"{wl} · {esc(cfg.get('api') or 'chat')} API"),
-        ("measured window", f"{format_value(summary.get('duration_s'))} s"),
+        (
+            "simulated window" if results.get("predicted") else "measured window",
+            f"{format_value(summary.get('duration_s'))} s",
+        ),
         ("status", status),
     ]
     return _meta(items)
