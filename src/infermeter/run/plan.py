@@ -5,7 +5,6 @@ that costs."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from infermeter.analysis.verdicts import load_profile
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
+from infermeter.load.strategies import CapacitySearch
 from infermeter.metrics.slo import parse_slo
 from infermeter.predict.model import EngineModel
 from infermeter.predict.simulate import Router, simulate
@@ -23,8 +23,8 @@ from infermeter.schema.plan import CostDoc, PlanDoc, TrialDoc
 
 #: Requests each trial of the per-replica rate search simulates.
 SEARCH_REQUESTS = 2000
-#: Halvings of the rate interval after the first failing rate is found (1/256 of it).
-SEARCH_STEPS = 8
+#: The per-replica rate is pinned down to this ratio of a failing rate over a passing one.
+SEARCH_TOL = 1 / 256
 #: Replicas tried past the first estimate before giving up.
 MAX_EXTRA_REPLICAS = 64
 
@@ -110,52 +110,24 @@ def max_rate(
     model: EngineModel,
     config: BenchConfig,
     base_rate: float,
+    mean_out: float,
     terms: list[Term],
     router: Router,
 ) -> float:
-    """The highest mean rate of this traffic one replica serves within the limits, to 1/256
-    of the interval that holds it; 0 when none does."""
+    """The highest mean rate of this traffic one replica serves within the limits, to
+    within 0.4 %; 0 when none does."""
 
-    def ok(rate: float) -> bool:
-        plan = sim_plan(_at_rate(config, rate, base_rate), model)
-        return _trial(model, plan, terms, 1, router).passed
-
-    return _search(ok, _first_guess(model, config, base_rate))
-
-
-def _first_guess(model: EngineModel, config: BenchConfig, base_rate: float) -> float:
-    """A quarter of what full batches of the traffic's answers could finish a second."""
+    # Start from a quarter of what full batches of the traffic's answers could finish a
+    # second, and search as sweep --find-max does: bracket by doubling, then bisect.
     step = min(p.step_ms for p in model.decode)
-    out_tokens = float(np.mean(sim_plan(_at_rate(config, base_rate, base_rate), model).load.n_out))
-    return max(model.max_seqs * 1000.0 / (step * max(out_tokens, 1.0)) / 4, 1e-3)
-
-
-def _search(ok: Callable[[float], bool], guess: float) -> float:
-    lo, hi = 0.0, guess
-    if ok(guess):
-        lo = guess
-        for _ in range(40):
-            hi = lo * 2
-            if not ok(hi):
-                break
-            lo = hi
-        else:
-            return lo
-    else:
-        for _ in range(40):
-            if ok(hi / 2):
-                lo = hi / 2
-                break
-            hi /= 2
-        else:
-            return 0.0
-    for _ in range(SEARCH_STEPS):
-        mid = (lo + hi) / 2
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    guess = max(model.max_seqs * 1000.0 / (step * max(mean_out, 1.0)) / 4, 1e-3)
+    search = CapacitySearch(
+        start=guess, upper=guess * 2**30, integer=False, rel_tol=SEARCH_TOL, max_runs=60
+    )
+    while (rate := search.next_value()) is not None:
+        plan = sim_plan(_at_rate(config, rate, base_rate), model)
+        search.record(rate, _trial(model, plan, terms, 1, router).passed)
+    return search.best_pass or 0.0
 
 
 def plan_capacity(
@@ -175,7 +147,9 @@ def plan_capacity(
     assert due is not None, "plan is for an open loop: a rate or a trace"
     span_s = float(due[-1] - due[0]) / 1000.0 if n > 1 else 0.0
     rate = (n - 1) / span_s if span_s > 0 else float(config.rate or 0.0)
-    per_replica = max_rate(model, config, rate, terms, router)
+    mean_in = float(np.mean(load.n_in))
+    mean_out = float(np.mean(load.n_out))
+    per_replica = max_rate(model, config, rate, mean_out, terms, router)
     if per_replica <= 0:
         raise UsageError(
             "no rate meets the limits on one replica: a request alone is slower than the "
@@ -199,8 +173,6 @@ def plan_capacity(
         k -= 1
     at = trial(k)
     fewer = trial(k - 1) if k > 1 else None
-    mean_in = float(np.mean(load.n_in))
-    mean_out = float(np.mean(load.n_out))
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
         per_hour = k * gpus_per_replica * gpu_hourly_price
