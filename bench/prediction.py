@@ -28,9 +28,10 @@ import tempfile
 from pathlib import Path
 
 from infermeter.api import load_run
-from infermeter.config import BenchConfig
 from infermeter.predict.model import EngineModel
-from infermeter.run.predict import fit_runs, simulate_run
+from infermeter.records.rundir import RUN_FILE
+from infermeter.run.predict import fit_runs, replay_config, simulate_run
+from infermeter.run.rundir import read_run_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 H200 = ROOT / "docs" / "results" / "h200"
@@ -58,11 +59,7 @@ def dig(doc: dict, path: tuple[str, ...]) -> float:
 
 def predict_like(model: EngineModel, model_path: Path, measured: Path, work: Path) -> dict:
     """Simulate the load a measured run was driven with (same flags, same seed)."""
-    stored = load_run(measured).meta["config"]
-    fields = {k: v for k, v in stored.items() if k in BenchConfig.model_fields}
-    for drop in ("headers", "out", "api_key"):
-        fields.pop(drop, None)
-    config = BenchConfig.build(**fields)
+    config = replay_config(read_run_meta(measured / RUN_FILE))
     run = simulate_run(model, model_path, config, out=work / measured.name)
     return dict(run.results)
 

@@ -154,7 +154,7 @@ def test_the_fit_recovers_a_known_engine() -> None:
     assert fitted.fitted_on.batch_max == 4
     # and the fitted engine predicts a point it was not fitted on
     held = closed(200, 50, 60, 3)
-    a, b = summarize(simulate(truth, held), 0), summarize(simulate(fitted, held), 0)
+    a, b = summarize(simulate(truth, held)), summarize(simulate(fitted, held))
     assert b.value("tpot_ms", 50) == pytest.approx(a.value("tpot_ms", 50), rel=0.02)
     assert b.value("ttft_ms", 50) == pytest.approx(a.value("ttft_ms", 50), rel=0.05)
 
@@ -179,19 +179,19 @@ def test_overload_is_reported_and_the_simulation_ends() -> None:
     # 4 sequences of 100 tokens at 10 ms a step: about 4 requests a second at most
     model = engine({1: 10.0, 4: 10.0}, per_token=0.0, max_seqs=4)
     fine = _open(2.0, 400)
-    assert stability(simulate(model, fine), SimPlan(fine, 0, {})) is None
+    assert stability(simulate(model, fine), SimPlan(fine, {})) is None
     over = _open(8.0, 400)
     res = simulate(model, over)
     assert res.finished.all()  # served late, but served: the horizon was not reached
-    assert "queue" in (stability(res, SimPlan(over, 0, {})) or "")
+    assert "queue" in (stability(res, SimPlan(over, {})) or "")
     short = simulate(model, over, horizon_ms=5_000)
     assert not short.finished.all()
-    assert "not served" in (stability(short, SimPlan(over, 0, {})) or "")
+    assert "not served" in (stability(short, SimPlan(over, {})) or "")
 
 
 def test_meets_judges_each_percentile_term() -> None:
     res = simulate(engine({1: 10.0}), closed(100, 5, 20, 1))
-    s = summarize(res, 0, (99.9,))
+    s = summarize(res, (99.9,))
     verdicts = meets(s, [Term("ttft_ms", 50, 14.5), Term("e2e_ms", 99.9, 50.0)])
     assert [ok for _, _, ok in verdicts] == [True, False]
     assert verdicts[1][1] == pytest.approx(54.0)
@@ -262,7 +262,7 @@ def test_a_simulated_run_reads_back_as_the_simulation_said(tmp_path: Path) -> No
         output_tokens="uniform:2:60", seed=5, ignore_eos=True,
     )  # fmt: skip
     run = simulate_run(model, path, config, out=tmp_path / "run")
-    direct = summarize(simulate(model, sim_plan(config, model).load), 0)
+    direct = summarize(simulate(model, sim_plan(config, model).load))
     r = run.results
     assert r["predicted"] is True and r["prediction"]["replicas"] == 1
     assert r["warnings"][0].startswith("predicted by simulation")

@@ -28,14 +28,14 @@ from infermeter.predict.model import (
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: Gaps a batch size needs before its median enters the table.
+#: Gaps a batch size needs before its median enters the table...
 MIN_SAMPLES = 20
+#: ... and at least this share of the gaps of some one run.
+RARE_SHARE = 0.03
 #: Token arrivals further apart than this share of the shortest step belong to different steps.
 EMIT_APART = 0.3
 #: Requests to an idle server with the server's own prompt time, for that time to be used.
 MIN_TOLD = 5
-#: ... and at least this share of the gaps of some one run.
-RARE_SHARE = 0.03
 #: Steps with a prompt a batch size needs before its own prompt cost enters the table.
 MIN_MIXED = 30
 #: A first token this share of a gap after the gap's end still came from the same step (the
@@ -108,6 +108,12 @@ class _Gaps:
         )
 
 
+def in_flight_at_send(run: ObservedRun) -> IntArray:
+    """How many requests were in flight as each was sent, itself included."""
+    starts, ends = np.sort(run.t_send), np.sort(run.t_end)
+    return np.searchsorted(starts, run.t_send, "right") - np.searchsorted(ends, run.t_send, "right")
+
+
 def _prefix(values: FloatArray) -> FloatArray:
     return np.concatenate(([0.0], np.cumsum(values)))
 
@@ -171,11 +177,7 @@ class _Solo:
 def _solo(runs: list[ObservedRun]) -> _Solo:
     parts = []
     for run in runs:
-        starts, ends = np.sort(run.t_send), np.sort(run.t_end)
-        inflight = np.searchsorted(starts, run.t_send, side="right") - np.searchsorted(
-            ends, run.t_send, side="right"
-        )
-        solo = inflight == 1
+        solo = in_flight_at_send(run) == 1
         nan = np.full(run.t_send.size, np.nan)
         ms = run.server_prompt_ms if run.server_prompt_ms is not None else nan
         n = run.server_prompt_n if run.server_prompt_n is not None else nan
@@ -214,11 +216,7 @@ def _static_prefill(
     intercept is the time outside the steps (the batch's gathering taken out)."""
     x, y = [], []
     for run in runs:
-        starts, ends = np.sort(run.t_send), np.sort(run.t_end)
-        inflight = np.searchsorted(starts, run.t_send, "right") - np.searchsorted(
-            ends, run.t_send, "right"
-        )
-        rows = min(int(inflight.max()), limits.max_seqs)
+        rows = min(int(in_flight_at_send(run).max()), limits.max_seqs)
         x.append(rows * float(np.median(run.n_in)))
         y.append(float(np.median(run.t_first - run.t_send)))
     if len(set(x)) < 2:

@@ -50,10 +50,9 @@ def _pct(values: FloatArray, pcts: tuple[float, ...]) -> dict[float, float]:
     return {p: float(v) for p, v in zip(pcts, np.percentile(values, pcts), strict=True)}
 
 
-def summarize(res: SimResult, warmup: int, extra: tuple[float, ...] = ()) -> SimSummary:
+def summarize(res: SimResult, extra: tuple[float, ...] = ()) -> SimSummary:
     pcts = tuple(sorted(set(PERCENTILES) | set(extra)))
-    measured = np.arange(res.t_send.size) >= warmup
-    sent = measured & res.sent
+    sent = res.sent
     done = sent & res.finished
     first = res.t_first()
     ttft = (first - res.t_send)[done]

@@ -91,7 +91,7 @@ def _trial(
     model: EngineModel, plan: SimPlan, terms: list[Term], replicas: int, router: Router
 ) -> Trial:
     res = simulate(model, plan.load, replicas=replicas, router=router)
-    summary = summarize(res, plan.warmup, tuple(t.percentile for t in terms))
+    summary = summarize(res, tuple(t.percentile for t in terms))
     return Trial(replicas, summary, meets(summary, terms), stability(res, plan))
 
 

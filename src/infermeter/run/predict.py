@@ -19,7 +19,7 @@ from infermeter._version import __version__
 from infermeter.config import BenchConfig
 from infermeter.errors import OutputError, UsageError
 from infermeter.load.arrivals import schedule
-from infermeter.predict.fit import Limits, ObservedRun, fit_engine
+from infermeter.predict.fit import Limits, ObservedRun, fit_engine, in_flight_at_send
 from infermeter.predict.model import EngineModel
 from infermeter.predict.simulate import Router, SimLoad, SimResult, simulate
 from infermeter.predict.summary import summarize
@@ -166,12 +166,8 @@ def _tune_admit(model: EngineModel, runs: list[tuple[dict[str, Any], Path]]) -> 
     cases = []
     for meta, path in runs:
         measured = _measured_ttft_p50(path)
-        fields = BenchConfig.model_fields
-        stored = {k: v for k, v in (meta.get("config") or {}).items() if k in fields}
-        stored.pop("headers", None)
-        stored.pop("out", None)
         try:
-            config = BenchConfig.build(**stored)
+            config = replay_config(meta)
         except UsageError:
             continue
         if measured is None or config.trace is not None or config.dataset is not None:
@@ -179,7 +175,7 @@ def _tune_admit(model: EngineModel, runs: list[tuple[dict[str, Any], Path]]) -> 
         cases.append((config, measured))
     if not cases:
         return model
-    step = min(p.step_ms for p in model.decode if p.batch == min(q.batch for q in model.decode))
+    step = min(model.decode, key=lambda p: p.batch).step_ms
     best, best_err = model, math.inf
     for share in ADMIT_SHARES:
         candidate = model.model_copy(update={"admit_ms": share * step})
@@ -187,11 +183,19 @@ def _tune_admit(model: EngineModel, runs: list[tuple[dict[str, Any], Path]]) -> 
         for config, measured in cases:
             plan = sim_plan(config, candidate)
             res = simulate(candidate, plan.load)
-            got = summarize(res, plan.warmup).value("ttft_ms", 50.0)
+            got = summarize(res).value("ttft_ms", 50.0)
             err += abs(math.log(got / measured)) if got > 0 else math.inf
         if err < best_err:
             best, best_err = candidate, err
     return best
+
+
+def replay_config(meta: dict[str, Any]) -> BenchConfig:
+    """The config a run's run.json says it was made with, to drive its load again: header
+    values (masked there) and the run's own directory left out."""
+    stored = meta.get("config") or {}
+    keep = BenchConfig.model_fields.keys() - {"headers", "out", "api_key"}
+    return BenchConfig.build(**{k: v for k, v in stored.items() if k in keep})
 
 
 def _measured_ttft_p50(path: Path) -> float | None:
@@ -214,7 +218,7 @@ def _limits(
 ) -> Limits:
     slots: list[int] = [s["slots"] for s in servers if isinstance(s.get("slots"), int)]
     ctx: list[int] = [s["ctx_per_slot"] for s in servers if isinstance(s.get("ctx_per_slot"), int)]
-    peak = max(_peak_inflight(o) for o in observed)
+    peak = max(int(in_flight_at_send(o).max()) for o in observed)
     if max_seqs is not None:
         seqs, seqs_src = max_seqs, "given (--max-seqs)"
     elif slots and engine == "transformers":
@@ -261,12 +265,6 @@ def _kv_tokens(path: Path) -> int | None:
     return None
 
 
-def _peak_inflight(o: ObservedRun) -> int:
-    starts, ends = np.sort(o.t_send), np.sort(o.t_end)
-    inflight = np.searchsorted(starts, o.t_send, "right") - np.searchsorted(ends, o.t_send, "right")
-    return int(inflight.max()) if inflight.size else 1
-
-
 # -- the simulated load --------------------------------------------------------------------
 
 
@@ -275,7 +273,6 @@ class SimPlan:
     """What to send, as bench would send it for the same flags and seed."""
 
     load: SimLoad
-    warmup: int
     workload: dict[str, Any]
 
 
@@ -321,7 +318,7 @@ def sim_plan(config: BenchConfig, model: EngineModel) -> SimPlan:
             cap=config.max_concurrency,
             seed=seed,
         )
-        return SimPlan(load, 0, workload)
+        return SimPlan(load, workload)
     c = int(config.concurrency or 1)
     if config.num_requests is not None and duration_ms is None:
         n = config.num_requests
@@ -340,7 +337,7 @@ def sim_plan(config: BenchConfig, model: EngineModel) -> SimPlan:
         start_ms=starts,
         seed=seed,
     )
-    return SimPlan(load, 0, workload)
+    return SimPlan(load, workload)
 
 
 def _trace_plan(config: BenchConfig, seed: int) -> SimPlan:
@@ -369,7 +366,7 @@ def _trace_plan(config: BenchConfig, seed: int) -> SimPlan:
         cap=config.max_concurrency,
         seed=seed,
     )
-    return SimPlan(load, 0, workload)
+    return SimPlan(load, workload)
 
 
 def _shortest(spec: LengthSpec) -> int:
@@ -452,7 +449,7 @@ def stability(res: SimResult, plan: SimPlan) -> str | None:
         )
     if plan.load.concurrency is not None:
         return None
-    w = res.waiting_at_arrival[plan.warmup :]
+    w = res.waiting_at_arrival
     if w.size < 20:
         return None
     half = w[w.size // 2 :]
@@ -471,11 +468,11 @@ def stability(res: SimResult, plan: SimPlan) -> str | None:
 # -- a simulated run on disk ------------------------------------------------------------------
 
 
-def _record(res: SimResult, i: int, phase: str, horizon_ns: int) -> bytes:
+def _record(res: SimResult, i: int, horizon_ns: int) -> bytes:
     ns = 1e6
     rec: dict[str, Any] = {
         "id": i,
-        "phase": phase,
+        "phase": "measure",
         "t_sched_ns": int(res.t_sched[i] * ns),
         "t_send_ns": int(res.t_send[i] * ns),
         "n_in_target": int(res.n_in[i]),
@@ -508,15 +505,14 @@ def _record(res: SimResult, i: int, phase: str, horizon_ns: int) -> bytes:
     return orjson.dumps(rec)
 
 
-def _write_records(res: SimResult, out: Path, warmup: int) -> None:
+def _write_records(res: SimResult, out: Path) -> None:
     horizon_ns = int(res.horizon_ms * 1e6)
     sent = np.flatnonzero(res.sent)
     try:
-        with open(out / WARMUP_FILE, "wb") as warm, open(out / RECORDS_FILE, "wb") as fh:
+        with open(out / RECORDS_FILE, "wb") as fh:
             for i in sent.tolist():
-                sink = warm if i < warmup else fh
-                sink.write(_record(res, i, "warmup" if i < warmup else "measure", horizon_ns))
-                sink.write(b"\n")
+                fh.write(_record(res, i, horizon_ns))
+                fh.write(b"\n")
     except OSError as exc:
         raise OutputError.writing(out, exc) from None
 
@@ -584,7 +580,7 @@ def simulate_run(
         "prediction": prediction,
     }
     write_json(out / RUN_FILE, meta)
-    _write_records(res, out, plan.warmup)
+    _write_records(res, out)
     write_json(
         out / RESULTS_FILE, {"run": {"complete": True, "interrupted": False, "aborted": None}}
     )
