@@ -12,21 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
 from infermeter.errors import UsageError
 from infermeter.predict.model import (
     EngineModel,
     FitQuality,
     FitRange,
+    FloatArray,
+    IntArray,
     PrefillPoint,
     SchedulerKind,
     StepPoint,
     StepTable,
 )
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 #: Gaps a batch size needs before its median enters the table...
 MIN_SAMPLES = 20
@@ -294,9 +292,7 @@ def fit_engine(
     table = StepTable(
         points, limits.max_seqs, ctx_ms_per_token=slope, step_floor_ms=floor, prefill_ms_per_token=0
     )
-    base, ref = np.array(table.base), np.array(table.ref)
-    at = np.minimum(batch, base.size - 1)
-    expected = np.maximum(base[at] + slope * (ctx - ref[at]), max(floor, 1e-3))
+    expected = table.decode_ms(batch, ctx)
     mixed = prompt > 0
     per_token = 0.0
     prefill: list[PrefillPoint] = []

@@ -8,11 +8,16 @@ import bisect
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infermeter.errors import OutputError, UsageError
 
 ENGINE_MODEL_VERSION = 1
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 #: How the engine forms its batches. ``slots``: llama.cpp's fixed slots, prompts batched with
 #: the running decodes; ``continuous``: vLLM's iteration-level scheduler with chunked prefill
@@ -149,12 +154,11 @@ class StepTable:
         self.prefill = [prefill_ms_per_token] * (top + 1)
         by = sorted(prefill or [], key=lambda p: p.batch)
         if by:
-            px = [p.batch for p in by]
-            py = [p.ms_per_token for p in by]
             # Between measured batches linear, beyond them flat.
-            self.prefill = [_lerp(px, py, b) for b in range(top + 1)]
+            self.prefill = np.interp(
+                np.arange(top + 1), [p.batch for p in by], [p.ms_per_token for p in by]
+            ).tolist()
         self.floor = step_floor_ms
-        self.measured_max = xs[-1]
 
     @classmethod
     def of(cls, m: EngineModel) -> StepTable:
@@ -176,17 +180,12 @@ class StepTable:
         # A step never gets cheaper than its floor, whatever the context does.
         return max(t, self.floor, 1e-3) + self.prefill[batch] * prompt_tokens
 
-
-def _lerp(xs: list[int], ys: list[float], x: int) -> float:
-    i = bisect.bisect_left(xs, x)
-    if i < len(xs) and xs[i] == x:
-        return ys[i]
-    if i == 0:
-        return ys[0]
-    if i == len(xs):
-        return ys[-1]
-    w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-    return ys[i - 1] + w * (ys[i] - ys[i - 1])
+    def decode_ms(self, batch: IntArray, ctx_tokens: FloatArray) -> FloatArray:
+        """:meth:`step_ms` of many decode-only steps at once (batches of one or more)."""
+        at = np.minimum(batch, len(self.base) - 1)
+        base, ref = np.asarray(self.base)[at], np.asarray(self.ref)[at]
+        step: FloatArray = np.maximum(base + self.slope * (ctx_tokens - ref), max(self.floor, 1e-3))
+        return step
 
 
 def _interpolate(pts: list[StepPoint], xs: list[int], b: int) -> tuple[float, float]:

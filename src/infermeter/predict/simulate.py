@@ -18,10 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from infermeter.predict.model import EngineModel, StepTable
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+from infermeter.predict.model import EngineModel, FloatArray, IntArray, StepTable
 
 Router = Literal["round-robin", "least-outstanding"]
 
@@ -134,6 +131,8 @@ class _Sim:
         self.n_in = load.n_in.astype(np.int64)
         self.n_out = load.n_out.astype(np.int64)
         self.rem = self.n_in.tolist()
+        #: Each request's whole context (prompt and answer): what it holds of the KV cache.
+        self.need = (self.n_in + self.n_out).tolist()
         table = StepTable.of(model)
         self.reps = [
             _Replica(table, model.max_seqs, model.token_budget, self._spread(load.seed, r))
@@ -195,10 +194,16 @@ class _Sim:
             return
         if self.static and self.gather > 0 and rep.running == 0:
             # A static engine waits a moment after a batch's first request for it to fill.
-            rep.gathering = True
-            self.push(t + self.gather, _BEGIN, r)
+            self.pause(rep, r, t + self.gather)
         else:
             self.start(r, t)
+
+    def pause(self, rep: _Replica, r: int, until: float, spent: float = 0.0) -> None:
+        """Let the replica take arrivals until ``until``, then start a step (``spent`` of
+        which the pause already was)."""
+        rep.busy = False
+        rep.gathering = True
+        self.push(until, _BEGIN, r, spent)
 
     def start(self, r: int, t: float, spent: float = 0.0) -> None:
         """Admit what waits and begin a step at ``t``; ``spent`` of it already passed in
@@ -210,11 +215,10 @@ class _Sim:
             return
         while rep.waiting and rep.running < rep.max_seqs:
             i = rep.waiting[0]
-            need = int(self.n_in[i] + self.n_out[i])
-            if self.kv is not None and rep.kv_used + need > self.kv and rep.running:
+            if self.kv is not None and rep.kv_used + self.need[i] > self.kv and rep.running:
                 break  # no room in the KV cache until a sequence ends
             rep.waiting.popleft()
-            rep.kv_used += need
+            rep.kv_used += self.need[i]
             self.t_admit[i] = t
             rep.running += 1
             rep.prefilling.append(i)
@@ -253,7 +257,7 @@ class _Sim:
                 return
             for i in batch:
                 self.t_admit[i] = t
-                rep.kv_used += int(self.n_in[i] + self.n_out[i])
+                rep.kv_used += self.need[i]
             rep.running = rep.rows = len(batch)
             rep.completing = batch
             dur = rep.table.step_ms(0, 0.0, rep.rows * int(max(self.n_in[i] for i in batch)))
@@ -279,14 +283,14 @@ class _Sim:
         for i in rep.finishing.pop(s, ()):
             rep.decoding -= 1
             rep.running -= 1
-            rep.kv_used -= int(self.n_in[i] + self.n_out[i])
-            rep.ctx -= int(self.n_in[i] + self.n_out[i])
+            rep.kv_used -= self.need[i]
+            rep.ctx -= self.need[i]
             self.complete(i, t)
         for i in rep.completing:
             self.first_step[i] = s
             if self.n_out[i] <= 1:
                 rep.running -= 1
-                rep.kv_used -= int(self.n_in[i] + self.n_out[i])
+                rep.kv_used -= self.need[i]
                 self.complete(i, t)
             else:
                 rep.decoding += 1
@@ -296,15 +300,11 @@ class _Sim:
         if self.static:
             if rep.running == 0 and rep.waiting and self.gather > 0:
                 # the next batch gathers as the first one did
-                rep.busy = False
-                rep.gathering = True
-                self.push(t + self.gather, _BEGIN, r)
+                self.pause(rep, r, t + self.gather)
             else:
                 self.start(r, t)
         elif window > 0 and (rep.decoding or rep.prefilling):
-            rep.busy = False
-            rep.gathering = True
-            self.push(t + window, _BEGIN, r, window)
+            self.pause(rep, r, t + window, window)
         else:
             self.start(r, t)
 

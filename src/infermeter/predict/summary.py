@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infermeter.predict.simulate import FloatArray, SimResult
+from infermeter.predict.model import FloatArray
+from infermeter.predict.simulate import SimResult
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 LATENCIES = ("ttft_ms", "tpot_ms", "e2e_ms")
