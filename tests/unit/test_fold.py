@@ -163,7 +163,7 @@ def test_lines_of_an_older_version_keep_the_fast_way(tmp_path: Path) -> None:
         lines.append(orjson.dumps(d))
     cut = _cut(lines)
     assert cut is not None
-    columns = _scalar_columns([orjson.loads(x) for x in cut[0]])
+    columns = _scalar_columns(cut[0])
     assert columns is not None and columns["answer_chunk"] == [None] * 40
     path = tmp_path / "records.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -222,6 +222,13 @@ def test_parallel_csv_export_is_the_sequential_one(tmp_path: Path) -> None:
         assert write_records_csv(sources, many, processes=3, parallel_bytes=0) == rows
         assert many.getvalue() == one.getvalue()
         assert one.getvalue().count("\n") == rows + 1
+        # to a file, the parts are copied as bytes, after what the stream held already
+        with (tmp_path / "out.csv").open("w", newline="", encoding="utf-8") as fh:
+            fh.write("before\n")
+            write_records_csv(sources, fh, processes=3, parallel_bytes=0)
+            fh.write("after\n")
+        text = (tmp_path / "out.csv").read_text(encoding="utf-8")
+        assert text == "before\n" + one.getvalue() + "after\n"
 
 
 def test_a_run_too_large_for_free_memory_is_refused_in_one_line(
@@ -263,3 +270,41 @@ def test_a_fold_leaves_only_its_cache(tmp_path: Path) -> None:
     fold_records(path, processes=2, parallel_bytes=0)
     fold_records(path, processes=2, parallel_bytes=0, cache=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [COLUMNS_DIR, "records.jsonl"]
+
+
+@pytest.mark.parametrize("read", [7, 64, 1000])
+def test_blocks_that_cut_lines_anywhere_read_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read: int
+) -> None:
+    """The file is read a block at a time: lines longer than a block, lines cut by a block's
+    end, blank lines and a last line without its newline read as they do in one block."""
+    import infermeter.records.reader as reader
+
+    recs = run(40, tokens=30, fail_every=6, multi_at=11)
+    path = write(tmp_path / "records.jsonl", recs)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines.insert(9, b"\n")
+    path.write_bytes(b"".join(lines).rstrip(b"\n"))  # the last record without its newline
+    monkeypatch.setattr(reader, "READ", read)
+    stream = RecordStream(path)
+    same_table(request_table(list(stream)), request_table(recs))
+    assert not stream.torn_last_line and stream.lines == len(lines)
+    path.write_bytes(b"".join(lines) + b'{"id": 99, "t_se')  # torn as a killed write leaves it
+    stream = RecordStream(path)
+    same_table(request_table(list(stream)), request_table(recs))
+    assert stream.torn_last_line and stream.lines == len(lines) + 1
+
+
+def test_chunk_lists_of_any_length_and_sign_are_cut_exactly(tmp_path: Path) -> None:
+    """The stamps of a batch are parsed in one go with markers between lines (-1, and -2 for
+    an empty list): stamps that are themselves -1 or -2, and empty lists, still read exactly
+    (such lines take the whole-line way)."""
+    recs = run(30, fail_every=4)
+    for r, stamps in zip(recs[:4], ([-1, 5], [-2], [7, -2, -1], [-5, -3]), strict=True):
+        r.chunk_ns, r.chunk_tokens, r.ok = stamps, [1] * len(stamps), True
+        r.t_first_ns, r.t_last_ns, r.n_out = stamps[0], stamps[-1], len(stamps)
+        r.error_kind = r.http_status = r.error_message = None
+    path = write(tmp_path / "records.jsonl", recs)
+    got = [b.record(i) for b in RecordStream(path).batches() for i in range(len(b))]
+    assert [g.chunk_ns for g in got] == [r.chunk_ns for r in recs]
+    assert [g.chunk_tokens for g in got] == [r.chunk_tokens for r in recs]

@@ -35,7 +35,15 @@ def test_percentiles_equal_numpys(n: int, seed: int) -> None:
         assert np.array_equal(values, before), f"{name}: the sample was changed"
 
 
-def test_selection_narrows_over_several_passes() -> None:
+@pytest.mark.parametrize("threads", [1, 3])
+def test_selection_narrows_over_several_passes(
+    monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """Each pass over the blocks is shared among threads; the shares' counts and members
+    add up to one pass's."""
+    import infermeter.metrics.quantiles as quantiles
+
+    monkeypatch.setattr(quantiles, "THREADS", threads)
     values = samples(3, 20_000)["ns gaps"]
     ranks = [0, 1, 9_999, 10_000, 19_998, 19_999]
     want = np.sort(values)[ranks].tolist()

@@ -11,7 +11,10 @@ so a percentile is the very float ``numpy.percentile`` gives. Below it they call
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +27,10 @@ LARGE = 1 << 22
 BLOCK = 1 << 20
 #: A selection stops narrowing once this few candidates remain; they are then partitioned.
 GATHER = 1 << 22
+#: Threads a pass runs on: NumPy lets go of the interpreter inside each block's work.
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 _SIGN = np.uint64(1 << 63)
+_T = TypeVar("_T")
 _LOW63 = np.uint64((1 << 63) - 1)
 
 
@@ -47,6 +53,19 @@ def _float(key: int) -> float:
 
 def _blocks(values: FloatArray, block: int) -> list[FloatArray]:
     return [values[i : i + block] for i in range(0, values.size, block)]
+
+
+def _over_blocks(
+    values: FloatArray, block: int, work: Callable[[list[FloatArray]], _T]
+) -> list[_T]:
+    """``work`` over consecutive shares of the blocks of ``values``, one share a thread."""
+    blocks = _blocks(values, block)
+    threads = min(THREADS, len(blocks))
+    if threads <= 1:
+        return [work(blocks)]
+    share = -(-len(blocks) // threads)
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(work, [blocks[i : i + share] for i in range(0, len(blocks), share)]))
 
 
 def order_statistics(
@@ -134,15 +153,21 @@ def _histograms(
     width = min(_digit(nbits), 64 - nbits)
     shift = np.uint64(64 - nbits - width)
     mask = np.uint64((1 << width) - 1)
-    total = np.zeros(len(groups) << width, dtype=np.int64)
-    for blk in _blocks(values, block):
-        keys = _keys(blk, nonnegative)
-        where, group = _members(keys, groups)
-        sel = keys if where is None else keys[where]
-        digit = ((sel >> shift) & mask).astype(np.intp)
-        if group is not None and len(groups) > 1:
-            digit += group.astype(np.intp) << width
-        total += np.bincount(digit, minlength=total.size)
+    size = len(groups) << width
+
+    def count(blocks: list[FloatArray]) -> npt.NDArray[np.int64]:
+        total = np.zeros(size, dtype=np.int64)
+        for blk in blocks:
+            keys = _keys(blk, nonnegative)
+            where, group = _members(keys, groups)
+            sel = keys if where is None else keys[where]
+            digit = ((sel >> shift) & mask).astype(np.intp)
+            if group is not None and len(groups) > 1:
+                digit += group.astype(np.intp) << width
+            total += np.bincount(digit, minlength=size)
+        return total
+
+    total = sum(_over_blocks(values, block, count), np.zeros(size, dtype=np.int64))
     return {g: total[i << width : (i + 1) << width] for i, g in enumerate(groups)}
 
 
@@ -155,16 +180,22 @@ def _gather(
     for g in groups:
         by_length.setdefault(g[1], []).append(g)
     for same in by_length.values():
-        for blk in _blocks(values, block):
-            keys = _keys(blk, nonnegative)
-            where, group = _members(keys, same)
-            if where is None:
-                found[same[0]].append(blk)
-                continue
-            hits, which = blk[where], group
-            assert which is not None
-            for i, g in enumerate(same):
-                found[g].append(hits[which == i])
+
+        def pick(blocks: list[FloatArray]) -> list[tuple[tuple[int, int], FloatArray]]:
+            out: list[tuple[tuple[int, int], FloatArray]] = []
+            for blk in blocks:
+                keys = _keys(blk, nonnegative)
+                where, which = _members(keys, same)  # noqa: B023  # called before the loop goes on
+                if where is None or which is None:
+                    out.append((same[0], blk))  # noqa: B023
+                    continue
+                hits = blk[where]
+                out.extend((g, hits[which == i]) for i, g in enumerate(same))  # noqa: B023
+            return out
+
+        for share in _over_blocks(values, block, pick):
+            for g, part in share:
+                found[g].append(part)
     return {g: np.concatenate(parts) if parts else np.empty(0) for g, parts in found.items()}
 
 

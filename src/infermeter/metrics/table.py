@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +68,15 @@ class FloatBuffer:
             self.size += part.size
             values = values[part.size :]
 
+    def extend_from(self, other: FloatSink) -> None:
+        """Append ``other``'s values (``other`` keeps them)."""
+        for part in other.parts():
+            self.extend(part)
+
+    def parts(self) -> Iterator[FloatArray]:
+        yield from self._full
+        yield self._segment[: self._used]
+
     def take(self) -> FloatArray:
         """The values as one array; the buffer is empty afterwards."""
         if not self._full:
@@ -85,6 +94,21 @@ class FloatBuffer:
             out[at:] = self._segment[: self._used]
         self.__init__()  # type: ignore[misc]
         return out
+
+
+class FloatSink(Protocol):
+    """Where a :class:`TableBuilder` puts its per-chunk samples as it goes: memory
+    (:class:`FloatBuffer`), or a file where the table is written out rather than kept."""
+
+    size: int
+
+    def extend(self, values: FloatArray) -> None: ...
+
+    def extend_from(self, other: FloatSink) -> None: ...
+
+    def parts(self) -> Iterator[FloatArray]: ...
+
+    def take(self) -> FloatArray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +222,17 @@ def _numbers(timings: list[Any], key: str) -> FloatArray:
     return np.array([_number(t, key) for t in timings], dtype=np.float64)
 
 
+def optional_ints(values: list[Any]) -> IntArray:
+    """Integers or None as an array, :data:`MISSING` for None (a column is most often all
+    one or all the other)."""
+    none = values.count(None)
+    if none == 0:
+        return np.array(values, dtype=np.int64)
+    if none == len(values):
+        return np.full(none, MISSING, dtype=np.int64)
+    return np.array([MISSING if v is None else v for v in values], dtype=np.int64)
+
+
 def _measured(b: RecordBatch) -> RecordBatch:
     """The batch's measured records only."""
     keep = [i for i, phase in enumerate(b.columns["phase"]) if phase == "measure"]
@@ -248,16 +283,20 @@ _FLOAT_COLUMNS = ("shared_pace_ms", "server_prompt_ms", "server_tpot_ms")
 
 
 class TableBuilder:
-    """Folds records into a :class:`RequestTable`; keeps nothing of a record once added."""
+    """Folds records into a :class:`RequestTable`; keeps nothing of a record once added.
 
-    def __init__(self) -> None:
+    ``sink(name)`` makes the store of the per-chunk samples (``gaps_ms``, and ``itl_ms`` where
+    they differ from the gaps): memory unless told otherwise."""
+
+    def __init__(self, sink: Callable[[str], FloatSink] | None = None) -> None:
+        self._sink = sink or (lambda _: FloatBuffer())
         self._cols = _Ints(_COLUMNS)
         self._floats: dict[str, list[FloatArray]] = {name: [] for name in _FLOAT_COLUMNS}
-        self._gaps = FloatBuffer()
+        self._gaps = self._sink("gaps_ms")
         self._gap_counts: list[IntArray] = []
         #: ITL samples apart from the gaps, from the first batch with a chunk of other than
         #: one token (until then the ITL samples are the gaps).
-        self._itl: FloatBuffer | None = None
+        self._itl: FloatSink | None = None
         self._itl_counts: list[IntArray] | None = None
         self._rows = 0
         self._multi_rows: array[int] = array("q")
@@ -303,13 +342,16 @@ class TableBuilder:
         for name in _INT_COLUMNS:
             out.add(name, np.array(cols[name], dtype=np.int64))
         for name in _OPTIONAL_INT_COLUMNS:
-            values = [MISSING if v is None else v for v in cols[name]]
-            out.add(name, np.array(values, dtype=np.int64))
+            out.add(name, optional_ints(cols[name]))
         ok = np.array(cols["ok"], dtype=np.bool_)
         streamed = np.array(cols["streamed"], dtype=np.bool_)
         out.add("ok", ok)
         out.add("streamed", streamed)
-        from_server = np.array([s == "server" for s in cols["n_in_source"]], dtype=np.bool_)
+        sources = cols["n_in_source"]
+        if sources.count(sources[0]) == n_rows:  # one source for the whole batch
+            from_server = np.full(n_rows, sources[0] == "server", dtype=np.bool_)
+        else:
+            from_server = np.array([s == "server" for s in sources], dtype=np.bool_)
         out.add("n_in_from_server", from_server)
         timings = cols["server_timings"]
         for name, key in (
@@ -329,7 +371,7 @@ class TableBuilder:
         last = np.full(n_rows, MISSING, dtype=np.int64)
         last[some] = b.chunk_ns[offsets[1:][some] - 1]
         out.add("last_chunk_ns", last)
-        at = np.array([MISSING if a is None else a for a in cols["answer_chunk"]], dtype=np.int64)
+        at = optional_ints(cols["answer_chunk"])
         answered = (at >= 0) & (at < lengths)
         answer = np.full(n_rows, MISSING, dtype=np.int64)
         answer[answered] = b.chunk_ns[starts[answered] + at[answered]]
@@ -375,7 +417,8 @@ class TableBuilder:
             ends_gap = np.repeat(with_gaps, lengths)
             ends_gap[starts[lengths > 0]] = False
             valid = ends_gap[1:]
-            gaps = np.diff(b.chunk_ns.astype(np.float64))[valid] / _NS_PER_MS
+            gaps = np.diff(b.chunk_ns.astype(np.float64))[valid]
+            gaps /= _NS_PER_MS
             ks = b.chunk_k[1:][valid] if b.multi_token.any() else np.ones(gaps.size, np.int64)
         else:
             gaps = np.empty(0, dtype=np.float64)
@@ -384,11 +427,8 @@ class TableBuilder:
         if differs and self._itl is None:
             # The first batch whose ITL samples differ from its gaps: from here on the
             # samples are kept apart, starting with a copy of the gaps so far.
-            self._itl = FloatBuffer()
-            so_far = self._gaps.take()
-            self._gaps.extend(so_far)
-            self._itl.extend(so_far)
-            del so_far
+            self._itl = self._sink("itl_ms")
+            self._itl.extend_from(self._gaps)
             self._itl_counts = list(self._gap_counts)
         self._gaps.extend(gaps)
         self._gap_counts.append(gap_counts)

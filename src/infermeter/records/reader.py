@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -32,16 +33,16 @@ from infermeter.records.schema import (
     RECORD_SCHEMA_VERSION,
     RequestRecord,
     columns_have_types,
-    field_default,
     record_columns,
     record_problem,
+    scalar_decoder,
 )
 
 IntArray = npt.NDArray[np.int64]
 
-#: Records folded at once, and lines parsed at once (a few dozen stay in the CPU's cache).
+#: Records folded at once, and bytes read at once (they stay in the CPU's cache).
 BATCH = 4096
-PARSE = 128
+READ = 1 << 18
 _LIST_FIELDS = ("chunk_ns", "chunk_tokens")
 _SCALAR_FIELDS = tuple(f for f in COLUMN_FIELDS if f not in _LIST_FIELDS)
 _ALL_FIELDS = operator.itemgetter(*COLUMN_FIELDS)
@@ -141,7 +142,7 @@ class RecordStream:
         if not self.path.exists():
             return
         builder = _BatchBuilder(self.path)
-        with self.path.open("rb") as fh:
+        with self.path.open("rb", buffering=0) as fh:
             for first, lines in self._lines(fh):
                 builder.add(first, lines)
                 if builder.rows >= self.batch:
@@ -150,39 +151,47 @@ class RecordStream:
             yield builder.take()
 
     def _lines(self, fh: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
-        """The range's lines, a few dozen at a time, each run with the number of its first
-        line; keeps the CRC of every byte read and leaves out a torn last line."""
+        """The range's lines, a block at a time, each run with the number of its first line;
+        keeps the CRC of every byte read and leaves out a torn last line. The file is read
+        in blocks that stay in the CPU's cache (no buffered copy) and split at newlines in
+        one call: per line, only the split's bytes object is made."""
         fh.seek(self.start)
         left = None if self.end is None else self.end - self.start
         crc = 0
         number = 1
         self.bytes_read = 0
+        carry: list[bytes] = []  # the start of a line that runs past the block read
         while left is None or left > 0:
-            lines = list(itertools.islice(fh, PARSE))
-            if not lines:
+            data = fh.read(READ if left is None else min(READ, left))
+            if not data:
                 break
-            size = sum(map(len, lines))
             if left is not None:
-                if size > left:  # the range ends at a line start inside this run
-                    keep, used = 0, 0
-                    while used < left:
-                        used += len(lines[keep])
-                        keep += 1
-                    lines, size = lines[:keep], used
-                left -= size
-            self.bytes_read += size
-            crc = zlib.crc32(b"".join(lines), crc)
-            last = lines[-1]
-            if not last.endswith(b"\n") and last.strip():
-                try:
-                    orjson.loads(last)
-                except orjson.JSONDecodeError:
-                    # Only a last line with no newline can be torn (the write was cut short).
-                    self.torn_last_line = True
-                    lines.pop()
-            if lines:
-                yield number, lines
-            number += len(lines) + self.torn_last_line
+                left -= len(data)
+            self.bytes_read += len(data)
+            crc = zlib.crc32(data, crc)
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            if not lines:  # no newline in the block: a line longer than a block
+                carry.append(tail)
+                continue
+            if carry:
+                carry.append(lines[0])
+                lines[0] = b"".join(carry)
+                carry = []
+            if tail:
+                carry.append(tail)
+            yield number, lines
+            number += len(lines)
+        last = b"".join(carry)
+        if last:
+            try:
+                orjson.loads(last)
+            except orjson.JSONDecodeError:
+                # Only a last line with no newline can be torn (the write was cut short).
+                self.torn_last_line = bool(last.strip())
+            if not self.torn_last_line:
+                yield number, [last]
+            number += 1
         self.crc32 = crc
         self.lines = number - 1
 
@@ -245,28 +254,16 @@ class _BatchBuilder:
         if cut is None:
             return False
         rests, stamp_texts, token_texts = cut
-        try:
-            parsed: list[object] = list(map(orjson.loads, rests))
-        except orjson.JSONDecodeError:
-            return False
-        columns = _scalar_columns(parsed)
+        columns = _scalar_columns(rests)
         if columns is None:
             return False
-        counts = [t.count(b",") + 1 if t else 0 for t in stamp_texts]
-        total = sum(counts)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")
-                flat = np.fromstring(
-                    b",".join(t for t in stamp_texts if t), dtype=np.int64, sep=","
-                )
-        except (ValueError, DeprecationWarning):
+        stamps = _stamps(stamp_texts)
+        if stamps is None:
             return False
-        if flat.size != total or (total and (flat.max() == _I64_MAX or flat.min() == _I64_MIN)):
-            return False  # a number past 64 bits is clamped by the parse: say so properly
+        flat, counts = stamps
         tokens: list[list[int] | int] = []
         for text in token_texts:
-            n = text.count(b",") + 1 if text else 0
+            n = (len(text) + 1) >> 1
             if text == _ones(n):
                 tokens.append(n)
                 continue
@@ -376,7 +373,8 @@ _STAMPS = b'"chunk_ns":['
 _TOKENS = b'],"chunk_tokens":['
 _I64_MAX = np.iinfo(np.int64).max
 _I64_MIN = np.iinfo(np.int64).min
-_SCALARS = operator.itemgetter(*_SCALAR_FIELDS)
+_SCALARS = operator.attrgetter(*_SCALAR_FIELDS)
+_DECODE_SCALARS = scalar_decoder(_SCALAR_FIELDS).decode
 _ONES: dict[int, bytes] = {}
 
 
@@ -394,57 +392,60 @@ def _cut(lines: list[bytes]) -> tuple[list[bytes], list[bytes], list[bytes]] | N
     rests: list[bytes] = []
     stamps: list[bytes] = []
     tokens: list[bytes] = []
+    rest, stamp, token = rests.append, stamps.append, tokens.append
     for line in lines:
         i = line.find(_STAMPS)
         j = line.find(_TOKENS, i)
         if i < 0 or j < 0 or line.find(b"]", i) != j:
             return None
-        k = line.find(b"]", j + 1)
+        k = line.find(b"]", j + 18)
         if k < 0 or line[k + 1 : k + 2] != b",":
             return None
-        stamps.append(line[i + 12 : j])
-        tokens.append(line[j + 18 : k])
-        rests.append(line[:i] + line[k + 2 :])
+        stamp(line[i + 12 : j])
+        token(line[j + 18 : k])
+        rest(line[:i] + line[k + 2 :])
     return rests, stamps, tokens
 
 
-def _scalar_columns(parsed: list[object]) -> dict[str, list[Any]] | None:
-    """The scalar fields of lines cut by :func:`_cut` as columns (None: not all there, or
-    not of their types)."""
+def _stamps(texts: list[bytes]) -> tuple[IntArray, list[int]] | None:
+    """The lines' ``chunk_ns`` texts parsed in one go, and how many each held; None where
+    one is not a list of 64-bit integers. The texts are joined with a marker between them
+    (-1, and -2 for an empty list) that a count of the markers proves was not in the data."""
+    empty = texts.count(b"")
+    joined = b",-1,".join([t or b"-2" for t in texts] if empty else texts)
     try:
-        rows = list(map(_SCALARS, parsed))  # type: ignore[arg-type]
-    except (KeyError, TypeError):
-        return _older_scalar_columns(parsed)
-    columns = dict(zip(_SCALAR_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
-    return columns if columns_have_types(columns) else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            flat = np.fromstring(joined, dtype=np.int64, sep=",")
+    except (ValueError, DeprecationWarning):
+        return None
+    ends = np.flatnonzero(flat == -1)
+    if ends.size != len(texts) - 1:
+        return None
+    if empty and int(np.count_nonzero(flat == -2)) != empty:
+        return None
+    if flat.size and (flat.max() == _I64_MAX or flat.min() == _I64_MIN):
+        return None  # a number past 64 bits is clamped by the parse: say so properly
+    bounds = np.empty(len(texts) + 1, dtype=np.int64)
+    bounds[0] = -1
+    bounds[1:-1] = ends
+    bounds[-1] = flat.size
+    counts = np.diff(bounds) - 1
+    if not empty:
+        return np.delete(flat, ends), counts.tolist()
+    counts[[i for i, t in enumerate(texts) if not t]] = 0
+    return flat[(flat != -1) & (flat != -2)], counts.tolist()
 
 
-def _older_scalar_columns(parsed: list[object]) -> dict[str, list[Any]] | None:
-    """The same for lines an older version wrote, without the fields added since: those take
-    their defaults (still at C speed: a run's lines all have the same fields)."""
-    first = parsed[0] if parsed else None
-    if not isinstance(first, dict) or not all(
-        type(r) is dict and len(r) == len(first) for r in parsed
-    ):
-        return None
-    present = tuple(name for name in _SCALAR_FIELDS if name in first)
-    if not present:
-        return None
+def _scalar_columns(rests: list[bytes]) -> dict[str, list[Any]] | None:
+    """The scalar fields of lines cut by :func:`_cut` as columns (None: a line is not an
+    object of those fields of their types). A field a line leaves out (written by an older
+    version) takes its default."""
     try:
-        rows = list(map(operator.itemgetter(*present), parsed))  # type: ignore[arg-type]
-    except KeyError:
+        rows = list(map(_SCALARS, map(_DECODE_SCALARS, rests)))
+    except msgspec.DecodeError:
         return None
-    if len(present) == 1:
-        rows = [(v,) for v in rows]
-    columns = dict(zip(present, map(list, zip(*rows, strict=True)), strict=True))
-    n = len(parsed)
-    for name in _SCALAR_FIELDS:
-        if name not in columns:
-            try:
-                columns[name] = [field_default(name)] * n
-            except KeyError:  # a field every record must have
-                return None
-    return columns if columns_have_types(columns) else None
+    return dict(zip(_SCALAR_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
 
 
 def _columns(parsed: list[object]) -> dict[str, list[Any]] | None:
@@ -473,8 +474,8 @@ _FIELDS = tuple(RequestRecord.__dataclass_fields__)
 def records_batch(records: list[RequestRecord]) -> RecordBatch:
     """Records in memory as one batch."""
     builder = _BatchBuilder(Path("<records>"))
-    for lo in range(0, len(records), PARSE):
-        part = records[lo : lo + PARSE]
+    for lo in range(0, len(records), 128):
+        part = records[lo : lo + 128]
         rows: list[object] = [{name: getattr(r, name) for name in _FIELDS} for r in part]
         builder.add_parsed(range(lo + 1, lo + len(part) + 1), rows)
     return builder.take()

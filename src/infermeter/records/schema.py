@@ -11,7 +11,9 @@ from __future__ import annotations
 import types
 from dataclasses import MISSING as MISSING_DEFAULT
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
+
+import msgspec
 
 #: Bumped whenever a field changes meaning or is removed. Adding optional fields keeps it.
 RECORD_SCHEMA_VERSION = 1
@@ -240,6 +242,37 @@ COLUMN_FIELDS: tuple[str, ...] = tuple(_COLUMN_TYPES)
 def columns_have_types(columns: dict[str, list[Any]]) -> bool:
     """Every value of every column has a type its field accepts."""
     return all(set(map(type, values)) <= _COLUMN_TYPES[name] for name, values in columns.items())
+
+
+_INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+
+
+def _decoded_type(allowed: frozenset[type] | set[type]) -> Any:
+    """The msgspec type that accepts exactly the JSON types ``allowed`` (an integer within
+    64 bits, as the columns will hold it), and gives each value as orjson would."""
+    kinds = [_INT64 if t is int else None if t is type(None) else t for t in allowed]
+    return Union[tuple(kinds)] if len(kinds) > 1 else kinds[0]  # built at run time
+
+
+def _decoded_field(name: str) -> tuple[str, Any] | tuple[str, Any, Any]:
+    kind = _decoded_type(_COLUMN_TYPES[name])
+    if name not in _DEFAULTS:
+        return (name, kind)
+    default = _DEFAULTS[name]
+    if isinstance(default, list | dict):
+        return (name, kind, msgspec.field(default_factory=type(default)))
+    return (name, kind, default)
+
+
+def scalar_decoder(names: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
+    """A decoder of a record line's fields ``names`` (the others are skipped), checking each
+    value's JSON type as :func:`columns_have_types` does and giving a field that a line
+    leaves out its default; it raises :class:`msgspec.DecodeError` where a line does not
+    pass."""
+    decoded = [_decoded_field(name) for name in names]
+    ordered = [f for f in decoded if len(f) == 2] + [f for f in decoded if len(f) == 3]
+    struct = msgspec.defstruct("RecordFields", ordered, gc=False)
+    return msgspec.json.Decoder(struct)
 
 
 def record_columns(rows: list[object]) -> dict[str, list[Any]] | None:

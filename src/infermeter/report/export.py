@@ -30,7 +30,7 @@ import numpy.typing as npt
 from infermeter.errors import UsageError
 from infermeter.metrics.aggregate import Summary
 from infermeter.metrics.per_request import NS_PER_MS, gaps_and_itl_of, request_metrics
-from infermeter.metrics.table import MISSING
+from infermeter.metrics.table import MISSING, optional_ints
 from infermeter.records.reader import RecordBatch, RecordStream, records_batch
 from infermeter.records.schema import RequestRecord
 from infermeter.schema.results import Results
@@ -200,6 +200,8 @@ def batch_chunk(b: RecordBatch, lists: bool = True) -> Chunk:
 
 
 def _nan_none(values: npt.NDArray[np.float64], defined: npt.NDArray[np.bool_]) -> list[Any]:
+    if defined.all():
+        return values.tolist()  # type: ignore[no-any-return]
     return [v if d else None for v, d in zip(values.tolist(), defined.tolist(), strict=True)]
 
 
@@ -207,7 +209,7 @@ def _metric_columns(b: RecordBatch) -> Chunk:
     cols = b.columns
 
     def ints(name: str) -> npt.NDArray[np.int64]:
-        return np.array([MISSING if v is None else v for v in cols[name]], dtype=np.int64)
+        return optional_ints(cols[name])
 
     sched, send, connect = ints("t_sched_ns"), ints("t_send_ns"), ints("connect_ns")
     first, last, n_in, n_out = ints("t_first_ns"), ints("t_last_ns"), ints("n_in"), ints("n_out")
@@ -260,8 +262,9 @@ def _itl_mean_max(
     one token a chunk and the same number of gaps are taken as the rows of one 2-D array:
     NumPy's mean along a row sums it exactly as it sums the row alone."""
     n = len(b)
-    mean: list[float | None] = [None] * n
-    peak: list[float | None] = [None] * n
+    mean = np.zeros(n)
+    peak = np.zeros(n)
+    has = np.zeros(n, dtype=np.bool_)
     offsets = b.chunk_offsets
     lengths = np.diff(offsets)
     wanted = live & (lengths >= 2)
@@ -270,16 +273,16 @@ def _itl_mean_max(
         rows = np.flatnonzero(wanted & ~b.multi_token & (lengths == m))
         stamps = as_float[offsets[rows][:, None] + np.arange(m)[None, :]]
         itl = np.diff(stamps, axis=1) / NS_PER_MS
-        for i, mu, top in zip(
-            rows.tolist(), itl.mean(axis=1).tolist(), itl.max(axis=1).tolist(), strict=True
-        ):
-            mean[i], peak[i] = mu, top
+        mean[rows] = itl.mean(axis=1)
+        peak[rows] = itl.max(axis=1)
+        has[rows] = True
     for i in np.flatnonzero(wanted & b.multi_token).tolist():
         _, itl = gaps_and_itl_of(b.chunk_ns[offsets[i] : offsets[i + 1]], b.tokens(i))
         if itl.size:
             mean[i] = float(itl.mean())
             peak[i] = float(itl.max())
-    return mean, peak
+            has[i] = True
+    return _nan_none(mean, has), _nan_none(peak, has)
 
 
 def records_table(records: Sequence[RequestRecord]) -> ExportTable:

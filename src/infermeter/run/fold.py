@@ -17,11 +17,13 @@ joins them without parsing a line. Delete the directory at will: it is rebuilt.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -33,7 +35,7 @@ import orjson
 
 from infermeter.errors import UsageError
 from infermeter.memory import available_memory, avoid_stalling_huge_pages
-from infermeter.metrics.table import RequestTable, TableBuilder
+from infermeter.metrics.table import FloatArray, FloatSink, RequestTable, TableBuilder
 from infermeter.records.reader import RecordStream
 from infermeter.records.rundir import COLUMNS_DIR
 from infermeter.run import ranges
@@ -44,7 +46,7 @@ PARALLEL_BYTES = 32 << 20
 #: The least bytes of the file a process folds.
 PART_BYTES = 16 << 20
 #: Bumped when the parts' layout changes: older caches are rebuilt.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 _META = "meta.json"
 #: Memory a fold needs beyond its arrays (interpreter, a batch being parsed), per process.
 _OVERHEAD = 200 << 20
@@ -83,6 +85,9 @@ class _Part:
     torn_last_line: bool
     #: (array, dtype, items), in the order they lie in the file
     arrays: tuple[tuple[str, str, int], ...]
+    #: (array, items) of the float64 arrays written as the fold went, each in its own file
+    #: (:func:`_own_file`)
+    streamed: tuple[tuple[str, int], ...]
     itl_is_gaps: bool
     errors_by_kind: dict[str, int]
     error_examples: dict[str, str]
@@ -92,7 +97,16 @@ class _Part:
         for array, _, n in self.arrays:
             if array == name:
                 return n
+        for array, n in self.streamed:
+            if array == name:
+                return n
         raise KeyError(name)
+
+    def dtype(self, name: str) -> str:
+        for array, dtype, _ in self.arrays:
+            if array == name:
+                return dtype
+        return str(np.dtype(np.float64).str)
 
     def file_offsets(self) -> dict[str, int]:
         where: dict[str, int] = {}
@@ -109,11 +123,47 @@ class _Part:
     def from_json(data: dict[str, Any]) -> _Part:
         values = dict(data)
         values["arrays"] = tuple((str(a), str(d), int(n)) for a, d, n in values["arrays"])
+        values["streamed"] = tuple((str(a), int(n)) for a, n in values["streamed"])
         return _Part(**values)
 
 
 def _part_file(root: Path, index: int) -> Path:
     return root / f"part-{index:03d}.bin"
+
+
+def _own_file(part_file: Path, name: str) -> Path:
+    """Where a part keeps the array ``name`` that it wrote as it went."""
+    return part_file.with_name(f"{part_file.stem}.{name}.bin")
+
+
+class _FileFloats:
+    """A fold's per-chunk samples written to a file batch by batch, never held: in a part
+    they are most of the table, and a copy in memory would be read, copied and written
+    again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self._fh = path.open("wb")
+
+    def extend(self, values: FloatArray) -> None:
+        np.ascontiguousarray(values, dtype=np.float64).tofile(self._fh)
+        self.size += int(values.size)
+
+    def extend_from(self, other: FloatSink) -> None:
+        for part in other.parts():
+            self.extend(part)
+
+    def parts(self) -> Iterator[FloatArray]:
+        self._fh.flush()
+        with self.path.open("rb") as fh:
+            while block := fh.read(1 << 23):
+                yield np.frombuffer(block, dtype=np.float64)
+
+    def take(self) -> FloatArray:
+        """Nothing: the values are in the file (an empty array stands for them)."""
+        self._fh.close()
+        return np.empty(0, dtype=np.float64)
 
 
 # -- folding a range (in a worker process, or this one) ----------------------------------------
@@ -123,15 +173,27 @@ def fold_range(path: Path, start: int, end: int | None, out: Path) -> _Part:
     """Fold the lines of ``path`` in [start, end) (to the end of the file where ``end`` is
     None) and write the partial table's arrays to ``out``."""
     stream = RecordStream(path, start=start, end=end)
-    builder = TableBuilder()
-    for batch in stream.batches():
-        builder.add_batch(batch)
-    table = builder.build()
+    sinks: dict[str, _FileFloats] = {}
+
+    def sink(name: str) -> _FileFloats:
+        sinks[name] = _FileFloats(_own_file(out, name))
+        return sinks[name]
+
+    builder = TableBuilder(sink)
+    enabled = gc.isenabled()
+    gc.disable()  # a fold makes no reference cycles: do not scan what it holds
+    try:
+        for batch in stream.batches():
+            builder.add_batch(batch)
+        table = builder.build()
+    finally:
+        if enabled:
+            gc.enable()
     itl_is_gaps = table.itl_ms is table.gaps_ms
     arrays: list[tuple[str, str, int]] = []
     with out.open("wb") as fh:
         for name in _ARRAYS:
-            if itl_is_gaps and name in ("itl_ms", "itl_offsets"):
+            if name in sinks or (itl_is_gaps and name in ("itl_ms", "itl_offsets")):
                 continue
             arr = np.ascontiguousarray(getattr(table, name))
             arr.tofile(fh)
@@ -144,6 +206,7 @@ def fold_range(path: Path, start: int, end: int | None, out: Path) -> _Part:
         rows=len(table),
         torn_last_line=stream.torn_last_line,
         arrays=tuple(arrays),
+        streamed=tuple((name, f.size) for name, f in sinks.items()),
         itl_is_gaps=itl_is_gaps,
         errors_by_kind=table.errors_by_kind,
         error_examples=table.error_examples,
@@ -178,13 +241,13 @@ def join_parts(pieces: list[tuple[Path, _Part]]) -> RequestTable:
         return name
 
     names = [n for n in _ARRAYS if separate_itl or n not in ("itl_ms", "itl_offsets")]
-    dtype = {name: d for p in parts for name, d, _ in p.arrays}
     size = {
         name: sum(p.items(source(p, name)) - (name in _OFFSETS) for p in parts) + (name in _OFFSETS)
         for name in names
     }
     out = {
-        name: np.empty(size[name], dtype=np.dtype(dtype[source(parts[0], name)])) for name in names
+        name: np.empty(size[name], dtype=np.dtype(parts[0].dtype(source(parts[0], name))))
+        for name in names
     }
     at = dict.fromkeys(names, 0)
     codes: dict[str, int] = {}
@@ -195,12 +258,17 @@ def join_parts(pieces: list[tuple[Path, _Part]]) -> RequestTable:
     for file, p in pieces:
         where = p.file_offsets()
         before = dict(at)
+        own = dict(p.streamed)
         with file.open("rb") as fh:
             for name in names:
                 src = source(p, name)
                 n = p.items(src) - (name in _OFFSETS)  # a part's last offset is its total
                 target = out[name][at[name] : at[name] + n]
-                _read_into(fh, where[src], target)
+                if src in own:
+                    with _own_file(file, src).open("rb") as own_fh:
+                        _read_into(own_fh, 0, target)
+                else:
+                    _read_into(fh, where[src], target)
                 if name in _OFFSETS:
                     target += before[_OFFSETS[name]]
                 elif name in ("multi_rows", "loose_rows"):
@@ -261,13 +329,18 @@ def _cached(path: Path, root: Path) -> list[_Part] | None:
     if not parts or parts[-1].end != meta["size"]:
         return None
     needed = set(_ARRAYS) - {"itl_ms", "itl_offsets"}
-    if any(needed - {name for name, _, _ in p.arrays} for p in parts):
+    if any(needed - {name for name, _, _ in p.arrays} - dict(p.streamed).keys() for p in parts):
         return None  # written by another version of the table
     with ThreadPoolExecutor(max_workers=min(len(parts), ranges.processes())) as pool:
         crcs = list(pool.map(lambda p: _range_crc(path, p.start, p.end), parts))
     if any(c != p.crc32 for c, p in zip(crcs, parts, strict=True)):
         return None
-    if not all(_part_file(root, i).exists() for i in range(len(parts))):
+    files = [
+        f
+        for i, p in enumerate(parts)
+        for f in (_part_file(root, i), *(_own_file(_part_file(root, i), a) for a, _ in p.streamed))
+    ]
+    if not all(f.exists() for f in files):
         return None
     return parts
 

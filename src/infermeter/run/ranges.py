@@ -9,6 +9,7 @@ reported with its line number in the whole file, whichever range met it.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -109,6 +110,7 @@ def _worker(
 ) -> None:
     die_with_parent(parent_pid=parent)
     avoid_stalling_huge_pages()
+    gc.disable()  # a job reads records into lists and arrays, never a cycle: scan nothing
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent says what happened
     try:
         conn.send(("ok", job(path, start, end, out)))
