@@ -48,34 +48,41 @@ print(total)
 """
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and every process below it."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
-            stat = (d / "stat").read_text()
-            status = (d / "status").read_text()
-        except OSError:
+            kids.extend(int(k) for k in task.read_text().split())
+        except (OSError, ValueError):
             continue
-        parents[int(d.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                rss[int(d.name)] = int(line.split()[1]) * 1024
-    tree, todo = {pid}, [pid]
+    return kids
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and every process below it. Only that tree is read (its
+    processes' ``children`` lists), not all of /proc: the sampler must not take the CPU the
+    measured command's processes use."""
+    tree, todo = [pid], [pid]
     while todo:
-        p = todo.pop()
-        kids = [c for c, parent in parents.items() if parent == p]
-        tree.update(kids)
+        kids = _children(todo.pop())
+        tree.extend(kids)
         todo.extend(kids)
-    return sum(rss.get(p, 0) for p in tree)
+    return sum(_rss(p) for p in tree)
 
 
 def timed(cmd: list[str]) -> tuple[float, float, float]:
     """Wall seconds, peak RSS of the largest process (MiB, /usr/bin/time) and peak RSS of
-    the whole process tree (MiB, sampled every 50 ms)."""
+    the whole process tree (MiB, sampled every 100 ms). Written files are flushed to disk
+    first, so that no write-back of a generated run runs beside the command."""
+    os.sync()
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         proc = subprocess.Popen(
             ["/usr/bin/time", "-o", tf.name, "-f", "%e %M", *cmd],
@@ -87,7 +94,7 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
         def sample() -> None:
             while proc.poll() is None:
                 peak[0] = max(peak[0], _tree_rss(proc.pid))
-                time.sleep(0.05)
+                time.sleep(0.1)
 
         watcher = threading.Thread(target=sample, daemon=True)
         watcher.start()
@@ -116,12 +123,14 @@ def measure(
     twice: tuple[str, ...] = (),
 ) -> None:
     """Each command, beside the floor of reading ``files`` (twice over for the commands
-    named in ``twice``, which read two copies of the data: comparisons)."""
-    floor_wall, floor_rss, _ = timed([sys.executable, "-c", FLOOR, *map(str, files)])
-    rows.append((label, "orjson line read (floor)", floor_wall, floor_rss, floor_rss, 1.0))
-    print(f"  floor: {floor_wall:.2f} s", flush=True)
+    named in ``twice``, which read two copies of the data: comparisons). The floor is read
+    again right before each command: on a shared host the speed drifts by more than the
+    differences measured."""
     for name, cmd in commands.items():
         _uncache(dirs)
+        floor_wall, floor_rss, _ = timed([sys.executable, "-c", FLOOR, *map(str, files)])
+        rows.append((label, f"floor before {name}", floor_wall, floor_rss, floor_rss, 1.0))
+        print(f"  floor: {floor_wall:.2f} s", flush=True)
         floor = floor_wall * (2 if name in twice else 1)
         for attempt in ("", " (cached)"):
             if attempt and no_cache:

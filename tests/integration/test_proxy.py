@@ -488,7 +488,9 @@ def test_credentials_echoed_by_the_upstream_are_redacted(tmp_path: Path) -> None
         proc, url = _start_proxy_cli(up.url, tmp_path)
         try:
             chat = _status(
-                url + "/deny/v1/chat/completions", _chat("m", 4), {"Authorization": SECRET}
+                url + "/deny/v1/chat/completions",
+                _chat("ground-truth", 4),
+                {"Authorization": SECRET},
             )
             keyed = {"X-Api-Key": key, "api-key": azure}
             body = {**_chat(key, 4, stream=False), "prompt": "a"}  # a key as the model name
@@ -644,3 +646,48 @@ def test_each_closed_segment_is_folded_into_its_column_cache(emulator: Any, tmp_
     a, b = orjson.loads(cached.stdout), orjson.loads(plain.stdout)
     assert a["summary"]["requests_sent"] == 12
     assert a["distributions"] == b["distributions"] and a["summary"] == b["summary"]
+
+
+@pytest.mark.parametrize("router", ["round-robin", "least-outstanding"])
+def test_replicas_share_the_requests_as_the_router_says(emulator: Any, router: str) -> None:
+    """Two upstreams behind one proxy: round robin takes them in turn; least outstanding
+    sends every request to the idle one while the other holds a slow request (the policies
+    simulate and plan model)."""
+    with (
+        emulator(ttft_ms=600, itl_ms=1) as slow,
+        emulator(ttft_ms=5, itl_ms=1) as fast,
+    ):
+        cfg = ProxyConfig(upstream=slow.url, replicas=(fast.url,), router=router, gpu=False)  # type: ignore[arg-type]
+        with ThreadedProxy(cfg) as proxy:
+            held = threading.Thread(
+                target=_http, args=(proxy.url + "/v1/chat/completions", _chat("ground-truth", 4))
+            )
+            held.start()
+            time.sleep(0.2)  # the slow upstream has it now
+            for _ in range(5):
+                status, _ = _http(proxy.url + "/v1/chat/completions", _chat("ground-truth", 4))
+                assert status == 200
+            held.join()
+            sent = {k: v for k, v in _scrape(proxy.url).items() if "upstream_requests_total" in k}
+    want = {"round-robin": (3, 3), "least-outstanding": (1, 5)}[router]
+    assert sent == {
+        f"infermeter_upstream_requests_total{{upstream={slow.url}}}": want[0],
+        f"infermeter_upstream_requests_total{{upstream={fast.url}}}": want[1],
+    }
+
+
+def test_bad_replicas_exit_2() -> None:
+    for args in (
+        ("--upstream", "http://127.0.0.1:9", "--upstream", "http://127.0.0.1:9"),
+        (
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--upstream",
+            "http://127.0.0.1:10",
+            "--router",
+            "random",
+        ),
+    ):
+        done = run_cli("proxy", *args)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().count("\n") == 0

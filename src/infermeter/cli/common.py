@@ -7,7 +7,7 @@ import os
 import sys
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,20 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from infermeter.errors import InfermeterError
 from infermeter.lifetime import sigterm_as_interrupt, terminated
 from infermeter.report.terminal import make_console
+
+if TYPE_CHECKING:
+    from infermeter.predict.simulate import Router
+
+#: How requests are spread over replicas: by simulate and plan, and by the proxy live.
+ROUTERS: tuple[Router, ...] = ("least-outstanding", "round-robin")
+
+
+def router_named(text: str) -> Router:
+    """The router ``--router`` names; a usage error otherwise."""
+    for router in ROUTERS:
+        if text == router:
+            return router
+    raise fail(f"--router must be {' or '.join(ROUTERS)}, got {text!r}")
 
 EXIT_INTERRUPTED = 130
 #: 128 + SIGTERM: what ``timeout``, ``docker stop``, Kubernetes and CI cancellation send.

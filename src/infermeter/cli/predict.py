@@ -10,23 +10,14 @@ from typing import TYPE_CHECKING
 import typer
 
 from infermeter.cli import flags
-from infermeter.cli.common import fail, out_console
+from infermeter.cli.common import fail, out_console, router_named
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
 
 if TYPE_CHECKING:
     from infermeter.predict.hardware import Scaling
     from infermeter.predict.model import EngineModel
-    from infermeter.predict.simulate import Router
 
-ROUTERS: tuple[Router, ...] = ("least-outstanding", "round-robin")
-
-
-def _router(text: str) -> Router:
-    for router in ROUTERS:
-        if text == router:
-            return router
-    raise UsageError(f"--router must be {' or '.join(ROUTERS)}, got {text!r}")
 
 
 def _engine_model(path: Path, on_gpu: str | None, scaling: Scaling = "roofline") -> EngineModel:
@@ -178,7 +169,7 @@ def simulate(
         **{k: v for k, v in given.items() if v is not None or k in ("concurrency", "rate")},
     )
     run = simulate_run(
-        model, engine_model, config, out=out, replicas=replicas, router=_router(router)
+        model, engine_model, config, out=out, replicas=replicas, router=router_named(router)
     )
     emit(run.results, "table" if output_format == "html" else output_format)
     if output_format == "html":
@@ -274,7 +265,7 @@ def plan(
         model,
         config,
         terms,
-        router=_router(router),
+        router=router_named(router),
         gpus_per_replica=gpus_per_replica,
         gpu_hourly_price=gpu_hourly_price,
     )
@@ -287,7 +278,7 @@ def plan(
                 _engine_model(engine_model, on_gpu, scaling),
                 config,
                 terms,
-                router=_router(router),
+                router=router_named(router),
                 gpus_per_replica=gpus_per_replica,
             )
             for scaling in ("bandwidth", "compute")

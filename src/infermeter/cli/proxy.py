@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from infermeter.cli.common import EXIT_TERMINATED, fail, interrupted_exit
+from infermeter.cli.common import EXIT_TERMINATED, fail, interrupted_exit, router_named
 
 if TYPE_CHECKING:
     from infermeter.proxy.server import ProxyConfig
@@ -34,8 +34,16 @@ def _is_loopback(host: str) -> bool:
 
 
 def proxy(
-    upstream: str = typer.Option(
-        ..., "--upstream", metavar="URL", help="The server to forward to (http/https)."
+    upstreams: list[str] = typer.Option(
+        ...,
+        "--upstream",
+        metavar="URL",
+        help="The server to forward to (http/https). Repeat it for replicas of one model: requests are spread over them by --router.",
+    ),
+    router: str = typer.Option(
+        "round-robin",
+        "--router",
+        help="round-robin or least-outstanding (fewest requests in flight), as simulate and plan model them.",
     ),
     listen: str = typer.Option(
         "127.0.0.1:8089", "--listen", metavar="HOST:PORT", help="Address and port to listen on."
@@ -69,16 +77,20 @@ def proxy(
     ),
 ) -> None:
     """Forward to --upstream, measure every chat/completions request, serve /metrics."""
-    parts = urlsplit(upstream)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise fail(f"--upstream must be an http:// or https:// URL, got {upstream!r}")
-    if parts.username is not None or parts.password is not None:
-        # Credentials in the URL would be written to run.json and the log, and are not
-        # sent upstream: clients' own Authorization headers are forwarded as they come.
-        raise fail(
-            "--upstream must not carry credentials (user:pass@): the proxy forwards each "
-            "client's own Authorization header"
-        )
+    for upstream in upstreams:
+        parts = urlsplit(upstream)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise fail(f"--upstream must be an http:// or https:// URL, got {upstream!r}")
+        if parts.username is not None or parts.password is not None:
+            # Credentials in the URL would be written to run.json and the log, and are not
+            # sent upstream: clients' own Authorization headers are forwarded as they come.
+            raise fail(
+                "--upstream must not carry credentials (user:pass@): the proxy forwards each "
+                "client's own Authorization header"
+            )
+    if len(set(upstreams)) != len(upstreams):
+        raise fail("--upstream names the same server twice")
+    spread = router_named(router)
     host, port = _listen(listen)
     if not 0.0 <= sample <= 1.0:
         raise fail(f"--sample must be between 0 and 1, got {sample}")
@@ -100,7 +112,9 @@ def proxy(
     from infermeter.proxy.server import ProxyConfig
 
     config = ProxyConfig(
-        upstream=upstream,
+        upstream=upstreams[0],
+        replicas=tuple(upstreams[1:]),
+        router=spread,
         host=host,
         port=port,
         max_models=max_models,
@@ -125,7 +139,9 @@ async def _serve(config: ProxyConfig) -> None:
         server = await ProxyServer(config).start()
     except OSError as exc:
         raise fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
-    typer.echo(f"infermeter proxy at {server.url} -> {server.upstream}", err=True)
+    urls = server.replicas.urls
+    spread = f" ({config.router})" if len(urls) > 1 else ""
+    typer.echo(f"infermeter proxy at {server.url} -> {', '.join(urls)}{spread}", err=True)
     typer.echo(f"metrics at {server.url}{METRICS_PATH}; Ctrl-C stops", err=True)
     try:
         await asyncio.Event().wait()

@@ -113,6 +113,12 @@ class ProxyMetrics:
         self.in_flight = Gauge(
             "infermeter_requests_in_flight", "Requests being proxied now", ["model"], registry=r
         )
+        self.upstream_requests = Counter(
+            "infermeter_upstream_requests_total",
+            "Requests sent to each upstream (a replica, where the proxy fronts several)",
+            ["upstream"],
+            registry=r,
+        )
         self.gpu = gpu_sampler is not None
         if gpu_sampler is not None:
             r.register(GpuCollector(gpu_sampler))

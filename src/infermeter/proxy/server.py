@@ -51,6 +51,7 @@ from infermeter.proxy.measure import (
 from infermeter.proxy.metrics import CONTENT_TYPE, ProxyMetrics
 from infermeter.proxy.recorder import SampledRecords
 from infermeter.proxy.relay import HOP_BY_HOP, ClientGone, Relay, end_to_end
+from infermeter.proxy.router import Replicas, Router
 from infermeter.records.schema import ErrorKind
 from infermeter.workload.prefix_hash import new_salt
 
@@ -67,6 +68,10 @@ CONNECT_TIMEOUT_S = 30.0
 @dataclass(frozen=True)
 class ProxyConfig:
     upstream: str
+    #: Further upstreams serving the same model: requests are spread over ``upstream`` and
+    #: these by ``router`` (the replicas a ``plan`` counted, measured behind one address).
+    replicas: tuple[str, ...] = ()
+    router: Router = "round-robin"
     host: str = "127.0.0.1"
     port: int = 0
     max_models: int = 32
@@ -134,6 +139,9 @@ class ProxyServer:
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
         self.upstream = config.upstream.rstrip("/")
+        self.replicas = Replicas(
+            (self.upstream, *(u.rstrip("/") for u in config.replicas)), config.router
+        )
         self.t0_ns = time.perf_counter_ns()
         self.t0_wall_ns = time.time_ns()
         self._gpu = _gpu_sampler() if config.gpu else None
@@ -148,7 +156,7 @@ class ProxyServer:
                 sample=config.sample,
                 rotate_bytes=int(config.rotate_mb * 1024 * 1024),
                 t0_wall_ns=self.t0_wall_ns,
-                upstream=self.upstream,
+                upstream=", ".join(self.replicas.urls),
                 seed=config.seed,
                 cache_columns=config.cache_columns,
                 cache_min_bytes=config.cache_min_bytes,
@@ -259,13 +267,18 @@ class ProxyServer:
             meter.sent(clock())
         loop = asyncio.get_running_loop()
         relay = Relay(meter, loop.create_future())
-        task = asyncio.ensure_future(self._upstream(request, body, relay))
+        to = self.replicas.take()
+        upstream = self.replicas.urls[to]
+        self.metrics.upstream_requests.labels(upstream).inc()
+        task = asyncio.ensure_future(self._upstream(upstream, request, body, relay))
+        # outstanding until the upstream exchange ends, however it ends
+        task.add_done_callback(lambda _: self.replicas.done(to))
         try:
             await asyncio.wait((task, relay.head_ready), return_when=asyncio.FIRST_COMPLETED)
             if not relay.head_ready.done():
                 await task  # it failed before any response: raises
         except TransportError as exc:
-            return self._no_response(meter, model, exc)
+            return self._no_response(meter, model, exc, upstream)
         except asyncio.CancelledError:
             task.cancel()  # the client went away: drop the upstream connection
             raise
@@ -275,7 +288,7 @@ class ProxyServer:
             try:
                 await task
             except TransportError as exc:
-                return self._no_response(meter, model, exc)
+                return self._no_response(meter, model, exc, upstream)
             if meter is not None:
                 self._done(meter, model, relay.t_end_ns or clock(), streamed=False)
             return status, web.Response(
@@ -303,12 +316,12 @@ class ProxyServer:
         return status, response
 
     def _no_response(
-        self, meter: RequestMeter | None, model: str, exc: TransportError
+        self, meter: RequestMeter | None, model: str, exc: TransportError, upstream: str
     ) -> tuple[str, web.StreamResponse]:
         """The upstream failed before the client got a response: a 504 when it went silent,
         else a 502, with an OpenAI-style error body."""
         failure = _failure(exc)
-        message = f"upstream {self.upstream} {failure.how}: {exc}"
+        message = f"upstream {upstream} {failure.how}: {exc}"
         self._done(meter, model, time.perf_counter_ns(), failure.kind, message)
         return str(failure.status), _proxy_error(message, failure.status)
 
@@ -323,11 +336,13 @@ class ProxyServer:
         request.protocol.force_close()
         return response
 
-    async def _upstream(self, request: web.Request, body: bytes, relay: Relay) -> None:
+    async def _upstream(
+        self, upstream: str, request: web.Request, body: bytes, relay: Relay
+    ) -> None:
         """The upstream exchange; once more on a fresh connection when a pooled one turns out
         closed before any byte of the response (the request never reached the server)."""
         assert self._http is not None
-        url = self.upstream + request.rel_url.raw_path_qs
+        url = upstream + request.rel_url.raw_path_qs
         headers = _upstream_headers(request.headers)
         try:
             await self._http.request(request.method, url, headers, body, relay, Exchange())
