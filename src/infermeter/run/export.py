@@ -36,6 +36,10 @@ def _part(root: Path, index: int) -> Path:
     return root / f"part-{index:03d}.csv"
 
 
+def _part_after(root: Path, before: int, index: int) -> Path:
+    return _part(root, before + index)
+
+
 def _copy_out(part: Path, stream: TextIO) -> None:
     """Append a part's text to ``stream``: as bytes where the stream has a binary side (the
     parts are written in the stream's own UTF-8), by the kernel where both are files."""
@@ -70,25 +74,44 @@ def write_records_csv(
     processes: int | None = None,
     parallel_bytes: int = PARALLEL_BYTES,
 ) -> int:
-    """Write every source's records as CSV rows under one header; returns the rows."""
+    """Write every source's records as CSV rows under one header; returns the rows. The
+    byte ranges of all the sources' files are exported by the same few processes, each
+    taking a run of them in turn (a sweep of 50 points starts two processes, not 100)."""
     lead = sources[0][0] if sources else None
     columns = records_file_table(Path(), lists=False, point=lead).columns
     csv.writer(stream, lineterminator="\n").writerow(name for name, _ in columns)
-    rows = 0
-    for point, path in sources:
-        size = path.stat().st_size if path.exists() else 0
-        if size < parallel_bytes:
-            rows += write_csv(records_file_table(path, lists=False, point=point), stream, False)
-            continue
-        n = processes or min(ranges.processes(), max(1, size // PART_BYTES))
-        tmp = Path(tempfile.mkdtemp(prefix="infermeter-export-"))
-        try:
-            job = functools.partial(_csv_job, point)
-            part = functools.partial(_part, tmp)
-            answers = ranges.run_ranges(path, n, job, part)
-            for i, answer in enumerate(answers):
-                _copy_out(part(i), stream)
-                rows += int(answer)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return rows
+    sizes = [path.stat().st_size if path.exists() else 0 for _, path in sources]
+    if sum(sizes) < parallel_bytes:
+        return sum(
+            write_csv(records_file_table(path, lists=False, point=point), stream, False)
+            for point, path in sources
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="infermeter-export-"))
+    try:
+        tasks: list[ranges.Task] = []
+        lead_by_part: dict[str, Mapping[str, Any] | None] = {}
+        for (point, path), size in zip(sources, sizes, strict=True):
+            n = processes or min(ranges.processes(), max(1, size // PART_BYTES))
+            numbered = functools.partial(_part_after, tmp, len(tasks))
+            for task in ranges.file_tasks(path, n, numbered):
+                tasks.append(task)
+                lead_by_part[str(task[3])] = point
+        job = functools.partial(_csv_task, lead_by_part)
+        workers = min(processes or ranges.processes(), len(tasks))
+        answers = ranges.run_tasks(tasks, workers, job) if workers > 1 else [job(*t) for t in tasks]
+        for i in range(len(answers)):
+            _copy_out(_part(tmp, i), stream)
+        return sum(int(a) for a in answers)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _csv_task(
+    lead_by_part: dict[str, Mapping[str, Any] | None],
+    path: Path,
+    start: int,
+    end: int | None,
+    out: Path,
+) -> bytes:
+    """A task of :func:`write_records_csv`, its rows led by its sweep point's columns."""
+    return _csv_job(lead_by_part[str(out)], path, start, end, out)

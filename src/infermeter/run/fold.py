@@ -39,7 +39,6 @@ from infermeter.metrics.table import FloatArray, FloatSink, RequestTable, TableB
 from infermeter.records.reader import RecordStream
 from infermeter.records.rundir import COLUMNS_DIR
 from infermeter.run import ranges
-from infermeter.run.ranges import run_ranges
 
 #: Files below this are folded in this process and not cached.
 PARALLEL_BYTES = 32 << 20
@@ -423,65 +422,107 @@ def fold_files(
     cache: bool = True,
 ) -> FoldedRecords:
     """The measured requests of several records files, one after the other, as one table
-    (the segments of a proxy's recording)."""
+    (the segments of a proxy's recording). Each large file not cached is cut into byte
+    ranges; the ranges of all the files are folded by the same few processes, each taking
+    a run of them in turn (a recording of 49 segments starts two processes, not 98)."""
     check_memory(paths)
     avoid_stalling_huge_pages()
     scratch = Path(tempfile.mkdtemp(prefix="infermeter-columns-"))
     leftovers: list[Path] = [scratch]
     try:
-        pieces: list[tuple[Path, _Part]] = []
-        sources: set[str] = set()
-        most = 1
+        files: list[_File] = []
+        tasks: list[ranges.Task] = []
         for index, path in enumerate(paths):
-            found, source = _pieces(
-                path, scratch / str(index), leftovers, processes, parallel_bytes, cache
-            )
-            pieces.extend(found)
-            sources.add(source)
-            most = max(most, len(found))
+            found = _plan(path, scratch / str(index), leftovers, processes, parallel_bytes, cache)
+            found.first = len(tasks)
+            tasks.extend(found.tasks)
+            files.append(found)
+        workers = 1
+        if sum(_task_bytes(t) for t in tasks) >= parallel_bytes:
+            workers = min(processes or ranges.processes(), len(tasks))
+        if workers > 1:
+            answers = ranges.run_tasks(tasks, workers, _fold_job)
+        else:  # small, or one range: no process is worth starting
+            answers = [_fold_job(*t) for t in tasks]
+        pieces: list[tuple[Path, _Part]] = []
+        for f in files:
+            pieces.extend(f.pieces(answers[f.first : f.first + len(f.tasks)]))
         torn = any(p.torn_last_line for _, p in pieces)
         table = join_parts(pieces)
     finally:
         for leftover in leftovers:
             shutil.rmtree(leftover, ignore_errors=True)
-    source = sources.pop() if len(sources) == 1 else "parallel"
-    return FoldedRecords(table, torn, source, most)
+    if all(f.kind == "cache" for f in files):
+        source = "cache"
+    else:
+        source = "parallel" if workers > 1 else "folded"
+    return FoldedRecords(table, torn, source, workers)
 
 
-def _pieces(
+def _task_bytes(task: ranges.Task) -> int:
+    path, start, end, _ = task
+    stop = end if end is not None else (path.stat().st_size if path.exists() else start)
+    return stop - start
+
+
+class _File:
+    """One records file of a fold: its cached parts, or the ranges to fold now (and
+    where their parts go)."""
+
+    def __init__(self, path: Path, kind: str, tasks: list[ranges.Task]) -> None:
+        self.path = path
+        #: ``cache``, ``folded`` (whole, small) or ``parallel`` (in ranges)
+        self.kind = kind
+        self.tasks = tasks
+        self.first = 0
+        self.cached: list[tuple[Path, _Part]] = []
+        #: where its folded parts are kept as the cache (None: not kept)
+        self.keep: tuple[Path, Path] | None = None
+
+    def pieces(self, answers: list[bytes]) -> list[tuple[Path, _Part]]:
+        if self.kind == "cache":
+            return self.cached
+        parts = [_Part.from_json(orjson.loads(a)) for a in answers]
+        files = [out for _, _, _, out in self.tasks]
+        if self.keep is not None:
+            tmp, root = self.keep
+            if _store(self.path, parts, tmp, root):
+                files = [_part_file(root, i) for i in range(len(parts))]
+        return list(zip(files, parts, strict=True))
+
+
+def _plan(
     path: Path,
     scratch: Path,
     leftovers: list[Path],
     processes: int | None,
     parallel_bytes: int,
     cache: bool,
-) -> tuple[list[tuple[Path, _Part]], str]:
-    """The parts of one file: from its cache, or folded now (and cached where large)."""
+) -> _File:
+    """What reading one file takes: its cache, or its ranges to fold (and cache where it
+    is large)."""
     scratch.mkdir()
     size = path.stat().st_size if path.exists() else 0
     if size < parallel_bytes:
-        return [(scratch / "all.bin", fold_range(path, 0, None, scratch / "all.bin"))], "folded"
+        return _File(path, "folded", [(path, 0, None, scratch / "all.bin")])
     root = path.parent / COLUMNS_DIR
     if cache:
         parts = _cached(path, root)
         if parts is not None:
-            return [(_part_file(root, i), p) for i, p in enumerate(parts)], "cache"
+            found = _File(path, "cache", [])
+            found.cached = [(_part_file(root, i), p) for i, p in enumerate(parts)]
+            return found
     n = processes or min(ranges.processes(), max(1, size // PART_BYTES))
     tmp = scratch
     if cache:
         with contextlib.suppress(OSError):  # a directory we may not write to: keep nothing
             tmp = Path(tempfile.mkdtemp(prefix=f"{COLUMNS_DIR}.tmp-", dir=path.parent))
             leftovers.append(tmp)
-    parts = _fold_parallel(path, n, tmp)
-    if tmp is not scratch and _store(path, parts, tmp, root):
-        tmp = root
-    return [(_part_file(tmp, i), p) for i, p in enumerate(parts)], "parallel"
+    found = _File(path, "parallel", ranges.file_tasks(path, n, lambda i: _part_file(tmp, i)))
+    if tmp is not scratch:
+        found.keep = (tmp, root)
+    return found
 
 
 def _fold_job(path: Path, start: int, end: int | None, out: Path) -> bytes:
     return orjson.dumps(fold_range(path, start, end, out).to_json())
-
-
-def _fold_parallel(path: Path, n: int, tmp: Path) -> list[_Part]:
-    answers = run_ranges(path, n, _fold_job, lambda i: _part_file(tmp, i))
-    return [_Part.from_json(orjson.loads(a)) for a in answers]

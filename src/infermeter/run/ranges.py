@@ -1,8 +1,10 @@
-"""One job over a large records.jsonl, a byte range per process, in file order.
+"""Jobs over byte ranges of records files, a few processes each taking a run of them, in
+file order.
 
-The file is cut at line starts into about equal ranges; each range's job runs in its own
-process (forked where this process has one thread, else spawned) and writes what it makes to
-its own file; the answers come back in range order. A child ends with this process however
+A file is cut at line starts into about equal ranges (:func:`file_tasks`); the ranges of one
+or many files are shared out among the processes in consecutive runs of about equal bytes
+(forked where this process has one thread, else spawned); each job writes what it makes to
+its own file; the answers come back in task order. A child ends with this process however
 it ends (:func:`~infermeter.lifetime.die_with_parent`); Ctrl-C ends them all. A bad line is
 reported with its line number in the whole file, whichever range met it.
 """
@@ -55,25 +57,53 @@ def cuts(path: Path, size: int, parts: int) -> list[int]:
     return cuts
 
 
-def run_ranges(path: Path, n: int, job: Job, out: Callable[[int], Path]) -> list[bytes]:
-    """``job`` over ``n`` ranges of ``path`` (fewer where the file has fewer lines), the
-    i-th writing ``out(i)``; the answers in range order."""
-    size = path.stat().st_size
-    starts = cuts(path, size, n)
-    ranges = list(zip(starts, [*starts[1:], None], strict=True))
-    if len(ranges) == 1:
-        return [job(path, 0, None, out(0))]
+#: One job to run: (records.jsonl, start, end or None, the file it writes).
+Task = tuple[Path, int, "int | None", Path]
+
+
+def file_tasks(path: Path, n: int, out: Callable[[int], Path]) -> list[Task]:
+    """``path`` cut into ``n`` ranges (fewer where it has fewer lines), the i-th to write
+    ``out(i)``."""
+    size = path.stat().st_size if path.exists() else 0
+    starts = cuts(path, size, n) if size else [0]
+    ends: list[int | None] = [*starts[1:], None]
+    return [(path, a, b, out(i)) for i, (a, b) in enumerate(zip(starts, ends, strict=True))]
+
+
+def _shares(tasks: list[Task], n: int) -> list[list[int]]:
+    """The tasks' indices in ``n`` runs of consecutive tasks of about equal bytes."""
+    sizes = []
+    for path, start, end, _ in tasks:
+        stop = end if end is not None else (path.stat().st_size if path.exists() else start)
+        sizes.append(max(stop - start, 1))
+    total = sum(sizes)
+    shares: list[list[int]] = [[] for _ in range(n)]
+    done = 0
+    for i, size in enumerate(sizes):
+        # the share whose slice of the bytes this task's middle falls in
+        k = min(n - 1, (done + size // 2) * n // total)
+        shares[k].append(i)
+        done += size
+    return [s for s in shares if s]
+
+
+def run_tasks(tasks: list[Task], n: int, job: Job) -> list[bytes]:
+    """``job`` over every task in at most ``n`` processes, each running a share of
+    consecutive tasks one after the other (one process a file range where there are as
+    many ranges as processes; a few processes for the many files of a sweep or of a proxy
+    recording, not one each); the answers in task order."""
+    shares = _shares(tasks, max(1, min(n, len(tasks))))
     # fork is fast and safe while this process has one thread; otherwise start afresh
     method = "fork" if threading.active_count() == 1 and sys.platform == "linux" else "spawn"
     ctx: Any = mp.get_context(method)
     pipes = []
     procs = []
     try:
-        for i, (a, b) in enumerate(ranges):
+        for i, share in enumerate(shares):
             recv, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(
                 target=_worker,
-                args=(job, path, a, b, out(i), send, os.getpid()),
+                args=(job, [tasks[t] for t in share], send, os.getpid()),
                 name=f"infermeter-read-{i}",
                 daemon=True,
             )
@@ -82,20 +112,23 @@ def run_ranges(path: Path, n: int, job: Job, out: Callable[[int], Path]) -> list
             pipes.append(recv)
             procs.append(proc)
         answers: list[bytes] = []
-        for i, (conn, proc) in enumerate(zip(pipes, procs, strict=True)):
+        for share, conn, proc in zip(shares, pipes, procs, strict=True):
             try:
                 kind, payload = conn.recv()
             except EOFError:
                 proc.join()
                 if proc.exitcode in (-signal.SIGINT, -signal.SIGTERM):
                     raise KeyboardInterrupt from None  # Ctrl-C (or a stop) reached it first
+                path = tasks[share[0]][0]
                 raise UsageError(
                     f"reading {path} failed: a reader process ended ({proc.exitcode})"
                     + (", likely out of memory" if proc.exitcode == -signal.SIGKILL else "")
                 ) from None
             if kind != "ok":
-                _raise(path, kind, payload, ranges[i][0])
-            answers.append(payload)
+                at, detail = payload
+                path, start, _, _ = tasks[share[at]]
+                _raise(path, kind, detail, start)
+            answers.extend(payload)
         return answers
     finally:
         for proc in procs:
@@ -105,23 +138,25 @@ def run_ranges(path: Path, n: int, job: Job, out: Callable[[int], Path]) -> list
             proc.join()
 
 
-def _worker(
-    job: Job, path: Path, start: int, end: int | None, out: Path, conn: Any, parent: int
-) -> None:
+def _worker(job: Job, share: list[Task], conn: Any, parent: int) -> None:
     die_with_parent(parent_pid=parent)
     avoid_stalling_huge_pages()
     gc.disable()  # a job reads records into lists and arrays, never a cycle: scan nothing
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent says what happened
+    answers: list[bytes] = []  # the task that fails is the one after these
     try:
-        conn.send(("ok", job(path, start, end, out)))
+        for task in share:
+            answers.append(job(*task))
+        conn.send(("ok", answers))
     except RecordError as e:
-        conn.send(("record", (e.line, e.problem)))
+        conn.send(("record", (len(answers), (e.line, e.problem))))
     except UsageError as e:
-        conn.send(("usage", str(e)))
+        conn.send(("usage", (len(answers), str(e))))
     except MemoryError:
-        conn.send(("memory", ""))
+        conn.send(("memory", (len(answers), "")))
     except BaseException as e:
-        conn.send(("usage", f"reading {path} failed: {e}"))
+        failed = share[len(answers)][0]
+        conn.send(("usage", (len(answers), f"reading {failed} failed: {e}")))
     finally:
         conn.close()
 
