@@ -13,6 +13,14 @@ flags and seed::
 
     python bench/prediction.py live --engine llama.cpp --shape demo --slots 4
 
+``plan``'s replica count checked by measurement: two llama-server replicas on their own CPU
+cores behind ``infermeter proxy --router round-robin``. One replica is swept and fitted; an
+SLO is set at twice the unloaded p95 E2E; ``plan`` finds the highest rate one replica
+sustains and is asked for a rate past it; that rate is then measured through the proxy on
+the replicas plan says and on one fewer::
+
+    python bench/prediction.py replicas --cores 2,3 --client-core 0 --proxy-core 1
+
 Prints Markdown tables: per held-out run the measured figure, the predicted one and the
 error ((predicted - measured) / measured), then the median absolute error per metric.
 """
@@ -25,6 +33,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 from infermeter.api import load_run
@@ -117,8 +127,11 @@ def pin(pid: int, cores: str) -> None:
     subprocess.run(["taskset", "-a", "-p", "-c", cores, str(pid)], check=True, capture_output=True)
 
 
-def bench(url: str, out: Path, *args: str, sweep: bool = False) -> Path:
-    cmd = ["taskset", "-c", "0", *IM, "sweep" if sweep else "bench", "--url", url, "--out", str(out),
+def bench(
+    url: str, out: Path, *args: str, sweep: bool = False, pin_to: list[str] | None = None
+) -> Path:
+    where = pin_to if pin_to is not None else ["taskset", "-c", "0"]
+    cmd = [*where, *IM, "sweep" if sweep else "bench", "--url", url, "--out", str(out),
            "--ignore-eos", "-q", "--format", "json", *args]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
@@ -187,6 +200,105 @@ def live(args: argparse.Namespace) -> None:
     table(title, model, model_path, held)
 
 
+def _plan(model_path: Path, rate: float, slo: str, lengths: list[str], n: int) -> dict:
+    cmd = [*IM, "plan", "-e", str(model_path), "--rate", f"{rate:.4f}", "--slo", slo,
+           "--router", "round-robin", "-n", str(n), "--seed", "7", *lengths, "--format", "json"]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed: {res.stderr.strip()[-400:]}")
+    return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+
+def replicas(args: argparse.Namespace) -> None:
+    from contextlib import ExitStack
+
+    from infermeter.cli.common import default_cache_dir
+    from infermeter.engines.llama_cpp import build_llama_server
+    from infermeter.engines.llama_server import LlamaServer, LlamaServerConfig
+    from infermeter.engines.model import make_model, model_key
+    from infermeter.engines.shapes import get_shape
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    shape = get_shape(args.shape)
+    made = make_model(shape, cache / "models" / model_key(shape, 0, "f16"))
+    binary = build_llama_server(cache, source=Path(args.source) if args.source else None)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    cores = args.cores.split(",")
+    lengths = ["--input-tokens", str(args.input_tokens), "--output-tokens", str(args.output_tokens)]
+    n = ["-n", str(args.requests)]
+    with ExitStack() as stack:
+        servers = []
+        for i, core in enumerate(cores):
+            cfg = LlamaServerConfig(binary, made.gguf, alias=args.shape, ctx_per_slot=2048,
+                                    slots=args.slots, threads=1,
+                                    log_path=work / f"server-{i}.log")  # fmt: skip
+            server = stack.enter_context(LlamaServer(cfg))
+            pin(server.proc.pid, core)
+            servers.append(server)
+        client = ["taskset", "-c", args.client_core]
+        conc = ",".join(str(c) for c in args.fit_concurrency)
+        sweep = bench(servers[0].url, work / "fit", "-c", conc, *n, *lengths, "--seed", "1",
+                      "--keep-going", sweep=True, pin_to=client)  # fmt: skip
+        model_path = work / "engine.json"
+        model_path.write_text(fit_runs([sweep]).model_dump_json(indent=2))
+        first = load_run(points(sweep)[0]).results["distributions"]["e2e_ms"]
+        slo = f"p95_e2e_ms={2 * first['p95']:.1f}"
+        one = _plan(model_path, 0.01, slo, lengths, args.requests)["max_rate_per_replica_rps"]
+        rate = args.past * one
+        plan = _plan(model_path, rate, slo, lengths, args.requests)
+        k = int(plan["replicas"])
+        print(f"SLO {slo}; one replica sustains {one:.3f} req/s (predicted); asked {rate:.3f} "
+              f"req/s; plan: {k} replicas", flush=True)  # fmt: skip
+        rows = []
+        for count in sorted({max(1, k - 1), k}):
+            if count > len(servers):
+                print(f"plan asks {count} replicas: only {len(servers)} started", flush=True)
+                continue
+            port = 18300 + count
+            ups = [a for s in servers[:count] for a in ("--upstream", s.url)]
+            proxy = subprocess.Popen(
+                [
+                    "taskset",
+                    "-c",
+                    args.proxy_core,
+                    *IM,
+                    "proxy",
+                    *ups,
+                    "--router",
+                    "round-robin",
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                ],
+                stderr=subprocess.DEVNULL,
+            )
+            stack.callback(proxy.terminate)
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            run = bench(f"http://127.0.0.1:{port}", work / f"replicas-{count}", "--rate",
+                        f"{rate:.4f}", *n, *lengths, "--seed", "7", "--slo", slo,
+                        pin_to=client)  # fmt: skip
+            proxy.terminate()
+            proxy.wait()
+            got = load_run(run).results
+            predicted = plan["at_replicas"] if count == k else plan["one_fewer"]
+            rows.append((count, predicted, got))
+    print("\n| replicas | p95 E2E predicted (ms) | p95 E2E measured (ms) | p50 TTFT predicted / "
+          "measured (ms) | SLO predicted | SLO measured |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for count, predicted, got in rows:
+        d = got["distributions"]
+        lat = predicted["latency_ms"]
+        met = (got.get("slo") or {}).get("passed")
+        print(f"| {count} | {lat['e2e_ms']['p95']:,.1f} | {d['e2e_ms']['p95']:,.1f} | "
+              f"{lat['ttft_ms']['p50']:,.1f} / {d['ttft_ms']['p50']:,.1f} | "
+              f"{'pass' if predicted['passed'] else 'fail'} | {'pass' if met else 'fail'} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -207,6 +319,20 @@ def main() -> None:
     lv.add_argument("--fit-concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     lv.add_argument("--between", type=int, default=3)
     lv.add_argument("--work", default="/tmp/prediction-live")
+    rp = sub.add_parser("replicas", help="plan's replica count, measured behind the proxy")
+    rp.add_argument("--shape", default="demo")
+    rp.add_argument("--slots", type=int, default=4)
+    rp.add_argument("--requests", type=int, default=120)
+    rp.add_argument("--input-tokens", type=int, default=128)
+    rp.add_argument("--output-tokens", type=int, default=64)
+    rp.add_argument("--fit-concurrency", type=int, nargs="+", default=[1, 2, 4])
+    rp.add_argument("--cores", default="0,1", help="a core per replica, comma-separated")
+    rp.add_argument("--client-core", default="0")
+    rp.add_argument("--proxy-core", default="1")
+    rp.add_argument("--past", type=float, default=1.6, help="rate asked, × one replica's")
+    rp.add_argument("--source", default="", help="engine pack-source tarball (offline build)")
+    rp.add_argument("--cache", default="")
+    rp.add_argument("--work", default="/tmp/prediction-replicas")
     args = ap.parse_args()
     if args.mode == "committed":
         committed()
@@ -217,6 +343,8 @@ def main() -> None:
             model = fit_runs(args.fit)
             path.write_text(model.model_dump_json())
             table(args.title, model, path, held)
+    elif args.mode == "replicas":
+        replicas(args)
     else:
         live(args)
 

@@ -33,6 +33,7 @@ def router_named(text: str) -> Router:
             return router
     raise fail(f"--router must be {' or '.join(ROUTERS)}, got {text!r}")
 
+
 EXIT_INTERRUPTED = 130
 #: 128 + SIGTERM: what ``timeout``, ``docker stop``, Kubernetes and CI cancellation send.
 EXIT_TERMINATED = 143

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from infermeter.predict.model import EngineModel
 
 
-
 def _engine_model(path: Path, on_gpu: str | None, scaling: Scaling = "roofline") -> EngineModel:
     from infermeter.predict.hardware import carry
     from infermeter.predict.model import read_engine_model

@@ -34,7 +34,7 @@ import numpy.typing as npt
 import orjson
 
 from infermeter.errors import UsageError
-from infermeter.memory import available_memory, avoid_stalling_huge_pages
+from infermeter.memory import available_memory, avoid_stalling_huge_pages, keep_freed_memory
 from infermeter.metrics.table import FloatArray, FloatSink, RequestTable, TableBuilder
 from infermeter.records.reader import RecordStream
 from infermeter.records.rundir import COLUMNS_DIR
@@ -427,6 +427,7 @@ def fold_files(
     a run of them in turn (a recording of 49 segments starts two processes, not 98)."""
     check_memory(paths)
     avoid_stalling_huge_pages()
+    keep_freed_memory()
     scratch = Path(tempfile.mkdtemp(prefix="infermeter-columns-"))
     leftovers: list[Path] = [scratch]
     try:

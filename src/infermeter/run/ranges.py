@@ -23,7 +23,7 @@ from typing import Any
 
 from infermeter.errors import UsageError
 from infermeter.lifetime import die_with_parent
-from infermeter.memory import avoid_stalling_huge_pages
+from infermeter.memory import avoid_stalling_huge_pages, keep_freed_memory
 from infermeter.records.reader import RecordError
 
 #: The most processes one job uses.
@@ -141,6 +141,7 @@ def run_tasks(tasks: list[Task], n: int, job: Job) -> list[bytes]:
 def _worker(job: Job, share: list[Task], conn: Any, parent: int) -> None:
     die_with_parent(parent_pid=parent)
     avoid_stalling_huge_pages()
+    keep_freed_memory()
     gc.disable()  # a job reads records into lists and arrays, never a cycle: scan nothing
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent says what happened
     answers: list[bytes] = []  # the task that fails is the one after these
