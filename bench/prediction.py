@@ -227,15 +227,21 @@ def replicas(args: argparse.Namespace) -> None:
     cores = args.cores.split(",")
     lengths = ["--input-tokens", str(args.input_tokens), "--output-tokens", str(args.output_tokens)]
     n = ["-n", str(args.requests)]
-    with ExitStack() as stack:
+
+    def start(stack: ExitStack, count: int, label: str) -> list[LlamaServer]:
+        """Fresh servers (no prompt of an earlier run in their slots' caches), a core each."""
         servers = []
-        for i, core in enumerate(cores):
+        for i, core in enumerate(cores[:count]):
             cfg = LlamaServerConfig(binary, made.gguf, alias=args.shape, ctx_per_slot=2048,
                                     slots=args.slots, threads=1,
-                                    log_path=work / f"server-{i}.log")  # fmt: skip
+                                    log_path=work / f"server-{label}-{i}.log")  # fmt: skip
             server = stack.enter_context(LlamaServer(cfg))
             pin(server.proc.pid, core)
             servers.append(server)
+        return servers
+
+    with ExitStack() as stack:
+        servers = start(stack, 1, "fit")
         client = ["taskset", "-c", args.client_core]
         conc = ",".join(str(c) for c in args.fit_concurrency)
         sweep = bench(servers[0].url, work / "fit", "-c", conc, *n, *lengths, "--seed", "1",
@@ -254,11 +260,13 @@ def replicas(args: argparse.Namespace) -> None:
               f"req/s; plan: {k} replicas", flush=True)  # fmt: skip
         rows = []
         for count in sorted({max(1, k - 1), k}):
-            if count > len(servers):
-                print(f"plan asks {count} replicas: only {len(servers)} started", flush=True)
+            if count > len(cores):
+                print(f"plan asks {count} replicas: only {len(cores)} cores given", flush=True)
                 continue
+            stack.close()
+            servers = start(stack, count, f"r{count}")
             port = 18300 + count
-            ups = [a for s in servers[:count] for a in ("--upstream", s.url)]
+            ups = [a for s in servers for a in ("--upstream", s.url)]
             proxy = subprocess.Popen(
                 [
                     "taskset",

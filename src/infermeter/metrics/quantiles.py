@@ -55,10 +55,10 @@ def _blocks(values: FloatArray, block: int) -> list[FloatArray]:
     return [values[i : i + block] for i in range(0, values.size, block)]
 
 
-def _over_blocks(
-    values: FloatArray, block: int, work: Callable[[list[FloatArray]], _T]
-) -> list[_T]:
-    """``work`` over consecutive shares of the blocks of ``values``, one share a thread."""
+def over_blocks(values: FloatArray, block: int, work: Callable[[list[FloatArray]], _T]) -> list[_T]:
+    """``work`` over consecutive shares of the blocks of ``values``, one share a thread
+    (NumPy lets go of the interpreter inside each block's work); the shares' results in
+    order."""
     blocks = _blocks(values, block)
     threads = min(THREADS, len(blocks))
     if threads <= 1:
@@ -167,7 +167,7 @@ def _histograms(
             total += np.bincount(digit, minlength=size)
         return total
 
-    total = sum(_over_blocks(values, block, count), np.zeros(size, dtype=np.int64))
+    total = sum(over_blocks(values, block, count), np.zeros(size, dtype=np.int64))
     return {g: total[i << width : (i + 1) << width] for i, g in enumerate(groups)}
 
 
@@ -193,7 +193,7 @@ def _gather(
                 out.extend((g, hits[which == i]) for i, g in enumerate(same))  # noqa: B023
             return out
 
-        for share in _over_blocks(values, block, pick):
+        for share in over_blocks(values, block, pick):
             for g, part in share:
                 found[g].append(part)
     return {g: np.concatenate(parts) if parts else np.empty(0) for g, parts in found.items()}

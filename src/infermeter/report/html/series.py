@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from infermeter.metrics.quantiles import LARGE, bin_top, key_histogram
+from infermeter.metrics.quantiles import LARGE, bin_top, key_histogram, over_blocks
 from infermeter.metrics.table import MISSING, RequestTable, chunk_arrivals, row_tokens
 from infermeter.report.charts import (
     format_value,
@@ -68,19 +68,26 @@ def _large_histogram(
     n = len(edges) - 1
     e = np.asarray(edges)
     width = (edges[-1] - edges[0]) / n
-    counts = np.zeros(n, dtype=np.int64)
-    shown = 0
-    for block in _blocks(arr):
-        kept = block[(block <= cut) & (block >= e[0]) & (block <= e[-1])]
-        shown += int((block <= cut).sum())
-        b = np.clip(((kept - e[0]) / width).astype(np.int64), 0, n - 1)
-        while True:  # at most a step or two: the edges are the width's multiples, rounded
-            down = (b > 0) & (kept < e[b])
-            up = (b < n - 1) & (kept >= e[b + 1])
-            if not (down.any() or up.any()):
-                break
-            b += up.astype(np.int64) - down.astype(np.int64)
-        counts += np.bincount(b, minlength=n)
+
+    def count(blocks: list[npt.NDArray[np.float64]]) -> tuple[npt.NDArray[np.int64], int]:
+        counts = np.zeros(n, dtype=np.int64)
+        shown = 0
+        for block in blocks:
+            kept = block[(block <= cut) & (block >= e[0]) & (block <= e[-1])]
+            shown += int((block <= cut).sum())
+            b = np.clip(((kept - e[0]) / width).astype(np.int64), 0, n - 1)
+            while True:  # at most a step or two: the edges are the width's multiples, rounded
+                down = (b > 0) & (kept < e[b])
+                up = (b < n - 1) & (kept >= e[b + 1])
+                if not (down.any() or up.any()):
+                    break
+                b += up.astype(np.int64) - down.astype(np.int64)
+            counts += np.bincount(b, minlength=n)
+        return counts, shown
+
+    shares = over_blocks(arr, 1 << 20, count)
+    counts = sum((c for c, _ in shares), np.zeros(n, dtype=np.int64))
+    shown = sum(s for _, s in shares)
     return [int(c) for c in counts], int(arr.size - shown), cut
 
 
