@@ -133,10 +133,16 @@ def bench(
     where = pin_to if pin_to is not None else ["taskset", "-c", "0"]
     cmd = [*where, *IM, "sweep" if sweep else "bench", "--url", url, "--out", str(out),
            "--ignore-eos", "-q", "--format", "json", *args]  # fmt: skip
+    _run(cmd)
+    return out
+
+
+def _run(cmd: list[str]) -> str:
+    """The command's output; the script stops with its error where it fails."""
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {res.stderr.strip()[-400:]}")
-    return out
+    return res.stdout
 
 
 def live(args: argparse.Namespace) -> None:
@@ -203,10 +209,7 @@ def live(args: argparse.Namespace) -> None:
 def _plan(model_path: Path, rate: float, slo: str, lengths: list[str], n: int) -> dict:
     cmd = [*IM, "plan", "-e", str(model_path), "--rate", f"{rate:.4f}", "--slo", slo,
            "--router", "round-robin", "-n", str(n), "--seed", "7", *lengths, "--format", "json"]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {res.stderr.strip()[-400:]}")
-    return json.loads(res.stdout)  # type: ignore[no-any-return]
+    return json.loads(_run(cmd))  # type: ignore[no-any-return]
 
 
 def replicas(args: argparse.Namespace) -> None:

@@ -68,11 +68,6 @@ class FloatBuffer:
             self.size += part.size
             values = values[part.size :]
 
-    def extend_from(self, other: FloatSink) -> None:
-        """Append ``other``'s values (``other`` keeps them)."""
-        for part in other.parts():
-            self.extend(part)
-
     def parts(self) -> Iterator[FloatArray]:
         yield from self._full
         yield self._segment[: self._used]
@@ -104,9 +99,9 @@ class FloatSink(Protocol):
 
     def extend(self, values: FloatArray) -> None: ...
 
-    def extend_from(self, other: FloatSink) -> None: ...
-
-    def parts(self) -> Iterator[FloatArray]: ...
+    def parts(self) -> Iterator[FloatArray]:
+        """The values so far, in order, a block at a time (they are kept)."""
+        ...
 
     def take(self) -> FloatArray: ...
 
@@ -428,7 +423,8 @@ class TableBuilder:
             # The first batch whose ITL samples differ from its gaps: from here on the
             # samples are kept apart, starting with a copy of the gaps so far.
             self._itl = self._sink("itl_ms")
-            self._itl.extend_from(self._gaps)
+            for part in self._gaps.parts():
+                self._itl.extend(part)
             self._itl_counts = list(self._gap_counts)
         self._gaps.extend(gaps)
         self._gap_counts.append(gap_counts)

@@ -23,7 +23,6 @@ class Replicas:
         self.urls = urls
         self.router = router
         self.outstanding = [0] * len(urls)
-        self.sent = [0] * len(urls)
         self._turn = 0
 
     def take(self) -> int:
@@ -34,7 +33,6 @@ class Replicas:
         else:
             i = min(range(len(self.urls)), key=self.outstanding.__getitem__)
         self.outstanding[i] += 1
-        self.sent[i] += 1
         return i
 
     def done(self, i: int) -> None:

@@ -35,7 +35,7 @@ import orjson
 
 from infermeter.errors import UsageError
 from infermeter.memory import available_memory, avoid_stalling_huge_pages, keep_freed_memory
-from infermeter.metrics.table import FloatArray, FloatSink, RequestTable, TableBuilder
+from infermeter.metrics.table import FloatArray, RequestTable, TableBuilder
 from infermeter.records.reader import RecordStream
 from infermeter.records.rundir import COLUMNS_DIR
 from infermeter.run import ranges
@@ -148,10 +148,6 @@ class _FileFloats:
     def extend(self, values: FloatArray) -> None:
         np.ascontiguousarray(values, dtype=np.float64).tofile(self._fh)
         self.size += int(values.size)
-
-    def extend_from(self, other: FloatSink) -> None:
-        for part in other.parts():
-            self.extend(part)
 
     def parts(self) -> Iterator[FloatArray]:
         self._fh.flush()
@@ -439,7 +435,7 @@ def fold_files(
             tasks.extend(found.tasks)
             files.append(found)
         workers = 1
-        if sum(_task_bytes(t) for t in tasks) >= parallel_bytes:
+        if sum(map(ranges.task_bytes, tasks)) >= parallel_bytes:
             workers = min(processes or ranges.processes(), len(tasks))
         if workers > 1:
             answers = ranges.run_tasks(tasks, workers, _fold_job)
@@ -458,12 +454,6 @@ def fold_files(
     else:
         source = "parallel" if workers > 1 else "folded"
     return FoldedRecords(table, torn, source, workers)
-
-
-def _task_bytes(task: ranges.Task) -> int:
-    path, start, end, _ = task
-    stop = end if end is not None else (path.stat().st_size if path.exists() else start)
-    return stop - start
 
 
 class _File:

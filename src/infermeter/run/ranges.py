@@ -70,12 +70,16 @@ def file_tasks(path: Path, n: int, out: Callable[[int], Path]) -> list[Task]:
     return [(path, a, b, out(i)) for i, (a, b) in enumerate(zip(starts, ends, strict=True))]
 
 
+def task_bytes(task: Task) -> int:
+    """The bytes of the file a task reads."""
+    path, start, end, _ = task
+    stop = end if end is not None else (path.stat().st_size if path.exists() else start)
+    return stop - start
+
+
 def _shares(tasks: list[Task], n: int) -> list[list[int]]:
     """The tasks' indices in ``n`` runs of consecutive tasks of about equal bytes."""
-    sizes = []
-    for path, start, end, _ in tasks:
-        stop = end if end is not None else (path.stat().st_size if path.exists() else start)
-        sizes.append(max(stop - start, 1))
+    sizes = [max(task_bytes(t), 1) for t in tasks]
     total = sum(sizes)
     shares: list[list[int]] = [[] for _ in range(n)]
     done = 0
