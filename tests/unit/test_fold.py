@@ -4,6 +4,7 @@ seen; errors name the file's own line, whichever process met it."""
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from infermeter.records.rundir import COLUMNS_DIR
 from infermeter.records.schema import RequestRecord
 from infermeter.records.sink import JsonlSink
 from infermeter.report.export import record_row, records_file_table, records_table
-from infermeter.run.fold import fold_records
+from infermeter.run.fold import fold_files, fold_records
 
 
 def same_table(a: RequestTable, b: RequestTable) -> None:
@@ -88,6 +89,40 @@ def test_parallel_parts_and_the_cache_join_into_one_table(tmp_path: Path, multi_
     again = fold_records(path, processes=3, parallel_bytes=0)
     assert again.source == "cache"
     same_table(again.table, want)
+
+
+def test_a_files_gaps_are_kept_in_one_file_and_mapped(tmp_path: Path) -> None:
+    """The parts' gaps are joined into one file, which a cached read maps, not copies; the
+    mapping is copy on write, and a cut file is folded again."""
+    recs = run(600)
+    path = write(tmp_path / "records.jsonl", recs)
+    want = request_table(recs)
+    same_table(fold_records(path, processes=3, parallel_bytes=0).table, want)
+    cache = tmp_path / COLUMNS_DIR
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "gaps_ms.bin", "meta.json", "part-000.bin", "part-001.bin", "part-002.bin"
+    ]  # fmt: skip
+    again = fold_records(path, processes=3, parallel_bytes=0)
+    base = again.table.gaps_ms.base
+    assert again.source == "cache" and isinstance(getattr(base, "obj", base), mmap.mmap)
+    same_table(again.table, want)
+    again.table.gaps_ms[:] = -1.0
+    same_table(fold_records(path, processes=3, parallel_bytes=0).table, want)
+    gaps = cache / "gaps_ms.bin"
+    gaps.write_bytes(gaps.read_bytes()[:-8])
+    cut = fold_records(path, processes=3, parallel_bytes=0)
+    assert cut.source == "parallel"
+    same_table(cut.table, want)
+
+
+def test_one_file_read_twice_joins_as_two(tmp_path: Path) -> None:
+    """The same file twice in one fold (cached or not): each copy's gaps are found in its
+    own stream, not past the end of the first."""
+    recs = run(300, fail_every=5)
+    path = write(tmp_path / "records.jsonl", recs)
+    want = request_table(recs + recs)
+    for _ in range(2):  # folded, then from the cache
+        same_table(fold_files([path, path], processes=2, parallel_bytes=0).table, want)
 
 
 def test_a_changed_file_is_folded_again(tmp_path: Path) -> None:
