@@ -276,6 +276,11 @@ def test_a_simulated_run_reads_back_as_the_simulation_said(tmp_path: Path) -> No
     records = run.records
     assert sorted(rec.n_out for rec in records) == sorted(sim_plan(config, model).load.n_out)
     assert all(rec.n_out_source == "predicted" and rec.ok for rec in records)
+    from infermeter.report.formats import to_markdown
+
+    md = to_markdown(r)
+    assert "predicted by simulation" in md
+    assert "simulated window" in md and "measured window" not in md
 
 
 def test_a_trace_recorded_on_another_engine_is_named(tmp_path: Path) -> None:

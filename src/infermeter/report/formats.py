@@ -162,6 +162,8 @@ def to_markdown(results: Results) -> str:
     summary: Mapping[str, object] = results["summary"]
     for key, label in SUMMARY_LABELS.items():
         if summary.get(key) is not None:
+            if results.get("predicted"):
+                label = label.replace("measured window", "simulated window")
             lines.append(f"| {label} | {_fmt(summary[key])} |")
     lines += [
         "",
