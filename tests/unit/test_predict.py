@@ -375,3 +375,16 @@ def test_the_what_if_is_bracketed_by_one_ratio_for_every_step() -> None:
         assert moved.prefill_ms_per_token == pytest.approx(0.1 * ratio)
         assert moved.step_floor_ms == pytest.approx(4.0 * ratio)
         assert moved.extrapolated is not None and f"every step × {ratio:.2f}" in moved.extrapolated
+
+
+def test_past_the_largest_batch_the_steps_follow_a_wide_line_and_never_fall() -> None:
+    """Beyond the table the step follows the line from the measured batch nearest half the
+    largest (the H100's 31 and 32 differed by noise, and their slope pointed down), and is
+    never cheaper than the largest measured batch."""
+    from infermeter.predict.model import StepTable
+
+    up = StepTable.of(engine({8: 10.0, 15: 18.0, 16: 14.0}, max_seqs=64))
+    assert up.step_ms(16, 0.0, 0) == pytest.approx(14.0)
+    assert up.step_ms(32, 0.0, 0) == pytest.approx(14.0 + 16 * (14.0 - 10.0) / 8)
+    down = StepTable.of(engine({16: 20.0, 32: 12.0}, max_seqs=64))
+    assert down.step_ms(48, 0.0, 0) == pytest.approx(12.0)

@@ -189,14 +189,18 @@ class StepTable:
 
 
 def _interpolate(pts: list[StepPoint], xs: list[int], b: int) -> tuple[float, float]:
-    """Linear between the measured batches; beyond them, along the last two (or flat)."""
+    """Linear between the measured batches. Beyond the largest, along the line from the
+    measured batch nearest half of it (not the last two: neighbours such as 31 and 32 differ
+    by their noise, and on the H100 their slope was negative), and never below the largest:
+    a batch past the measured ones is not taken as cheaper than they are."""
     i = bisect.bisect_left(xs, b)
     if i < len(xs) and xs[i] == b:
         return pts[i].step_ms, pts[i].ctx_tokens
     if i == 0:
         lo, hi = pts[0], pts[1] if len(pts) > 1 else pts[0]
     elif i == len(xs):
-        lo, hi = (pts[-2], pts[-1]) if len(pts) > 1 else (pts[-1], pts[-1])
+        hi = pts[-1]
+        lo = min(pts[:-1], key=lambda p: abs(p.batch - hi.batch / 2), default=hi)
     else:
         lo, hi = pts[i - 1], pts[i]
     if hi.batch == lo.batch:
@@ -205,6 +209,8 @@ def _interpolate(pts: list[StepPoint], xs: list[int], b: int) -> tuple[float, fl
     w = (b - lo.batch) / (hi.batch - lo.batch)
     step = lo.step_ms + w * (hi.step_ms - lo.step_ms)
     ctx = lo.ctx_tokens + w * (hi.ctx_tokens - lo.ctx_tokens)
+    if i == len(xs):
+        step = max(step, hi.step_ms)
     return max(step, 1e-3), max(ctx, 0.0)
 
 
