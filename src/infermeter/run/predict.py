@@ -428,7 +428,8 @@ def extrapolations(model: EngineModel, plan: SimPlan) -> list[str]:
     if min(biggest, model.max_seqs) > f.batch_max:
         out.append(
             f"batches up to {min(biggest, model.max_seqs)} sequences, measured up to "
-            f"{f.batch_max}: larger steps follow the last two measured batch sizes"
+            f"{f.batch_max}: larger steps follow the line from the measured batch nearest half "
+            f"of {f.batch_max}, never below batch {f.batch_max}'s"
         )
     if model.ctx_per_seq is not None and hi_in + hi_out > model.ctx_per_seq:
         raise UsageError(
