@@ -322,6 +322,7 @@ def main() -> None:
     tb.add_argument("--fit", nargs="+", type=Path, required=True)
     tb.add_argument("--held", nargs="+", type=Path, required=True)
     tb.add_argument("--title", default="held-out runs")
+    tb.add_argument("--max-seqs", type=int, default=None, help="as fit's (the server's limit)")
     lv = sub.add_parser("live")
     lv.add_argument("--engine", choices=("llama.cpp", "vllm"), default="llama.cpp")
     lv.add_argument("--shape", default="demo")
@@ -353,7 +354,7 @@ def main() -> None:
         held = [p for h in args.held for p in (points(h) if (h / "points").is_dir() else [h])]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "engine.json"
-            model = fit_runs(args.fit)
+            model = fit_runs(args.fit, max_seqs=args.max_seqs)
             path.write_text(model.model_dump_json())
             table(args.title, model, path, held)
     elif args.mode == "replicas":

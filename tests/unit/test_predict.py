@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from infermeter.errors import UsageError
 from infermeter.load.arrivals import schedule
@@ -313,6 +315,81 @@ def test_the_kv_cache_bounds_admission() -> None:
     assert admitted[2] == pytest.approx(first_done)
     free = simulate(engine({1: 10.0, 2: 10.0}, per_token=0.0, max_seqs=8), closed(100, 20, 4, 4))
     assert max(free.t_admit.tolist()) < float(np.min(free.t_last))
+
+
+def test_a_full_kv_cache_preempts_the_last_admitted_which_computes_again() -> None:
+    """vLLM's way: both prompts fit, their answers do not; the one admitted last is preempted
+    when the cache is full, waits for the first to end, computes its prompt and its tokens
+    again, and finishes its answer in a second run of steps."""
+    model = engine({1: 10.0, 2: 10.0}, floor=10.0, per_token=0.0, max_seqs=8).model_copy(
+        update={"kv_tokens": 230}
+    )
+    res = simulate(model, closed(100, 20, 2, 2))
+    assert res.preemptions == [1]
+    first, second = (0, 1) if res.t_last[0] < res.t_last[1] else (1, 0)
+    assert first not in res.segments and [n for _, n in res.segments[second]] == [15, 5]
+    (_, n), (b, _) = res.segments[second]
+    # the second resumes with the step after the first's last token, its prompt and 15
+    # tokens computed in that step
+    assert res.steps[0][b - 1] == pytest.approx(res.t_last[first])
+    stamps = res.token_ms(second)
+    assert stamps.size == 20 and bool(np.all(np.diff(stamps) > 0))
+    # the stall: the first's four last steps alone, then the step that computes it again
+    assert stamps[n] - stamps[n - 1] == pytest.approx(5 * 10.0)
+    # without a KV cache told, nothing is preempted and both run side by side throughout
+    free = simulate(engine({1: 10.0, 2: 10.0}, floor=10.0, per_token=0.0), closed(100, 20, 2, 2))
+    assert free.preemptions == [0] and not free.segments
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    kv=st.integers(150, 2_000),
+    block=st.sampled_from([1, 16, 128]),
+    c=st.integers(1, 8),
+    rate=st.one_of(st.none(), st.floats(5.0, 200.0)),
+)
+@settings(max_examples=120, deadline=None)
+def test_preemption_keeps_the_cache_and_the_tokens_whole(
+    seed: int, kv: int, block: int, c: int, rate: float | None
+) -> None:
+    """Whatever the load and block size: the cache never holds more than its size while two
+    or more sequences run, it is empty at the end, and every request gets all its tokens, in
+    order."""
+    from infermeter.predict.simulate import _Sim
+
+    kv = -(-kv // block) * block
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    n_in = rng.integers(10, 120, n)
+    n_out = rng.integers(1, 60, n)
+    if rate is None:
+        load = SimLoad(n_in, n_out, concurrency=c, seed=seed)
+    else:
+        load = SimLoad(n_in, n_out, due_ms=np.cumsum(rng.exponential(1000 / rate, n)), seed=seed)
+    model = engine({1: 5.0, 4: 8.0, 8: 12.0}, per_token=0.01, max_seqs=8).model_copy(
+        update={"kv_tokens": kv, "kv_block_tokens": block}
+    )
+    sim = _Sim(model, load, 1, "round-robin")
+    rep = sim.reps[0]
+    highest = 0
+    start = sim.start
+
+    def watched(r: int, t: float, spent: float = 0.0) -> None:
+        nonlocal highest
+        start(r, t, spent)
+        if rep.running > 1:
+            highest = max(highest, rep.kv_used)
+
+    sim.start = watched  # type: ignore[method-assign]
+    sim.run(1e12)
+    assert highest <= kv and rep.kv_used == 0 and rep.running == 0 and not rep.admitted
+    assert not any(rep.crossing.values())
+    assert np.isfinite(sim.t_last).all()
+    res = simulate(model, load, replicas=1, router="round-robin")
+    for i in range(n):
+        stamps = res.token_ms(i)
+        assert stamps.size == n_out[i] and bool(np.all(np.diff(stamps) >= 0))
 
 
 def test_a_static_batch_runs_to_its_longest_answer() -> None:

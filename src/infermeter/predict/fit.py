@@ -79,6 +79,7 @@ class Limits:
     ctx_per_seq: int | None
     kv_tokens: int | None = None
     kv_tokens_source: str | None = None
+    kv_block_tokens: int = 1
     #: A static engine's wait for its batch to fill.
     gather_ms: float = 0.0
 
@@ -374,6 +375,7 @@ def fit_engine(
         gather_ms=limits.gather_ms,
         kv_tokens=limits.kv_tokens,
         kv_tokens_source=limits.kv_tokens_source,
+        kv_block_tokens=limits.kv_block_tokens,
         decode=points,
         ctx_ms_per_token=slope,
         emit_ms_per_seq=_emission(runs, EMIT_APART * min(p.step_ms for p in points)),

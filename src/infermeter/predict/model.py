@@ -98,6 +98,9 @@ class EngineModel(_Frozen):
     #: the sequence limit alone bounds admission (llama.cpp's slots own their context).
     kv_tokens: int | None = None
     kv_tokens_source: str | None = None
+    #: Tokens a block of that cache holds: a sequence holds whole blocks (vLLM's block_size:
+    #: 16 on GPUs, 128 in its CPU build).
+    kv_block_tokens: int = Field(default=1, ge=1)
     decode: list[StepPoint] = Field(min_length=1)
     #: A decode step's growth per context token held by the batch (attention reads).
     ctx_ms_per_token: float = Field(ge=0)

@@ -4,7 +4,13 @@ caller's workload, and linear in steps (a step costs O(1) however large its batc
 Each replica admits requests only between steps, as llama.cpp and vLLM do: a step carries one
 token for every decoding sequence and as many prompt tokens as its budget leaves, and lasts
 what the engine model says a step of that shape lasts. A request's tokens are the ends of the
-consecutive steps it decoded in, so its stamps are read off its replica's step clock."""
+consecutive steps it decoded in, so its stamps are read off its replica's step clock.
+
+Where the engine model knows its KV cache (vLLM's continuous batching), a sequence holds its
+prompt from admission and one more token a step, as vLLM allocates; when a step's tokens do
+not fit, the sequence admitted last is preempted, as vLLM's scheduler does: its cache is
+freed and it waits at the head of the queue to compute its prompt and the tokens it had
+again (recompute), its stamps then in two or more runs of steps."""
 
 from __future__ import annotations
 
@@ -70,6 +76,10 @@ class SimResult:
     post_ms: float = 0.0
     #: Per request: its place in its steps' emission order, as a delay after the step's end.
     offset_ms: FloatArray | None = None
+    #: Requests preempted at least once: their runs of steps, (first step, tokens) each.
+    segments: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    #: Sequences preempted, per replica.
+    preemptions: list[int] = field(default_factory=list)
 
     @property
     def sent(self) -> npt.NDArray[np.bool_]:
@@ -89,9 +99,13 @@ class SimResult:
         return out
 
     def token_ms(self, i: int) -> FloatArray:
-        s = int(self.first_step[i])
         shift = self.post_ms + (float(self.offset_ms[i]) if self.offset_ms is not None else 0.0)
-        return self.steps[int(self.replica[i])][s : s + int(self.n_out[i])] + shift
+        steps = self.steps[int(self.replica[i])]
+        runs = self.segments.get(i)
+        if runs is not None:
+            return np.concatenate([steps[a : a + n] for a, n in runs]) + shift
+        s = int(self.first_step[i])
+        return steps[s : s + int(self.n_out[i])] + shift
 
 
 @dataclass
@@ -109,8 +123,14 @@ class _Replica:
     decoding: int = 0
     #: A static batch's rows (all computed until the batch ends).
     rows: int = 0
-    #: KV-cache tokens held by admitted sequences (their whole context, reserved at admission).
+    #: KV-cache tokens held by admitted sequences: their whole context, reserved at admission
+    #: (static batches, and any engine without a known KV cache), else what they hold so far.
     kv_used: int = 0
+    #: Admitted sequences in admission order: the last is the one preempted.
+    admitted: dict[int, None] = field(default_factory=dict)
+    #: Blocks of more than one token: the decoding sequences that take a new block at a step.
+    crossing: dict[int, list[int]] = field(default_factory=dict)
+    preemptions: int = 0
     ctx: float = 0.0
     busy: bool = False
     #: Between a step's tokens and the next step's start (the engine's host work).
@@ -145,7 +165,10 @@ class _Sim:
         nan = np.full(n, np.nan)
         self.t_sched, self.t_send, self.t_admit = nan.copy(), nan.copy(), nan.copy()
         self.t_last, self.t_end = nan.copy(), nan.copy()
-        self.first_step = np.full(n, -1, dtype=np.int64)
+        #: Each request's first step (-1: none yet); Python lists, as the loop reads them.
+        self.first_step = [-1] * n
+        self.ins = self.n_in.tolist()
+        self.outs = self.n_out.tolist()
         self.replica = np.full(n, -1, dtype=np.int64)
         self.waiting_at_arrival = np.zeros(n, dtype=np.int64)
         self.inflight = 0
@@ -155,6 +178,18 @@ class _Sim:
         self.admit = model.admit_ms
         self.kv = model.kv_tokens
         self.static = model.scheduler == "static"
+        #: vLLM's way: the cache is taken as the sequences grow, and preemption frees it.
+        self.grows = self.kv is not None and model.scheduler == "continuous"
+        self.block = model.kv_block_tokens
+        #: Tokens emitted before the request's current run of steps, and where that run began.
+        self.produced = [0] * n
+        self.seg_start = [0] * n
+        #: What a sequence held when admitted (its prompt, and its tokens if recomputed).
+        self.base = [0] * n
+        self.decoding_now = [False] * n
+        #: The step a decoding sequence emits its last token at.
+        self.last_step = [0] * n
+        self.segments: dict[int, list[tuple[int, int]]] = {}
         self.gather = model.gather_ms
         self.emit = model.emit_ms_per_seq
         self.offset = [0.0] * n
@@ -213,14 +248,27 @@ class _Sim:
         if self.static:
             self._start_static(rep, r, t)
             return
-        while rep.waiting and rep.running < rep.max_seqs:
+        preempted = False
+        if self.grows:
+            assert self.kv is not None
+            while rep.kv_used + self._taken(rep) > self.kv and rep.running > 1:
+                self._preempt(rep)
+                preempted = True
+            self._take(rep)
+        # vLLM admits nothing in a step that preempted
+        while rep.waiting and rep.running < rep.max_seqs and not preempted:
             i = rep.waiting[0]
-            if self.kv is not None and rep.kv_used + self.need[i] > self.kv and rep.running:
+            hold = self._blocks(self.rem[i]) if self.grows else self.need[i]
+            if self.kv is not None and rep.kv_used + hold > self.kv and rep.running:
                 break  # no room in the KV cache until a sequence ends
             rep.waiting.popleft()
-            rep.kv_used += self.need[i]
-            self.t_admit[i] = t
+            rep.kv_used += hold
+            self.base[i] = self.rem[i]
+            if not self.grows or math.isnan(self.t_admit[i]):  # (a preempted one: admitted)
+                self.t_admit[i] = t
             rep.running += 1
+            if self.grows:
+                rep.admitted[i] = None
             rep.prefilling.append(i)
         room = rep.budget - rep.decoding
         prompt = 0
@@ -243,6 +291,74 @@ class _Sim:
         rep.busy_ms += dur
         rep.batch_ms += dur * rep.decoding
         self.push(t + max(dur - spent, 1e-6), _STEP, r)
+
+    # -- the KV cache, where it grows (vLLM) --
+    def _blocks(self, tokens: int) -> int:
+        """The cache whole blocks of ``tokens`` take, in tokens."""
+        return -(-tokens // self.block) * self.block
+
+    def _next_block(self, i: int, k: int) -> int:
+        """The first step from ``k`` on at which decoding sequence ``i`` takes a new block:
+        the step that stores its token at a block's first place."""
+        s = self.seg_start[i]
+        first = s + 1 + (-self.base[i]) % self.block
+        return first if k <= first else first + -(-(k - first) // self.block) * self.block
+
+    def _taken(self, rep: _Replica) -> int:
+        """The cache the step about to start takes beyond what is held."""
+        if self.block == 1:
+            return rep.decoding
+        return self.block * len(rep.crossing.get(len(rep.steps), ()))
+
+    def _take(self, rep: _Replica) -> None:
+        k = len(rep.steps)
+        if self.block == 1:
+            rep.kv_used += rep.decoding  # this step's token of every decoding sequence
+            return
+        taking = rep.crossing.pop(k, [])
+        rep.kv_used += self.block * len(taking)
+        for i in taking:
+            if k + self.block <= self.last_step[i]:
+                rep.crossing.setdefault(k + self.block, []).append(i)
+
+    def _decode_from(self, rep: _Replica, i: int) -> None:
+        """Sequence ``i`` decodes from the step after its run began: its first new block."""
+        if self.grows and self.block > 1:
+            c = self._next_block(i, self.seg_start[i] + 1)
+            if c <= self.last_step[i]:
+                rep.crossing.setdefault(c, []).append(i)
+
+    def _stop_growing(self, rep: _Replica, i: int, k: int) -> None:
+        """Sequence ``i`` takes no block from step ``k`` on."""
+        if self.block > 1:
+            c = self._next_block(i, k)
+            if c <= self.last_step[i]:
+                rep.crossing[c].remove(i)
+
+    def _preempt(self, rep: _Replica) -> None:
+        """Free the cache of the sequence admitted last and queue it first, to compute its
+        prompt and the tokens it had again (vLLM's recompute preemption)."""
+        i = next(reversed(rep.admitted))
+        del rep.admitted[i]
+        k = len(rep.steps)  # the step about to start
+        if self.decoding_now[i]:
+            s = self.seg_start[i]
+            done = k - s  # tokens of this run, emitted at steps s … k - 1
+            self._stop_growing(rep, i, k)
+            rep.kv_used -= self._blocks(self.base[i] + done - 1)
+            rep.decoding -= 1
+            rep.ctx -= self.ins[i] + self.produced[i] + done
+            rep.finishing[self.last_step[i]].remove(i)
+            self.segments.setdefault(i, []).append((s, done))
+            self.produced[i] += done
+            self.decoding_now[i] = False
+        else:  # still taking its prompt
+            rep.kv_used -= self._blocks(self.base[i])
+            rep.prefilling.remove(i)
+        self.rem[i] = self.ins[i] + self.produced[i]
+        rep.running -= 1
+        rep.preemptions += 1
+        rep.waiting.appendleft(i)
 
     def _start_static(self, rep: _Replica, r: int, t: float) -> None:
         """A static batch: formed only when the last one has ended, its prompts left-padded to
@@ -278,24 +394,40 @@ class _Sim:
         # a place in that order and keeps it.
         tokens = rep.decoding + len(rep.completing)
         for i in rep.completing:
-            self.offset[i] = self.emit * self.place.randrange(tokens)
+            if self.first_step[i] < 0:
+                self.offset[i] = self.emit * self.place.randrange(tokens)
         rep.ctx += rep.decoding
+        grows = self.grows
         for i in rep.finishing.pop(s, ()):
             rep.decoding -= 1
             rep.running -= 1
-            rep.kv_used -= self.need[i]
             rep.ctx -= self.need[i]
+            if grows:
+                self._release(rep, i, s)
+            else:
+                rep.kv_used -= self.need[i]
             self.complete(i, t)
         for i in rep.completing:
-            self.first_step[i] = s
-            if self.n_out[i] <= 1:
+            if self.first_step[i] < 0:
+                self.first_step[i] = s
+            left = self.outs[i] - self.produced[i]
+            if left <= 1:
                 rep.running -= 1
-                rep.kv_used -= self.need[i]
+                if grows:
+                    self.seg_start[i] = s
+                    self._release(rep, i, s)
+                else:
+                    rep.kv_used -= self.need[i]
                 self.complete(i, t)
             else:
                 rep.decoding += 1
-                rep.ctx += int(self.n_in[i]) + 1
-                rep.finishing.setdefault(s + int(self.n_out[i]) - 1, []).append(i)
+                rep.ctx += self.ins[i] + self.produced[i] + 1
+                rep.finishing.setdefault(s + left - 1, []).append(i)
+                if grows:
+                    self.seg_start[i] = s
+                    self.decoding_now[i] = True
+                    self.last_step[i] = s + left - 1
+                    self._decode_from(rep, i)
         window = self.admit + self.emit * tokens
         if self.static:
             if rep.running == 0 and rep.waiting and self.gather > 0:
@@ -307,6 +439,15 @@ class _Sim:
             self.pause(rep, r, t + window, window)
         else:
             self.start(r, t)
+
+    def _release(self, rep: _Replica, i: int, s: int) -> None:
+        """A sequence of a growing cache ends at step ``s``: its cache is freed, its last run
+        of steps kept."""
+        del rep.admitted[i]
+        self.decoding_now[i] = False
+        rep.kv_used -= self._blocks(self.base[i] + (s - self.seg_start[i]))
+        if i in self.segments:
+            self.segments[i].append((self.seg_start[i], self.outs[i] - self.produced[i]))
 
     def complete(self, i: int, t: float) -> None:
         # The request's time outside the steps is put after its tokens (the response path):
@@ -383,7 +524,7 @@ def simulate(
         t_admit=sim.t_admit,
         t_last=sim.t_last,
         t_end=sim.t_end,
-        first_step=sim.first_step,
+        first_step=np.array(sim.first_step, dtype=np.int64),
         replica=sim.replica,
         n_in=sim.n_in,
         n_out=sim.n_out,
@@ -395,4 +536,6 @@ def simulate(
         sim_end_ms=float(end),
         post_ms=model.ttft_overhead_ms,
         offset_ms=np.array(sim.offset),
+        segments=sim.segments,
+        preemptions=[r.preemptions for r in sim.reps],
     )

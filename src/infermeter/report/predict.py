@@ -33,7 +33,9 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         ("context per sequence", f"{m.ctx_per_seq:,}" if m.ctx_per_seq else "not told"),
         (
             "KV cache",
-            f"{m.kv_tokens:,} tokens ({m.kv_tokens_source})" if m.kv_tokens else "not told",
+            f"{m.kv_tokens:,} tokens in blocks of {m.kv_block_tokens} ({m.kv_tokens_source})"
+            if m.kv_tokens
+            else "not told",
         ),
         ("step growth per context token", f"{m.ctx_ms_per_token * 1000:,.4f} µs"),
         ("cost per prompt token", f"{m.prefill_ms_per_token * 1000:,.3f} µs"),

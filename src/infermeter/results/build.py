@@ -132,6 +132,12 @@ def prediction_warnings(p: Prediction) -> list[str]:
     out += [f"extrapolated: {x}" for x in p["extrapolations"]]
     if p["unstable"]:
         out.append(f"unstable: {p['unstable']}")
+    preempted = sum(p.get("preemptions") or ())
+    if preempted:
+        out.append(
+            f"the simulated engine preempted sequences {preempted} times: its KV cache was "
+            "full, and each preempted sequence computed its prompt and tokens again"
+        )
     return out
 
 

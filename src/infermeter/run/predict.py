@@ -144,12 +144,14 @@ def fit_runs(
     hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
     observed = [_observed(label, d) for label, d in dirs]
     limits = _limits(engine, servers, observed, max_seqs, token_budget)
-    kv = [k for _, d in dirs if (k := _kv_tokens(d / TELEMETRY_FILE)) is not None]
+    kv = [k for _, d in dirs if (k := _kv_cache(d / TELEMETRY_FILE)) is not None]
     if kv:
+        tokens, block = min(kv)
         limits = replace(
             limits,
-            kv_tokens=min(kv),
+            kv_tokens=tokens,
             kv_tokens_source="the server (vLLM's cache_config_info: num_gpu_blocks × block_size)",
+            kv_block_tokens=block,
         )
     fitted = fit_engine(observed, limits, engine=engine, model=model, hardware=hardware)
     return _tune_admit(fitted, [(m, d) for m, (_, d) in zip(metas, dirs, strict=True)])
@@ -254,12 +256,14 @@ def _limits(
     )
 
 
-def _kv_tokens(path: Path) -> int | None:
-    """The KV cache's size in tokens, where the server's /metrics told it during the run."""
+def _kv_cache(path: Path) -> tuple[int, int] | None:
+    """The KV cache's size in tokens and its block's, where the server's /metrics told them
+    during the run."""
     for sample in read_telemetry(path):
         cache = (sample.get("info") or {}).get("cache_config") or {}
         try:
-            return int(cache["num_gpu_blocks"]) * int(cache["block_size"])
+            block = int(cache["block_size"])
+            return int(cache["num_gpu_blocks"]) * block, max(block, 1)
         except (KeyError, TypeError, ValueError):
             continue
     return None
@@ -565,6 +569,7 @@ def simulate_run(
         "fitted_on": list(model.fitted_on.runs),
         "mean_batch": [b / t if t else 0.0 for b, t in zip(res.batch_ms, res.busy_ms, strict=True)],
         "busy_share": [t / res.sim_end_ms if res.sim_end_ms else 0.0 for t in res.busy_ms],
+        "preemptions": res.preemptions,
         "simulated_s": res.sim_end_ms / 1000.0,
         "wall_s": sim_s,
     }

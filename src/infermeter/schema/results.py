@@ -390,6 +390,8 @@ class Prediction(TypedDict):
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]
     busy_share: list[float]
+    #: Per replica: sequences preempted because the KV cache was full (vLLM's recompute).
+    preemptions: NotRequired[list[int]]
     #: Simulated time, and the wall time the simulation took.
     simulated_s: float
     wall_s: float
