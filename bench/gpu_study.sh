@@ -18,6 +18,9 @@
 #   bench/gpu_study.sh predict-held  held-out runs, each group on a fresh server: Poisson at
 #                              RATES (30/60/90 % of predict-fit's top throughput), c = 12 and
 #                              48, another length mix (bench/prediction.py compares)
+#   bench/gpu_study.sh span    why the length mix decoded slower than the fixed lengths: on one
+#                              fresh 64-slot server c = 8 fixed, then the mix, then fixed again;
+#                              then the mix on a fresh 8-slot server (no slot to scatter to)
 # (Session 1 ran an earlier version of this script as `stage1`: transformers eager and
 # llama.cpp f16 with the recipe's defaults; see git history.)
 # Every sweep directory lands in OUT/sweeps.tgz (OUT holds at most 8 files).
@@ -292,6 +295,30 @@ print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
           --input-tokens uniform:256:768 --output-tokens uniform:64:192
       stop_servers
     fi
+    ;;
+  span)
+    unpack_server
+    if ! ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1; then
+      ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+          --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
+      BUILD=$!
+      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+      wait $BUILD; log "$(tail -1 "$RES/build.log")"
+    else
+      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+    fi
+    P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration "${PDUR:-10}" --ramp-up 2
+       --warmup 4 -c 8)
+    MIX=(--input-tokens uniform:256:768 --output-tokens uniform:64:192)
+    serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && {
+      sweep span-1-fixed-fresh 25 --url http://127.0.0.1:18081 "${P[@]}"
+      sweep span-2-mix-after 25 --url http://127.0.0.1:18081 "${P[@]}" "${MIX[@]}"
+      sweep span-3-fixed-after-mix 25 --url http://127.0.0.1:18081 "${P[@]}"
+    }
+    stop_servers
+    SLOTS=8 serve "$M7-f16/model.gguf" 18082 "$S7" --cache-ram 0 && \
+      sweep span-4-mix-8-slots 25 --url http://127.0.0.1:18082 "${P[@]}" "${MIX[@]}"
+    stop_servers
     ;;
 esac
 log "done"

@@ -31,7 +31,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on the port: one listens there already, not merely a
+    closed connection lingering in TIME_WAIT (servers bind with SO_REUSEADDR, so a port
+    restarted on within the minute is free to them)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
