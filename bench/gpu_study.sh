@@ -111,6 +111,22 @@ unpack_server() {  # the server built by `build` (kept between sessions in .devc
   done
 }
 
+server_and_model() {  # PACK -> the CUDA server (carried, else built beside the 7B f16 GGUF
+  # being written; PACK=1 ships a fresh build in OUT for the next stage), and that GGUF
+  unpack_server
+  if ! ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1; then
+    ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+        --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
+    local build=$!
+    model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+    wait $build; log "$(tail -1 "$RES/build.log")"
+    [ "$1" = 1 ] && { (cd "$CACHE" && tar -cf - --exclude="*.log" llama.cpp-0.3.36-*) \
+      | xz -T8 -4 | split -b 15M - "$OUT/llama-cuda.txz." && log "server packed"; }
+  else
+    model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
+  fi
+}
+
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv \
   > "$RES/gpu.txt" 2>&1 || true
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', \
@@ -251,18 +267,7 @@ case "$STAGE" in
     stop_servers
     ;;
   predict-fit|predict)
-    unpack_server
-    if ! ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1; then
-      ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
-          --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
-      BUILD=$!
-      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
-      wait $BUILD; log "$(tail -1 "$RES/build.log")"
-      [ "$STAGE" = predict ] || { (cd "$CACHE" && tar -cf - --exclude="*.log" llama.cpp-0.3.36-*) \
-        | xz -T8 -4 | split -b 15M - "$OUT/llama-cuda.txz." && log "server packed"; }
-    else
-      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
-    fi
+    server_and_model "$([ "$STAGE" = predict ] && echo 0 || echo 1)"
     P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration "${PDUR:-10}" --ramp-up 2
        --warmup 4)
     serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
@@ -297,16 +302,7 @@ print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
     fi
     ;;
   span)
-    unpack_server
-    if ! ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1; then
-      ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
-          --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
-      BUILD=$!
-      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
-      wait $BUILD; log "$(tail -1 "$RES/build.log")"
-    else
-      model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
-    fi
+    server_and_model 0
     P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration "${PDUR:-10}" --ramp-up 2
        --warmup 4 -c 8)
     MIX=(--input-tokens uniform:256:768 --output-tokens uniform:64:192)
