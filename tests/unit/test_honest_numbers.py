@@ -291,6 +291,16 @@ def test_slot_use_and_the_slot_spread_finding() -> None:
     assert "4.0 of llama.cpp's slots" in f["message"] and "freshly started" in f["message"]
     packed = slot_spread([{"active": 4, "span": 4, "total": 8}])
     assert "slot_spread" not in rules(analysis_input(telemetry={"server": {"slots": packed}}))
+    # packed, but far fewer busy than slots: a server that slows with its history
+    many = slot_spread([{"active": 7, "span": 8, "total": 64}])
+    (f,) = [
+        f
+        for f in diagnose(analysis_input(telemetry={"server": {"slots": many}}), None)
+        if f["rule"] == "slot_spread"
+    ]
+    assert "ran 64 slots for 7.0 busy" in f["message"] and "-np equal" in f["message"]
+    few = slot_spread([{"active": 7, "span": 8, "total": 16}])
+    assert "slot_spread" not in rules(analysis_input(telemetry={"server": {"slots": few}}))
 
 
 # -- the client's scheduling priority -----------------------------------------------------

@@ -36,6 +36,9 @@ HOST_BUSY_PERCENT = 90.0
 #: busy requests, and at least this many slots more, before it is a finding.
 SLOT_SPAN_X = 1.5
 SLOT_SPAN_EXTRA = 2.0
+#: ... or this many times as many slots as busy requests, and at least this many slots.
+SLOTS_IDLE_X = 4.0
+SLOTS_IDLE_MIN = 16
 OTHER_CORES = 0.5
 #: TTFT spent outside the server's own prompt processing, as a multiple of it, and at least
 #: this many milliseconds, before it is a finding.
@@ -227,22 +230,38 @@ def ttft_outside_server(e: Evidence) -> Finding | None:
 
 def slot_spread(e: Evidence) -> Finding | None:
     slots = e.server.get("slots")
-    if not (
-        slots
-        and slots["span_mean"] >= SLOT_SPAN_X * slots["active_mean"]
-        and slots["span_mean"] - slots["active_mean"] >= SLOT_SPAN_EXTRA
-    ):
+    if not slots:
         return None
+    spread = (
+        slots["span_mean"] >= SLOT_SPAN_X * slots["active_mean"]
+        and slots["span_mean"] - slots["active_mean"] >= SLOT_SPAN_EXTRA
+    )
+    total = slots.get("total") or 0
+    idle = total >= SLOTS_IDLE_MIN and total >= SLOTS_IDLE_X * max(slots["active_mean"], 1.0)
+    if not (spread or idle):
+        return None
+    if spread:
+        what = (
+            f"the busy requests were spread over {slots['span_mean']:.1f} of llama.cpp's "
+            f"slots on average (up to {slots['span_max']:.0f}) for "
+            f"{slots['active_mean']:.1f} busy: its decode step reads the KV cache of every "
+            "slot between the lowest and the highest busy one, and it hands out the least "
+            "recently used slot first, so a server that has run before reads more per step "
+            "(TPOT grows with the span, not the batch)"
+        )
+    else:
+        what = (
+            f"llama.cpp ran {total:.0f} slots for {slots['active_mean']:.1f} busy requests "
+            "on average: such a server decodes slower once it has served other requests, "
+            "even with the busy slots close together (on the H200, 8 streams on a 64-slot "
+            "server: TPOT 10.3 ms fresh, 15.0 and 18.9 ms in the next two runs; on an "
+            "8-slot server 10.9 ms; docs/results/prediction.md)"
+        )
     return {
         "rule": "slot_spread",
         "severity": "medium",
-        "message": f"the busy requests were spread over {slots['span_mean']:.1f} of "
-        f"llama.cpp's slots on average (up to {slots['span_max']:.0f}) for "
-        f"{slots['active_mean']:.1f} busy: its decode step reads the KV cache of every "
-        "slot between the lowest and the highest busy one, and it hands out the least "
-        "recently used slot first, so a server that has run before reads more per step "
-        "(TPOT grows with the span, not the batch). Measure on a freshly started server "
-        "or with -np equal to the concurrency; --kv-unified is no remedy (slower still)",
+        "message": what + ". Measure on a freshly started server or with -np equal to the "
+        "concurrency; --kv-unified is no remedy (slower still)",
         "evidence": _present(
             {
                 "slot_span_mean": slots["span_mean"],
