@@ -40,7 +40,8 @@ from pathlib import Path
 from infermeter.api import load_run
 from infermeter.predict.model import EngineModel
 from infermeter.records.rundir import RUN_FILE
-from infermeter.run.predict import fit_runs, replay_config, simulate_run
+from infermeter.run.fit import fit_runs
+from infermeter.run.predict import replay_config, simulate_run
 from infermeter.run.rundir import read_run_meta
 
 ROOT = Path(__file__).resolve().parent.parent

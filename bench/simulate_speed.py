@@ -21,7 +21,8 @@ import numpy as np
 from infermeter.config import BenchConfig
 from infermeter.load.arrivals import schedule
 from infermeter.predict.simulate import SimLoad, simulate
-from infermeter.run.predict import fit_runs, simulate_run
+from infermeter.run.fit import fit_runs
+from infermeter.run.predict import simulate_run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -66,7 +66,7 @@ def fit(
         raise fail("--token-budget must be at least 1")
     from infermeter.predict.model import write_engine_model
     from infermeter.report.predict import print_engine_model
-    from infermeter.run.predict import fit_runs
+    from infermeter.run.fit import fit_runs
     from infermeter.theory import get_hardware
 
     if gpu is not None:

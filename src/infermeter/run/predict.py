@@ -1,6 +1,7 @@
-"""Predictions on disk: an engine model fitted from run directories, and a simulated run
-written as an ordinary run directory (``results.json`` says ``predicted: true``), so that
-``report``, ``analyze``, ``compare``, ``export`` and the HTML report read it unchanged."""
+"""A simulated run on disk: bench's load for a config, checked against what the engine model
+was fitted on, simulated and written as an ordinary run directory (``results.json`` says
+``predicted: true``), so that ``report``, ``analyze``, ``compare``, ``export`` and the HTML
+report read it unchanged. The fit from run directories is :mod:`infermeter.run.fit`'s."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import datetime as _dt
 import math
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +20,16 @@ from infermeter._version import __version__
 from infermeter.config import BenchConfig
 from infermeter.errors import OutputError, UsageError
 from infermeter.load.arrivals import schedule
-from infermeter.predict.fit import Limits, ObservedRun, fit_engine, in_flight_at_send
 from infermeter.predict.model import EngineModel
 from infermeter.predict.simulate import Router, SimLoad, SimResult, simulate
-from infermeter.predict.summary import summarize
-from infermeter.records.reader import read_records
 from infermeter.records.rundir import (
     RECORDS_FILE,
     RESULTS_FILE,
     RUN_FILE,
     RUN_SCHEMA_VERSION,
-    TELEMETRY_FILE,
-    WARMUP_FILE,
     is_run_dir,
-    is_sweep_dir,
-    read_sweep_index,
-    read_telemetry,
     write_json,
 )
-from infermeter.records.schema import RequestRecord
 from infermeter.results.build import full_results
 from infermeter.run.rundir import Run, load_run, read_run_meta
 from infermeter.run.trace import trace_window, window_meta
@@ -45,151 +37,7 @@ from infermeter.schema.results import Prediction
 from infermeter.workload.lengths import LengthSpec
 from infermeter.workload.plan import trace_meta
 
-#: llama.cpp's default n_batch: the prompt and decode tokens one step may carry.
-LLAMA_CPP_BATCH = 2048
-#: vLLM's default max_num_batched_tokens with chunked prefill (V1).
-VLLM_BATCH = 2048
-
-
-# -- fitting -------------------------------------------------------------------------------
-
-
-def _run_dirs(paths: list[Path]) -> list[tuple[str, Path]]:
-    dirs: list[tuple[str, Path]] = []
-    for path in paths:
-        if is_sweep_dir(path):
-            dirs += [
-                (f"{path.name}/{p['dir']}", path / p["dir"])
-                for p in read_sweep_index(path)["points"]
-                if p["status"] == "ok"
-            ]
-        elif is_run_dir(path):
-            dirs.append((path.name, path))
-        else:
-            raise UsageError(f"fit: {path} is neither a run nor a sweep directory")
-    if not dirs:
-        raise UsageError("fit: no finished run among the paths given")
-    return dirs
-
-
-def _observed(label: str, path: Path) -> ObservedRun:
-    records: list[RequestRecord] = []
-    for name in (WARMUP_FILE, RECORDS_FILE):
-        if (path / name).exists():
-            records += read_records(path / name).records
-    done = [
-        r
-        for r in records
-        if r.ok and r.streamed and r.t_first_ns is not None and r.t_last_ns is not None
-    ]
-    if not done:
-        raise UsageError(f"fit: {path} has no completed streamed request")
-
-    def ms(values: list[int]) -> np.ndarray:
-        return np.array(values, dtype=np.float64) / 1e6
-
-    tokens = []
-    for r in done:
-        k = np.array(r.chunk_tokens[1:], dtype=np.int64)
-        stamps = ms(r.chunk_ns)
-        # Only runs of single-token chunks show the steps; a chunk of several hides them.
-        single = np.concatenate(([True], k == 1)) if k.size else np.array([True])
-        cut = int(np.argmin(single)) if not single.all() else stamps.size
-        tokens.append(stamps[:cut])
-    return ObservedRun(
-        label=label,
-        t_sched=ms([r.t_sched_ns for r in done]),
-        t_send=ms([r.t_send_ns for r in done]),
-        t_first=ms([r.t_first_ns or 0 for r in done]),
-        t_last=ms([r.t_last_ns or 0 for r in done]),
-        t_end=ms([r.t_end_ns for r in done]),
-        n_in=np.array([r.n_in if r.n_in is not None else 0 for r in done], dtype=np.int64),
-        n_out=np.array([r.n_out for r in done], dtype=np.int64),
-        token_ms=tokens,
-        server_prompt_ms=np.array([_timing(r, "prompt_ms") for r in done]),
-        server_prompt_n=np.array([_timing(r, "prompt_n") for r in done]),
-    )
-
-
-def _timing(r: RequestRecord, key: str) -> float:
-    """One of llama.cpp's per-request ``timings`` (NaN where the server gave none)."""
-    value = (r.server_timings or {}).get(key)
-    return float(value) if isinstance(value, (int, float)) else float("nan")
-
-
-def _same(values: list[Any], what: str, labels: list[str]) -> Any:
-    distinct = sorted({str(v) for v in values})
-    if len(distinct) > 1:
-        raise UsageError(
-            f"fit: the runs are of different {what}s ({', '.join(distinct)}): an engine model "
-            "is one engine serving one model on one machine"
-        )
-    return values[0] if values else None
-
-
-def fit_runs(
-    paths: list[Path],
-    *,
-    max_seqs: int | None = None,
-    token_budget: int | None = None,
-    gpu: str | None = None,
-) -> EngineModel:
-    """An engine model from measured runs or sweeps of one engine, model and machine."""
-    dirs = _run_dirs(paths)
-    metas = [read_run_meta(d / RUN_FILE) for _, d in dirs]
-    labels = [label for label, _ in dirs]
-    servers = [m.get("server") or {} for m in metas]
-    engine = _same([s.get("kind") or "unknown" for s in servers], "engine", labels)
-    model = _same([s.get("model") for s in servers], "model", labels)
-    hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
-    observed = [_observed(label, d) for label, d in dirs]
-    limits = _limits(engine, servers, observed, max_seqs, token_budget)
-    kv = [k for _, d in dirs if (k := _kv_cache(d / TELEMETRY_FILE)) is not None]
-    if kv:
-        tokens, block = min(kv)
-        limits = replace(
-            limits,
-            kv_tokens=tokens,
-            kv_tokens_source="the server (vLLM's cache_config_info: num_gpu_blocks × block_size)",
-            kv_block_tokens=block,
-        )
-    fitted = fit_engine(observed, limits, engine=engine, model=model, hardware=hardware)
-    return _tune_admit(fitted, [(m, d) for m, (_, d) in zip(metas, dirs, strict=True)])
-
-
-#: Host work between steps tried, as shares of the batch-1 step.
-ADMIT_SHARES = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
-
-
-def _tune_admit(model: EngineModel, runs: list[tuple[dict[str, Any], Path]]) -> EngineModel:
-    """The window after a step in which an arrival still joins the next step, chosen among
-    a few so that the fitted runs' own TTFT medians are met best (log error, summed): the
-    records cannot show when the engine's host work ends, the runs' first tokens can."""
-    cases = []
-    for meta, path in runs:
-        measured = _measured_ttft_p50(path)
-        try:
-            config = replay_config(meta)
-        except UsageError:
-            continue
-        if measured is None or config.trace is not None or config.dataset is not None:
-            continue
-        cases.append((config, measured))
-    if not cases:
-        return model
-    step = min(model.decode, key=lambda p: p.batch).step_ms
-    best, best_err = model, math.inf
-    for share in ADMIT_SHARES:
-        candidate = model.model_copy(update={"admit_ms": share * step})
-        err = 0.0
-        for config, measured in cases:
-            plan = sim_plan(config, candidate)
-            res = simulate(candidate, plan.load)
-            got = summarize(res).value("ttft_ms", 50.0)
-            err += abs(math.log(got / measured)) if got > 0 else math.inf
-        if err < best_err:
-            best, best_err = candidate, err
-    return best
+# -- the config a run was made with ---------------------------------------------------------
 
 
 def replay_config(meta: dict[str, Any]) -> BenchConfig:
@@ -198,75 +46,6 @@ def replay_config(meta: dict[str, Any]) -> BenchConfig:
     stored = meta.get("config") or {}
     keep = BenchConfig.model_fields.keys() - {"headers", "out", "api_key"}
     return BenchConfig.build(**{k: v for k, v in stored.items() if k in keep})
-
-
-def _measured_ttft_p50(path: Path) -> float | None:
-    if not (path / RESULTS_FILE).exists():
-        return None
-    try:
-        dist = orjson.loads((path / RESULTS_FILE).read_bytes())["distributions"]["ttft_ms"]
-        value = dist.get("p50")
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
-
-
-def _limits(
-    engine: str,
-    servers: list[dict[str, Any]],
-    observed: list[ObservedRun],
-    max_seqs: int | None,
-    token_budget: int | None,
-) -> Limits:
-    slots: list[int] = [s["slots"] for s in servers if isinstance(s.get("slots"), int)]
-    ctx: list[int] = [s["ctx_per_slot"] for s in servers if isinstance(s.get("ctx_per_slot"), int)]
-    peak = max(int(in_flight_at_send(o).max()) for o in observed)
-    if max_seqs is not None:
-        seqs, seqs_src = max_seqs, "given (--max-seqs)"
-    elif slots and engine == "transformers":
-        # the in-process engine's largest batch follows each run's concurrency
-        seqs, seqs_src = max(slots), "the largest batch of the in-process runs"
-    elif slots:
-        seqs, seqs_src = min(slots), "the server (llama.cpp /props total_slots)"
-    else:
-        seqs, seqs_src = peak, "inferred: the most requests seen in flight (a lower bound)"
-    llama = engine == "llama.cpp"
-    static = engine == "transformers"
-    if token_budget is not None:
-        budget, budget_src = token_budget, "given (--token-budget)"
-    elif static:
-        budget, budget_src = 1 << 30, "none: a static batch runs its prompts in one step"
-    else:
-        budget = LLAMA_CPP_BATCH if llama else VLLM_BATCH
-        budget_src = f"assumed: the engine's default ({budget})"
-    gather = 0.0
-    if static:
-        # (imported here: the in-process client brings aiohttp, which a fit needs nowhere else)
-        from infermeter.clients.inprocess import GATHER_S
-
-        gather = GATHER_S * 1000.0
-    return Limits(
-        scheduler="static" if static else "slots" if llama else "continuous",
-        gather_ms=gather,
-        max_seqs=seqs,
-        max_seqs_source=seqs_src,
-        token_budget=budget,
-        token_budget_source=budget_src,
-        ctx_per_seq=min(ctx) if ctx else None,
-    )
-
-
-def _kv_cache(path: Path) -> tuple[int, int] | None:
-    """The KV cache's size in tokens and its block's, where the server's /metrics told them
-    during the run."""
-    for sample in read_telemetry(path):
-        cache = (sample.get("info") or {}).get("cache_config") or {}
-        try:
-            block = int(cache["block_size"])
-            return int(cache["num_gpu_blocks"]) * block, max(block, 1)
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
 
 
 # -- the simulated load --------------------------------------------------------------------
