@@ -76,7 +76,9 @@ def main() -> int:
     for sweep_dir in sweeps:
         put(f"{_name(sweep_dir)}.sweep.html", render_sweep_html(sweep_dir))
     runs = _runs()
-    for what, pair in (("sweeps", sweeps[:2]), ("runs", runs[:2])):
+    # two sweeps of the H200 study: both over concurrency, so compare takes them
+    h200 = [s for s in sweeps if s.parent.name == "h200"]
+    for what, pair in (("sweeps", h200[:2]), ("runs", runs[:2])):
         for fmt in ("json", "md", "html"):
             target = out / f"compare-{what}.{fmt}"
             cmd = [

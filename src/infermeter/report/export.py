@@ -26,6 +26,7 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from infermeter.errors import UsageError
 from infermeter.metrics.aggregate import Summary
@@ -487,6 +488,10 @@ def write_csv(table: ExportTable, stream: TextIO, header: bool = True) -> int:
     for chunk in flat.chunks:
         size = len(next(iter(chunk.values()))) if chunk else 0
         cells = [_cells(chunk.get(name), kind, size, flat.typed) for name, kind in flat.columns]
+        cells = [
+            float_texts(c) if kind == "float" else c
+            for c, (_, kind) in zip(cells, flat.columns, strict=True)
+        ]
         writer.writerows(zip(*cells, strict=True))  # None is written as an empty cell
         rows += size
     return rows
@@ -496,6 +501,38 @@ def _cells(values: list[Any] | None, kind: ColumnType, size: int, typed: bool) -
     if values is None:
         return [None] * size
     return values if typed else [_coerce(v, kind) for v in values]
+
+
+#: How orjson begins a number under 1e-4 that Python writes with an exponent (5e-05 is
+#: 0.00005 there).
+_NOT_AS_PYTHON = ("0.0000", "-0.0000")
+
+
+def float_texts(values: list[Any]) -> list[Any]:
+    """A float column's cells as the CSV writer would write them (``repr``; None stays None,
+    an empty cell), formatted in C: orjson writes a float's shortest round-trip digits as
+    Python does, in the same notation for every magnitude from 1e-4 up to 1e16; the others
+    (and NaN and infinities, which it writes as null) are written by ``repr``. Export spends
+    most of its time formatting floats: this is several times faster."""
+    try:
+        joined = orjson.dumps(values).decode()
+    except TypeError:  # not all floats, ints, bools and None: the writer's own way
+        return values
+    if '"' in joined:  # text in a float column
+        return values
+    texts: list[Any] = joined[1:-1].split(",")
+    if len(texts) != len(values) or not values:
+        return values
+    if "null" in joined:
+        texts = [None if t == "null" else t for t in texts]
+        for i in [i for i, t in enumerate(texts) if t is None and values[i] is not None]:
+            texts[i] = repr(values[i])  # NaN and infinities, which orjson writes as null
+    if "e" in joined or "0.0000" in joined:  # rare: look at each
+        for i, t in enumerate(texts):
+            if t is not None and ("e" in t or t.startswith(_NOT_AS_PYTHON)):
+                v = values[i]
+                texts[i] = repr(v) if isinstance(v, float) else str(v)
+    return texts
 
 
 def require_pyarrow() -> None:
