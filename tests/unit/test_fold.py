@@ -7,6 +7,7 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -343,3 +344,32 @@ def test_chunk_lists_of_any_length_and_sign_are_cut_exactly(tmp_path: Path) -> N
     got = [b.record(i) for b in RecordStream(path).batches() for i in range(len(b))]
     assert [g.chunk_ns for g in got] == [r.chunk_ns for r in recs]
     assert [g.chunk_tokens for g in got] == [r.chunk_tokens for r in recs]
+
+
+@pytest.mark.parametrize("into", ["file", "append-only file", "memory"])
+def test_the_rest_of_a_file_is_copied_where_the_output_stands(tmp_path: Path, into: str) -> None:
+    """ranges.copy_rest: from the source's position to the output's, by the kernel into a
+    file, by hand into an append-only file (sendfile refuses one) or memory."""
+    import io
+
+    from infermeter.run import ranges
+
+    src_path = tmp_path / "src.bin"
+    src_path.write_bytes(bytes(range(256)) * 4000)
+    dst_path = tmp_path / "dst.bin"
+    dst_path.write_bytes(b"head")
+    if into == "memory":
+        out: Any = io.BytesIO()
+        out.write(b"head")
+    else:
+        out = dst_path.open("ab" if into == "append-only file" else "r+b")
+        out.seek(0, os.SEEK_END)
+    out.write(b"+buffered")
+    with src_path.open("rb") as src:
+        src.seek(1000)
+        ranges.copy_rest(src, out)
+    out.write(b"+tail")
+    out.flush()
+    got = out.getvalue() if into == "memory" else dst_path.read_bytes()
+    out.close()
+    assert got == b"head+buffered" + src_path.read_bytes()[1000:] + b"+tail"

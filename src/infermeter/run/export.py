@@ -6,10 +6,8 @@ are copied out in order after one header: the rows, byte for byte, that one proc
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -49,21 +47,8 @@ def _copy_out(part: Path, stream: TextIO) -> None:
             shutil.copyfileobj(fh, stream, 1 << 20)
         return
     stream.flush()
-    binary.flush()
     with part.open("rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        sent = 0
-        with contextlib.suppress(OSError, AttributeError, ValueError):  # not a file: copy
-            out = binary.fileno()
-            while sent < size:
-                done = os.sendfile(out, fh.fileno(), sent, size - sent)
-                if done == 0:
-                    break
-                sent += done
-        if sent == size:
-            return
-        fh.seek(sent)
-        shutil.copyfileobj(fh, binary, 1 << 20)
+        ranges.copy_rest(fh, binary)
     binary.flush()
 
 

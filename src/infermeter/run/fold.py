@@ -158,27 +158,13 @@ def _join_streams(files: list[Path]) -> None:
         return
     dest = _stream_file(files[0].parent)
     first.rename(dest)
-    with dest.open("r+b", buffering=0) as out:
+    with dest.open("r+b") as out:  # (not "ab": sendfile refuses an O_APPEND file)
         out.seek(0, os.SEEK_END)
         for file in files[1:]:
             src = _own_file(file, _JOINED)
-            with src.open("rb", buffering=0) as fh:
-                _append(fh, out)
+            with src.open("rb") as fh:
+                ranges.copy_rest(fh, out)
             src.unlink()
-
-
-def _append(src: io.FileIO, out: io.FileIO) -> None:
-    """The rest of ``src`` written at ``out``'s position (both unbuffered: the copy moves
-    their descriptors' offsets)."""
-    left = os.fstat(src.fileno()).st_size - src.tell()
-    with contextlib.suppress(AttributeError, OSError):  # no copy_file_range here: by hand
-        while left > 0:
-            done = os.copy_file_range(src.fileno(), out.fileno(), left)
-            if done <= 0:
-                break
-            left -= done
-    if left > 0:
-        shutil.copyfileobj(src, out, 1 << 22)
 
 
 class _FileFloats:

@@ -11,15 +11,17 @@ reported with its line number in the whole file, whichever range met it.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from infermeter.errors import UsageError
 from infermeter.lifetime import die_with_parent
@@ -32,6 +34,24 @@ MAX_PROCESSES = 8
 #: A job: (records.jsonl, start, end or None for the file's end, the file to write) -> an
 #: answer (bytes, sent back to the parent). A top-level function, so a spawned child finds it.
 Job = Callable[[Path, int, "int | None", Path], bytes]
+
+
+def copy_rest(src: IO[bytes], out: IO[bytes]) -> None:
+    """The rest of file ``src`` (from its position) written at ``out``'s: by the kernel
+    (sendfile) where ``out`` is a file or pipe it takes, else by hand. ``out`` is flushed
+    first, so that its buffer does not land after what the kernel wrote."""
+    out.flush()
+    at = src.tell()
+    size = os.fstat(src.fileno()).st_size
+    with contextlib.suppress(OSError, AttributeError, ValueError):  # not a file: by hand
+        target = out.fileno()
+        while at < size:
+            done = os.sendfile(target, src.fileno(), at, size - at)
+            if done == 0:
+                break
+            at += done
+    src.seek(at)
+    shutil.copyfileobj(src, out, 1 << 22)
 
 
 def processes() -> int:
