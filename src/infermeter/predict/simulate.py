@@ -323,7 +323,7 @@ class _Sim:
 
     def _decode_from(self, rep: _Replica, i: int) -> None:
         """Sequence ``i`` decodes from the step after its run began: its first new block."""
-        if self.grows and self.block > 1:
+        if self.block > 1:
             c = self._next_block(i, self.seg_start[i] + 1)
             if c <= self.last_step[i]:
                 rep.crossing.setdefault(c, []).append(i)
