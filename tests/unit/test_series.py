@@ -1,16 +1,19 @@
-"""The report's timeline series, computed from the request table's columns, are exactly the
-ones the per-record definitions give (written out here, record by record, as the reference)."""
+"""The report's timeline series, computed from the request table's columns, are the ones the
+per-record definitions give (written out here, record by record, as the reference): exactly,
+and the in-flight means to rounding (the same integrals, summed in another order)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from unittest.mock import patch
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_table import records as table_records
 
+import infermeter.report.html.series as series
 from infermeter.metrics.per_request import request_metrics
 from infermeter.metrics.table import chunk_arrivals, request_table
 from infermeter.records.schema import RequestRecord
@@ -126,7 +129,12 @@ def test_series_equal_the_per_record_definitions(recs: list[RequestRecord], bloc
     duration = max((end - t0) / 1e9, 1e-3)
     pts, width = throughput_series(table, t0, duration)
     assert (pts, width) == ref_throughput(recs, t0, duration)
-    assert inflight_series(table, t0, duration, width) == ref_inflight(recs, t0, duration, width)
+    got_inflight = inflight_series(table, t0, duration, width)
+    want_inflight = ref_inflight(recs, t0, duration, width)
+    # the same integrals summed in another order: equal to rounding
+    assert [x for x, _ in got_inflight] == [x for x, _ in want_inflight]
+    for (_, a), (_, b) in zip(got_inflight, want_inflight, strict=True):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
     got = request_points(table, t0)
     assert (got.ttft, got.e2e, got.failed) == ref_points(recs, t0)
 
@@ -139,7 +147,6 @@ def test_series_equal_the_per_record_definitions(recs: list[RequestRecord], bloc
 def test_the_blockwise_histogram_is_numpys(values: list[float], heavy: int) -> None:
     """Past a few million samples the histogram is counted a block at a time without a sort;
     the bins are NumPy's, value for value (edges included)."""
-    import infermeter.report.html.series as series
 
     arr = np.array(values + [values[0]] * heavy * 50)
     want = series.histogram(arr, float(np.percentile(arr, 50)), float(np.percentile(arr, 99)))
@@ -148,10 +155,39 @@ def test_the_blockwise_histogram_is_numpys(values: list[float], heavy: int) -> N
     for sample in (arr, on_edges):
         p50, p99 = float(np.percentile(sample, 50)), float(np.percentile(sample, 99))
         small = series.histogram(sample, p50, p99)
-        old = series.LARGE
-        series.LARGE = 0
-        try:
+        with patch.object(series, "LARGE", 0):
             large = series.histogram(sample, p50, p99)
-        finally:
-            series.LARGE = old
         assert large == small
+
+
+@given(
+    st.lists(st.floats(-1e3, 1e4, allow_nan=False), min_size=1, max_size=300),
+    st.integers(1, 50),
+)
+@settings(max_examples=200, deadline=None)
+def test_extent_is_numpys_min_max_and_positives(values: list[float], block: int) -> None:
+    """The one-pass extent, block by block on several threads, says what NumPy says."""
+
+    arr = np.array(values)
+    with patch.object(series, "LARGE", 0), patch.object(series, "BLOCK", block):
+        got = series.extent(arr)
+    above = arr[arr > 0]
+    assert (got.lo, got.hi) == (arr.min(), arr.max())
+    assert got.positive == above.size
+    assert got.least_positive == (float(above.min()) if above.size else None)
+
+
+@given(
+    st.sampled_from([1e9, -5e6, 3.0e12]),
+    st.lists(st.integers(0, 400), min_size=20, max_size=200),
+)
+@settings(max_examples=100, deadline=None)
+def test_the_blockwise_histogram_far_from_zero(offset: float, steps: list[int]) -> None:
+    """Values far from 0 in bin widths, many of them on the edges: NumPy's bins still."""
+
+    arr = offset + np.array(steps, dtype=float) * 0.25
+    p50, p99 = float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+    small = series.histogram(arr, p50, p99)
+    with patch.object(series, "LARGE", 0):
+        large = series.histogram(arr, p50, p99)
+    assert large == small

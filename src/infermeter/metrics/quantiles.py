@@ -199,10 +199,14 @@ def _gather(
     return {g: np.concatenate(parts) if parts else np.empty(0) for g, parts in found.items()}
 
 
-def key_histogram(values: FloatArray, *, block: int = BLOCK) -> npt.NDArray[np.int64]:
+def key_histogram(
+    values: FloatArray, *, block: int = BLOCK, nonnegative: bool | None = None
+) -> npt.NDArray[np.int64]:
     """Counts of the values by the first 20 bits of their keys (sign, exponent and 8 bits
-    of mantissa: bins 1/256 of a power of two wide), in the values' order."""
-    nonnegative = bool(values.min() >= 0)
+    of mantissa: bins 1/256 of a power of two wide), in the values' order.
+    ``nonnegative``: whether no value is below 0, when the caller knows (else a pass)."""
+    if nonnegative is None:
+        nonnegative = bool(values.min() >= 0)
     return _histograms(values, [(0, 0)], nonnegative, block)[(0, 0)]
 
 

@@ -50,9 +50,9 @@ from infermeter.report.html.series import (
     TelemetrySeries,
     Values,
     cdf_points,
+    extent,
     histogram,
     inflight_series,
-    positive_count_min,
     request_points,
     telemetry_series,
     throughput_series,
@@ -101,7 +101,8 @@ def distribution_panels(
     title, label, unit_of_count = DIST_TITLES[name]
     if len(values) == 0:
         return _panel(title, _note("No completed requests: no values to show."), doc=name)
-    edges, counts, beyond, cut = histogram(values, d.get("p50"), d.get("p99"))
+    span = extent(values)  # one pass shared by the histogram, the CDF and its axis
+    edges, counts, beyond, cut = histogram(values, d.get("p50"), d.get("p99"), span=span)
     lo, hi = edges[0], edges[-1]
     marks = [m for m in _percentile_lines(d) if isinstance(m, VLine) and m.x <= hi]
     slo_marks: list[Layer] = [
@@ -125,16 +126,15 @@ def distribution_panels(
             title=f"histogram of {label}",
         )
     )
-    pts, steps = cdf_points(values)
+    pts, steps = cdf_points(values, span=span)
     cdf_lo = pts[0][0]
     cdf_hi = max([pts[-1][0], *(v for v in limits if v <= pts[-1][0] * 1.25)])
     # A long tail squeezes a linear CDF into one corner: show it on a log axis instead
     # (zeros, e.g. chunks read together, then count in the curve's first step).
-    positive, least = positive_count_min(values)
     p50 = d.get("p50")
-    ref = float(p50) if p50 is not None and p50 > 0 else (least or 0.0)
+    ref = float(p50) if p50 is not None and p50 > 0 else (span.least_positive or 0.0)
     log_cdf = cdf_lo >= 0 and ref > 0 and cdf_hi / ref > 5
-    zeros = len(values) - positive if log_cdf else 0
+    zeros = len(values) - span.positive if log_cdf else 0
     if log_cdf:
         cdf_x = Axis(label + ", log scale", log=True)
     elif cdf_hi > cdf_lo:

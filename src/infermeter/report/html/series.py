@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from infermeter.metrics.quantiles import LARGE, bin_top, key_histogram, over_blocks
+from infermeter.metrics.quantiles import BLOCK, LARGE, bin_top, key_histogram, over_blocks
 from infermeter.metrics.table import MISSING, RequestTable, chunk_arrivals, row_tokens
 from infermeter.report.charts import (
     format_value,
@@ -29,18 +29,64 @@ Values = Sequence[float] | npt.NDArray[np.float64]
 # data for the charts (pure)
 
 
+@dataclass(frozen=True)
+class Extent:
+    """A sample's least and greatest values, how many are above 0 and the least of those."""
+
+    lo: float
+    hi: float
+    positive: int
+    least_positive: float | None
+
+
+def extent(values: Values) -> Extent:
+    """The :class:`Extent` of a non-empty sample: one pass, a block at a time past a few
+    million values (the charts of a sample read it once instead of a pass each)."""
+    arr = np.asarray(values, dtype=float)
+
+    def scan(blocks: list[npt.NDArray[np.float64]]) -> tuple[float, float, int, float]:
+        lo, hi, count, least = math.inf, -math.inf, 0, math.inf
+        for block in blocks:
+            b_lo, b_hi = float(block.min()), float(block.max())
+            lo, hi = min(lo, b_lo), max(hi, b_hi)
+            if b_lo > 0:  # the usual block: every value positive, no selection
+                count += block.size
+                least = min(least, b_lo)
+            elif b_hi > 0:
+                above = block > 0
+                count += int(np.count_nonzero(above))
+                least = min(least, float(np.min(block, where=above, initial=math.inf)))
+        return lo, hi, count, least
+
+    shares = over_blocks(arr, BLOCK, scan) if arr.size > LARGE else [scan([arr])]
+    count = sum(c for _, _, c, _ in shares)
+    least = min(s[3] for s in shares)
+    return Extent(
+        lo=min(s[0] for s in shares),
+        hi=max(s[1] for s in shares),
+        positive=count,
+        least_positive=least if count else None,
+    )
+
+
 def histogram(
-    values: Values, p50: float | None, p99: float | None, target_bins: int | None = None
+    values: Values,
+    p50: float | None,
+    p99: float | None,
+    target_bins: int | None = None,
+    *,
+    span: Extent | None = None,
 ) -> tuple[list[float], list[int], int, float]:
     """Nice-width bins over the values; a long tail beyond 1.5 × p99 is cut off the axis.
     About 2·n^(1/3) bins (the Rice rule), between 10 and 40, unless ``target_bins``.
+    ``span``: the values' :func:`extent`, when the caller has it.
 
     Returns (edges, counts, how many values were beyond the cut, the cut).
     """
     arr = np.asarray(values, dtype=float)
     if target_bins is None:
         target_bins = min(max(round(2 * arr.size ** (1 / 3)), 10), 40)
-    lo, hi = float(arr.min()), float(arr.max())
+    lo, hi = (span.lo, span.hi) if span else (float(arr.min()), float(arr.max()))
     cut = hi
     if p99 is not None and p50 is not None and arr.size >= 20 and hi > 1.5 * p99 and p99 > lo:
         cut = 1.5 * p99
@@ -59,60 +105,64 @@ def histogram(
     return (edges, *_large_histogram(arr, edges, cut))
 
 
+#: Blocks of the large histogram: its temporaries stay in the core's cache.
+_HIST_BLOCK = 1 << 17
+
+
 def _large_histogram(
     arr: npt.NDArray[np.float64], edges: list[float], cut: float
 ) -> tuple[list[int], int, float]:
     """np.histogram of the values up to ``cut`` (bins [a, b), the last [a, b]), a block at a
-    time and without its sort: a value's bin from arithmetic on the bins' width, then
-    moved by one where the float edges say otherwise (the bins are as NumPy's)."""
+    time and without its sort. A value's bin comes from arithmetic on the bins' width; the
+    values whose arithmetic lands within rounding of an edge are placed by the float edges
+    themselves (a binary search), so the bins are NumPy's, value for value."""
     n = len(edges) - 1
     e = np.asarray(edges)
     width = (edges[-1] - edges[0]) / n
+    # Arithmetic slot 0: below the first edge; 1..n: the bins; n + 1: above the last edge.
+    base = edges[0] - width
+    inverse = 1.0 / width
+    # The edges are rounded to 12 significant digits: far from 0 in widths, that rounding
+    # moves an edge by more than the arithmetic's own error.
+    near = 1e-9 + 1e-10 * max(abs(edges[0]), abs(edges[-1])) / width
+    if near >= 0.01:  # edges too far from 0 for their width: every value by the float edges
+        near = 0.5
 
     def count(blocks: list[npt.NDArray[np.float64]]) -> tuple[npt.NDArray[np.int64], int]:
-        counts = np.zeros(n, dtype=np.int64)
-        shown = 0
+        counts = np.zeros(n + 2, dtype=np.int64)
+        beyond = 0
         for block in blocks:
-            kept = block[(block <= cut) & (block >= e[0]) & (block <= e[-1])]
-            shown += int((block <= cut).sum())
-            b = np.clip(((kept - e[0]) / width).astype(np.int64), 0, n - 1)
-            while True:  # at most a step or two: the edges are the width's multiples, rounded
-                down = (b > 0) & (kept < e[b])
-                up = (b < n - 1) & (kept >= e[b + 1])
-                if not (down.any() or up.any()):
-                    break
-                b += up.astype(np.int64) - down.astype(np.int64)
-            counts += np.bincount(b, minlength=n)
-        return counts, shown
+            t = block - base
+            t *= inverse
+            np.clip(t, 0.0, n + 1.5, out=t)
+            over = block > cut
+            beyond += int(np.count_nonzero(over))
+            np.putmask(t, over, n + 1.5)  # not drawn: with those above the last edge
+            slot = t.astype(np.int64)
+            t -= slot
+            doubt = (t < near) | (t > 1.0 - near)
+            if doubt.any():
+                unsure = block[doubt]
+                slot = slot[~doubt]
+                exact = np.searchsorted(e, unsure, side="right")
+                exact[unsure == e[-1]] = n  # the last bin is closed
+                exact[unsure > cut] = n + 1
+                counts += np.bincount(exact, minlength=n + 2)
+            counts += np.bincount(slot, minlength=n + 2)
+        return counts, beyond
 
-    shares = over_blocks(arr, 1 << 20, count)
-    counts = sum((c for c, _ in shares), np.zeros(n, dtype=np.int64))
-    shown = sum(s for _, s in shares)
-    return [int(c) for c in counts], int(arr.size - shown), cut
-
-
-def _blocks(arr: npt.NDArray[np.float64], size: int = 1 << 20) -> list[npt.NDArray[np.float64]]:
-    return [arr[i : i + size] for i in range(0, max(arr.size, 1), size)]
-
-
-def positive_count_min(values: Values) -> tuple[int, float | None]:
-    """How many values are above 0, and the least of them (None: none)."""
-    arr = np.asarray(values, dtype=float)
-    count = 0
-    least = math.inf
-    for block in _blocks(arr):
-        above = block[block > 0]
-        if above.size:
-            count += above.size
-            least = min(least, float(above.min()))
-    return count, (least if count else None)
+    shares = over_blocks(arr, _HIST_BLOCK, count)
+    slots = sum((c for c, _ in shares), np.zeros(n + 2, dtype=np.int64))
+    beyond = sum(b for _, b in shares)
+    return [int(c) for c in slots[1 : n + 1]], int(beyond), cut
 
 
 def cdf_points(
-    values: Values, max_points: int = CDF_POINTS
+    values: Values, max_points: int = CDF_POINTS, *, span: Extent | None = None
 ) -> tuple[list[tuple[float, float]], bool]:
     """The empirical CDF as (value, % of values ≤ it); exact steps for few values, else
-    ``max_points`` quantiles. Returns (points, whether they are steps)."""
+    ``max_points`` quantiles. Returns (points, whether they are steps). ``span``: the
+    values' :func:`extent`, when the caller has it."""
     arr = np.asarray(values, dtype=float)
     n = arr.size
     if n <= max_points:
@@ -120,27 +170,29 @@ def cdf_points(
         pts = [(float(arr[0]), 0.0)] + [(float(v), 100.0 * (i + 1) / n) for i, v in enumerate(arr)]
         return pts, True
     if n > LARGE:
-        return _binned_cdf(arr, max_points), False
+        return _binned_cdf(arr, max_points, span or extent(arr)), False
     qs = np.linspace(0, 100, max_points)
     xs = np.percentile(arr, qs)
     return [(float(x), float(q)) for x, q in zip(xs, qs, strict=True)], False
 
 
-def _binned_cdf(arr: npt.NDArray[np.float64], max_points: int) -> list[tuple[float, float]]:
+def _binned_cdf(
+    arr: npt.NDArray[np.float64], max_points: int, span: Extent
+) -> list[tuple[float, float]]:
     """The CDF of a sample too large to sort, as exact points (x, % of values ≤ x) at the
     edges of fine bins (1/256 of a power of two wide), about ``max_points`` of them: each
     share is the true one at its x; only where the points fall is set by the bins."""
-    counts = key_histogram(arr)
+    counts = key_histogram(arr, nonnegative=span.lo >= 0)
     cum = np.cumsum(counts)
     n = int(cum[-1])
     targets = np.linspace(0, n, max_points)
     bins = np.unique(np.searchsorted(cum, targets, side="left").clip(0, counts.size - 1))
-    pts = [(float(arr.min()), 0.0)]
+    pts = [(span.lo, 0.0)]
     for b in bins.tolist():
         if not counts[b]:
             continue
         pts.append((bin_top(b), 100.0 * int(cum[b]) / n))
-    pts.append((float(arr.max()), 100.0))
+    pts.append((span.hi, 100.0))
     return sorted(set(pts))
 
 
@@ -261,30 +313,25 @@ def inflight_series(
     the instants between one request's end and the next one's send do not draw spikes."""
     if len(table) == 0 or duration_s <= 0 or width_s <= 0:
         return []
-    sends = (table.t_send_ns - t0_ns) / 1e9
-    ends = (np.maximum(table.t_end_ns, table.t_send_ns) - t0_ns) / 1e9
-    x = np.concatenate([sends, ends])
-    d = np.concatenate([np.ones(sends.size, np.int64), -np.ones(ends.size, np.int64)])
-    order = np.lexsort((d, x))  # by instant; an end before a send at the same one
-    x, d = x[order], d[order]
-    level = np.cumsum(d)[:-1]
-    x0, x1 = x[:-1], x[1:]
-    live = (level > 0) & (x1 > x0)
-    x0, x1, level = x0[live], x1[live], level[live]
     n = max(math.ceil(duration_s / width_s - 1e-9), 1)
-    b0 = np.maximum((x0 / width_s).astype(np.int64), 0)
+    # The integral of the level over a bin is the sum of each request's time in flight
+    # inside the bin: no sort of the sends and ends needed. What lies outside the bins'
+    # [0, n × width] is not drawn.
+    limit = n * width_s
+    x0 = np.clip((table.t_send_ns - t0_ns) / 1e9, 0.0, limit)
+    x1 = np.clip((np.maximum(table.t_end_ns, table.t_send_ns) - t0_ns) / 1e9, 0.0, limit)
+    live = x1 > x0
+    x0, x1 = x0[live], x1[live]
+    b0 = np.minimum((x0 / width_s).astype(np.int64), n - 1)
     b1 = np.minimum((x1 / width_s).astype(np.int64), n - 1)
-    # every (interval, bin) pair it touches, interval after interval, bins in order
-    spans = np.maximum(b1 - b0 + 1, 0)
-    which = np.repeat(np.arange(x0.size), spans)
-    first_of = np.zeros(x0.size + 1, dtype=np.int64)
-    np.cumsum(spans, out=first_of[1:])
-    b = b0[which] + (np.arange(which.size) - first_of[:-1][which])
-    lo = np.maximum(x0[which], b * width_s)
-    hi = np.minimum(x1[which], (b + 1) * width_s)
-    inside = hi > lo
+    one = b0 == b1
     acc = np.zeros(n, dtype=float)
-    np.add.at(acc, b[inside], level[which][inside] * (hi[inside] - lo[inside]))
+    acc += np.bincount(b0[one], weights=x1[one] - x0[one], minlength=n)
+    b0, b1, x0, x1 = b0[~one], b1[~one], x0[~one], x1[~one]
+    acc += np.bincount(b0, weights=(b0 + 1) * width_s - x0, minlength=n)  # the first bin's part
+    acc += np.bincount(b1, weights=x1 - b1 * width_s, minlength=n)  # the last bin's part
+    whole = np.cumsum(np.bincount(b0 + 1, minlength=n + 1) - np.bincount(b1, minlength=n + 1))
+    acc += whole[:n] * width_s  # the bins between, each covered whole
     out = []
     for k in range(n):
         span = min(width_s, duration_s - k * width_s)
