@@ -21,6 +21,9 @@
 #   bench/gpu_study.sh span    why the length mix decoded slower than the fixed lengths: on one
 #                              fresh 64-slot server c = 8 fixed, then the mix, then fixed again;
 #                              then the mix on a fresh 8-slot server (no slot to scatter to)
+#   bench/gpu_study.sh slots   the decode step by which slots are busy: streams pinned to
+#                              contiguous or scattered slot ids (bench/slot_runs.py), with
+#                              llama.cpp's per-slot KV streams and with one unified stream
 # (Session 1 ran an earlier version of this script as `stage1`: transformers eager and
 # llama.cpp f16 with the recipe's defaults; see git history.)
 # Every sweep directory lands in OUT/sweeps.tgz (OUT holds at most 8 files).
@@ -315,6 +318,21 @@ print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
     SLOTS=8 serve "$M7-f16/model.gguf" 18082 "$S7" --cache-ram 0 && \
       sweep span-4-mix-8-slots 25 --url http://127.0.0.1:18082 "${P[@]}" "${MIX[@]}"
     stop_servers
+    ;;
+  slots)
+    server_and_model 0
+    # one ubatch per run of consecutive busy slot ids: the same 4, 8 or 16 streams, pinned
+    # to contiguous or scattered slots (bench/slot_runs.py); then one unified KV stream
+    L=(0 0,1,2,3 0,16,32,48 "$(seq -s, 0 7)" "$(seq -s, 0 8 56)" 0,1,2,3,32,33,34,35
+       "$(seq -s, 0 15)" "$(seq -s, 0 4 60)")
+    for kv in split unified; do
+      U=(); [ $kv = unified ] && U=(--kv-unified)
+      serve "$M7-f16/model.gguf" 18083 "$S7" --cache-ram 0 "${U[@]}" && \
+        taskset -c "$LOW" python3 bench/slot_runs.py --url http://127.0.0.1:18083 \
+          --layouts "${L[@]}" --rounds 3 --tokens 64 "${U[@]}" 2>&1 | tee "$RES/slots-$kv.md" \
+          | tee -a "$RES/study.log"
+      stop_servers
+    done
     ;;
 esac
 log "done"

@@ -197,10 +197,12 @@ def test_run_carries_host_and_server_telemetry(llama_server, tmp_path: Path) -> 
     assert srv["kind"] == "llama.cpp" and srv["samples"] >= 2
     assert srv["requests_running"]["max"] >= 1
     assert srv["generation_tokens_per_s"] > 0
-    # llama.cpp's slot table: how many slots were busy, over how wide a range of ids
+    # llama.cpp's slot table: how many slots were busy, over how wide a range of ids, in
+    # how many runs of consecutive ids
     slots = srv["slots"]
     assert slots["total"] == 4 and 1 <= slots["active_mean"] <= 4
     assert slots["active_mean"] <= slots["span_mean"] <= 4
+    assert slots["runs_mean"] is not None and 1 <= slots["runs_mean"] <= slots["active_mean"]
     # the server infermeter's fixture started is the server's CPU, not the client's
     assert tel["host"]["local_server_cpu_percent"]["mean"] > 0
     # No NVIDIA GPU here: a note, not an error.

@@ -280,27 +280,49 @@ def test_slot_use_and_the_slot_spread_finding() -> None:
     from infermeter.analysis.telemetry import slot_spread
     from infermeter.telemetry.prometheus import slot_use
 
-    table = [{"id": i, "is_processing": i in (1, 6)} for i in range(8)]
-    assert slot_use(table) == {"active": 2, "span": 6, "total": 8}
-    assert slot_use([{"id": 0, "is_processing": False}])["span"] == 0
-    spread = slot_spread([{"active": 2, "span": 6, "total": 8}, {"active": 2, "span": 2}])
-    assert spread["span_mean"] == 4.0 and spread["active_mean"] == 2.0
-    assert spread["span_mean_early"] == 6.0 and spread["span_mean_late"] == 2.0
-    aged = analysis_input(telemetry={"server": {"slots": spread}})
-    (f,) = [f for f in diagnose(aged, None) if f["rule"] == "slot_spread"]
-    assert "4.0 of llama.cpp's slots" in f["message"] and "freshly started" in f["message"]
-    packed = slot_spread([{"active": 4, "span": 4, "total": 8}])
-    assert "slot_spread" not in rules(analysis_input(telemetry={"server": {"slots": packed}}))
-    # packed, but far fewer busy than slots: a server that slows with its history
-    many = slot_spread([{"active": 7, "span": 8, "total": 64}])
+    table = [{"id": i, "is_processing": i in (1, 2, 6)} for i in range(8)]
+    assert slot_use(table) == {"active": 3, "span": 6, "runs": 2, "total": 8}
+    # the ids as the server lists them, in any order
+    assert slot_use(table[::-1])["runs"] == 2
+    assert slot_use([{"id": 0, "is_processing": False}]) == {
+        "active": 0, "span": 0, "runs": 0, "total": 1,
+    }  # fmt: skip
+    # busy requests scattered over the slots: a forward pass per run of consecutive ids
+    scattered = slot_spread([
+        {"active": 3, "span": 6, "runs": 2, "total": 8},
+        {"active": 3, "span": 7, "runs": 3, "total": 8},
+    ])  # fmt: skip
+    assert scattered["runs_mean"] == 2.5 and scattered["runs_max"] == 3.0
+    assert scattered["span_mean_early"] == 6.0 and scattered["span_mean_late"] == 7.0
     (f,) = [
         f
-        for f in diagnose(analysis_input(telemetry={"server": {"slots": many}}), None)
+        for f in diagnose(analysis_input(telemetry={"server": {"slots": scattered}}), None)
         if f["rule"] == "slot_spread"
     ]
-    assert "ran 64 slots for 7.0 busy" in f["message"] and "-np equal" in f["message"]
-    few = slot_spread([{"active": 7, "span": 8, "total": 16}])
-    assert "slot_spread" not in rules(analysis_input(telemetry={"server": {"slots": few}}))
+    assert "2.50 runs of consecutive slot ids" in f["message"]
+    assert "-np at the concurrency" in f["message"] and f["evidence"]["slot_runs_mean"] == 2.5
+    # wide but in one run most of the time, on a server with far more slots than load: its
+    # steps are single passes, nothing to name
+    packed = slot_spread([
+        {"active": 7, "span": 8, "runs": 1, "total": 64},
+        {"active": 7, "span": 9, "runs": 2, "total": 64},
+        {"active": 7, "span": 7, "runs": 1, "total": 64},
+    ])  # fmt: skip
+    assert "slot_spread" not in rules(analysis_input(telemetry={"server": {"slots": packed}}))
+    # telemetry written before the runs were sampled: the span and the slot count decide
+    old = slot_spread([{"active": 2, "span": 6, "total": 8}, {"active": 2, "span": 2}])
+    assert old["runs_mean"] is None
+    (f,) = [
+        f
+        for f in diagnose(analysis_input(telemetry={"server": {"slots": old}}), None)
+        if f["rule"] == "slot_spread"
+    ]
+    assert "spread over 4.0 slot ids" in f["message"] and "slot_runs_mean" not in f["evidence"]
+    many = slot_spread([{"active": 7, "span": 8, "total": 64}])
+    assert "slot_spread" in rules(analysis_input(telemetry={"server": {"slots": many}}))
+    for quiet in ({"active": 4, "span": 4, "total": 8}, {"active": 7, "span": 8, "total": 16}):
+        calm = slot_spread([quiet])
+        assert "slot_spread" not in rules(analysis_input(telemetry={"server": {"slots": calm}}))
 
 
 # -- the client's scheduling priority -----------------------------------------------------

@@ -55,15 +55,20 @@ def _busiest_other(tops: Sequence[dict[str, Any]]) -> BusiestOther | None:
 
 
 def slot_spread(busy: Sequence[dict[str, int]]) -> SlotSpread:
-    """Over the samples with a busy slot: how many were busy and how wide a range of slot ids
-    they covered (llama.cpp's decode step reads every slot in that range)."""
+    """Over the samples with a busy slot: how many were busy, how wide a range of slot ids
+    they covered, and in how many runs of consecutive ids (llama.cpp without a unified KV
+    cache decodes each run as a forward pass of its own)."""
     active = [float(s["active"]) for s in busy]
     span = [float(s["span"]) for s in busy]
+    # runs of consecutive busy ids: absent from telemetry written before they were sampled
+    runs = [float(s["runs"]) for s in busy if "runs" in s]
     n = len(busy)
     return {
         "active_mean": sum(active) / n,
         "span_mean": sum(span) / n,
         "span_max": max(span),
+        "runs_mean": sum(runs) / len(runs) if runs else None,
+        "runs_max": max(runs) if runs else None,
         "total": float(busy[-1].get("total") or 0),
         "samples": float(n),
         # the second half of the window against the first: a span that grows as the server ages

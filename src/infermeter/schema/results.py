@@ -226,6 +226,9 @@ class SlotSpread(TypedDict):
     active_mean: float
     span_mean: float
     span_max: float
+    #: Runs of consecutive busy slot ids (None: the telemetry did not sample them).
+    runs_mean: float | None
+    runs_max: float | None
     total: float
     samples: float
     span_mean_late: float

@@ -178,16 +178,18 @@ def info_labels(families: dict[str, Any], kind: str) -> dict[str, dict[str, str]
 
 
 def slot_use(table: list[Any]) -> dict[str, int]:
-    """``active`` busy slots, ``span`` ids from the lowest to the highest busy one (0 when
-    none is busy), ``total`` slots."""
-    busy = [
+    """``active`` busy slots, ``span`` ids from the lowest to the highest busy one, ``runs``
+    of consecutive busy ids (both 0 when none is busy), ``total`` slots. Without a unified
+    KV cache llama.cpp decodes each run as a forward pass of its own."""
+    busy = sorted(
         int(s["id"])
         for s in table
         if isinstance(s, dict) and s.get("is_processing") and isinstance(s.get("id"), int)
-    ]
+    )
     return {
         "active": len(busy),
-        "span": (max(busy) - min(busy) + 1) if busy else 0,
+        "span": (busy[-1] - busy[0] + 1) if busy else 0,
+        "runs": sum(1 for k, b in enumerate(busy) if k == 0 or b != busy[k - 1] + 1),
         "total": len(table),
     }
 
