@@ -9,6 +9,7 @@ import math
 from unittest.mock import patch
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_table import records as table_records
@@ -191,3 +192,19 @@ def test_the_blockwise_histogram_far_from_zero(offset: float, steps: list[int]) 
     with patch.object(series, "LARGE", 0):
         large = series.histogram(arr, p50, p99)
     assert large == small
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [3e12] * 19 + [3e12 + 37.5],  # edges rounded into equal pairs; a value half a width in
+        [0.0] * 19 + [5e-311],  # a width too small to invert
+        [1e300] * 5 + [1.7e308] * 15,  # differences near the largest float
+    ],
+)
+def test_the_blockwise_histogram_at_the_floats_edges(values: list[float]) -> None:
+    arr = np.array(values)
+    p50, p99 = float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+    small = series.histogram(arr, p50, p99)
+    with patch.object(series, "LARGE", 0):
+        assert series.histogram(arr, p50, p99) == small

@@ -120,34 +120,41 @@ def _large_histogram(
     e = np.asarray(edges)
     width = (edges[-1] - edges[0]) / n
     # Arithmetic slot 0: below the first edge; 1..n: the bins; n + 1: above the last edge.
-    base = edges[0] - width
-    inverse = 1.0 / width
     # The edges are rounded to 12 significant digits: far from 0 in widths, that rounding
-    # moves an edge by more than the arithmetic's own error.
-    near = 1e-9 + 1e-10 * max(abs(edges[0]), abs(edges[-1])) / width
-    if near >= 0.01:  # edges too far from 0 for their width: every value by the float edges
-        near = 0.5
+    # moves an edge by more than the arithmetic's own error (and may even make two equal);
+    # then, or where the width is too small to invert, every value goes by the float edges.
+    arithmetic = width > 0 and math.isfinite(1.0 / width)
+    near = 1e-9 + 1e-10 * max(abs(edges[0]), abs(edges[-1])) / width if arithmetic else 1.0
+    arithmetic = arithmetic and near < 0.01
+    base = edges[0] - width
+    inverse = 1.0 / width if arithmetic else 0.0
+
+    def exact(values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """The slots of ``values`` by the float edges themselves (a binary search)."""
+        slot = np.searchsorted(e, values, side="right")
+        slot[values == e[-1]] = n  # the last bin is closed
+        slot[values > cut] = n + 1  # not drawn: with those above the last edge
+        return np.bincount(slot, minlength=n + 2)
 
     def count(blocks: list[npt.NDArray[np.float64]]) -> tuple[npt.NDArray[np.int64], int]:
         counts = np.zeros(n + 2, dtype=np.int64)
         beyond = 0
         for block in blocks:
+            over = block > cut
+            beyond += int(np.count_nonzero(over))
+            if not arithmetic:
+                counts += exact(block)
+                continue
             t = block - base
             t *= inverse
             np.clip(t, 0.0, n + 1.5, out=t)
-            over = block > cut
-            beyond += int(np.count_nonzero(over))
-            np.putmask(t, over, n + 1.5)  # not drawn: with those above the last edge
+            np.putmask(t, over, n + 1.5)
             slot = t.astype(np.int64)
             t -= slot
             doubt = (t < near) | (t > 1.0 - near)
             if doubt.any():
-                unsure = block[doubt]
+                counts += exact(block[doubt])
                 slot = slot[~doubt]
-                exact = np.searchsorted(e, unsure, side="right")
-                exact[unsure == e[-1]] = n  # the last bin is closed
-                exact[unsure > cut] = n + 1
-                counts += np.bincount(exact, minlength=n + 2)
             counts += np.bincount(slot, minlength=n + 2)
         return counts, beyond
 
