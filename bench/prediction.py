@@ -40,8 +40,8 @@ from pathlib import Path
 from infermeter.api import load_run
 from infermeter.predict.model import EngineModel
 from infermeter.records.rundir import RUN_FILE
-from infermeter.run.fit import fit_runs
-from infermeter.run.predict import replay_config, simulate_run
+from infermeter.run.fit import fit_runs, server_keys
+from infermeter.run.predict import ServerHistory, replay_config, simulate_run
 from infermeter.run.rundir import read_run_meta
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,11 +68,29 @@ def dig(doc: dict, path: tuple[str, ...]) -> float:
     return float(doc)  # type: ignore[arg-type]
 
 
-def predict_like(model: EngineModel, model_path: Path, measured: Path, work: Path) -> dict:
-    """Simulate the load a measured run was driven with (same flags, same seed)."""
+def predict_like(
+    model: EngineModel, model_path: Path, measured: Path, work: Path, servers: ServerHistory
+) -> dict:
+    """Simulate the load a measured run was driven with (same flags, same seed), on a server
+    with the history ``servers`` holds (the loads simulated before on it)."""
     config = replay_config(read_run_meta(measured / RUN_FILE))
-    run = simulate_run(model, model_path, config, out=work / measured.name)
+    run = simulate_run(model, model_path, config, out=work / measured.name, servers=servers)
     return dict(run.results)
+
+
+def predicted_in_order(
+    model: EngineModel, model_path: Path, held_out: list[Path], work: Path
+) -> list[dict]:
+    """Each held-out run simulated after the ones that ran before it on its server (its
+    slots as they left them), as they ran; the results in the order given."""
+    metas = [read_run_meta(p / RUN_FILE) for p in held_out]
+    starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
+    keys = server_keys(held_out, [m.get("server") or {} for m in metas], starts)
+    histories = {key: ServerHistory() for key in keys}
+    out: dict[int, dict] = {}
+    for k in sorted(range(len(held_out)), key=lambda k: starts[k]):
+        out[k] = predict_like(model, model_path, held_out[k], work, histories[keys[k]])
+    return [out[k] for k in range(len(held_out))]
 
 
 def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]) -> dict:
@@ -81,9 +99,9 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
     print("| run | " + " | ".join(m for m, _ in METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
     with tempfile.TemporaryDirectory() as tmp:
-        for path in held_out:
+        predictions = predicted_in_order(model, model_path, held_out, Path(tmp))
+        for path, predicted in zip(held_out, predictions, strict=True):
             measured = json.loads((path / "results.json").read_text())
-            predicted = predict_like(model, model_path, path, Path(tmp))
             cells = []
             for name, key in METRICS:
                 m, p = dig(measured, key), dig(predicted, key)

@@ -25,6 +25,7 @@ from infermeter.predict.model import (
     StepPoint,
     StepTable,
 )
+from infermeter.predict.slots import replay_runs
 
 #: Gaps a batch size needs before its median enters the table...
 MIN_SAMPLES = 20
@@ -41,6 +42,8 @@ MIN_MIXED = 30
 LANDING_SLACK = 0.25
 #: Percent of gaps left out at either end: the client's or the host's hiccups, not steps.
 TRIM = 0.5
+#: Gaps at one count of busy-slot runs, within one batch size, for their median to count.
+MIN_RUN_GAPS = 10
 #: Quantiles kept of a step's spread around its table entry.
 SPREAD_POINTS = 41
 
@@ -65,6 +68,10 @@ class ObservedRun:
     #: ``timings.prompt_ms``/``prompt_n``; NaN where the server does not say).
     server_prompt_ms: FloatArray | None = None
     server_prompt_n: FloatArray | None = None
+    #: Runs of one ``server`` key ran on one server, one after another, the first on a fresh
+    #: one; ``origin_ms`` puts this run's clock on theirs (where llama.cpp's slots matter).
+    server: str = ""
+    origin_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -92,18 +99,21 @@ class _Gaps:
     prompt: list[FloatArray] = field(default_factory=list)
     #: The run each gap was measured in (its index).
     run: list[IntArray] = field(default_factory=list)
+    #: Runs of consecutive busy slot ids at the gap's middle (1 where not followed).
+    slot_runs: list[IntArray] = field(default_factory=list)
 
-    def joined(self) -> tuple[FloatArray, IntArray, FloatArray, FloatArray, IntArray]:
+    def joined(self) -> tuple[FloatArray, IntArray, FloatArray, FloatArray, IntArray, IntArray]:
         if not self.gap:
             empty = np.zeros(0)
             none = np.zeros(0, dtype=np.int64)
-            return empty, none, empty, empty, none
+            return empty, none, empty, empty, none, none
         return (
             np.concatenate(self.gap),
             np.concatenate(self.batch),
             np.concatenate(self.ctx),
             np.concatenate(self.prompt),
             np.concatenate(self.run),
+            np.concatenate(self.slot_runs),
         )
 
 
@@ -139,8 +149,45 @@ class _Occupancy:
         return count, np.maximum(ctx, 0.0)
 
 
-def _gaps(run: ObservedRun, index: int, into: _Gaps) -> None:
+def admitted(run: ObservedRun) -> FloatArray:
+    """When each request took its slot: the server takes new requests between steps, so at
+    the end of the step before the one that carried its prompt (the last token of any
+    stream before its first, the tokens of its own step left out), or when it was sent if
+    the server was idle. A slot comes free with its request's last token."""
+    if not run.token_ms:
+        return run.t_send
+    arrivals = np.sort(np.concatenate(run.token_ms))
+    steps = np.concatenate([np.diff(t) for t in run.token_ms])  # each stream's, a step each
+    steps = steps[steps > 0]
+    slack = EMIT_APART * float(np.median(steps)) if steps.size else 0.0
+    before = np.searchsorted(arrivals, run.t_first - slack, side="left") - 1
+    step_end = np.where(before >= 0, arrivals[np.maximum(before, 0)], -np.inf)
+    return np.maximum(run.t_send, step_end)
+
+
+def _slot_history(runs: list[ObservedRun], slots: int) -> list[tuple[FloatArray, IntArray]]:
+    """Per run, on its own clock: the instants its server's busy slots changed and the runs
+    of consecutive busy ids from each on, replaying the slots the server handed out to the
+    requests of every run on it, in order (infermeter.predict.slots)."""
+    out: list[tuple[FloatArray, IntArray]] = [(np.zeros(0), np.zeros(0, np.int64))] * len(runs)
+    servers: dict[str, list[int]] = {}
+    for k, run in enumerate(runs):
+        servers.setdefault(run.server, []).append(k)
+    for members in servers.values():
+        members.sort(key=lambda k: runs[k].origin_ms)
+        take = np.concatenate([admitted(runs[k]) + runs[k].origin_ms for k in members])
+        free = np.concatenate([runs[k].t_last + runs[k].origin_ms for k in members])
+        times, busy_runs, _ = replay_runs(take, free, slots)
+        for k in members:
+            out[k] = (times - runs[k].origin_ms, busy_runs)
+    return out
+
+
+def _gaps(run: ObservedRun, index: int, into: _Gaps, history: tuple[FloatArray, IntArray]) -> None:
     occ = _Occupancy(run)
+    times, busy_runs = history
+    if not times.size:  # not followed: one run
+        times, busy_runs = np.zeros(1), np.ones(1, dtype=np.int64)
     order = np.argsort(run.t_first)
     landings = run.t_first[order]
     landed_prompt = _prefix(run.n_in[order].astype(np.float64))
@@ -160,6 +207,8 @@ def _gaps(run: ObservedRun, index: int, into: _Gaps) -> None:
         into.ctx.append(ctx)
         into.prompt.append(landed_prompt[hi] - landed_prompt[lo])
         into.run.append(np.full(gap.size, index, dtype=np.int64))
+        at = np.searchsorted(times, (a + b) / 2, side="right") - 1
+        into.slot_runs.append(np.maximum(np.where(at >= 0, busy_runs[np.maximum(at, 0)], 1), 1))
 
 
 @dataclass(frozen=True)
@@ -248,6 +297,28 @@ def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray, run_of: IntArray) 
     return points
 
 
+def _ubatch(gap: FloatArray, batch: IntArray, extra: FloatArray, points: list[StepPoint]) -> float:
+    """What each run of busy slots beyond the first adds to a step: within each batch size
+    of the table, the median gap at each count of runs (with enough gaps), its growth with
+    the count pooled over the batch sizes, weighted by the gaps (medians, not means: a
+    prompt's step not told apart moves them little; no trim, which would cut the very
+    steps of several runs)."""
+    sxy = sxx = 0.0
+    for p in points:
+        sel = batch == p.batch
+        g, x = gap[sel], extra[sel]
+        values, counts = np.unique(x, return_counts=True)
+        keep = counts >= MIN_RUN_GAPS
+        if int(keep.sum()) < 2:
+            continue
+        xs, w = values[keep], counts[keep].astype(np.float64)
+        ys = np.array([float(np.median(g[x == v])) for v in xs])
+        xm, ym = float((w * xs).sum() / w.sum()), float((w * ys).sum() / w.sum())
+        sxy += float((w * (xs - xm) * (ys - ym)).sum())
+        sxx += float((w * (xs - xm) ** 2).sum())
+    return max(sxy / sxx, 0.0) if sxx > 0 else 0.0
+
+
 def _ctx_slope(gap: FloatArray, batch: IntArray, ctx: FloatArray, points: list[StepPoint]) -> float:
     """Step growth per context token, pooled within batch sizes (each batch's own level
     removed), on the gaps within three MADs of their batch's median."""
@@ -272,9 +343,12 @@ def fit_engine(
     hardware: str | None,
 ) -> EngineModel:
     gaps = _Gaps()
+    slots = limits.scheduler == "slots"
+    none = (np.zeros(0), np.zeros(0, dtype=np.int64))
+    histories = _slot_history(runs, limits.max_seqs) if slots else [none] * len(runs)
     for index, run in enumerate(runs):
-        _gaps(run, index, gaps)
-    gap, batch, ctx, prompt, run_of = gaps.joined()
+        _gaps(run, index, gaps, histories[index])
+    gap, batch, ctx, prompt, run_of, slot_runs = gaps.joined()
     decode = prompt == 0
     points = _table(gap[decode], batch[decode], ctx[decode], run_of[decode])
     if not points:
@@ -284,6 +358,22 @@ def fit_engine(
             "streamed answers of several tokens each"
         )
     notes: list[str] = []
+    extra = (slot_runs - 1).astype(np.float64)
+    ubatch = _ubatch(gap[decode], batch[decode], extra[decode], points) if slots else 0.0
+    # the table holds steps of one run: each gap as one run of its batch would have taken
+    single = gap - ubatch * extra
+    if ubatch > 0 and all(
+        float(np.median(single[decode & (batch == p.batch)])) > 0 for p in points
+    ):
+        gap = single
+        points = _table(gap[decode], batch[decode], ctx[decode], run_of[decode])
+    elif ubatch > 0:
+        notes.append(
+            f"the busy slots replayed from the records would put {ubatch:.2f} ms on each "
+            "forward pass beyond the first, more than some steps took: not followed (a "
+            "server whose slot history the runs do not show?)"
+        )
+        ubatch = 0.0
     slope = _ctx_slope(gap[decode], batch[decode], ctx[decode], points)
     by_batch = {p.batch: p.step_ms for p in points}
     one = by_batch.get(1, points[0].step_ms)
@@ -378,6 +468,7 @@ def fit_engine(
         kv_block_tokens=limits.kv_block_tokens,
         decode=points,
         ctx_ms_per_token=slope,
+        ubatch_ms=ubatch,
         emit_ms_per_seq=_emission(runs, EMIT_APART * min(p.step_ms for p in points)),
         step_spread=[float(x) for x in spread] if ratio.size else [1.0, 1.0],
         prefill_ms_per_token=per_token,

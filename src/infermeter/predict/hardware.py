@@ -40,8 +40,9 @@ def carry(
     ]
     how = (
         f"{source.name} → {target.name} by the roofline: decode steps below batch "
-        f"{ridge:.0f} and KV reads × {bw:.2f} (bandwidth {source.memory_bandwidth_gb_s:,.0f} → "
-        f"{target.memory_bandwidth_gb_s:,.0f} GB/s), prompt tokens × {flops:.2f} (bf16 "
+        f"{ridge:.0f}, extra ubatches and KV reads × {bw:.2f} (bandwidth "
+        f"{source.memory_bandwidth_gb_s:,.0f} → {target.memory_bandwidth_gb_s:,.0f} GB/s), "
+        f"prompt tokens × {flops:.2f} (bf16 "
         f"{source.bf16_tflops:,.0f} → {target.bf16_tflops:,.0f} TFLOP/s); assumes the engine "
         f"is as efficient on {target.name} as measured on {source.name}, the host-side "
         "overheads unchanged and the same sequence limit: an estimate, not a fit"
@@ -50,6 +51,7 @@ def carry(
         update={
             "decode": points,
             "ctx_ms_per_token": model.ctx_ms_per_token * bw,
+            "ubatch_ms": model.ubatch_ms * bw,
             "prefill_ms_per_token": model.prefill_ms_per_token * flops,
             "step_floor_ms": model.step_floor_ms * bw,
             "hardware": target.name,

@@ -104,6 +104,11 @@ class EngineModel(_Frozen):
     decode: list[StepPoint] = Field(min_length=1)
     #: A decode step's growth per context token held by the batch (attention reads).
     ctx_ms_per_token: float = Field(ge=0)
+    #: llama.cpp without a unified KV cache runs each run of consecutive busy slot ids as a
+    #: forward pass of its own: what each run beyond the first adds to a step (0: the
+    #: engine's steps do not depend on which slots are busy). The decode table holds steps
+    #: of one run (infermeter.predict.slots).
+    ubatch_ms: float = Field(default=0.0, ge=0)
     #: Quantiles (evenly spaced, 0 to 100 %) of a decode gap over its table entry, scaled to
     #: a mean of 1: how one step varies around the table, drawn from in simulation.
     step_spread: list[float] = Field(default_factory=lambda: [1.0, 1.0], min_length=2)
@@ -131,6 +136,11 @@ class EngineModel(_Frozen):
     quality: FitQuality
     #: Set when the model was carried to other hardware by the roofline: how, and how sure.
     extrapolated: str | None = None
+
+    @property
+    def follows_slots(self) -> bool:
+        """Whether a simulation follows which slots are busy (llama.cpp's ubatches)."""
+        return self.scheduler == "slots" and self.ubatch_ms > 0
 
 
 class StepTable:

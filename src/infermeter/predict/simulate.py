@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from infermeter.predict.model import EngineModel, FloatArray, IntArray, StepTable
+from infermeter.predict.slots import SlotTable
 
 Router = Literal["round-robin", "least-outstanding"]
 
@@ -80,6 +81,9 @@ class SimResult:
     segments: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     #: Sequences preempted, per replica.
     preemptions: list[int] = field(default_factory=list)
+    #: Per replica, its slots from least to most recently used at the end (llama.cpp's, where
+    #: the engine model follows them): where a next load on the same servers starts.
+    slot_order: list[list[int]] = field(default_factory=list)
 
     @property
     def sent(self) -> npt.NDArray[np.bool_]:
@@ -131,6 +135,8 @@ class _Replica:
     #: Blocks of more than one token: the decoding sequences that take a new block at a step.
     crossing: dict[int, list[int]] = field(default_factory=dict)
     preemptions: int = 0
+    #: llama.cpp's slots, where which are busy sets a step's forward passes.
+    slots: SlotTable | None = None
     ctx: float = 0.0
     busy: bool = False
     #: Between a step's tokens and the next step's start (the engine's host work).
@@ -144,7 +150,14 @@ class _Replica:
 
 
 class _Sim:
-    def __init__(self, model: EngineModel, load: SimLoad, replicas: int, router: Router) -> None:
+    def __init__(
+        self,
+        model: EngineModel,
+        load: SimLoad,
+        replicas: int,
+        router: Router,
+        slot_order: list[list[int]] | None = None,
+    ) -> None:
         n = load.n_in.size
         self.m = model
         self.load = load
@@ -154,10 +167,21 @@ class _Sim:
         #: Each request's whole context (prompt and answer): what it holds of the KV cache.
         self.need = (self.n_in + self.n_out).tolist()
         table = StepTable.of(model)
+        #: A step's cost for each run of busy slots beyond the first (llama.cpp's ubatches).
+        self.ubatch = model.ubatch_ms if model.follows_slots else 0.0
         self.reps = [
-            _Replica(table, model.max_seqs, model.token_budget, self._spread(load.seed, r))
+            _Replica(
+                table,
+                model.max_seqs,
+                model.token_budget,
+                self._spread(load.seed, r),
+                slots=SlotTable(model.max_seqs, slot_order[r] if slot_order else None)
+                if self.ubatch > 0
+                else None,
+            )
             for r in range(replicas)
         ]
+        self.slot = [-1] * n
         self.router = router
         self.rr = 0
         self.heap: list[tuple[float, int, int, int, float]] = []
@@ -262,6 +286,8 @@ class _Sim:
             if self.kv is not None and rep.kv_used + hold > self.kv and rep.running:
                 break  # no room in the KV cache until a sequence ends
             rep.waiting.popleft()
+            if rep.slots is not None:
+                self.slot[i] = rep.slots.take()
             rep.kv_used += hold
             self.base[i] = self.rem[i]
             if not self.grows or math.isnan(self.t_admit[i]):  # (a preempted one: admitted)
@@ -269,7 +295,14 @@ class _Sim:
             rep.running += 1
             if self.grows:
                 rep.admitted[i] = None
-            rep.prefilling.append(i)
+            if rep.slots is not None:
+                # llama.cpp takes the prompts of a step in the order of their slots' ids
+                at = len(rep.prefilling)
+                while at and self.slot[rep.prefilling[at - 1]] > self.slot[i]:
+                    at -= 1
+                rep.prefilling.insert(at, i)
+            else:
+                rep.prefilling.append(i)
         room = rep.budget - rep.decoding
         prompt = 0
         rep.completing = []
@@ -286,6 +319,8 @@ class _Sim:
             return
         dur = rep.table.step_ms(rep.decoding, rep.ctx, prompt)
         if rep.decoding:
+            if rep.slots is not None and rep.slots.runs > 1:
+                dur += self.ubatch * (rep.slots.runs - 1)
             dur *= rep.spread[len(rep.steps) % SPREAD_CYCLE]
         rep.busy = True
         rep.busy_ms += dur
@@ -398,6 +433,7 @@ class _Sim:
                 self.offset[i] = self.emit * self.place.randrange(tokens)
         rep.ctx += rep.decoding
         grows = self.grows
+        freed: list[int] = []
         for i in rep.finishing.pop(s, ()):
             rep.decoding -= 1
             rep.running -= 1
@@ -406,6 +442,7 @@ class _Sim:
                 self._release(rep, i, s)
             else:
                 rep.kv_used -= self.need[i]
+            freed.append(i)
             self.complete(i, t)
         for i in rep.completing:
             if self.first_step[i] < 0:
@@ -418,6 +455,7 @@ class _Sim:
                     self._release(rep, i, s)
                 else:
                     rep.kv_used -= self.need[i]
+                freed.append(i)
                 self.complete(i, t)
             else:
                 rep.decoding += 1
@@ -428,6 +466,13 @@ class _Sim:
                     self.decoding_now[i] = True
                     self.last_step[i] = s + left - 1
                     self._decode_from(rep, i)
+        if rep.slots is not None:
+            # The sequences a step finishes come free one after another as their last tokens
+            # go out, in the step's emission order (then in the requests' order, as a replay
+            # of the stamps orders them): the least recently used of them first.
+            freed.sort(key=lambda i: (self.offset[i], i))
+            for k, i in enumerate(freed):
+                rep.slots.free(self.slot[i], t + k * 1e-9)
         window = self.admit + self.emit * tokens
         if self.static:
             if rep.running == 0 and rep.waiting and self.gather > 0:
@@ -508,10 +553,15 @@ def simulate(
     replicas: int = 1,
     router: Router = "least-outstanding",
     horizon_ms: float | None = None,
+    slot_order: list[list[int]] | None = None,
 ) -> SimResult:
     """Run ``load`` on ``replicas`` copies of the engine until every request is served or
-    the horizon passes (default: the last due time plus as long again, at least 10 minutes)."""
-    sim = _Sim(model, load, replicas, router)
+    the horizon passes (default: the last due time plus as long again, at least 10 minutes).
+    ``slot_order``: where an earlier load left the servers' slots (its result's
+    ``slot_order``), for a load that follows it on the same servers; default fresh ones."""
+    if slot_order is not None and len(slot_order) != replicas:
+        raise ValueError("slot_order: one order per replica")
+    sim = _Sim(model, load, replicas, router, slot_order)
     if horizon_ms is None:
         last = float(load.due_ms[-1]) if load.due_ms is not None and load.due_ms.size else 0.0
         if load.duration_ms is not None:
@@ -538,4 +588,5 @@ def simulate(
         offset_ms=np.array(sim.offset),
         segments=sim.segments,
         preemptions=[r.preemptions for r in sim.reps],
+        slot_order=[r.slots.order() for r in sim.reps if r.slots is not None],
     )

@@ -21,7 +21,10 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         f"{escape(m.model or '?')} on {escape(m.hardware or 'unknown hardware')}, fitted on "
         f"{len(f.runs)} runs"
     )
-    t = Table(title="decode step by batch (median of the token gaps measured at it)", box=None)
+    title = "decode step by batch (median of the token gaps measured at it)"
+    if m.follows_slots:
+        title = "decode step by batch in one forward pass (median gap, extra passes taken off)"
+    t = Table(title=title, box=None)
     for col in ("batch", "step (ms)", "context held (tokens)", "gaps"):
         t.add_column(col, justify="right")
     for p in m.decode:
@@ -38,6 +41,13 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
             else "not told",
         ),
         ("step growth per context token", f"{m.ctx_ms_per_token * 1000:,.4f} µs"),
+        (
+            "each forward pass beyond the first",
+            f"{m.ubatch_ms:,.3f} ms (a run of consecutive busy slots each: llama.cpp's slots "
+            "followed)"
+            if m.follows_slots
+            else "not followed",
+        ),
         ("cost per prompt token", f"{m.prefill_ms_per_token * 1000:,.3f} µs"),
         ("step with no decode", f"{m.step_floor_ms:,.3f} ms"),
         ("per request, outside the steps", f"{m.ttft_overhead_ms:,.3f} ms"),

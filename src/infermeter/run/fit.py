@@ -58,7 +58,7 @@ def _run_dirs(paths: list[Path]) -> list[tuple[str, Path]]:
     return dirs
 
 
-def _observed(label: str, path: Path) -> ObservedRun:
+def observed_run(label: str, path: Path) -> ObservedRun:
     records: list[RequestRecord] = []
     for name in (WARMUP_FILE, RECORDS_FILE):
         if (path / name).exists():
@@ -128,7 +128,13 @@ def fit_runs(
     engine = _same([s.get("kind") or "unknown" for s in servers], "engine", labels)
     model = _same([s.get("model") for s in servers], "model", labels)
     hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
-    observed = [_observed(label, d) for label, d in dirs]
+    observed = [observed_run(label, d) for label, d in dirs]
+    starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
+    keys = server_keys([d for _, d in dirs], servers, starts)
+    observed = [
+        replace(o, server=key, origin_ms=(t - min(starts)) / 1e6)
+        for o, key, t in zip(observed, keys, starts, strict=True)
+    ]
     limits = _limits(engine, servers, observed, max_seqs, token_budget)
     kv = [k for _, d in dirs if (k := _kv_cache(d / TELEMETRY_FILE)) is not None]
     if kv:
@@ -232,6 +238,28 @@ def _limits(
         token_budget_source=budget_src,
         ctx_per_seq=min(ctx) if ctx else None,
     )
+
+
+def server_keys(dirs: list[Path], servers: list[dict[str, Any]], starts: list[int]) -> list[str]:
+    """Which runs ran on one server, one after another: runs of one URL, a new server
+    wherever the server's count of prompt tokens starts below where the run before it
+    left it (a restart)."""
+    keys = [""] * len(dirs)
+    left: dict[str, float] = {}
+    restarts: dict[str, int] = {}
+    for k in sorted(range(len(dirs)), key=lambda k: starts[k]):
+        url = str(servers[k].get("url") or "")
+        counts = [
+            float(c)
+            for sample in read_telemetry(dirs[k] / TELEMETRY_FILE)
+            if isinstance(c := (sample.get("mapped") or {}).get("prompt_tokens"), (int, float))
+        ]
+        if counts and url in left and counts[0] < left[url]:
+            restarts[url] = restarts.get(url, 0) + 1
+        keys[k] = f"{url}#{restarts.get(url, 0)}"
+        if counts:
+            left[url] = counts[-1]
+    return keys
 
 
 def _kv_cache(path: Path) -> tuple[int, int] | None:

@@ -59,16 +59,33 @@ class SimPlan:
     workload: dict[str, Any]
 
 
+def _drawn(config: BenchConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lengths bench draws for this seed: the warm-up prompts, then the measured pool."""
+    rng = np.random.default_rng([seed, 1])
+    total = config.warmup + config.pool_size()
+    n_in = np.array(config.input_spec().sample(rng, total), dtype=np.int64)
+    n_out = np.array(config.output_spec().sample(rng, total), dtype=np.int64)
+    return n_in, n_out
+
+
 def _measured(config: BenchConfig, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The lengths of ``n`` measured requests as bench draws them for this seed: its pool of
     prompts after the warm-up ones, cycled. (Warm-up requests run before the measured phase
     and leave the server empty: the simulation starts where the measurement does.)"""
-    rng = np.random.default_rng([seed, 1])
-    total = config.warmup + config.pool_size()
-    n_in = np.array(config.input_spec().sample(rng, total), dtype=np.int64)[config.warmup :]
-    n_out = np.array(config.output_spec().sample(rng, total), dtype=np.int64)[config.warmup :]
+    n_in, n_out = (a[config.warmup :] for a in _drawn(config, seed))
     idx = np.arange(n) % n_in.size
     return n_in[idx], n_out[idx]
+
+
+def _warmup_load(config: BenchConfig) -> SimLoad | None:
+    """The warm-up as bench sends it: its prompts in a closed loop as wide as the measured
+    load's concurrency (else 8 at most). It leaves the server empty but its slots in the
+    order the warm-up's answers ended, which the measured load inherits."""
+    if config.warmup <= 0 or config.trace is not None or config.dataset is not None:
+        return None
+    width = config.concurrency or config.max_concurrency or min(config.warmup, 8)
+    n_in, n_out = (a[: config.warmup] for a in _drawn(config, config.seed or 0))
+    return SimLoad(n_in, n_out, concurrency=int(width), seed=config.seed or 0)
 
 
 def sim_plan(config: BenchConfig, model: EngineModel) -> SimPlan:
@@ -312,6 +329,14 @@ def _server(model: EngineModel, replicas: int) -> dict[str, Any]:
     }
 
 
+@dataclass
+class ServerHistory:
+    """What simulated servers carry from one load to the next: llama.cpp's slots, in the
+    order they were last used (None: fresh servers)."""
+
+    slot_order: list[list[int]] | None = None
+
+
 def simulate_run(
     model: EngineModel,
     model_path: Path,
@@ -320,12 +345,22 @@ def simulate_run(
     out: Path,
     replicas: int = 1,
     router: Router = "least-outstanding",
+    servers: ServerHistory | None = None,
 ) -> Run:
-    """Simulate ``config``'s load on ``replicas`` of the engine and write it as a run."""
+    """Simulate ``config``'s load on ``replicas`` of the engine and write it as a run.
+    ``servers``: the history of servers this load follows an earlier one on; left where
+    this load leaves it."""
     plan = sim_plan(config, model)
     notes = extrapolations(model, plan)
     started = time.perf_counter()
-    res = simulate(model, plan.load, replicas=replicas, router=router)
+    order = servers.slot_order if servers is not None else None
+    warmup = _warmup_load(config) if model.follows_slots else None
+    if warmup is not None:
+        warm = simulate(model, warmup, replicas=replicas, router=router, slot_order=order)
+        order = warm.slot_order or None
+    res = simulate(model, plan.load, replicas=replicas, router=router, slot_order=order)
+    if servers is not None:
+        servers.slot_order = res.slot_order or None
     sim_s = time.perf_counter() - started
     unstable = stability(res, plan)
     try:

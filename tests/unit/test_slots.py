@@ -1,0 +1,187 @@
+"""llama.cpp's slots as the simulation and the fit follow them: handed out least recently
+used first (never-used slots first, the highest id among equals), the runs of consecutive busy
+ids each a forward pass of its own, against a reference written out the server's way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_predict import _observed, closed, engine
+
+from infermeter.predict.fit import Limits, _ubatch, fit_engine
+from infermeter.predict.model import EngineModel, StepPoint
+from infermeter.predict.simulate import SimLoad, simulate
+from infermeter.predict.slots import SlotTable, replay_runs
+
+
+class ServerSlots:
+    """The reference: llama-server's get_available_slot, loop and all."""
+
+    def __init__(self, n: int) -> None:
+        self.last = [-1.0] * n
+        self.busy = [False] * n
+
+    def take(self) -> int:
+        ret, t_last = -1, -1.0
+        for s in range(len(self.busy)):
+            if self.busy[s]:
+                continue
+            if ret < 0 or self.last[s] <= t_last:
+                ret, t_last = s, self.last[s]
+        if ret >= 0:
+            self.busy[ret] = True
+        return ret
+
+    def free(self, s: int, t: float) -> None:
+        self.busy[s] = False
+        self.last[s] = t
+
+    def runs(self) -> int:
+        ids = [s for s, b in enumerate(self.busy) if b]
+        return sum(1 for k, s in enumerate(ids) if k == 0 or s != ids[k - 1] + 1)
+
+
+def test_a_fresh_server_hands_out_its_highest_slots_first() -> None:
+    table = SlotTable(8)
+    assert [table.take() for _ in range(3)] == [7, 6, 5]
+    assert table.runs == 1
+    table.free(6, 1.0)
+    assert table.runs == 2  # 7 and 5
+    assert table.take() == 4  # never used comes before the one freed at 1.0
+    assert table.runs == 2  # 7 | 5, 4
+    table.free(7, 2.0)
+    assert [table.take() for _ in range(4)] == [3, 2, 1, 0]
+    assert table.take() == 6 and table.take() == 7  # then least recently used
+    assert table.take() == -1 and table.runs == 1
+    # where a next load on the same server starts: the order the slots were last used in
+    table.free(0, 5.0)
+    table.free(3, 6.0)
+    order = table.order()
+    assert order[:2] == [0, 3] and sorted(order) == list(range(8))
+    carried = SlotTable(8, order)
+    assert carried.take() == 0 and carried.take() == 3
+
+
+@given(
+    st.integers(1, 12),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 11)), max_size=80),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_slot_table_is_the_servers_choice(n: int, ops: list[tuple[bool, int]]) -> None:
+    table, ref = SlotTable(n), ServerSlots(n)
+    held: list[int] = []
+    for t, (take, pick) in enumerate(ops):
+        if take or not held:
+            got = table.take()
+            assert got == ref.take()
+            if got >= 0:
+                held.append(got)
+        else:
+            s = held.pop(pick % len(held))
+            table.free(s, float(t))
+            ref.free(s, float(t))
+        assert table.runs == ref.runs()
+        assert table.busy == sum(ref.busy)
+    # a table carried from the order continues as the server would
+    order = table.order()
+    carried = SlotTable(n, order)
+    for s in held:
+        ref.free(s, float(len(ops)) + order.index(s) * 1e-3)
+    assert [carried.take() for _ in range(n)] == [ref.take() for _ in range(n)]
+
+
+def test_replayed_from_sends_and_ends() -> None:
+    # A and B overlap; B ends before C is sent, and C takes a never-used slot, apart from A
+    send = np.array([0.0, 1.0, 5.0, 6.0])
+    end = np.array([10.0, 4.0, 9.0, 7.0])
+    times, runs, slot = replay_runs(send, end, 4)
+    assert slot.tolist() == [3, 2, 1, 0]
+    assert times.tolist() == [0.0, 1.0, 4.0, 5.0, 6.0, 7.0, 9.0, 10.0]
+    assert runs.tolist() == [1, 1, 1, 2, 2, 2, 1, 0]
+    # every slot busy: the next request takes the first one to come free
+    _, _, slot = replay_runs(np.array([0.0, 0.0, 1.0]), np.array([5.0, 2.0, 3.0]), 2)
+    assert slot.tolist() == [1, 0, 0]
+
+
+def slots_engine(ubatch: float, max_seqs: int = 4, emit: float = 0.0) -> EngineModel:
+    table = {1: 10.0, 2: 11.0, 3: 12.0, 4: 13.0}
+    model = engine(table, max_seqs=max_seqs, scheduler="slots", ubatch=ubatch, floor=8.0)
+    return model.model_copy(update={"emit_ms_per_seq": emit})
+
+
+def test_each_run_of_busy_slots_beyond_the_first_costs_a_pass() -> None:
+    # A decodes long on slot 3, B beside it on slot 2 (one run); B ends, and C, sent later,
+    # takes never-used slot 1: busy 3 and 1, two runs, so each step of A beside C costs
+    # the batch-2 step and one pass more
+    load = SimLoad(
+        np.array([10, 10, 10]), np.array([40, 5, 10]), due_ms=np.array([0.0, 0.0, 150.0])
+    )
+    plain = simulate(slots_engine(0.0), load)
+    split = simulate(slots_engine(5.0), load)
+    assert np.diff(split.token_ms(1)).tolist() == pytest.approx([11.0] * 4)  # B beside A
+    assert np.diff(split.token_ms(2)).tolist() == pytest.approx([16.0] * 9)  # C beside A
+    assert np.diff(plain.token_ms(2)).tolist() == pytest.approx([11.0] * 9)
+    a = np.diff(split.token_ms(0))
+    assert sorted(set(a.round(9).tolist())) == [10.0, 11.0, 16.0]
+    # the slots as the load left them, least recently used first: never-used 0, then B's,
+    # C's and A's as they came free
+    assert split.slot_order == [[0, 2, 1, 3]]
+    assert plain.slot_order == []  # not followed where a pass costs nothing
+
+
+def test_a_load_continues_from_where_an_earlier_one_left_the_slots() -> None:
+    model = slots_engine(5.0, max_seqs=8)
+    first = simulate(model, SimLoad(np.full(30, 20), np.arange(30) % 7 + 3, concurrency=3))
+    fresh = simulate(model, closed(20, 12, 24, 3))
+    after = simulate(model, closed(20, 12, 24, 3), slot_order=first.slot_order)
+    assert sorted(first.slot_order[0]) == list(range(8))
+    assert np.nanmean(after.t_end - after.t_send) != np.nanmean(fresh.t_end - fresh.t_send)
+    with pytest.raises(ValueError, match="one order per replica"):
+        simulate(model, closed(20, 12, 4, 1), replicas=2, slot_order=first.slot_order)
+
+
+def test_the_cost_of_a_pass_is_learned_within_each_batch_size() -> None:
+    rng = np.random.default_rng(3)
+    batch = rng.integers(1, 5, 4000)
+    extra = rng.integers(0, 3, 4000).astype(float)
+    gap = 10.0 + batch + 4.0 * extra + rng.normal(0, 0.3, 4000)
+    points = [StepPoint(batch=b, step_ms=10.0 + b, ctx_tokens=0, samples=1) for b in range(1, 5)]
+    assert _ubatch(gap, batch, extra, points) == pytest.approx(4.0, abs=0.1)
+    assert _ubatch(gap, batch, np.zeros(4000), points) == 0.0  # one run always: unknown, 0
+
+
+def test_the_fit_learns_the_pass_from_a_simulated_server() -> None:
+    # the tokens of a step go out one after another: the stamps show the order slots free in
+    truth = slots_engine(4.0, max_seqs=6, emit=0.05)
+    runs, order, origin = [], None, 0.0
+    for k, c in enumerate((1, 2, 3, 4, 5)):
+        n_out = np.random.default_rng(k).integers(10, 60, 80)
+        load = SimLoad(np.full(80, 30), n_out, concurrency=c, seed=k)
+        res = simulate(truth, load, slot_order=order)
+        order = res.slot_order
+        run = _observed(res, f"c{c}")
+        runs.append(type(run)(**{**run.__dict__, "server": "one", "origin_ms": origin}))
+        origin += float(np.nanmax(res.t_end)) + 1.0
+    limits = Limits("slots", 6, "given", 2048, "given", None)
+    fitted = fit_engine(runs, limits, engine="test", model="m", hardware=None)
+    assert fitted.ubatch_ms == pytest.approx(4.0, rel=0.25)
+    got = {p.batch: p.step_ms for p in fitted.decode}
+    for b in (1, 2, 3, 4):
+        assert got[b] == pytest.approx(truth.decode[b - 1].step_ms, rel=0.08)
+
+
+def test_a_pass_cost_the_steps_cannot_hold_is_not_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import infermeter.predict.fit as fit
+
+    truth = slots_engine(4.0, max_seqs=6, emit=0.05)
+    n_out = np.random.default_rng(5).integers(10, 60, 80)
+    res = simulate(truth, SimLoad(np.full(80, 30), n_out, concurrency=4, seed=5))
+    run = _observed(res, "c4")
+    monkeypatch.setattr(fit, "_ubatch", lambda *a: 1000.0)
+    limits = Limits("slots", 6, "given", 2048, "given", None)
+    fitted = fit_engine([run], limits, engine="test", model="m", hardware=None)
+    assert fitted.ubatch_ms == 0.0
+    assert any("not followed" in n for n in fitted.quality.notes)
+    assert min(p.step_ms for p in fitted.decode) > 0
