@@ -24,7 +24,7 @@ from infermeter.report.compare import (
     render_comparison_table,
 )
 from infermeter.report.formats import to_json
-from infermeter.run.rundir import load_run
+from infermeter.run.rundir import load_results, load_run
 from infermeter.schema.results import Results
 
 FORMATS = ("table", "md", "json", "html")
@@ -63,14 +63,12 @@ def load_target(path: Path) -> Target:
 def _load_sweep(path: Path) -> Target:
     index = read_sweep_index(path)
     # The sweep as compare reads it: the index, its directory, and each point's results.
-    points: list[dict[str, Any]] = []
-    for entry in index["points"]:
-        point: dict[str, Any] = dict(entry)
-        point_dir = path / str(point.get("dir", ""))
-        # A point cut short before its run started has no run directory.
-        if is_run_dir(point_dir):
-            point["results"] = load_run(point_dir).results
-        points.append(point)
+    points: list[dict[str, Any]] = [dict(entry) for entry in index["points"]]
+    dirs = [path / str(point.get("dir", "")) for point in points]
+    # A point cut short before its run started has no run directory.
+    ran = [k for k, d in enumerate(dirs) if is_run_dir(d)]
+    for k, results in zip(ran, load_results([dirs[k] for k in ran]), strict=True):
+        points[k]["results"] = results
     sweep: dict[str, Any] = {**index, "path": str(path), "points": points}
     return Target(path, sweep=sweep)
 

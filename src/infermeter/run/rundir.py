@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from infermeter.analysis.telemetry import summarize_telemetry
 from infermeter.config import stored_config_problem
 from infermeter.errors import UsageError
@@ -31,7 +33,8 @@ from infermeter.records.rundir import (
 )
 from infermeter.records.schema import RequestRecord, json_kind
 from infermeter.results.build import full_results
-from infermeter.run.fold import fold_files
+from infermeter.run import ranges
+from infermeter.run.fold import PARALLEL_BYTES, fold_files
 from infermeter.schema.results import Results, RunOutcome, Telemetry
 
 
@@ -79,16 +82,16 @@ def _metrics_for(meta: dict[str, Any], table: RequestTable) -> RunMetrics:
     )
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, *, processes: int | None = None) -> Run:
     """Load a run directory (finished or interrupted) and recompute its metrics, reading
-    its records one at a time."""
+    its records one at a time (a large file in ranges over up to ``processes`` processes)."""
     root = Path(path)
     run_file = root / RUN_FILE
     if not run_file.exists():
         raise UsageError(f"{root} is not an infermeter run directory (no {RUN_FILE})")
     meta = read_run_meta(run_file)
     segments = segment_dirs(root, meta)
-    folded = fold_files([d / RECORDS_FILE for d in segments])
+    folded = fold_files([d / RECORDS_FILE for d in segments], processes=processes)
     metrics = _metrics_for(meta, folded.table)
     # No results.json: the run was stopped before its end.
     status = read_run_status(root / RESULTS_FILE, {"complete": False, "interrupted": True})
@@ -97,6 +100,35 @@ def load_run(path: str | Path) -> Run:
     telemetry = window_telemetry(root / TELEMETRY_FILE, metrics)
     results = full_results(meta, metrics, status, telemetry)
     return Run(root, meta, metrics, results, status, telemetry, segments)
+
+
+def load_results(paths: list[Path]) -> list[Results]:
+    """The results of several run directories (a sweep's points), each as :func:`load_run`
+    recomputes them. Where their records are large, a few processes each take a run of
+    whole directories in turn (every directory folded and summarised in one process), so
+    that one directory's summary overlaps the next one's reading instead of leaving the
+    other cores idle between the ranges of one directory after another."""
+    sizes = [_records_bytes(p) for p in paths]
+    workers = min(ranges.processes(), len(paths))
+    if workers < 2 or sum(sizes) < PARALLEL_BYTES:
+        return [load_run(p).results for p in paths]
+    tasks: list[ranges.Task] = [
+        (p / RUN_FILE, 0, size, p) for p, size in zip(paths, sizes, strict=True)
+    ]
+    return [orjson.loads(a) for a in ranges.run_tasks(tasks, workers, _results_job)]
+
+
+def _records_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob(RECORDS_FILE) if f.is_file())
+
+
+def _results_job(run_file: Path, start: int, end: int | None, out: Path) -> bytes:
+    """One directory's results, in a reading process (which starts none of its own)."""
+    del start, end, out
+    try:
+        return orjson.dumps(load_run(run_file.parent, processes=1).results)
+    except UsageError as e:  # its own file and line, not the run.json the task names
+        raise UsageError(str(e)) from None
 
 
 def read_run_meta(path: Path) -> dict[str, Any]:
