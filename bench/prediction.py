@@ -39,7 +39,7 @@ from pathlib import Path
 
 from infermeter.api import load_run
 from infermeter.predict.model import EngineModel
-from infermeter.records.rundir import RUN_FILE
+from infermeter.records.rundir import RUN_FILE, TELEMETRY_FILE, read_telemetry
 from infermeter.run.fit import fit_runs, server_keys
 from infermeter.run.predict import ServerHistory, replay_config, simulate_run
 from infermeter.run.rundir import read_run_meta
@@ -85,7 +85,8 @@ def predicted_in_order(
     slots as they left them), as they ran; the results in the order given."""
     metas = [read_run_meta(p / RUN_FILE) for p in held_out]
     starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
-    keys = server_keys(held_out, [m.get("server") or {} for m in metas], starts)
+    telemetry = [read_telemetry(p / TELEMETRY_FILE) for p in held_out]
+    keys = server_keys([m.get("server") or {} for m in metas], starts, telemetry)
     histories = {key: ServerHistory() for key in keys}
     out: dict[int, dict] = {}
     for k in sorted(range(len(held_out)), key=lambda k: starts[k]):

@@ -130,13 +130,14 @@ def fit_runs(
     hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
     observed = [observed_run(label, d) for label, d in dirs]
     starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
-    keys = server_keys([d for _, d in dirs], servers, starts)
+    telemetry = [read_telemetry(d / TELEMETRY_FILE) for _, d in dirs]
+    keys = server_keys(servers, starts, telemetry)
     observed = [
         replace(o, server=key, origin_ms=(t - min(starts)) / 1e6)
         for o, key, t in zip(observed, keys, starts, strict=True)
     ]
     limits = _limits(engine, servers, observed, max_seqs, token_budget)
-    kv = [k for _, d in dirs if (k := _kv_cache(d / TELEMETRY_FILE)) is not None]
+    kv = [k for samples in telemetry if (k := _kv_cache(samples)) is not None]
     if kv:
         tokens, block = min(kv)
         limits = replace(
@@ -240,18 +241,21 @@ def _limits(
     )
 
 
-def server_keys(dirs: list[Path], servers: list[dict[str, Any]], starts: list[int]) -> list[str]:
-    """Which runs ran on one server, one after another: runs of one URL, a new server
-    wherever the server's count of prompt tokens starts below where the run before it
-    left it (a restart)."""
-    keys = [""] * len(dirs)
+def server_keys(
+    servers: list[dict[str, Any]], starts: list[int], telemetry: list[list[dict[str, Any]]]
+) -> list[str]:
+    """Which runs ran on one server, one after another (each run's server section, start
+    on the wall clock and telemetry samples): runs of one URL, a new server wherever the
+    server's count of prompt tokens starts below where the run before it left it (a
+    restart)."""
+    keys = [""] * len(servers)
     left: dict[str, float] = {}
     restarts: dict[str, int] = {}
-    for k in sorted(range(len(dirs)), key=lambda k: starts[k]):
+    for k in sorted(range(len(servers)), key=lambda k: starts[k]):
         url = str(servers[k].get("url") or "")
         counts = [
             float(c)
-            for sample in read_telemetry(dirs[k] / TELEMETRY_FILE)
+            for sample in telemetry[k]
             if isinstance(c := (sample.get("mapped") or {}).get("prompt_tokens"), (int, float))
         ]
         if counts and url in left and counts[0] < left[url]:
@@ -262,10 +266,10 @@ def server_keys(dirs: list[Path], servers: list[dict[str, Any]], starts: list[in
     return keys
 
 
-def _kv_cache(path: Path) -> tuple[int, int] | None:
+def _kv_cache(samples: list[dict[str, Any]]) -> tuple[int, int] | None:
     """The KV cache's size in tokens and its block's, where the server's /metrics told them
     during the run."""
-    for sample in read_telemetry(path):
+    for sample in samples:
         cache = (sample.get("info") or {}).get("cache_config") or {}
         try:
             block = int(cache["block_size"])
