@@ -20,10 +20,10 @@ fresh before the first. Nothing here is timed.
 from __future__ import annotations
 
 import argparse
-import bisect
 import itertools
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,34 +65,37 @@ def _load(run: Path) -> tuple[ObservedRun, float, list[tuple[float, dict]]]:
     return observed_run(run.name, run), t0, samples
 
 
-def _count_runs(busy: list[int]) -> int:
-    ids = sorted(busy)
-    return sum(1 for k, b in enumerate(ids) if k == 0 or b != ids[k - 1] + 1)
+@dataclass(frozen=True)
+class Replay:
+    """The fit's replay of one server (infermeter.predict.slots): each request's take and
+    free instants and slot, and the runs of busy ids from each instant the busy set changed."""
+
+    take: np.ndarray
+    free: np.ndarray
+    slot: np.ndarray
+    times: np.ndarray
+    runs: np.ndarray
+
+    def busy_at(self, t: float) -> np.ndarray:
+        return self.slot[(self.take <= t) & (self.free > t)]
+
+    def window(self, lo: float, hi: float) -> tuple[float, float]:
+        """The time-weighted mean of busy slots and of their runs over [lo, hi], while any
+        is busy."""
+        t1, t2 = np.maximum(self.times[:-1], lo), np.minimum(self.times[1:], hi)
+        busy = np.searchsorted(np.sort(self.take), self.times[:-1], "right") - np.searchsorted(
+            np.sort(self.free), self.times[:-1], "right"
+        )
+        dt = np.where((t2 > t1) & (busy > 0), t2 - t1, 0.0)
+        return float((dt * busy).sum() / dt.sum()), float((dt * self.runs[:-1]).sum() / dt.sum())
 
 
-def replay(obs: list[tuple[ObservedRun, float]], slots: int) -> list[tuple[float, tuple[int, ...]]]:
-    """The busy slot ids after every take and free, in time order, as the fit replays them."""
+def replay(obs: list[tuple[ObservedRun, float]], slots: int) -> Replay:
+    """The slots handed out again to every request of the runs, as the fit does."""
     take = np.concatenate([admitted(o) + t0 for o, t0 in obs])
     free = np.concatenate([o.t_last + t0 for o, t0 in obs])
-    _, _, slot = replay_runs(take, free, slots)
-    n = take.size
-    times = np.concatenate([free, take])
-    kinds = np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)])
-    busy: set[int] = set()
-    out = []
-    for e in np.lexsort((kinds, times)).tolist():
-        i = e % n
-        if kinds[e]:
-            busy.add(int(slot[i]))
-        else:
-            busy.discard(int(slot[i]))
-        out.append((float(times[e]), tuple(sorted(busy))))
-    return out
-
-
-def _at(history: list[tuple[float, tuple[int, ...]]], t: float) -> tuple[int, ...]:
-    k = bisect.bisect_right([h[0] for h in history], t) - 1
-    return history[k][1] if k >= 0 else ()
+    times, runs, slot = replay_runs(take, free, slots)
+    return Replay(take, free, slot, times, runs)
 
 
 def main() -> None:
@@ -110,25 +113,22 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for run, (_, t0, samples) in zip(runs, loaded, strict=True):
         busy = [(t, s) for t, s in samples if s.get("active", 0) > 0]
-        spans = [(max(x) - min(x) + 1) if x else 0 for x in (_at(history, t) for t, _ in busy)]
+        spans = [
+            int(x.max() - x.min() + 1) if x.size else 0
+            for x in (history.busy_at(t) for t, _ in busy)
+        ]
         agree = sum(abs(a - int(s["span"])) <= 1 for a, (_, s) in zip(spans, busy, strict=True))
         measured = read_records(run / RECORDS_FILE).records
         lo = t0 + min(r.t_send_ns for r in measured) / 1e6
         hi = t0 + max(r.t_end_ns for r in measured) / 1e6
-        total = weighted_runs = weighted_batch = 0.0
-        for (t1, ids), (t2, _) in itertools.pairwise(history):
-            a, b = max(t1, lo), min(t2, hi)
-            if b > a and ids:
-                total += b - a
-                weighted_runs += (b - a) * _count_runs(list(ids))
-                weighted_batch += (b - a) * len(ids)
+        mean_busy, mean_runs = history.window(lo, hi)
         gaps = [(b - a) / 1e6 for r in measured for a, b in itertools.pairwise(r.chunk_ns)]
         name = f"{run.parent.parent.name}/{run.name}" if run.parent.name == "points" else run.name
         span_m = statistics.fmean(int(s["span"]) for _, s in busy) if busy else float("nan")
         span_r = statistics.fmean(spans) if spans else float("nan")
         print(
             f"| {name} | {len(busy)} | {span_m:.1f} / {span_r:.1f} | {agree}/{len(busy)} | "
-            f"{weighted_batch / total:.2f} | {weighted_runs / total:.2f} | "
+            f"{mean_busy:.2f} | {mean_runs:.2f} | "
             f"{statistics.median(gaps):.2f} |"
         )
 
