@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 from pathlib import Path
 
 _DEFRAG = Path("/sys/kernel/mm/transparent_hugepage/defrag")
@@ -65,9 +66,11 @@ _MMAP_THRESHOLD = 32 << 20
 _TRIM_THRESHOLD = 256 << 20
 
 
+@functools.cache
 def keep_freed_memory() -> None:
     """Serve arrays of up to 32 MiB from the heap and keep up to 256 MiB of freed memory
-    for reuse (glibc only; elsewhere nothing changes)."""
+    for reuse (glibc only; elsewhere nothing changes). Once a process: the settings last,
+    a forked child inherits them, and finding libc runs ``ldconfig``."""
     with contextlib.suppress(OSError, AttributeError, TypeError):
         name = ctypes.util.find_library("c")
         if not name or "libc" not in name:
