@@ -97,6 +97,52 @@ def test_ctrl_c_in_a_parallel_fold_ends_cleanly(large_run: Path, tmp_path: Path)
     assert sorted(p.name for p in run.iterdir()) == ["records.jsonl", "run.json"]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_a_sweeps_readers_leaves_no_half_written_cache(
+    large_run: Path, tmp_path: Path, sig: int
+) -> None:
+    """Readers that fold and cache whole points are stopped mid-way (Ctrl-C reaches the
+    whole group; SIGTERM, the parent alone): each removes the cache it was writing."""
+    points = []
+    for k in range(3):
+        point = tmp_path / f"p{k}"
+        point.mkdir()
+        for name in ("run.json", "records.jsonl"):
+            (point / name).write_bytes((large_run / name).read_bytes())
+        points.append(point)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    code = (  # SIGTERM ends the caller as the CLI's handler does: by unwinding
+        "import signal, sys; from pathlib import Path;"
+        "from infermeter.run.rundir import load_results;"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143));"
+        "load_results([Path(p) for p in sys.argv[1:]])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, points)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    deadline = time.monotonic() + 30
+    while not _children(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert _children(proc.pid), "no reader process started"
+    time.sleep(0.3)  # inside the first points' folds
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert b"_Stopped" not in err and b"ignored due to race" not in err
+    assert not _group_alive(proc.pid)
+    for point in points:
+        assert not list(point.glob(f"{COLUMNS_DIR}.tmp-*")), sorted(point.iterdir())
+    assert not list(scratch.iterdir())
+
+
 def test_a_proxy_recording_is_read_whole(tmp_path: Path) -> None:
     rec = replay_proxy(TEMPLATE, tmp_path / "prod", 3000, rotate_bytes=2_000_000, seed=5)
     segments = sorted(p.name for p in rec.iterdir() if p.is_dir())

@@ -18,7 +18,9 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -122,6 +124,7 @@ def run_tasks(tasks: list[Task], n: int, job: Job) -> list[bytes]:
     ctx: Any = mp.get_context(method)
     pipes = []
     procs = []
+    finished = False
     try:
         for i, share in enumerate(shares):
             recv, send = ctx.Pipe(duplex=False)
@@ -131,10 +134,17 @@ def run_tasks(tasks: list[Task], n: int, job: Job) -> list[bytes]:
                 name=f"infermeter-read-{i}",
                 daemon=True,
             )
-            proc.start()
+            # Blocked until the reader has its own handlers (one inherited from this process
+            # would raise in it before it could clean up) and is in the list this process
+            # waits for when stopped.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+            try:
+                proc.start()
+                procs.append(proc)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
             send.close()
             pipes.append(recv)
-            procs.append(proc)
         answers: list[bytes] = []
         for share, conn, proc in zip(shares, pipes, procs, strict=True):
             try:
@@ -153,26 +163,79 @@ def run_tasks(tasks: list[Task], n: int, job: Job) -> list[bytes]:
                 path, start, _, _ = tasks[share[at]]
                 _raise(path, kind, detail, start)
             answers.extend(payload)
+        finished = True
         return answers
     finally:
+        # Stopped early, a reader removes what it had begun to write (a job may write beside
+        # the records, e.g. a cache on its way in); one that does not, is killed. Readers
+        # that answered are ending by themselves.
         for proc in procs:
+            if proc.is_alive() and not finished:
+                proc.terminate()
+        deadline = time.monotonic() + STOP_S
+        for proc in procs:
+            proc.join(max(deadline - time.monotonic(), 0.0))
             if proc.is_alive():
                 proc.kill()
-        for proc in procs:
-            proc.join()
+                proc.join()
+
+
+#: The signals that stop a reader (Ctrl-C reaches the whole process group).
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+#: Seconds a reader is given to clean up after its parent stops, before it is killed.
+STOP_S = 5.0
+
+
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM reached a reader: unwind (its jobs' ``finally`` clean up), then end
+    by the signal, as the parent expects."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: Whether a reader is already stopping: the parent's own request to stop follows Ctrl-C,
+#: and must not cut the clean-up short (the handler stays, doing nothing: a handler changed
+#: while a signal is pending makes Python raise instead).
+_stopping: list[int] = []
+
+
+def _stop(signum: int, _frame: object) -> None:
+    if not _stopping:
+        _stopping.append(signum)
+        raise _Stopped(signum)
+
+
+def _end_by(signum: int) -> None:
+    """End this process by ``signum``'s default action, whatever else is pending (the
+    signals are blocked)."""
+    for sig in _STOPS:
+        signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
 
 
 def _worker(job: Job, share: list[Task], conn: Any, parent: int) -> None:
-    die_with_parent(parent_pid=parent)
-    avoid_stalling_huge_pages()
-    keep_freed_memory()
-    gc.disable()  # a job reads records into lists and arrays, never a cycle: scan nothing
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent says what happened
+    for sig in _STOPS:  # the parent says what happened
+        signal.signal(sig, _stop)
+    # Made while the signals wait, and removed whole at the end however it ends: a stop
+    # that lands between a scratch directory's making and its noting leaves nothing behind.
+    tempfile.tempdir = tempfile.mkdtemp(prefix="infermeter-read-")
     answers: list[bytes] = []  # the task that fails is the one after these
+    stopped = 0
     try:
+        # set up whole (these may run a helper process of their own), then take the signals
+        die_with_parent(parent_pid=parent)
+        avoid_stalling_huge_pages()
+        keep_freed_memory()
+        gc.disable()  # a job reads records into lists and arrays, never a cycle: scan nothing
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         for task in share:
             answers.append(job(*task))
         conn.send(("ok", answers))
+    except _Stopped as e:
+        stopped = e.signum
     except RecordError as e:
         conn.send(("record", (len(answers), (e.line, e.problem))))
     except UsageError as e:
@@ -183,7 +246,11 @@ def _worker(job: Job, share: list[Task], conn: Any, parent: int) -> None:
         failed = share[len(answers)][0]
         conn.send(("usage", (len(answers), f"reading {failed} failed: {e}")))
     finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+        shutil.rmtree(tempfile.tempdir, ignore_errors=True)
         conn.close()
+        if stopped:
+            _end_by(stopped)
 
 
 def _raise(path: Path, kind: str, payload: Any, start: int) -> None:
