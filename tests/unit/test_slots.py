@@ -131,6 +131,19 @@ def test_each_run_of_busy_slots_beyond_the_first_costs_a_pass() -> None:
     assert plain.slot_order == []  # not followed where a pass costs nothing
 
 
+def test_a_steps_tokens_go_out_and_its_slots_come_free_in_the_order_of_their_ids() -> None:
+    # the server walks its slots by id after each step, sending each one's token and
+    # releasing the finished. The first of six requests sent together starts a step alone
+    # on slot 7; the other five join the next one on slots 6, 5, 4, 3 and 2 (least recently
+    # used: never-used, highest id first), and their tokens go out from slot 2 up
+    model = slots_engine(5.0, max_seqs=8, emit=0.5)
+    res = simulate(model, SimLoad(np.full(6, 10), np.full(6, 6), due_ms=np.zeros(6)))
+    first = np.array([res.token_ms(i)[0] for i in range(1, 6)])
+    assert (first - first[-1]).tolist() == pytest.approx([2.0, 1.5, 1.0, 0.5, 0.0])
+    # finishing in one step, they come free from slot 2 up: 2 is the least recently used
+    assert res.slot_order == [[1, 0, 7, 2, 3, 4, 5, 6]]
+
+
 def test_a_load_continues_from_where_an_earlier_one_left_the_slots() -> None:
     model = slots_engine(5.0, max_seqs=8)
     first = simulate(model, SimLoad(np.full(30, 20), np.arange(30) % 7 + 3, concurrency=3))

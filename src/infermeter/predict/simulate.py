@@ -430,7 +430,13 @@ class _Sim:
         tokens = rep.decoding + len(rep.completing)
         for i in rep.completing:
             if self.first_step[i] < 0:
-                self.offset[i] = self.emit * self.place.randrange(tokens)
+                # llama.cpp sends a step's tokens slot by slot in the order of their ids
+                place = (
+                    rep.slots.below(self.slot[i])
+                    if rep.slots is not None
+                    else self.place.randrange(tokens)
+                )
+                self.offset[i] = self.emit * place
         rep.ctx += rep.decoding
         grows = self.grows
         freed: list[int] = []
@@ -467,10 +473,10 @@ class _Sim:
                     self.last_step[i] = s + left - 1
                     self._decode_from(rep, i)
         if rep.slots is not None:
-            # The sequences a step finishes come free one after another as their last tokens
-            # go out, in the step's emission order (then in the requests' order, as a replay
-            # of the stamps orders them): the least recently used of them first.
-            freed.sort(key=lambda i: (self.offset[i], i))
+            # The sequences a step finishes come free one after another as the server walks
+            # its slots by id, sending each one's token: the lowest id is the least recently
+            # used of them.
+            freed.sort(key=lambda i: self.slot[i])
             for k, i in enumerate(freed):
                 rep.slots.free(self.slot[i], t + k * 1e-9)
         window = self.admit + self.emit * tokens

@@ -58,6 +58,11 @@ class SlotTable:
         idle = [-neg for _, neg in sorted(self._idle)]
         return idle + [s for s in range(len(self._busy) - 2) if self._busy[s + 1]]
 
+    def below(self, slot: int) -> int:
+        """How many busy slots have a lower id than ``slot``: its place in the order in which
+        the server sends a step's tokens (slot by slot, by id)."""
+        return self._busy.count(1, 1, slot + 1)
+
     def free(self, slot: int, t: float) -> None:
         """Slot ``slot`` comes free at ``t``."""
         b = self._busy
