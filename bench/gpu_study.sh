@@ -24,6 +24,13 @@
 #   bench/gpu_study.sh slots   the decode step by which slots are busy: streams pinned to
 #                              contiguous or scattered slot ids (bench/slot_runs.py), with
 #                              llama.cpp's per-slot KV streams and with one unified stream
+#   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
+#                              the fit sweep c = 1…64, then held out on the same server:
+#                              Poisson at 30/60/90 % of its top throughput, c = 12 and 48,
+#                              the length mix (carry .whl-serve: its web stack)
+# .whl-serve holds the wheels transformers serve needs beyond the image (transformers 5.23,
+# fastapi, starlette, uvicorn, h11, openai, httpx2, httpcore2, truststore, jiter, sniffio,
+# idna, anyio, opentelemetry-api), or the same unpacked into one site.txz (5 MB, not 19).
 # (Session 1 ran an earlier version of this script as `stage1`: transformers eager and
 # llama.cpp f16 with the recipe's defaults; see git history.)
 # Every sweep directory lands in OUT/sweeps.tgz (OUT holds at most 8 files).
@@ -105,6 +112,14 @@ tserve_sweep() {  # CAP -> transformers serve (continuous batching) on the 7B bf
   stop_servers
 }
 
+serve_site() {  # transformers serve's web stack (and a newer transformers) into /tmp/site-serve:
+  # wheels, or the same unpacked and packed as site.txz (a quarter of their size to carry)
+  mkdir -p /tmp/site-serve
+  if [ -f .whl-serve/site.txz ]; then xz -d < .whl-serve/site.txz | tar -C /tmp/site-serve -xf -
+  else python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target \
+    /tmp/site-serve .whl-serve/*.whl >> "$RES/study.log" 2>&1; fi
+}
+
 unpack_server() {  # the server built by `build` (kept between sessions in .devcarry-cuda/)
   for d in .devcarry .devcarry-cuda; do
     if ls $d/llama-cuda.txz.* > /dev/null 2>&1; then
@@ -175,8 +190,7 @@ case "$STAGE" in
       taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
         --cache-dir "$CACHE" > "$RES/build.log" 2>&1; }
     # transformers serve needs its web stack (and runs the carried transformers 5.23)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target \
-      /tmp/site-serve .whl-serve/*.whl >> "$RES/study.log" 2>&1
+    serve_site
     M8=/tmp/models/$S8-b
     ( model "$S7" q8_0 "$M7-q8" --no-hf > "$RES/model-q8.txt" 2>&1
       model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1   # bf16 weights
@@ -215,8 +229,7 @@ case "$STAGE" in
     # transformers serve with continuous batching
     model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1 &
     MODELS=$!
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target \
-      /tmp/site-serve .whl-serve/*.whl >> "$RES/study.log" 2>&1
+    serve_site
     model "$S7" f16 "$M7-hfcfg" --no-hf-weights --no-gguf > /dev/null 2>&1
     CAP=200 sweep hf-compiled-b 120 --url "hf:$M7-hfcfg/hf" -c 8,64 --hf-cache static \
       --hf-compile --model-shape "$S7" --weight-dtype bf16 --warmup 2
@@ -333,6 +346,29 @@ print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
           | tee -a "$RES/study.log"
       stop_servers
     done
+    ;;
+  tserve-predict)
+    serve_site
+    model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1   # bf16 weights
+    log "7B bf16 weights written"
+    ( cd /tmp && PYTHONPATH=/tmp/site-serve:$PYTHONPATH taskset -c "$HIGH" \
+        python3 -m transformers.cli.transformers serve "$M7-hf/hf" --port 18085 --device cuda \
+        --dtype bfloat16 --continuous-batching >> "$RES/tserve.log" 2>&1 ) &
+    wait_up 18085 /health $! || exit 1
+    log "transformers serve up"
+    # (transformers serve answers 422 to ignore_eos; the generated model never emits EOS)
+    P=(--url http://127.0.0.1:18085 --model "$M7-hf/hf" --model-shape "$S7" --weight-dtype bf16
+       -n 100000 --duration "${PDUR:-10}" --warmup 4)
+    EOS= sweep tserve-fit 90 -c "${FITC:-1,2,4,8,16,32,64}" --ramp-up 2 "${P[@]}"
+    RATES=${RATES:-$(python3 -c "import json; s=json.load(open('$RES/tserve-fit/sweep.json'))
+top=max(p['summary']['request_throughput_rps'] for p in s['points'] if p['status']=='ok')
+print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
+    log "held-out rates $RATES"
+    EOS= sweep tserve-held-rate 70 --rate "$RATES" "${P[@]}"
+    EOS= sweep tserve-held-c 60 -c 12,48 --ramp-up 2 "${P[@]}"
+    EOS= sweep tserve-held-mix 30 -c 8 --ramp-up 2 "${P[@]}" \
+      --input-tokens uniform:256:768 --output-tokens uniform:64:192
+    stop_servers
     ;;
 esac
 log "done"
