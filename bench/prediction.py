@@ -39,7 +39,12 @@ from pathlib import Path
 
 from infermeter.api import load_run
 from infermeter.predict.model import EngineModel
-from infermeter.records.rundir import RUN_FILE, TELEMETRY_FILE, read_telemetry
+from infermeter.records.rundir import (
+    RUN_FILE,
+    TELEMETRY_FILE,
+    read_sweep_index,
+    read_telemetry,
+)
 from infermeter.run.fit import fit_runs, server_keys
 from infermeter.run.predict import ServerHistory, replay_config, simulate_run
 from infermeter.run.rundir import read_run_meta
@@ -125,7 +130,8 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
 
 
 def points(sweep: Path) -> list[Path]:
-    return sorted(p for p in (sweep / "points").iterdir() if (p / "results.json").exists())
+    """The sweep's points that ran to the end (one cut off by a stop is no measurement)."""
+    return [sweep / q["dir"] for q in read_sweep_index(sweep)["points"] if q["status"] == "ok"]
 
 
 def committed() -> None:
