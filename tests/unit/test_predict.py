@@ -165,6 +165,20 @@ def test_the_fit_recovers_a_known_engine() -> None:
     assert b.value("ttft_ms", 50) == pytest.approx(a.value("ttft_ms", 50), rel=0.05)
 
 
+def test_a_first_token_late_in_its_steps_burst_is_its_own_steps() -> None:
+    # A step's tokens go out one stream after another, 4 ms apart: at batch 4 a new
+    # request's first token can land 12 ms after another stream's token of the same step,
+    # past a quarter of its ~16 ms gap. It is still that step's prompt, not the next one's
+    # (which carries none): no batch size's prompt cost falls to 0.
+    truth = engine(KNOWN, floor=8.0, per_token=0.05, max_seqs=4)
+    truth = truth.model_copy(update={"emit_ms_per_seq": 4.0})
+    runs = [_observed(simulate(truth, closed(100, 40, 200, c)), f"c{c}") for c in (1, 2, 4)]
+    limits = Limits("continuous", 4, "given", 2048, "given", None)
+    fitted = fit_engine(runs, limits, engine="test", model="m", hardware=None)
+    costs = {p.batch: p.ms_per_token for p in fitted.prefill}
+    assert len(costs) >= 3 and all(c == pytest.approx(0.05, rel=0.15) for c in costs.values())
+
+
 def test_fit_needs_token_gaps() -> None:
     truth = engine(KNOWN)
     run = _observed(simulate(truth, closed(20, 1, 5, 1)), "one-token answers")

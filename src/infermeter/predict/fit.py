@@ -37,9 +37,12 @@ EMIT_APART = 0.3
 MIN_TOLD = 5
 #: Steps with a prompt a batch size needs before its own prompt cost enters the table.
 MIN_MIXED = 30
-#: A first token this share of a gap after the gap's end still came from the same step (the
-#: streams of one step are written one after another).
-LANDING_SLACK = 0.25
+#: A first token this share of a gap after the gap's end still came from the same step: the
+#: streams of one step are written one after another (llama.cpp slot by slot, a quarter of
+#: a step at batch 64 on the H200), and first tokens land either near a step's end or near
+#: the next one's, so the midpoint tells them apart. A smaller share gave the next step,
+#: which carries no prompt, the prompts of the stream's own step.
+LANDING_SLACK = 0.5
 #: Percent of gaps left out at either end: the client's or the host's hiccups, not steps.
 TRIM = 0.5
 #: Gaps at one count of busy-slot runs, within one batch size, for their median to count.
