@@ -339,10 +339,13 @@ print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
     L=(0 0,1,2,3 0,16,32,48 "$(seq -s, 0 7)" "$(seq -s, 0 8 56)" 0,1,2,3,32,33,34,35
        "$(seq -s, 0 15)" "$(seq -s, 0 4 60)")
     for kv in split unified; do
+      (( $(left) < 90 )) && { log "skip $kv: $(left) s left"; break; }
       U=(); [ $kv = unified ] && U=(--kv-unified)
+      # (each table straight into OUT too: the stage may be cut off before it packs)
       serve "$M7-f16/model.gguf" 18083 "$S7" --cache-ram 0 "${U[@]}" && \
-        taskset -c "$LOW" python3 bench/slot_runs.py --url http://127.0.0.1:18083 \
-          --layouts "${L[@]}" --rounds 3 --tokens 64 "${U[@]}" 2>&1 | tee "$RES/slots-$kv.md" \
+        timeout -s INT $(( $(left) - 15 )) taskset -c "$LOW" python3 bench/slot_runs.py \
+          --url http://127.0.0.1:18083 --layouts "${L[@]}" --rounds "${ROUNDS:-3}" \
+          --tokens 64 "${U[@]}" 2>&1 | tee "$RES/slots-$kv.md" "$OUT/slots-$kv.md" \
           | tee -a "$RES/study.log"
       stop_servers
     done
