@@ -97,6 +97,39 @@ def observed_run(label: str, path: Path) -> ObservedRun:
     )
 
 
+def _told_by_histograms(run: ObservedRun, path: Path) -> ObservedRun:
+    """A run whose every request had the server to itself, from a server that keeps its
+    per-request times as histograms (vLLM's queue and prefill times): each request's own
+    prompt time is the run's mean of them, which splits TTFT into the engine's part and the
+    time around it as llama.cpp's per-request timings do. Left as it was where the server
+    told per request already, where any request shared the server, where the prefix cache
+    served part of a prompt, or where the run's results hold no such means."""
+    told = run.server_prompt_ms
+    if told is not None and not np.isnan(told).all():
+        return run
+    means = _server_means(path)
+    if means is None or not bool((in_flight_at_send(run) == 1).all()):
+        return run
+    ms = np.full(run.t_send.size, means)
+    return replace(run, server_prompt_ms=ms, server_prompt_n=run.n_in.astype(np.float64))
+
+
+def _server_means(path: Path) -> float | None:
+    """The queue and prefill time a request spent in the engine, on the server's own clock,
+    averaged over the requests it finished in the run's window (results.json's telemetry)."""
+    try:
+        doc = orjson.loads((path / RESULTS_FILE).read_bytes())
+        server = doc["telemetry"]["server"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    prefill, queue = server.get("prefill_mean_ms"), server.get("queue_mean_ms", 0.0)
+    if not isinstance(prefill, (int, float)) or not isinstance(queue, (int, float)):
+        return None
+    if server.get("prompt_tokens_cached"):
+        return None
+    return float(prefill) + float(queue)
+
+
 def _timing(r: RequestRecord, key: str) -> float:
     """One of llama.cpp's per-request ``timings`` (NaN where the server gave none)."""
     value = (r.server_timings or {}).get(key)
@@ -128,7 +161,7 @@ def fit_runs(
     engine = _same([s.get("kind") or "unknown" for s in servers], "engine", labels)
     model = _same([s.get("model") for s in servers], "model", labels)
     hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
-    observed = [observed_run(label, d) for label, d in dirs]
+    observed = [_told_by_histograms(observed_run(label, d), d) for label, d in dirs]
     starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
     telemetry = [read_telemetry(d / TELEMETRY_FILE) for _, d in dirs]
     keys = server_keys(servers, starts, telemetry)
