@@ -122,6 +122,8 @@ def _server_means(path: Path) -> float | None:
         server = doc["telemetry"]["server"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if not isinstance(server, dict):
+        return None
     prefill, queue = server.get("prefill_mean_ms"), server.get("queue_mean_ms", 0.0)
     if not isinstance(prefill, (int, float)) or not isinstance(queue, (int, float)):
         return None
