@@ -40,6 +40,9 @@ def test_a_run_alone_on_the_server_is_told_by_its_histograms(tmp_path: Path) -> 
     untold = fit_engine([alone], limits, engine="vllm", model="m", hardware=None)
     assert told.ttft_overhead_ms == pytest.approx(5.0, abs=0.3)
     assert untold.ttft_overhead_ms != pytest.approx(5.0, abs=0.3)
+    # and the model says where its split came from
+    assert told.quality.told_requests == alone.t_send.size
+    assert untold.quality.told_requests == 0
 
 
 def test_histograms_are_not_taken_for_requests_they_do_not_describe(tmp_path: Path) -> None:

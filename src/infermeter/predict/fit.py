@@ -493,6 +493,7 @@ def fit_engine(
             mixed_gaps=int(mixed.sum()),
             solo_requests=int(solo_ttft.size),
             decode_gap_mad=float(np.median(dev)) if dev.size else 0.0,
+            told_requests=int(told.sum()) if static is None and int(told.sum()) >= MIN_TOLD else 0,
             notes=notes,
         ),
     )

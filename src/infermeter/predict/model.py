@@ -70,6 +70,9 @@ class FitQuality(_Frozen):
     solo_requests: int
     #: Median absolute relative error of a decode gap against its batch's table entry.
     decode_gap_mad: float
+    #: Requests to an idle server whose prompt time the server told (llama.cpp's timings,
+    #: vLLM's histogram means), which set the time outside the steps; 0 where none did.
+    told_requests: int = 0
     notes: list[str] = Field(default_factory=list)
 
 

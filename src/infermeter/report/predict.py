@@ -50,7 +50,7 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         ),
         ("cost per prompt token", f"{m.prefill_ms_per_token * 1000:,.3f} µs"),
         ("step with no decode", f"{m.step_floor_ms:,.3f} ms"),
-        ("per request, outside the steps", f"{m.ttft_overhead_ms:,.3f} ms"),
+        ("per request, outside the steps", _outside(m)),
         ("last token to end of answer", f"{m.tail_ms:,.3f} ms"),
         (
             "fitted on",
@@ -72,6 +72,16 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
     console.print(k)
     for note in q.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _outside(m: EngineModel) -> str:
+    told = m.quality.told_requests
+    source = (
+        f" (TTFT less the server's own prompt time, {told} requests)"
+        if told
+        else " (TTFT less the fitted prompt step)"
+    )
+    return f"{m.ttft_overhead_ms:,.3f} ms{source}"
 
 
 def _ms(v: float | None) -> str:
