@@ -196,8 +196,14 @@ async def discover(transport: HttpTransport, url: str, model: str | None) -> Ser
     return info
 
 
+#: Routes of ``transformers serve``'s FastAPI app that no other engine has (its model loading
+#: and reset), read from its ``/openapi.json`` (transformers 5.23).
+TRANSFORMERS_SERVE_ROUTES = frozenset({"/load_model", "/reset", "/v1/chat/completions"})
+
+
 async def _identify(transport: HttpTransport, info: ServerInfo) -> None:
-    """Recognise llama.cpp (``/props``) and vLLM (``/version``); anything else stays unknown."""
+    """Recognise llama.cpp (``/props``), vLLM (``/version``) and ``transformers serve`` (its
+    routes in ``/openapi.json``); anything else stays unknown."""
     try:
         status, props = await transport.get_json(f"{info.origin}/props", timeout_s=5)
         if status == 200 and isinstance(props, dict) and "default_generation_settings" in props:
@@ -216,5 +222,10 @@ async def _identify(transport: HttpTransport, info: ServerInfo) -> None:
             info.kind = "vllm"
             info.tokenize_style = "vllm"
             info.details["version"] = ver["version"]
+            return
+        status, api = await transport.get_json(f"{info.origin}/openapi.json", timeout_s=5)
+        paths = api.get("paths") if status == 200 and isinstance(api, dict) else None
+        if isinstance(paths, dict) and paths.keys() >= TRANSFORMERS_SERVE_ROUTES:
+            info.kind = "transformers-serve"
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
         pass
