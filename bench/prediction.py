@@ -42,7 +42,7 @@ from infermeter.predict.model import EngineModel
 from infermeter.records.rundir import (
     RUN_FILE,
     TELEMETRY_FILE,
-    read_sweep_index,
+    finished_points,
     read_telemetry,
 )
 from infermeter.run.fit import fit_runs, server_keys
@@ -129,11 +129,6 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
     return errors
 
 
-def points(sweep: Path) -> list[Path]:
-    """The sweep's points that ran to the end (one cut off by a stop is no measurement)."""
-    return [sweep / q["dir"] for q in read_sweep_index(sweep)["points"] if q["status"] == "ok"]
-
-
 def committed() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for fit_on, held, title in (
@@ -145,7 +140,7 @@ def committed() -> None:
             path = Path(tmp) / f"{fit_on[0]}.json"
             model = fit_runs([H200 / s for s in fit_on])
             path.write_text(model.model_dump_json())
-            table(title, model, path, [p for s in held for p in points(H200 / s)])
+            table(title, model, path, [p for s in held for p in finished_points(H200 / s)])
 
 
 def pin(pid: int, cores: str) -> None:
@@ -214,7 +209,9 @@ def live(args: argparse.Namespace) -> None:
         model_path = work / "engine.json"
         model = fit_runs([sweep])
         model_path.write_text(model.model_dump_json(indent=2))
-        top = max(load_run(p).results["summary"]["request_throughput_rps"] for p in points(sweep))
+        top = max(
+            load_run(p).results["summary"]["request_throughput_rps"] for p in finished_points(sweep)
+        )
         held: list[Path] = []
         for share in (0.3, 0.6, 0.9):
             held.append(bench(url, work / f"rate-{int(share * 100)}", "--rate", f"{share * top:.4f}",
@@ -279,7 +276,7 @@ def replicas(args: argparse.Namespace) -> None:
         model_path.write_text(fit_runs([sweep]).model_dump_json(indent=2))
         # the limit: the p95 E2E the sweep's busiest point measured (a replica kept as busy
         # as a closed loop of that many streams keeps it)
-        last = load_run(points(sweep)[-1]).results["distributions"]["e2e_ms"]
+        last = load_run(finished_points(sweep)[-1]).results["distributions"]["e2e_ms"]
         slo = f"p95_e2e_ms={last['p95']:.1f}"
         one = _plan(model_path, 0.01, slo, lengths, args.requests)["max_rate_per_replica_rps"]
         rate = args.past * one
@@ -377,7 +374,9 @@ def main() -> None:
     if args.mode == "committed":
         committed()
     elif args.mode == "table":
-        held = [p for h in args.held for p in (points(h) if (h / "points").is_dir() else [h])]
+        held = [
+            p for h in args.held for p in (finished_points(h) if (h / "points").is_dir() else [h])
+        ]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "engine.json"
             model = fit_runs(args.fit, max_seqs=args.max_seqs)

@@ -36,8 +36,8 @@ from infermeter.records.rundir import (
     RECORDS_FILE,
     RUN_FILE,
     TELEMETRY_FILE,
+    finished_points,
     is_sweep_dir,
-    read_sweep_index,
     read_telemetry,
 )
 from infermeter.run.fit import observed_run
@@ -47,7 +47,7 @@ def _runs(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if is_sweep_dir(p):
-            out += [p / q["dir"] for q in read_sweep_index(p)["points"] if q["status"] == "ok"]
+            out += finished_points(p)
         else:
             out.append(p)
     return out

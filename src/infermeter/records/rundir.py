@@ -137,3 +137,9 @@ def read_sweep_index(path: Path) -> SweepIndex:
     if not isinstance(index.get("points"), list):
         raise UsageError(f"{f} is not an infermeter sweep (no points)")
     return cast(SweepIndex, index)
+
+
+def finished_points(path: Path) -> list[Path]:
+    """The directories of a sweep's points that ran to their end (one cut off by a stop, or
+    failed, is no measurement), in the sweep's order."""
+    return [path / p["dir"] for p in read_sweep_index(path)["points"] if p["status"] == "ok"]

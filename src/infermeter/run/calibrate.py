@@ -10,7 +10,7 @@ from typing import Any
 
 from infermeter.analysis.efficiency import calibration_point
 from infermeter.errors import UsageError
-from infermeter.records.rundir import is_sweep_dir, read_sweep_index
+from infermeter.records.rundir import finished_points, is_sweep_dir
 from infermeter.run.rundir import load_run
 from infermeter.theory import Deployment
 from infermeter.theory.calibration import Point
@@ -22,11 +22,7 @@ def calibration_points(paths: list[Path]) -> list[Point]:
     points: list[Point] = []
     for path in paths:
         if is_sweep_dir(path):
-            dirs = [
-                (f"{path.name}/{p['dir']}", path / p["dir"])
-                for p in read_sweep_index(path)["points"]
-                if p["status"] == "ok"
-            ]
+            dirs = [(f"{path.name}/{d.relative_to(path)}", d) for d in finished_points(path)]
         else:
             dirs = [(path.name, path)]
         for label, run_dir in dirs:

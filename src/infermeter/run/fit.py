@@ -25,9 +25,9 @@ from infermeter.records.rundir import (
     RUN_FILE,
     TELEMETRY_FILE,
     WARMUP_FILE,
+    finished_points,
     is_run_dir,
     is_sweep_dir,
-    read_sweep_index,
     read_telemetry,
 )
 from infermeter.records.schema import RequestRecord
@@ -44,11 +44,7 @@ def _run_dirs(paths: list[Path]) -> list[tuple[str, Path]]:
     dirs: list[tuple[str, Path]] = []
     for path in paths:
         if is_sweep_dir(path):
-            dirs += [
-                (f"{path.name}/{p['dir']}", path / p["dir"])
-                for p in read_sweep_index(path)["points"]
-                if p["status"] == "ok"
-            ]
+            dirs += [(f"{path.name}/{d.relative_to(path)}", d) for d in finished_points(path)]
         elif is_run_dir(path):
             dirs.append((path.name, path))
         else:
