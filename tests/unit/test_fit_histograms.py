@@ -5,6 +5,7 @@ TTFT into the engine's part and the time around it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -13,13 +14,15 @@ from test_predict import KNOWN, _observed, closed, engine
 
 from infermeter.predict.fit import Limits, fit_engine
 from infermeter.predict.simulate import simulate
+from infermeter.run.fit import _results as read_results
 from infermeter.run.fit import _told_by_histograms
 
 
-def _results(path: Path, server: dict[str, float]) -> Path:
+def _results(path: Path, server: dict[str, float]) -> dict[str, Any] | None:
+    """results.json with this server telemetry, written and read back as the fit reads it."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "results.json").write_bytes(orjson.dumps({"telemetry": {"server": server}}))
-    return path
+    return read_results(path)
 
 
 def test_a_run_alone_on_the_server_is_told_by_its_histograms(tmp_path: Path) -> None:
@@ -57,4 +60,4 @@ def test_histograms_are_not_taken_for_requests_they_do_not_describe(tmp_path: Pa
     assert _told_by_histograms(alone, _results(tmp_path / "cached", cached)) is alone
     # no means in the results (a server that keeps no such histograms), or no results
     assert _told_by_histograms(alone, _results(tmp_path / "none", {})) is alone
-    assert _told_by_histograms(alone, tmp_path / "missing") is alone
+    assert _told_by_histograms(alone, read_results(tmp_path / "missing")) is alone

@@ -409,14 +409,16 @@ def fit_engine(
     static = _static_prefill(runs, limits, floor) if limits.scheduler == "static" else None
     told = ~np.isnan(solo.server_ms) & (solo.server_n > 0)
     overhead = 0.0
+    told_used = 0  # requests whose server-told prompt time set the overhead
     if static is not None:
         per_token, overhead = static
     elif int(told.sum()) >= MIN_TOLD:
+        told_used = int(told.sum())
         # The server's own clock splits a prompt's step from the time around it, whatever
         # the prompt lengths: the overhead is what TTFT holds beyond the prompt's time.
         overhead = max(float(np.median(solo_ttft[told] - solo.server_ms[told])), 0.0)
         alone = max(float(np.median((solo.server_ms[told] - floor) / solo.server_n[told])), 0.0)
-        prefill.insert(0, PrefillPoint(batch=0, ms_per_token=alone, samples=int(told.sum())))
+        prefill.insert(0, PrefillPoint(batch=0, ms_per_token=alone, samples=told_used))
         if not mixed.any():
             per_token = alone
     elif solo_ttft.size:
@@ -493,7 +495,7 @@ def fit_engine(
             mixed_gaps=int(mixed.sum()),
             solo_requests=int(solo_ttft.size),
             decode_gap_mad=float(np.median(dev)) if dev.size else 0.0,
-            told_requests=int(told.sum()) if static is None and int(told.sum()) >= MIN_TOLD else 0,
+            told_requests=told_used,
             notes=notes,
         ),
     )

@@ -93,7 +93,17 @@ def observed_run(label: str, path: Path) -> ObservedRun:
     )
 
 
-def _told_by_histograms(run: ObservedRun, path: Path) -> ObservedRun:
+def _results(path: Path) -> dict[str, Any] | None:
+    """A run's results.json, read once for everything the fit takes from it (None where
+    there is none or it cannot be read)."""
+    try:
+        doc = orjson.loads((path / RESULTS_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _told_by_histograms(run: ObservedRun, results: dict[str, Any] | None) -> ObservedRun:
     """A run whose every request had the server to itself, from a server that keeps its
     per-request times as histograms (vLLM's queue and prefill times): each request's own
     prompt time is the run's mean of them, which splits TTFT into the engine's part and the
@@ -103,21 +113,17 @@ def _told_by_histograms(run: ObservedRun, path: Path) -> ObservedRun:
     told = run.server_prompt_ms
     if told is not None and not np.isnan(told).all():
         return run
-    means = _server_means(path)
+    means = _server_means(results)
     if means is None or not bool((in_flight_at_send(run) == 1).all()):
         return run
     ms = np.full(run.t_send.size, means)
     return replace(run, server_prompt_ms=ms, server_prompt_n=run.n_in.astype(np.float64))
 
 
-def _server_means(path: Path) -> float | None:
+def _server_means(results: dict[str, Any] | None) -> float | None:
     """The queue and prefill time a request spent in the engine, on the server's own clock,
     averaged over the requests it finished in the run's window (results.json's telemetry)."""
-    try:
-        doc = orjson.loads((path / RESULTS_FILE).read_bytes())
-        server = doc["telemetry"]["server"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    server = ((results or {}).get("telemetry") or {}).get("server")
     if not isinstance(server, dict):
         return None
     prefill, queue = server.get("prefill_mean_ms"), server.get("queue_mean_ms", 0.0)
@@ -159,7 +165,11 @@ def fit_runs(
     engine = _same([s.get("kind") or "unknown" for s in servers], "engine", labels)
     model = _same([s.get("model") for s in servers], "model", labels)
     hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
-    observed = [_told_by_histograms(observed_run(label, d), d) for label, d in dirs]
+    results = [_results(d) for _, d in dirs]
+    observed = [
+        _told_by_histograms(observed_run(label, d), doc)
+        for (label, d), doc in zip(dirs, results, strict=True)
+    ]
     starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
     telemetry = [read_telemetry(d / TELEMETRY_FILE) for _, d in dirs]
     keys = server_keys(servers, starts, telemetry)
@@ -178,20 +188,22 @@ def fit_runs(
             kv_block_tokens=block,
         )
     fitted = fit_engine(observed, limits, engine=engine, model=model, hardware=hardware)
-    return _tune_admit(fitted, [(m, d) for m, (_, d) in zip(metas, dirs, strict=True)])
+    return _tune_admit(fitted, list(zip(metas, results, strict=True)))
 
 
 #: Host work between steps tried, as shares of the batch-1 step.
 ADMIT_SHARES = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 
 
-def _tune_admit(model: EngineModel, runs: list[tuple[dict[str, Any], Path]]) -> EngineModel:
+def _tune_admit(
+    model: EngineModel, runs: list[tuple[dict[str, Any], dict[str, Any] | None]]
+) -> EngineModel:
     """The window after a step in which an arrival still joins the next step, chosen among
     a few so that the fitted runs' own TTFT medians are met best (log error, summed): the
     records cannot show when the engine's host work ends, the runs' first tokens can."""
     cases = []
-    for meta, path in runs:
-        measured = _measured_ttft_p50(path)
+    for meta, results in runs:
+        measured = _measured_ttft_p50(results)
         try:
             config = replay_config(meta)
         except UsageError:
@@ -216,13 +228,10 @@ def _tune_admit(model: EngineModel, runs: list[tuple[dict[str, Any], Path]]) -> 
     return best
 
 
-def _measured_ttft_p50(path: Path) -> float | None:
-    if not (path / RESULTS_FILE).exists():
-        return None
+def _measured_ttft_p50(results: dict[str, Any] | None) -> float | None:
     try:
-        dist = orjson.loads((path / RESULTS_FILE).read_bytes())["distributions"]["ttft_ms"]
-        value = dist.get("p50")
-    except (OSError, ValueError, KeyError, TypeError):
+        value = (results or {})["distributions"]["ttft_ms"].get("p50")
+    except (KeyError, TypeError, AttributeError):
         return None
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
