@@ -23,14 +23,13 @@ import argparse
 import itertools
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from infermeter.predict.fit import ObservedRun, admitted
-from infermeter.predict.slots import replay_runs
+from infermeter.predict.fit import ObservedRun, ServerReplay, replay_server
 from infermeter.records.reader import read_records
 from infermeter.records.rundir import (
     RECORDS_FILE,
@@ -65,37 +64,21 @@ def _load(run: Path) -> tuple[ObservedRun, float, list[tuple[float, dict]]]:
     return observed_run(run.name, run), t0, samples
 
 
-@dataclass(frozen=True)
-class Replay:
-    """The fit's replay of one server (infermeter.predict.slots): each request's take and
-    free instants and slot, and the runs of busy ids from each instant the busy set changed."""
-
-    take: np.ndarray
-    free: np.ndarray
-    slot: np.ndarray
-    times: np.ndarray
-    runs: np.ndarray
-
-    def busy_at(self, t: float) -> np.ndarray:
-        return self.slot[(self.take <= t) & (self.free > t)]
-
-    def window(self, lo: float, hi: float) -> tuple[float, float]:
-        """The time-weighted mean of busy slots and of their runs over [lo, hi], while any
-        is busy."""
-        t1, t2 = np.maximum(self.times[:-1], lo), np.minimum(self.times[1:], hi)
-        busy = np.searchsorted(np.sort(self.take), self.times[:-1], "right") - np.searchsorted(
-            np.sort(self.free), self.times[:-1], "right"
-        )
-        dt = np.where((t2 > t1) & (busy > 0), t2 - t1, 0.0)
-        return float((dt * busy).sum() / dt.sum()), float((dt * self.runs[:-1]).sum() / dt.sum())
+def busy_at(replayed: ServerReplay, t: float) -> np.ndarray:
+    """The slots busy at ``t``."""
+    return replayed.slot[(replayed.take <= t) & (replayed.free > t)]
 
 
-def replay(obs: list[tuple[ObservedRun, float]], slots: int) -> Replay:
-    """The slots handed out again to every request of the runs, as the fit does."""
-    take = np.concatenate([admitted(o) + t0 for o, t0 in obs])
-    free = np.concatenate([o.t_last + t0 for o, t0 in obs])
-    times, runs, slot = replay_runs(take, free, slots)
-    return Replay(take, free, slot, times, runs)
+def window(replayed: ServerReplay, lo: float, hi: float) -> tuple[float, float]:
+    """The time-weighted mean of busy slots and of their runs over [lo, hi], while any is
+    busy."""
+    times, runs = replayed.times, replayed.runs
+    t1, t2 = np.maximum(times[:-1], lo), np.minimum(times[1:], hi)
+    busy = np.searchsorted(np.sort(replayed.take), times[:-1], "right") - np.searchsorted(
+        np.sort(replayed.free), times[:-1], "right"
+    )
+    dt = np.where((t2 > t1) & (busy > 0), t2 - t1, 0.0)
+    return float((dt * busy).sum() / dt.sum()), float((dt * runs[:-1]).sum() / dt.sum())
 
 
 def main() -> None:
@@ -105,7 +88,7 @@ def main() -> None:
     args = ap.parse_args()
     runs = _runs(args.paths)
     loaded = [_load(r) for r in runs]
-    history = replay([(o, t0) for o, t0, _ in loaded], args.slots)
+    history = replay_server([replace(o, origin_ms=t0) for o, t0, _ in loaded], args.slots)
     print(
         "| run | /slots samples | span: measured / replayed | samples within ±1 | "
         "busy slots | runs of busy ids | ITL p50 (ms) |"
@@ -115,13 +98,13 @@ def main() -> None:
         busy = [(t, s) for t, s in samples if s.get("active", 0) > 0]
         spans = [
             int(x.max() - x.min() + 1) if x.size else 0
-            for x in (history.busy_at(t) for t, _ in busy)
+            for x in (busy_at(history, t) for t, _ in busy)
         ]
         agree = sum(abs(a - int(s["span"])) <= 1 for a, (_, s) in zip(spans, busy, strict=True))
         measured = read_records(run / RECORDS_FILE).records
         lo = t0 + min(r.t_send_ns for r in measured) / 1e6
         hi = t0 + max(r.t_end_ns for r in measured) / 1e6
-        mean_busy, mean_runs = history.window(lo, hi)
+        mean_busy, mean_runs = window(history, lo, hi)
         gaps = [(b - a) / 1e6 for r in measured for a, b in itertools.pairwise(r.chunk_ns)]
         name = f"{run.parent.parent.name}/{run.name}" if run.parent.name == "points" else run.name
         span_m = statistics.fmean(int(s["span"]) for _, s in busy) if busy else float("nan")

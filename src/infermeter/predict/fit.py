@@ -168,21 +168,42 @@ def admitted(run: ObservedRun) -> FloatArray:
     return np.maximum(run.t_send, step_end)
 
 
+@dataclass(frozen=True)
+class ServerReplay:
+    """The slots one server handed out, replayed from its runs' records (one clock): each
+    request's take and free instants and its slot, and the runs of consecutive busy ids from
+    each instant the busy set changed on."""
+
+    take: FloatArray
+    free: FloatArray
+    slot: IntArray
+    times: FloatArray
+    runs: IntArray
+
+
+def replay_server(members: list[ObservedRun], slots: int) -> ServerReplay:
+    """The slots handed out again to every request of ``members``, the runs of one server
+    in the order they ran, each put on the server's clock by its ``origin_ms``, the first
+    on a fresh server (infermeter.predict.slots)."""
+    take = np.concatenate([admitted(r) + r.origin_ms for r in members])
+    free = np.concatenate([r.t_last + r.origin_ms for r in members])
+    times, runs, slot = replay_runs(take, free, slots)
+    return ServerReplay(take, free, slot, times, runs)
+
+
 def _slot_history(runs: list[ObservedRun], slots: int) -> list[tuple[FloatArray, IntArray]]:
     """Per run, on its own clock: the instants its server's busy slots changed and the runs
     of consecutive busy ids from each on, replaying the slots the server handed out to the
-    requests of every run on it, in order (infermeter.predict.slots)."""
+    requests of every run on it, in order."""
     out: list[tuple[FloatArray, IntArray]] = [(np.zeros(0), np.zeros(0, np.int64))] * len(runs)
     servers: dict[str, list[int]] = {}
     for k, run in enumerate(runs):
         servers.setdefault(run.server, []).append(k)
     for members in servers.values():
         members.sort(key=lambda k: runs[k].origin_ms)
-        take = np.concatenate([admitted(runs[k]) + runs[k].origin_ms for k in members])
-        free = np.concatenate([runs[k].t_last + runs[k].origin_ms for k in members])
-        times, busy_runs, _ = replay_runs(take, free, slots)
+        replayed = replay_server([runs[k] for k in members], slots)
         for k in members:
-            out[k] = (times - runs[k].origin_ms, busy_runs)
+            out[k] = (replayed.times - runs[k].origin_ms, replayed.runs)
     return out
 
 
