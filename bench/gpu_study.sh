@@ -102,11 +102,21 @@ model() {  # SHAPE DTYPE DIR [flags] -> prints the maker's output
   taskset -c "$HIGH" $IM engine model "$1" --dtype "$2" --hf-dtype bfloat16 --out "$3" "${@:4}"
 }
 
-tserve_sweep() {  # CAP -> transformers serve (continuous batching) on the 7B bf16 folder, swept
+tserve_up() {  # transformers serve (continuous batching) on the 7B bf16 folder, port 18085
   ( cd /tmp && PYTHONPATH=/tmp/site-serve:$PYTHONPATH taskset -c "$HIGH" \
       python3 -m transformers.cli.transformers serve "$M7-hf/hf" --port 18085 --device cuda \
       --dtype bfloat16 --continuous-batching >> "$RES/tserve.log" 2>&1 ) &
-  wait_up 18085 /health $! && \
+  wait_up 18085 /health $!
+}
+
+held_rates() {  # SWEEP -> 30/60/90 % of the sweep's highest request throughput (RATES wins)
+  echo "${RATES:-$(python3 -c "import json; s=json.load(open('$RES/$1/sweep.json'))
+top=max(p['summary']['request_throughput_rps'] for p in s['points'] if p['status']=='ok')
+print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}"
+}
+
+tserve_sweep() {  # CAP -> transformers serve swept at c = 1, 4, 16, 64
+  tserve_up && \
     EOS= CAP=$1 sweep transformers-serve 60 --url http://127.0.0.1:18085 --model "$M7-hf/hf" \
       -c 1,4,16,64 --model-shape "$S7" --weight-dtype bf16 --warmup 4
   stop_servers
@@ -291,9 +301,7 @@ case "$STAGE" in
     stop_servers
     [ "$STAGE" = predict ] || { log "done"; exit 0; }
     # the held-out rates: 30/60/90 % of the fit sweep's highest request throughput
-    RATES=${RATES:-$(python3 -c "import json; s=json.load(open('$RES/predict-fit/sweep.json'))
-top=max(p['summary']['request_throughput_rps'] for p in s['points'] if p['status']=='ok')
-print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
+    RATES=$(held_rates predict-fit)
     log "held-out rates $RATES"
     ;&
   predict-held)
@@ -354,18 +362,13 @@ print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
     serve_site
     model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1   # bf16 weights
     log "7B bf16 weights written"
-    ( cd /tmp && PYTHONPATH=/tmp/site-serve:$PYTHONPATH taskset -c "$HIGH" \
-        python3 -m transformers.cli.transformers serve "$M7-hf/hf" --port 18085 --device cuda \
-        --dtype bfloat16 --continuous-batching >> "$RES/tserve.log" 2>&1 ) &
-    wait_up 18085 /health $! || exit 1
+    tserve_up || exit 1
     log "transformers serve up"
     # (transformers serve answers 422 to ignore_eos; the generated model never emits EOS)
     P=(--url http://127.0.0.1:18085 --model "$M7-hf/hf" --model-shape "$S7" --weight-dtype bf16
        -n 100000 --duration "${PDUR:-10}" --warmup 4)
     EOS= sweep tserve-fit 90 -c "${FITC:-1,2,4,8,16,32,64}" --ramp-up 2 "${P[@]}"
-    RATES=${RATES:-$(python3 -c "import json; s=json.load(open('$RES/tserve-fit/sweep.json'))
-top=max(p['summary']['request_throughput_rps'] for p in s['points'] if p['status']=='ok')
-print(','.join(f'{f*top:.3f}' for f in (0.3, 0.6, 0.9)))")}
+    RATES=$(held_rates tserve-fit)
     log "held-out rates $RATES"
     EOS= sweep tserve-held-rate 70 --rate "$RATES" "${P[@]}"
     EOS= sweep tserve-held-c 60 -c 12,48 --ramp-up 2 "${P[@]}"
