@@ -38,6 +38,13 @@ from infermeter.run.rundir import read_run_meta
 LLAMA_CPP_BATCH = 2048
 #: vLLM's default max_num_batched_tokens with chunked prefill (V1).
 VLLM_BATCH = 2048
+#: transformers' continuous batching: its default max_batch_tokens (5.x) when memory allows.
+TRANSFORMERS_SERVE_BATCH = 8192
+ENGINE_BATCH = {
+    "llama.cpp": LLAMA_CPP_BATCH,
+    "vllm": VLLM_BATCH,
+    "transformers-serve": TRANSFORMERS_SERVE_BATCH,
+}
 
 
 def _run_dirs(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -261,9 +268,12 @@ def _limits(
         budget, budget_src = token_budget, "given (--token-budget)"
     elif static:
         budget, budget_src = 1 << 30, "none: a static batch runs its prompts in one step"
-    else:
-        budget = LLAMA_CPP_BATCH if llama else VLLM_BATCH
+    elif engine in ENGINE_BATCH:
+        budget = ENGINE_BATCH[engine]
         budget_src = f"assumed: the engine's default ({budget})"
+    else:
+        budget = VLLM_BATCH
+        budget_src = f"assumed: {budget}, vLLM's default (engine {engine}: give --token-budget)"
     gather = 0.0
     if static:
         # (imported here: the in-process client brings aiohttp, which a fit needs nowhere else)
