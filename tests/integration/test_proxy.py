@@ -152,6 +152,38 @@ def test_metrics_match_records(emulator: Any, tmp_path: Path) -> None:
     assert 4 <= sorted(v for x in m for v in x.itl_ms)[len(m) * 2] < 20
 
 
+@pytest.mark.parametrize("read_tags", [True, False])
+def test_think_tags_give_time_to_first_answer(
+    emulator: Any, tmp_path: Path, read_tags: bool
+) -> None:
+    """A model that thinks inside its content (<think>…</think>): with --think-tags the
+    proxy's records and /metrics put the answer after the thinking, as bench does; without
+    it the block is answer text and no TTFA is claimed."""
+    think, n_tok = 4, 9
+    with emulator(
+        ttft_ms=10, itl_ms=20, reasoning_tokens=think, reasoning_style="think_tags"
+    ) as srv:
+        cfg = ProxyConfig(upstream=srv.url, records_dir=tmp_path, gpu=False, think_tags=read_tags)
+        with ThreadedProxy(cfg) as proxy:
+            for _ in range(3):
+                _http(proxy.url + "/v1/chat/completions", _chat("ground-truth", n_tok))
+            s = _scrape(proxy.url)
+    recs = read_records(tmp_path / "records.jsonl").records
+    assert len(recs) == 3 and all(r.ok for r in recs)
+    m = [request_metrics(r) for r in recs]
+    if not read_tags:
+        assert all(r.answer_chunk == 0 and r.n_reason == 0 for r in recs)
+        assert s.get("infermeter_ttfa_seconds_count{model=ground-truth}", 0) == 0
+        return
+    assert all(r.answer_chunk == think and r.n_reason == think for r in recs)
+    # the emulator's schedule: the answer comes think × 20 ms after the first token
+    assert all(x.ttfa_ms is not None and x.ttft_ms is not None for x in m)
+    assert all(x.ttfa_ms - x.ttft_ms >= think * 20 - 1 for x in m)  # type: ignore[operator]
+    assert s["infermeter_ttfa_seconds_count{model=ground-truth}"] == 3
+    ttfa_sum = sum(x.ttfa_ms or 0 for x in m) / 1e3
+    assert s["infermeter_ttfa_seconds_sum{model=ground-truth}"] == pytest.approx(ttfa_sum, rel=1e-9)
+
+
 class _Upstream:
     """A tiny slow streaming upstream that notes the Authorization header and notices when
     its client (the proxy) goes away."""

@@ -75,6 +75,11 @@ def proxy(
         metavar="S",
         help="Seconds a client may stay idle, or take to send a request's head or body.",
     ),
+    think_tags: bool = typer.Option(
+        False,
+        "--think-tags",
+        help="The model thinks inside its answer's text as <think>…</think> (servers that send reasoning_content or reasoning deltas need no flag): TTFA counts from the text after it.",
+    ),
 ) -> None:
     """Forward to --upstream, measure every chat/completions request, serve /metrics."""
     for upstream in upstreams:
@@ -124,6 +129,7 @@ def proxy(
         cache_columns=column_cache,
         upstream_timeout_s=upstream_timeout,
         client_idle_timeout_s=client_idle_timeout,
+        think_tags=think_tags,
     )
     try:
         asyncio.run(_serve(config))

@@ -160,11 +160,12 @@ class RequestMeter:
         max_tokens: int | None,
         secrets: Sequence[str] = (),
         prompt: PromptShape | None = None,
+        think_tags: bool = False,
     ) -> None:
         fmt = _FORMATS[api]
         # The benchmark client's own SSE handling and token accounting.
         self._t0_ns = t0_ns
-        self._acc = StreamAccumulator(need_text=False)
+        self._acc = StreamAccumulator(need_text=False, think_tags=think_tags)
         self._handler = ChunkHandler(fmt, self._acc)
         self._failure: StreamFailure | None = None
         self._max_tokens = max_tokens

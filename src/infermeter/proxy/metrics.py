@@ -65,6 +65,14 @@ class ProxyMetrics:
             buckets=TTFT_BUCKETS,
             registry=r,
         )
+        self.ttfa = Histogram(
+            "infermeter_ttfa_seconds",
+            "Time to first answer token of a request that reasoned: the first chunk after its "
+            "thinking minus request sent upstream",
+            ["model"],
+            buckets=E2E_BUCKETS,
+            registry=r,
+        )
         self.tpot = Histogram(
             "infermeter_tpot_seconds",
             "Time per output token after the first, one observation per request",
@@ -145,6 +153,9 @@ class ProxyMetrics:
             return
         if m.ttft_ms is not None:
             self.ttft.labels(model).observe(m.ttft_ms / 1e3)
+        if m.ttfa_ms is not None and rec.n_reason > 0:
+            # (a request that did not think would repeat its TTFT here)
+            self.ttfa.labels(model).observe(m.ttfa_ms / 1e3)
         if m.tpot_ms is not None:
             self.tpot.labels(model).observe(m.tpot_ms / 1e3)
         itl = self.itl.labels(model)

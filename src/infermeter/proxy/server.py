@@ -86,6 +86,9 @@ class ProxyConfig:
     seed: int | None = None
     #: Export NVML GPU gauges when a GPU is there.
     gpu: bool = True
+    #: The model thinks inside its answer's text as ``<think>…</think>``: TTFA counts from
+    #: the text after it (reasoning_content deltas need no flag).
+    think_tags: bool = False
     #: Seconds of upstream silence (connecting, or between reads) before giving up; long
     #: enough for a long prefill, as a stream is silent until its first token.
     upstream_timeout_s: float = 300.0
@@ -240,6 +243,7 @@ class ProxyServer:
                 max_tokens=info.max_tokens,
                 secrets=secrets,
                 prompt=info.prompt,
+                think_tags=self.config.think_tags,
             )
             self._next_id += 1
         in_flight = self.metrics.in_flight.labels(model)
