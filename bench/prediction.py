@@ -43,6 +43,7 @@ from infermeter.records.rundir import (
     RUN_FILE,
     TELEMETRY_FILE,
     finished_points,
+    is_sweep_dir,
     read_telemetry,
 )
 from infermeter.run.fit import fit_runs, server_keys
@@ -375,7 +376,7 @@ def main() -> None:
         committed()
     elif args.mode == "table":
         held = [
-            p for h in args.held for p in (finished_points(h) if (h / "points").is_dir() else [h])
+            p for h in args.held for p in (finished_points(h) if is_sweep_dir(h) else [h])
         ]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "engine.json"

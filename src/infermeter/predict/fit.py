@@ -10,6 +10,7 @@ to an idle server give the time a request spends outside the steps."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -75,6 +76,14 @@ class ObservedRun:
     #: one; ``origin_ms`` puts this run's clock on theirs (where llama.cpp's slots matter).
     server: str = ""
     origin_ms: float = 0.0
+
+    @cached_property
+    def arrivals(self) -> FloatArray:
+        """Every token arrival of ``token_ms``, in time order (several parts of a fit read
+        them, and a long run holds millions)."""
+        if not self.token_ms:
+            return np.zeros(0)
+        return np.sort(np.concatenate(self.token_ms))
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,7 @@ def admitted(run: ObservedRun) -> FloatArray:
     the server was idle. A slot comes free with its request's last token."""
     if not run.token_ms:
         return run.t_send
-    arrivals = np.sort(np.concatenate(run.token_ms))
+    arrivals = run.arrivals
     steps = np.concatenate([np.diff(t) for t in run.token_ms])  # each stream's, a step each
     steps = steps[steps > 0]
     slack = EMIT_APART * float(np.median(steps)) if steps.size else 0.0
@@ -267,7 +276,7 @@ def _emission(runs: list[ObservedRun], apart_ms: float) -> float:
     for run in runs:
         if not run.token_ms:
             continue
-        arrivals = np.sort(np.concatenate(run.token_ms))
+        arrivals = run.arrivals
         if arrivals.size < 3:
             continue
         cuts = np.flatnonzero(np.diff(arrivals) > apart_ms)
