@@ -692,6 +692,7 @@ COMPARISON = {
         },
     ],
     "differences": ["input_tokens: 128 vs 256"],
+    "cautions": [],
 }
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import typer
 
@@ -18,6 +17,9 @@ from infermeter.records.rundir import (
     read_sweep_index,
 )
 from infermeter.report.compare import (
+    Compared,
+    PointWithRun,
+    SweepWithRuns,
     build_comparison,
     comparison_notes,
     render_comparison_markdown,
@@ -38,10 +40,10 @@ class Target:
 
     path: Path
     results: Results | None = None
-    sweep: dict[str, Any] | None = None
+    sweep: SweepWithRuns | None = None
 
     @property
-    def data(self) -> Mapping[str, Any]:
+    def data(self) -> Compared:
         """What :func:`build_comparison` takes: results.json, or sweep.json with its runs'."""
         if self.results is not None:
             return self.results
@@ -63,13 +65,19 @@ def load_target(path: Path) -> Target:
 def _load_sweep(path: Path) -> Target:
     index = read_sweep_index(path)
     # The sweep as compare reads it: the index, its directory, and each point's results.
-    points: list[dict[str, Any]] = [dict(entry) for entry in index["points"]]
-    dirs = [path / str(point.get("dir", "")) for point in points]
+    points = [cast("PointWithRun", dict(entry)) for entry in index["points"]]
+    dirs = [path / point["dir"] for point in points]
     # A point cut short before its run started has no run directory.
     ran = [k for k, d in enumerate(dirs) if is_run_dir(d)]
     for k, results in zip(ran, load_results([dirs[k] for k in ran]), strict=True):
         points[k]["results"] = results
-    sweep: dict[str, Any] = {**index, "path": str(path), "points": points}
+    sweep: SweepWithRuns = {
+        "variable": index["variable"],
+        "config": index["config"],
+        "points": points,
+        "capacity": index.get("capacity"),
+        "path": str(path),
+    }
     return Target(path, sweep=sweep)
 
 

@@ -1,4 +1,5 @@
-"""Runs (or sweeps) side by side, with ratios to a baseline (pure: results dicts in, dict out).
+"""Runs (or sweeps) side by side, with ratios to a baseline (pure: typed documents in, a
+:class:`Comparison` out).
 
 Example (needs a server or files at hand)::
 
@@ -25,16 +26,95 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeGuard, cast
 
 from rich.table import Table
 from rich.text import Text
+from typing_extensions import NotRequired, TypedDict
 
 from infermeter.errors import UsageError
 from infermeter.metrics import catalogue
 from infermeter.metrics.catalogue import Better
+from infermeter.schema.results import Analysis, PromptCache, Results, Telemetry
+from infermeter.schema.sweep import Capacity, SweepPoint
 
-Getter = Callable[[Mapping[str, Any]], Any]
+
+class PointWithRun(SweepPoint):
+    """A sweep point with its run's results document, where the run started."""
+
+    results: NotRequired[Results]
+
+
+class SweepWithRuns(TypedDict):
+    """sweep.json as compare reads it: the keys it relies on, its directory, and each
+    point's run."""
+
+    variable: str
+    config: dict[str, Any]
+    points: list[PointWithRun]
+    capacity: Capacity | None
+    path: NotRequired[str]
+
+
+#: What compare takes: a run's results.json, or a sweep with its runs.
+Compared = Results | SweepWithRuns
+
+
+class ComparisonItem(TypedDict):
+    label: str
+    path: str | None
+    kind: Literal["run", "sweep"]
+
+
+class ComparisonRow(TypedDict):
+    metric: str
+    label: str
+    unit: str
+    better: Better
+    values: list[float | None]
+    ratios: list[float | None]
+    #: A sweep's row: the swept value it compares at (``c=4``).
+    point: NotRequired[str]
+    #: The capacity row: each sweep's note on how far its capacity holds.
+    notes: NotRequired[list[str | None]]
+
+
+class Comparison(TypedDict):
+    baseline: int
+    cautions: list[str]
+    items: list[ComparisonItem]
+    rows: list[ComparisonRow]
+    differences: list[str]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The parts of a run (or of a sweep point with its run) that the rows read."""
+
+    summary: Mapping[str, object]
+    distributions: Mapping[str, Mapping[str, object]]
+    analysis: Analysis | None = None
+    telemetry: Telemetry | None = None
+    prompt_cache: PromptCache | None = None
+
+    @classmethod
+    def of(cls, results: Results) -> Figures:
+        return cls(
+            summary=cast("Mapping[str, object]", results.get("summary") or {}),
+            distributions=cast(
+                "Mapping[str, Mapping[str, object]]", results.get("distributions") or {}
+            ),
+            analysis=results.get("analysis"),
+            telemetry=results.get("telemetry"),
+            prompt_cache=results.get("prompt_cache"),
+        )
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+Getter = Callable[[Figures], float | None]
 
 
 @dataclass(frozen=True)
@@ -51,31 +131,35 @@ class Metric:
 
 
 def _summary(key: str) -> Getter:
-    return lambda r: (r.get("summary") or {}).get(key)
+    return lambda f: _number(f.summary.get(key))
 
 
 def _pct(dist: str, p: str) -> Getter:
-    return lambda r: ((r.get("distributions") or {}).get(dist) or {}).get(p)
+    return lambda f: _number((f.distributions.get(dist) or {}).get(p))
 
 
-def _analysis(key: str) -> Getter:
-    return lambda r: (r.get("analysis") or {}).get(key)
+def _mbu(f: Figures) -> float | None:
+    return f.analysis.get("mbu") if f.analysis else None
 
 
-def _cost_per_million_output(r: Mapping[str, Any]) -> Any:
-    return ((r.get("analysis") or {}).get("cost") or {}).get("per_million_output_tokens")
+def _mfu(f: Figures) -> float | None:
+    return f.analysis.get("mfu") if f.analysis else None
 
 
-def _gpu_memory_peak_gb(r: Mapping[str, Any]) -> float | None:
+def _cost_per_million_output(f: Figures) -> float | None:
+    cost = f.analysis.get("cost") if f.analysis else None
+    return cost.get("per_million_output_tokens") if cost else None
+
+
+def _gpu_memory_peak_gb(f: Figures) -> float | None:
     """Sum over GPUs of each one's peak memory in use during the measured window."""
-    gpus = (r.get("telemetry") or {}).get("gpu") or []
-    peaks = [(g.get("memory_used_bytes") or {}).get("max") for g in gpus]
-    known = [p for p in peaks if p is not None]
+    gpus = (f.telemetry.get("gpu") if f.telemetry else None) or []
+    known = [stats["max"] for g in gpus if (stats := g.get("memory_used_bytes"))]
     return sum(known) / 1e9 if known else None
 
 
-def _cached_share(r: Mapping[str, Any]) -> Any:
-    return (r.get("prompt_cache") or {}).get("cached_share")
+def _cached_share(f: Figures) -> float | None:
+    return f.prompt_cache.get("cached_share") if f.prompt_cache else None
 
 
 def _latency(dist: str, pcts: Sequence[str]) -> list[Metric]:
@@ -107,8 +191,8 @@ METRICS: tuple[Metric, ...] = (
         optional=True,
     ),
     _aggregate("goodput_rps", optional=True),
-    Metric("mbu", "MBU", "fraction", "higher", _analysis("mbu"), optional=True),
-    Metric("mfu", "MFU", "fraction", "higher", _analysis("mfu"), optional=True),
+    Metric("mbu", "MBU", "fraction", "higher", _mbu, optional=True),
+    Metric("mfu", "MFU", "fraction", "higher", _mfu, optional=True),
     Metric("gpu_memory_peak_gb", "GPU memory peak", "GB", None, _gpu_memory_peak_gb, optional=True),
     Metric(
         "cost_per_million_output_tokens",
@@ -149,10 +233,10 @@ _WORKLOAD_META_NAMES = {
 }
 
 
-def cache_cautions(items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+def cache_cautions(items: Sequence[tuple[str, Results]]) -> list[str]:
     """Runs whose prompts came from the server's cache in shares far apart are not alike,
     even when configured alike: the cache did part of one run's prefill."""
-    shares = [(label, _cached_share(d)) for label, d in items]
+    shares = [(label, _cached_share(Figures.of(d))) for label, d in items]
     known = [(label, float(s)) for label, s in shares if s is not None]
     if len(known) < 2:
         return []
@@ -166,18 +250,20 @@ def cache_cautions(items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
     ]
 
 
-def is_sweep_doc(data: Mapping[str, Any]) -> bool:
+def is_sweep_doc(data: Compared) -> TypeGuard[SweepWithRuns]:
     """A sweep document (``sweep.json``) rather than a run's ``results.json``."""
     return isinstance(data.get("points"), list) and "variable" in data
 
 
-def workload_spec(results: Mapping[str, Any]) -> dict[str, Any]:
+def workload_spec(results: Results) -> dict[str, object]:
     """The facts about a run's workload and load that must match for a fair comparison."""
     cfg = results.get("config") or {}
     return _spec(cfg, results.get("workload") or {}, open_loop=cfg.get("rate") is not None)
 
 
-def _spec(cfg: dict[str, Any], workload: Mapping[str, Any], open_loop: bool) -> dict[str, Any]:
+def _spec(
+    cfg: Mapping[str, object], workload: Mapping[str, object], open_loop: bool
+) -> dict[str, object]:
     spec = {k: cfg.get(k) for k in WORKLOAD_CONFIG_KEYS}
     if open_loop:
         spec["arrival"] = cfg.get("arrival")
@@ -192,14 +278,15 @@ def _spec(cfg: dict[str, Any], workload: Mapping[str, Any], open_loop: bool) -> 
     return spec
 
 
-def _sweep_spec(sweep: Mapping[str, Any]) -> dict[str, Any]:
+def _sweep_spec(sweep: SweepWithRuns) -> dict[str, object]:
     """A sweep's workload: its base config (less the swept load, matched point by point),
     the first point run's workload, and the lengths its points ran."""
     points = sweep.get("points") or []
-    first: dict[str, Any] = next((p["results"] for p in points if p.get("results")), {})
-    cfg = sweep.get("config") or first.get("config") or {}
-    spec: dict[str, Any] = {"variable": sweep.get("variable")}
-    base = _spec(cfg, first.get("workload") or {}, open_loop=sweep.get("variable") == "rate")
+    first = next((r for p in points if (r := p.get("results"))), None)
+    cfg = sweep.get("config") or (first.get("config") if first else None) or {}
+    spec: dict[str, object] = {"variable": sweep.get("variable")}
+    workload = (first.get("workload") if first else None) or {}
+    base = _spec(cfg, workload, open_loop=sweep.get("variable") == "rate")
     spec.update({k: v for k, v in base.items() if k not in ("concurrency", "rate")})
     for key in ("input_tokens", "output_tokens"):
         seen = list(dict.fromkeys(str(p.get(key)) for p in points if p.get(key) is not None))
@@ -208,7 +295,7 @@ def _sweep_spec(sweep: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     if value is None:
         return "unset"
     if isinstance(value, bool):
@@ -218,7 +305,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def workload_differences(specs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
+def workload_differences(specs: Sequence[Mapping[str, object]]) -> list[tuple[str, list[str]]]:
     """(field, each item's value) for every field whose values are not all equal."""
     out: list[tuple[str, list[str]]] = []
     keys = list(dict.fromkeys(k for spec in specs for k in spec))
@@ -229,15 +316,17 @@ def workload_differences(specs: Sequence[Mapping[str, Any]]) -> list[tuple[str, 
     return out
 
 
-def _ratio(value: Any, base: Any) -> float | None:
+def _ratio(value: float | None, base: float | None) -> float | None:
     if value is None or base is None or base == 0:
         return None
-    return float(value) / float(base)
+    return value / base
 
 
-def _row(metric: Metric, values: list[Any], baseline: int, point: str | None) -> dict[str, Any]:
+def _row(
+    metric: Metric, values: Sequence[float | None], baseline: int, point: str | None
+) -> ComparisonRow:
     vals = [None if v is None else float(v) for v in values]
-    row: dict[str, Any] = {
+    row: ComparisonRow = {
         "metric": metric.key,
         "label": metric.label if point is None else f"{point} {metric.label}",
         "unit": metric.unit,
@@ -251,8 +340,8 @@ def _row(metric: Metric, values: list[Any], baseline: int, point: str | None) ->
 
 
 def _metric_rows(
-    views: Sequence[Mapping[str, Any]], baseline: int, point: str | None = None
-) -> list[dict[str, Any]]:
+    views: Sequence[Figures], baseline: int, point: str | None = None
+) -> list[ComparisonRow]:
     rows = []
     for metric in METRICS:
         values = [metric.get(v) for v in views]
@@ -265,19 +354,22 @@ def _metric_rows(
 # -- sweeps ------------------------------------------------------------------------------
 
 
-def _point_key(point: dict[str, Any], variable: str) -> tuple[Any, ...]:
-    value = point.get(variable)
+PointKey = tuple[float | None, str | None, str | None]
+
+
+def _point_key(point: PointWithRun, variable: str) -> PointKey:
+    value = cast("Mapping[str, object]", point).get(variable)
     return (
-        None if value is None else float(value),
+        _number(value),
         point.get("input_tokens"),
         point.get("output_tokens"),
     )
 
 
-def _comparable_points(sweep: Mapping[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
+def _comparable_points(sweep: SweepWithRuns) -> dict[PointKey, PointWithRun]:
     """One point per swept value: measured points before probes, the later of equals."""
     variable = str(sweep.get("variable"))
-    chosen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    chosen: dict[PointKey, PointWithRun] = {}
     for point in sweep.get("points") or []:
         if not point.get("summary"):
             continue
@@ -290,40 +382,44 @@ def _comparable_points(sweep: Mapping[str, Any]) -> dict[tuple[Any, ...], dict[s
     return chosen
 
 
-def _point_view(point: dict[str, Any]) -> dict[str, Any]:
-    """A results-like view of a sweep point: sweep.json's figures, the point run's analysis."""
-    results = point.get("results") or {}
-    return {
-        **results,
-        "summary": point.get("summary") or results.get("summary") or {},
-        "distributions": point.get("latency") or results.get("distributions") or {},
-    }
+def _point_view(point: PointWithRun) -> Figures:
+    """A sweep point's figures: sweep.json's, with the point run's analysis and telemetry."""
+    results = point.get("results")
+    run = Figures.of(results) if results else Figures({}, {})
+    return Figures(
+        summary=cast("Mapping[str, object]", point.get("summary") or run.summary),
+        distributions=point.get("latency") or run.distributions,
+        analysis=run.analysis,
+        telemetry=run.telemetry,
+        prompt_cache=run.prompt_cache,
+    )
 
 
-def _point_label(key: tuple[Any, ...], variable: str, lengths_vary: bool) -> str:
+def _point_label(key: PointKey, variable: str, lengths_vary: bool) -> str:
     value = key[0]
+    assert value is not None  # (points without the swept value are not comparable)
     text = f"c={value:g}" if variable == "concurrency" else f"rate={value:g}"
     return f"{text} {key[1]}→{key[2]} tok" if lengths_vary else text
 
 
-def _capacity_row(sweeps: Sequence[Mapping[str, Any]], baseline: int) -> dict[str, Any] | None:
+def _capacity_row(sweeps: Sequence[SweepWithRuns], baseline: int) -> ComparisonRow | None:
     """The capacities found (highest load meeting the SLA), with each sweep's note on how
     far that holds (e.g. "the capacity may be higher" when no load failed)."""
-    caps = [s.get("capacity") or {} for s in sweeps]
-    values = [c.get("value") for c in caps]
+    caps = [s.get("capacity") for s in sweeps]
+    values = [c.get("value") if c else None for c in caps]
     if all(v is None for v in values):
         return None
-    variable = next((c["variable"] for c in caps if c.get("variable")), sweeps[0].get("variable"))
+    variable = next((c["variable"] for c in caps if c and c.get("variable")), sweeps[0]["variable"])
     unit = "req/s" if variable == "rate" else "concurrency"
     row = _row(
         Metric("capacity", "Capacity", unit, "higher", lambda _: None), values, baseline, None
     )
-    row["notes"] = [c.get("note") for c in caps]
+    row["notes"] = [c.get("note") if c else None for c in caps]
     return row
 
 
-def _sweep_rows(sweeps: Sequence[Mapping[str, Any]], baseline: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _sweep_rows(sweeps: Sequence[SweepWithRuns], baseline: int) -> list[ComparisonRow]:
+    rows: list[ComparisonRow] = []
     capacity = _capacity_row(sweeps, baseline)
     if capacity is not None:
         rows.append(capacity)
@@ -339,7 +435,8 @@ def _sweep_rows(sweeps: Sequence[Mapping[str, Any]], baseline: int) -> list[dict
         raise UsageError(
             f"the sweeps have no {variable} in common and no capacity to compare: "
             + "; ".join(
-                f"{', '.join(f'{k[0]:g}' for k in c) or 'no measured points'}" for c in chosen
+                f"{', '.join(f'{k[0]:g}' for k in c if k[0] is not None) or 'no measured points'}"
+                for c in chosen
             )
         )
     return rows
@@ -349,10 +446,10 @@ def _sweep_rows(sweeps: Sequence[Mapping[str, Any]], baseline: int) -> list[dict
 
 
 def build_comparison(
-    items: Sequence[tuple[str, Mapping[str, Any]]],
+    items: Sequence[tuple[str, Compared]],
     baseline: int = 0,
     allow_different: bool = False,
-) -> dict[str, Any]:
+) -> Comparison:
     """Compare runs (``results.json`` dicts) or sweeps (``sweep.json`` dicts) to the item at
     index ``baseline``.
 
@@ -365,41 +462,41 @@ def build_comparison(
         raise UsageError("nothing to compare")
     if not 0 <= baseline < len(items):
         raise UsageError(f"baseline {baseline} is not one of the {len(items)} items")
-    kinds = ["sweep" if is_sweep_doc(data) else "run" for _, data in items]
-    if len(set(kinds)) > 1:
+    sweep_docs = [d for _, d in items if is_sweep_doc(d)]
+    run_docs = [d for _, d in items if not is_sweep_doc(d)]
+    kinds: list[Literal["run", "sweep"]] = ["sweep" if is_sweep_doc(d) else "run" for _, d in items]
+    if sweep_docs and run_docs:
         listing = ", ".join(
             f"{label} ({kind})" for (label, _), kind in zip(items, kinds, strict=True)
         )
         raise UsageError(f"compare runs with runs and sweeps with sweeps, not both: {listing}")
-    sweeps = kinds[0] == "sweep"
-    specs = [_sweep_spec(d) if sweeps else workload_spec(d) for _, d in items]
+    runs = cast("list[Results]", run_docs)
+    specs = [_sweep_spec(d) for d in sweep_docs] if sweep_docs else [workload_spec(d) for d in runs]
     diffs = workload_differences(specs)
     if diffs and not allow_different:
         what = "; ".join(f"{k} {' vs '.join(vs)}" for k, vs in diffs)
-        noun = "sweeps" if sweeps else "runs"
+        noun = "sweeps" if sweep_docs else "runs"
         raise UsageError(
             f"{noun} differ in workload: {what} (pass --allow-different to compare anyway)"
         )
-    data = [d for _, d in items]
-    if sweeps:
-        if len({d.get("variable") for d in data}) > 1:
+    if sweep_docs:
+        if len({d.get("variable") for d in sweep_docs}) > 1:
             raise UsageError(
                 "the sweeps vary different things: "
-                + " vs ".join(str(d.get("variable")) for d in data)
+                + " vs ".join(str(d.get("variable")) for d in sweep_docs)
             )
-        rows = _sweep_rows(data, baseline)
+        rows = _sweep_rows(sweep_docs, baseline)
+        paths = [d.get("path") for d in sweep_docs]
     else:
-        rows = _metric_rows(data, baseline)
+        rows = _metric_rows([Figures.of(d) for d in runs], baseline)
+        paths = [(d.get("run") or {}).get("out_dir") for d in runs]
+    labels = [label for label, _ in items]
     return {
         "baseline": baseline,
-        "cautions": [] if sweeps else cache_cautions(items),
+        "cautions": [] if sweep_docs else cache_cautions(list(zip(labels, runs, strict=True))),
         "items": [
-            {
-                "label": label,
-                "path": d.get("path") if sweeps else (d.get("run") or {}).get("out_dir"),
-                "kind": kind,
-            }
-            for (label, d), kind in zip(items, kinds, strict=True)
+            {"label": label, "path": path, "kind": kind}
+            for label, path, kind in zip(labels, paths, kinds, strict=True)
         ],
         "rows": rows,
         "differences": [f"{k}: {' vs '.join(vs)}" for k, vs in diffs],
@@ -436,20 +533,20 @@ def ratio_verdict(ratio: float | None, better: Better, tolerance: float = 0.02) 
     return "better" if (ratio > 1) == (better == "higher") else "worse"
 
 
-def _metric_cell(row: dict[str, Any]) -> str:
+def _metric_cell(row: ComparisonRow) -> str:
     # Fractions print as percentages, and the cost's label already says what it is per.
     if row["unit"] in ("", "fraction", "per 1M tok"):
         return str(row["label"])
     return f"{row['label']} ({row['unit']})"
 
 
-def _ratio_headers(comparison: dict[str, Any]) -> list[tuple[int, str]]:
+def _ratio_headers(comparison: Comparison) -> list[tuple[int, str]]:
     base = comparison["baseline"]
     labels = [it["label"] for it in comparison["items"]]
     return [(i, f"{labels[i]} / {labels[base]}") for i in range(len(labels)) if i != base]
 
 
-def render_comparison_table(comparison: dict[str, Any]) -> Table:
+def render_comparison_table(comparison: Comparison) -> Table:
     """A rich table: one column per item, then a ratio column per non-baseline item."""
     base = comparison["items"][comparison["baseline"]]["label"]
     table = Table(
@@ -480,7 +577,7 @@ def render_comparison_table(comparison: dict[str, Any]) -> Table:
     return table
 
 
-def comparison_notes(comparison: dict[str, Any]) -> list[str]:
+def comparison_notes(comparison: Comparison) -> list[str]:
     """What the table cannot say: each capacity's caveat and any workload differences."""
     labels = [it["label"] for it in comparison["items"]]
     notes = [
@@ -495,7 +592,7 @@ def comparison_notes(comparison: dict[str, Any]) -> list[str]:
     return notes
 
 
-def render_comparison_markdown(comparison: dict[str, Any]) -> str:
+def render_comparison_markdown(comparison: Comparison) -> str:
     """| metric | each item | ratio to the baseline, per other item |"""
     labels = [it["label"] for it in comparison["items"]]
     ratio_cols = _ratio_headers(comparison)

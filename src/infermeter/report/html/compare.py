@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from infermeter.errors import UsageError
 from infermeter.records.rundir import read_sweep_index
@@ -19,7 +18,7 @@ from infermeter.report.charts import (
     esc,
     render_chart,
 )
-from infermeter.report.compare import format_ratio, ratio_verdict
+from infermeter.report.compare import Comparison, format_ratio, ratio_verdict
 from infermeter.report.html.page import (
     HALF,
     METRIC_SHORT,
@@ -56,7 +55,7 @@ def _ratio_cell(ratio: float | None, better: str | None, baseline: bool) -> str:
     return f'<span class="{verdict or "same"}">{esc(format_ratio(ratio))}</span>'
 
 
-def _compare_value(value: Any, unit: str) -> str:
+def _compare_value(value: float | None, unit: str) -> str:
     if value is None:
         return "–"
     if unit == "fraction":
@@ -66,39 +65,39 @@ def _compare_value(value: Any, unit: str) -> str:
     return _num(float(value))
 
 
-def compare_table(comparison: dict[str, Any]) -> str:
+def compare_table(comparison: Comparison) -> str:
     """Rows of the comparison with each value's ratio to the baseline, coloured better or
     worse; a sweep comparison's rows are grouped under their load point."""
-    items = comparison.get("items") or []
-    base = int(comparison.get("baseline") or 0)
+    items = comparison["items"]
+    base = comparison["baseline"]
     head = ["metric"] + [
-        f'<span class="raw">{esc(it.get("label") or f"#{i}")}</span>'
+        f'<span class="raw">{esc(it["label"] or f"#{i}")}</span>'
         + (' <span class="pill na">baseline</span>' if i == base else "")
         for i, it in enumerate(items)
     ]
     rows: list[list[str]] = []
     classes: list[str] = []
     group: str | None = None
-    for r in comparison.get("rows") or []:
-        unit = str(r.get("unit") or "")
-        label = str(r.get("label") or r.get("metric"))
+    for r in comparison["rows"]:
+        unit = r["unit"]
+        label = r["label"] or r["metric"]
         point = r.get("point")
         if point is not None:
             if point != group:
                 rows.append([esc(point)])
                 classes.append("group")
-                group = str(point)
+                group = point
             label = label.removeprefix(f"{point} ")
         shown_unit = (
             f' <span class="same">({esc(unit)})</span>'
             if unit and unit not in ("fraction", "per 1M tok")
             else ""
         )
-        arrow = {"higher": " ↑", "lower": " ↓"}.get(str(r.get("better")), "")
+        arrow = {"higher": " ↑", "lower": " ↓"}.get(str(r["better"]), "")
         cells = [f'{esc(label)}{shown_unit}<span class="same">{arrow}</span>']
-        values = list(r.get("values") or [])
-        ratios = list(r.get("ratios") or [])
-        notes = list(r.get("notes") or [])
+        values = r["values"]
+        ratios = r["ratios"]
+        notes = r.get("notes") or []
         for i in range(len(items)):
             v = values[i] if i < len(values) else None
             q = ratios[i] if i < len(ratios) else None
@@ -109,7 +108,7 @@ def compare_table(comparison: dict[str, Any]) -> str:
                 else ""
             )
             cells.append(
-                f"{_compare_value(v, unit)}<br>{_ratio_cell(q, r.get('better'), i == base)}{extra}"
+                f"{_compare_value(v, unit)}<br>{_ratio_cell(q, r['better'], i == base)}{extra}"
             )
         rows.append(cells)
         classes.append("")
@@ -118,18 +117,16 @@ def compare_table(comparison: dict[str, Any]) -> str:
     return _table(head, rows, classes)
 
 
-def compare_page(
-    comparison: dict[str, Any], sweeps: Sequence[tuple[str, SweepIndex | None]]
-) -> str:
+def compare_page(comparison: Comparison, sweeps: Sequence[tuple[str, SweepIndex | None]]) -> str:
     """The comparison (pure): a table of ratios to the baseline and overlaid sweep curves."""
-    items = comparison.get("items") or []
-    base = int(comparison.get("baseline") or 0)
+    items = comparison["items"]
+    base = comparison["baseline"]
     rows = [
         [
             esc(i),
-            esc(it.get("label") or ""),
-            esc(it.get("kind") or "run"),
-            f'<span style="overflow-wrap:anywhere">{esc(it.get("path") or "")}</span>',
+            esc(it["label"]),
+            esc(it["kind"]),
+            f'<span style="overflow-wrap:anywhere">{esc(it["path"] or "")}</span>',
         ]
         for i, it in enumerate(items)
     ]
@@ -152,7 +149,7 @@ def compare_page(
         "(by more than 2 %); ↑ higher is better, ↓ lower is better.</p>",
         "aggregates",
     )
-    diffs = [*(comparison.get("differences") or []), *(comparison.get("cautions") or [])]
+    diffs = [*comparison["differences"], *comparison["cautions"]]
     body += _section(
         "differences",
         "Configuration differences",
@@ -166,7 +163,7 @@ def compare_page(
     if sweeps:
         body += _section("curves", "Sweep curves", overlay_charts(sweeps), "per_request")
         nav.append(("curves", "Curves"))
-    labels = " vs ".join(str(it.get("label") or "?") for it in items[:4])
+    labels = " vs ".join(it["label"] or "?" for it in items[:4])
     return _page(
         f"infermeter comparison: {labels}", esc(labels or "comparison"), "comparison", nav, body
     )
@@ -257,7 +254,7 @@ def overlay_charts(sweeps: Sequence[tuple[str, SweepIndex | None]]) -> str:
     return out
 
 
-def render_compare_html(comparison: dict[str, Any], sweeps: list[tuple[str, Path]]) -> str:
+def render_compare_html(comparison: Comparison, sweeps: list[tuple[str, Path]]) -> str:
     """The comparison built by report/compare.py as one HTML page; ``sweeps`` (label, dir)
     adds their curves overlaid."""
     loaded: list[tuple[str, SweepIndex | None]] = []
