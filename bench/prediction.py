@@ -6,7 +6,8 @@ Committed H200 runs (no GPU needed; docs/results/h200)::
 
     python bench/prediction.py committed
 
-A live engine on this machine (llama.cpp's llama-server, or vLLM's CPU build): a sweep to
+A live engine on this machine (llama.cpp's llama-server, vLLM's CPU build, or ``transformers
+serve`` run by a Python given with ``--serve-python``): a sweep to
 fit on, then held-out runs (Poisson at 30/60/90 % of the sweep's highest throughput, a
 concurrency between two swept ones, another length mix), each simulated with the same
 flags and seed::
@@ -29,12 +30,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 from infermeter.api import load_run
@@ -150,11 +154,17 @@ def pin(pid: int, cores: str) -> None:
 
 
 def bench(
-    url: str, out: Path, *args: str, sweep: bool = False, pin_to: list[str] | None = None
+    url: str,
+    out: Path,
+    *args: str,
+    sweep: bool = False,
+    pin_to: list[str] | None = None,
+    ignore_eos: bool = True,
 ) -> Path:
     where = pin_to if pin_to is not None else ["taskset", "-c", "0"]
+    eos = ["--ignore-eos"] if ignore_eos else []
     cmd = [*where, *IM, "sweep" if sweep else "bench", "--url", url, "--out", str(out),
-           "--ignore-eos", "-q", "--format", "json", *args]  # fmt: skip
+           *eos, "-q", "--format", "json", *args]  # fmt: skip
     _run(cmd)
     return out
 
@@ -165,6 +175,46 @@ def _run(cmd: list[str]) -> str:
     if res.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {res.stderr.strip()[-400:]}")
     return res.stdout
+
+
+class TransformersServe:
+    """``transformers serve --continuous-batching`` on this machine's CPU (core 1), from a
+    Python that has transformers 5 and its serving extras (``--serve-python``)."""
+
+    PORT = 18091
+
+    def __init__(self, python: str, hf_dir: Path, work: Path) -> None:
+        self.cmd = [python, "-m", "transformers.cli.transformers", "serve", str(hf_dir),
+                    "--port", str(self.PORT), "--device", "cpu", "--continuous-batching"]  # fmt: skip
+        self.log = work / "server.log"
+        self.url = f"http://127.0.0.1:{self.PORT}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> TransformersServe:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(["taskset", "-c", "1", *self.cmd], cwd="/tmp",
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=2).read()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.5)
+        self.__exit__()
+        sys.exit(f"transformers serve did not come up; see {self.log}")
+
+    def __exit__(self, *_: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 def live(args: argparse.Namespace) -> None:
@@ -189,23 +239,33 @@ def live(args: argparse.Namespace) -> None:
                                     log_path=work / "server.log")  # fmt: skip
             server = stack.enter_context(LlamaServer(cfg))
             pin(server.proc.pid, "1")
-        else:
+        elif args.engine == "vllm":
             from infermeter.engines.vllm_cpu import VllmServer, install_vllm, vllm_config
 
             python = install_vllm(cache, say=lambda line: print(line, file=sys.stderr))
             cfg = vllm_config(python, made.hf_dir, served_name=args.shape, max_model_len=2048,
                               max_num_seqs=args.slots, log_path=work / "server.log")  # fmt: skip
             server = stack.enter_context(VllmServer(cfg))
+        else:
+            server = stack.enter_context(TransformersServe(args.serve_python, made.hf_dir, work))
         url = server.url
+        # transformers serve refuses ignore_eos; a random-weight model rarely ends early
+        run = partial(bench, ignore_eos=args.engine != "transformers-serve")
+        if args.engine == "transformers-serve":
+            # it serves the model by its path and loads it on the first request
+            model_flag = ["--model", str(made.hf_dir)]
+            run(url, work / "load", "-c", "1", "-n", "1", *model_flag, "--output-tokens", "4")
+        else:
+            model_flag = []
         lengths = [
             "--input-tokens",
             str(args.input_tokens),
             "--output-tokens",
             str(args.output_tokens),
         ]
-        n = ["-n", str(args.requests)]
+        n = ["-n", str(args.requests), *model_flag]
         conc = ",".join(str(c) for c in args.fit_concurrency)
-        sweep = bench(url, work / "fit", "-c", conc, *n, *lengths, "--seed", "1", "--keep-going",
+        sweep = run(url, work / "fit", "-c", conc, *n, *lengths, "--seed", "1", "--keep-going",
                       sweep=True)  # fmt: skip
         model_path = work / "engine.json"
         model = fit_runs([sweep])
@@ -215,16 +275,19 @@ def live(args: argparse.Namespace) -> None:
         )
         held: list[Path] = []
         for share in (0.3, 0.6, 0.9):
-            held.append(bench(url, work / f"rate-{int(share * 100)}", "--rate", f"{share * top:.4f}",
+            held.append(run(url, work / f"rate-{int(share * 100)}", "--rate", f"{share * top:.4f}",
                               *n, *lengths, "--seed", str(10 + int(share * 10))))  # fmt: skip
         between = args.between
         held.append(
-            bench(url, work / f"c{between}", "-c", str(between), *n, *lengths, "--seed", "21")
+            run(url, work / f"c{between}", "-c", str(between), *n, *lengths, "--seed", "21")
         )
         mix = ["--input-tokens", f"uniform:{args.input_tokens // 2}:{args.input_tokens * 3 // 2}",
                "--output-tokens", f"uniform:{args.output_tokens // 2}:{args.output_tokens * 3 // 2}"]  # fmt: skip
-        held.append(bench(url, work / "mix-c4", "-c", "4", *n, *mix, "--seed", "22"))
-    title = (f"{args.engine} on this machine's CPU ({args.shape}, {args.slots} sequences): fitted on "
+        held.append(run(url, work / "mix-c4", "-c", "4", *n, *mix, "--seed", "22"))
+    seqs = (
+        "continuous batching" if args.engine == "transformers-serve" else f"{args.slots} sequences"
+    )
+    title = (f"{args.engine} on this machine's CPU ({args.shape}, {seqs}): fitted on "
              f"c = {conc}, held out: Poisson at 30/60/90 % of {top:.2f} req/s, c = {between}, "
              "another length mix at c = 4")  # fmt: skip
     table(title, model, model_path, held)
@@ -348,7 +411,14 @@ def main() -> None:
     tb.add_argument("--title", default="held-out runs")
     tb.add_argument("--max-seqs", type=int, default=None, help="as fit's (the server's limit)")
     lv = sub.add_parser("live")
-    lv.add_argument("--engine", choices=("llama.cpp", "vllm"), default="llama.cpp")
+    lv.add_argument(
+        "--engine", choices=("llama.cpp", "vllm", "transformers-serve"), default="llama.cpp"
+    )
+    lv.add_argument(
+        "--serve-python",
+        default=sys.executable,
+        help="for transformers-serve: a Python with transformers 5 and its serving extras",
+    )
     lv.add_argument("--shape", default="demo")
     lv.add_argument("--slots", type=int, default=4)
     lv.add_argument("--requests", type=int, default=60)
@@ -375,9 +445,7 @@ def main() -> None:
     if args.mode == "committed":
         committed()
     elif args.mode == "table":
-        held = [
-            p for h in args.held for p in (finished_points(h) if is_sweep_dir(h) else [h])
-        ]
+        held = [p for h in args.held for p in (finished_points(h) if is_sweep_dir(h) else [h])]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "engine.json"
             model = fit_runs(args.fit, max_seqs=args.max_seqs)
