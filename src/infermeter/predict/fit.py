@@ -268,6 +268,28 @@ def _solo(runs: list[ObservedRun]) -> _Solo:
     return _Solo(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
+def _prompt_line(cost: FloatArray, batch: IntArray) -> list[PrefillPoint]:
+    """A prompt's cost per token as a line in the decodes beside it, where no batch size
+    had enough prompts for a cost of its own: a robust line (the median of the slopes between
+    the batches' medians) through three or more batch sizes, held at the smallest and the
+    largest of them (the table is flat beyond its points). None for fewer batches."""
+    sizes = np.unique(batch)
+    if sizes.size < 3 or cost.size < MIN_MIXED:
+        return []
+    medians = np.array([np.median(cost[batch == b]) for b in sizes])
+    i, j = np.triu_indices(sizes.size, k=1)
+    slope = float(np.median((medians[j] - medians[i]) / (sizes[j] - sizes[i])))
+    at = float(np.median(medians - slope * sizes))
+    return [
+        PrefillPoint(
+            batch=int(b),
+            ms_per_token=max(at + slope * float(b), 0.0),
+            samples=int((batch == b).sum()),
+        )
+        for b in (sizes[0], sizes[-1])
+    ]
+
+
 def _emission(runs: list[ObservedRun], apart_ms: float) -> float:
     """How far apart the tokens of one step reach their streams, per sequence: every run's
     token arrivals cut into steps wherever ``apart_ms`` passes with none, the median of each
@@ -434,6 +456,8 @@ def fit_engine(
                         samples=int(sel.sum()),
                     )
                 )
+        if not prefill:
+            prefill = _prompt_line(cost, mixed_batch)
     solo = _solo(runs)
     solo_ttft, solo_n = solo.ttft, solo.n_in
     static = _static_prefill(runs, limits, floor) if limits.scheduler == "static" else None

@@ -1,0 +1,48 @@
+"""Where no batch size had enough prompts beside its decodes for a prompt cost of its own,
+the fit draws one line through the batches it saw (transformers serve on a CPU: a prompt's
+step grew ~28 ms for each decode beside it), and a flat truth stays flat."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_predict import KNOWN, _observed, engine
+
+from infermeter.predict.fit import MIN_MIXED, Limits, fit_engine
+from infermeter.predict.model import EngineModel, PrefillPoint
+from infermeter.predict.simulate import SimLoad, simulate
+
+LIMITS = Limits("continuous", 4, "given", 2048, "given", None)
+
+
+def _fit(truth: EngineModel) -> EngineModel:
+    def load(c: int) -> SimLoad:
+        # answers of mixed lengths, so that prompts land beside running decodes
+        n_out = np.random.default_rng(c).integers(10, 40, 12)
+        return SimLoad(np.full(12, 200), n_out, concurrency=c)
+
+    runs = [_observed(simulate(truth, load(c)), f"c{c}") for c in (1, 2, 3, 4)]
+    return fit_engine(runs, LIMITS, engine="test", model="m", hardware=None)
+
+
+def _truth(points: list[PrefillPoint]) -> EngineModel:
+    base = engine(KNOWN, floor=8.0, per_token=0.05, overhead=3.0, max_seqs=4)
+    return base.model_copy(update={"prefill": points})
+
+
+def test_a_prompt_cost_growing_with_the_batch_is_followed() -> None:
+    truth = _truth([PrefillPoint(batch=1, ms_per_token=0.05, samples=1),
+                    PrefillPoint(batch=3, ms_per_token=0.11, samples=1)])  # fmt: skip
+    fitted = _fit(truth)
+    beside = [p for p in fitted.prefill if p.batch > 0]
+    # too few prompts at any one batch size for a cost of its own, enough for a line
+    assert all(p.samples < MIN_MIXED for p in beside)
+    assert fitted.quality.mixed_gaps >= MIN_MIXED
+    assert [p.batch for p in beside] == [1, 3]
+    assert [p.ms_per_token for p in beside] == pytest.approx([0.05, 0.11], rel=0.02)
+
+
+def test_a_flat_prompt_cost_stays_flat() -> None:
+    fitted = _fit(_truth([]))
+    beside = [p for p in fitted.prefill if p.batch > 0]
+    assert [p.ms_per_token for p in beside] == pytest.approx([0.05, 0.05], rel=0.02)
