@@ -46,3 +46,20 @@ def test_a_flat_prompt_cost_stays_flat() -> None:
     fitted = _fit(_truth([]))
     beside = [p for p in fitted.prefill if p.batch > 0]
     assert [p.ms_per_token for p in beside] == pytest.approx([0.05, 0.05], rel=0.02)
+
+
+def test_fit_prints_the_prompt_cost_by_batch() -> None:
+    from infermeter.report.predict import _prompt_cost
+
+    flat = _truth([])
+    assert _prompt_cost(flat) == "50.000 µs"
+    few = _truth([PrefillPoint(batch=0, ms_per_token=9.08, samples=27),
+                  PrefillPoint(batch=3, ms_per_token=9.46, samples=6)])  # fmt: skip
+    assert _prompt_cost(few) == "50.000 µs pooled; by decodes beside it: 0 → 9,080, 3 → 9,460 µs"
+    many = _truth(
+        [PrefillPoint(batch=b, ms_per_token=0.04 + b / 1000, samples=30) for b in range(6)]
+    )
+    assert (
+        _prompt_cost(many)
+        == "50.000 µs pooled; 40.0-45.0 µs by the decodes beside it (6 sizes, 0-5)"
+    )

@@ -48,7 +48,7 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
             if m.follows_slots
             else "not followed",
         ),
-        ("cost per prompt token", f"{m.prefill_ms_per_token * 1000:,.3f} µs"),
+        ("cost per prompt token", _prompt_cost(m)),
         ("step with no decode", f"{m.step_floor_ms:,.3f} ms"),
         ("per request, outside the steps", _outside(m)),
         ("last token to end of answer", f"{m.tail_ms:,.3f} ms"),
@@ -72,6 +72,27 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
     console.print(k)
     for note in q.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _prompt_cost(m: EngineModel) -> str:
+    """The pooled cost, and by the decodes beside the prompt where the fit found it varies
+    (0: a prompt alone; linear between the sizes shown, flat past them)."""
+    pooled = f"{m.prefill_ms_per_token * 1000:,.3f} µs"
+    if not m.prefill:
+        return pooled
+
+    def us(ms: float) -> str:
+        return f"{ms * 1000:,.0f}" if ms >= 0.1 else f"{ms * 1000:.1f}"
+
+    points = m.prefill
+    if len(points) <= 4:
+        by = ", ".join(f"{p.batch} → {us(p.ms_per_token)}" for p in points)
+        return f"{pooled} pooled; by decodes beside it: {by} µs"
+    costs = [p.ms_per_token for p in points]
+    return (
+        f"{pooled} pooled; {us(min(costs))}-{us(max(costs))} µs by the decodes beside it "
+        f"({len(points)} sizes, {points[0].batch}-{points[-1].batch})"
+    )
 
 
 def _outside(m: EngineModel) -> str:
