@@ -272,7 +272,7 @@ def _prompt_line(cost: FloatArray, batch: IntArray) -> list[PrefillPoint]:
     """A prompt's cost per token as a line in the decodes beside it, where no batch size
     had enough prompts for a cost of its own: a robust line (the median of the slopes between
     the batches' medians) through three or more batch sizes, held at the smallest and the
-    largest of them (the table is flat beyond its points). None for fewer batches."""
+    largest of them (the table is flat beyond its points); nothing for fewer sizes."""
     sizes = np.unique(batch)
     if sizes.size < 3 or cost.size < MIN_MIXED:
         return []
