@@ -176,9 +176,10 @@ def test_think_tags_give_time_to_first_answer(
         assert s.get("infermeter_ttfa_seconds_count{model=ground-truth}", 0) == 0
         return
     assert all(r.answer_chunk == think and r.n_reason == think for r in recs)
-    # the emulator's schedule: the answer comes think × 20 ms after the first token
+    # the emulator sends the answer think × 20 ms after the first token; reading the tags
+    # wrong would make TTFA the TTFT (a busy proxy may stamp the first chunk late: half of it)
     assert all(x.ttfa_ms is not None and x.ttft_ms is not None for x in m)
-    assert all(x.ttfa_ms - x.ttft_ms >= think * 20 - 1 for x in m)  # type: ignore[operator]
+    assert all(x.ttfa_ms - x.ttft_ms >= think * 20 / 2 for x in m)  # type: ignore[operator]
     assert s["infermeter_ttfa_seconds_count{model=ground-truth}"] == 3
     ttfa_sum = sum(x.ttfa_ms or 0 for x in m) / 1e3
     assert s["infermeter_ttfa_seconds_sum{model=ground-truth}"] == pytest.approx(ttfa_sum, rel=1e-9)
