@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The H200 study of docs/results/h200.md, with infermeter's own commands. Run from the repo root
-# on the GPU machine, each stage one self-contained command (a device machine keeps nothing
-# between calls):
+# on the GPU machine, each stage one self-contained command (a fresh device machine holds
+# nothing; one still warm from the call before, the next call within its 30 s, keeps the
+# repo's ignored folders, so the server built and the models written into .imcache/ there are
+# used again and not rebuilt: chain e.g. `slots` then `predict-held` back to back):
 #   bench/gpu_study.sh build   llama-server (CUDA) ‖ 7B models ‖ transformers static/compiled
 #                              sweeps; then llama.cpp f16 as shipped vs without its host
 #                              prompt cache; the built server packed into OUT for the next stage
@@ -40,7 +42,7 @@ STAGE=${1:-build}
 T0=$(date +%s)
 LIMIT=${LIMIT:-560}
 OUT=${OUT:-$PWD/study-out}
-CACHE=${CACHE:-/tmp/imcache}
+CACHE=${CACHE:-$PWD/.imcache}
 # the catalogue GPU the analysis (and an engine model fitted here) is told: the one present
 GPU=${GPU:-$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 \
   | grep -q H100 && echo h100-sxm || echo h200)}
@@ -160,7 +162,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', \
 transformers.__version__)" >> "$RES/gpu.txt" 2>&1
 log "stage $STAGE on $(sed -n 2p "$RES/gpu.txt"); $(tail -1 "$RES/gpu.txt"); $NCPU cores"
-M7=/tmp/models/$S7
+M7=$CACHE/models/$S7
 case "$STAGE" in
   build)
     log "build llama-server (CUDA) and write the 7B GGUFs, beside the transformers sweeps"
@@ -201,7 +203,7 @@ case "$STAGE" in
         --cache-dir "$CACHE" > "$RES/build.log" 2>&1; }
     # transformers serve needs its web stack (and runs the carried transformers 5.23)
     serve_site
-    M8=/tmp/models/$S8-b
+    M8=$CACHE/models/$S8-b
     ( model "$S7" q8_0 "$M7-q8" --no-hf > "$RES/model-q8.txt" 2>&1
       model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1   # bf16 weights
       model "$S8" f16 "$M8" --no-hf-weights > "$RES/model-8b.txt" 2>&1 ) &
@@ -250,7 +252,7 @@ case "$STAGE" in
     # held-out points for the calibration: llama.cpp f16 between the calibrated concurrencies,
     # f16 prompt lengths, and the 8B shape at new concurrencies (predicted from the 7B profile)
     unpack_server
-    M8=/tmp/models/$S8-b
+    M8=$CACHE/models/$S8-b
     ( model "$S8" f16 "$M8" --no-hf > "$RES/model-8b.txt" 2>&1 ) &
     MODELS=$!
     model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
@@ -274,7 +276,7 @@ case "$STAGE" in
     # is many request lifetimes and not one lock-step wave (the 6 s points of `build`/`more`
     # are one or two waves at c >= 16)
     unpack_server
-    M8=/tmp/models/$S8-b
+    M8=$CACHE/models/$S8-b
     ( model "$S8" f16 "$M8" --no-hf > "$RES/model-8b.txt" 2>&1 ) &
     MODELS=$!
     LONG=(-n 100000 --duration ${DUR:-25} --ramp-up 5 --warmup 4)
