@@ -462,15 +462,21 @@ def build_comparison(
         raise UsageError("nothing to compare")
     if not 0 <= baseline < len(items):
         raise UsageError(f"baseline {baseline} is not one of the {len(items)} items")
-    sweep_docs = [d for _, d in items if is_sweep_doc(d)]
-    run_docs = [d for _, d in items if not is_sweep_doc(d)]
-    kinds: list[Literal["run", "sweep"]] = ["sweep" if is_sweep_doc(d) else "run" for _, d in items]
-    if sweep_docs and run_docs:
+    kinds: list[Literal["run", "sweep"]] = []
+    sweep_docs: list[SweepWithRuns] = []
+    runs: list[Results] = []
+    for _, d in items:
+        if is_sweep_doc(d):
+            kinds.append("sweep")
+            sweep_docs.append(d)
+        else:
+            kinds.append("run")
+            runs.append(cast("Results", d))
+    if sweep_docs and runs:
         listing = ", ".join(
             f"{label} ({kind})" for (label, _), kind in zip(items, kinds, strict=True)
         )
         raise UsageError(f"compare runs with runs and sweeps with sweeps, not both: {listing}")
-    runs = cast("list[Results]", run_docs)
     specs = [_sweep_spec(d) for d in sweep_docs] if sweep_docs else [workload_spec(d) for d in runs]
     diffs = workload_differences(specs)
     if diffs and not allow_different:
