@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from functools import partial
 from pathlib import Path
 
 from infermeter.api import load_run
+from infermeter.engines.process import ServerProcess
 from infermeter.predict.model import EngineModel
 from infermeter.records.rundir import (
     RUN_FILE,
@@ -177,44 +177,23 @@ def _run(cmd: list[str]) -> str:
     return res.stdout
 
 
-class TransformersServe:
+class TransformersServe(ServerProcess):
     """``transformers serve --continuous-batching`` on this machine's CPU (core 1), from a
     Python that has transformers 5 and its serving extras (``--serve-python``)."""
 
-    PORT = 18091
+    name = "transformers serve"
 
     def __init__(self, python: str, hf_dir: Path, work: Path) -> None:
-        self.cmd = [python, "-m", "transformers.cli.transformers", "serve", str(hf_dir),
-                    "--port", str(self.PORT), "--device", "cpu", "--continuous-batching"]  # fmt: skip
-        self.log = work / "server.log"
-        self.url = f"http://127.0.0.1:{self.PORT}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__("127.0.0.1", None, work / "server.log", startup_timeout_s=120.0)
+        self.python, self.hf_dir = python, hf_dir
+        self.cpus = (1,)
 
-    def __enter__(self) -> TransformersServe:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(["taskset", "-c", "1", *self.cmd], cwd="/tmp",
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/health", timeout=2).read()
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.5)
-        self.__exit__()
-        sys.exit(f"transformers serve did not come up; see {self.log}")
+    def command(self, port: int) -> list[str]:
+        return [self.python, "-m", "transformers.cli.transformers", "serve", str(self.hf_dir),
+                "--port", str(port), "--device", "cpu", "--continuous-batching"]  # fmt: skip
 
-    def __exit__(self, *_: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
 
 
 def live(args: argparse.Namespace) -> None:
