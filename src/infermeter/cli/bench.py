@@ -9,7 +9,13 @@ from typing import Any
 import typer
 
 from infermeter.cli import flags
-from infermeter.cli.common import err_console, fail, interrupted_exit, print_error
+from infermeter.cli.common import (
+    THINK_TAGS_HELP,
+    err_console,
+    fail,
+    interrupted_exit,
+    print_error,
+)
 from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
 from infermeter.run.rundir import Run
@@ -191,7 +197,7 @@ def bench(
     think_tags: bool = typer.Option(
         False,
         "--think-tags",
-        help="The model thinks inside its answer's text as <think>…</think> (servers that send reasoning_content or reasoning deltas need no flag): TTFA counts from the text after it.",
+        help=THINK_TAGS_HELP,
     ),
     extra_body: str | None = typer.Option(
         None, "--extra-body", help="JSON object merged into every request body."

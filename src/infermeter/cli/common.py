@@ -148,6 +148,11 @@ class Group(_Polished, TyperGroup):
 
 #: The help of every --cache-dir.
 CACHE_DIR_HELP = "Builds and models live here (default: $INFERMETER_CACHE or ~/.cache/infermeter)."
+#: ``--think-tags`` of bench and proxy, which read a stream alike.
+THINK_TAGS_HELP = (
+    "The model thinks inside its answer's text as <think>…</think> (servers that send "
+    "reasoning_content or reasoning deltas need no flag): TTFA counts from the text after it."
+)
 
 
 def default_cache_dir() -> Path:

@@ -11,7 +11,13 @@ from urllib.parse import urlsplit
 
 import typer
 
-from infermeter.cli.common import EXIT_TERMINATED, fail, interrupted_exit, router_named
+from infermeter.cli.common import (
+    EXIT_TERMINATED,
+    THINK_TAGS_HELP,
+    fail,
+    interrupted_exit,
+    router_named,
+)
 
 if TYPE_CHECKING:
     from infermeter.proxy.server import ProxyConfig
@@ -78,7 +84,7 @@ def proxy(
     think_tags: bool = typer.Option(
         False,
         "--think-tags",
-        help="The model thinks inside its answer's text as <think>…</think> (servers that send reasoning_content or reasoning deltas need no flag): TTFA counts from the text after it.",
+        help=THINK_TAGS_HELP,
     ),
 ) -> None:
     """Forward to --upstream, measure every chat/completions request, serve /metrics."""
