@@ -191,7 +191,10 @@ def fit_runs(
         limits = replace(
             limits,
             kv_tokens=tokens,
-            kv_tokens_source="the server (vLLM's cache_config_info: num_gpu_blocks × block_size)",
+            kv_tokens_source=(
+                "the server (vLLM's cache_config_info: num_gpu_blocks less its null block,"
+                " × block_size)"
+            ),
             kv_block_tokens=block,
         )
     fitted = fit_engine(observed, limits, engine=engine, model=model, hardware=hardware)
@@ -317,13 +320,15 @@ def server_keys(
 
 
 def _kv_cache(samples: list[dict[str, Any]]) -> tuple[int, int] | None:
-    """The KV cache's size in tokens and its block's, where the server's /metrics told them
-    during the run."""
+    """The KV cache sequences can hold, in tokens, and its block's size, where the server's
+    /metrics told them during the run. vLLM's block pool keeps its first block as the null
+    block (a placeholder no sequence writes), so one block fewer than ``num_gpu_blocks``
+    holds tokens: on a small cache, the difference between fitting a wave and preempting."""
     for sample in samples:
         cache = (sample.get("info") or {}).get("cache_config") or {}
         try:
             block = int(cache["block_size"])
-            return int(cache["num_gpu_blocks"]) * block, max(block, 1)
+            return (int(cache["num_gpu_blocks"]) - 1) * block, max(block, 1)
         except (KeyError, TypeError, ValueError):
             continue
     return None
