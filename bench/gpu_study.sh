@@ -28,8 +28,8 @@
 #                              llama.cpp's per-slot KV streams and with one unified stream
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
-#                              Poisson at 30/60/90 % of its top throughput, c = 12 and 48,
-#                              the length mix (carry .whl-serve: its web stack)
+#                              Poisson at 30/60/90 % of its top throughput, the length
+#                              mix, c = HELDC (12,48) (carry .whl-serve: its web stack)
 # .whl-serve holds the wheels transformers serve needs beyond the image (transformers 5.23,
 # fastapi, starlette, uvicorn, h11, openai, httpx2, httpcore2, truststore, jiter, sniffio,
 # idna, anyio, opentelemetry-api), or the same unpacked into one site.txz (5 MB, not 19).
@@ -373,9 +373,10 @@ case "$STAGE" in
     RATES=$(held_rates tserve-fit)
     log "held-out rates $RATES"
     EOS= sweep tserve-held-rate 70 --rate "$RATES" "${P[@]}"
-    EOS= sweep tserve-held-c 60 -c 12,48 --ramp-up 2 "${P[@]}"
-    EOS= sweep tserve-held-mix 30 -c 8 --ramp-up 2 "${P[@]}" \
+    # the mix before the concurrencies: the H100's run (c first) had no time left for it
+    EOS= sweep tserve-held-mix 45 -c 8 --ramp-up 2 "${P[@]}" \
       --input-tokens uniform:256:768 --output-tokens uniform:64:192
+    EOS= sweep tserve-held-c 45 -c "${HELDC:-12,48}" --ramp-up 2 "${P[@]}"
     stop_servers
     ;;
 esac
