@@ -22,6 +22,12 @@ the replicas plan says and on one fewer::
 
     python bench/prediction.py replicas --cores 2,3 --client-core 0 --proxy-core 1
 
+The what-if checked: fitted on one GPU, carried to another by the roofline (``simulate
+--on-gpu``), set beside runs measured there::
+
+    python bench/prediction.py table --fit docs/results/h100-dense/predict-fit \
+        --held docs/results/h200/llamacpp-f16-val --on-gpu h200
+
 Prints Markdown tables: per held-out run the measured figure, the predicted one and the
 error ((predicted - measured) / measured), then the median absolute error per metric.
 """
@@ -389,6 +395,13 @@ def main() -> None:
     tb.add_argument("--held", nargs="+", type=Path, required=True)
     tb.add_argument("--title", default="held-out runs")
     tb.add_argument("--max-seqs", type=int, default=None, help="as fit's (the server's limit)")
+    tb.add_argument(
+        "--on-gpu",
+        default=None,
+        help="carry the fitted model to this catalogue GPU first, as simulate --on-gpu does "
+        "(the held-out runs measured there: the what-if checked)",
+    )
+    tb.add_argument("--scaling", choices=("roofline", "bandwidth", "compute"), default="roofline")
     lv = sub.add_parser("live")
     lv.add_argument(
         "--engine", choices=("llama.cpp", "vllm", "transformers-serve"), default="llama.cpp"
@@ -428,6 +441,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "engine.json"
             model = fit_runs(args.fit, max_seqs=args.max_seqs)
+            if args.on_gpu:
+                from infermeter.predict.hardware import carry
+                from infermeter.theory import get_hardware
+
+                source = get_hardware(model.hardware or "")
+                model = carry(model, source, get_hardware(args.on_gpu), args.scaling)
             path.write_text(model.model_dump_json())
             table(args.title, model, path, held)
     elif args.mode == "replicas":

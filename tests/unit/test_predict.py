@@ -246,6 +246,55 @@ def test_carried_to_another_gpu_by_the_roofline() -> None:
     assert moved.hardware == dst.name and moved.extrapolated and "estimate" in moved.extrapolated
 
 
+def test_a_told_shape_splits_each_step_at_its_speed_of_light() -> None:
+    """Only the bytes a step must read scale with bandwidth; the rest of it (launches, host
+    work) stays below the ridge. A step measured faster than its speed of light scales whole."""
+    from infermeter.predict.model import PrefillPoint
+    from infermeter.theory import Deployment, get_model
+
+    m = engine({1: 6.0, 2: 2.0}, per_token=0.1, floor=5.0, ubatch=7.0, hardware="h100-sxm")
+    m = m.model_copy(
+        update={
+            "model_shape": "llama-2-7b",
+            "weight_dtype": "fp16",
+            "prefill": [PrefillPoint(batch=1, ms_per_token=0.2, samples=40)],
+        }
+    )
+    src, dst = get_hardware("h100-sxm"), get_hardware("a100-80gb-sxm")
+    bw = src.memory_bandwidth_gb_s / dst.memory_bandwidth_gb_s
+    fl = src.bf16_tflops / dst.bf16_tflops
+    d = Deployment(get_model("llama-2-7b"), src, weight_dtype="fp16")
+    least = d.weights_read_per_step(1) / src.bandwidth * 1e3  # ms: about 4.0
+    assert 3.5 < least < 4.5
+    moved = carry(m, src, dst)
+    steps = {p.batch: p.step_ms for p in moved.decode}
+    assert steps[1] == pytest.approx(least * bw + (6.0 - least))
+    assert steps[2] == pytest.approx(2.0 * bw)  # under its speed of light: memory time whole
+    weights = d.prefill_weights_read(1) / src.bandwidth * 1e3
+    assert moved.step_floor_ms == pytest.approx(weights * bw + (5.0 - weights))
+    assert moved.ubatch_ms == pytest.approx(weights * bw + (7.0 - weights))
+    assert moved.prefill[0].ms_per_token == pytest.approx(0.2 * fl)
+    assert moved.extrapolated is not None and "least memory time" in moved.extrapolated
+    # without the shape the whole step scales, and the brackets never split
+    whole = carry(m.model_copy(update={"model_shape": None}), src, dst)
+    assert whole.decode[0].step_ms == pytest.approx(6.0 * bw)
+    assert carry(m, src, dst, "bandwidth").decode[0].step_ms == pytest.approx(6.0 * bw)
+
+
+def test_the_fit_keeps_the_shape_the_runs_were_told() -> None:
+    from infermeter.run.fit import _told_shape
+
+    told = {"model_shape": "llama-2-7b", "weight_dtype": "fp16"}
+    assert _told_shape([told, told]) == told
+    assert _told_shape([{"model_shape": "llama-2-7b"}]) == {
+        "model_shape": "llama-2-7b",
+        "weight_dtype": "bf16",
+    }
+    assert _told_shape([told, {"model_shape": "llama-3.1-8b", "weight_dtype": "fp16"}]) == {}
+    assert _told_shape([{}]) == {}
+    assert _told_shape([{"model_shape": "no-such-model"}]) == {}
+
+
 def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
     from infermeter.config import BenchConfig
     from infermeter.run.plan import plan_capacity

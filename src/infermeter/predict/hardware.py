@@ -1,13 +1,24 @@
-"""An engine model carried to other hardware by the roofline, regime by regime: a step that
-reads more bytes than it computes (decode below the ridge batch, the step's fixed cost, the
-KV reads) scales with memory bandwidth; prompt tokens and decode steps past the ridge scale
-with compute. The engine's efficiency is assumed to carry over, which no fit can show."""
+"""An engine model carried to other hardware by the roofline, regime by regime.
+
+Where the runs told the model's shape, each step is split at its speed of light: the bytes it
+must read (the weights, the batch's KV cache) over the source's bandwidth scale with memory
+bandwidth, and the rest of the measured step (launches, host work, and the arithmetic past
+the ridge batch) stays as it was below the ridge and scales with compute past it. Without a
+shape a step below the ridge scales with bandwidth whole, which claims the engine reads as
+close to the speed of light on the target as it did on the source, and over-states the gain
+of a faster memory: llama.cpp's 7B decode step at 1 to 4 sequences took 8-19 % less time on
+an H200 than on an H100, not the 30 % of their bandwidths (docs/results/prediction.md).
+Prompt tokens scale with compute. The engine's efficiency is assumed to carry over, which no
+fit can show."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from infermeter.predict.model import EngineModel, StepPoint
+from infermeter.errors import UsageError
+from infermeter.predict.model import EngineModel, PrefillPoint, StepPoint
+from infermeter.theory.bounds import Deployment
+from infermeter.theory.catalogue import resolve_model
 from infermeter.theory.hardware import Hardware
 
 #: Bytes per weight the ridge batch is reckoned with (16-bit weights).
@@ -17,6 +28,21 @@ WEIGHT_BYTES = 2.0
 #: How steps are scaled: by the roofline per regime, or every part by one ratio (the two
 #: brackets of the roofline's answer, for the uncertainty a what-if states).
 Scaling = Literal["roofline", "bandwidth", "compute"]
+
+
+def _deployment(model: EngineModel, source: Hardware) -> Deployment | None:
+    """The told model on the source hardware, for the bytes a step reads; None where the
+    runs told no shape (or one the catalogue no longer resolves)."""
+    if model.model_shape is None:
+        return None
+    try:
+        return Deployment(
+            resolve_model(model.model_shape),
+            source,
+            weight_dtype=model.weight_dtype or "bf16",
+        )
+    except UsageError:
+        return None
 
 
 def carry(
@@ -29,31 +55,57 @@ def carry(
     # A decode step does 2 FLOPs per weight per sequence and reads each weight once:
     # its intensity is about batch × 2 / WEIGHT_BYTES FLOP/byte.
     ridge = source.peak_flops("bf16") / source.bandwidth * WEIGHT_BYTES / 2
+    told = _deployment(model, source) if scaling == "roofline" else None
+
+    def split(step_ms: float, read_bytes: float, past_ridge: bool) -> float:
+        """A step's least memory time on the source scaled by bandwidth, its rest kept
+        (below the ridge) or scaled by compute (past it)."""
+        memory_ms = min(step_ms, read_bytes / source.bandwidth * 1e3)
+        return memory_ms * bw + (step_ms - memory_ms) * (flops if past_ridge else 1.0)
+
+    def step(p: StepPoint) -> float:
+        if told is None:
+            return p.step_ms * (bw if p.batch < ridge else flops)
+        read = told.weights_read_per_step(p.batch) + told.kv_bytes_per_token * p.ctx_tokens
+        return split(p.step_ms, read, p.batch >= ridge)
+
     points = [
-        StepPoint(
-            batch=p.batch,
-            step_ms=p.step_ms * (bw if p.batch < ridge else flops),
-            ctx_tokens=p.ctx_tokens,
-            samples=p.samples,
-        )
+        StepPoint(batch=p.batch, step_ms=step(p), ctx_tokens=p.ctx_tokens, samples=p.samples)
         for p in model.decode
     ]
+    prefill = [
+        PrefillPoint(batch=p.batch, ms_per_token=p.ms_per_token * flops, samples=p.samples)
+        for p in model.prefill
+    ]
+    if told is not None:
+        # a step with no decode, and a forward pass beyond a step's first, read the weights once
+        weights = told.prefill_weights_read(1)
+        floor = split(model.step_floor_ms, weights, False)
+        ubatch = split(model.ubatch_ms, weights, False)
+        steps = (
+            f"each step's least memory time ({model.model_shape}, {model.weight_dtype}: weights "
+            f"and KV cache over {source.memory_bandwidth_gb_s:,.0f} GB/s) × {bw:.2f}, the rest of "
+            f"it kept below batch {ridge:.0f} and × {flops:.2f} past it"
+        )
+    else:
+        floor, ubatch = model.step_floor_ms * bw, model.ubatch_ms * bw
+        steps = f"decode steps below batch {ridge:.0f} and extra ubatches × {bw:.2f}"
     how = (
-        f"{source.name} → {target.name} by the roofline: decode steps below batch "
-        f"{ridge:.0f}, extra ubatches and KV reads × {bw:.2f} (bandwidth "
-        f"{source.memory_bandwidth_gb_s:,.0f} → {target.memory_bandwidth_gb_s:,.0f} GB/s), "
-        f"prompt tokens × {flops:.2f} (bf16 "
-        f"{source.bf16_tflops:,.0f} → {target.bf16_tflops:,.0f} TFLOP/s); assumes the engine "
-        f"is as efficient on {target.name} as measured on {source.name}, the host-side "
-        "overheads unchanged and the same sequence limit: an estimate, not a fit"
+        f"{source.name} → {target.name} by the roofline: {steps}; KV reads × {bw:.2f} "
+        f"(bandwidth {source.memory_bandwidth_gb_s:,.0f} → {target.memory_bandwidth_gb_s:,.0f} "
+        f"GB/s), prompt tokens × {flops:.2f} (bf16 {source.bf16_tflops:,.0f} → "
+        f"{target.bf16_tflops:,.0f} TFLOP/s); assumes the engine is as efficient on "
+        f"{target.name} as measured on {source.name}, the host-side overheads unchanged and "
+        "the same sequence limit: an estimate, not a fit"
     )
     return model.model_copy(
         update={
             "decode": points,
+            "prefill": prefill,
             "ctx_ms_per_token": model.ctx_ms_per_token * bw,
-            "ubatch_ms": model.ubatch_ms * bw,
+            "ubatch_ms": ubatch,
             "prefill_ms_per_token": model.prefill_ms_per_token * flops,
-            "step_floor_ms": model.step_floor_ms * bw,
+            "step_floor_ms": floor,
             "hardware": target.name,
             "extrapolated": how if scaling == "roofline" else f"{how} (every step × {bw:.2f})",
         }

@@ -139,6 +139,11 @@ class EngineModel(_Frozen):
     quality: FitQuality
     #: Set when the model was carried to other hardware by the roofline: how, and how sure.
     extrapolated: str | None = None
+    #: The model's catalogue shape and weight precision as the runs were told them
+    #: (``--model-shape``, ``--weight-dtype``): what a step must read at the least, which
+    #: carrying the model to other hardware splits each step by (None: not told).
+    model_shape: str | None = None
+    weight_dtype: str | None = None
 
     @property
     def follows_slots(self) -> bool:

@@ -33,6 +33,8 @@ from infermeter.records.rundir import (
 from infermeter.records.schema import RequestRecord
 from infermeter.run.predict import replay_config, sim_plan
 from infermeter.run.rundir import read_run_meta
+from infermeter.theory import resolve_model
+from infermeter.theory.precision import weight_bytes
 
 #: llama.cpp's default n_batch: the prompt and decode tokens one step may carry.
 LLAMA_CPP_BATCH = 2048
@@ -198,7 +200,25 @@ def fit_runs(
             kv_block_tokens=block,
         )
     fitted = fit_engine(observed, limits, engine=engine, model=model, hardware=hardware)
+    fitted = fitted.model_copy(update=_told_shape([m.get("config") or {} for m in metas]))
     return _tune_admit(fitted, list(zip(metas, results, strict=True)))
+
+
+def _told_shape(configs: list[dict[str, Any]]) -> dict[str, str]:
+    """The model shape and weight precision the runs were told, where they agree and the
+    catalogue knows the shape (else none: a what-if then scales whole steps)."""
+    told = {(c.get("model_shape"), c.get("weight_dtype") or "bf16") for c in configs}
+    if len(told) != 1:
+        return {}
+    shape, dtype = told.pop()
+    if shape is None:
+        return {}
+    try:
+        resolve_model(str(shape))
+        weight_bytes(dtype)
+    except UsageError:
+        return {}
+    return {"model_shape": str(shape), "weight_dtype": dtype}
 
 
 #: Host work between steps tried, as shares of the batch-1 step.
