@@ -47,6 +47,9 @@ CACHE=${CACHE:-$PWD/.imcache}
 GPU=${GPU:-$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 \
   | grep -q H100 && echo h100-sxm || echo h200)}
 RES=/tmp/study-sweeps
+# a machine kept warm from the call before still holds that stage's runs here: start empty,
+# so this stage packs only its own
+rm -rf "$RES"
 mkdir -p "$OUT" "$CACHE" "$RES" "$HOME/.cache/huggingface/hub"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 IM="python3 -m infermeter"
@@ -104,10 +107,11 @@ model() {  # SHAPE DTYPE DIR [flags] -> prints the maker's output
   taskset -c "$HIGH" $IM engine model "$1" --dtype "$2" --hf-dtype bfloat16 --out "$3" "${@:4}"
 }
 
-tserve_up() {  # transformers serve (continuous batching) on the 7B bf16 folder, port 18085
+tserve_up() {  # transformers serve (continuous batching) on the 7B bf16 folder, port 18085; its
+  # info log says whether CUDA graphs and asynchronous batching are on (they set its steps)
   ( cd /tmp && PYTHONPATH=/tmp/site-serve:$PYTHONPATH taskset -c "$HIGH" \
       python3 -m transformers.cli.transformers serve "$M7-hf/hf" --port 18085 --device cuda \
-      --dtype bfloat16 --continuous-batching >> "$RES/tserve.log" 2>&1 ) &
+      --dtype bfloat16 --continuous-batching --log-level info >> "$RES/tserve.log" 2>&1 ) &
   wait_up 18085 /health $!
 }
 
