@@ -185,6 +185,34 @@ def test_the_fit_learns_the_pass_from_a_simulated_server() -> None:
         assert got[b] == pytest.approx(truth.decode[b - 1].step_ms, rel=0.08)
 
 
+def test_a_pass_is_held_to_reading_the_weights() -> None:
+    """A fitted pass cheaper than reading the weights once is held to that time (a slot
+    history the replay gets wrong can fit less); one above it is kept."""
+    from infermeter.run.fit import _pass_floor_ms
+
+    truth = slots_engine(4.0, max_seqs=6, emit=0.05)
+    runs, order, origin = [], None, 0.0
+    for k, c in enumerate((1, 2, 3, 4, 5)):
+        n_out = np.random.default_rng(k).integers(10, 60, 80)
+        res = simulate(
+            truth, SimLoad(np.full(80, 30), n_out, concurrency=c, seed=k), slot_order=order
+        )
+        order = res.slot_order
+        run = _observed(res, f"c{c}")
+        runs.append(type(run)(**{**run.__dict__, "server": "one", "origin_ms": origin}))
+        origin += float(np.nanmax(res.t_end)) + 1.0
+    limits = Limits("slots", 6, "given", 2048, "given", None)
+    held = fit_engine(runs, limits, engine="test", model="m", hardware=None, pass_floor_ms=6.0)
+    assert held.ubatch_ms == 6.0
+    assert any("held to 6.00 ms" in n for n in held.quality.notes)
+    kept = fit_engine(runs, limits, engine="test", model="m", hardware=None, pass_floor_ms=2.0)
+    assert kept.ubatch_ms == pytest.approx(4.0, rel=0.25) and not kept.quality.notes
+    # Llama-2-7B in 16 bits on an H200: 13.2 GB of weights at 4,800 GB/s
+    told = {"model_shape": "llama-2-7b", "weight_dtype": "fp16"}
+    assert _pass_floor_ms(told, "h200") == pytest.approx(2.75, abs=0.05)
+    assert _pass_floor_ms(told, None) == 0.0 and _pass_floor_ms({}, "h200") == 0.0
+
+
 def test_a_pass_cost_the_steps_cannot_hold_is_not_followed(monkeypatch: pytest.MonkeyPatch) -> None:
     import infermeter.predict.fit as fit
 

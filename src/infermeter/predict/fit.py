@@ -396,7 +396,11 @@ def fit_engine(
     engine: str,
     model: str | None,
     hardware: str | None,
+    pass_floor_ms: float = 0.0,
 ) -> EngineModel:
+    """``pass_floor_ms``: the least a forward pass can take (the weights read once at the
+    GPU's bandwidth, where the runs told the model): what llama.cpp's passes beyond a step's
+    first are held to, as the slot replay of a server with an untold history can fit less."""
     gaps = _Gaps()
     slots = limits.scheduler == "slots"
     none = (np.zeros(0), np.zeros(0, dtype=np.int64))
@@ -415,6 +419,12 @@ def fit_engine(
     notes: list[str] = []
     extra = (slot_runs - 1).astype(np.float64)
     ubatch = _ubatch(gap[decode], batch[decode], extra[decode], points) if slots else 0.0
+    if slots and 0.0 < ubatch < pass_floor_ms:
+        notes.append(
+            f"a forward pass beyond a step's first fitted at {ubatch:.2f} ms, less than reading "
+            f"the weights takes: held to {pass_floor_ms:.2f} ms"
+        )
+        ubatch = pass_floor_ms
     # the table holds steps of one run: each gap as one run of its batch would have taken
     single = gap - ubatch * extra
     if ubatch > 0 and all(

@@ -33,7 +33,7 @@ from infermeter.records.rundir import (
 from infermeter.records.schema import RequestRecord
 from infermeter.run.predict import replay_config, sim_plan
 from infermeter.run.rundir import read_run_meta
-from infermeter.theory import resolve_model
+from infermeter.theory import Deployment, get_hardware, resolve_model
 from infermeter.theory.precision import weight_bytes
 
 #: llama.cpp's default n_batch: the prompt and decode tokens one step may carry.
@@ -199,9 +199,30 @@ def fit_runs(
             ),
             kv_block_tokens=block,
         )
-    fitted = fit_engine(observed, limits, engine=engine, model=model, hardware=hardware)
-    fitted = fitted.model_copy(update=_told_shape([m.get("config") or {} for m in metas]))
+    told = _told_shape([m.get("config") or {} for m in metas])
+    fitted = fit_engine(
+        observed,
+        limits,
+        engine=engine,
+        model=model,
+        hardware=hardware,
+        pass_floor_ms=_pass_floor_ms(told, hardware),
+    )
+    fitted = fitted.model_copy(update=told)
     return _tune_admit(fitted, list(zip(metas, results, strict=True)))
+
+
+def _pass_floor_ms(told: dict[str, str], hardware: str | None) -> float:
+    """A forward pass reads every weight once: its least time on the catalogue GPU the runs
+    were measured on (0 where the shape or the GPU is not told)."""
+    if not told or hardware is None:
+        return 0.0
+    try:
+        gpu = get_hardware(hardware)
+    except UsageError:
+        return 0.0
+    d = Deployment(resolve_model(told["model_shape"]), gpu, weight_dtype=told["weight_dtype"])
+    return d.prefill_weights_read(1) / gpu.bandwidth * 1e3
 
 
 def _told_shape(configs: list[dict[str, Any]]) -> dict[str, str]:
