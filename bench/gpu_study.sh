@@ -26,6 +26,10 @@
 #   bench/gpu_study.sh slots   the decode step by which slots are busy: streams pinned to
 #                              contiguous or scattered slot ids (bench/slot_runs.py), with
 #                              llama.cpp's per-slot KV streams and with one unified stream
+#   bench/gpu_study.sh replicas  plan's replica count on one GPU: one llama.cpp replica of the
+#                              7B f16 swept and fitted, then the rate plan says needs two,
+#                              measured on one replica and on two sharing the GPU behind
+#                              the proxy (bench/prediction.py replicas)
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
@@ -363,6 +367,21 @@ case "$STAGE" in
           | tee -a "$RES/study.log"
       stop_servers
     done
+    ;;
+  replicas)
+    # plan's replica count on one GPU: two llama-server replicas of the 7B f16, every layer
+    # offloaded, each on its own cores, behind infermeter's round-robin proxy
+    server_and_model 0
+    BIN=$(ls "$CACHE"/llama.cpp-*/bin/llama-server | head -1)
+    TOLD=(--gpu "$GPU" --model-shape "$S7" --weight-dtype fp16)
+    [ "$CUDA" = off ] && TOLD=()   # a dry run on a CPU: nothing to tell the analysis
+    timeout -s INT $(( $(left) - 15 )) taskset -c "$LOW" python3 bench/prediction.py replicas \
+      --binary "$BIN" --gguf "$M7-f16/model.gguf" --shape "$S7" --gpu-layers 99 --threads 4 \
+      --cores "${RCORES:-4-9,10-15}" --client-core "${RCLIENT:-0-1}" --proxy-core "${RPROXY:-2-3}" \
+      --slots 8 \
+      --requests "${REQ:-120}" --input-tokens 256 --output-tokens 64 --fit-concurrency 1 2 4 8 \
+      "${TOLD[@]}" --work "$RES/replicas" 2>&1 \
+      | tee "$OUT/replicas.md" | tee -a "$RES/study.log"
     ;;
   tserve-predict)
     serve_site

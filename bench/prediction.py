@@ -22,6 +22,12 @@ the replicas plan says and on one fewer::
 
     python bench/prediction.py replicas --cores 2,3 --client-core 0 --proxy-core 1
 
+or on one GPU, both replicas offloading every layer to it (a built server and a written model
+given; ``bench/gpu_study.sh replicas`` does this)::
+
+    python bench/prediction.py replicas --binary B --gguf M --shape llama-2-7b \
+        --gpu-layers 99 --cores 4-9,10-15 --client-core 0-1 --proxy-core 2-3 --gpu h100-sxm
+
 The what-if checked: fitted on one GPU, carried to another by the roofline (``simulate
 --on-gpu``), set beside runs measured there::
 
@@ -294,21 +300,33 @@ def replicas(args: argparse.Namespace) -> None:
     from infermeter.engines.shapes import get_shape
 
     cache = Path(args.cache) if args.cache else default_cache_dir()
-    shape = get_shape(args.shape)
-    made = make_model(shape, cache / "models" / model_key(shape, 0, "f16"))
-    binary = build_llama_server(cache, source=Path(args.source) if args.source else None)
+    if args.gguf:
+        gguf = Path(args.gguf)
+    else:
+        shape = get_shape(args.shape)
+        gguf = make_model(shape, cache / "models" / model_key(shape, 0, "f16")).gguf
+    binary = (
+        Path(args.binary)
+        if args.binary
+        else build_llama_server(cache, source=Path(args.source) if args.source else None)
+    )
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     cores = args.cores.split(",")
     lengths = ["--input-tokens", str(args.input_tokens), "--output-tokens", str(args.output_tokens)]
-    n = ["-n", str(args.requests)]
+    # what the analysis (and the fit's floor on a pass) is told, where given
+    told = [a for flag, v in (("--gpu", args.gpu), ("--model-shape", args.model_shape),
+                              ("--weight-dtype", args.weight_dtype)) if v for a in (flag, v)]  # fmt: skip
+    n = ["-n", str(args.requests), *told]
+    offload = ("-ngl", str(args.gpu_layers)) if args.gpu_layers else ()
 
     def start(stack: ExitStack, count: int, label: str) -> list[LlamaServer]:
-        """Fresh servers (no prompt of an earlier run in their slots' caches), a core each."""
+        """Fresh servers (no prompt of an earlier run in their slots' caches), each on its own
+        cores (and all on the one GPU, with --gpu-layers)."""
         servers = []
         for i, core in enumerate(cores[:count]):
-            cfg = LlamaServerConfig(binary, made.gguf, alias=args.shape, ctx_per_slot=2048,
-                                    slots=args.slots, threads=1,
+            cfg = LlamaServerConfig(binary, gguf, alias=args.shape, ctx_per_slot=2048,
+                                    slots=args.slots, threads=args.threads, extra_args=offload,
                                     log_path=work / f"server-{label}-{i}.log")  # fmt: skip
             server = stack.enter_context(LlamaServer(cfg))
             pin(server.proc.pid, core)
@@ -431,6 +449,13 @@ def main() -> None:
     rp.add_argument("--proxy-core", default="1")
     rp.add_argument("--past", type=float, default=1.6, help="rate asked, × one replica's")
     rp.add_argument("--source", default="", help="engine pack-source tarball (offline build)")
+    rp.add_argument("--binary", default="", help="a llama-server already built (no build)")
+    rp.add_argument("--gguf", default="", help="a model already written (--shape: its alias)")
+    rp.add_argument("--gpu-layers", type=int, default=0, help="layers each replica offloads")
+    rp.add_argument("--threads", type=int, default=1, help="threads of each replica")
+    rp.add_argument("--gpu", default="", help="as bench's, for the analysis and the fit")
+    rp.add_argument("--model-shape", default="", help="as bench's")
+    rp.add_argument("--weight-dtype", default="", help="as bench's")
     rp.add_argument("--cache", default="")
     rp.add_argument("--work", default="/tmp/prediction-replicas")
     args = ap.parse_args()
