@@ -1,6 +1,7 @@
 """Where no batch size had enough prompts beside its decodes for a prompt cost of its own,
 the fit draws one line through the batches it saw (transformers serve on a CPU: a prompt's
-step grew ~28 ms for each decode beside it), and a flat truth stays flat."""
+step grew ~28 ms for each decode beside it), a rising one carried to the sequence limit, a
+falling one held where last seen, and a flat truth stays flat."""
 
 from __future__ import annotations
 
@@ -31,15 +32,28 @@ def _truth(points: list[PrefillPoint]) -> EngineModel:
 
 
 def test_a_prompt_cost_growing_with_the_batch_is_followed() -> None:
+    # 0.03 ms a token more for each decode beside the prompt, up to the limit of 4 sequences
     truth = _truth([PrefillPoint(batch=1, ms_per_token=0.05, samples=1),
-                    PrefillPoint(batch=3, ms_per_token=0.11, samples=1)])  # fmt: skip
+                    PrefillPoint(batch=4, ms_per_token=0.14, samples=1)])  # fmt: skip
     fitted = _fit(truth)
     beside = [p for p in fitted.prefill if p.batch > 0]
     # too few prompts at any one batch size for a cost of its own, enough for a line
     assert all(p.samples < MIN_MIXED for p in beside)
     assert fitted.quality.mixed_gaps >= MIN_MIXED
+    # prompts were seen beside 1 to 3 decodes; the rising line goes on to the limit, 4
+    assert [p.batch for p in beside] == [1, 3, 4]
+    assert [p.ms_per_token for p in beside] == pytest.approx([0.05, 0.11, 0.14], rel=0.02)
+
+
+def test_a_falling_prompt_cost_is_held_where_it_was_last_seen() -> None:
+    # a GPU's prompt rides on the decodes' weight reads: cheaper beside more of them, down
+    # to a floor the line cannot show, so it is not carried past the sizes seen
+    truth = _truth([PrefillPoint(batch=1, ms_per_token=0.11, samples=1),
+                    PrefillPoint(batch=4, ms_per_token=0.02, samples=1)])  # fmt: skip
+    fitted = _fit(truth)
+    beside = [p for p in fitted.prefill if p.batch > 0]
     assert [p.batch for p in beside] == [1, 3]
-    assert [p.ms_per_token for p in beside] == pytest.approx([0.05, 0.11], rel=0.02)
+    assert [p.ms_per_token for p in beside] == pytest.approx([0.11, 0.05], rel=0.05)
 
 
 def test_a_flat_prompt_cost_stays_flat() -> None:

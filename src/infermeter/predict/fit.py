@@ -268,11 +268,16 @@ def _solo(runs: list[ObservedRun]) -> _Solo:
     return _Solo(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
-def _prompt_line(cost: FloatArray, batch: IntArray) -> list[PrefillPoint]:
+def _prompt_line(cost: FloatArray, batch: IntArray, max_seqs: int) -> list[PrefillPoint]:
     """A prompt's cost per token as a line in the decodes beside it, where no batch size
     had enough prompts for a cost of its own: a robust line (the median of the slopes between
-    the batches' medians) through three or more batch sizes, held at the smallest and the
-    largest of them (the table is flat beyond its points); nothing for fewer sizes."""
+    the batches' medians) through three or more batch sizes; nothing for fewer sizes.
+
+    A rising line goes on to the engine's sequence limit: each decode beside the prompt adds
+    its own work to the step, the same for the next one. A falling one (a GPU's prompt riding
+    on the weight reads the decodes pay for) must level off at the prompt's own cost, which
+    the line does not show: it is held at the largest size seen (the table is flat beyond
+    its points)."""
     sizes = np.unique(batch)
     if sizes.size < 3 or cost.size < MIN_MIXED:
         return []
@@ -280,13 +285,16 @@ def _prompt_line(cost: FloatArray, batch: IntArray) -> list[PrefillPoint]:
     i, j = np.triu_indices(sizes.size, k=1)
     slope = float(np.median((medians[j] - medians[i]) / (sizes[j] - sizes[i])))
     at = float(np.median(medians - slope * sizes))
+    ends = [int(sizes[0]), int(sizes[-1])]
+    if slope > 0 and max_seqs > ends[-1]:
+        ends.append(max_seqs)
     return [
         PrefillPoint(
-            batch=int(b),
+            batch=b,
             ms_per_token=max(at + slope * float(b), 0.0),
-            samples=int((batch == b).sum()),
+            samples=max(int((batch == b).sum()), 1),
         )
-        for b in (sizes[0], sizes[-1])
+        for b in ends
     ]
 
 
@@ -467,7 +475,7 @@ def fit_engine(
                     )
                 )
         if not prefill:
-            prefill = _prompt_line(cost, mixed_batch)
+            prefill = _prompt_line(cost, mixed_batch, limits.max_seqs)
     solo = _solo(runs)
     solo_ttft, solo_n = solo.ttft, solo.n_in
     static = _static_prefill(runs, limits, floor) if limits.scheduler == "static" else None
