@@ -30,6 +30,8 @@
 #                              7B f16 swept and fitted, then the rate plan says needs two,
 #                              measured on one replica and on two sharing the GPU behind
 #                              the proxy (bench/prediction.py replicas)
+#   bench/gpu_study.sh tserve-waves  `transformers serve` at c = 12 in three waves, twice on
+#                              one server: whether its fast steps belong to a first wave
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
@@ -382,6 +384,18 @@ case "$STAGE" in
       --requests "${REQ:-120}" --input-tokens 256 --output-tokens 64 --fit-concurrency 1 2 4 8 \
       "${TOLD[@]}" --work "$RES/replicas" 2>&1 \
       | tee "$OUT/replicas.md" | tee -a "$RES/study.log"
+    ;;
+  tserve-waves)
+    # when transformers serve decodes fast: c = 12 sent all at once, three waves of 12 (each
+    # wave starting as the last ends), then the same again on the same server
+    serve_site
+    model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1
+    tserve_up || exit 1
+    P=(--url http://127.0.0.1:18085 --model "$M7-hf/hf" --model-shape "$S7" --weight-dtype bf16
+       -n 36 --duration 600 --warmup 0 -c 12)
+    EOS= sweep tserve-waves-1 40 "${P[@]}"
+    EOS= sweep tserve-waves-2 40 "${P[@]}"
+    stop_servers
     ;;
   tserve-predict)
     serve_site
