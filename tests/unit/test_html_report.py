@@ -356,6 +356,15 @@ def test_read_telemetry_skips_a_torn_line(tmp_path: Path) -> None:
     samples = read_telemetry(path)
     assert [s["source"] for s in samples] == ["host", "gpu", "server"]
     assert read_telemetry(tmp_path / "missing.jsonl") == []
+    # an archived run keeps it compressed beside where it was: read the same
+    import gzip
+
+    packed = tmp_path / "packed" / "telemetry.jsonl"
+    packed.parent.mkdir()
+    packed.with_name("telemetry.jsonl.gz").write_bytes(gzip.compress(path.read_bytes()))
+    assert read_telemetry(packed) == samples
+    packed.with_name("telemetry.jsonl.gz").write_bytes(b"not gzip")
+    assert read_telemetry(packed) == []
     series = telemetry_series(samples, 0, 1.0)
     assert series.gpu_util == {0: [(2e-6, 80.0)]}
     assert series.gpu_total_gb == {0: 80.0}

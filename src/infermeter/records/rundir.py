@@ -3,13 +3,15 @@ back whole (atomically replaced JSON documents, a telemetry JSONL that may end i
 line, a sweep's index checked for its version). Nothing else spells a file name.
 
 A run directory holds ``run.json`` (what was asked, written before the load), ``records.jsonl``
-and ``warmup.jsonl`` (one request a line, flushed as each finishes), ``telemetry.jsonl``,
+and ``warmup.jsonl`` (one request a line, flushed as each finishes), ``telemetry.jsonl`` (or,
+archived, ``telemetry.jsonl.gz``),
 ``results.json`` and, once rendered, ``report.html``. A sweep directory holds ``sweep.json``
 (its index), ``report.html`` and one run directory per point under ``points/``.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,10 +102,16 @@ def object_or_null(path: Path, doc: dict[str, Any], key: str) -> dict[str, Any] 
 
 
 def read_telemetry(path: Path) -> list[dict[str, Any]]:
-    """The samples of a telemetry.jsonl; a torn (killed run) or foreign line is skipped."""
+    """The samples of a telemetry.jsonl, or of its gzip beside it (``telemetry.jsonl.gz``:
+    a server's /metrics, sampled for a minute, is megabytes of repeated labels, which an
+    archived run keeps compressed); a torn (killed run) or foreign line is skipped."""
+    packed = path.with_name(path.name + ".gz")
     try:
-        lines = path.read_bytes().splitlines()
-    except OSError:
+        if path.exists() or not packed.exists():
+            lines = path.read_bytes().splitlines()
+        else:
+            lines = gzip.decompress(packed.read_bytes()).splitlines()
+    except (OSError, EOFError):
         return []
     out: list[dict[str, Any]] = []
     for line in lines:

@@ -150,7 +150,8 @@ def read_run_meta(path: Path) -> dict[str, Any]:
 def window_telemetry(path: Path, metrics: RunMetrics) -> Telemetry:
     """The telemetry samples taken inside the measured window, summarised."""
     window = metrics.window_ns
-    if not path.exists() or window is None:
+    kept = path.exists() or path.with_name(path.name + ".gz").exists()
+    if not kept or window is None:
         return {}
     return summarize_telemetry(read_telemetry(path), *window)
 
