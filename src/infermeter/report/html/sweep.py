@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from infermeter.errors import UsageError
 from infermeter.records.rundir import REPORT_FILE, RUN_FILE, read_json_object, read_sweep_index
@@ -44,7 +44,8 @@ from infermeter.report.html.page import (
     _table,
 )
 from infermeter.report.labels import DEFINITIONS
-from infermeter.schema.sweep import SweepIndex, SweepPoint
+from infermeter.schema.results import ServerInfo
+from infermeter.schema.sweep import LatencyLimitDoc, SweepIndex, SweepPoint
 
 # --------------------------------------------------------------------------------------
 # sweeps
@@ -71,7 +72,7 @@ def render_sweep_html(sweep_dir: Path) -> str:
     )
 
 
-def _first_server(sweep_dir: Path, sweep: SweepIndex) -> dict[str, Any] | None:
+def _first_server(sweep_dir: Path, sweep: SweepIndex) -> ServerInfo | None:
     """What the first measured point talked to (its run.json), to name it on the page."""
     for p in sweep.get("points") or []:
         if not isinstance(p, dict) or not p.get("dir"):
@@ -81,11 +82,11 @@ def _first_server(sweep_dir: Path, sweep: SweepIndex) -> dict[str, Any] | None:
         except (OSError, UsageError):
             continue
         if isinstance(server, dict):
-            return server
+            return cast(ServerInfo, server)
     return None
 
 
-def server_words(server: dict[str, Any] | None) -> str:
+def server_words(server: ServerInfo | None) -> str:
     """``tiny on vllm 0.32.0``: the model and the kind of server (and its version)."""
     if not server:
         return ""
@@ -124,11 +125,11 @@ def _unit_of(variable: str) -> str:
     )
 
 
-def _sla_limits(sweep: SweepIndex) -> list[dict[str, Any]]:
-    sla: Mapping[str, Any] = sweep.get("sla") or {}
+def _sla_limits(sweep: SweepIndex) -> list[LatencyLimitDoc]:
+    sla = sweep.get("sla")
     return [
         lim
-        for lim in sla.get("limits") or []
+        for lim in (sla.get("limits") if sla else None) or []
         if isinstance(lim, dict) and lim.get("max") is not None
     ]
 
@@ -145,8 +146,9 @@ def _sweep_metrics(sweep: SweepIndex) -> list[str]:
 def _pcts_for(metric: str, sweep: SweepIndex) -> list[str]:
     pcts = ["p50", "p99"]
     for lim in _sla_limits(sweep):
-        if lim.get("metric") == metric and lim.get("percentile") is not None:
-            key = f"p{float(lim['percentile']):g}"
+        pct = lim.get("percentile")
+        if lim.get("metric") == metric and pct is not None:
+            key = f"p{float(pct):g}"
             if key not in pcts and key in PERCENTILE_COLORS:
                 pcts.insert(1, key)
     return pcts
@@ -199,7 +201,9 @@ def _var(v: float | None) -> str:
 
 
 def _capacity_point(sweep: SweepIndex) -> tuple[int | None, int | None]:
-    cap: Mapping[str, Any] = sweep.get("capacity") or {}
+    cap = sweep.get("capacity")
+    if not cap:
+        return None, None
     pi, fi = cap.get("pass_index"), cap.get("fail_index")
     return (int(pi) if isinstance(pi, int) else None, int(fi) if isinstance(fi, int) else None)
 
@@ -284,7 +288,11 @@ def sweep_charts(sweep: SweepIndex) -> str:
     values = [v for p in points if (v := _pv(p, variable)) is not None and v > 0]
     log_x = variable == "concurrency" and bool(values) and max(values) / min(values) >= 8
     var_ticks = sorted(set(values)) if log_x and len(set(values)) <= 12 else None
-    cap: Mapping[str, Any] = sweep.get("capacity") or {}
+    cap = sweep.get("capacity")
+    cap_value = cap.get("value") if cap else None
+    cap_on_x = (
+        cap is not None and cap_value is not None and cap.get("variable", variable) == variable
+    )
     panels: list[str] = []
     for xkey in ("output_token_throughput_tok_s", variable):
         for metric in _sweep_metrics(sweep):
@@ -300,11 +308,11 @@ def sweep_charts(sweep: SweepIndex) -> str:
                     ticks=var_ticks,
                     include_zero=not log_x,
                 )
-                if cap.get("value") is not None and cap.get("variable", variable) == variable:
+                if cap_on_x and cap_value is not None:
                     layers.append(
                         VLine(
-                            float(cap["value"]),
-                            f"capacity {_var(float(cap['value']))}",
+                            float(cap_value),
+                            f"capacity {_var(float(cap_value))}",
                             GREEN,
                             dash="3 3",
                         )
@@ -373,12 +381,10 @@ def sweep_charts(sweep: SweepIndex) -> str:
         r_layers.insert(
             0, Line([(0.0, 0.0), (top, top)], GREY, "achieved = offered", width=1.2, dash="4 4")
         )
-    if cap.get("value") is not None and cap.get("variable", variable) == variable:
+    if cap_on_x and cap_value is not None:
         for ls in (t_layers, r_layers):
             ls.append(
-                VLine(
-                    float(cap["value"]), f"capacity {_var(float(cap['value']))}", GREEN, dash="3 3"
-                )
+                VLine(float(cap_value), f"capacity {_var(float(cap_value))}", GREEN, dash="3 3")
             )
     panels.append(
         _panel(
@@ -474,17 +480,17 @@ def sweep_page(
     sweep: SweepIndex,
     links: dict[int, str],
     name: str = "",
-    server: dict[str, Any] | None = None,
+    server: ServerInfo | None = None,
 ) -> str:
     """The sweep report from its sweep.json (pure): table, curves, SLA region, capacity.
     ``server``: what the points talked to (a run.json's ``server``), named on the page."""
     variable = str(sweep.get("variable") or "concurrency")
     kind = str(sweep.get("kind") or "sweep")
     points = [p for p in sweep.get("points") or [] if isinstance(p, dict)]
-    sla: Mapping[str, Any] = sweep.get("sla") or {}
-    stopped: Mapping[str, Any] = sweep.get("stopped") or {}
-    cap: Mapping[str, Any] = sweep.get("capacity") or {}
-    first: Mapping[str, Any] = points[0] if points else {}
+    sla = sweep.get("sla")
+    stopped = sweep.get("stopped")
+    cap = sweep.get("capacity")
+    first = points[0] if points else None
     meta = [
         (
             "kind",
@@ -516,18 +522,19 @@ def sweep_page(
         ),
         (
             "stopped",
-            esc(stopped.get("reason") or "ran to the end")
-            + (f": {esc(stopped.get('detail'))}" if stopped.get("detail") else ""),
+            esc((stopped.get("reason") if stopped else None) or "ran to the end")
+            + (f": {esc(stopped.get('detail'))}" if stopped and stopped.get("detail") else ""),
         ),
         ("infermeter", esc(sweep.get("infermeter_version") or "")),
     ]
     cards: list[str] = []
-    if cap.get("value") is not None:
+    cap_value = cap.get("value") if cap else None
+    if cap and cap_value is not None:
         unit = "req/s" if cap.get("variable", variable) == "rate" else "in flight"
         cards.append(
             _card(
                 "Capacity",
-                _var(float(cap["value"])),
+                _var(float(cap_value)),
                 unit,
                 esc(cap.get("note") or cap.get("criterion") or ""),
                 tone="good",
