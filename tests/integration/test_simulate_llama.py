@@ -19,20 +19,32 @@ LENGTHS = ["--input-tokens", "64", "--output-tokens", "128", "--ignore-eos", "-q
 TOLERANCE = 0.35
 
 
+def _quieter(a: Path, b: Path) -> Path:
+    """Of two runs of one point, the one that decoded faster: other work on the shared cores
+    only ever slows a run, so the faster of two is the nearer to the engine's own speed."""
+    tpot = [json.loads((d / "results.json").read_text())["distributions"]["tpot_ms"]["p50"]
+            for d in (a, b)]  # fmt: skip
+    return a if tpot[0] <= tpot[1] else b
+
+
 def test_a_fitted_engine_predicts_a_held_out_concurrency(llama_server, tmp_path: Path) -> None:
-    # c=3 is measured inside the sweep, between c=2 and c=4, and left out of the fit: a load that
-    # other work puts on the shared cores for a while then weighs on the fit and the held-out
-    # point alike, instead of on one of them (a later c=3 once ran 1.6x faster than the sweep).
-    sweep = tmp_path / "sweep"
-    res = run_cli(
-        "sweep", "--url", llama_server.url, "-c", "1,2,3,4", "-n", "30", *LENGTHS, "--seed", "3",
-        "--keep-going",
-        "--out", str(sweep),
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    points = {json.loads((d / "results.json").read_text())["config"]["concurrency"]: d
-              for d in finished_points(sweep)}  # fmt: skip
-    assert sorted(points) == [1, 2, 3, 4]
+    # c=3 is measured inside the sweep, between c=2 and c=4, and left out of the fit; the sweep
+    # runs twice and each point keeps its quieter run. A load that other work puts on the
+    # shared cores for a while then weighs on neither the fit nor the held-out point (a later
+    # c=3 once ran 1.6x faster than the sweep; a burst during c=2 and c=4 of one sweep once
+    # put the fit 41 % over its c=3).
+    runs: list[dict[int, Path]] = []
+    for seed in ("3", "5"):
+        sweep = tmp_path / f"sweep-{seed}"
+        res = run_cli(
+            "sweep", "--url", llama_server.url, "-c", "1,2,3,4", "-n", "30", *LENGTHS,
+            "--seed", seed, "--keep-going", "--out", str(sweep),
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        runs.append({json.loads((d / "results.json").read_text())["config"]["concurrency"]: d
+                     for d in finished_points(sweep)})  # fmt: skip
+        assert sorted(runs[-1]) == [1, 2, 3, 4]
+    points = {c: _quieter(runs[0][c], runs[1][c]) for c in (1, 2, 3, 4)}
     measured = points.pop(3)
     model = tmp_path / "engine.json"
     res = run_cli("fit", *(str(d) for d in points.values()), "--out", str(model))
