@@ -101,11 +101,21 @@ def object_or_null(path: Path, doc: dict[str, Any], key: str) -> dict[str, Any] 
     return value
 
 
+def _packed(path: Path) -> Path:
+    """Where an archived run keeps a telemetry.jsonl compressed: a server's /metrics,
+    sampled for a minute, is megabytes of repeated labels."""
+    return path.with_name(path.name + ".gz")
+
+
+def has_telemetry(path: Path) -> bool:
+    """A telemetry.jsonl, or its gzip beside it, is there."""
+    return path.exists() or _packed(path).exists()
+
+
 def read_telemetry(path: Path) -> list[dict[str, Any]]:
-    """The samples of a telemetry.jsonl, or of its gzip beside it (``telemetry.jsonl.gz``:
-    a server's /metrics, sampled for a minute, is megabytes of repeated labels, which an
-    archived run keeps compressed); a torn (killed run) or foreign line is skipped."""
-    packed = path.with_name(path.name + ".gz")
+    """The samples of a telemetry.jsonl, or of its gzip beside it (``telemetry.jsonl.gz``);
+    a torn (killed run) or foreign line is skipped."""
+    packed = _packed(path)
     try:
         if path.exists() or not packed.exists():
             lines = path.read_bytes().splitlines()

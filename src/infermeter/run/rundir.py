@@ -24,6 +24,7 @@ from infermeter.records.rundir import (
     RUN_SCHEMA_VERSION,
     TELEMETRY_FILE,
     WARMUP_FILE,
+    has_telemetry,
     object_or_null,
     read_json_object,
     read_run_status,
@@ -150,8 +151,7 @@ def read_run_meta(path: Path) -> dict[str, Any]:
 def window_telemetry(path: Path, metrics: RunMetrics) -> Telemetry:
     """The telemetry samples taken inside the measured window, summarised."""
     window = metrics.window_ns
-    kept = path.exists() or path.with_name(path.name + ".gz").exists()
-    if not kept or window is None:
+    if not has_telemetry(path) or window is None:
         return {}
     return summarize_telemetry(read_telemetry(path), *window)
 
