@@ -30,19 +30,21 @@ WEIGHT_BYTES = 2.0
 Scaling = Literal["roofline", "bandwidth", "compute"]
 
 
-def _deployment(model: EngineModel, source: Hardware) -> Deployment | None:
-    """The told model on the source hardware, for the bytes a step reads; None where the
-    runs told no shape (or one the catalogue no longer resolves)."""
-    if model.model_shape is None:
+def told_deployment(shape: str | None, dtype: str | None, gpu: Hardware) -> Deployment | None:
+    """The model the runs were told, on ``gpu``, for the bytes a step reads; None where they
+    told no shape (or one the catalogue no longer resolves)."""
+    if shape is None:
         return None
     try:
-        return Deployment(
-            resolve_model(model.model_shape),
-            source,
-            weight_dtype=model.weight_dtype or "bf16",
-        )
+        return Deployment(resolve_model(shape), gpu, weight_dtype=dtype or "bf16")
     except UsageError:
         return None
+
+
+def weights_once_ms(d: Deployment) -> float:
+    """What a forward pass takes at the least: every weight read once at the GPU's bandwidth
+    (a step with no decode, or llama.cpp's pass beyond a step's first)."""
+    return d.prefill_weights_read(1) / d.hardware.bandwidth * 1e3
 
 
 def carry(
@@ -55,19 +57,23 @@ def carry(
     # A decode step does 2 FLOPs per weight per sequence and reads each weight once:
     # its intensity is about batch × 2 / WEIGHT_BYTES FLOP/byte.
     ridge = source.peak_flops("bf16") / source.bandwidth * WEIGHT_BYTES / 2
-    told = _deployment(model, source) if scaling == "roofline" else None
+    told = (
+        told_deployment(model.model_shape, model.weight_dtype, source)
+        if scaling == "roofline"
+        else None
+    )
 
-    def split(step_ms: float, read_bytes: float, past_ridge: bool) -> float:
+    def split(step_ms: float, memory_ms: float, past_ridge: bool) -> float:
         """A step's least memory time on the source scaled by bandwidth, its rest kept
         (below the ridge) or scaled by compute (past it)."""
-        memory_ms = min(step_ms, read_bytes / source.bandwidth * 1e3)
+        memory_ms = min(step_ms, memory_ms)
         return memory_ms * bw + (step_ms - memory_ms) * (flops if past_ridge else 1.0)
 
     def step(p: StepPoint) -> float:
         if told is None:
             return p.step_ms * (bw if p.batch < ridge else flops)
         read = told.weights_read_per_step(p.batch) + told.kv_bytes_per_token * p.ctx_tokens
-        return split(p.step_ms, read, p.batch >= ridge)
+        return split(p.step_ms, read / source.bandwidth * 1e3, p.batch >= ridge)
 
     points = [
         StepPoint(batch=p.batch, step_ms=step(p), ctx_tokens=p.ctx_tokens, samples=p.samples)
@@ -79,7 +85,7 @@ def carry(
     ]
     if told is not None:
         # a step with no decode, and a forward pass beyond a step's first, read the weights once
-        weights = told.prefill_weights_read(1)
+        weights = weights_once_ms(told)
         floor = split(model.step_floor_ms, weights, False)
         ubatch = split(model.ubatch_ms, weights, False)
         steps = (

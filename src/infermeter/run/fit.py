@@ -15,6 +15,7 @@ import orjson
 
 from infermeter.errors import UsageError
 from infermeter.predict.fit import Limits, ObservedRun, fit_engine, in_flight_at_send
+from infermeter.predict.hardware import told_deployment, weights_once_ms
 from infermeter.predict.model import EngineModel
 from infermeter.predict.simulate import simulate
 from infermeter.predict.summary import summarize
@@ -33,7 +34,7 @@ from infermeter.records.rundir import (
 from infermeter.records.schema import RequestRecord
 from infermeter.run.predict import replay_config, sim_plan
 from infermeter.run.rundir import read_run_meta
-from infermeter.theory import Deployment, get_hardware, resolve_model
+from infermeter.theory import get_hardware, resolve_model
 from infermeter.theory.precision import weight_bytes
 
 #: llama.cpp's default n_batch: the prompt and decode tokens one step may carry.
@@ -221,8 +222,8 @@ def _pass_floor_ms(told: dict[str, str], hardware: str | None) -> float:
         gpu = get_hardware(hardware)
     except UsageError:
         return 0.0
-    d = Deployment(resolve_model(told["model_shape"]), gpu, weight_dtype=told["weight_dtype"])
-    return d.prefill_weights_read(1) / gpu.bandwidth * 1e3
+    d = told_deployment(told["model_shape"], told["weight_dtype"], gpu)
+    return weights_once_ms(d) if d is not None else 0.0
 
 
 def _told_shape(configs: list[dict[str, Any]]) -> dict[str, str]:
