@@ -381,7 +381,7 @@ case "$STAGE" in
       --binary "$BIN" --gguf "$M7-f16/model.gguf" --shape "$S7" --gpu-layers 99 --threads 4 \
       --cores "${RCORES:-4-9,10-15}" --client-core "${RCLIENT:-0-1}" --proxy-core "${RPROXY:-2-3}" \
       --slots 8 \
-      --requests "${REQ:-120}" --input-tokens 256 --output-tokens 64 --fit-concurrency 1 2 4 8 \
+      --requests "${REQ:-80}" --input-tokens 256 --output-tokens 64 --fit-concurrency 1 2 4 8 \
       "${TOLD[@]}" --work "$RES/replicas" 2>&1 \
       | tee "$OUT/replicas.md" | tee -a "$RES/study.log"
     ;;

@@ -318,7 +318,10 @@ def replicas(args: argparse.Namespace) -> None:
     told = [a for flag, v in (("--gpu", args.gpu), ("--model-shape", args.model_shape),
                               ("--weight-dtype", args.weight_dtype)) if v for a in (flag, v)]  # fmt: skip
     n = ["-n", str(args.requests), *told]
-    offload = ("-ngl", str(args.gpu_layers)) if args.gpu_layers else ()
+    # no host-RAM prompt cache: its save of the last prompt's KV, GPU to host, holds every
+    # new request back (~135 ms a request for the 7B on an H100), a cost the fit would learn
+    # as queueing, and the random prompts never share a prefix for it to serve
+    offload = (*(("-ngl", str(args.gpu_layers)) if args.gpu_layers else ()), "--cache-ram", "0")
 
     def start(stack: ExitStack, count: int, label: str) -> list[LlamaServer]:
         """Fresh servers (no prompt of an earlier run in their slots' caches), each on its own

@@ -110,3 +110,8 @@ def test_bad_engine_models_and_flags_exit_2(tmp_path: Path) -> None:
         assert res.returncode == 2, (args, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert "Traceback" not in res.stderr
+    res = run_cli(
+        "simulate", "-e", str(bad), "-c", "1", "--replicas", "2", "--replicas-per-gpu", "0",
+        "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert res.returncode == 2 and "--replicas-per-gpu must be at least 1" in res.stderr

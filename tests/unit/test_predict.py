@@ -317,6 +317,25 @@ def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
     )
 
 
+def test_replicas_packed_on_one_gpu_take_turns_on_it() -> None:
+    load = SimLoad(np.full(2, 100), np.full(2, 5), concurrency=2)
+    apart = simulate(engine({1: 10.0}), load, replicas=2, router="round-robin")
+    # each its own GPU: the one-stream schedule on both (prompt 14 ms, then 10 ms steps)
+    for i in (0, 1):
+        assert apart.token_ms(i).tolist() == pytest.approx([14.0, 24.0, 34.0, 44.0, 54.0])
+    shared = simulate(engine({1: 10.0}), load, replicas=2, router="round-robin", replicas_per_gpu=2)
+    # one GPU: the second prompt waits for the first, then each step for the other's
+    assert shared.token_ms(0).tolist() == pytest.approx([14.0, 38.0, 58.0, 78.0, 98.0])
+    assert shared.token_ms(1).tolist() == pytest.approx([28.0, 48.0, 68.0, 88.0, 108.0])
+    # two GPUs of two: the replicas are apart again
+    four = SimLoad(np.full(4, 100), np.full(4, 5), concurrency=4)
+    packed = simulate(engine({1: 10.0}), four, replicas=4, router="round-robin", replicas_per_gpu=2)
+    firsts = sorted(packed.t_first().tolist())
+    assert firsts == pytest.approx([14.0, 14.0, 28.0, 28.0])
+    with pytest.raises(ValueError, match="replicas_per_gpu"):
+        simulate(engine({1: 10.0}), load, replicas=2, replicas_per_gpu=0)
+
+
 def test_a_simulated_run_reads_back_as_the_simulation_said(tmp_path: Path) -> None:
     """The run directory simulate writes, read back by the metrics pipeline, gives the same
     percentiles plan judges by (two roads to one number)."""

@@ -89,6 +89,11 @@ def simulate(
         help="Carry the engine model to this catalogue GPU by the roofline (an extrapolation).",
     ),
     replicas: int = typer.Option(1, "--replicas", help="Copies of the engine behind a router."),
+    replicas_per_gpu: int = typer.Option(
+        1,
+        "--replicas-per-gpu",
+        help="Replicas packed onto each GPU: their steps take turns on it (1: each its own).",
+    ),
     router: str = typer.Option(
         "least-outstanding", "--router", help="least-outstanding or round-robin."
     ),
@@ -132,6 +137,8 @@ def simulate(
         raise fail(f"--format must be table, json, csv, md or html, got {output_format!r}")
     if replicas < 1:
         raise fail("--replicas must be at least 1")
+    if replicas_per_gpu < 1:
+        raise fail("--replicas-per-gpu must be at least 1")
     from infermeter.cli.bench import _percentiles
     from infermeter.cli.report import emit, write_html
     from infermeter.run.predict import simulate_run
@@ -168,7 +175,13 @@ def simulate(
         **{k: v for k, v in given.items() if v is not None or k in ("concurrency", "rate")},
     )
     run = simulate_run(
-        model, engine_model, config, out=out, replicas=replicas, router=router_named(router)
+        model,
+        engine_model,
+        config,
+        out=out,
+        replicas=replicas,
+        router=router_named(router),
+        replicas_per_gpu=replicas_per_gpu,
     )
     emit(run.results, "table" if output_format == "html" else output_format)
     if output_format == "html":

@@ -157,6 +157,7 @@ class _Sim:
         replicas: int,
         router: Router,
         slot_order: list[list[int]] | None = None,
+        per_gpu: int = 1,
     ) -> None:
         n = load.n_in.size
         self.m = model
@@ -182,6 +183,9 @@ class _Sim:
             for r in range(replicas)
         ]
         self.slot = [-1] * n
+        #: Replicas packed onto one GPU take turns on it: when each one's GPU comes free.
+        self.per_gpu = per_gpu
+        self.gpu_free = [0.0] * -(-replicas // per_gpu)
         self.router = router
         self.rr = 0
         self.heap: list[tuple[float, int, int, int, float]] = []
@@ -325,7 +329,15 @@ class _Sim:
         rep.busy = True
         rep.busy_ms += dur
         rep.batch_ms += dur * rep.decoding
-        self.push(t + max(dur - spent, 1e-6), _STEP, r)
+        end = t + max(dur - spent, 1e-6)
+        if self.per_gpu > 1:
+            # A GPU runs one process's kernels at a time (no MPS): a step that finds another
+            # replica's step on its GPU starts when that one ends (measured on an H100: two
+            # llama.cpp servers' steps add, docs/results/prediction.md).
+            g = r // self.per_gpu
+            end = max(end, self.gpu_free[g] + max(dur - spent, 1e-6))
+            self.gpu_free[g] = end
+        self.push(end, _STEP, r)
 
     # -- the KV cache, where it grows (vLLM) --
     def _blocks(self, tokens: int) -> int:
@@ -560,14 +572,19 @@ def simulate(
     router: Router = "least-outstanding",
     horizon_ms: float | None = None,
     slot_order: list[list[int]] | None = None,
+    replicas_per_gpu: int = 1,
 ) -> SimResult:
     """Run ``load`` on ``replicas`` copies of the engine until every request is served or
     the horizon passes (default: the last due time plus as long again, at least 10 minutes).
     ``slot_order``: where an earlier load left the servers' slots (its result's
-    ``slot_order``), for a load that follows it on the same servers; default fresh ones."""
+    ``slot_order``), for a load that follows it on the same servers; default fresh ones.
+    ``replicas_per_gpu``: replicas packed onto each GPU (the last may hold fewer), whose
+    steps take turns on it; 1: each its own GPU, as the model was fitted."""
     if slot_order is not None and len(slot_order) != replicas:
         raise ValueError("slot_order: one order per replica")
-    sim = _Sim(model, load, replicas, router, slot_order)
+    if replicas_per_gpu < 1:
+        raise ValueError("replicas_per_gpu must be at least 1")
+    sim = _Sim(model, load, replicas, router, slot_order, replicas_per_gpu)
     if horizon_ms is None:
         last = float(load.due_ms[-1]) if load.due_ms is not None and load.due_ms.size else 0.0
         if load.duration_ms is not None:

@@ -158,6 +158,13 @@ def print_plan(console: Console, d: PlanDoc) -> None:
     console.print(
         "load: each replica's share of the traffic over the highest rate one replica sustains"
     )
+    # measured: two llama.cpp servers on one H100 decoded at half speed each, no capacity
+    # gained (docs/results/prediction.md), so a replica is counted as hardware, not a process
+    where = f"GPUs ({d['hardware']})" if d["hardware"] else "hardware"
+    console.print(
+        f"replica: one more server with {where} of its own; servers sharing a GPU take "
+        "turns on it and add no capacity"
+    )
     c = d["cost"]
     if c is not None:
         console.print(

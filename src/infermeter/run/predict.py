@@ -346,6 +346,7 @@ def simulate_run(
     replicas: int = 1,
     router: Router = "least-outstanding",
     servers: ServerHistory | None = None,
+    replicas_per_gpu: int = 1,
 ) -> Run:
     """Simulate ``config``'s load on ``replicas`` of the engine and write it as a run.
     ``servers``: the history of servers this load follows an earlier one on; left where
@@ -356,9 +357,23 @@ def simulate_run(
     order = servers.slot_order if servers is not None else None
     warmup = _warmup_load(config) if model.follows_slots else None
     if warmup is not None:
-        warm = simulate(model, warmup, replicas=replicas, router=router, slot_order=order)
+        warm = simulate(
+            model,
+            warmup,
+            replicas=replicas,
+            router=router,
+            slot_order=order,
+            replicas_per_gpu=replicas_per_gpu,
+        )
         order = warm.slot_order or None
-    res = simulate(model, plan.load, replicas=replicas, router=router, slot_order=order)
+    res = simulate(
+        model,
+        plan.load,
+        replicas=replicas,
+        router=router,
+        slot_order=order,
+        replicas_per_gpu=replicas_per_gpu,
+    )
     if servers is not None:
         servers.slot_order = res.slot_order or None
     sim_s = time.perf_counter() - started
@@ -378,6 +393,7 @@ def simulate_run(
         "extrapolated": model.extrapolated,
         "replicas": replicas,
         "router": router,
+        "replicas_per_gpu": replicas_per_gpu,
         "unstable": unstable,
         "extrapolations": notes,
         "fitted_on": list(model.fitted_on.runs),

@@ -385,6 +385,8 @@ class Prediction(TypedDict):
     extrapolated: str | None
     replicas: int
     router: str
+    #: Replicas packed onto one GPU, taking turns on it (absent: 1, each its own).
+    replicas_per_gpu: NotRequired[int]
     #: Why the load is beyond what the replicas serve, or None.
     unstable: str | None
     #: Where the traffic leaves what the model was fitted on.
