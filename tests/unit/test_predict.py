@@ -327,6 +327,13 @@ def test_replicas_packed_on_one_gpu_take_turns_on_it() -> None:
     # one GPU: the second prompt waits for the first, then each step for the other's
     assert shared.token_ms(0).tolist() == pytest.approx([14.0, 38.0, 58.0, 78.0, 98.0])
     assert shared.token_ms(1).tolist() == pytest.approx([28.0, 48.0, 68.0, 88.0, 108.0])
+    # 2 ms of host work between steps (part of each 10 ms step) holds the GPU too: the same
+    # schedule, where letting it overlap the other's step would give 14, 36, 52, …
+    hosted = simulate(
+        engine({1: 10.0}, admit=2.0), load, replicas=2, router="round-robin", replicas_per_gpu=2
+    )
+    assert hosted.token_ms(0).tolist() == pytest.approx([14.0, 38.0, 58.0, 78.0, 98.0])
+    assert hosted.token_ms(1).tolist() == pytest.approx([28.0, 48.0, 68.0, 88.0, 108.0])
     # two GPUs of two: the replicas are apart again
     four = SimLoad(np.full(4, 100), np.full(4, 5), concurrency=4)
     packed = simulate(engine({1: 10.0}), four, replicas=4, router="round-robin", replicas_per_gpu=2)

@@ -332,10 +332,12 @@ class _Sim:
         end = t + max(dur - spent, 1e-6)
         if self.per_gpu > 1:
             # A GPU runs one process's kernels at a time (no MPS): a step that finds another
-            # replica's step on its GPU starts when that one ends (measured on an H100: two
-            # llama.cpp servers' steps add, docs/results/prediction.md).
+            # replica's step on its GPU starts when that one ends, and holds the GPU for all
+            # of its time, the host work before it included (measured on an H100: two
+            # llama.cpp servers' token gaps were both steps whole and more;
+            # docs/results/prediction.md, "On one GPU").
             g = r // self.per_gpu
-            end = max(end, self.gpu_free[g] + max(dur - spent, 1e-6))
+            end = max(end, self.gpu_free[g] + dur)
             self.gpu_free[g] = end
         self.push(end, _STEP, r)
 
