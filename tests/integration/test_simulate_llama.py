@@ -115,3 +115,6 @@ def test_bad_engine_models_and_flags_exit_2(tmp_path: Path) -> None:
         "--out", str(tmp_path / "o"),
     )  # fmt: skip
     assert res.returncode == 2 and "--replicas-per-gpu must be at least 1" in res.stderr
+    res = run_cli("plan", "-e", str(bad), "--rate", "1", "--profile", "chat",
+                  "--replicas-per-gpu", "0")  # fmt: skip
+    assert res.returncode == 2 and "--replicas-per-gpu must be at least 1" in res.stderr

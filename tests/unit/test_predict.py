@@ -317,6 +317,27 @@ def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
     )
 
 
+def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
+    from infermeter.config import BenchConfig
+    from infermeter.run.plan import plan_capacity
+
+    model = engine({1: 10.0, 4: 12.0}, per_token=0.01, max_seqs=4)
+    config = BenchConfig.build(
+        url="http://x", rate=6.0, num_requests=400, input_tokens="50", output_tokens="100"
+    )
+    terms = [Term("e2e_ms", 95, 2000.0)]
+    apart = plan_capacity(model, config, terms, gpu_hourly_price=2.0)
+    packed = plan_capacity(model, config, terms, gpu_hourly_price=2.0, replicas_per_gpu=2)
+    assert apart.at.replicas >= 2 and apart.gpus == apart.at.replicas
+    # two to a GPU, a pair serves about what one replica alone does: no GPU is saved
+    assert packed.gpus == -(-packed.at.replicas // 2)
+    assert packed.gpus >= apart.gpus
+    assert packed.at.replicas > apart.at.replicas
+    assert packed.cost is not None and packed.cost["per_hour"] == pytest.approx(2.0 * packed.gpus)
+    with pytest.raises(UsageError, match="cannot share"):
+        plan_capacity(model, config, terms, gpus_per_replica=2, replicas_per_gpu=2)
+
+
 def test_replicas_packed_on_one_gpu_take_turns_on_it() -> None:
     load = SimLoad(np.full(2, 100), np.full(2, 5), concurrency=2)
     apart = simulate(engine({1: 10.0}), load, replicas=2, router="round-robin")

@@ -236,6 +236,11 @@ def plan(
     gpus_per_replica: int = typer.Option(
         1, "--gpus-per-replica", help="GPUs each replica takes (cost)."
     ),
+    replicas_per_gpu: int = typer.Option(
+        1,
+        "--replicas-per-gpu",
+        help="Replicas packed onto each GPU: their steps take turns on it (1: each its own).",
+    ),
     router: str = typer.Option(
         "least-outstanding", "--router", help="least-outstanding or round-robin."
     ),
@@ -249,6 +254,8 @@ def plan(
         raise fail("give exactly one of --rate R or --trace FILE (the traffic to plan for)")
     if gpus_per_replica < 1:
         raise fail("--gpus-per-replica must be at least 1")
+    if replicas_per_gpu < 1:
+        raise fail("--replicas-per-gpu must be at least 1")
     from infermeter.report.predict import print_plan
     from infermeter.run.plan import latency_terms, plan_capacity, plan_doc
 
@@ -280,6 +287,7 @@ def plan(
         router=router_named(router),
         gpus_per_replica=gpus_per_replica,
         gpu_hourly_price=gpu_hourly_price,
+        replicas_per_gpu=replicas_per_gpu,
     )
     doc = plan_doc(result, model, engine_model, notes)
     if on_gpu is not None:
@@ -292,6 +300,7 @@ def plan(
                 terms,
                 router=router_named(router),
                 gpus_per_replica=gpus_per_replica,
+                replicas_per_gpu=replicas_per_gpu,
             )
             for scaling in ("bandwidth", "compute")
         ]

@@ -121,9 +121,11 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         f"{tr['mean_input_tokens']:,.0f} → {tr['mean_output_tokens']:,.0f} tokens on average; "
         f"limits: {escape(', '.join(d['limits']))}"
     )
+    packed = d.get("replicas_per_gpu", 1)
+    on = f" ({packed} per GPU: {d.get('gpus')} GPUs)" if packed > 1 else ""
     console.print(
-        f"[bold green]replicas: {d['replicas']}[/]   one replica sustains up to "
-        f"{d['max_rate_per_replica_rps']:,.3g} req/s within the limits"
+        f"[bold green]replicas: {d['replicas']}[/]{on}   one replica alone on its GPU sustains "
+        f"up to {d['max_rate_per_replica_rps']:,.3g} req/s within the limits"
     )
     t = Table(box=None)
     t.add_column("replicas", justify="right")
@@ -160,15 +162,20 @@ def print_plan(console: Console, d: PlanDoc) -> None:
     )
     # measured: two llama.cpp servers on one H100 decoded at half speed each, no capacity
     # gained (docs/results/prediction.md), so a replica is counted as hardware, not a process
-    where = f"GPUs ({d['hardware']})" if d["hardware"] else "hardware"
-    console.print(
-        f"replica: one more server with {where} of its own; servers sharing a GPU take "
-        "turns on it and add no capacity"
-    )
+    if packed > 1:
+        console.print(
+            f"replica: one more server, {packed} to a GPU, their steps taking turns on it"
+        )
+    else:
+        where = f"GPUs ({d['hardware']})" if d["hardware"] else "hardware"
+        console.print(
+            f"replica: one more server with {where} of its own; servers sharing a GPU take "
+            "turns on it (--replicas-per-gpu)"
+        )
     c = d["cost"]
     if c is not None:
         console.print(
-            f"cost: {c['per_hour']:,.2f}/hour ({d['replicas']} × {c['gpus_per_replica']} GPU × "
+            f"cost: {c['per_hour']:,.2f}/hour ({c['gpus']} GPU × "
             f"{c['gpu_hourly_price']:g}); {c['per_request']:,.6f} per request; "
             f"{c['per_million_output_tokens']:,.3f} per 1M output tokens "
             f"({c['per_million_tokens']:,.3f} per 1M tokens in and out); at the highest rate "

@@ -55,6 +55,9 @@ class PlanResult:
     one_fewer: Trial | None
     cost: CostDoc | None
     notes: list[str] = field(default_factory=list)
+    #: Replicas packed onto each GPU (1: each its own), and the GPUs the planned count takes.
+    replicas_per_gpu: int = 1
+    gpus: int = 1
 
 
 def latency_terms(slo: str | None, profile: str | None) -> tuple[list[Term], list[str]]:
@@ -88,9 +91,14 @@ def latency_terms(slo: str | None, profile: str | None) -> tuple[list[Term], lis
 
 
 def _trial(
-    model: EngineModel, plan: SimPlan, terms: list[Term], replicas: int, router: Router
+    model: EngineModel,
+    plan: SimPlan,
+    terms: list[Term],
+    replicas: int,
+    router: Router,
+    per_gpu: int = 1,
 ) -> Trial:
-    res = simulate(model, plan.load, replicas=replicas, router=router)
+    res = simulate(model, plan.load, replicas=replicas, router=router, replicas_per_gpu=per_gpu)
     summary = summarize(res, tuple(t.percentile for t in terms))
     return Trial(replicas, summary, meets(summary, terms), stability(res, plan))
 
@@ -138,7 +146,12 @@ def plan_capacity(
     router: Router = "least-outstanding",
     gpus_per_replica: int = 1,
     gpu_hourly_price: float | None = None,
+    replicas_per_gpu: int = 1,
 ) -> PlanResult:
+    """``replicas_per_gpu``: replicas packed onto each GPU, taking turns on it; the highest
+    rate of one replica is still that of one alone on its GPU."""
+    if replicas_per_gpu > 1 and gpus_per_replica > 1:
+        raise UsageError("a replica of several GPUs cannot share one: --replicas-per-gpu 1")
     traffic = sim_plan(config, model)
     notes = extrapolations(model, traffic)
     load = traffic.load
@@ -160,12 +173,13 @@ def plan_capacity(
 
     def trial(replicas: int) -> Trial:
         if replicas not in trials:
-            trials[replicas] = _trial(model, traffic, terms, replicas, router)
+            trials[replicas] = _trial(model, traffic, terms, replicas, router, replicas_per_gpu)
         return trials[replicas]
 
     while not trial(k).passed:
         k += 1
-        if k > math.ceil(rate / per_replica) + MAX_EXTRA_REPLICAS:
+        # (packed replicas may each add as little as 1/N of a lone one's capacity)
+        if k > replicas_per_gpu * (math.ceil(rate / per_replica) + MAX_EXTRA_REPLICAS):
             raise UsageError(
                 f"no count of replicas up to {k - 1} meets the limits for this traffic"
             )
@@ -173,11 +187,13 @@ def plan_capacity(
         k -= 1
     at = trial(k)
     fewer = trial(k - 1) if k > 1 else None
+    gpus = -(-k // replicas_per_gpu) * gpus_per_replica
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
-        per_hour = k * gpus_per_replica * gpu_hourly_price
+        per_hour = gpus * gpu_hourly_price
         cost = {
             "gpus_per_replica": gpus_per_replica,
+            "gpus": gpus,
             "gpu_hourly_price": gpu_hourly_price,
             "per_hour": per_hour,
             "per_request": per_hour / (rate * 3600.0),
@@ -200,6 +216,8 @@ def plan_capacity(
         one_fewer=fewer,
         cost=cost,
         notes=notes,
+        replicas_per_gpu=replicas_per_gpu,
+        gpus=gpus,
     )
 
 
@@ -241,6 +259,8 @@ def plan_doc(r: PlanResult, m: EngineModel, path: Path, notes: list[str]) -> Pla
         },
         "limits": [t.name for t in r.terms],
         "replicas": r.at.replicas,
+        "replicas_per_gpu": r.replicas_per_gpu,
+        "gpus": r.gpus,
         "max_rate_per_replica_rps": r.max_rate_per_replica_rps,
         "at_replicas": _trial_doc(r.at, r.rate_rps, r.max_rate_per_replica_rps),
         "one_fewer": _trial_doc(r.one_fewer, r.rate_rps, r.max_rate_per_replica_rps)

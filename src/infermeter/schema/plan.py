@@ -22,6 +22,8 @@ class TrialDoc(TypedDict):
 
 class CostDoc(TypedDict):
     gpus_per_replica: int
+    #: GPUs the planned replicas take (packed ones share).
+    gpus: int
     gpu_hourly_price: float
     per_hour: float
     per_request: float
@@ -47,6 +49,9 @@ class PlanDoc(TypedDict):
     traffic: dict[str, float | int]
     limits: list[str]
     replicas: int
+    #: Replicas packed onto each GPU (1: each its own), and the GPUs the count takes.
+    replicas_per_gpu: int
+    gpus: int
     max_rate_per_replica_rps: float
     at_replicas: TrialDoc
     one_fewer: TrialDoc | None
