@@ -25,6 +25,7 @@ from infermeter.predict.model import (
 )
 from infermeter.predict.simulate import SimLoad, SimResult, simulate
 from infermeter.predict.summary import Term, meets, summarize
+from infermeter.run.plan import PlanResult
 from infermeter.theory import get_hardware
 
 
@@ -295,16 +296,21 @@ def test_the_fit_keeps_the_shape_the_runs_were_told() -> None:
     assert _told_shape([{"model_shape": "no-such-model"}]) == {}
 
 
-def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
+def _planned(rate: float, n: int, **kw: int) -> PlanResult:
+    """A plan for 50 → 100-token traffic at ``rate`` on a 4-sequence engine, at 2.0 a
+    GPU-hour, under p95 E2E ≤ 2 s."""
     from infermeter.config import BenchConfig
     from infermeter.run.plan import plan_capacity
 
     model = engine({1: 10.0, 4: 12.0}, per_token=0.01, max_seqs=4)
     config = BenchConfig.build(
-        url="http://x", rate=10.0, num_requests=600, input_tokens="50", output_tokens="100"
+        url="http://x", rate=rate, num_requests=n, input_tokens="50", output_tokens="100"
     )
-    terms = [Term("e2e_ms", 95, 2000.0)]
-    plan = plan_capacity(model, config, terms, gpu_hourly_price=2.0)
+    return plan_capacity(model, config, [Term("e2e_ms", 95, 2000.0)], gpu_hourly_price=2.0, **kw)
+
+
+def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
+    plan = _planned(10.0, 600)
     assert plan.at.passed
     assert plan.one_fewer is not None and not plan.one_fewer.passed
     # one replica holds 4 sequences of ~1.2 s: about 3.3 requests a second at most
@@ -318,16 +324,8 @@ def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
 
 
 def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
-    from infermeter.config import BenchConfig
-    from infermeter.run.plan import plan_capacity
-
-    model = engine({1: 10.0, 4: 12.0}, per_token=0.01, max_seqs=4)
-    config = BenchConfig.build(
-        url="http://x", rate=6.0, num_requests=400, input_tokens="50", output_tokens="100"
-    )
-    terms = [Term("e2e_ms", 95, 2000.0)]
-    apart = plan_capacity(model, config, terms, gpu_hourly_price=2.0)
-    packed = plan_capacity(model, config, terms, gpu_hourly_price=2.0, replicas_per_gpu=2)
+    apart = _planned(6.0, 400)
+    packed = _planned(6.0, 400, replicas_per_gpu=2)
     assert apart.at.replicas >= 2 and apart.gpus == apart.at.replicas
     # two to a GPU, a pair serves about what one replica alone does: no GPU is saved
     assert packed.gpus == -(-packed.at.replicas // 2)
@@ -335,7 +333,7 @@ def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
     assert packed.at.replicas > apart.at.replicas
     assert packed.cost is not None and packed.cost["per_hour"] == pytest.approx(2.0 * packed.gpus)
     with pytest.raises(UsageError, match="cannot share"):
-        plan_capacity(model, config, terms, gpus_per_replica=2, replicas_per_gpu=2)
+        _planned(6.0, 400, gpus_per_replica=2, replicas_per_gpu=2)
 
 
 def test_replicas_packed_on_one_gpu_take_turns_on_it() -> None:
