@@ -111,7 +111,7 @@ FINDING = {
 
 
 def test_evidence_leaves_out_what_was_not_measured(run_results: dict[str, Any]) -> None:
-    html = _evidence(FINDING["evidence"])  # type: ignore[arg-type]
+    html = _evidence(FINDING["evidence"])
     assert "ttft_x_bound" not in html and "ttft_p50_ms" in html, html
     r = copy.deepcopy(run_results)
     r["analysis"]["findings"] = [FINDING]
@@ -176,3 +176,28 @@ def test_markdown_of_an_open_loop_run(run_results: dict[str, Any]) -> None:
     r["config"].update(rate=5.0, concurrency=None, num_requests=None, duration_s=30.0)
     md = to_markdown(r)
     assert "rate 5 req/s" in md and "30 s" in md, md
+
+
+def test_a_simulated_runs_heading_names_its_replicas_and_their_sharing() -> None:
+    from infermeter.report.labels import simulated_replicas
+
+    base = {
+        "engine_model": "m.json",
+        "engine": "llama.cpp",
+        "model": None,
+        "hardware": None,
+        "extrapolated": None,
+        "router": "round-robin",
+        "unstable": None,
+        "extrapolations": [],
+        "fitted_on": [],
+        "mean_batch": [],
+        "busy_share": [],
+        "simulated_s": 1.0,
+        "wall_s": 0.1,
+    }
+    assert simulated_replicas(None) == ""
+    assert simulated_replicas({**base, "replicas": 1}) == ""
+    assert simulated_replicas({**base, "replicas": 3}) == "3 replicas (round-robin)"
+    packed = {**base, "replicas": 4, "replicas_per_gpu": 2}
+    assert simulated_replicas(packed) == "4 replicas (round-robin, 2 per GPU)"

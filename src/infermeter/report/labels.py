@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from infermeter.metrics.catalogue import DISTRIBUTIONS, SUMMARY, Metric
-from infermeter.schema.results import Sessions
+from infermeter.schema.results import Prediction, Sessions
 
 SUMMARY_LABELS: dict[str, str] = {m.key: m.label for m in SUMMARY}
 DIST_LABELS: dict[str, str] = {m.key: m.label for m in DISTRIBUTIONS}
@@ -273,3 +273,13 @@ def sessions_load(workload: Mapping[str, Any] | None, cfg: Mapping[str, Any]) ->
         load = f"{cfg.get('concurrency')} sessions at once"
     think = s.get("think_time_s", "0")
     return f"{load}, {s.get('sessions')} sessions of {s.get('turns')} turns, think {think} s"
+
+
+def simulated_replicas(pred: Prediction | None) -> str:
+    """A simulated run's replicas for its heading (empty for one): how many, the router, and
+    how many shared a GPU."""
+    if pred is None or pred["replicas"] <= 1:
+        return ""
+    packed = pred.get("replicas_per_gpu", 1)
+    share = f", {packed} per GPU" if packed > 1 else ""
+    return f"{pred['replicas']} replicas ({pred['router']}{share})"

@@ -17,6 +17,7 @@ from infermeter.report.labels import (
     TURN_COLUMNS,
     sessions_line,
     sessions_load,
+    simulated_replicas,
     trace_load,
     trace_reuse,
     turn_rows,
@@ -110,11 +111,9 @@ def render_summary(results: Results) -> Group:
     title = escape(f"infermeter · {model} @ {url}")
     if results.get("predicted"):
         title = escape(f"infermeter · {model} · PREDICTED by simulation, not measured")
-        pred = results.get("prediction")
-        if pred is not None and pred["replicas"] > 1:
-            packed = pred.get("replicas_per_gpu", 1)
-            share = f", {packed} per GPU" if packed > 1 else ""
-            title += escape(f" · {pred['replicas']} replicas ({pred['router']}{share})")
+        replicas = simulated_replicas(results.get("prediction"))
+        if replicas:
+            title += escape(f" · {replicas}")
     cfg = results.get("config") or {}
     replay = trace_load(results.get("workload"), cfg.get("max_concurrency")) or sessions_load(
         results.get("workload"), cfg

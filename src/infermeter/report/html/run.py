@@ -35,6 +35,7 @@ from infermeter.report.labels import (
     TURN_COLUMNS,
     sessions_line,
     sessions_load,
+    simulated_replicas,
     trace_load,
     turn_rows,
 )
@@ -78,6 +79,9 @@ def run_page(
     heading = f'{esc(model)} <span style="color:#64748b;font-weight:500">on {esc(kind)}</span>'
     if results.get("predicted"):
         heading += ' <span style="color:#b45309;font-weight:600">· predicted, not measured</span>'
+        replicas = simulated_replicas(results.get("prediction"))
+        if replicas:
+            heading += f' <span style="color:#64748b;font-weight:500">· {esc(replicas)}</span>'
     sections = [
         ("summary", "Summary", _summary(results)),
         ("verdicts", "Verdicts", _verdicts(results)),
