@@ -176,13 +176,29 @@ def plan_capacity(
             trials[replicas] = _trial(model, traffic, terms, replicas, router, replicas_per_gpu)
         return trials[replicas]
 
-    while not trial(k).passed:
-        k += 1
-        # (packed replicas may each add as little as 1/N of a lone one's capacity)
-        if k > replicas_per_gpu * (math.ceil(rate / per_replica) + MAX_EXTRA_REPLICAS):
-            raise UsageError(
-                f"no count of replicas up to {k - 1} meets the limits for this traffic"
-            )
+    # (packed replicas may each add as little as 1/N of a lone one's capacity)
+    cap = replicas_per_gpu * (math.ceil(rate / per_replica) + MAX_EXTRA_REPLICAS)
+    if not trial(k).passed:
+        # Gallop up from the estimate, then bisect: a count far above it (packed replicas,
+        # or limits no count meets) takes a few trials, not one per replica.
+        failed, step = k, 1
+        while not trial(k := min(failed + step, cap)).passed:
+            if k == cap:
+                packed = (
+                    f" ({replicas_per_gpu} to a GPU, each step waits for the others' on it)"
+                    if replicas_per_gpu > 1
+                    else ""
+                )
+                raise UsageError(
+                    f"no count of replicas up to {cap} meets the limits for this traffic{packed}"
+                )
+            failed, step = k, 2 * step
+        while k - failed > 1:
+            mid = (failed + k) // 2
+            if trial(mid).passed:
+                k = mid
+            else:
+                failed = mid
     while k > 1 and trial(k - 1).passed:
         k -= 1
     at = trial(k)
