@@ -11,7 +11,7 @@ idle gaps, so B's steps begin at every phase of A's. Per B step, by A's rest whe
 - interleaved (time slices): B shares the GPU with A's next step too, about two steps
   whatever the rest.
 
-    python bench/gpu_share.py [--seconds 12] [--gb 16] [--out share.json]
+    python bench/gpu_share.py [--seconds 12] [--gb 16] [--kernels 1] [--out share.json]
 
 Needs a CUDA GPU and PyTorch; prints a table, writes every step's stamps to --out.
 """
@@ -29,21 +29,31 @@ from pathlib import Path
 
 
 def worker(
-    name: str, gb: float, start_ns: int, stop_ns: int, gap_ms: float, device: str, q: mp.Queue
+    name: str,
+    gb: float,
+    kernels: int,
+    start_ns: int,
+    stop_ns: int,
+    gap_ms: float,
+    device: str,
+    q: mp.Queue,
 ) -> None:
     import torch
 
     x = torch.ones(int(gb * 1e9 / 2), dtype=torch.float16, device=device)
+    parts = x.chunk(kernels)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(5):  # warm the kernels before the shared clock starts
-        x.sum()
+        for part in parts:
+            part.sum()
     sync()
     rng = random.Random(name)
     steps: list[tuple[int, int]] = []
     while time.monotonic_ns() < start_ns:
         time.sleep(0.001)
     while (now := time.monotonic_ns()) < stop_ns:
-        x.sum()
+        for part in parts:  # an engine's step is many kernels, a layer's each
+            part.sum()
         sync()
         steps.append((now, time.monotonic_ns()))
         if gap_ms:
@@ -64,19 +74,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=12.0)
     ap.add_argument("--alone", type=float, default=3.0, help="seconds of A alone first")
     ap.add_argument("--gb", type=float, default=16.0, help="tensor each step reads")
+    ap.add_argument("--kernels", type=int, default=1, help="kernels a step launches")
+    ap.add_argument("--settle", type=float, default=20.0, help="seconds to allocate in")
     ap.add_argument("--device", default="cuda", help="cpu: a dry run of the script")
     ap.add_argument("--gap-ms", type=float, default=12.0, help="B's idle gap, up to")
     ap.add_argument("--out", type=Path, default=Path("share.json"))
     args = ap.parse_args()
     ctx = mp.get_context("spawn")
     q: mp.Queue = ctx.Queue()
-    t0 = time.monotonic_ns() + int(20e9)  # both processes have their tensors by then
+    t0 = time.monotonic_ns() + int(args.settle * 1e9)  # both have their tensors by then
     end = t0 + int((args.alone + args.seconds) * 1e9)
     alone_end = t0 + int(args.alone * 1e9)
     procs = [
-        ctx.Process(target=worker, args=("A", args.gb, t0, end, 0.0, args.device, q)),
+        ctx.Process(target=worker, args=("A", args.gb, args.kernels, t0, end, 0.0, args.device, q)),
         ctx.Process(
-            target=worker, args=("B", args.gb, alone_end, end, args.gap_ms, args.device, q)
+            target=worker,
+            args=("B", args.gb, args.kernels, alone_end, end, args.gap_ms, args.device, q),
         ),
     ]
     for p in procs:
@@ -107,6 +120,13 @@ def main() -> None:
             db = statistics.median(r[1] for r in sel)
             dr = statistics.median(r[1] - r[0] for r in sel)
             print(f"| {lo * solo:.1f}-{hi * solo:.1f} | {len(sel)} | {db:.2f} | {dr:.2f} |")
+    if any(r[0] < 1.01 * solo for r in rows):
+        # whole steps one after the other: these cluster at 1 and 2 (plus the switch);
+        # interleaved steps spread between
+        ratios = sorted((r[1] - r[0]) / solo for r in rows if r[0] < 1.01 * solo)
+        tenths = [ratios[int(q * (len(ratios) - 1))] for q in (0.1, 0.25, 0.5, 0.75, 0.9)]
+        print("(B − rest) / A's solo step, deciles 10/25/50/75/90:",
+              " ".join(f"{v:.2f}" for v in tenths))  # fmt: skip
     args.out.write_text(json.dumps({"A": a, "B": b, "alone_end_ns": alone_end}))
 
 
