@@ -499,11 +499,13 @@ def main() -> None:
             path = Path(tmp) / "engine.json"
             model = fit_runs(args.fit, max_seqs=args.max_seqs)
             if args.on_gpu:
-                from infermeter.predict.hardware import carry
-                from infermeter.theory import get_hardware
+                from infermeter.errors import UsageError
+                from infermeter.predict.hardware import carry_to
 
-                source = get_hardware(model.hardware or "")
-                model = carry(model, source, get_hardware(args.on_gpu), args.scaling)
+                try:
+                    model = carry_to(model, args.on_gpu, args.scaling)
+                except UsageError as exc:
+                    sys.exit(str(exc))
             path.write_text(model.model_dump_json())
             table(args.title, model, path, held)
     elif args.mode == "replicas":

@@ -335,7 +335,7 @@ def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
     with pytest.raises(UsageError, match="cannot share"):
         _planned(6.0, 400, gpus_per_replica=2, replicas_per_gpu=2)
     # three to a GPU, 100 tokens at three steps a token miss 2 s however many GPUs
-    with pytest.raises(UsageError, match="no count of replicas .*3 to a GPU"):
+    with pytest.raises(UsageError, match=r"no count of replicas .*3 to a GPU"):
         _planned(6.0, 400, replicas_per_gpu=3)
 
 

@@ -12,7 +12,6 @@ import typer
 from infermeter.cli import flags
 from infermeter.cli.common import fail, out_console, router_named
 from infermeter.config import BenchConfig
-from infermeter.errors import UsageError
 
 if TYPE_CHECKING:
     from infermeter.predict.hardware import Scaling
@@ -20,18 +19,11 @@ if TYPE_CHECKING:
 
 
 def _engine_model(path: Path, on_gpu: str | None, scaling: Scaling = "roofline") -> EngineModel:
-    from infermeter.predict.hardware import carry
+    from infermeter.predict.hardware import carry_to
     from infermeter.predict.model import read_engine_model
-    from infermeter.theory import get_hardware
 
     model = read_engine_model(path)
-    if on_gpu is None:
-        return model
-    if model.hardware is None:
-        raise UsageError(
-            f"--on-gpu: {path} does not say which GPU it was measured on (fit it with --gpu)"
-        )
-    return carry(model, get_hardware(model.hardware), get_hardware(on_gpu), scaling)
+    return model if on_gpu is None else carry_to(model, on_gpu, scaling)
 
 
 def fit(

@@ -116,3 +116,15 @@ def carry(
             "extrapolated": how if scaling == "roofline" else f"{how} (every step × {bw:.2f})",
         }
     )
+
+
+def carry_to(model: EngineModel, gpu: str, scaling: Scaling = "roofline") -> EngineModel:
+    """``model`` carried from the GPU it was fitted on to the catalogue's ``gpu``."""
+    from infermeter.theory.hardware import get_hardware
+
+    if model.hardware is None:
+        raise UsageError(
+            "--on-gpu: the engine model does not say which GPU it was measured on "
+            "(fit runs measured with --gpu)"
+        )
+    return carry(model, get_hardware(model.hardware), get_hardware(gpu), scaling)
