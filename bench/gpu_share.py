@@ -2,8 +2,8 @@
 
 Two llama-server replicas on one H100 decoded at about the sum of their step times
 (docs/results/prediction.md, "On one GPU"); `simulate --replicas-per-gpu` lets a step wait
-for the other replica's step and then run whole, which fell short of the measurement. This
-takes the engines out: two processes each time a "decode step" (reading a large fp16 tensor,
+for the other replica's step and then hold the GPU whole. This checks that rule without the
+engines: two processes each time a "decode step" (reading a large fp16 tensor,
 bandwidth-bound like a decode step's weight read). A steps back to back; B steps with random
 idle gaps, so B's steps begin at every phase of A's. Per B step, by A's rest when it began:
 

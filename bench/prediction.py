@@ -65,6 +65,7 @@ from infermeter.records.rundir import (
 from infermeter.run.fit import fit_runs, server_keys
 from infermeter.run.predict import ServerHistory, replay_config, simulate_run
 from infermeter.run.rundir import read_run_meta
+from infermeter.schema.results import Results
 
 ROOT = Path(__file__).resolve().parent.parent
 H200 = ROOT / "docs" / "results" / "h200"
@@ -393,7 +394,7 @@ def replicas(args: argparse.Namespace) -> None:
             got = load_run(run).results
             predicted = plan["at_replicas"] if count == k else plan["one_fewer"]
             rows.append((count, predicted, got))
-        packed = {}
+        packed: dict[int, Results] = {}
         if args.gpu_layers:
             # the replicas all shared the one GPU: its simulation with them packed onto it
             for count, _, _ in rows:
@@ -422,7 +423,7 @@ def replicas(args: argparse.Namespace) -> None:
 
 def _shared_gpu(
     model_path: Path, count: int, rate: float, slo: str, lengths: list[str], requests: int
-) -> dict:
+) -> Results:
     """The simulated run of ``count`` replicas packed onto one GPU at the measured run's
     rate, seed and limit."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -431,7 +432,8 @@ def _shared_gpu(
                     *lengths, "--seed", "7", "--replicas", str(count), "--router",
                     "round-robin", "--replicas-per-gpu", str(count), "--slo", slo, "--out",
                     f"{tmp}/run", "--format", "json"])  # fmt: skip
-    return json.loads(out)  # type: ignore[no-any-return]
+    doc: Results = json.loads(out)
+    return doc
 
 
 def main() -> None:

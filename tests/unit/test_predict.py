@@ -356,6 +356,16 @@ def test_replicas_packed_on_one_gpu_take_turns_on_it() -> None:
     )
     assert hosted.token_ms(0).tolist() == pytest.approx([14.0, 38.0, 58.0, 78.0, 98.0])
     assert hosted.token_ms(1).tolist() == pytest.approx([28.0, 48.0, 68.0, 88.0, 108.0])
+    # a static batcher's steps take the same turns
+    static = simulate(
+        engine({1: 10.0}, scheduler="static"),
+        load,
+        replicas=2,
+        router="round-robin",
+        replicas_per_gpu=2,
+    )
+    assert static.token_ms(0).tolist() == pytest.approx([14.0, 38.0, 58.0, 78.0, 98.0])
+    assert static.token_ms(1).tolist() == pytest.approx([28.0, 48.0, 68.0, 88.0, 108.0])
     # two GPUs of two: the replicas are apart again
     four = SimLoad(np.full(4, 100), np.full(4, 5), concurrency=4)
     packed = simulate(engine({1: 10.0}), four, replicas=4, router="round-robin", replicas_per_gpu=2)

@@ -55,3 +55,8 @@ WARMUP = typer.Option(0, "--warmup", help="Requests sent first and left out of t
 SLO = typer.Option(
     None, "--slo", help="e.g. ttft_ms=200,tpot_ms=50,p95_e2e_ms=4000: goodput and verdicts."
 )
+REPLICAS_PER_GPU = typer.Option(
+    1,
+    "--replicas-per-gpu",
+    help="Replicas packed onto each GPU: their steps take turns on it (1: each its own).",
+)

@@ -23,7 +23,7 @@ def _engine_model(path: Path, on_gpu: str | None, scaling: Scaling = "roofline")
     from infermeter.predict.model import read_engine_model
 
     model = read_engine_model(path)
-    return model if on_gpu is None else carry_to(model, on_gpu, scaling)
+    return model if on_gpu is None else carry_to(model, on_gpu, scaling, str(path))
 
 
 def fit(
@@ -81,11 +81,7 @@ def simulate(
         help="Carry the engine model to this catalogue GPU by the roofline (an extrapolation).",
     ),
     replicas: int = typer.Option(1, "--replicas", help="Copies of the engine behind a router."),
-    replicas_per_gpu: int = typer.Option(
-        1,
-        "--replicas-per-gpu",
-        help="Replicas packed onto each GPU: their steps take turns on it (1: each its own).",
-    ),
+    replicas_per_gpu: int = flags.REPLICAS_PER_GPU,
     router: str = typer.Option(
         "least-outstanding", "--router", help="least-outstanding or round-robin."
     ),
@@ -228,11 +224,7 @@ def plan(
     gpus_per_replica: int = typer.Option(
         1, "--gpus-per-replica", help="GPUs each replica takes (cost)."
     ),
-    replicas_per_gpu: int = typer.Option(
-        1,
-        "--replicas-per-gpu",
-        help="Replicas packed onto each GPU: their steps take turns on it (1: each its own).",
-    ),
+    replicas_per_gpu: int = flags.REPLICAS_PER_GPU,
     router: str = typer.Option(
         "least-outstanding", "--router", help="least-outstanding or round-robin."
     ),

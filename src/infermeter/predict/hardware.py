@@ -118,13 +118,16 @@ def carry(
     )
 
 
-def carry_to(model: EngineModel, gpu: str, scaling: Scaling = "roofline") -> EngineModel:
-    """``model`` carried from the GPU it was fitted on to the catalogue's ``gpu``."""
+def carry_to(
+    model: EngineModel, gpu: str, scaling: Scaling = "roofline", name: str = "the engine model"
+) -> EngineModel:
+    """``model`` (called ``name`` in an error) carried from the GPU it was fitted on to the
+    catalogue's ``gpu``."""
     from infermeter.theory.hardware import get_hardware
 
     if model.hardware is None:
         raise UsageError(
-            "--on-gpu: the engine model does not say which GPU it was measured on "
-            "(fit runs measured with --gpu)"
+            f"{name} does not say which GPU it was measured on, so it cannot be carried to "
+            f"{gpu} (fit it on runs measured with --gpu)"
         )
     return carry(model, get_hardware(model.hardware), get_hardware(gpu), scaling)

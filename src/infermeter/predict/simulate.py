@@ -185,7 +185,7 @@ class _Sim:
         self.slot = [-1] * n
         #: Replicas packed onto one GPU take turns on it: when each one's GPU comes free.
         self.per_gpu = per_gpu
-        self.gpu_free = [0.0] * -(-replicas // per_gpu)
+        self.gpu_free = [0.0] * gpus_for(replicas, per_gpu)
         self.router = router
         self.rr = 0
         self.heap: list[tuple[float, int, int, int, float]] = []
@@ -329,17 +329,21 @@ class _Sim:
         rep.busy = True
         rep.busy_ms += dur
         rep.batch_ms += dur * rep.decoding
+        self.push(self._on_gpu(r, t, dur, spent), _STEP, r)
+
+    def _on_gpu(self, r: int, t: float, dur: float, spent: float = 0.0) -> float:
+        """When replica ``r``'s step begun at ``t`` ends (``spent`` of it already passed).
+        A GPU runs one process's steps at a time, whole (no MPS; bench/gpu_share.py): a
+        step that finds another replica's on its GPU starts when that one ends, and holds
+        the GPU for all of its time, the host work before it included (two llama.cpp
+        servers' token gaps on one H100 were both steps whole and more;
+        docs/results/prediction.md, "On one GPU")."""
         end = t + max(dur - spent, 1e-6)
         if self.per_gpu > 1:
-            # A GPU runs one process's kernels at a time (no MPS): a step that finds another
-            # replica's step on its GPU starts when that one ends, and holds the GPU for all
-            # of its time, the host work before it included (measured on an H100: two
-            # llama.cpp servers' token gaps were both steps whole and more;
-            # docs/results/prediction.md, "On one GPU").
             g = r // self.per_gpu
             end = max(end, self.gpu_free[g] + dur)
             self.gpu_free[g] = end
-        self.push(end, _STEP, r)
+        return end
 
     # -- the KV cache, where it grows (vLLM) --
     def _blocks(self, tokens: int) -> int:
@@ -433,7 +437,7 @@ class _Sim:
         rep.busy = True
         rep.busy_ms += dur
         rep.batch_ms += dur * rep.rows
-        self.push(t + dur, _STEP, r)
+        self.push(self._on_gpu(r, t, dur), _STEP, r)
 
     def end_step(self, r: int, t: float) -> None:
         rep = self.reps[r]
@@ -564,6 +568,11 @@ class _Sim:
                 self.send(nxt, t, t)
                 nxt += 1
         return now
+
+
+def gpus_for(replicas: int, per_gpu: int) -> int:
+    """The GPUs ``replicas`` take packed ``per_gpu`` to a GPU (the last may hold fewer)."""
+    return -(-replicas // per_gpu)
 
 
 def simulate(

@@ -121,10 +121,10 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         f"{tr['mean_input_tokens']:,.0f} → {tr['mean_output_tokens']:,.0f} tokens on average; "
         f"limits: {escape(', '.join(d['limits']))}"
     )
-    packed = d.get("replicas_per_gpu", 1)
-    on = f" ({packed} per GPU: {d.get('gpus')} GPUs)" if packed > 1 else ""
+    packed = d["replicas_per_gpu"]
+    on = f" ({packed} per GPU: {d['gpus']} GPUs)" if packed > 1 else ""
     console.print(
-        f"[bold green]replicas: {d['replicas']}[/]{on}   one replica alone on its GPU sustains "
+        f"[bold green]replicas: {d['replicas']}[/]{on}   one replica alone sustains "
         f"up to {d['max_rate_per_replica_rps']:,.3g} req/s within the limits"
     )
     t = Table(box=None)
@@ -158,7 +158,8 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         elif failed:
             console.print(f"{trial['replicas']} replicas miss {escape(', '.join(failed))}")
     console.print(
-        "load: each replica's share of the traffic over the highest rate one replica sustains"
+        "load: the traffic over the highest rate one replica alone sustains, times the "
+        + ("GPUs (one replica alone on each)" if packed > 1 else "replicas")
     )
     # measured: two llama.cpp servers on one H100 decoded at half speed each, no capacity
     # gained (docs/results/prediction.md), so a replica is counted as hardware, not a process
@@ -175,7 +176,7 @@ def print_plan(console: Console, d: PlanDoc) -> None:
     c = d["cost"]
     if c is not None:
         console.print(
-            f"cost: {c['per_hour']:,.2f}/hour ({c['gpus']} GPU × "
+            f"cost: {c['per_hour']:,.2f}/hour ({d['gpus']} GPU × "
             f"{c['gpu_hourly_price']:g}); {c['per_request']:,.6f} per request; "
             f"{c['per_million_output_tokens']:,.3f} per 1M output tokens "
             f"({c['per_million_tokens']:,.3f} per 1M tokens in and out); at the highest rate "

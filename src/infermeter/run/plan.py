@@ -16,7 +16,7 @@ from infermeter.errors import UsageError
 from infermeter.load.strategies import CapacitySearch
 from infermeter.metrics.slo import parse_slo
 from infermeter.predict.model import EngineModel
-from infermeter.predict.simulate import Router, simulate
+from infermeter.predict.simulate import Router, gpus_for, simulate
 from infermeter.predict.summary import LATENCIES, SimSummary, Term, meets, summarize
 from infermeter.run.predict import SimPlan, extrapolations, sim_plan, stability
 from infermeter.schema.plan import CostDoc, PlanDoc, TrialDoc
@@ -96,9 +96,11 @@ def _trial(
     terms: list[Term],
     replicas: int,
     router: Router,
-    per_gpu: int = 1,
+    replicas_per_gpu: int = 1,
 ) -> Trial:
-    res = simulate(model, plan.load, replicas=replicas, router=router, replicas_per_gpu=per_gpu)
+    res = simulate(
+        model, plan.load, replicas=replicas, router=router, replicas_per_gpu=replicas_per_gpu
+    )
     summary = summarize(res, tuple(t.percentile for t in terms))
     return Trial(replicas, summary, meets(summary, terms), stability(res, plan))
 
@@ -176,7 +178,8 @@ def plan_capacity(
             trials[replicas] = _trial(model, traffic, terms, replicas, router, replicas_per_gpu)
         return trials[replicas]
 
-    # (packed replicas may each add as little as 1/N of a lone one's capacity)
+    # (packed replicas each add a fraction of a lone one's capacity, and turns cost more:
+    # the margin is wide)
     cap = replicas_per_gpu * (math.ceil(rate / per_replica) + MAX_EXTRA_REPLICAS)
     if not trial(k).passed:
         # Gallop up from the estimate, then bisect: a count far above it (packed replicas,
@@ -203,13 +206,12 @@ def plan_capacity(
         k -= 1
     at = trial(k)
     fewer = trial(k - 1) if k > 1 else None
-    gpus = -(-k // replicas_per_gpu) * gpus_per_replica
+    gpus = gpus_for(k, replicas_per_gpu) * gpus_per_replica
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
         per_hour = gpus * gpu_hourly_price
         cost = {
             "gpus_per_replica": gpus_per_replica,
-            "gpus": gpus,
             "gpu_hourly_price": gpu_hourly_price,
             "per_hour": per_hour,
             "per_request": per_hour / (rate * 3600.0),
@@ -241,7 +243,9 @@ def _num(v: float) -> float | None:
     return None if v != v else v  # NaN → null
 
 
-def _trial_doc(t: Trial, rate: float, max_rate: float) -> TrialDoc:
+def _trial_doc(t: Trial, rate: float, max_rate: float, replicas_per_gpu: int) -> TrialDoc:
+    # packed: the traffic over what the GPUs would serve, one replica alone on each
+    capacity = gpus_for(t.replicas, replicas_per_gpu) * max_rate
     s: SimSummary = t.summary
     return {
         "replicas": t.replicas,
@@ -251,7 +255,7 @@ def _trial_doc(t: Trial, rate: float, max_rate: float) -> TrialDoc:
         "output_tok_s": s.output_tok_s,
         "mean_batch": s.mean_batch,
         "busy_share": s.busy_share,
-        "load_share": rate / (t.replicas * max_rate) if max_rate > 0 else float("inf"),
+        "load_share": rate / capacity if capacity > 0 else float("inf"),
         "latency_ms": {m: {f"p{p:g}": _num(v) for p, v in s.latency[m].items()} for m in LATENCIES},
         "limits": [
             {"limit": term.name, "predicted": _num(v), "passed": ok} for term, v, ok in t.verdicts
@@ -278,8 +282,10 @@ def plan_doc(r: PlanResult, m: EngineModel, path: Path, notes: list[str]) -> Pla
         "replicas_per_gpu": r.replicas_per_gpu,
         "gpus": r.gpus,
         "max_rate_per_replica_rps": r.max_rate_per_replica_rps,
-        "at_replicas": _trial_doc(r.at, r.rate_rps, r.max_rate_per_replica_rps),
-        "one_fewer": _trial_doc(r.one_fewer, r.rate_rps, r.max_rate_per_replica_rps)
+        "at_replicas": _trial_doc(r.at, r.rate_rps, r.max_rate_per_replica_rps, r.replicas_per_gpu),
+        "one_fewer": _trial_doc(
+            r.one_fewer, r.rate_rps, r.max_rate_per_replica_rps, r.replicas_per_gpu
+        )
         if r.one_fewer
         else None,
         "cost": r.cost,

@@ -13,7 +13,8 @@ class TrialDoc(TypedDict):
     output_tok_s: float
     mean_batch: float
     busy_share: float
-    #: Each replica's share of the traffic over the highest rate one replica sustains.
+    #: The traffic over the highest rate one replica alone sustains, times the replicas (or,
+    #: packed onto shared GPUs, times the GPUs they take).
     load_share: float
     #: metric → "p50"/"p90"/... → ms
     latency_ms: dict[str, dict[str, float | None]]
@@ -22,8 +23,6 @@ class TrialDoc(TypedDict):
 
 class CostDoc(TypedDict):
     gpus_per_replica: int
-    #: GPUs the planned replicas take (packed ones share).
-    gpus: int
     gpu_hourly_price: float
     per_hour: float
     per_request: float
