@@ -143,8 +143,11 @@ def test_an_answer_sent_whole_is_marked_and_counted_in_e2e_only(emulator, tmp_pa
     assert dist["tpot_ms"]["count"] == 4 and dist["itl_ms"]["count"] == 4 * 9
     # a whole answer's one arrival is no first token: E2E only (metrics spec section 7)
     assert dist["ttft_ms"]["count"] == 4 and dist["e2e_ms"]["count"] == 8
-    # the emulator's pace is 4 ms per token: no 0 ms TPOT from a whole answer pulls it down
-    assert dist["tpot_ms"]["min"] >= 3.5
+    # no 0 ms TPOT from a whole answer pulls it down: the least TPOT is a streamed answer's
+    # own (the emulator's pace, 4 ms a token, shifts on a loaded host; what it counts does not)
+    own = [(r.t_last_ns - r.t_first_ns) / 1e6 / (r.n_out - 1) for r in recs if r.streamed]
+    assert len(own) == 4 and min(own) > 0
+    assert dist["tpot_ms"]["min"] == pytest.approx(min(own))
 
 
 def test_extra_body_may_not_override_what_infermeter_sets(emulator) -> None:
