@@ -328,7 +328,10 @@ def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
     packed = _planned(6.0, 400, replicas_per_gpu=2)
     assert apart.at.replicas >= 2 and apart.gpus == apart.at.replicas
     # two to a GPU, a pair serves about what one replica alone does: no GPU is saved
-    assert packed.gpus == -(-packed.at.replicas // 2)
+    # planned in whole GPUs: two replicas on each, and one fewer is a GPU fewer
+    assert packed.at.replicas == 2 * packed.gpus
+    assert packed.one_fewer is not None and packed.one_fewer.replicas == packed.at.replicas - 2
+    assert not packed.one_fewer.passed
     assert packed.gpus >= apart.gpus
     assert packed.at.replicas > apart.at.replicas
     assert packed.cost is not None and packed.cost["per_hour"] == pytest.approx(2.0 * packed.gpus)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from infermeter.predict.model import EngineModel
+from infermeter.predict.simulate import gpus_for
 from infermeter.predict.summary import LATENCIES
 from infermeter.schema.plan import PlanDoc
 
@@ -129,6 +130,8 @@ def print_plan(console: Console, d: PlanDoc) -> None:
     )
     t = Table(box=None)
     t.add_column("replicas", justify="right")
+    if packed > 1:
+        t.add_column("GPUs", justify="right")
     t.add_column("meets limits")
     for m in LATENCIES:
         for p in ("p50", "p99"):
@@ -138,7 +141,10 @@ def print_plan(console: Console, d: PlanDoc) -> None:
     for trial in (d["at_replicas"], d["one_fewer"]):
         if trial is None:
             continue
-        cells = [str(trial["replicas"]), "yes" if trial["passed"] else "no"]
+        cells = [str(trial["replicas"])]
+        if packed > 1:
+            cells.append(str(gpus_for(trial["replicas"], packed)))
+        cells.append("yes" if trial["passed"] else "no")
         for m in LATENCIES:
             cells += [
                 _ms(trial["latency_ms"][m].get("p50")),

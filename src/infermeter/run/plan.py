@@ -150,8 +150,8 @@ def plan_capacity(
     gpu_hourly_price: float | None = None,
     replicas_per_gpu: int = 1,
 ) -> PlanResult:
-    """``replicas_per_gpu``: replicas packed onto each GPU, taking turns on it; the highest
-    rate of one replica is still that of one alone on its GPU."""
+    """``replicas_per_gpu``: replicas packed onto each GPU, taking turns on it, planned in
+    whole GPUs; the highest rate of one replica is still that of one alone on its GPU."""
     if replicas_per_gpu > 1 and gpus_per_replica > 1:
         raise UsageError("a replica of several GPUs cannot share one: --replicas-per-gpu 1")
     traffic = sim_plan(config, model)
@@ -170,42 +170,44 @@ def plan_capacity(
             "no rate meets the limits on one replica: a request alone is slower than the "
             f"limits ({', '.join(t.name for t in terms)})"
         )
-    k = max(1, math.ceil(rate / per_replica) - 1)
+    # The count is searched in whole GPUs where replicas are packed (N replicas each), so
+    # "one fewer" is one GPU fewer: the step a buyer takes. Unpacked, a unit is a replica.
+    unit = replicas_per_gpu
     trials: dict[int, Trial] = {}
 
-    def trial(replicas: int) -> Trial:
-        if replicas not in trials:
-            trials[replicas] = _trial(model, traffic, terms, replicas, router, replicas_per_gpu)
-        return trials[replicas]
+    def trial(units: int) -> Trial:
+        if units not in trials:
+            trials[units] = _trial(model, traffic, terms, units * unit, router, unit)
+        return trials[units]
 
-    # (packed replicas each add a fraction of a lone one's capacity, and turns cost more:
-    # the margin is wide)
-    cap = replicas_per_gpu * (math.ceil(rate / per_replica) + MAX_EXTRA_REPLICAS)
-    if not trial(k).passed:
-        # Gallop up from the estimate, then bisect: a count far above it (packed replicas,
-        # or limits no count meets) takes a few trials, not one per replica.
-        failed, step = k, 1
-        while not trial(k := min(failed + step, cap)).passed:
-            if k == cap:
+    # (a packed GPU serves about what one replica alone does, or less: turns cost more)
+    u = max(1, math.ceil(rate / per_replica) - 1)
+    cap = math.ceil(rate / per_replica) + MAX_EXTRA_REPLICAS
+    if not trial(u).passed:
+        # Gallop up from the estimate, then bisect: a count far above it (limits no count
+        # meets, or one far from the estimate) takes a few trials, not one per unit.
+        failed, step = u, 1
+        while not trial(u := min(failed + step, cap)).passed:
+            if u == cap:
                 packed = (
-                    f" ({replicas_per_gpu} to a GPU, each step waits for the others' on it)"
-                    if replicas_per_gpu > 1
-                    else ""
+                    f" ({unit} to a GPU, each step waits for the others' on it)" if unit > 1 else ""
                 )
                 raise UsageError(
-                    f"no count of replicas up to {cap} meets the limits for this traffic{packed}"
+                    f"no count of replicas up to {cap * unit} meets the limits for this "
+                    f"traffic{packed}"
                 )
-            failed, step = k, 2 * step
-        while k - failed > 1:
-            mid = (failed + k) // 2
+            failed, step = u, 2 * step
+        while u - failed > 1:
+            mid = (failed + u) // 2
             if trial(mid).passed:
-                k = mid
+                u = mid
             else:
                 failed = mid
-    while k > 1 and trial(k - 1).passed:
-        k -= 1
-    at = trial(k)
-    fewer = trial(k - 1) if k > 1 else None
+    while u > 1 and trial(u - 1).passed:
+        u -= 1
+    at = trial(u)
+    fewer = trial(u - 1) if u > 1 else None
+    k = at.replicas
     gpus = gpus_for(k, replicas_per_gpu) * gpus_per_replica
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
