@@ -394,14 +394,13 @@ def replicas(args: argparse.Namespace) -> None:
             got = load_run(run).results
             predicted = plan["at_replicas"] if count == k else plan["one_fewer"]
             rows.append((count, predicted, got))
-        packed: dict[int, Results] = {}
-        if args.gpu_layers:
-            # the replicas all shared the one GPU: its simulation with them packed onto it
-            for count, _, _ in rows:
-                if count > 1:
-                    packed[count] = _shared_gpu(
-                        model_path, count, rate, slo, lengths, args.requests
-                    )
+    # the replicas all shared the one GPU: its simulation with them packed onto it (the
+    # servers are down by now: it needs only the engine model)
+    packed: dict[int, Results] = {
+        count: _shared_gpu(model_path, count, rate, slo, lengths, args.requests)
+        for count, _, _ in rows
+        if args.gpu_layers and count > 1
+    }
     print("\n| replicas | p95 E2E predicted (ms) | p95 E2E measured (ms) | p50 TTFT predicted / "
           "measured (ms) | SLO predicted | SLO measured |")  # fmt: skip
     print("|---|---|---|---|---|---|")

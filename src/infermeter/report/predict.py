@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from infermeter.predict.model import EngineModel
-from infermeter.predict.simulate import gpus_for
 from infermeter.predict.summary import LATENCIES
 from infermeter.schema.plan import PlanDoc
 
@@ -143,7 +142,7 @@ def print_plan(console: Console, d: PlanDoc) -> None:
             continue
         cells = [str(trial["replicas"])]
         if packed > 1:
-            cells.append(str(gpus_for(trial["replicas"], packed)))
+            cells.append(str(trial["gpus"]))
         cells.append("yes" if trial["passed"] else "no")
         for m in LATENCIES:
             cells += [

@@ -55,9 +55,18 @@ class PlanResult:
     one_fewer: Trial | None
     cost: CostDoc | None
     notes: list[str] = field(default_factory=list)
-    #: Replicas packed onto each GPU (1: each its own), and the GPUs the planned count takes.
+    #: Replicas packed onto each GPU (1: each its own), or GPUs each replica takes.
     replicas_per_gpu: int = 1
-    gpus: int = 1
+    gpus_per_replica: int = 1
+
+    def gpus_of(self, replicas: int) -> int:
+        """The GPUs ``replicas`` take."""
+        return gpus_for(replicas, self.replicas_per_gpu) * self.gpus_per_replica
+
+    @property
+    def gpus(self) -> int:
+        """The GPUs the planned count takes."""
+        return self.gpus_of(self.at.replicas)
 
 
 def latency_terms(slo: str | None, profile: str | None) -> tuple[list[Term], list[str]]:
@@ -207,11 +216,9 @@ def plan_capacity(
         u -= 1
     at = trial(u)
     fewer = trial(u - 1) if u > 1 else None
-    k = at.replicas
-    gpus = gpus_for(k, replicas_per_gpu) * gpus_per_replica
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
-        per_hour = gpus * gpu_hourly_price
+        per_hour = gpus_for(at.replicas, replicas_per_gpu) * gpus_per_replica * gpu_hourly_price
         cost = {
             "gpus_per_replica": gpus_per_replica,
             "gpu_hourly_price": gpu_hourly_price,
@@ -237,7 +244,7 @@ def plan_capacity(
         cost=cost,
         notes=notes,
         replicas_per_gpu=replicas_per_gpu,
-        gpus=gpus,
+        gpus_per_replica=gpus_per_replica,
     )
 
 
@@ -245,12 +252,16 @@ def _num(v: float) -> float | None:
     return None if v != v else v  # NaN → null
 
 
-def _trial_doc(t: Trial, rate: float, max_rate: float, replicas_per_gpu: int) -> TrialDoc:
-    # packed: the traffic over what the GPUs would serve, one replica alone on each
-    capacity = gpus_for(t.replicas, replicas_per_gpu) * max_rate
+def _trial_doc(t: Trial, r: PlanResult) -> TrialDoc:
+    # replicas apart, or the GPUs packed ones take: the traffic over what they would serve,
+    # one replica alone on each
+    units = gpus_for(t.replicas, r.replicas_per_gpu)
+    capacity = units * r.max_rate_per_replica_rps
+    rate = r.rate_rps
     s: SimSummary = t.summary
     return {
         "replicas": t.replicas,
+        "gpus": r.gpus_of(t.replicas),
         "passed": t.passed,
         "unstable": t.unstable,
         "request_rps": s.request_rps,
@@ -284,12 +295,8 @@ def plan_doc(r: PlanResult, m: EngineModel, path: Path, notes: list[str]) -> Pla
         "replicas_per_gpu": r.replicas_per_gpu,
         "gpus": r.gpus,
         "max_rate_per_replica_rps": r.max_rate_per_replica_rps,
-        "at_replicas": _trial_doc(r.at, r.rate_rps, r.max_rate_per_replica_rps, r.replicas_per_gpu),
-        "one_fewer": _trial_doc(
-            r.one_fewer, r.rate_rps, r.max_rate_per_replica_rps, r.replicas_per_gpu
-        )
-        if r.one_fewer
-        else None,
+        "at_replicas": _trial_doc(r.at, r),
+        "one_fewer": _trial_doc(r.one_fewer, r) if r.one_fewer else None,
         "cost": r.cost,
         "notes": [*notes, *r.notes],
     }

@@ -7,6 +7,8 @@ from typing_extensions import NotRequired, TypedDict
 
 class TrialDoc(TypedDict):
     replicas: int
+    #: The GPUs those replicas take (packed ones share, a replica may take several).
+    gpus: int
     passed: bool
     unstable: str | None
     request_rps: float
