@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from infermeter.errors import UsageError
 from infermeter.load.arrivals import schedule
-from infermeter.predict.fit import Limits, ObservedRun, fit_engine
+from infermeter.predict.fit import JoinSamples, Limits, ObservedRun, fit_engine, join_samples
 from infermeter.predict.hardware import carry
 from infermeter.predict.model import (
     EngineModel,
@@ -25,6 +25,7 @@ from infermeter.predict.model import (
 )
 from infermeter.predict.simulate import SimLoad, SimResult, simulate
 from infermeter.predict.summary import Term, meets, summarize
+from infermeter.run.fit import _join_cut, _tune_admit
 from infermeter.run.plan import PlanResult
 from infermeter.theory import get_hardware
 
@@ -178,6 +179,32 @@ def test_a_first_token_late_in_its_steps_burst_is_its_own_steps() -> None:
     fitted = fit_engine(runs, limits, engine="test", model="m", hardware=None)
     costs = {p.batch: p.ms_per_token for p in fitted.prefill}
     assert len(costs) >= 3 and all(c == pytest.approx(0.05, rel=0.15) for c in costs.values())
+
+
+def test_the_step_a_request_joined_shows_when_the_engine_stops_taking_arrivals() -> None:
+    # In the simulation a request joins the next step if it is sent more than the time
+    # outside the steps (3) less the window (1) before that step's tokens: 2 ms. One long
+    # answer keeps the engine busy while short ones arrive at random; their records show
+    # that cut.
+    truth = engine(KNOWN, floor=8.0, per_token=0.05, overhead=3.0, max_seqs=8, admit=1.0)
+    due = np.concatenate(([0.0], schedule(20.0, 400, None, seed=1) * 1000.0 + 1.0))
+    outs = np.concatenate(([3000], np.full(400, 12)))
+    run = _observed(simulate(truth, SimLoad(np.full(401, 50), outs, due_ms=due)), "poisson")
+    joins = join_samples([run], apart_ms=3.0, max_seqs=8)
+    assert joins.lead_ms.size > 200
+    assert 20 < np.count_nonzero(joins.joined) < joins.lead_ms.size - 20
+    cut = _join_cut(joins)
+    assert cut is not None and cut == pytest.approx(2.0, abs=0.15)
+    assert joins.misread(cut) == 0
+    # the fit keeps only windows that read those requests as they were: the one of 1 ms
+    blind = truth.model_copy(update={"admit_ms": 0.0})
+    fitted = _tune_admit(blind, [], joins)
+    assert fitted.admit_ms == pytest.approx(1.0, abs=0.15)
+    assert fitted.admit_source is not None and "joined the next step" in fitted.admit_source
+    # a client whose clock lags the tokens shows no one cut: none is taken
+    rng = np.random.default_rng(0)
+    lagged = JoinSamples(joins.lead_ms, rng.random(joins.lead_ms.size) < 0.5)
+    assert _join_cut(lagged) is None
 
 
 def test_fit_needs_token_gaps() -> None:

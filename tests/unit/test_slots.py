@@ -226,3 +226,20 @@ def test_a_pass_cost_the_steps_cannot_hold_is_not_followed(monkeypatch: pytest.M
     assert fitted.ubatch_ms == 0.0
     assert any("not followed" in n for n in fitted.quality.notes)
     assert min(p.step_ms for p in fitted.decode) > 0
+
+
+def test_a_sequences_place_in_the_order_its_tokens_go_out_moves_as_newer_ones_join() -> None:
+    # A starts alone on slot 7 and sends first; B joins on slot 6, below it: from then on
+    # A's token goes out after B's, so A's last token is a token's writing later than its
+    # first place said (llama.cpp walks its slots by id; the newest sit lowest)
+    model = slots_engine(5.0, max_seqs=8, emit=0.5)
+    load = SimLoad(np.array([10, 10]), np.array([6, 20]), due_ms=np.array([0.0, 12.0]))
+    res = simulate(model, load)
+    assert res.offset_ms is not None and res.last_offset_ms is not None
+    assert res.offset_ms.tolist() == [0.0, 0.0]
+    assert res.last_offset_ms.tolist() == [0.5, 0.0]
+    a = res.token_ms(0)
+    assert res.t_last[0] == pytest.approx(a[-1])
+    # A's last token goes out half a millisecond after B's token of the same step
+    b = res.token_ms(1)
+    assert np.min(np.abs(b - (a[-1] - 0.5))) == pytest.approx(0.0, abs=1e-9)

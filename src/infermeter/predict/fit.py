@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import numpy.typing as npt
 
 from infermeter.errors import UsageError
 from infermeter.predict.model import (
@@ -175,6 +176,56 @@ def admitted(run: ObservedRun) -> FloatArray:
     before = np.searchsorted(arrivals, run.t_first - slack, side="left") - 1
     step_end = np.where(before >= 0, arrivals[np.maximum(before, 0)], -np.inf)
     return np.maximum(run.t_send, step_end)
+
+
+@dataclass(frozen=True)
+class JoinSamples:
+    """Requests sent to a busy server with a sequence free, each set against the step under
+    way: ``lead_ms``, how long before that step's last token the request was sent;
+    ``joined``, whether its first token came with the very next step."""
+
+    lead_ms: FloatArray
+    joined: npt.NDArray[np.bool_]
+
+    def within(self, lo_ms: float, hi_ms: float) -> JoinSamples:
+        """Those sent between ``lo_ms`` and ``hi_ms`` before the step's last token."""
+        keep = (self.lead_ms >= lo_ms) & (self.lead_ms <= hi_ms)
+        return JoinSamples(self.lead_ms[keep], self.joined[keep])
+
+    def misread(self, threshold_ms: float) -> int:
+        """How many of them a rule "joins the next step if sent more than ``threshold_ms``
+        before the step's last token" gets wrong."""
+        early = self.lead_ms > threshold_ms
+        return int(np.count_nonzero(early != self.joined))
+
+
+def join_samples(runs: list[ObservedRun], apart_ms: float, max_seqs: int) -> JoinSamples:
+    """Which step each request sent to a busy server joined: every run's token arrivals
+    (first tokens included) cut into steps wherever ``apart_ms`` passes with none, each
+    request set against the first step whose last token arrived after its send. Requests
+    that found every sequence taken wait for one to end, not for a step, and are left out."""
+    leads: list[FloatArray] = []
+    joins: list[npt.NDArray[np.bool_]] = []
+    for run in runs:
+        if not run.token_ms or run.t_send.size < 2:
+            continue
+        tokens = np.sort(np.concatenate([run.arrivals, run.t_first]))
+        cuts = np.flatnonzero(np.diff(tokens) > apart_ms)
+        starts = tokens[np.concatenate(([0], cuts + 1))]
+        ends = tokens[np.concatenate((cuts, [tokens.size - 1]))]
+        # the step whose last token is the first to arrive after the send
+        under_way = np.searchsorted(ends, run.t_send, side="left")
+        first_in = np.searchsorted(starts, run.t_first, side="right") - 1
+        others = in_flight_at_send(run) - 1
+        keep = (under_way + 1 < starts.size) & (others >= 1)
+        keep &= others < max_seqs
+        keep &= first_in > under_way
+        j = under_way[keep]
+        leads.append(ends[j] - run.t_send[keep])
+        joins.append(first_in[keep] == j + 1)
+    if not leads:
+        return JoinSamples(np.zeros(0), np.zeros(0, dtype=np.bool_))
+    return JoinSamples(np.concatenate(leads), np.concatenate(joins))
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,9 @@ class EngineModel(_Frozen):
     #: engine's host work between steps: sampling, writing the streams); chosen so that the
     #: fitted runs' TTFT is met.
     admit_ms: float = Field(default=0.0, ge=0)
+    #: How the window was found: from the steps requests sent near a step's end joined, or
+    #: from the fitted runs' TTFT alone (None: not fitted).
+    admit_source: str | None = None
     #: The tokens of one step reach their streams one after another, this far apart (the
     #: engine samples and writes each sequence in turn): a step's tokens span this times its
     #: batch, and a request arriving before the last of them still joins the next step.

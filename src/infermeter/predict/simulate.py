@@ -75,8 +75,11 @@ class SimResult:
     sim_end_ms: float = 0.0
     #: Added to every step end a request's tokens are read off (its time outside the steps).
     post_ms: float = 0.0
-    #: Per request: its place in its steps' emission order, as a delay after the step's end.
+    #: Per request: its place in its steps' emission order, as a delay after the step's end;
+    #: at its first step, and at its last where the place moves over its life (llama.cpp
+    #: sends by slot id, and newer sequences take slots around the older ones).
     offset_ms: FloatArray | None = None
+    last_offset_ms: FloatArray | None = None
     #: Requests preempted at least once: their runs of steps, (first step, tokens) each.
     segments: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     #: Sequences preempted, per replica.
@@ -103,13 +106,19 @@ class SimResult:
         return out
 
     def token_ms(self, i: int) -> FloatArray:
-        shift = self.post_ms + (float(self.offset_ms[i]) if self.offset_ms is not None else 0.0)
+        first = float(self.offset_ms[i]) if self.offset_ms is not None else 0.0
+        shift = self.post_ms + first
         steps = self.steps[int(self.replica[i])]
         runs = self.segments.get(i)
         if runs is not None:
             return np.concatenate([steps[a : a + n] for a, n in runs]) + shift
         s = int(self.first_step[i])
-        return steps[s : s + int(self.n_out[i])] + shift
+        out = steps[s : s + int(self.n_out[i])] + shift
+        last = float(self.last_offset_ms[i]) if self.last_offset_ms is not None else first
+        if last != first and out.size > 1:
+            # the place is known at the first and the last token; between, it moves evenly
+            out += np.linspace(0.0, last - first, out.size)
+        return out
 
 
 @dataclass
@@ -221,6 +230,7 @@ class _Sim:
         self.gather = model.gather_ms
         self.emit = model.emit_ms_per_seq
         self.offset = [0.0] * n
+        self.last_offset = [0.0] * n
         self.place = random.Random(load.seed)
 
     def _spread(self, seed: int, replica: int) -> list[float]:
@@ -455,10 +465,14 @@ class _Sim:
                     else self.place.randrange(tokens)
                 )
                 self.offset[i] = self.emit * place
+                self.last_offset[i] = self.offset[i]
         rep.ctx += rep.decoding
         grows = self.grows
         freed: list[int] = []
         for i in rep.finishing.pop(s, ()):
+            if rep.slots is not None:
+                # its place now: sequences that came after it took slots on either side
+                self.last_offset[i] = self.emit * rep.slots.below(self.slot[i])
             rep.decoding -= 1
             rep.running -= 1
             rep.ctx -= self.need[i]
@@ -521,7 +535,7 @@ class _Sim:
     def complete(self, i: int, t: float) -> None:
         # The request's time outside the steps is put after its tokens (the response path):
         # it arrives when sent, so it can still join the step that follows its send.
-        last = t + self.offset[i] + self.overhead
+        last = t + self.last_offset[i] + self.overhead
         self.t_last[i] = last
         self.push(last + self.tail, _DONE, i)
 
@@ -620,6 +634,7 @@ def simulate(
         sim_end_ms=float(end),
         post_ms=model.ttft_overhead_ms,
         offset_ms=np.array(sim.offset),
+        last_offset_ms=np.array(sim.last_offset),
         segments=sim.segments,
         preemptions=[r.preemptions for r in sim.reps],
         slot_order=[r.slots.order() for r in sim.reps if r.slots is not None],

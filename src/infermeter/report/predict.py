@@ -51,6 +51,11 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         ("cost per prompt token", _prompt_cost(m)),
         ("step with no decode", f"{m.step_floor_ms:,.3f} ms"),
         ("per request, outside the steps", _outside(m)),
+        (
+            "a step's tokens",
+            f"written {m.emit_ms_per_seq:,.3f} ms apart, one sequence after another",
+        ),
+        ("joins the next step", _admit(m)),
         ("last token to end of answer", f"{m.tail_ms:,.3f} ms"),
         (
             "fitted on",
@@ -72,6 +77,12 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
     console.print(k)
     for note in q.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _admit(m: EngineModel) -> str:
+    """When a request still joins the step after the one under way."""
+    window = f"arriving up to {m.admit_ms:,.3f} ms after the step's tokens are written"
+    return f"{window} ({m.admit_source})" if m.admit_source else window
 
 
 def _prompt_cost(m: EngineModel) -> str:

@@ -1,7 +1,8 @@
 """An engine model fitted from run directories: their records on one clock, the scheduler's
 limits the servers told (llama.cpp's slots, vLLM's KV cache) or the runs show, and the host
-work between steps tuned so that the runs' own TTFT is met (:mod:`infermeter.predict.fit`
-does the math)."""
+work between steps bounded by the steps requests sent near a step's end joined, where the
+records show one cut, then tuned so that the runs' own TTFT is met
+(:mod:`infermeter.predict.fit` does the math)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import numpy as np
 import orjson
 
 from infermeter.errors import UsageError
-from infermeter.predict.fit import Limits, ObservedRun, fit_engine, in_flight_at_send
+from infermeter.predict.fit import (
+    EMIT_APART,
+    JoinSamples,
+    Limits,
+    ObservedRun,
+    fit_engine,
+    in_flight_at_send,
+    join_samples,
+)
 from infermeter.predict.hardware import told_deployment, weights_once_ms
 from infermeter.predict.model import EngineModel
 from infermeter.predict.simulate import simulate
@@ -210,7 +219,9 @@ def fit_runs(
         pass_floor_ms=_pass_floor_ms(told, hardware),
     )
     fitted = fitted.model_copy(update=told)
-    return _tune_admit(fitted, list(zip(metas, results, strict=True)))
+    apart = EMIT_APART * min(p.step_ms for p in fitted.decode)
+    joins = join_samples(observed, apart, fitted.max_seqs)
+    return _tune_admit(fitted, list(zip(metas, results, strict=True)), joins)
 
 
 def _pass_floor_ms(told: dict[str, str], hardware: str | None) -> float:
@@ -243,16 +254,55 @@ def _told_shape(configs: list[dict[str, Any]]) -> dict[str, str]:
     return {"model_shape": str(shape), "weight_dtype": dtype}
 
 
-#: Host work between steps tried, as shares of the batch-1 step.
+#: Host work between steps tried, as shares of the batch-1 step (a window is part of a step:
+#: no longer than the shortest).
 ADMIT_SHARES = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+#: Requests sent near a step's end, for the step they joined to bound the window.
+MIN_JOIN_SAMPLES = 20
+#: ... with at least this many on the side fewer are on (joined, or not) ...
+MIN_JOIN_SIDE = 3
+#: ... and a cut that reads at most this share of that side wrongly.
+JOIN_MISREAD = 0.25
+#: Misread requests a window may have beyond the fewest any window has, as a share of them
+#: (the client's clock and the steps' cut are not exact).
+JOIN_SLACK = 0.02
 
 
 def _tune_admit(
-    model: EngineModel, runs: list[tuple[dict[str, Any], dict[str, Any] | None]]
+    model: EngineModel,
+    runs: list[tuple[dict[str, Any], dict[str, Any] | None]],
+    joins: JoinSamples,
 ) -> EngineModel:
-    """The window after a step in which an arrival still joins the next step, chosen among
-    a few so that the fitted runs' own TTFT medians are met best (log error, summed): the
-    records cannot show when the engine's host work ends, the runs' first tokens can."""
+    """The window after a step in which an arrival still joins the next step. Where enough
+    requests were sent near a step's end, the records show which step each joined: only
+    windows that read them as they were are kept (in the simulation a request joins the next
+    step if sent more than the time outside the steps, less a token's writing and the window,
+    before that step's last token). Among those, the one that meets the fitted runs' own TTFT
+    medians best (log error, summed) is chosen."""
+    step = min(model.decode, key=lambda p: p.batch).step_ms
+    windows = [share * step for share in ADMIT_SHARES]
+    source = "chosen so that the fitted runs' TTFT medians are met"
+
+    def threshold(admit: float) -> float:
+        return model.ttft_overhead_ms - model.emit_ms_per_seq - admit
+
+    # Only requests sent near where a window may put the cut tell it; far earlier ones wait
+    # for other reasons (a burst past the step's token budget).
+    joins = joins.within(threshold(2 * step), threshold(-step))
+    cut = _join_cut(joins)
+    if cut is not None:
+        direct = threshold(0.0) - cut
+        if 0 < direct < step:
+            windows.append(direct)
+        fewest = min(joins.misread(threshold(w)) for w in windows)
+        allowed = fewest + JOIN_SLACK * joins.lead_ms.size
+        windows = [w for w in windows if joins.misread(threshold(w)) <= allowed]
+        joined = int(np.count_nonzero(joins.joined))
+        source = (
+            f"{joins.lead_ms.size} requests sent to a busy server bound it: those sent more "
+            f"than {cut:,.2f} ms before a step's last token joined the next step ({joined} "
+            "did); the fitted runs' TTFT medians chose within"
+        )
     cases = []
     for meta, results in runs:
         measured = _measured_ttft_p50(results)
@@ -264,11 +314,10 @@ def _tune_admit(
             continue
         cases.append((config, measured))
     if not cases:
-        return model
-    step = min(model.decode, key=lambda p: p.batch).step_ms
+        return model.model_copy(update={"admit_ms": windows[0], "admit_source": source})
     best, best_err = model, math.inf
-    for share in ADMIT_SHARES:
-        candidate = model.model_copy(update={"admit_ms": share * step})
+    for window in windows:
+        candidate = model.model_copy(update={"admit_ms": window, "admit_source": source})
         err = 0.0
         for config, measured in cases:
             plan = sim_plan(config, candidate)
@@ -278,6 +327,25 @@ def _tune_admit(
         if err < best_err:
             best, best_err = candidate, err
     return best
+
+
+def _join_cut(joins: JoinSamples) -> float | None:
+    """How long before a step's last token a request had to be sent to join the next step,
+    where the requests show one cut: enough of them on either side, and few read wrongly
+    by it (on a host the client shares with the server, its clock lags the tokens and no
+    cut holds; None then)."""
+    n = joins.lead_ms.size
+    joined = int(np.count_nonzero(joins.joined))
+    fewer = min(joined, n - joined)
+    if n < MIN_JOIN_SAMPLES or fewer < MIN_JOIN_SIDE:
+        return None
+    leads = np.sort(joins.lead_ms)
+    cuts = (leads[1:] + leads[:-1]) / 2
+    misread = np.array([joins.misread(c) for c in cuts])
+    best = int(np.argmin(misread))
+    if misread[best] > JOIN_MISREAD * fewer:
+        return None
+    return float(cuts[best])
 
 
 def _measured_ttft_p50(results: dict[str, Any] | None) -> float | None:
