@@ -26,10 +26,13 @@
 #   bench/gpu_study.sh slots   the decode step by which slots are busy: streams pinned to
 #                              contiguous or scattered slot ids (bench/slot_runs.py), with
 #                              llama.cpp's per-slot KV streams and with one unified stream
+#   bench/gpu_study.sh prep    the CUDA server and the 7B f16 GGUF into CACHE, nothing else
 #   bench/gpu_study.sh replicas  plan's replica count on one GPU: one llama.cpp replica of the
 #                              7B f16 swept and fitted, then the rate plan says needs two,
 #                              measured on one replica and on two sharing the GPU behind
-#                              the proxy (bench/prediction.py replicas)
+#                              the proxy (bench/prediction.py replicas); RSLOTS, RIN, ROUT,
+#                              RFITC, RPAST, REQ change its slots, lengths, fit sweep, the
+#                              rate asked (× one replica's) and requests a run
 #   bench/gpu_study.sh tserve-waves  `transformers serve` at c = 12 in three waves, twice on
 #                              one server: whether its fast steps belong to a first wave
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
@@ -174,6 +177,11 @@ transformers.__version__)" >> "$RES/gpu.txt" 2>&1
 log "stage $STAGE on $(sed -n 2p "$RES/gpu.txt"); $(tail -1 "$RES/gpu.txt"); $NCPU cores"
 M7=$CACHE/models/$S7
 case "$STAGE" in
+  prep)
+    # the CUDA server and the 7B f16 GGUF only: kept in CACHE while the machine stays warm, so
+    # a stage called right after starts from them
+    server_and_model 0
+    ;;
   build)
     log "build llama-server (CUDA) and write the 7B GGUFs, beside the transformers sweeps"
     ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
@@ -380,8 +388,8 @@ case "$STAGE" in
     timeout -s INT $(( $(left) - 15 )) taskset -c "$LOW" python3 bench/prediction.py replicas \
       --binary "$BIN" --gguf "$M7-f16/model.gguf" --shape "$S7" --gpu-layers 99 --threads 4 \
       --cores "${RCORES:-4-9,10-15}" --client-core "${RCLIENT:-0-1}" --proxy-core "${RPROXY:-2-3}" \
-      --slots 8 \
-      --requests "${REQ:-80}" --input-tokens 256 --output-tokens 64 --fit-concurrency 1 2 4 8 \
+      --slots "${RSLOTS:-8}" --past "${RPAST:-1.6}" --requests "${REQ:-80}" \
+      --input-tokens "${RIN:-256}" --output-tokens "${ROUT:-64}" --fit-concurrency ${RFITC:-1 2 4 8} \
       "${TOLD[@]}" --work "$RES/replicas" 2>&1 \
       | tee "$OUT/replicas.md" | tee -a "$RES/study.log"
     ;;
