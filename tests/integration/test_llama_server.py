@@ -3,6 +3,7 @@ benchmark core (token counts, timing sanity, TPOT vs the server's own timing, op
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def test_counts_and_timing_closed_loop(llama_server, tmp_path: Path, api: str) -
         assert 0 < m.ttft_ms < m.e2e_ms
         assert r.t_sched_ns <= r.t_send_ns < r.t_first_ns <= r.t_last_ns <= r.t_end_ns
     warm = (tmp_path / "run" / "warmup.jsonl").read_text().splitlines()
-    assert len(warm) == 2
+    # the pre-flight request first (it took a slot too), then the two warm-up requests
+    assert [json.loads(line)["phase"] for line in warm] == ["probe", "warmup", "warmup"]
     assert run.results["input_tokens_mismatch"]["mismatched"] == 0
     assert s["achieved_concurrency"] > 1.5
 

@@ -41,7 +41,7 @@ def test_sweep_then_find_max_agree(llama_server, tmp_path: Path) -> None:
         assert run.meta["config"]["seed"] == derived_seed(7, i)
         assert run.meta["config"]["warmup"] == max(2, p["concurrency"])
         warm = (tmp_path / "grid" / p["dir"] / "warmup.jsonl").read_text().splitlines()
-        assert len(warm) == max(2, p["concurrency"])
+        assert len(warm) == max(2, p["concurrency"]) + 1  # and the pre-flight request
         assert run.results["summary"]["target_concurrency"] == p["concurrency"]
         assert run.results["distributions"]["ttft_ms"]["p99"] == p["latency"]["ttft_ms"]["p99"]
         assert len(run.records) == 40

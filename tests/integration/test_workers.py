@@ -50,7 +50,8 @@ def test_two_workers_match_one(llama_server, tmp_path: Path) -> None:
     stamps = "kernel" if sockio.kernel_stamps_supported() else "loop"
     for run in (one, two):
         assert {w["arrival_stamps"] for w in run.results["client"]["per_worker"]} == {stamps}
-    assert len((tmp_path / "two" / "warmup.jsonl").read_text().splitlines()) == 2
+    # two warm-up requests and the pre-flight one
+    assert len((tmp_path / "two" / "warmup.jsonl").read_text().splitlines()) == 3
     # Both workers' requests sit on one timeline: they overlap in time.
     by_worker = {w: [r for r in two.records if r.worker == w] for w in (0, 1)}
     assert min(r.t_send_ns for r in by_worker[0]) < max(r.t_end_ns for r in by_worker[1])

@@ -3,6 +3,7 @@ constant is known (the simulator's own output), stability, the planner and the m
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,31 @@ def test_the_step_a_request_joined_shows_when_the_engine_stops_taking_arrivals()
     rng = np.random.default_rng(0)
     lagged = JoinSamples(joins.lead_ms, rng.random(joins.lead_ms.size) < 0.5)
     assert _join_cut(lagged) is None
+
+
+def test_the_fit_keeps_the_templates_shared_tokens_and_the_pre_flight_request() -> None:
+    # The server's cached-token counts say what every prompt shares with a slot's (the
+    # template's start): 3 here; the pre-flight request (a 24-token prompt, 3 of them
+    # cached: 12.5 %, a slot by similarity) is kept for the simulation to replay first.
+    truth = engine(KNOWN, floor=8.0, per_token=0.05, max_seqs=4)
+    run = _observed(simulate(truth, closed(100, 20, 40, 2)), "c2")
+    n = run.n_in.size
+    probe = np.zeros(n, dtype=np.bool_)
+    probe[0] = True
+    n_in = run.n_in.copy()
+    n_in[0] = 24
+    cached = np.full(n, 3.0)
+    cached[5] = np.nan  # not told
+    run = replace(run, n_in=n_in, n_cached=cached, probe=probe)
+    assert run.similar().tolist() == [True] + [False] * (n - 1)
+    limits = Limits("slots", 4, "given", 2048, "given", None)
+    fitted = fit_engine([run], limits, engine="llama.cpp", model="m", hardware=None)
+    assert fitted.cached_prefix_tokens == 3
+    assert fitted.probe_tokens == 24
+    # runs from before the pre-flight request was kept: neither
+    plain = fit_engine([_observed(simulate(truth, closed(100, 20, 40, 2)), "c2")], limits,
+                       engine="llama.cpp", model="m", hardware=None)  # fmt: skip
+    assert plain.cached_prefix_tokens == 0 and plain.probe_tokens is None
 
 
 def test_fit_needs_token_gaps() -> None:

@@ -243,3 +243,52 @@ def test_a_sequences_place_in_the_order_its_tokens_go_out_moves_as_newer_ones_jo
     # A's last token goes out half a millisecond after B's token of the same step
     b = res.token_ms(1)
     assert np.min(np.abs(b - (a[-1] - 0.5))) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_short_prompt_takes_the_lowest_idle_slot_that_held_a_prompt() -> None:
+    # llama-server gives a prompt sharing more than a tenth with an idle slot's cached one
+    # that slot: with random prompts only the template's first tokens are shared, so only a
+    # short prompt (bench's pre-flight request) passes, and every slot that held a prompt
+    # ties; the first by id wins. Never-used slots hold nothing to share.
+    t = SlotTable(6)
+    assert t.take_similar() == 5  # nothing cached anywhere: least recently used
+    assert [t.take(), t.take()] == [4, 3]
+    t.free(4, 1.0)
+    t.free(5, 2.0)
+    assert t.unused() == [0, 1, 2]
+    assert t.take_similar() == 4  # not 5, and not the never-used 0-2
+    assert t.take() == 2  # least recently used: never-used first, highest id
+
+
+def test_the_replay_hands_short_prompts_and_one_steps_ends_out_as_the_server_does() -> None:
+    # A fresh 4-slot server: A and B take 3 and 2 and end in one step, the client seeing A's
+    # end first; C, a short prompt, then takes the lowest slot that held one (2), D the
+    # least recently used: 1, never used
+    send = np.array([0.0, 0.0, 10.0, 10.0])
+    end = np.array([4.9, 5.0, 20.0, 20.0])
+    similar = np.array([False, False, True, False])
+    _, _, slot = replay_runs(send, end, 4, similar)
+    assert slot.tolist() == [3, 2, 2, 1]
+    # a third request E after both: with the ends of one step freed by id, slot 2 came
+    # free before 3 whatever the client saw, so E takes 2 (the least recently used of them)
+    send = np.array([0.0, 0.0, 10.0, 10.0, 30.0])
+    end = np.array([4.9, 5.0, 25.0, 25.0, 40.0])
+    mixed = np.array([False, False, False, False, False])
+    _, _, seen = replay_runs(send, end, 4, mixed)
+    _, _, by_id = replay_runs(send, end, 4, mixed, same_step_ms=0.5)
+    assert seen.tolist()[:4] == by_id.tolist()[:4] == [3, 2, 1, 0]
+    assert by_id[4] == 2 and seen[4] == 3
+
+
+def test_a_simulated_short_prompt_takes_a_slot_by_similarity() -> None:
+    # A and B (100-token prompts) take slots 7 and 6 and end; C's 20-token prompt shares the
+    # template's 3 tokens with every cached prompt (15 %, past llama-server's 10 %), so it
+    # takes 6, the lowest slot that held a prompt, where least recent use would give 5
+    load = SimLoad(
+        np.array([100, 100, 20]), np.array([3, 3, 2]), due_ms=np.array([0.0, 0.0, 200.0])
+    )
+    model = slots_engine(5.0, max_seqs=8)
+    similar = model.model_copy(update={"cached_prefix_tokens": 3})
+    assert simulate(similar, load).slot_order == [[5, 4, 3, 2, 1, 0, 7, 6]]
+    assert simulate(model, load).slot_order == [[4, 3, 2, 1, 0, 7, 6, 5]]
+    assert simulate(similar, load).slot_unused == [[0, 1, 2, 3, 4, 5]]

@@ -9,7 +9,7 @@ to an idle server give the time a request spends outside the steps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -27,7 +27,7 @@ from infermeter.predict.model import (
     StepPoint,
     StepTable,
 )
-from infermeter.predict.slots import replay_runs
+from infermeter.predict.slots import SLOT_SIMILARITY, replay_runs
 
 #: Gaps a batch size needs before its median enters the table...
 MIN_SAMPLES = 20
@@ -77,6 +77,46 @@ class ObservedRun:
     #: one; ``origin_ms`` puts this run's clock on theirs (where llama.cpp's slots matter).
     server: str = ""
     origin_ms: float = 0.0
+    #: Prompt tokens the server served from a slot's cache, per request (NaN: not told).
+    n_cached: FloatArray | None = None
+    #: Which requests were the pre-flight one (a slot taken before the warm-up).
+    probe: npt.NDArray[np.bool_] | None = None
+
+    def without_probe(self) -> ObservedRun:
+        """The run less its pre-flight request: a slot it took, but none of the engine's
+        figures (a one-token answer to a short prompt on an idle server)."""
+        if self.probe is None or not self.probe.any():
+            return self
+        keep = ~self.probe
+        idx = np.flatnonzero(keep)
+
+        def cut(a: FloatArray | None) -> FloatArray | None:
+            return None if a is None else a[keep]
+
+        return replace(
+            self,
+            t_sched=self.t_sched[keep],
+            t_send=self.t_send[keep],
+            t_first=self.t_first[keep],
+            t_last=self.t_last[keep],
+            t_end=self.t_end[keep],
+            n_in=self.n_in[keep],
+            n_out=self.n_out[keep],
+            token_ms=[self.token_ms[i] for i in idx] if self.token_ms else [],
+            server_prompt_ms=cut(self.server_prompt_ms),
+            server_prompt_n=cut(self.server_prompt_n),
+            n_cached=cut(self.n_cached),
+            probe=None,
+        )
+
+    def similar(self) -> npt.NDArray[np.bool_]:
+        """The requests llama-server gave a slot by prompt similarity, not by least recent
+        use: those whose cached share of the prompt passed its threshold."""
+        if self.n_cached is None:
+            return np.zeros(self.n_in.size, dtype=np.bool_)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = self.n_cached / np.maximum(self.n_in, 1)
+        return np.nan_to_num(share, nan=0.0) > SLOT_SIMILARITY
 
     @cached_property
     def arrivals(self) -> FloatArray:
@@ -247,7 +287,17 @@ def replay_server(members: list[ObservedRun], slots: int) -> ServerReplay:
     on a fresh server (infermeter.predict.slots)."""
     take = np.concatenate([admitted(r) + r.origin_ms for r in members])
     free = np.concatenate([r.t_last + r.origin_ms for r in members])
-    times, runs, slot = replay_runs(take, free, slots)
+    similar = np.concatenate([r.similar() for r in members])
+    same_step = 0.0
+    if all(r.probe is not None and bool(r.probe.any()) for r in members):
+        # Every request that took a slot is known (the pre-flight ones too), so the ids
+        # replayed are the server's: the ends of one step (closer together than a share of
+        # the shortest step) come free in their order, not in the order the client saw them.
+        # Without that, the client's order is the better witness of the server's.
+        gaps = [np.concatenate([np.diff(t) for t in r.token_ms]) for r in members if r.token_ms]
+        steps = [float(np.median(g)) for g in gaps if g.size]
+        same_step = EMIT_APART * min(steps) if steps else 0.0
+    times, runs, slot = replay_runs(take, free, slots, similar, same_step)
     return ServerReplay(take, free, slot, times, runs)
 
 
@@ -433,6 +483,24 @@ def _ubatch(gap: FloatArray, batch: IntArray, extra: FloatArray, points: list[St
     return max(sxy / sxx, 0.0) if sxx > 0 else 0.0
 
 
+def _cached_prefix(runs: list[ObservedRun]) -> int:
+    """The prompt tokens every prompt shares with a slot's cached one: the median the server
+    served from cache for the requests it gave a slot by least recent use (0: not told)."""
+    told = [
+        r.n_cached[~r.similar() & ~np.isnan(r.n_cached)] for r in runs if r.n_cached is not None
+    ]
+    joined = np.concatenate(told) if told else np.zeros(0)
+    return int(np.median(joined)) if joined.size else 0
+
+
+def _probe_tokens(runs: list[ObservedRun]) -> int | None:
+    """The pre-flight request's prompt as the server counted it, where the runs kept it."""
+    kept = [r.n_in[r.probe] for r in runs if r.probe is not None]
+    sizes = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    sizes = sizes[sizes > 0]
+    return int(np.median(sizes)) if sizes.size else None
+
+
 def _ctx_slope(gap: FloatArray, batch: IntArray, ctx: FloatArray, points: list[StepPoint]) -> float:
     """Step growth per context token, pooled within batch sizes (each batch's own level
     removed), on the gaps within three MADs of their batch's median."""
@@ -464,6 +532,9 @@ def fit_engine(
     slots = limits.scheduler == "slots"
     none = (np.zeros(0), np.zeros(0, dtype=np.int64))
     histories = _slot_history(runs, limits.max_seqs) if slots else [none] * len(runs)
+    probes = _probe_tokens(runs)
+    # the pre-flight request took a slot (the replay above) and is nothing else's evidence
+    runs = [r.without_probe() for r in runs]
     for index, run in enumerate(runs):
         _gaps(run, index, gaps, histories[index])
     gap, batch, ctx, prompt, run_of, slot_runs = gaps.joined()
@@ -604,6 +675,8 @@ def fit_engine(
         step_floor_ms=floor,
         ttft_overhead_ms=overhead,
         tail_ms=max(float(np.median(t_end)), 0.0) if t_end.size else 0.0,
+        cached_prefix_tokens=_cached_prefix(runs),
+        probe_tokens=probes,
         client_gap_ms=max(float(np.median(gap_to_send)), 0.0) if gap_to_send.size else 0.0,
         fitted_on=FitRange(
             runs=[r.label for r in runs],

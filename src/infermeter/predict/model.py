@@ -97,6 +97,13 @@ class EngineModel(_Frozen):
     ctx_per_seq: int | None = None
     #: A static engine's wait after a batch's first request for the batch to fill.
     gather_ms: float = Field(default=0.0, ge=0)
+    #: Prompt tokens any new prompt shares with a slot's cached one (the chat template's
+    #: start, as the server's cached-token counts show): a prompt short enough for them to
+    #: pass llama-server's similarity threshold takes a slot by similarity.
+    cached_prefix_tokens: int = Field(default=0, ge=0)
+    #: Prompt tokens of infermeter's pre-flight request as the server counted them, where the
+    #: fitted runs kept it (None: not simulated): it takes a slot before the warm-up.
+    probe_tokens: int | None = Field(default=None, ge=1)
     #: Tokens the KV cache holds in all (vLLM's ``cache_config_info``), and where from; None:
     #: the sequence limit alone bounds admission (llama.cpp's slots own their context).
     kv_tokens: int | None = None

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from infermeter.predict.model import EngineModel, FloatArray, IntArray, StepTable
-from infermeter.predict.slots import SlotTable
+from infermeter.predict.slots import SLOT_SIMILARITY, SlotTable
 
 Router = Literal["round-robin", "least-outstanding"]
 
@@ -87,6 +87,8 @@ class SimResult:
     #: Per replica, its slots from least to most recently used at the end (llama.cpp's, where
     #: the engine model follows them): where a next load on the same servers starts.
     slot_order: list[list[int]] = field(default_factory=list)
+    #: ... and those of them that never held a prompt.
+    slot_unused: list[list[int]] = field(default_factory=list)
 
     @property
     def sent(self) -> npt.NDArray[np.bool_]:
@@ -167,6 +169,7 @@ class _Sim:
         router: Router,
         slot_order: list[list[int]] | None = None,
         per_gpu: int = 1,
+        slot_unused: list[list[int]] | None = None,
     ) -> None:
         n = load.n_in.size
         self.m = model
@@ -185,7 +188,11 @@ class _Sim:
                 model.max_seqs,
                 model.token_budget,
                 self._spread(load.seed, r),
-                slots=SlotTable(model.max_seqs, slot_order[r] if slot_order else None)
+                slots=SlotTable(
+                    model.max_seqs,
+                    slot_order[r] if slot_order else None,
+                    slot_unused[r] if slot_unused else None,
+                )
                 if self.ubatch > 0
                 else None,
             )
@@ -230,6 +237,10 @@ class _Sim:
         self.gather = model.gather_ms
         self.emit = model.emit_ms_per_seq
         self.offset = [0.0] * n
+        # prompts short enough for the template's shared tokens to pass llama-server's
+        # similarity threshold take a slot by similarity, not by least recent use
+        share = model.cached_prefix_tokens / np.maximum(self.n_in, 1)
+        self.similar: list[bool] = (share > SLOT_SIMILARITY).tolist()
         self.last_offset = [0.0] * n
         self.place = random.Random(load.seed)
 
@@ -301,7 +312,8 @@ class _Sim:
                 break  # no room in the KV cache until a sequence ends
             rep.waiting.popleft()
             if rep.slots is not None:
-                self.slot[i] = rep.slots.take()
+                slots = rep.slots
+                self.slot[i] = slots.take_similar() if self.similar[i] else slots.take()
             rep.kv_used += hold
             self.base[i] = self.rem[i]
             if not self.grows or math.isnan(self.t_admit[i]):  # (a preempted one: admitted)
@@ -598,18 +610,20 @@ def simulate(
     horizon_ms: float | None = None,
     slot_order: list[list[int]] | None = None,
     replicas_per_gpu: int = 1,
+    slot_unused: list[list[int]] | None = None,
 ) -> SimResult:
     """Run ``load`` on ``replicas`` copies of the engine until every request is served or
     the horizon passes (default: the last due time plus as long again, at least 10 minutes).
     ``slot_order``: where an earlier load left the servers' slots (its result's
-    ``slot_order``), for a load that follows it on the same servers; default fresh ones.
+    ``slot_order``, and ``slot_unused``: those that never held a prompt), for a load that
+    follows it on the same servers; default fresh ones.
     ``replicas_per_gpu``: replicas packed onto each GPU (the last may hold fewer), whose
     steps take turns on it; 1: each its own GPU, as the model was fitted."""
     if slot_order is not None and len(slot_order) != replicas:
         raise ValueError("slot_order: one order per replica")
     if replicas_per_gpu < 1:
         raise ValueError("replicas_per_gpu must be at least 1")
-    sim = _Sim(model, load, replicas, router, slot_order, replicas_per_gpu)
+    sim = _Sim(model, load, replicas, router, slot_order, replicas_per_gpu, slot_unused)
     if horizon_ms is None:
         last = float(load.due_ms[-1]) if load.due_ms is not None and load.due_ms.size else 0.0
         if load.duration_ms is not None:
@@ -638,4 +652,5 @@ def simulate(
         segments=sim.segments,
         preemptions=[r.preemptions for r in sim.reps],
         slot_order=[r.slots.order() for r in sim.reps if r.slots is not None],
+        slot_unused=[r.slots.unused() for r in sim.reps if r.slots is not None],
     )

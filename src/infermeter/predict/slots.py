@@ -3,7 +3,12 @@ that set how many forward passes a decode step takes (pure).
 
 The server gives a new request the idle slot used least recently: never-used slots first,
 and among equals the one with the highest id (``get_available_slot`` in llama.cpp's
-server-context.cpp compares with ``<=``). Without a unified KV cache, the default once ``-np``
+server-context.cpp compares with ``<=``). Before that it looks for an idle slot whose cached
+prompt shares more than a tenth of the new one (``--slot-prompt-similarity``, 0.1): with
+prompts that share only the chat template's first tokens, that happens to short prompts
+alone (infermeter's pre-flight request, 24 tokens of which 3 are the template's), and takes
+the idle slot of lowest id that has held a prompt (every such slot shares the same few
+tokens; the first of equals wins). Without a unified KV cache, the default once ``-np``
 is given, each slot keeps a KV stream of its own and a batch is split into ubatches of
 consecutive sequence ids (``split_equal(..., sequential=true)`` in llama-kv-cache.cpp): busy
 slots 3, 4, 5 and 9 decode in two forward passes, each of which reads the weights. So the
@@ -17,8 +22,13 @@ import heapq
 from collections import deque
 
 import numpy as np
+import numpy.typing as npt
 
 from infermeter.predict.model import FloatArray, IntArray
+
+#: llama-server's --slot-prompt-similarity default: a prompt sharing more than this share
+#: with an idle slot's cached one gets that slot, not the least recently used one.
+SLOT_SIMILARITY = 0.1
 
 
 class SlotTable:
@@ -26,9 +36,12 @@ class SlotTable:
     how many runs of consecutive ids the busy ones form (kept as slots are taken and freed,
     O(log n) each)."""
 
-    def __init__(self, slots: int, order: list[int] | None = None) -> None:
+    def __init__(
+        self, slots: int, order: list[int] | None = None, unused: list[int] | None = None
+    ) -> None:
         """``order``: the slots from least to most recently used, as :meth:`order` left
-        them after an earlier load on the same server (default: a fresh server's)."""
+        them after an earlier load on the same server (default: a fresh server's), and
+        ``unused`` those of them that never held a prompt (:meth:`unused`; default none)."""
         # (last used, -id): the least recently used first, then the highest id
         if order is None:
             self._idle: list[tuple[float, int]] = [(-1.0, -s) for s in range(slots)]
@@ -37,6 +50,10 @@ class SlotTable:
             self._idle = [(float(k - len(order)), -s) for k, s in enumerate(order)]
         heapq.heapify(self._idle)
         self._busy = bytearray(slots + 2)  # slot s at s + 1: both neighbours always exist
+        # slots that have held a prompt
+        self._used = bytearray([order is not None] * slots)
+        for u in unused or ():
+            self._used[u] = 0
         self.runs = 0
         self.busy = 0
 
@@ -45,7 +62,24 @@ class SlotTable:
         if not self._idle:
             return -1
         _, neg = heapq.heappop(self._idle)
-        s = -neg
+        return self._hold(-neg)
+
+    def take_similar(self) -> int:
+        """The slot a short prompt gets, one that shares more than the server's similarity
+        threshold with any cached prompt: the idle slot of lowest id that has held one (else
+        the least recently used, as :meth:`take`); -1 when every slot is busy."""
+        held = [k for k, (_, neg) in enumerate(self._idle) if self._used[-neg]]
+        if not held:
+            return self.take()
+        k = min(held, key=lambda k: -self._idle[k][1])
+        s = -self._idle[k][1]
+        self._idle[k] = self._idle[-1]
+        self._idle.pop()
+        heapq.heapify(self._idle)
+        return self._hold(s)
+
+    def _hold(self, s: int) -> int:
+        self._used[s] = 1
         b = self._busy
         self.runs += 1 - b[s] - b[s + 2]
         b[s + 1] = 1
@@ -57,6 +91,10 @@ class SlotTable:
         the order of its id."""
         idle = [-neg for _, neg in sorted(self._idle)]
         return idle + [s for s in range(len(self._busy) - 2) if self._busy[s + 1]]
+
+    def unused(self) -> list[int]:
+        """The slots that never held a prompt."""
+        return [s for s, used in enumerate(self._used) if not used]
 
     def below(self, slot: int) -> int:
         """How many busy slots have a lower id than ``slot``: its place in the order in which
@@ -73,11 +111,19 @@ class SlotTable:
 
 
 def replay_runs(
-    send_ms: FloatArray, end_ms: FloatArray, slots: int
+    send_ms: FloatArray,
+    end_ms: FloatArray,
+    slots: int,
+    similar: npt.NDArray[np.bool_] | None = None,
+    same_step_ms: float = 0.0,
 ) -> tuple[FloatArray, IntArray, IntArray]:
     """Hand one server's requests (sent at ``send_ms``, ended at ``end_ms``, one clock, from
     a fresh server) their slots, as the server does; a request sent while every slot is busy
-    takes the first one to come free. Returns the instants the busy set changed, the runs of
+    takes the first one to come free; one marked ``similar`` (its prompt shares more than
+    the server's threshold with cached ones) takes :meth:`SlotTable.take_similar`'s. Ends
+    within ``same_step_ms`` of each other, no send between, came in one step: the server
+    frees those slots walking them by id, so they come free in id order whatever order the
+    client saw their last tokens in. Returns the instants the busy set changed, the runs of
     consecutive busy ids from each instant on, and each request's slot."""
     n = send_ms.size
     # an end before a send at the same instant: the slot is free for it
@@ -89,15 +135,35 @@ def replay_runs(
     slot_of = np.full(n, -1, dtype=np.int64)
     runs = np.zeros(order.size, dtype=np.int64)
     queued: deque[int] = deque()
-    for k, e in enumerate(order.tolist()):
+    events = order.tolist()
+    k = 0
+    while k < len(events):
+        e = events[k]
         i = int(who[e])
         if kinds[e]:
-            slot_of[i] = table.take()
+            slot_of[i] = (
+                table.take_similar() if similar is not None and similar[i] else table.take()
+            )
             if slot_of[i] < 0:
                 queued.append(i)
-        elif slot_of[i] >= 0:
-            table.free(int(slot_of[i]), float(times[e]))
-            if queued:
-                slot_of[queued.popleft()] = table.take()
-        runs[k] = table.runs
+            runs[k] = table.runs
+            k += 1
+            continue
+        group = k + 1
+        while (
+            group < len(events)
+            and not kinds[events[group]]
+            and times[events[group]] - times[e] <= same_step_ms
+        ):
+            group += 1
+        ends = sorted(
+            (int(who[x]) for x in events[k:group]), key=lambda j: (slot_of[j] < 0, slot_of[j])
+        )
+        for m, j in enumerate(ends):
+            if slot_of[j] >= 0:
+                table.free(int(slot_of[j]), float(times[e]) + m * 1e-9)
+                if queued:
+                    slot_of[queued.popleft()] = table.take()
+            runs[k + m] = table.runs
+        k = group
     return times[order], runs, slot_of

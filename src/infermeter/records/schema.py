@@ -39,7 +39,8 @@ class RequestRecord:
     """One request. Failed requests keep whatever timing they reached."""
 
     id: int
-    #: "measure" (counted), "warmup" (sent first, excluded) or "probe" (pre-flight, unsaved).
+    #: "measure" (counted), "warmup" (sent first, excluded) or "probe" (the pre-flight
+    #: request, kept with the warm-up: it takes a server slot too).
     phase: str = "measure"
     api: str = "chat"
     worker: int = 0

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from infermeter.predict.model import EngineModel
+from infermeter.predict.slots import SLOT_SIMILARITY
 from infermeter.predict.summary import LATENCIES
 from infermeter.schema.plan import PlanDoc
 
@@ -57,6 +58,11 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         ),
         ("joins the next step", _admit(m)),
         ("last token to end of answer", f"{m.tail_ms:,.3f} ms"),
+        *(
+            [("slot by similarity", _similar(m))]
+            if m.follows_slots and (m.cached_prefix_tokens or m.probe_tokens)
+            else []
+        ),
         (
             "fitted on",
             f"prompts {f.input_tokens_min}-{f.input_tokens_max} tokens, answers "
@@ -77,6 +83,21 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
     console.print(k)
     for note in q.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _similar(m: EngineModel) -> str:
+    """Which prompts llama-server gives a slot by similarity, and the pre-flight request."""
+    shared = (
+        f"prompts under {round(m.cached_prefix_tokens / SLOT_SIMILARITY)} tokens (the "
+        f"{m.cached_prefix_tokens} every prompt shares with a cached one pass the server's "
+        f"{SLOT_SIMILARITY:.0%})"
+    )
+    probe = (
+        f"; bench's pre-flight request ({m.probe_tokens} tokens) is simulated first"
+        if m.probe_tokens
+        else ""
+    )
+    return shared + probe
 
 
 def _admit(m: EngineModel) -> str:

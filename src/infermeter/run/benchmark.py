@@ -163,10 +163,11 @@ def _model_folder_tokenizer(model: str | None) -> tuple[TokenCounter | None, Loc
 
 async def _probe(
     client: Sender, counter: TokenCounter | None, seed: int, url: str
-) -> tuple[int, list[str]]:
+) -> tuple[int, list[str], RequestRecord]:
     """One tiny request: proves the endpoint works and measures what the server adds to a
     prompt (BOS, chat template) so prompt lengths can be exact as the server counts them.
-    Returns that overhead and the transient failures retried before it succeeded."""
+    Returns that overhead, the transient failures retried before it succeeded, and its
+    record (kept with the warm-up's: it took a slot of the server, which a fit replays)."""
     if counter is not None:
         text, n = await SyntheticPromptBuilder(counter, seed=seed + 7919).build(SERVER_PROBE_TOKENS)
     else:
@@ -184,7 +185,7 @@ async def _probe(
     overhead = 0
     if n is not None and rec.n_in_source == "server" and rec.n_in is not None:
         overhead = max(rec.n_in - n, 0)
-    return overhead, failures
+    return overhead, failures, rec
 
 
 #: Waits before each retry of a failed pre-flight request: one unlucky answer from a server
@@ -316,7 +317,7 @@ async def _measure(
                 f"--input-tokens {in_spec} + --output-tokens {out_spec} need up to {need} "
                 f"tokens but the server's context is {limit} tokens ({info.context_source})"
             )
-    overhead, preflight_failures = await _probe(client, counter, seed, info.base_url)
+    overhead, preflight_failures, probe = await _probe(client, counter, seed, info.base_url)
     plan: WorkloadPlan
     if config.sessions is not None:
         if config.dataset is None:
@@ -406,6 +407,7 @@ async def _measure(
             target.headers,
             target.timeouts,
             target.wall0,
+            probe,
         )
         status = await _drive(prepared, out, console, client)
     status["telemetry_notes"] = recorder.notes
@@ -517,6 +519,8 @@ class _Prepared:
     headers: dict[str, str]
     timeouts: Timeouts
     wall0: int
+    #: The pre-flight request's record, written first to the warm-up's file.
+    probe: RequestRecord | None = None
 
 
 async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sender) -> RunOutcome:
@@ -542,6 +546,8 @@ async def _drive(p: _Prepared, out: Path, console: Console | None, client: Sende
     if p.info.base_url.startswith(inprocess.SCHEME) or plan.sessions is not None:
         n_workers = 1  # the model lives in this process; a conversation needs its answers
     with JsonlSink(out / RECORDS_FILE) as sink, JsonlSink(out / WARMUP_FILE) as warm:
+        if p.probe is not None:
+            warm.write(p.probe)
         if n_workers > 1 or config.cluster:
             jobs = _worker_jobs(p, n_workers)
             if not config.cluster:

@@ -109,6 +109,8 @@ def observed_run(label: str, path: Path) -> ObservedRun:
         token_ms=tokens,
         server_prompt_ms=np.array([_timing(r, "prompt_ms") for r in done]),
         server_prompt_n=np.array([_timing(r, "prompt_n") for r in done]),
+        n_cached=np.array([np.nan if r.n_cached is None else r.n_cached for r in done]),
+        probe=np.array([r.phase == "probe" for r in done], dtype=np.bool_),
     )
 
 

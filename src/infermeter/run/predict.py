@@ -88,6 +88,14 @@ def _warmup_load(config: BenchConfig) -> SimLoad | None:
     return SimLoad(n_in, n_out, concurrency=int(width), seed=config.seed or 0)
 
 
+def _probe_load(model: EngineModel) -> SimLoad | None:
+    """bench's pre-flight request (a one-token answer to a short prompt), where the fitted
+    runs kept it: it takes a slot before the warm-up."""
+    if model.probe_tokens is None:
+        return None
+    return SimLoad(np.array([model.probe_tokens]), np.ones(1, dtype=np.int64), concurrency=1)
+
+
 def sim_plan(config: BenchConfig, model: EngineModel) -> SimPlan:
     seed = config.seed or 0
     if config.trace is not None:
@@ -335,6 +343,7 @@ class ServerHistory:
     order they were last used (None: fresh servers)."""
 
     slot_order: list[list[int]] | None = None
+    slot_unused: list[list[int]] | None = None
 
 
 def simulate_run(
@@ -355,17 +364,23 @@ def simulate_run(
     notes = extrapolations(model, plan)
     started = time.perf_counter()
     order = servers.slot_order if servers is not None else None
-    warmup = _warmup_load(config) if model.follows_slots else None
-    if warmup is not None:
+    unused = servers.slot_unused if servers is not None else None
+    # bench's pre-flight request, then its warm-up, leave the slots as the measured load
+    # finds them
+    before = [_probe_load(model), _warmup_load(config)] if model.follows_slots else []
+    for load in before:
+        if load is None:
+            continue
         warm = simulate(
             model,
-            warmup,
+            load,
             replicas=replicas,
             router=router,
             slot_order=order,
             replicas_per_gpu=replicas_per_gpu,
+            slot_unused=unused,
         )
-        order = warm.slot_order or None
+        order, unused = warm.slot_order or None, warm.slot_unused or None
     res = simulate(
         model,
         plan.load,
@@ -373,9 +388,11 @@ def simulate_run(
         router=router,
         slot_order=order,
         replicas_per_gpu=replicas_per_gpu,
+        slot_unused=unused,
     )
     if servers is not None:
         servers.slot_order = res.slot_order or None
+        servers.slot_unused = res.slot_unused or None
     sim_s = time.perf_counter() - started
     unstable = stability(res, plan)
     try:
