@@ -3,7 +3,8 @@ back whole (atomically replaced JSON documents, a telemetry JSONL that may end i
 line, a sweep's index checked for its version). Nothing else spells a file name.
 
 A run directory holds ``run.json`` (what was asked, written before the load), ``records.jsonl``
-and ``warmup.jsonl`` (one request a line, flushed as each finishes), ``telemetry.jsonl`` (or,
+and ``warmup.jsonl`` (one request a line, flushed as each finishes; the warm-up's after the
+pre-flight request's), ``telemetry.jsonl`` (or,
 archived, ``telemetry.jsonl.gz``),
 ``results.json`` and, once rendered, ``report.html``. A sweep directory holds ``sweep.json``
 (its index), ``report.html`` and one run directory per point under ``points/``.
