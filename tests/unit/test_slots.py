@@ -4,6 +4,8 @@ ids each a forward pass of its own, against a reference written out the server's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -292,3 +294,29 @@ def test_a_simulated_short_prompt_takes_a_slot_by_similarity() -> None:
     assert simulate(similar, load).slot_order == [[5, 4, 3, 2, 1, 0, 7, 6]]
     assert simulate(model, load).slot_order == [[4, 3, 2, 1, 0, 7, 6, 5]]
     assert simulate(similar, load).slot_unused == [[0, 1, 2, 3, 4, 5]]
+
+
+def test_a_simulated_run_sends_the_pre_flight_request_first(tmp_path: Path) -> None:
+    # bench's pre-flight request (24 tokens: a slot by similarity once any slot holds a
+    # prompt) then its warm-up take slots before the measured load: where the fitted runs
+    # kept it, the simulation replays it, and the slots the load finds differ
+    from infermeter.config import BenchConfig
+    from infermeter.predict.model import write_engine_model
+    from infermeter.run.predict import ServerHistory, simulate_run
+
+    model = slots_engine(5.0, max_seqs=8).model_copy(update={"cached_prefix_tokens": 3})
+    config = BenchConfig.build(
+        url="http://x", concurrency=2, num_requests=12, input_tokens="100",
+        output_tokens="5", seed=3, warmup=2,
+    )  # fmt: skip
+    orders = []
+    for probe in (None, 24):
+        m = model.model_copy(update={"probe_tokens": probe})
+        path = tmp_path / f"engine-{probe}.json"
+        write_engine_model(m, path)
+        history = ServerHistory()
+        for k in range(2):  # two loads on one server, a pre-flight request before each
+            simulate_run(m, path, config, out=tmp_path / f"run-{probe}-{k}", servers=history)
+        orders.append(history.slot_order)
+    without, with_probe = orders
+    assert without != with_probe
