@@ -218,6 +218,19 @@ def admitted(run: ObservedRun) -> FloatArray:
     return np.maximum(run.t_send, step_end)
 
 
+def step_apart_ms(points: list[StepPoint]) -> float:
+    """Token arrivals further apart than this belong to different steps (a share of the
+    shortest step in the table)."""
+    return EMIT_APART * min(p.step_ms for p in points)
+
+
+def cut_steps(tokens: FloatArray, apart_ms: float) -> tuple[IntArray, IntArray]:
+    """Sorted token arrivals cut into steps wherever ``apart_ms`` passes with none: the
+    index of each step's first and last token."""
+    cuts = np.flatnonzero(np.diff(tokens) > apart_ms)
+    return np.concatenate(([0], cuts + 1)), np.concatenate((cuts, [tokens.size - 1]))
+
+
 @dataclass(frozen=True)
 class JoinSamples:
     """Requests sent to a busy server with a sequence free, each set against the step under
@@ -250,9 +263,8 @@ def join_samples(runs: list[ObservedRun], apart_ms: float, max_seqs: int) -> Joi
         if not run.token_ms or run.t_send.size < 2:
             continue
         tokens = np.sort(np.concatenate([run.arrivals, run.t_first]))
-        cuts = np.flatnonzero(np.diff(tokens) > apart_ms)
-        starts = tokens[np.concatenate(([0], cuts + 1))]
-        ends = tokens[np.concatenate((cuts, [tokens.size - 1]))]
+        first, last = cut_steps(tokens, apart_ms)
+        starts, ends = tokens[first], tokens[last]
         # the step whose last token is the first to arrive after the send
         under_way = np.searchsorted(ends, run.t_send, side="left")
         first_in = np.searchsorted(starts, run.t_first, side="right") - 1
@@ -410,9 +422,7 @@ def _emission(runs: list[ObservedRun], apart_ms: float) -> float:
         arrivals = run.arrivals
         if arrivals.size < 3:
             continue
-        cuts = np.flatnonzero(np.diff(arrivals) > apart_ms)
-        first = np.concatenate(([0], cuts + 1))
-        last = np.concatenate((cuts, [arrivals.size - 1]))
+        first, last = cut_steps(arrivals, apart_ms)
         count = last - first + 1
         big = count >= 3
         spacing.append((arrivals[last] - arrivals[first])[big] / (count[big] - 1))
@@ -668,7 +678,7 @@ def fit_engine(
         decode=points,
         ctx_ms_per_token=slope,
         ubatch_ms=ubatch,
-        emit_ms_per_seq=_emission(runs, EMIT_APART * min(p.step_ms for p in points)),
+        emit_ms_per_seq=_emission(runs, step_apart_ms(points)),
         step_spread=[float(x) for x in spread] if ratio.size else [1.0, 1.0],
         prefill_ms_per_token=per_token,
         prefill=prefill,

@@ -68,13 +68,11 @@ class SlotTable:
         """The slot a short prompt gets, one that shares more than the server's similarity
         threshold with any cached prompt: the idle slot of lowest id that has held one (else
         the least recently used, as :meth:`take`); -1 when every slot is busy."""
-        held = [k for k, (_, neg) in enumerate(self._idle) if self._used[-neg]]
+        held = [-neg for _, neg in self._idle if self._used[-neg]]
         if not held:
             return self.take()
-        k = min(held, key=lambda k: -self._idle[k][1])
-        s = -self._idle[k][1]
-        self._idle[k] = self._idle[-1]
-        self._idle.pop()
+        s = min(held)
+        self._idle = [e for e in self._idle if e[1] != -s]
         heapq.heapify(self._idle)
         return self._hold(s)
 

@@ -16,13 +16,13 @@ import orjson
 
 from infermeter.errors import UsageError
 from infermeter.predict.fit import (
-    EMIT_APART,
     JoinSamples,
     Limits,
     ObservedRun,
     fit_engine,
     in_flight_at_send,
     join_samples,
+    step_apart_ms,
 )
 from infermeter.predict.hardware import told_deployment, weights_once_ms
 from infermeter.predict.model import EngineModel
@@ -221,8 +221,7 @@ def fit_runs(
         pass_floor_ms=_pass_floor_ms(told, hardware),
     )
     fitted = fitted.model_copy(update=told)
-    apart = EMIT_APART * min(p.step_ms for p in fitted.decode)
-    joins = join_samples(observed, apart, fitted.max_seqs)
+    joins = join_samples(observed, step_apart_ms(fitted.decode), fitted.max_seqs)
     return _tune_admit(fitted, list(zip(metas, results, strict=True)), joins)
 
 
@@ -296,9 +295,9 @@ def _tune_admit(
         direct = threshold(0.0) - cut
         if 0 < direct < step:
             windows.append(direct)
-        fewest = min(joins.misread(threshold(w)) for w in windows)
-        allowed = fewest + JOIN_SLACK * joins.lead_ms.size
-        windows = [w for w in windows if joins.misread(threshold(w)) <= allowed]
+        misread = {w: joins.misread(threshold(w)) for w in windows}
+        allowed = min(misread.values()) + JOIN_SLACK * joins.lead_ms.size
+        windows = [w for w in windows if misread[w] <= allowed]
         joined = int(np.count_nonzero(joins.joined))
         source = (
             f"{joins.lead_ms.size} requests sent to a busy server bound it: those sent more "

@@ -363,36 +363,29 @@ def simulate_run(
     plan = sim_plan(config, model)
     notes = extrapolations(model, plan)
     started = time.perf_counter()
-    order = servers.slot_order if servers is not None else None
-    unused = servers.slot_unused if servers is not None else None
-    # bench's pre-flight request, then its warm-up, leave the slots as the measured load
-    # finds them
-    before = [_probe_load(model), _warmup_load(config)] if model.follows_slots else []
-    for load in before:
-        if load is None:
-            continue
-        warm = simulate(
+    history = servers if servers is not None else ServerHistory()
+
+    def on_servers(load: SimLoad) -> SimResult:
+        """``load`` on the servers as the last load left them, leaving them as it does."""
+        res = simulate(
             model,
             load,
             replicas=replicas,
             router=router,
-            slot_order=order,
+            slot_order=history.slot_order,
             replicas_per_gpu=replicas_per_gpu,
-            slot_unused=unused,
+            slot_unused=history.slot_unused,
         )
-        order, unused = warm.slot_order or None, warm.slot_unused or None
-    res = simulate(
-        model,
-        plan.load,
-        replicas=replicas,
-        router=router,
-        slot_order=order,
-        replicas_per_gpu=replicas_per_gpu,
-        slot_unused=unused,
-    )
-    if servers is not None:
-        servers.slot_order = res.slot_order or None
-        servers.slot_unused = res.slot_unused or None
+        history.slot_order = res.slot_order or None
+        history.slot_unused = res.slot_unused or None
+        return res
+
+    # bench's pre-flight request, then its warm-up, leave the slots as the measured load
+    # finds them
+    for before in [_probe_load(model), _warmup_load(config)] if model.follows_slots else []:
+        if before is not None:
+            on_servers(before)
+    res = on_servers(plan.load)
     sim_s = time.perf_counter() - started
     unstable = stability(res, plan)
     try:
