@@ -35,3 +35,10 @@ def test_an_unknown_engine_says_its_budget_is_a_guess(runs) -> None:
     given = _limits("unknown", [{}], runs, 6, 512)
     assert (given.max_seqs, given.token_budget) == (6, 512)
     assert given.token_budget_source == "given (--token-budget)"
+
+
+def test_a_server_that_says_zero_slots_tells_no_limit(runs) -> None:
+    # the ground-truth emulator answers /props with total_slots 0 (no fixed number): the fit
+    # infers the limit from the runs instead of taking 0 (an engine model needs at least 1)
+    limits = _limits("llama.cpp", [{"slots": 0, "ctx_per_slot": 1024}], runs, None, None)
+    assert limits.max_seqs == 3 and "lower bound" in limits.max_seqs_source

@@ -364,7 +364,10 @@ def _limits(
     max_seqs: int | None,
     token_budget: int | None,
 ) -> Limits:
-    slots: list[int] = [s["slots"] for s in servers if isinstance(s.get("slots"), int)]
+    # a server that says 0 slots (no fixed number) tells nothing about its limit
+    slots: list[int] = [
+        s["slots"] for s in servers if isinstance(s.get("slots"), int) and s["slots"] > 0
+    ]
     ctx: list[int] = [s["ctx_per_slot"] for s in servers if isinstance(s.get("ctx_per_slot"), int)]
     peak = max(int(in_flight_at_send(o).max()) for o in observed)
     if max_seqs is not None:
