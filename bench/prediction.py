@@ -91,6 +91,19 @@ def dig(doc: dict, path: tuple[str, ...]) -> float:
     return float(doc)  # type: ignore[arg-type]
 
 
+def inside(recomputed: dict, path: tuple[str, ...], value: float) -> bool | None:
+    """Whether ``value`` lies inside the measured percentile's 95 % interval (the run's
+    results recomputed from its records: runs older than the intervals lack them in
+    results.json); None for figures without one (throughput)."""
+    if path[0] != "distributions":
+        return None
+    bounds = (recomputed["distributions"][path[1]].get("interval95") or {}).get(path[2])
+    if not bounds:
+        return None
+    lo, hi = bounds
+    return (lo is None or lo <= value) and (hi is None or value <= hi)
+
+
 def predict_like(
     model: EngineModel, model_path: Path, measured: Path, work: Path, servers: ServerHistory
 ) -> dict:
@@ -119,6 +132,7 @@ def predicted_in_order(
 
 def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]) -> dict:
     errors: dict[str, list[float]] = {m: [] for m, _ in METRICS}
+    within: dict[str, list[bool]] = {m: [] for m, _ in METRICS}
     print(f"\n**{title}**\n")
     print("| run | " + " | ".join(m for m, _ in METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
@@ -126,12 +140,17 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
         predictions = predicted_in_order(model, model_path, held_out, Path(tmp))
         for path, predicted in zip(held_out, predictions, strict=True):
             measured = json.loads((path / "results.json").read_text())
+            recomputed = dict(load_run(path).results)
             cells = []
             for name, key in METRICS:
                 m, p = dig(measured, key), dig(predicted, key)
                 err = (p - m) / m
                 errors[name].append(err)
-                cells.append(f"{m:,.1f} → {p:,.1f} ({100 * err:+.1f} %)")
+                ok = inside(recomputed, key, p)
+                if ok is not None:
+                    within[name].append(ok)
+                mark = " ≈" if ok else ""
+                cells.append(f"{m:,.1f} → {p:,.1f} ({100 * err:+.1f} %){mark}")
             label = (
                 f"{path.parent.parent.name}/{path.name}"
                 if path.parent.name == "points"
@@ -141,9 +160,18 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
     print("\nmedian |error| per metric (target):\n")
     for name, errs in errors.items():
         med = statistics.median(abs(e) for e in errs)
+        worst = max(abs(e) for e in errs)
+        held = within[name]
+        noise = f"; inside the measured 95 % interval: {sum(held)} of {len(held)}" if held else ""
         print(
-            f"- {name}: {100 * med:.1f} % ({100 * TARGETS[name]:.0f} %), worst {100 * max(abs(e) for e in errs):.1f} %"
+            f"- {name}: {100 * med:.1f} % ({100 * TARGETS[name]:.0f} %), "
+            f"worst {100 * worst:.1f} %{noise}"
         )
+    print(
+        "\n≈: the prediction lies inside the 95 % interval of the measured percentile "
+        "(from that run's requests alone, taken as random draws): its requests cannot tell "
+        "the two apart."
+    )
     return errors
 
 

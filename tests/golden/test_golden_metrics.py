@@ -113,8 +113,13 @@ def test_run_aggregates() -> None:
     assert ttft.p90 == pytest.approx(95.0)
     assert ttft.p99 == pytest.approx(99.5)
     assert ttft.std == pytest.approx(25.0)
+    # two requests bound no median at 95 % (each side leaves 25 %); the p90 and p99 lie
+    # above the smaller with at least 97.5 %: P(both below p90) = 0.81, so not the larger
+    assert ttft.intervals["p50"] == (None, None)
+    assert ttft.intervals["p90"] == (50.0, None) and ttft.intervals["p99"] == (100.0, None)
     itl = run.distributions["itl_ms"]
     assert itl.count == 5 and itl.mean == pytest.approx(12.0)
+    assert itl.intervals == {} and "interval95" not in itl.to_dict()  # per token: none
     assert run.distributions["inter_chunk_ms"].count == 2
     assert run.distributions["tpot_ms"].count == 1  # B has no TPOT
     assert run.distributions["output_tokens"].mean == pytest.approx(3.5)

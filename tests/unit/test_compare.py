@@ -295,6 +295,42 @@ def test_renderers() -> None:
     assert ratio_verdict(2.0, None) is None
 
 
+def test_values_inside_the_baselines_interval_are_marked() -> None:
+    """A percentile whose value lies inside the baseline's 95 % interval is not told apart
+    from it: the row says so per item, and every renderer marks the ratio."""
+    base = results(100.0, 50.0)
+    base["distributions"]["ttft_ms"]["interval95"] = {"p50": [45.0, 56.0], "p99": [140.0, None]}
+    base["distributions"]["e2e_ms"]["interval95"] = {"p50": [990.0, 1010.0]}
+    near = results(100.0, 55.0)  # TTFT p50 55 inside [45, 56]; p99 165 above an open side
+    far = results(100.0, 60.0)  # TTFT p50 60 past the upper side
+    far["distributions"]["e2e_ms"]["p50"] = 1200.0
+    cmp = build_comparison([("base", base), ("near", near), ("far", far)])
+    assert row(cmp, "ttft_ms_p50")["within"] == [None, True, False]
+    assert row(cmp, "ttft_ms_p99")["within"] == [None, True, True]
+    assert row(cmp, "e2e_ms_p50")["within"] == [None, True, False]
+    assert "within" not in row(cmp, "tpot_ms_p50")  # the baseline gives no interval there
+    assert "within" not in row(cmp, "output_token_throughput_tok_s")
+    console = Console(width=200, record=True, color_system=None)
+    console.print(render_comparison_table(cmp))
+    text = console.export_text()
+    ttft = next(line for line in text.splitlines() if "TTFT p50" in line)
+    assert "1.10× ≈" in ttft and "1.20× ≈" not in ttft and "1.20×" in ttft
+    md = render_comparison_markdown(cmp)
+    assert "| 1.10× ≈ | 1.20× |" in md and "≈: the value lies inside" in md
+
+
+def test_a_sweep_points_interval_comes_from_its_run() -> None:
+    """sweep.json's point digest leaves the intervals out; the point's run has them."""
+    a, b = sweep_doc([4], 100.0), sweep_doc([4], 100.0)
+    run = results(400.0, 40.0)
+    run["distributions"]["ttft_ms"]["interval95"] = {"p50": [35.0, 45.0]}
+    a["points"][0]["results"] = run
+    b["points"][0]["results"] = results(400.0, 40.0)  # (the same workload as a's point)
+    cmp = build_comparison([("a", a), ("b", b)])
+    assert row(cmp, "ttft_ms_p50", "c=4")["within"] == [None, True]  # 40 inside [35, 45]
+    assert "within" not in row(cmp, "tpot_ms_p50", "c=4")
+
+
 # -- sweeps ------------------------------------------------------------------------------
 
 

@@ -201,3 +201,21 @@ def test_a_simulated_runs_heading_names_its_replicas_and_their_sharing() -> None
     assert simulated_replicas({**base, "replicas": 3}) == "3 replicas (round-robin)"
     packed = {**base, "replicas": 4, "replicas_per_gpu": 2}
     assert simulated_replicas(packed) == "4 replicas (round-robin, 2 per GPU)"
+
+
+def test_a_p99_of_few_requests_is_called_a_floor(run_results: dict[str, Any]) -> None:
+    """Eight requests cannot bound a p99 from above: the terminal and Markdown say what the
+    figure is worth, with the floor the interval gives; a bounded p99 says nothing."""
+    ttft = run_results["distributions"]["ttft_ms"]
+    assert ttft["count"] == 8 and ttft["interval95"]["p99"][1] is None
+    floor = ttft["interval95"]["p99"][0]
+    assert floor is not None and ttft["min"] <= floor <= ttft["max"]
+    text = " ".join(_text(run_results).split())
+    assert "p99 rests on 8 requests, too few to bound it from above at 95 % (368 would)" in text
+    assert f"TTFT ≥ {floor:,.1f}" in text
+    assert "p99 rests on 8 requests" in to_markdown(run_results)
+    bounded = copy.deepcopy(run_results)
+    for d in bounded["distributions"].values():
+        for pair in (d.get("interval95") or {}).values():
+            pair[1] = pair[0] or 1.0
+    assert "p99 rests on" not in _text(bounded) and "p99 rests on" not in to_markdown(bounded)

@@ -9,8 +9,9 @@ import numpy as np
 import numpy.typing as npt
 
 from infermeter.metrics.cache import PromptCacheCounts, prompt_cache_counts
-from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
+from infermeter.metrics.catalogue import DISTRIBUTION_NAMES, NOT_PER_REQUEST
 from infermeter.metrics.columns import RequestColumns, request_columns
+from infermeter.metrics.intervals import quantile_intervals
 from infermeter.metrics.per_request import RequestMetrics
 from infermeter.metrics.quantiles import percentiles, std
 from infermeter.metrics.slo import SLO, SLOReport, evaluate_slo
@@ -39,6 +40,9 @@ class Distribution:
     p99: float | None = None
     max: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    #: Per percentile key, its 95 % interval (lower, upper; None for a side the sample
+    #: cannot bound): :mod:`~infermeter.metrics.intervals`. Empty where not asked for.
+    intervals: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def to_dict(self) -> DistributionDoc:
         out: DistributionDoc = {
@@ -54,6 +58,8 @@ class Distribution:
         }
         for key, value in self.extra.items():
             out[key] = value  # type: ignore[literal-required]  # asked-for extra percentiles
+        if self.intervals:
+            out["interval95"] = {k: [lo, hi] for k, (lo, hi) in self.intervals.items()}
         return out
 
 
@@ -62,17 +68,25 @@ def _pct_key(p: float) -> str:
 
 
 def distribution(
-    values: Iterable[float] | npt.NDArray[np.float64], extra_percentiles: Sequence[float] = ()
+    values: Iterable[float] | npt.NDArray[np.float64],
+    extra_percentiles: Sequence[float] = (),
+    intervals: bool = False,
 ) -> Distribution:
     """Summarise values; percentiles by linear interpolation between order statistics (exact
     for any number of values, without copying a large sample: :mod:`~infermeter.metrics.
-    quantiles`)."""
+    quantiles`). ``intervals``: each percentile's 95 % interval too, for samples that are
+    one per request (a request's tokens are not independent draws)."""
     arr = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=np.float64)
     if arr.size == 0:
         return Distribution(count=0)
     wanted = [*STANDARD_PERCENTILES, *extra_percentiles]
     pcts = percentiles(arr, wanted)
     extra = {_pct_key(p): float(v) for p, v in zip(extra_percentiles, pcts[4:], strict=True)}
+    bounds = (
+        dict(zip(map(_pct_key, wanted), quantile_intervals(arr, wanted), strict=True))
+        if intervals
+        else {}
+    )
     return Distribution(
         count=int(arr.size),
         mean=float(arr.mean()),
@@ -84,6 +98,7 @@ def distribution(
         p99=float(pcts[3]),
         max=float(arr.max()),
         extra=extra,
+        intervals=bounds,
     )
 
 
@@ -279,7 +294,9 @@ def table_metrics(
         if name == "inter_chunk_ms" and cols.inter_chunk_ms is cols.itl_ms and "itl_ms" in dists:
             dists[name] = dists["itl_ms"]  # every chunk carried one token: the same samples
         else:
-            dists[name] = distribution(cols.samples(name), extra_percentiles)
+            dists[name] = distribution(
+                cols.samples(name), extra_percentiles, intervals=name not in NOT_PER_REQUEST
+            )
     target = table.n_in_target[done]
     compared = (target != MISSING) & (n_in != MISSING)
     mismatched = compared & (n_in != target)

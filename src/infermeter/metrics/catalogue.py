@@ -213,6 +213,9 @@ SUMMARY: tuple[Metric, ...] = (
 )  # fmt: skip
 
 DISTRIBUTION_NAMES: tuple[str, ...] = tuple(m.key for m in DISTRIBUTIONS)
+#: Distributions of samples taken per token or chunk: many to a request and not independent,
+#: so no percentile interval is given for them.
+NOT_PER_REQUEST: frozenset[str] = frozenset({"itl_ms", "inter_chunk_ms"})
 BY_KEY: dict[str, Metric] = {m.key: m for m in (*DISTRIBUTIONS, *SUMMARY)}
 
 

@@ -77,6 +77,9 @@ class ComparisonRow(TypedDict):
     point: NotRequired[str]
     #: The capacity row: each sweep's note on how far its capacity holds.
     notes: NotRequired[list[str | None]]
+    #: A percentile's row where the baseline gives its 95 % interval: per item, whether its
+    #: value lies inside it (its requests cannot tell it from the baseline's), else None.
+    within: NotRequired[list[bool | None]]
 
 
 class Comparison(TypedDict):
@@ -96,6 +99,9 @@ class Figures:
     analysis: Analysis | None = None
     telemetry: Telemetry | None = None
     prompt_cache: PromptCache | None = None
+    #: The run's whole distributions where ``distributions`` is a sweep point's digest
+    #: (which leaves the percentile intervals out).
+    full_distributions: Mapping[str, Mapping[str, object]] | None = None
 
     @classmethod
     def of(cls, results: Results) -> Figures:
@@ -115,6 +121,7 @@ def _number(value: object) -> float | None:
 
 
 Getter = Callable[[Figures], float | None]
+Interval = tuple[float | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,8 @@ class Metric:
     get: Getter
     #: Shown only where some item has it (goodput needs an SLO, MBU a --gpu, ...).
     optional: bool = False
+    #: A percentile's 95 % interval, where the figures give it.
+    interval: Callable[[Figures], Interval | None] | None = None
 
 
 def _summary(key: str) -> Getter:
@@ -136,6 +145,18 @@ def _summary(key: str) -> Getter:
 
 def _pct(dist: str, p: str) -> Getter:
     return lambda f: _number((f.distributions.get(dist) or {}).get(p))
+
+
+def _pct_interval(dist: str, p: str) -> Callable[[Figures], Interval | None]:
+    def get(f: Figures) -> Interval | None:
+        source = f.full_distributions if f.full_distributions is not None else f.distributions
+        bounds = (source.get(dist) or {}).get("interval95")
+        pair = bounds.get(p) if isinstance(bounds, Mapping) else None
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            return None
+        return _number(pair[0]), _number(pair[1])
+
+    return get
 
 
 def _mbu(f: Figures) -> float | None:
@@ -164,7 +185,17 @@ def _cached_share(f: Figures) -> float | None:
 
 def _latency(dist: str, pcts: Sequence[str]) -> list[Metric]:
     m = catalogue.metric(dist)
-    return [Metric(f"{dist}_{p}", f"{m.title} {p}", m.unit, m.better, _pct(dist, p)) for p in pcts]
+    return [
+        Metric(
+            f"{dist}_{p}",
+            f"{m.title} {p}",
+            m.unit,
+            m.better,
+            _pct(dist, p),
+            interval=_pct_interval(dist, p),
+        )
+        for p in pcts
+    ]
 
 
 def _aggregate(key: str, optional: bool = False) -> Metric:
@@ -322,8 +353,19 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base
 
 
+def _inside(value: float | None, bounds: Interval) -> bool | None:
+    if value is None:
+        return None
+    lo, hi = bounds
+    return (lo is None or lo <= value) and (hi is None or value <= hi)
+
+
 def _row(
-    metric: Metric, values: Sequence[float | None], baseline: int, point: str | None
+    metric: Metric,
+    values: Sequence[float | None],
+    baseline: int,
+    point: str | None,
+    interval: Interval | None = None,
 ) -> ComparisonRow:
     vals = [None if v is None else float(v) for v in values]
     row: ComparisonRow = {
@@ -336,6 +378,10 @@ def _row(
     }
     if point is not None:
         row["point"] = point
+    if interval is not None and interval != (None, None):
+        row["within"] = [
+            None if i == baseline else _inside(v, interval) for i, v in enumerate(vals)
+        ]
     return row
 
 
@@ -347,7 +393,8 @@ def _metric_rows(
         values = [metric.get(v) for v in views]
         if metric.optional and all(v is None for v in values):
             continue
-        rows.append(_row(metric, values, baseline, point))
+        interval = metric.interval(views[baseline]) if metric.interval else None
+        rows.append(_row(metric, values, baseline, point, interval))
     return rows
 
 
@@ -392,6 +439,7 @@ def _point_view(point: PointWithRun) -> Figures:
         analysis=run.analysis,
         telemetry=run.telemetry,
         prompt_cache=run.prompt_cache,
+        full_distributions=run.distributions if results else None,
     )
 
 
@@ -512,6 +560,10 @@ def build_comparison(
 # -- rendering (terminal and Markdown; HTML lives in report/html.py) ---------------------
 
 
+#: Marks a ratio whose value lies inside the baseline's percentile interval.
+WITHIN_MARK = "≈"
+
+
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -556,7 +608,8 @@ def render_comparison_table(comparison: Comparison) -> Table:
     """A rich table: one column per item, then a ratio column per non-baseline item."""
     base = comparison["items"][comparison["baseline"]]["label"]
     table = Table(
-        title=f"compared (ratios: value ÷ {base}'s; green better, red worse)",
+        title=f"compared (ratios: value ÷ {base}'s; green better, red worse; {WITHIN_MARK}: "
+        "inside the baseline's 95 % interval)",
         title_justify="left",
     )
     table.add_column("metric")
@@ -573,8 +626,12 @@ def render_comparison_table(comparison: Comparison) -> Table:
         last_point = point
         cells: list[str | Text] = [_metric_cell(row)]
         cells += [format_value(v, row["unit"]) for v in row["values"]]
+        within = row.get("within") or []
         for i, _ in ratio_cols:
             ratio = row["ratios"][i]
+            if i < len(within) and within[i]:
+                cells.append(Text(f"{format_ratio(ratio)} {WITHIN_MARK}", style="dim"))
+                continue
             style = {"better": "green", "worse": "red", None: ""}[
                 ratio_verdict(ratio, row["better"])
             ]
@@ -610,13 +667,20 @@ def render_comparison_markdown(comparison: Comparison) -> str:
     for row in comparison["rows"]:
         cells = [_md_escape(_metric_cell(row))]
         cells += [format_value(v, row["unit"]) for v in row["values"]]
-        cells += [format_ratio(row["ratios"][i]) for i, _ in ratio_cols]
+        within = row.get("within") or []
+        cells += [
+            format_ratio(row["ratios"][i])
+            + (f" {WITHIN_MARK}" if i < len(within) and within[i] else "")
+            for i, _ in ratio_cols
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     base = labels[comparison["baseline"]]
     lines += [
         "",
         f"Ratios: each value ÷ {_md_escape(base)}'s. Above 1 is better for throughput, goodput, "
-        "MBU/MFU and capacity; below 1 for latencies, error rate and cost.",
+        "MBU/MFU and capacity; below 1 for latencies, error rate and cost. "
+        f"{WITHIN_MARK}: the value lies inside the 95 % interval of the baseline's percentile "
+        "(its requests taken as random draws), so these runs do not tell the two apart.",
     ]
     notes = comparison_notes(comparison)
     if notes:

@@ -13,6 +13,7 @@ from infermeter.report.labels import (
     DIST_LABELS,
     SUMMARY_LABELS,
     TURN_COLUMNS,
+    p99_bounds_note,
     sessions_line,
     sessions_load,
     trace_load,
@@ -193,7 +194,8 @@ def to_markdown(results: Results) -> str:
             evidence = _evidence_text(f.get("evidence") or {})
             lines.append(line + (f" — {evidence}" if evidence else ""))
     notes = (analysis.get("notes") if analysis else None) or []
-    warnings = [*(results.get("warnings") or []), *notes]
+    bounds = p99_bounds_note(results.get("distributions") or {})
+    warnings = [*(results.get("warnings") or []), *notes, *([bounds] if bounds else [])]
     if warnings:
         lines += ["", "**warnings**:", ""]
         lines += [f"- {w}" for w in warnings]

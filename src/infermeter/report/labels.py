@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from infermeter.metrics.catalogue import DISTRIBUTIONS, SUMMARY, Metric
+from infermeter.metrics.intervals import samples_to_bound
 from infermeter.schema.results import Prediction, Sessions
 
 SUMMARY_LABELS: dict[str, str] = {m.key: m.label for m in SUMMARY}
@@ -283,3 +284,31 @@ def simulated_replicas(pred: Prediction | None) -> str:
     packed = pred.get("replicas_per_gpu", 1)
     share = f", {packed} per GPU" if packed > 1 else ""
     return f"{pred['replicas']} replicas ({pred['router']}{share})"
+
+
+#: The distributions whose p99 bounds a report names, in its order.
+_BOUNDED = ("ttft_ms", "tpot_ms", "e2e_ms")
+
+
+def p99_bounds_note(distributions: Mapping[str, Any]) -> str | None:
+    """A line where a run's p99 rests on too few requests to be bounded from above: its 95 %
+    interval (:mod:`infermeter.metrics.intervals`) is open there, so the p99 printed is what
+    those requests reached, and the server's own p99 may lie anywhere beyond its lower side.
+    None where every p99 is bounded, or the run predates intervals."""
+    open_: list[str] = []
+    count = 0
+    for key in _BOUNDED:
+        d = distributions.get(key) or {}
+        pair = (d.get("interval95") or {}).get("p99")
+        if not pair or pair[1] is not None:
+            continue
+        count = max(count, int(d.get("count") or 0))
+        lo = pair[0]
+        short = next(m.short for m in DISTRIBUTIONS if m.key == key)
+        open_.append(f"{short} ≥ {lo:,.1f}" if lo is not None else f"{short} unbounded")
+    if not open_:
+        return None
+    return (
+        f"p99 rests on {count:,} requests, too few to bound it from above at 95 % "
+        f"({samples_to_bound(0.99):,} would): all they show is {', '.join(open_)} ms"
+    )

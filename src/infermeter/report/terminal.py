@@ -15,6 +15,7 @@ from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
 from infermeter.report.labels import (
     DIST_LABELS,
     TURN_COLUMNS,
+    p99_bounds_note,
     sessions_line,
     sessions_load,
     simulated_replicas,
@@ -488,6 +489,8 @@ def _notes(results: Results, run: RunOutcome) -> list[Text]:
         )
     for warning in results.get("warnings") or []:
         notes.append(Text(f"warning: {warning}", style="yellow"))
+    if bounds := p99_bounds_note(results.get("distributions") or {}):
+        notes.append(Text(bounds, style="yellow"))
     if run.get("interrupted"):
         notes.append(
             Text("run interrupted: figures cover the requests that finished", style="yellow")

@@ -31,6 +31,9 @@ class Distribution(TypedDict):
     p95: float | None
     p99: float | None
     max: float | None
+    #: Per percentile key (``p99``), its distribution-free 95 % interval [lower, upper]
+    #: (None: a side this many requests cannot bound); per-request distributions only.
+    interval95: NotRequired[dict[str, list[float | None]]]
 
 
 def statistic(d: Distribution | None, key: str) -> float | None:

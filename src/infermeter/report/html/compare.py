@@ -18,7 +18,7 @@ from infermeter.report.charts import (
     esc,
     render_chart,
 )
-from infermeter.report.compare import Comparison, format_ratio, ratio_verdict
+from infermeter.report.compare import WITHIN_MARK, Comparison, format_ratio, ratio_verdict
 from infermeter.report.html.page import (
     HALF,
     METRIC_SHORT,
@@ -46,11 +46,16 @@ from infermeter.schema.sweep import SweepIndex
 # comparisons
 
 
-def _ratio_cell(ratio: float | None, better: str | None, baseline: bool) -> str:
+def _ratio_cell(
+    ratio: float | None, better: str | None, baseline: bool, within: bool | None = None
+) -> str:
     if baseline:
         return '<span class="same">baseline</span>'
     if ratio is None or not math.isfinite(ratio):
         return '<span class="same">–</span>'
+    if within:
+        tip = "inside the 95 % interval of the baseline's percentile: not told apart"
+        return f'<span class="same" title="{tip}">{esc(format_ratio(ratio))} {WITHIN_MARK}</span>'
     verdict = ratio_verdict(ratio, better if better in ("higher", "lower") else None)  # type: ignore[arg-type]
     return f'<span class="{verdict or "same"}">{esc(format_ratio(ratio))}</span>'
 
@@ -98,6 +103,7 @@ def compare_table(comparison: Comparison) -> str:
         values = r["values"]
         ratios = r["ratios"]
         notes = r.get("notes") or []
+        within = r.get("within") or []
         for i in range(len(items)):
             v = values[i] if i < len(values) else None
             q = ratios[i] if i < len(ratios) else None
@@ -108,7 +114,9 @@ def compare_table(comparison: Comparison) -> str:
                 else ""
             )
             cells.append(
-                f"{_compare_value(v, unit)}<br>{_ratio_cell(q, r['better'], i == base)}{extra}"
+                f"{_compare_value(v, unit)}<br>"
+                f"{_ratio_cell(q, r['better'], i == base, within[i] if i < len(within) else None)}"
+                f"{extra}"
             )
         rows.append(cells)
         classes.append("")

@@ -23,6 +23,7 @@ from infermeter.report.html.page import (
     _pill,
     _table,
 )
+from infermeter.report.labels import p99_bounds_note
 from infermeter.schema.results import (
     Cost,
     Finding,
@@ -293,6 +294,8 @@ def _verdicts(results: Results) -> tuple[str, str | None]:
         notes.append(f"run aborted: {run.get('aborted')}")
     notes.extend(str(w) for w in results.get("warnings") or [])
     notes.extend(f"analysis: {n}" for n in (analysis.get("notes") if analysis else None) or [])
+    if bounds := p99_bounds_note(results.get("distributions") or {}):
+        notes.append(bounds)
     cache = results.get("prompt_cache")
     if cache and cache["cached_share"] is not None and not cache.get("flattered"):
         notes.append(
