@@ -35,6 +35,8 @@
 #                              rate asked (× one replica's) and requests a run
 #   bench/gpu_study.sh tserve-waves  `transformers serve` at c = 12 in three waves, twice on
 #                              one server: whether its fast steps belong to a first wave
+#   bench/gpu_study.sh tserve-gil  tserve-waves' load on a server as shipped, then on one
+#                              whose interpreter switches threads every GILSW s (0.0002)
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
@@ -118,7 +120,7 @@ model() {  # SHAPE DTYPE DIR [flags] -> prints the maker's output
 
 tserve_up() {  # transformers serve (continuous batching) on the 7B bf16 folder, port 18085; its
   # info log says whether CUDA graphs and asynchronous batching are on (they set its steps)
-  ( cd /tmp && PYTHONPATH=/tmp/site-serve:$PYTHONPATH taskset -c "$HIGH" \
+  ( cd /tmp && PYTHONPATH=${GILPATH:+$GILPATH:}/tmp/site-serve:$PYTHONPATH taskset -c "$HIGH" \
       python3 -m transformers.cli.transformers serve "$M7-hf/hf" --port 18085 --device cuda \
       --dtype bfloat16 --continuous-batching --log-level info >> "$RES/tserve.log" 2>&1 ) &
   wait_up 18085 /health $!
@@ -403,6 +405,34 @@ case "$STAGE" in
        -n 36 --duration 600 --warmup 0 -c 12)
     EOS= sweep tserve-waves-1 40 "${P[@]}"
     EOS= sweep tserve-waves-2 40 "${P[@]}"
+    stop_servers
+    ;;
+  tserve-gil)
+    # whether the interpreter's lock sets transformers serve's slow steps: the waves of
+    # tserve-waves on a server as shipped, then on one whose threads hand the lock over every
+    # GILSW seconds (5 ms as shipped); each server's threads' CPU sampled once a second
+    serve_site
+    model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1
+    P=(--url http://127.0.0.1:18085 --model "$M7-hf/hf" --model-shape "$S7" --weight-dtype bf16
+       -n 36 --duration 600 --warmup 0 -c 12)
+    threads() {  # NAME -> per-thread CPU of the server, once a second, until it stops
+      local pid; pid=$(pgrep -f "transformers serve" | head -1)
+      ( while kill -0 "$pid" 2>/dev/null; do echo "t $(date +%s.%N)"
+        for t in /proc/"$pid"/task/*; do   # thread id, name, user and system ticks
+          echo "${t##*/} $(tr ' ' _ < "$t/comm") $(sed 's/.*) //' "$t/stat" | cut -d' ' -f12,13)"
+        done; sleep 1; done ) > "$RES/threads-$1.log" 2>&1 &
+    }
+    tserve_up || exit 1
+    threads default
+    EOS= sweep tserve-gil-default-1 40 "${P[@]}"
+    EOS= sweep tserve-gil-default-2 40 "${P[@]}"
+    stop_servers
+    mkdir -p /tmp/gil
+    echo "import sys; sys.setswitchinterval(${GILSW:-0.0002})" > /tmp/gil/sitecustomize.py
+    GILPATH=/tmp/gil tserve_up || exit 1
+    threads switch
+    EOS= sweep tserve-gil-switch-1 40 "${P[@]}"
+    EOS= sweep tserve-gil-switch-2 40 "${P[@]}"
     stop_servers
     ;;
   tserve-predict)

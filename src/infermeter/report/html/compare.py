@@ -154,7 +154,9 @@ def compare_page(comparison: Comparison, sweeps: Sequence[tuple[str, SweepIndex 
         compare_table(comparison)
         + '<p class="cap" style="color:#64748b;font-size:12.5px">Ratio to the baseline; '
         '<span class="better">green</span> is better, <span class="worse">red</span> worse '
-        "(by more than 2 %); ↑ higher is better, ↓ lower is better.</p>",
+        "(by more than 2 %); ↑ higher is better, ↓ lower is better; "
+        f"{WITHIN_MARK} the value lies inside the 95 % interval of the baseline's percentile "
+        "(its requests taken as random draws), so these runs do not tell the two apart.</p>",
         "aggregates",
     )
     diffs = [*comparison["differences"], *comparison["cautions"]]
