@@ -133,6 +133,9 @@ def predicted_in_order(
 def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]) -> dict:
     errors: dict[str, list[float]] = {m: [] for m, _ in METRICS}
     within: dict[str, list[bool]] = {m: [] for m, _ in METRICS}
+    # per run: whether the fit's self-check flagged its load, and whether TPOT or E2E p50
+    # then missed the 5 % target
+    flagged: list[tuple[bool, bool]] = []
     print(f"\n**{title}**\n")
     print("| run | " + " | ".join(m for m, _ in METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
@@ -156,7 +159,10 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
                 if path.parent.name == "points"
                 else path.name
             )
-            print(f"| {label} | " + " | ".join(cells) + " |")
+            flag = bool((predicted.get("prediction") or {}).get("self_check"))
+            missed = any(abs(errors[name][-1]) > TARGETS[name] for name in ("TPOT p50", "E2E p50"))
+            flagged.append((flag, missed))
+            print(f"| {label}{' ⚑' if flag else ''} | " + " | ".join(cells) + " |")
     print("\nmedian |error| per metric (target):\n")
     for name, errs in errors.items():
         med = statistics.median(abs(e) for e in errs)
@@ -171,6 +177,13 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
         "\n≈: the prediction lies inside the 95 % interval of the measured percentile "
         "(from that run's requests alone, taken as random draws): its requests cannot tell "
         "the two apart."
+    )
+    hit = sum(f and m for f, m in flagged)
+    print(
+        f"⚑: the simulation warned that the fit does not hold its own runs near this load "
+        f"({sum(f for f, _ in flagged)} of {len(flagged)} runs; TPOT or E2E p50 then missed "
+        f"the 5 % target in {hit} of them, and in {sum(m and not f for f, m in flagged)} "
+        f"of the {sum(not f for f, _ in flagged)} not flagged)."
     )
     return errors
 

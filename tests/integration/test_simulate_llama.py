@@ -55,6 +55,16 @@ def test_a_fitted_engine_predicts_a_held_out_concurrency(llama_server, tmp_path:
     assert "total_slots" in fitted["max_seqs_source"]
     assert {p["batch"] for p in fitted["decode"]} >= {1, 2, 4}
     assert len(fitted["fitted_on"]["runs"]) == 3
+    # each fitted run simulated on the model: one check a run, in the runs' order, placed by
+    # its mean batch (a closed loop of c streams keeps at most c busy), with its errors
+    checks = fitted["quality"]["self_check"]
+    assert [c["label"] for c in checks] == fitted["fitted_on"]["runs"]
+    batches = [c["mean_batch"] for c in checks]
+    # (a step carrying only a prompt decodes none: one stream's mean batch is below 1)
+    assert batches == sorted(batches) and batches[-1] > 2.0
+    assert all(0.5 * c < b <= c for b, c in zip(batches, (1, 2, 4), strict=True))
+    assert all(isinstance(c[k], float) for c in checks for k in ("tpot_p50_error", "e2e_p50_error"))
+    assert "its own runs, simulated as bench drove them" in res.stdout
     real = json.loads((measured / "results.json").read_text())
     sim = tmp_path / "sim"
     res = run_cli(

@@ -646,3 +646,64 @@ def test_past_the_largest_batch_the_steps_follow_a_wide_line_and_never_fall() ->
     assert up.step_ms(32, 0.0, 0) == pytest.approx(14.0 + 16 * (14.0 - 10.0) / 8)
     down = StepTable.of(engine({16: 20.0, 32: 12.0}, max_seqs=64))
     assert down.step_ms(48, 0.0, 0) == pytest.approx(12.0)
+
+
+def _checked(*checks: tuple[str, float, float]) -> EngineModel:
+    """The test engine with a self-check of (label, mean batch, TPOT and E2E p50 error)."""
+    from infermeter.predict.model import SelfCheck
+
+    model = engine({1: 10.0, 2: 12.0, 4: 15.0, 8: 20.0})
+    quality = model.quality.model_copy(
+        update={
+            "self_check": [
+                SelfCheck(label=lab, mean_batch=b, tpot_p50_error=e, e2e_p50_error=e / 2)
+                for lab, b, e in checks
+            ]
+        }
+    )
+    return model.model_copy(update={"quality": quality})
+
+
+def test_a_load_beside_a_fitted_run_the_model_misses_is_named() -> None:
+    """A fitted run's miss, read off along the mean batch between the nearest fitted runs
+    on either side, names the neighbours that missed where it passes the target."""
+    from infermeter.predict.model import SELF_MISS, self_check_notes
+
+    model = _checked(("c1", 1.0, 0.01), ("c4", 3.6, -0.12), ("c8", 7.0, 0.02), ("c16", 14.0, 0.3))
+    assert SELF_MISS == 0.05
+    (note,) = self_check_notes(model, 2.6)  # 1 % at c1, 12 % at c4: 1 + 11 × 1.6 / 2.6
+    assert "c4 (mean batch 3.6): TPOT p50 -12.0 %, E2E p50 -6.0 %" in note
+    assert "c1" not in note and "at a mean batch of 2.6" in note
+    assert "off its own runs by about 8 %" in note
+    assert self_check_notes(model, 1.2) == []  # next to c1, which held: 1.8 %
+    assert "c4" in self_check_notes(model, 4.0)[0]  # between c4 and c8, near c4
+    assert self_check_notes(model, 6.9) == []  # near c8, which held
+    assert self_check_notes(model, 0.5) == []  # below c1 alone, which held
+    (past,) = self_check_notes(model, 30.0)  # past the last, which missed
+    assert "c16" in past and "about 30 %" in past
+    held = _checked(("c1", 1.0, 0.04), ("c4", 3.6, -0.049))
+    assert self_check_notes(held, 2.0) == []  # within the target: nothing to say
+    assert self_check_notes(engine({1: 10.0}), 2.0) == []  # no self-check (an older model)
+
+
+def test_a_simulated_run_says_where_its_model_misses_its_own_runs(tmp_path: Path) -> None:
+    from infermeter.config import BenchConfig
+    from infermeter.run.predict import simulate_run
+
+    model = _checked(("c1", 0.9, 0.01), ("c4", 3.7, 0.2))
+    path = tmp_path / "engine.json"
+    write_engine_model(model, path)
+    assert read_engine_model(path).quality.self_check == model.quality.self_check
+    config = BenchConfig.build(
+        url="http://x", concurrency=4, num_requests=40, input_tokens="64", output_tokens="32",
+        seed=1, ignore_eos=True,
+    )  # fmt: skip
+    r = simulate_run(model, path, config, out=tmp_path / "run").results
+    (note,) = r["prediction"]["self_check"]
+    assert "c4 (mean batch 3.7): TPOT p50 +20.0 %" in note
+    assert any(w.startswith("not held by its own runs: ") for w in r["warnings"])
+    alone = simulate_run(
+        model, path, config.model_copy(update={"concurrency": 1}), out=tmp_path / "one"
+    ).results
+    # one stream: a mean batch of 0.97 (a prompt's step has none), next to c1, which held
+    assert alone["prediction"]["self_check"] == []

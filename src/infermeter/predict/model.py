@@ -62,6 +62,25 @@ class FitRange(_Frozen):
     batch_max: int
 
 
+class SelfCheck(_Frozen):
+    """One fitted run simulated on the model fitted on it, as bench drove it: how well the
+    model holds its own evidence there. Not a held-out error (the run taught the model),
+    but where it misses its own run it cannot meet a held-out one nearby either."""
+
+    label: str
+    #: The simulated run's sequences a step, on average: where on the load axis it sits.
+    mean_batch: float = Field(ge=0)
+    #: (predicted − measured) / measured; None where the run lacks the figure.
+    tpot_p50_error: float | None = None
+    e2e_p50_error: float | None = None
+    ttft_p50_error: float | None = None
+    output_tok_s_error: float | None = None
+
+    def worst(self) -> float:
+        """The larger miss of TPOT p50 and E2E p50, the figures a step's time sets."""
+        return max(abs(e) for e in (self.tpot_p50_error, self.e2e_p50_error, 0.0) if e is not None)
+
+
 class FitQuality(_Frozen):
     """How well the model follows the data it was fitted on (not a held-out error)."""
 
@@ -74,6 +93,8 @@ class FitQuality(_Frozen):
     #: vLLM's histogram means), which set the time outside the steps; 0 where none did.
     told_requests: int = 0
     notes: list[str] = Field(default_factory=list)
+    #: Each fitted run simulated on the model (empty: not checked, or a model from before).
+    self_check: list[SelfCheck] = Field(default_factory=list)
 
 
 class EngineModel(_Frozen):
@@ -159,6 +180,50 @@ class EngineModel(_Frozen):
     def follows_slots(self) -> bool:
         """Whether a simulation follows which slots are busy (llama.cpp's ubatches)."""
         return self.scheduler == "slots" and self.ubatch_ms > 0
+
+
+#: A fitted run the model misses by more than this (TPOT p50 or E2E p50: the accuracy a
+#: prediction of them aims at) marks the load around it as one the model does not hold
+#: to that accuracy: a held-out load there missed by as much or more in every case seen
+#: (docs/results/prediction.md), while a few held out beside such a run still came close.
+SELF_MISS = 0.05
+
+
+def self_check_notes(model: EngineModel, batch: float) -> list[str]:
+    """Where a load of ``batch`` sequences a step lies among fitted runs the model does not
+    reproduce (:attr:`FitQuality.self_check`): their misses (the larger of TPOT and E2E p50)
+    read off at ``batch`` along the mean batch, linearly between the nearest fitted run on
+    either side and flat beyond the ends. Past :data:`SELF_MISS`, a note names the
+    neighbours that missed, with their errors."""
+    checks = sorted(model.quality.self_check, key=lambda c: c.mean_batch)
+    if not checks:
+        return []
+    below = [c for c in checks if c.mean_batch <= batch]
+    above = [c for c in checks if c.mean_batch > batch]
+    near = [*below[-1:], *above[:1]]
+    if len(near) == 2 and near[1].mean_batch > near[0].mean_batch:
+        lo, hi = near
+        t = (batch - lo.mean_batch) / (hi.mean_batch - lo.mean_batch)
+        expected = lo.worst() + t * (hi.worst() - lo.worst())
+    else:
+        expected = near[0].worst()
+    if expected <= SELF_MISS:
+        return []
+
+    def pct(e: float | None) -> str:
+        return "-" if e is None else f"{100 * e:+.1f} %"
+
+    named = "; ".join(
+        f"{c.label} (mean batch {c.mean_batch:.1f}): TPOT p50 {pct(c.tpot_p50_error)}, "
+        f"E2E p50 {pct(c.e2e_p50_error)}"
+        for c in near
+        if c.worst() > SELF_MISS
+    )
+    return [
+        f"at a mean batch of {batch:.1f} this load sits among fitted runs the engine model "
+        f"does not reproduce ({named}): there it is off its own runs by about "
+        f"{100 * expected:.0f} %"
+    ]
 
 
 class StepTable:

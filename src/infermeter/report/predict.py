@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infermeter.predict.model import EngineModel
+from infermeter.predict.model import SELF_MISS, EngineModel
 from infermeter.predict.slots import SLOT_SIMILARITY
 from infermeter.predict.summary import LATENCIES
 from infermeter.schema.plan import PlanDoc
@@ -81,8 +81,38 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
     for name, value in rows:
         k.add_row(name, escape(value))
     console.print(k)
+    if q.self_check:
+        console.print(_self_check_table(m))
     for note in q.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _self_check_table(m: EngineModel) -> Table:
+    """Each fitted run simulated on the model: where it does not hold its own evidence."""
+    t = Table(
+        title="its own runs, simulated as bench drove them (predicted vs measured; not a "
+        f"held-out error: past {100 * SELF_MISS:.0f} % the model cannot hold loads near them)",
+        title_justify="left",
+        box=None,
+    )
+    for col in ("run", "mean batch", "TPOT p50", "E2E p50", "TTFT p50", "output tok/s"):
+        t.add_column(col, justify="left" if col == "run" else "right")
+
+    def pct(e: float | None) -> str:
+        return "-" if e is None else f"{100 * e:+.1f} %"
+
+    for c in m.quality.self_check:
+        style = "yellow" if c.worst() > SELF_MISS else ""
+        t.add_row(
+            escape(c.label),
+            f"{c.mean_batch:.1f}",
+            pct(c.tpot_p50_error),
+            pct(c.e2e_p50_error),
+            pct(c.ttft_p50_error),
+            pct(c.output_tok_s_error),
+            style=style,
+        )
+    return t
 
 
 def _similar(m: EngineModel) -> str:

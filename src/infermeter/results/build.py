@@ -130,6 +130,7 @@ def prediction_warnings(p: Prediction) -> list[str]:
     if p["extrapolated"]:
         out.append(f"extrapolated to other hardware: {p['extrapolated']}")
     out += [f"extrapolated: {x}" for x in p["extrapolations"]]
+    out += [f"not held by its own runs: {x}" for x in p.get("self_check") or ()]
     if p["unstable"]:
         out.append(f"unstable: {p['unstable']}")
     preempted = sum(p.get("preemptions") or ())

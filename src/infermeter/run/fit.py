@@ -25,7 +25,7 @@ from infermeter.predict.fit import (
     step_apart_ms,
 )
 from infermeter.predict.hardware import told_deployment, weights_once_ms
-from infermeter.predict.model import EngineModel
+from infermeter.predict.model import EngineModel, SelfCheck
 from infermeter.predict.simulate import simulate
 from infermeter.predict.summary import summarize
 from infermeter.records.reader import read_records
@@ -41,7 +41,13 @@ from infermeter.records.rundir import (
     read_telemetry,
 )
 from infermeter.records.schema import RequestRecord
-from infermeter.run.predict import replay_config, sim_plan
+from infermeter.run.predict import (
+    ServerHistory,
+    mean_batch,
+    replay_config,
+    sim_plan,
+    simulate_like,
+)
 from infermeter.run.rundir import read_run_meta
 from infermeter.theory import get_hardware, resolve_model
 from infermeter.theory.precision import weight_bytes
@@ -222,7 +228,59 @@ def fit_runs(
     )
     fitted = fitted.model_copy(update=told)
     joins = join_samples(observed, step_apart_ms(fitted.decode), fitted.max_seqs)
-    return _tune_admit(fitted, list(zip(metas, results, strict=True)), joins)
+    tuned = _tune_admit(fitted, list(zip(metas, results, strict=True)), joins)
+    checks = _self_check(tuned, labels, metas, results, keys, starts)
+    return tuned.model_copy(
+        update={"quality": tuned.quality.model_copy(update={"self_check": checks})}
+    )
+
+
+def _error(predicted: float, measured: float | None) -> float | None:
+    if measured is None or measured <= 0 or predicted != predicted:
+        return None
+    return (predicted - measured) / measured
+
+
+def _self_check(
+    model: EngineModel,
+    labels: list[str],
+    metas: list[dict[str, Any]],
+    results: list[dict[str, Any] | None],
+    keys: list[str],
+    starts: list[int],
+) -> list[SelfCheck]:
+    """Each fitted run simulated on ``model`` as bench drove it, the runs of one server in
+    the order they ran (each from the slots the last left), set beside what it measured."""
+    histories = {key: ServerHistory() for key in keys}
+    checks: dict[int, SelfCheck] = {}
+    for k in sorted(range(len(labels)), key=lambda k: (keys[k], starts[k])):
+        doc = results[k]
+        try:
+            config = replay_config(metas[k])
+        except UsageError:
+            continue
+        if doc is None or config.trace is not None or config.dataset is not None:
+            continue
+        dists = doc.get("distributions") or {}
+
+        def measured(metric: str, dists: dict[str, Any] = dists) -> float | None:
+            value = (dists.get(metric) or {}).get("p50")
+            return float(value) if isinstance(value, (int, float)) else None
+
+        res = simulate_like(model, config, histories[keys[k]])
+        got = summarize(res)
+        tput = (doc.get("summary") or {}).get("output_token_throughput_tok_s")
+        checks[k] = SelfCheck(
+            label=labels[k],
+            mean_batch=mean_batch(res),
+            tpot_p50_error=_error(got.value("tpot_ms", 50.0), measured("tpot_ms")),
+            e2e_p50_error=_error(got.value("e2e_ms", 50.0), measured("e2e_ms")),
+            ttft_p50_error=_error(got.value("ttft_ms", 50.0), measured("ttft_ms")),
+            output_tok_s_error=_error(
+                got.output_tok_s, float(tput) if isinstance(tput, (int, float)) else None
+            ),
+        )
+    return [checks[k] for k in sorted(checks)]
 
 
 def _pass_floor_ms(told: dict[str, str], hardware: str | None) -> float:

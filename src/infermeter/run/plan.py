@@ -15,7 +15,7 @@ from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
 from infermeter.load.strategies import CapacitySearch
 from infermeter.metrics.slo import parse_slo
-from infermeter.predict.model import EngineModel
+from infermeter.predict.model import EngineModel, self_check_notes
 from infermeter.predict.simulate import Router, gpus_for, simulate
 from infermeter.predict.summary import LATENCIES, SimSummary, Term, meets, summarize
 from infermeter.run.predict import SimPlan, extrapolations, sim_plan, stability
@@ -216,6 +216,7 @@ def plan_capacity(
         u -= 1
     at = trial(u)
     fewer = trial(u - 1) if u > 1 else None
+    notes += self_check_notes(model, at.summary.mean_batch)
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
         per_hour = gpus_for(at.replicas, replicas_per_gpu) * gpus_per_replica * gpu_hourly_price

@@ -20,7 +20,7 @@ from infermeter._version import __version__
 from infermeter.config import BenchConfig
 from infermeter.errors import OutputError, UsageError
 from infermeter.load.arrivals import schedule
-from infermeter.predict.model import EngineModel
+from infermeter.predict.model import EngineModel, self_check_notes
 from infermeter.predict.simulate import Router, SimLoad, SimResult, simulate
 from infermeter.records.rundir import (
     RECORDS_FILE,
@@ -346,27 +346,20 @@ class ServerHistory:
     slot_unused: list[list[int]] | None = None
 
 
-def simulate_run(
+def _simulate_on(
     model: EngineModel,
-    model_path: Path,
     config: BenchConfig,
+    plan: SimPlan,
+    history: ServerHistory,
     *,
-    out: Path,
     replicas: int = 1,
     router: Router = "least-outstanding",
-    servers: ServerHistory | None = None,
     replicas_per_gpu: int = 1,
-) -> Run:
-    """Simulate ``config``'s load on ``replicas`` of the engine and write it as a run.
-    ``servers``: the history of servers this load follows an earlier one on; left where
-    this load leaves it."""
-    plan = sim_plan(config, model)
-    notes = extrapolations(model, plan)
-    started = time.perf_counter()
-    history = servers if servers is not None else ServerHistory()
+) -> SimResult:
+    """``plan``'s load on servers as ``history`` left them, after bench's pre-flight request
+    and warm-up where the engine's slots remember them; ``history`` is left as it ends."""
 
     def on_servers(load: SimLoad) -> SimResult:
-        """``load`` on the servers as the last load left them, leaving them as it does."""
         res = simulate(
             model,
             load,
@@ -385,7 +378,48 @@ def simulate_run(
     for before in [_probe_load(model), _warmup_load(config)] if model.follows_slots else []:
         if before is not None:
             on_servers(before)
-    res = on_servers(plan.load)
+    return on_servers(plan.load)
+
+
+def mean_batch(res: SimResult) -> float:
+    """Sequences a step, over the replicas' busy time: where a load sits on the load axis."""
+    busy = sum(res.busy_ms)
+    return sum(res.batch_ms) / busy if busy else 0.0
+
+
+def simulate_like(model: EngineModel, config: BenchConfig, history: ServerHistory) -> SimResult:
+    """``config``'s load as bench drives it (its flags and seed), on one server as
+    ``history`` left it: what a fitted run's own simulation is, without a run directory."""
+    return _simulate_on(model, config, sim_plan(config, model), history)
+
+
+def simulate_run(
+    model: EngineModel,
+    model_path: Path,
+    config: BenchConfig,
+    *,
+    out: Path,
+    replicas: int = 1,
+    router: Router = "least-outstanding",
+    servers: ServerHistory | None = None,
+    replicas_per_gpu: int = 1,
+) -> Run:
+    """Simulate ``config``'s load on ``replicas`` of the engine and write it as a run.
+    ``servers``: the history of servers this load follows an earlier one on; left where
+    this load leaves it."""
+    plan = sim_plan(config, model)
+    notes = extrapolations(model, plan)
+    started = time.perf_counter()
+    history = servers if servers is not None else ServerHistory()
+    res = _simulate_on(
+        model,
+        config,
+        plan,
+        history,
+        replicas=replicas,
+        router=router,
+        replicas_per_gpu=replicas_per_gpu,
+    )
     sim_s = time.perf_counter() - started
     unstable = stability(res, plan)
     try:
@@ -406,6 +440,7 @@ def simulate_run(
         "replicas_per_gpu": replicas_per_gpu,
         "unstable": unstable,
         "extrapolations": notes,
+        "self_check": self_check_notes(model, mean_batch(res)),
         "fitted_on": list(model.fitted_on.runs),
         "mean_batch": [b / t if t else 0.0 for b, t in zip(res.batch_ms, res.busy_ms, strict=True)],
         "busy_share": [t / res.sim_end_ms if res.sim_end_ms else 0.0 for t in res.busy_ms],

@@ -394,6 +394,9 @@ class Prediction(TypedDict):
     unstable: str | None
     #: Where the traffic leaves what the model was fitted on.
     extrapolations: list[str]
+    #: Where the load sits beside fitted runs the model does not reproduce (its fit's
+    #: self-check, infermeter.predict.model.self_check_notes).
+    self_check: NotRequired[list[str]]
     fitted_on: list[str]
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]
