@@ -35,6 +35,8 @@
 #                              rate asked (× one replica's) and requests a run
 #   bench/gpu_study.sh tserve-waves  `transformers serve` at c = 12 in three waves, twice on
 #                              one server: whether its fast steps belong to a first wave
+#   bench/gpu_study.sh repeat  one load (c = REPC) on REPN fresh servers in turn: how far a
+#                              fresh server's TPOT repeats from run to run
 #   bench/gpu_study.sh tserve-gil  tserve-waves' load on a server as shipped, then on one
 #                              whose interpreter switches threads every GILSW s (0.0002)
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
@@ -58,6 +60,12 @@ CACHE=${CACHE:-$PWD/.imcache}
 GPU=${GPU:-$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 \
   | grep -q H100 && echo h100-sxm || echo h200)}
 RES=/tmp/study-sweeps
+# the source pack `engine pack-source` writes (.tar.gz), or the same slimmed and packed with
+# xz, half the size to carry: unpacked, then `rm -rf benches pocs tools/ui/tests
+# tools/mtmd/test-*.mp4 ggml/src/ggml-{opencl,sycl,hexagon,vulkan,metal}` inside its
+# vendor/llama.cpp (backends and parts the CUDA build of llama-server does not configure),
+# then `tar cf - llama_cpp_python-0.3.36 | xz -9 > .devcarry/llama-src.tar.xz`
+SRC=$(ls .devcarry/llama-src.tar.* 2>/dev/null | head -1)
 # a machine kept warm from the call before still holds that stage's runs here: start empty,
 # so this stage packs only its own
 rm -rf "$RES"
@@ -160,7 +168,7 @@ server_and_model() {  # PACK -> the CUDA server (carried, else built beside the 
   # being written; PACK=1 ships a fresh build in OUT for the next stage), and that GGUF
   unpack_server
   if ! ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1; then
-    ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+    ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source "$SRC" \
         --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
     local build=$!
     model "$S7" f16 "$M7-f16" --no-hf > "$RES/model-f16.txt" 2>&1
@@ -186,7 +194,7 @@ case "$STAGE" in
     ;;
   build)
     log "build llama-server (CUDA) and write the 7B GGUFs, beside the transformers sweeps"
-    ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+    ( taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source "$SRC" \
         --cache-dir "$CACHE" > "$RES/build.log" 2>&1; echo "build rc=$?" >> "$RES/build.log" ) &
     BUILD=$!
     ( /usr/bin/time -f "%e s" -o "$RES/model-f16.time" \
@@ -219,7 +227,7 @@ case "$STAGE" in
     unpack_server
     ls "$CACHE"/llama.cpp-*/bin/llama-server > /dev/null 2>&1 || {
       log "no carried server: building"
-      taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source .devcarry/llama-src.tar.gz \
+      taskset -c "$HIGH" $IM engine build --cuda "$CUDA" --source "$SRC" \
         --cache-dir "$CACHE" > "$RES/build.log" 2>&1; }
     # transformers serve needs its web stack (and runs the carried transformers 5.23)
     serve_site
@@ -406,6 +414,18 @@ case "$STAGE" in
     EOS= sweep tserve-waves-1 40 "${P[@]}"
     EOS= sweep tserve-waves-2 40 "${P[@]}"
     stop_servers
+    ;;
+  repeat)
+    # how far one load repeats on fresh servers: c = REPC (16,32) on each of REPN (3) fresh
+    # 64-slot servers in turn, 10 s a point as the fit sweep runs it
+    server_and_model 0
+    P=(--model-shape "$S7" --weight-dtype fp16 -n 100000 --duration "${PDUR:-10}" --ramp-up 2
+       --warmup 4)
+    for i in $(seq 1 "${REPN:-3}"); do
+      serve "$M7-f16/model.gguf" 18081 "$S7" --cache-ram 0 && \
+        sweep "repeat-$i" 40 --url http://127.0.0.1:18081 -c "${REPC:-16,32}" "${P[@]}"
+      stop_servers
+    done
     ;;
   tserve-gil)
     # whether the interpreter's lock sets transformers serve's slow steps: the waves of
