@@ -60,11 +60,8 @@ CACHE=${CACHE:-$PWD/.imcache}
 GPU=${GPU:-$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 \
   | grep -q H100 && echo h100-sxm || echo h200)}
 RES=/tmp/study-sweeps
-# the source pack `engine pack-source` writes (.tar.gz), or the same slimmed and packed with
-# xz, half the size to carry: unpacked, then `rm -rf benches pocs tools/ui/tests
-# tools/mtmd/test-*.mp4 ggml/src/ggml-{opencl,sycl,hexagon,vulkan,metal}` inside its
-# vendor/llama.cpp (backends and parts the CUDA build of llama-server does not configure),
-# then `tar cf - llama_cpp_python-0.3.36 | xz -9 > .devcarry/llama-src.tar.xz`
+# the source pack `engine pack-source --out .devcarry/llama-src.tar.xz` writes (5 MB; a
+# .tar.gz, 11 MB before the optional backends were left out, is taken too)
 SRC=$(ls .devcarry/llama-src.tar.* 2>/dev/null | head -1)
 # a machine kept warm from the call before still holds that stage's runs here: start empty,
 # so this stage packs only its own

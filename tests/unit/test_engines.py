@@ -143,3 +143,39 @@ def test_bf16_folder_holds_the_same_values(tmp_path: Path, micro) -> None:
     values = bits.view(np.float32).reshape(meta["shape"])
     f16 = read_safetensors(micro.hf_dir / "model.safetensors")["model.layers.0.mlp.up_proj.weight"]
     assert np.array_equal(values, f16.astype(np.float32))
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tar.xz"])
+def test_a_slim_source_pack_keeps_what_the_build_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """pack-source keeps the vendored llama.cpp less what the build never configures, in
+    gzip or xz by the name given, and the builder accepts what it wrote."""
+    import io
+    import tarfile
+
+    from infermeter.engines import llama_cpp as lc
+
+    kept = ["CMakeLists.txt", "ggml/src/ggml-cuda/mmq.cu", "tools/ui/CMakeLists.txt",
+            "tools/mtmd/mtmd.cpp", "vendor/miniaudio/miniaudio.h"]  # fmt: skip
+    dropped = ["benches/run.json", "tools/ui/tests/fixture.pdf", "tools/mtmd/test-3.mp4",
+               "ggml/src/ggml-vulkan/v.cpp", "ggml/src/ggml-opencl/o.cpp", "models/vocab.gguf",
+               "docs/build.md"]  # fmt: skip
+    sdist = tmp_path / "sdist.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for rel in [*kept, *dropped, "../outside.txt"]:
+            data = rel.encode()
+            info = tarfile.TarInfo(lc.VENDOR_PREFIX + rel)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    monkeypatch.setattr(lc, "fetch_sdist", lambda cache_dir, given=None: sdist)
+    out = lc.pack_source(tmp_path, tmp_path / f"src{suffix}")
+    with open(out, "rb") as fh:
+        magic = fh.read(6)
+    assert magic.startswith(b"\x1f\x8b") == (suffix == ".tar.gz")
+    assert magic.startswith(b"\xfd7zXZ") == (suffix == ".tar.xz")
+    with tarfile.open(out) as tar:
+        names = {n.removeprefix(lc.VENDOR_PREFIX) for n in tar.getnames()}
+    assert names == {*kept, lc.SLIM_MANIFEST}  # (nothing that climbs out of the folder)
+    lc._check_slim(out)  # the builder takes it
+    assert all(lc.slim_keeps(k) for k in kept) and not any(lc.slim_keeps(d) for d in dropped)

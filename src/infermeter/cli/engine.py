@@ -273,7 +273,9 @@ def build(
 
 @app.command("pack-source", cls=Command)
 def pack(
-    out: Path = typer.Option(..., "--out", help="The .tar.gz to write."),
+    out: Path = typer.Option(
+        ..., "--out", help="The .tar.gz (or .tar.xz, half the size) to write."
+    ),
     sdist: Path | None = typer.Option(None, "--sdist", help="A local copy of the pinned sdist."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
 ) -> None:

@@ -174,21 +174,38 @@ def fetch_sdist(cache_dir: Path, sdist: Path | None = None) -> Path:
     return target
 
 
-#: Left out of a slim source pack: not needed to build llama-server (vocab test files, docs, git).
-_SLIM_SKIP = ("models/", "docs/", ".git", "media/", "gguf-py/", "tests/")
+#: Left out of a slim source pack: not needed to build llama-server (vocab test files, docs,
+#: git, benchmark logs, the UI's test fixtures, and the GPU backends the build never
+#: configures: it turns on CUDA alone, and CMake adds a backend's folder only when asked).
+_SLIM_SKIP = (
+    "models/", "docs/", ".git", "media/", "gguf-py/", "tests/", "benches/", "pocs/",
+    "tools/ui/tests/", "tools/mtmd/test-", "ggml/src/ggml-opencl/", "ggml/src/ggml-sycl/",
+    "ggml/src/ggml-hexagon/", "ggml/src/ggml-vulkan/", "ggml/src/ggml-metal/",
+)  # fmt: skip
 SLIM_MANIFEST = "INFERMETER_SOURCE.json"
+
+
+def slim_keeps(rel: str) -> bool:
+    """Whether a slim source pack keeps this path of the vendored llama.cpp (never one that
+    climbs out of it)."""
+    return not rel.startswith(_SLIM_SKIP) and ".." not in Path(rel).parts
 
 
 def pack_source(cache_dir: Path, out: Path, sdist: Path | None = None) -> Path:
     """A slim tarball of the pinned sdist's vendored llama.cpp (for machines that cannot
     download and where the whole 77 MB sdist is too big to carry), with a manifest naming the
-    sdist and its sha256; ``build_llama_server(source=...)`` accepts it."""
+    sdist and its sha256; ``build_llama_server(source=...)`` accepts it. ``out`` ending in
+    ``.xz`` is packed with xz (about half gzip's size, slower to write), else gzip."""
     import io
     import json
 
     full = fetch_sdist(cache_dir, sdist)
     manifest = json.dumps({"sdist": SDIST_NAME, "sha256": SDIST_SHA256}).encode()
-    with tarfile.open(full) as src, tarfile.open(out, "w:gz") as dst:
+    xz = out.suffix == ".xz"
+    with (
+        tarfile.open(full) as src,
+        tarfile.open(out, "w:xz", preset=9) if xz else tarfile.open(out, "w:gz") as dst,
+    ):
         info = tarfile.TarInfo(VENDOR_PREFIX + SLIM_MANIFEST)
         info.size = len(manifest)
         dst.addfile(info, io.BytesIO(manifest))
@@ -196,7 +213,7 @@ def pack_source(cache_dir: Path, out: Path, sdist: Path | None = None) -> Path:
             if not m.name.startswith(VENDOR_PREFIX) or not (m.isfile() or m.isdir()):
                 continue
             rel = m.name[len(VENDOR_PREFIX) :]
-            if rel.startswith(_SLIM_SKIP):
+            if not slim_keeps(rel):
                 continue
             dst.addfile(m, src.extractfile(m) if m.isfile() else None)
     return out
