@@ -219,3 +219,24 @@ def test_a_p99_of_few_requests_is_called_a_floor(run_results: dict[str, Any]) ->
         for pair in (d.get("interval95") or {}).values():
             pair[1] = pair[0] or 1.0
     assert "p99 rests on" not in _text(bounded) and "p99 rests on" not in to_markdown(bounded)
+
+
+def test_a_sweeps_p99_of_few_requests_is_called_a_floor() -> None:
+    """The sweep table's p99 columns: points with fewer requests than bound a p99 say so
+    under the table, with how many they had; points with enough say nothing."""
+    from infermeter.report.terminal import sweep_notes
+
+    def index(*completed: int) -> dict[str, Any]:
+        points = [
+            {"index": i, "summary": {"requests_completed": n}} for i, n in enumerate(completed)
+        ]
+        return {"points": [*points, {"index": 9, "summary": None}]}  # a point that never ran
+
+    (note,) = sweep_notes(index(67, 120))  # type: ignore[arg-type]
+    assert note == (
+        "p99 of every point rests on fewer than 368 requests (67-120): a floor of the "
+        "server's p99, not a bound on it"
+    )
+    (some,) = sweep_notes(index(40, 400, 1000))  # type: ignore[arg-type]
+    assert some.startswith("p99 of 1 of 3 points rests on fewer than 368 requests (40-40)")
+    assert sweep_notes(index(368, 5000)) == []  # type: ignore[arg-type]

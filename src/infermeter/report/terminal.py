@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infermeter.metrics.catalogue import DISTRIBUTION_NAMES
+from infermeter.metrics.intervals import samples_to_bound
 from infermeter.report.labels import (
     DIST_LABELS,
     TURN_COLUMNS,
@@ -582,6 +583,19 @@ def sweep_notes(index: SweepIndex) -> list[str]:
     cap = index.get("capacity")
     if cap:
         lines.append(f"capacity: {cap['note']}")
+    bound = samples_to_bound(0.99)
+    done = [
+        int((p.get("summary") or {}).get("requests_completed") or 0)
+        for p in index["points"]
+        if p.get("summary")
+    ]
+    few = [n for n in done if 0 < n < bound]
+    if few:
+        of = "every point" if len(few) == len(done) else f"{len(few)} of {len(done)} points"
+        lines.append(
+            f"p99 of {of} rests on fewer than {bound} requests ({min(few)}-{max(few)}): "
+            "a floor of the server's p99, not a bound on it"
+        )
     return lines
 
 
