@@ -35,6 +35,7 @@
 #                              rate asked (× one replica's) and requests a run
 #   bench/gpu_study.sh tserve-waves  `transformers serve` at c = 12 in three waves, twice on
 #                              one server: whether its fast steps belong to a first wave
+#                              (TWN requests a run, 36; TWRUNS runs, 2)
 #   bench/gpu_study.sh repeat  one load (c = REPC) on REPN fresh servers in turn: how far a
 #                              fresh server's TPOT repeats from run to run
 #   bench/gpu_study.sh tserve-gil  tserve-waves' load on a server as shipped, then on one
@@ -407,9 +408,8 @@ case "$STAGE" in
     model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1
     tserve_up || exit 1
     P=(--url http://127.0.0.1:18085 --model "$M7-hf/hf" --model-shape "$S7" --weight-dtype bf16
-       -n 36 --duration 600 --warmup 0 -c 12)
-    EOS= sweep tserve-waves-1 40 "${P[@]}"
-    EOS= sweep tserve-waves-2 40 "${P[@]}"
+       -n "${TWN:-36}" --duration 600 --warmup 0 -c 12)
+    for i in $(seq 1 "${TWRUNS:-2}"); do EOS= sweep "tserve-waves-$i" 40 "${P[@]}"; done
     stop_servers
     ;;
   repeat)
