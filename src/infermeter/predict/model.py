@@ -13,6 +13,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infermeter.errors import OutputError, UsageError
+from infermeter.text import signed_percent
 
 ENGINE_MODEL_VERSION = 1
 
@@ -209,13 +210,9 @@ def self_check_notes(model: EngineModel, batch: float) -> list[str]:
         expected = near[0].worst()
     if expected <= SELF_MISS:
         return []
-
-    def pct(e: float | None) -> str:
-        return "-" if e is None else f"{100 * e:+.1f} %"
-
     named = "; ".join(
-        f"{c.label} (mean batch {c.mean_batch:.1f}): TPOT p50 {pct(c.tpot_p50_error)}, "
-        f"E2E p50 {pct(c.e2e_p50_error)}"
+        f"{c.label} (mean batch {c.mean_batch:.1f}): TPOT p50 "
+        f"{signed_percent(c.tpot_p50_error)}, E2E p50 {signed_percent(c.e2e_p50_error)}"
         for c in near
         if c.worst() > SELF_MISS
     )

@@ -95,6 +95,13 @@ class SimResult:
         return ~np.isnan(self.t_send)
 
     @property
+    def mean_batch(self) -> float:
+        """Sequences a step, over the replicas' busy time: where a load sits on the load
+        axis."""
+        busy = sum(self.busy_ms)
+        return sum(self.batch_ms) / busy if busy else 0.0
+
+    @property
     def finished(self) -> npt.NDArray[np.bool_]:
         return ~np.isnan(self.t_end)
 

@@ -80,7 +80,7 @@ def summarize(res: SimResult, extra: tuple[float, ...] = ()) -> SimSummary:
             "tpot_ms": _pct(tpot, pcts),
             "e2e_ms": _pct(e2e, pcts),
         },
-        mean_batch=sum(res.batch_ms) / busy if busy else 0.0,
+        mean_batch=res.mean_batch,
         busy_share=busy / (len(res.busy_ms) * res.sim_end_ms) if res.sim_end_ms else 0.0,
     )
 

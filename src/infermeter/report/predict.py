@@ -13,6 +13,7 @@ from infermeter.predict.model import SELF_MISS, EngineModel
 from infermeter.predict.slots import SLOT_SIMILARITY
 from infermeter.predict.summary import LATENCIES
 from infermeter.schema.plan import PlanDoc
+from infermeter.text import signed_percent
 
 
 def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
@@ -97,19 +98,15 @@ def _self_check_table(m: EngineModel) -> Table:
     )
     for col in ("run", "mean batch", "TPOT p50", "E2E p50", "TTFT p50", "output tok/s"):
         t.add_column(col, justify="left" if col == "run" else "right")
-
-    def pct(e: float | None) -> str:
-        return "-" if e is None else f"{100 * e:+.1f} %"
-
     for c in m.quality.self_check:
         style = "yellow" if c.worst() > SELF_MISS else ""
         t.add_row(
             escape(c.label),
             f"{c.mean_batch:.1f}",
-            pct(c.tpot_p50_error),
-            pct(c.e2e_p50_error),
-            pct(c.ttft_p50_error),
-            pct(c.output_tok_s_error),
+            signed_percent(c.tpot_p50_error),
+            signed_percent(c.e2e_p50_error),
+            signed_percent(c.ttft_p50_error),
+            signed_percent(c.output_tok_s_error),
             style=style,
         )
     return t

@@ -43,7 +43,6 @@ from infermeter.records.rundir import (
 from infermeter.records.schema import RequestRecord
 from infermeter.run.predict import (
     ServerHistory,
-    mean_batch,
     replay_config,
     sim_plan,
     simulate_like,
@@ -272,7 +271,7 @@ def _self_check(
         tput = (doc.get("summary") or {}).get("output_token_throughput_tok_s")
         checks[k] = SelfCheck(
             label=labels[k],
-            mean_batch=mean_batch(res),
+            mean_batch=got.mean_batch,
             tpot_p50_error=_error(got.value("tpot_ms", 50.0), measured("tpot_ms")),
             e2e_p50_error=_error(got.value("e2e_ms", 50.0), measured("e2e_ms")),
             ttft_p50_error=_error(got.value("ttft_ms", 50.0), measured("ttft_ms")),

@@ -381,12 +381,6 @@ def _simulate_on(
     return on_servers(plan.load)
 
 
-def mean_batch(res: SimResult) -> float:
-    """Sequences a step, over the replicas' busy time: where a load sits on the load axis."""
-    busy = sum(res.busy_ms)
-    return sum(res.batch_ms) / busy if busy else 0.0
-
-
 def simulate_like(model: EngineModel, config: BenchConfig, history: ServerHistory) -> SimResult:
     """``config``'s load as bench drives it (its flags and seed), on one server as
     ``history`` left it: what a fitted run's own simulation is, without a run directory."""
@@ -440,7 +434,7 @@ def simulate_run(
         "replicas_per_gpu": replicas_per_gpu,
         "unstable": unstable,
         "extrapolations": notes,
-        "self_check": self_check_notes(model, mean_batch(res)),
+        "self_check": self_check_notes(model, res.mean_batch),
         "fitted_on": list(model.fitted_on.runs),
         "mean_batch": [b / t if t else 0.0 for b, t in zip(res.batch_ms, res.busy_ms, strict=True)],
         "busy_share": [t / res.sim_end_ms if res.sim_end_ms else 0.0 for t in res.busy_ms],
