@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -289,3 +290,21 @@ def test_ctrl_c_keeps_finished_records(emulator, tmp_path: Path) -> None:
     n = len(read_records(out / "records.jsonl").records)
     assert results["summary"]["requests_sent"] == n >= 5
     assert "interrupted" in stdout
+
+
+def test_ctrl_c_at_any_moment_is_one_line(tmp_path: Path) -> None:
+    # A long simulation (about 12 s alone on one core), stopped while the command still
+    # imports its libraries (0.1 s), as it parses its flags (0.6 s) and mid-simulation
+    # (2.5 s): each time one line and 130, never the traceback of wherever it landed.
+    model = Path(__file__).resolve().parents[2] / "docs/results/replicas/engine.json"
+    for delay in (0.1, 0.6, 2.5):
+        out = tmp_path / f"sim-{delay}"
+        args = ["simulate", "-e", str(model), "--rate", "0.5", "-n", "100000"]
+        proc = start_cli([*args, "--input-tokens", "64", "--output-tokens", "32", "-o", str(out)])
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (delay, stderr)
+        assert stderr.strip() == "interrupted", (delay, stderr)
+        # nothing of a simulation cut short is a result: no run directory
+        assert not out.exists(), delay
