@@ -291,3 +291,73 @@ def test_every_server_summary_key_is_in_the_results_schema() -> None:
     from infermeter.schema.results import ServerTelemetry
 
     assert server_summary_keys() <= set(get_type_hints(ServerTelemetry))
+
+
+def test_a_run_between_two_server_samples_is_read_from_them() -> None:
+    """A run shorter than the sampling period: no server sample inside it, one before (the
+    recorder's, before the load) and one after (after the load): the counters' growth
+    between them is the run's; the gauges, sampled nowhere inside, are left out."""
+
+    def server(t_s: float, done: int) -> dict:
+        return {
+            "t_ns": int(t_s * 1e9),
+            "source": "server",
+            "kind": "vllm",
+            "mapped": {
+                "requests_running": 1.0,
+                "prefill_seconds_sum": 0.05 * done,
+                "prefill_seconds_count": float(done),
+                "generation_tokens": 64.0 * done,
+            },
+        }
+
+    samples = [server(-2.0, 0), server(-0.4, 1), server(1.3, 13), server(2.3, 13)]
+    s = summarize_telemetry(samples, 0, int(1e9))["server"]
+    assert s["samples"] == 0 and "requests_running" not in s
+    assert abs(s["prefill_mean_ms"] - 50.0) < 1e-9  # (0.65 - 0.05) s over 12 requests
+    assert abs(s["generation_tokens_per_s"] - 12 * 64 / 1.7) < 1e-9  # -0.4 s to 1.3 s
+    # with samples inside the window the gauges come from them, the counters still from
+    # the samples around it
+    samples.insert(2, server(0.5, 7))
+    s = summarize_telemetry(samples, 0, int(1e9))["server"]
+    assert s["samples"] == 1 and s["requests_running"]["mean"] == 1.0
+    assert abs(s["prefill_mean_ms"] - 50.0) < 1e-9
+    # none before, none after: nothing to read a growth from
+    assert "server" not in summarize_telemetry([server(0.5, 7)], int(1e9), int(2e9))
+
+
+class _Counting:
+    """A sampler that samples far less often than a short recording lasts."""
+
+    name, period_s = "counting", 60.0
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def start(self) -> str | None:
+        return None
+
+    def sample(self) -> dict[str, int]:
+        self.taken += 1
+        return {"n": self.taken}
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_recorder_samples_before_the_load_and_after_it(tmp_path) -> None:
+    import time
+
+    import orjson
+
+    from infermeter.telemetry.base import _Recorder
+
+    sampler = _Counting()
+    path = tmp_path / "telemetry.jsonl"
+    with _Recorder(path, [sampler], time.perf_counter_ns()):
+        # the first sample is on disk before the recorder lets the load go
+        assert [orjson.loads(x)["n"] for x in path.read_bytes().splitlines()] == [1]
+        time.sleep(0.05)
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    assert [x["n"] for x in lines] == [1, 2]
+    assert lines[1]["t_ns"] - lines[0]["t_ns"] >= 50_000_000

@@ -110,9 +110,26 @@ def summarize_telemetry(samples: Sequence[dict[str, Any]], start_ns: int, end_ns
     if gpu:
         out["gpu"] = _gpus(gpu)
     server = [s for s in inside if s.get("source") == "server"]
-    if server:
-        out["server"] = _server(server)
+    bracket = _bracket([s for s in samples if s.get("source") == "server"], start_ns, end_ns)
+    if bracket is not None:
+        out["server"] = _server(server, bracket)
     return out
+
+
+def _bracket(
+    samples: Sequence[dict[str, Any]], start_ns: int, end_ns: int
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The samples a counter's growth over [start_ns, end_ns] is read between: the last
+    at or before the start and the first at or after the end, where taken (the recorder
+    takes one before the load and one after it), else the first and last inside; None
+    when neither end has one. A counter sampled each second would otherwise miss up to a
+    second at each end, and all of a run shorter than two periods."""
+    before = [s for s in samples if s.get("t_ns", -1) <= start_ns]
+    after = [s for s in samples if s.get("t_ns", -1) >= end_ns]
+    inside = [s for s in samples if start_ns <= s.get("t_ns", -1) <= end_ns]
+    first = before[-1] if before else (inside[0] if inside else None)
+    last = after[0] if after else (inside[-1] if inside else None)
+    return (first, last) if first is not None and last is not None else None
 
 
 def _host(host: Sequence[dict[str, Any]]) -> HostTelemetry:
@@ -170,12 +187,16 @@ SERVER_GAUGES = (
 )
 
 
-def _server(server: Sequence[dict[str, Any]]) -> ServerTelemetry:
-    first, last = server[0]["mapped"], server[-1]["mapped"]
-    span_s = (server[-1]["t_ns"] - server[0]["t_ns"]) / 1e9
+def _server(
+    server: Sequence[dict[str, Any]], bracket: tuple[dict[str, Any], dict[str, Any]]
+) -> ServerTelemetry:
+    """Gauges over the samples inside the window (``server``), counters' growth between
+    the ``bracket`` samples around it."""
+    first, last = bracket[0]["mapped"], bracket[1]["mapped"]
+    span_s = (bracket[1]["t_ns"] - bracket[0]["t_ns"]) / 1e9
     mapped = [s["mapped"] for s in server]
     # Keys made from the engine vocabulary's names (a test holds them to ServerTelemetry's).
-    summary: dict[str, Any] = {"kind": server[-1].get("kind"), "samples": len(server)}
+    summary: dict[str, Any] = {"kind": bracket[1].get("kind"), "samples": len(server)}
     for key in SERVER_GAUGES:
         vals = [m[key] for m in mapped if key in m]
         if vals:
@@ -199,7 +220,7 @@ def _server(server: Sequence[dict[str, Any]]) -> ServerTelemetry:
         done = _delta(first, last, key)
         if done is not None and span_s > 0:
             summary[f"{key}_per_s"] = done / span_s
-    info = server[-1].get("info")
+    info = bracket[1].get("info")
     if info:
         summary["info"] = info
     hits = _delta(first, last, "prefix_cache_hits")

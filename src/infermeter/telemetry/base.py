@@ -45,6 +45,7 @@ class _Recorder:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._running: list[Sampler] = []
         self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> _Recorder:
@@ -58,6 +59,12 @@ class _Recorder:
             if note:
                 self.notes.append(note)
                 continue
+            # The first sample is taken before the load is let go, the last after it ends
+            # (``__exit__``): a run shorter than a sampler's period is still bracketed, so
+            # the counters' growth covers all of it and every chart has its two ends.
+            if not self._sample(s):
+                continue
+            self._running.append(s)
             t = threading.Thread(
                 target=self._loop, args=(s,), name=f"telemetry-{s.name}", daemon=True
             )
@@ -84,25 +91,33 @@ class _Recorder:
             with contextlib.suppress(OSError):
                 fh.close()
 
+    def _sample(self, s: Sampler) -> bool:
+        """Take one sample of ``s`` and write it; False once ``s`` has broken."""
+        if s.name in self.errors:
+            return False
+        try:
+            values = s.sample()
+        except Exception as exc:  # a sampler that breaks mid-run stops, noted, quietly
+            self.errors[s.name] = f"{type(exc).__name__}: {exc}"
+            return False
+        if values:
+            self._write({"t_ns": time.perf_counter_ns() - self.t0_ns, "source": s.name, **values})
+        return True
+
     def _loop(self, s: Sampler) -> None:
-        due = time.perf_counter()
-        while not self._stop.is_set():
-            try:
-                values = s.sample()
-            except Exception as exc:  # a sampler that breaks mid-run stops, noted, quietly
-                self.errors[s.name] = f"{type(exc).__name__}: {exc}"
+        due = time.perf_counter() + s.period_s
+        while not self._stop.wait(max(due - time.perf_counter(), 0.0)):
+            if not self._sample(s):
                 return
-            if values:
-                self._write(
-                    {"t_ns": time.perf_counter_ns() - self.t0_ns, "source": s.name, **values}
-                )
             due += s.period_s
-            self._stop.wait(max(due - time.perf_counter(), 0.0))
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=5)
+        if not any(t.is_alive() for t in self._threads):
+            for s in self._running:
+                self._sample(s)
         for s in self.samplers:
             try:
                 s.close()
