@@ -131,6 +131,10 @@ def test_each_run_of_busy_slots_beyond_the_first_costs_a_pass() -> None:
     # C's and A's as they came free
     assert split.slot_order == [[0, 2, 1, 3]]
     assert plain.slot_order == []  # not followed where a pass costs nothing
+    # every decoding step is one of A's gaps; those beside C took two passes
+    two = np.isclose(a, 16.0)
+    assert split.mean_passes == pytest.approx([(a.sum() + a[two].sum()) / a.sum()])
+    assert 1.0 < split.mean_passes[0] < 2.0 and plain.mean_passes == [1.0]
 
 
 def test_a_steps_tokens_go_out_and_its_slots_come_free_in_the_order_of_their_ids() -> None:
@@ -316,7 +320,9 @@ def test_a_simulated_run_sends_the_pre_flight_request_first(tmp_path: Path) -> N
         write_engine_model(m, path)
         history = ServerHistory()
         for k in range(2):  # two loads on one server, a pre-flight request before each
-            simulate_run(m, path, config, out=tmp_path / f"run-{probe}-{k}", servers=history)
+            run = simulate_run(m, path, config, out=tmp_path / f"run-{probe}-{k}", servers=history)
+            # the passes a decoding step took, where the model follows the slots
+            assert run.results["prediction"]["mean_passes"][0] >= 1.0
         orders.append(history.slot_order)
     without, with_probe = orders
     assert without != with_probe

@@ -84,6 +84,9 @@ class SimResult:
     segments: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     #: Sequences preempted, per replica.
     preemptions: list[int] = field(default_factory=list)
+    #: Per replica, the time of its steps that decode, and forward passes x that time.
+    decode_ms: list[float] = field(default_factory=list)
+    pass_ms: list[float] = field(default_factory=list)
     #: Per replica, its slots from least to most recently used at the end (llama.cpp's, where
     #: the engine model follows them): where a next load on the same servers starts.
     slot_order: list[list[int]] = field(default_factory=list)
@@ -100,6 +103,12 @@ class SimResult:
         axis."""
         busy = sum(self.busy_ms)
         return sum(self.batch_ms) / busy if busy else 0.0
+
+    @property
+    def mean_passes(self) -> list[float]:
+        """Per replica, the forward passes a decoding step took, weighted by its time (more
+        than one where llama.cpp's busy slots lie in several runs of ids)."""
+        return [p / d if d else 0.0 for p, d in zip(self.pass_ms, self.decode_ms, strict=True)]
 
     @property
     def finished(self) -> npt.NDArray[np.bool_]:
@@ -161,6 +170,10 @@ class _Replica:
     gathering: bool = False
     busy_ms: float = 0.0
     batch_ms: float = 0.0
+    #: Over the steps that decode: their time, and their forward passes x time (llama.cpp's
+    #: runs of busy slots; one pass elsewhere).
+    decode_ms: float = 0.0
+    pass_ms: float = 0.0
 
     @property
     def outstanding(self) -> int:
@@ -352,9 +365,11 @@ class _Sim:
             return
         dur = rep.table.step_ms(rep.decoding, rep.ctx, prompt)
         if rep.decoding:
-            if rep.slots is not None and rep.slots.runs > 1:
-                dur += self.ubatch * (rep.slots.runs - 1)
+            runs = max(rep.slots.runs, 1) if rep.slots is not None else 1
+            dur += self.ubatch * (runs - 1)
             dur *= rep.spread[len(rep.steps) % SPREAD_CYCLE]
+            rep.decode_ms += dur
+            rep.pass_ms += dur * runs
         rep.busy = True
         rep.busy_ms += dur
         rep.batch_ms += dur * rep.decoding
@@ -650,6 +665,8 @@ def simulate(
         steps=[np.array(r.steps) for r in sim.reps],
         busy_ms=[r.busy_ms for r in sim.reps],
         batch_ms=[r.batch_ms for r in sim.reps],
+        decode_ms=[r.decode_ms for r in sim.reps],
+        pass_ms=[r.pass_ms for r in sim.reps],
         horizon_ms=horizon_ms,
         waiting_at_arrival=sim.waiting_at_arrival,
         sim_end_ms=float(end),

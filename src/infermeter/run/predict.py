@@ -442,6 +442,8 @@ def simulate_run(
         "simulated_s": res.sim_end_ms / 1000.0,
         "wall_s": sim_s,
     }
+    if model.follows_slots:
+        prediction["mean_passes"] = res.mean_passes
     meta = {
         "schema_version": RUN_SCHEMA_VERSION,
         "infermeter_version": __version__,

@@ -401,6 +401,9 @@ class Prediction(TypedDict):
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]
     busy_share: list[float]
+    #: Per replica, where the engine model follows llama.cpp's slots: the forward passes a
+    #: decoding step took (time-weighted; one per run of busy slot ids).
+    mean_passes: NotRequired[list[float]]
     #: Per replica: sequences preempted because the KV cache was full (vLLM's recompute).
     preemptions: NotRequired[list[int]]
     #: Simulated time, and the wall time the simulation took.
