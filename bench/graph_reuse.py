@@ -195,6 +195,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--logs", type=Path, required=True, help="folder of llama-server-*.log")
     ap.add_argument("--slots", type=int, required=True, help="the server's -np")
+    ap.add_argument(
+        "--budget", type=int, default=2048, help="the server's -b (prompt tokens a step)"
+    )
     ap.add_argument("--step-gap-ms", type=float, default=2.0)
     ap.add_argument("--steps", action="store_true", help="the step times by the server's layout")
     ap.add_argument("--engine-model", type=Path, help="also simulate each run on this model")
@@ -202,7 +205,9 @@ def main() -> None:
     args = ap.parse_args()
     runs = _runs(args.paths)
     loaded = [_load(r) for r in runs]
-    history = replay_server([replace(o, origin_ms=t0) for o, t0, _ in loaded], args.slots)
+    history = replay_server(
+        [replace(o, origin_ms=t0) for o, t0, _ in loaded], args.slots, args.budget
+    )
     first_ms = min(t0 for _, t0, _ in loaded)
     logs = sorted(
         (int(m[1]), p) for p in args.logs.glob("*.log") if (m := _LOG_NAME.search(p.name))

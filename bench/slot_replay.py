@@ -85,10 +85,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", type=Path)
     ap.add_argument("--slots", type=int, required=True, help="the server's -np")
+    ap.add_argument(
+        "--budget", type=int, default=2048, help="the server's -b (prompt tokens a step)"
+    )
     args = ap.parse_args()
     runs = _runs(args.paths)
     loaded = [_load(r) for r in runs]
-    history = replay_server([replace(o, origin_ms=t0) for o, t0, _ in loaded], args.slots)
+    history = replay_server(
+        [replace(o, origin_ms=t0) for o, t0, _ in loaded], args.slots, args.budget
+    )
     print(
         "| run | /slots samples | span: measured / replayed | samples within ±1 | "
         "busy slots | runs of busy ids | ITL p50 (ms) |"

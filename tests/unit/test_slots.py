@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_predict import _observed, closed, engine
 
-from infermeter.predict.fit import Limits, _ubatch, fit_engine
+from infermeter.predict.fit import Limits, ObservedRun, _ubatch, fit_engine
 from infermeter.predict.model import EngineModel, StepPoint
 from infermeter.predict.simulate import SimLoad, simulate
 from infermeter.predict.slots import SlotTable, replay_runs
@@ -326,3 +326,48 @@ def test_a_simulated_run_sends_the_pre_flight_request_first(tmp_path: Path) -> N
         orders.append(history.slot_order)
     without, with_probe = orders
     assert without != with_probe
+
+
+def test_requests_taken_together_hold_their_slots_in_the_order_their_prompts_ran() -> None:
+    # four taken at one instant by a fresh 8-slot server take 7-4, then their prompts run
+    # walking the slots by id: the first token that came first is the lowest slot's
+    take = np.zeros(4)
+    end = np.array([100.0, 90.0, 110.0, 95.0])
+    first = np.array([30.0, 10.0, 40.0, 20.0])
+    _, _, slot = replay_runs(take, end, 8, first_ms=first)
+    assert slot.tolist() == [6, 4, 7, 5]
+    _, _, by_send = replay_runs(take, end, 8)
+    assert by_send.tolist() == [7, 6, 5, 4]
+
+
+def _wave(first: list[float], n_in: int = 512) -> ObservedRun:
+    """Four requests sent 0.1 ms apart to an idle server, each answered in 10 ms steps."""
+    t_first = np.array(first)
+    t_last = t_first + 100.0
+    return ObservedRun(
+        label="wave",
+        t_sched=np.arange(4) * 0.1,
+        t_send=np.arange(4) * 0.1,
+        t_first=t_first,
+        t_last=t_last,
+        t_end=t_last,
+        n_in=np.full(4, n_in),
+        n_out=np.full(4, 11),
+        token_ms=[np.arange(f + 10.0, f + 100.5, 10.0) for f in first],
+    )
+
+
+def test_a_wave_to_an_idle_server_is_taken_as_its_first_step_shows() -> None:
+    from infermeter.predict.fit import admitted
+
+    # the first step ran two of the prompts and had no room for a third (1,024 tokens a
+    # step): the server had taken all four when it woke, at the first send
+    full = _wave([30.0, 60.0, 30.2, 60.2])
+    assert admitted(full, budget=1024).tolist() == [0.0, 0.0, 0.0, 0.0]
+    # it ran one prompt with room for more: it woke on that one (at the wave's first send,
+    # whatever the client's send order) and took the rest after that step (its token, 20 ms)
+    one = _wave([50.0, 20.0, 50.2, 50.4])
+    assert admitted(one, budget=2048).tolist() == [20.0, 0.0, 20.0, 20.0]
+    # without the budget (runs whose every request is not known): the end of the step
+    # before each one's own prompt (the last token any stream had sent, 40 ms)
+    assert admitted(one).tolist() == [40.0, 0.1, 40.0, 40.0]

@@ -35,6 +35,9 @@ MIN_SAMPLES = 20
 RARE_SHARE = 0.03
 #: Token arrivals further apart than this share of the shortest step belong to different steps.
 EMIT_APART = 0.3
+#: Requests sent within this of the first to an idle llama-server are taken before it starts
+#: its first step (its log shows eight sent 0.3 ms apart taken within a millisecond).
+STEP_START_MS = 1.0
 #: Requests to an idle server with the server's own prompt time, for that time to be used.
 MIN_TOLD = 5
 #: Steps with a prompt a batch size needs before its own prompt cost enters the table.
@@ -202,20 +205,79 @@ class _Occupancy:
         return count, np.maximum(ctx, 0.0)
 
 
-def admitted(run: ObservedRun) -> FloatArray:
-    """When each request took its slot: the server takes new requests between steps, so at
-    the end of the step before the one that carried its prompt (the last token of any
-    stream before its first, the tokens of its own step left out), or when it was sent if
-    the server was idle. A slot comes free with its request's last token."""
-    if not run.token_ms:
-        return run.t_send
-    arrivals = run.arrivals
-    steps = np.concatenate([np.diff(t) for t in run.token_ms])  # each stream's, a step each
+def _emit_slack(run: ObservedRun) -> float:
+    """Token arrivals closer than this belong to one step: a share of the run's median
+    gap between a stream's tokens (a step each)."""
+    steps = np.concatenate([np.diff(t) for t in run.token_ms])
     steps = steps[steps > 0]
-    slack = EMIT_APART * float(np.median(steps)) if steps.size else 0.0
+    return EMIT_APART * float(np.median(steps)) if steps.size else 0.0
+
+
+def _before_first(run: ObservedRun) -> FloatArray:
+    """A slot taken at the end of the step before the one that carried the request's
+    prompt (the last token of any stream before its first, the tokens of its own step left
+    out), or when it was sent if the server was idle: the take of runs whose server's
+    every request is not known (no pre-flight record), where the finer rule of
+    :func:`admitted` predicted worse (docs/results/prediction.md)."""
+    arrivals = run.arrivals
+    slack = _emit_slack(run)
     before = np.searchsorted(arrivals, run.t_first - slack, side="left") - 1
     step_end = np.where(before >= 0, arrivals[np.maximum(before, 0)], -np.inf)
     return np.maximum(run.t_send, step_end)
+
+
+def admitted(run: ObservedRun, budget: int | None = None) -> FloatArray:
+    """When each request took its slot. llama-server takes the requests that have come
+    each time it is about to start a step, whether or not their prompts fit that step's
+    batch, and fills the batch walking the slots by id. A request that comes while a step
+    runs is taken once that step's tokens are out (the last token of the first step that
+    ends after its send, every stream's first tokens counted). Requests sent together to
+    an idle server: those whose prompts ran in its first step it had taken when it woke
+    (the instant the first was sent), and the rest with them where that step's batch of
+    ``budget`` prompt tokens was full, else after it. Requests taken at one instant share
+    it exactly: the replay hands them their slots together
+    (:func:`infermeter.predict.slots.replay_runs`). A slot comes free with its request's
+    last token. Without ``budget``, :func:`_before_first`."""
+    if not run.token_ms:
+        return run.t_send
+    if budget is None:
+        return _before_first(run)
+    tokens = np.sort(np.concatenate([run.arrivals, run.t_first]))
+    slack = _emit_slack(run)
+    ends = tokens[cut_steps(tokens, slack)[1]]
+    k = np.searchsorted(ends, run.t_send, side="right")
+    end = ends[np.minimum(k, ends.size - 1)]
+    # taken at the end of the step in flight at the send (none: its own first step)
+    after = np.where((k < ends.size) & (end < run.t_first), end, run.t_send)
+    take: FloatArray = after.copy()
+    by_send = np.argsort(run.t_send, kind="stable").tolist()
+    held = -np.inf  # the latest last token of the requests sent so far
+    n = 0
+    while n < len(by_send):
+        j = by_send[n]
+        if held > run.t_send[j]:  # a step runs
+            take[j] = after[j]
+            held = max(held, run.t_last[j])
+            n += 1
+            continue
+        wave = [j]
+        while (
+            n + len(wave) < len(by_send)
+            and run.t_send[by_send[n + len(wave)]] - run.t_send[j] <= STEP_START_MS
+        ):
+            wave.append(by_send[n + len(wave)])
+        firsts = run.t_first[wave]
+        first_step = firsts <= firsts.min() + slack
+        # Those whose prompts ran in the first step had reached the server when it woke;
+        # the rest too where that step's batch had no room for another prompt (else one
+        # would have joined it), and they were taken after it where it had.
+        rest = run.n_in[wave][~first_step]
+        full = rest.size > 0 and int(run.n_in[wave][first_step].sum()) + int(rest.min()) > budget
+        for w, early in zip(wave, first_step.tolist(), strict=True):
+            take[w] = run.t_send[j] if (early or full) else after[w]
+        held = max(held, float(run.t_last[wave].max()))
+        n += len(wave)
+    return take
 
 
 def step_apart_ms(points: list[StepPoint]) -> float:
@@ -293,27 +355,37 @@ class ServerReplay:
     runs: IntArray
 
 
-def replay_server(members: list[ObservedRun], slots: int) -> ServerReplay:
+def replay_server(
+    members: list[ObservedRun], slots: int, budget: int | None = None
+) -> ServerReplay:
     """The slots handed out again to every request of ``members``, the runs of one server
     in the order they ran, each put on the server's clock by its ``origin_ms``, the first
-    on a fresh server (infermeter.predict.slots)."""
-    take = np.concatenate([admitted(r) + r.origin_ms for r in members])
+    on a fresh server (infermeter.predict.slots). ``budget``: the prompt tokens a step
+    takes (llama.cpp's ``-b``), for when requests sent together were taken."""
+    known = all(r.probe is not None and bool(r.probe.any()) for r in members)
+    # Every request that took a slot is known (the pre-flight ones too), so the ids
+    # replayed can be the server's: requests are taken as the server takes them (and those
+    # taken together hold their slots in the order their prompts ran), and the ends of one
+    # step (closer together than a share of the shortest step) come free in the order of
+    # their ids, not in the order the client saw them. Without that, the coarser take and
+    # the client's order of ends predicted better (docs/results/prediction.md).
+    take = np.concatenate([admitted(r, budget if known else None) + r.origin_ms for r in members])
     free = np.concatenate([r.t_last + r.origin_ms for r in members])
     similar = np.concatenate([r.similar() for r in members])
     same_step = 0.0
-    if all(r.probe is not None and bool(r.probe.any()) for r in members):
-        # Every request that took a slot is known (the pre-flight ones too), so the ids
-        # replayed are the server's: the ends of one step (closer together than a share of
-        # the shortest step) come free in their order, not in the order the client saw them.
-        # Without that, the client's order is the better witness of the server's.
+    first = None
+    if known:
         gaps = [np.concatenate([np.diff(t) for t in r.token_ms]) for r in members if r.token_ms]
         steps = [float(np.median(g)) for g in gaps if g.size]
         same_step = EMIT_APART * min(steps) if steps else 0.0
-    times, runs, slot = replay_runs(take, free, slots, similar, same_step)
+        first = np.concatenate([r.t_first + r.origin_ms for r in members])
+    times, runs, slot = replay_runs(take, free, slots, similar, same_step, first)
     return ServerReplay(take, free, slot, times, runs)
 
 
-def _slot_history(runs: list[ObservedRun], slots: int) -> list[tuple[FloatArray, IntArray]]:
+def _slot_history(
+    runs: list[ObservedRun], slots: int, budget: int | None
+) -> list[tuple[FloatArray, IntArray]]:
     """Per run, on its own clock: the instants its server's busy slots changed and the runs
     of consecutive busy ids from each on, replaying the slots the server handed out to the
     requests of every run on it, in order."""
@@ -323,7 +395,7 @@ def _slot_history(runs: list[ObservedRun], slots: int) -> list[tuple[FloatArray,
         servers.setdefault(run.server, []).append(k)
     for members in servers.values():
         members.sort(key=lambda k: runs[k].origin_ms)
-        replayed = replay_server([runs[k] for k in members], slots)
+        replayed = replay_server([runs[k] for k in members], slots, budget)
         for k in members:
             out[k] = (replayed.times - runs[k].origin_ms, replayed.runs)
     return out
@@ -541,7 +613,9 @@ def fit_engine(
     gaps = _Gaps()
     slots = limits.scheduler == "slots"
     none = (np.zeros(0), np.zeros(0, dtype=np.int64))
-    histories = _slot_history(runs, limits.max_seqs) if slots else [none] * len(runs)
+    histories = (
+        _slot_history(runs, limits.max_seqs, limits.token_budget) if slots else [none] * len(runs)
+    )
     probes = _probe_tokens(runs)
     # the pre-flight request took a slot (the replay above) and is nothing else's evidence
     runs = [r.without_probe() for r in runs]

@@ -114,6 +114,7 @@ def replay_runs(
     slots: int,
     similar: npt.NDArray[np.bool_] | None = None,
     same_step_ms: float = 0.0,
+    first_ms: FloatArray | None = None,
 ) -> tuple[FloatArray, IntArray, IntArray]:
     """Hand one server's requests (sent at ``send_ms``, ended at ``end_ms``, one clock, from
     a fresh server) their slots, as the server does; a request sent while every slot is busy
@@ -121,7 +122,10 @@ def replay_runs(
     the server's threshold with cached ones) takes :meth:`SlotTable.take_similar`'s. Ends
     within ``same_step_ms`` of each other, no send between, came in one step: the server
     frees those slots walking them by id, so they come free in id order whatever order the
-    client saw their last tokens in. Returns the instants the busy set changed, the runs of
+    client saw their last tokens in. With ``first_ms`` (each request's first token), the
+    requests taken at one instant hold the slots they took in the order their first tokens
+    came: the server hands them out in the order the requests reached it, then runs their
+    prompts walking the slots by id. Returns the instants the busy set changed, the runs of
     consecutive busy ids from each instant on, and each request's slot."""
     n = send_ms.size
     # an end before a send at the same instant: the slot is free for it
@@ -137,15 +141,31 @@ def replay_runs(
     k = 0
     while k < len(events):
         e = events[k]
-        i = int(who[e])
         if kinds[e]:
-            slot_of[i] = (
-                table.take_similar() if similar is not None and similar[i] else table.take()
-            )
-            if slot_of[i] < 0:
-                queued.append(i)
-            runs[k] = table.runs
-            k += 1
+            # every request taken at this instant: the server hands them slots in the order
+            # they came, then starts their prompts walking the slots by id, so the one whose
+            # first token came first holds the lowest of the slots they took
+            group = k + 1
+            while group < len(events) and kinds[events[group]] and times[events[group]] == times[e]:
+                group += 1
+            members = [int(who[x]) for x in events[k:group]]
+            for j in members:
+                slot_of[j] = (
+                    table.take_similar() if similar is not None and similar[j] else table.take()
+                )
+            # (a slot taken by prompt similarity is that prompt's whatever the order)
+            held = [
+                j for j in members if slot_of[j] >= 0 and not (similar is not None and similar[j])
+            ]
+            if first_ms is not None and len(held) > 1:
+                ids = sorted(int(slot_of[j]) for j in held)
+                for j, s in zip(sorted(held, key=lambda j: first_ms[j]), ids, strict=True):
+                    slot_of[j] = s
+            for m, j in enumerate(members):
+                if slot_of[j] < 0:
+                    queued.append(j)
+                runs[k + m] = table.runs
+            k = group
             continue
         group = k + 1
         while (
