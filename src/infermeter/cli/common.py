@@ -4,6 +4,7 @@ command classes that make every help page read the same."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -190,6 +191,10 @@ def run_guarded(app: Any) -> int:
     """Run the click app: user errors become one line and their exit code, never a traceback."""
     usage, exits, aborts = _cli_exceptions()
     handle_sigterm()
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        # From here a Ctrl-C is an exception turned into one line below; until here the
+        # entry point's handler ended the process at once (infermeter.__main__).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         rv = app(standalone_mode=False)
     except InfermeterError as exc:
