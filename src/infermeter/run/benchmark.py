@@ -87,7 +87,14 @@ from infermeter.workload.tokenizer import LocalTokenizer, ServerTokenizer, Token
 from infermeter.workload.traces import Trace, rebased
 from infermeter.workload.types import Prompt
 
-SERVER_PROBE_TOKENS = 16
+#: The pre-flight prompt's words, in tokens. Long enough that the chat template's few
+#: tokens, which every prompt shares, stay under a tenth of it: llama-server gives a prompt
+#: sharing more than a tenth with an idle slot's cached one (--slot-prompt-similarity) that
+#: slot instead of the least recently used, so a shorter probe (24 tokens with Llama-2's
+#: template, 3 shared) landed on the lowest slot that had held a prompt, out of the order
+#: the run's requests then take slots in, and split their batches into extra forward
+#: passes for the whole run (docs/results/prediction.md, "What the server says").
+SERVER_PROBE_TOKENS = 48
 
 
 class Sender(Protocol):
