@@ -617,6 +617,7 @@ def fit_engine(
         _slot_history(runs, limits.max_seqs, limits.token_budget) if slots else [none] * len(runs)
     )
     probes = _probe_tokens(runs)
+    raw = runs
     # the pre-flight request took a slot (the replay above) and is nothing else's evidence
     runs = [r.without_probe() for r in runs]
     for index, run in enumerate(runs):
@@ -631,6 +632,12 @@ def fit_engine(
             "streamed answers of several tokens each"
         )
     notes: list[str] = []
+    if slots and not all(r.probe is not None and bool(r.probe.any()) for r in raw):
+        notes.append(
+            "the runs do not hold bench's pre-flight record (made before it was kept): "
+            "llama.cpp's slots are replayed from when each prompt started, not as the "
+            "server took them, which misplaces requests sent together"
+        )
     extra = (slot_runs - 1).astype(np.float64)
     ubatch = _ubatch(gap[decode], batch[decode], extra[decode], points) if slots else 0.0
     if slots and 0.0 < ubatch < pass_floor_ms:
