@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infermeter.predict.fit import replay_server
+from infermeter.predict.fit import cut_steps, replay_server
 from infermeter.predict.model import read_engine_model
 from infermeter.records.reader import read_records
 from infermeter.records.rundir import RECORDS_FILE
@@ -150,28 +150,25 @@ class Step:
 
 
 def steps(tokens: list[tuple[float, bool]], gap_ms: float) -> list[Step]:
-    """Tokens (ms, whether a stream's first) grouped into steps at longer gaps."""
-    out: list[Step] = []
-    for t, first in sorted(tokens):
-        if out and t - out[-1].end_ms <= gap_ms:
-            out[-1].end_ms = t
-            out[-1].prompt |= first
-        else:
-            out.append(Step(t, t, first))
-    return out
+    """Tokens (ms, whether a stream's first) grouped into steps at longer gaps, as ``fit``
+    cuts them."""
+    tokens = sorted(tokens)
+    times = np.array([t for t, _ in tokens])
+    firsts = np.array([first for _, first in tokens], dtype=bool)
+    if not times.size:
+        return []
+    starts, ends = cut_steps(times, gap_ms)
+    prompt = np.logical_or.reduceat(firsts, starts)
+    return [
+        Step(float(times[a]), float(times[b]), bool(p))
+        for a, b, p in zip(starts, ends, prompt, strict=True)
+    ]
 
 
-def passes(busy: frozenset[int]) -> list[int]:
-    """The sizes of the runs of consecutive ids among the busy slots: one pass each."""
-    out: list[int] = []
-    last = -2
-    for s in sorted(busy):
-        if s == last + 1:
-            out[-1] += 1
-        else:
-            out.append(1)
-        last = s
-    return out
+def passes(busy: frozenset[int]) -> int:
+    """The runs of consecutive ids among the busy slots: one forward pass each."""
+    ids = sorted(busy)
+    return sum(1 for k, s in enumerate(ids) if k == 0 or s != ids[k - 1] + 1)
 
 
 @dataclass
@@ -247,7 +244,7 @@ def main() -> None:
                 ("replay", replay, frozenset(busy_at(history, step.start_ms - 0.01).tolist())),
             )
             for name, acc, busy in layouts:
-                n = len(passes(busy))
+                n = passes(busy)
                 kept = not step.prompt and not before.prompt and n == 1 and last.get(name) == busy
                 acc.kept += kept
                 if busy and not step.prompt and not before.prompt:

@@ -85,12 +85,19 @@ class ObservedRun:
     #: Which requests were the pre-flight one (a slot taken before the warm-up).
     probe: npt.NDArray[np.bool_] | None = None
 
+    @property
+    def kept_probe(self) -> bool:
+        """Whether the run holds bench's pre-flight record (runs made before it was kept do
+        not): then every request that took a slot of the server is known."""
+        return self.probe is not None and bool(self.probe.any())
+
     def without_probe(self) -> ObservedRun:
         """The run less its pre-flight request: a slot it took, but none of the engine's
         figures (a one-token answer to a short prompt on an idle server)."""
-        if self.probe is None or not self.probe.any():
+        probe = self.probe
+        if probe is None or not self.kept_probe:
             return self
-        keep = ~self.probe
+        keep = ~probe
         idx = np.flatnonzero(keep)
 
         def cut(a: FloatArray | None) -> FloatArray | None:
@@ -362,7 +369,7 @@ def replay_server(
     in the order they ran, each put on the server's clock by its ``origin_ms``, the first
     on a fresh server (infermeter.predict.slots). ``budget``: the prompt tokens a step
     takes (llama.cpp's ``-b``), for when requests sent together were taken."""
-    known = all(r.probe is not None and bool(r.probe.any()) for r in members)
+    known = all(r.kept_probe for r in members)
     # Every request that took a slot is known (the pre-flight ones too), so the ids
     # replayed can be the server's: requests are taken as the server takes them (and those
     # taken together hold their slots in the order their prompts ran), and the ends of one
@@ -617,7 +624,7 @@ def fit_engine(
         _slot_history(runs, limits.max_seqs, limits.token_budget) if slots else [none] * len(runs)
     )
     probes = _probe_tokens(runs)
-    raw = runs
+    every_probe = all(r.kept_probe for r in runs)
     # the pre-flight request took a slot (the replay above) and is nothing else's evidence
     runs = [r.without_probe() for r in runs]
     for index, run in enumerate(runs):
@@ -632,7 +639,7 @@ def fit_engine(
             "streamed answers of several tokens each"
         )
     notes: list[str] = []
-    if slots and not all(r.probe is not None and bool(r.probe.any()) for r in raw):
+    if slots and not every_probe:
         notes.append(
             "the runs do not hold bench's pre-flight record (made before it was kept): "
             "llama.cpp's slots are replayed from when each prompt started, not as the "
