@@ -44,6 +44,9 @@
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
 #                              mix, c = HELDC (12,48) (carry .whl-serve: its web stack)
+# .whl holds the wheels infermeter needs beyond the image (msgspec, orjson, pydantic,
+# pydantic-core, annotated-types, typing-inspection, aiohttp and its stack, typer, click,
+# rich, gguf), or the same unpacked into one site.txz; the stage stops at once without them.
 # .whl-serve holds the wheels transformers serve needs beyond the image (transformers 5.23,
 # fastapi, starlette, uvicorn, h11, openai, httpx2, httpcore2, truststore, jiter, sniffio,
 # idna, anyio, opentelemetry-api), or the same unpacked into one site.txz (5 MB, not 19).
@@ -183,6 +186,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', \
 transformers.__version__)" >> "$RES/gpu.txt" 2>&1
 log "stage $STAGE on $(sed -n 2p "$RES/gpu.txt"); $(tail -1 "$RES/gpu.txt"); $NCPU cores"
+# Every stage writes a model and runs infermeter: a package the image lacks would otherwise
+# surface only after the build, minutes of device time later, as a server with no model.
+missing=$(python3 -c "import importlib.util as u
+print(' '.join(m for m in ('gguf', 'msgspec', 'orjson', 'pydantic', 'aiohttp', 'typer', 'rich')
+               if u.find_spec(m) is None))")
+if [ -n "$missing" ]; then log "missing Python packages: $missing (carry them in .whl)"; exit 1; fi
 M7=$CACHE/models/$S7
 case "$STAGE" in
   prep)
