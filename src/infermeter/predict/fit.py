@@ -382,9 +382,9 @@ def replay_server(
     same_step = 0.0
     first = None
     if known:
-        gaps = [np.concatenate([np.diff(t) for t in r.token_ms]) for r in members if r.token_ms]
-        steps = [float(np.median(g)) for g in gaps if g.size]
-        same_step = EMIT_APART * min(steps) if steps else 0.0
+        # one step's tokens, as admitted() reads them, on the run with the shortest steps
+        slacks = [_emit_slack(r) for r in members if r.token_ms]
+        same_step = min((x for x in slacks if x > 0), default=0.0)
         first = np.concatenate([r.t_first + r.origin_ms for r in members])
     times, runs, slot = replay_runs(take, free, slots, similar, same_step, first)
     return ServerReplay(take, free, slot, times, runs)
