@@ -35,7 +35,10 @@ The what-if checked: fitted on one GPU, carried to another by the roofline (``si
         --held docs/results/h200/llamacpp-f16-val --on-gpu h200
 
 Prints Markdown tables: per held-out run the measured figure, the predicted one and the
-error ((predicted - measured) / measured), then the median absolute error per metric.
+error ((predicted - measured) / measured), then the median absolute error per metric. Each
+held-out run is simulated after the runs that went before it on its server, the fitted ones
+included where one server ran both (``live`` does), so that llama.cpp's slots start where
+the measured server's did.
 """
 
 from __future__ import annotations
@@ -115,22 +118,38 @@ def predict_like(
 
 
 def predicted_in_order(
-    model: EngineModel, model_path: Path, held_out: list[Path], work: Path
+    model: EngineModel,
+    model_path: Path,
+    held_out: list[Path],
+    work: Path,
+    before: list[Path] | None = None,
 ) -> list[dict]:
     """Each held-out run simulated after the ones that ran before it on its server (its
-    slots as they left them), as they ran; the results in the order given."""
-    metas = [read_run_meta(p / RUN_FILE) for p in held_out]
+    slots as they left them), as they ran; the results in the order given. ``before``: the
+    fitted runs, simulated first where they ran on a held-out run's server (one server
+    measured both), so that its slots start where the measured server's did."""
+    runs = [*(before or []), *held_out]
+    metas = [read_run_meta(p / RUN_FILE) for p in runs]
     starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
-    telemetry = [read_telemetry(p / TELEMETRY_FILE) for p in held_out]
+    telemetry = [read_telemetry(p / TELEMETRY_FILE) for p in runs]
     keys = server_keys([m.get("server") or {} for m in metas], starts, telemetry)
+    first = len(runs) - len(held_out)
+    held_keys = set(keys[first:])
     histories = {key: ServerHistory() for key in keys}
     out: dict[int, dict] = {}
-    for k in sorted(range(len(held_out)), key=lambda k: starts[k]):
-        out[k] = predict_like(model, model_path, held_out[k], work, histories[keys[k]])
-    return [out[k] for k in range(len(held_out))]
+    for k in sorted(range(len(runs)), key=lambda k: starts[k]):
+        if k >= first or keys[k] in held_keys:
+            out[k] = predict_like(model, model_path, runs[k], work / f"{k:03d}", histories[keys[k]])
+    return [out[k] for k in range(first, len(runs))]
 
 
-def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]) -> dict:
+def table(
+    title: str,
+    model: EngineModel,
+    model_path: Path,
+    held_out: list[Path],
+    fitted: list[Path] | None = None,
+) -> dict:
     errors: dict[str, list[float]] = {m: [] for m, _ in METRICS}
     within: dict[str, list[bool]] = {m: [] for m, _ in METRICS}
     # per run: whether the fit's self-check flagged its load, and whether TPOT or E2E p50
@@ -140,7 +159,7 @@ def table(title: str, model: EngineModel, model_path: Path, held_out: list[Path]
     print("| run | " + " | ".join(m for m, _ in METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
     with tempfile.TemporaryDirectory() as tmp:
-        predictions = predicted_in_order(model, model_path, held_out, Path(tmp))
+        predictions = predicted_in_order(model, model_path, held_out, Path(tmp), fitted)
         for path, predicted in zip(held_out, predictions, strict=True):
             measured = json.loads((path / "results.json").read_text())
             recomputed = dict(load_run(path).results)
@@ -199,7 +218,8 @@ def committed() -> None:
             path = Path(tmp) / f"{fit_on[0]}.json"
             model = fit_runs([H200 / s for s in fit_on])
             path.write_text(model.model_dump_json())
-            table(title, model, path, [p for s in held for p in finished_points(H200 / s)])
+            fitted = [p for s in fit_on for p in finished_points(H200 / s)]
+            table(title, model, path, [p for s in held for p in finished_points(H200 / s)], fitted)
 
 
 def pin(pid: int, cores: str) -> None:
@@ -323,7 +343,7 @@ def live(args: argparse.Namespace) -> None:
     title = (f"{args.engine} on this machine's CPU ({args.shape}, {seqs}): fitted on "
              f"c = {conc}, held out: Poisson at 30/60/90 % of {top:.2f} req/s, c = {between}, "
              "another length mix at c = 4")  # fmt: skip
-    table(title, model, model_path, held)
+    table(title, model, model_path, held, finished_points(sweep))
 
 
 def _plan(model_path: Path, rate: float, slo: str, lengths: list[str], n: int) -> dict:
@@ -549,7 +569,8 @@ def main() -> None:
                 except UsageError as exc:
                     sys.exit(str(exc))
             path.write_text(model.model_dump_json())
-            table(args.title, model, path, held)
+            fitted = [p for f in args.fit for p in (finished_points(f) if is_sweep_dir(f) else [f])]
+            table(args.title, model, path, held, fitted)
     elif args.mode == "replicas":
         replicas(args)
     else:

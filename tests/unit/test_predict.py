@@ -123,6 +123,25 @@ def test_host_work_between_steps_lets_a_late_arrival_join() -> None:
     assert res.t_first()[1] == pytest.approx(25.0 + 20.0)
 
 
+def test_an_idle_engine_takes_its_share_of_requests_sent_together() -> None:
+    # Three prompts of 100 sent at 0 to an idle engine. Taking the first alone, its step
+    # is 4 + 10 = 14 ms and the other two ride the next: 10 + 200 × 0.1 = 30 ms with its
+    # decode. Taking the whole wave: one step of 4 + 300 × 0.1 = 34 ms, begun at 0 all the
+    # same (the moment it waits for the others is spent, not added).
+    load = closed(100, 3, 3, 3)
+    alone = simulate(engine({1: 10.0, 2: 12.0, 3: 14.0}), load)
+    assert alone.t_first().tolist() == pytest.approx([14.0, 44.0, 44.0])
+    whole = simulate(
+        engine({1: 10.0, 2: 12.0, 3: 14.0}).model_copy(update={"wake_share": 1.0}), load
+    )
+    assert whole.t_first().tolist() == pytest.approx([34.0, 34.0, 34.0])
+    # half of the two beyond the first: one more joins the first step (4 + 200 × 0.1)
+    half = simulate(
+        engine({1: 10.0, 2: 12.0, 3: 14.0}).model_copy(update={"wake_share": 0.5}), load
+    )
+    assert half.t_first().tolist() == pytest.approx([24.0, 24.0, 46.0])
+
+
 def test_the_overhead_is_outside_the_steps() -> None:
     res = simulate(engine({1: 10.0}, overhead=3.0, tail=0.5), closed(100, 2, 2, 1))
     assert res.t_first()[0] == pytest.approx(17.0)
@@ -231,6 +250,50 @@ def test_the_fit_keeps_the_templates_shared_tokens_and_the_pre_flight_request() 
     plain = fit_engine([_observed(simulate(truth, closed(100, 20, 40, 2)), "c2")], limits,
                        engine="llama.cpp", model="m", hardware=None)  # fmt: skip
     assert plain.cached_prefix_tokens == 0 and plain.probe_tokens is None
+
+
+def _slot_runs(truth: EngineModel, cs: tuple[int, ...]) -> list[ObservedRun]:
+    """Closed loops at each of ``cs``, each on a fresh server."""
+    return [
+        replace(_observed(simulate(truth, closed(100, 30, 60, c)), f"c{c}"), server=f"s{c}")
+        for c in cs
+    ]
+
+
+def test_the_fit_learns_the_share_of_a_wave_an_idle_server_takes() -> None:
+    # Closed loops whose streams end together send every wave to an idle server: the fit
+    # reads off the first tokens how much of each wave ran in the first step.
+    limits = Limits("slots", 4, "given", 2048, "given", None)
+    table = {1: 10.0, 2: 12.0, 3: 14.0, 4: 16.0}
+    for share in (0.0, 1.0):
+        truth = engine(table, max_seqs=4, scheduler="slots").model_copy(
+            update={"wake_share": share}
+        )
+        fitted = fit_engine(_slot_runs(truth, (1, 2, 4)), limits, engine="llama.cpp",
+                            model="m", hardware=None)  # fmt: skip
+        assert fitted.wake_share == pytest.approx(share, abs=0.05)
+    # an engine of no slots: not fitted (the simulation takes the first alone)
+    plain = fit_engine(_slot_runs(engine(table, max_seqs=4), (1, 2)),
+                       Limits("continuous", 4, "given", 2048, "given", None),
+                       engine="test", model="m", hardware=None)  # fmt: skip
+    assert plain.wake_share is None
+
+
+def test_a_pass_the_runs_never_showed_is_taken_as_a_step_of_one() -> None:
+    # Streams that stay in step take neighbouring slots: c = 1, 2 and 4 on four slots never
+    # decode in two passes, so nothing in them prices a pass. c = 3 does (slots 0, 1, 3).
+    limits = Limits("slots", 4, "given", 2048, "given", None)
+    truth = engine({1: 10.0, 2: 12.0, 3: 14.0, 4: 16.0}, max_seqs=4, scheduler="slots",
+                   ubatch=6.0).model_copy(update={"wake_share": 1.0})  # fmt: skip
+    unseen = fit_engine(_slot_runs(truth, (1, 2, 4)), limits, engine="llama.cpp",
+                        model="m", hardware=None)  # fmt: skip
+    assert unseen.ubatch_source is not None and unseen.ubatch_source.startswith("assumed")
+    assert unseen.ubatch_ms == pytest.approx(10.0, rel=0.02)  # the fitted step of one
+    assert any("several forward passes" in n for n in unseen.quality.notes)
+    seen = fit_engine(_slot_runs(truth, (1, 2, 3, 4)), limits, engine="llama.cpp",
+                      model="m", hardware=None)  # fmt: skip
+    assert seen.ubatch_source == "fitted"
+    assert seen.ubatch_ms == pytest.approx(6.0, rel=0.1)
 
 
 def test_fit_needs_token_gaps() -> None:

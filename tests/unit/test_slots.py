@@ -168,7 +168,7 @@ def test_the_cost_of_a_pass_is_learned_within_each_batch_size() -> None:
     gap = 10.0 + batch + 4.0 * extra + rng.normal(0, 0.3, 4000)
     points = [StepPoint(batch=b, step_ms=10.0 + b, ctx_tokens=0, samples=1) for b in range(1, 5)]
     assert _ubatch(gap, batch, extra, points) == pytest.approx(4.0, abs=0.1)
-    assert _ubatch(gap, batch, np.zeros(4000), points) == 0.0  # one run always: unknown, 0
+    assert _ubatch(gap, batch, np.zeros(4000), points) is None  # one run always: unknown
 
 
 def test_the_fit_learns_the_pass_from_a_simulated_server() -> None:

@@ -17,6 +17,8 @@ import numpy.typing as npt
 
 from infermeter.errors import UsageError
 from infermeter.predict.model import (
+    WAVE_MS,
+    BoolArray,
     EngineModel,
     FitQuality,
     FitRange,
@@ -35,9 +37,6 @@ MIN_SAMPLES = 20
 RARE_SHARE = 0.03
 #: Token arrivals further apart than this share of the shortest step belong to different steps.
 EMIT_APART = 0.3
-#: Requests sent within this of the first to an idle llama-server are taken before it starts
-#: its first step (its log shows eight sent 0.3 ms apart taken within a millisecond).
-STEP_START_MS = 1.0
 #: Requests to an idle server with the server's own prompt time, for that time to be used.
 MIN_TOLD = 5
 #: Steps with a prompt a batch size needs before its own prompt cost enters the table.
@@ -257,34 +256,70 @@ def admitted(run: ObservedRun, budget: int | None = None) -> FloatArray:
     # taken at the end of the step in flight at the send (none: its own first step)
     after = np.where((k < ends.size) & (end < run.t_first), end, run.t_send)
     take: FloatArray = after.copy()
+    for wave in idle_waves(run, budget):
+        for w, early in zip(wave.ids, wave.first_step.tolist(), strict=True):
+            # Those whose prompts ran in the first step had reached the server when it
+            # woke; the rest too where that step's batch had no room for another prompt
+            # (else one would have joined it), and they were taken after it where it had.
+            take[w] = run.t_send[wave.ids[0]] if (early or wave.full) else after[w]
+    return take
+
+
+@dataclass(frozen=True)
+class IdleWave:
+    """Requests sent together (within :data:`WAVE_MS` of the first) to a server with
+    nothing in flight: which of them ran their prompts in its first step, and whether that
+    step's batch of prompt tokens had room for one more of the rest."""
+
+    ids: list[int]
+    first_step: BoolArray
+    full: bool
+
+
+def idle_waves(run: ObservedRun, budget: int) -> list[IdleWave]:
+    """The run's requests sent together to an idle server, in the order they were sent
+    (a lone request to an idle server is a wave of one)."""
+    slack = _emit_slack(run)
     by_send = np.argsort(run.t_send, kind="stable").tolist()
     held = -np.inf  # the latest last token of the requests sent so far
+    waves: list[IdleWave] = []
     n = 0
     while n < len(by_send):
         j = by_send[n]
         if held > run.t_send[j]:  # a step runs
-            take[j] = after[j]
             held = max(held, run.t_last[j])
             n += 1
             continue
-        wave = [j]
+        ids = [j]
         while (
-            n + len(wave) < len(by_send)
-            and run.t_send[by_send[n + len(wave)]] - run.t_send[j] <= STEP_START_MS
+            n + len(ids) < len(by_send)
+            and run.t_send[by_send[n + len(ids)]] - run.t_send[j] <= WAVE_MS
         ):
-            wave.append(by_send[n + len(wave)])
-        firsts = run.t_first[wave]
+            ids.append(by_send[n + len(ids)])
+        firsts = run.t_first[ids]
         first_step = firsts <= firsts.min() + slack
-        # Those whose prompts ran in the first step had reached the server when it woke;
-        # the rest too where that step's batch had no room for another prompt (else one
-        # would have joined it), and they were taken after it where it had.
-        rest = run.n_in[wave][~first_step]
-        full = rest.size > 0 and int(run.n_in[wave][first_step].sum()) + int(rest.min()) > budget
-        for w, early in zip(wave, first_step.tolist(), strict=True):
-            take[w] = run.t_send[j] if (early or full) else after[w]
-        held = max(held, float(run.t_last[wave].max()))
-        n += len(wave)
-    return take
+        rest = run.n_in[ids][~first_step]
+        full = rest.size > 0 and int(run.n_in[ids][first_step].sum()) + int(rest.min()) > budget
+        waves.append(IdleWave(ids=ids, first_step=first_step, full=full))
+        held = max(held, float(run.t_last[ids].max()))
+        n += len(ids)
+    return waves
+
+
+def _wake_share(runs: list[ObservedRun], budget: int) -> tuple[float, int] | None:
+    """Of the requests sent together to an idle server beyond the first, the share that ran
+    their prompts in its first step (waves whose first step had no room for the rest left
+    out), and over how many such requests; None where the runs sent no such wave."""
+    joined = others = 0
+    for run in runs:
+        if not run.token_ms:
+            continue
+        for wave in idle_waves(run, budget):
+            if len(wave.ids) < 2 or wave.full:
+                continue
+            joined += int(wave.first_step.sum()) - 1
+            others += len(wave.ids) - 1
+    return (joined / others, others) if others else None
 
 
 def step_apart_ms(points: list[StepPoint]) -> float:
@@ -550,12 +585,15 @@ def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray, run_of: IntArray) 
     return points
 
 
-def _ubatch(gap: FloatArray, batch: IntArray, extra: FloatArray, points: list[StepPoint]) -> float:
+def _ubatch(
+    gap: FloatArray, batch: IntArray, extra: FloatArray, points: list[StepPoint]
+) -> float | None:
     """What each run of busy slots beyond the first adds to a step: within each batch size
     of the table, the median gap at each count of runs (with enough gaps), its growth with
     the count pooled over the batch sizes, weighted by the gaps (medians, not means: a
     prompt's step not told apart moves them little; no trim, which would cut the very
-    steps of several runs)."""
+    steps of several runs). None where no batch size had enough gaps at two counts: the
+    runs never showed what a pass costs."""
     sxy = sxx = 0.0
     for p in points:
         sel = batch == p.batch
@@ -569,7 +607,7 @@ def _ubatch(gap: FloatArray, batch: IntArray, extra: FloatArray, points: list[St
         xm, ym = float((w * xs).sum() / w.sum()), float((w * ys).sum() / w.sum())
         sxy += float((w * (xs - xm) * (ys - ym)).sum())
         sxx += float((w * (xs - xm) ** 2).sum())
-    return max(sxy / sxx, 0.0) if sxx > 0 else 0.0
+    return max(sxy / sxx, 0.0) if sxx > 0 else None
 
 
 def _cached_prefix(runs: list[ObservedRun]) -> int:
@@ -646,7 +684,24 @@ def fit_engine(
             "server took them, which misplaces requests sent together"
         )
     extra = (slot_runs - 1).astype(np.float64)
-    ubatch = _ubatch(gap[decode], batch[decode], extra[decode], points) if slots else 0.0
+    fitted = _ubatch(gap[decode], batch[decode], extra[decode], points) if slots else 0.0
+    ubatch_source = "fitted" if slots else None
+    if fitted is None:
+        # Streams that stay in step take neighbouring slots, so a sweep of closed loops can
+        # show no step of several passes; the held-out loads that scatter over the slots
+        # then run them. A pass reads the weights again as a step of one sequence does:
+        # that step (or the weights' read, where larger) is what an unseen pass is taken to
+        # cost, not nothing.
+        one_step = min(points, key=lambda p: p.batch).step_ms
+        fitted = max(one_step, pass_floor_ms)
+        ubatch_source = "assumed: a step of one sequence (no fitted step ran several passes)"
+        notes.append(
+            f"no step of the runs decoded its busy slots in several forward passes (they "
+            f"stayed neighbours): a pass beyond the first is taken to cost a step of one "
+            f"sequence, {fitted:.2f} ms; fit a sweep whose streams scatter over the slots "
+            f"(e.g. with --ramp-up) to measure it"
+        )
+    ubatch = fitted
     if slots and 0.0 < ubatch < pass_floor_ms:
         notes.append(
             f"a forward pass beyond a step's first fitted at {ubatch:.2f} ms, less than reading "
@@ -667,6 +722,7 @@ def fit_engine(
             "server whose slot history the runs do not show?)"
         )
         ubatch = 0.0
+        ubatch_source = "not followed: the replayed slots disagree with the steps"
     slope = _ctx_slope(gap[decode], batch[decode], ctx[decode], points)
     by_batch = {p.batch: p.step_ms for p in points}
     one = by_batch.get(1, points[0].step_ms)
@@ -749,6 +805,7 @@ def fit_engine(
     spread /= spread.mean() if ratio.size else 1.0
     n_in = np.concatenate([r.n_in for r in runs])
     n_out = np.concatenate([r.n_out for r in runs])
+    wake = _wake_share(runs, limits.token_budget) if slots else None
     return EngineModel(
         engine=engine,
         model=model,
@@ -766,6 +823,8 @@ def fit_engine(
         decode=points,
         ctx_ms_per_token=slope,
         ubatch_ms=ubatch,
+        ubatch_source=ubatch_source,
+        wake_share=wake[0] if wake is not None else None,
         emit_ms_per_seq=_emission(runs, step_apart_ms(points)),
         step_spread=[float(x) for x in spread] if ratio.size else [1.0, 1.0],
         prefill_ms_per_token=per_token,

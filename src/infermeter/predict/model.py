@@ -19,6 +19,7 @@ ENGINE_MODEL_VERSION = 1
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: How the engine forms its batches. ``slots``: llama.cpp's fixed slots, prompts batched with
 #: the running decodes; ``continuous``: vLLM's iteration-level scheduler with chunked prefill
@@ -141,6 +142,9 @@ class EngineModel(_Frozen):
     #: engine's steps do not depend on which slots are busy). The decode table holds steps
     #: of one run (infermeter.predict.slots).
     ubatch_ms: float = Field(default=0.0, ge=0)
+    #: Where ``ubatch_ms`` came from: fitted on steps of several passes, or assumed where
+    #: the runs had none (None: not a slots engine, or a model fitted before this was kept).
+    ubatch_source: str | None = None
     #: Quantiles (evenly spaced, 0 to 100 %) of a decode gap over its table entry, scaled to
     #: a mean of 1: how one step varies around the table, drawn from in simulation.
     step_spread: list[float] = Field(default_factory=lambda: [1.0, 1.0], min_length=2)
@@ -159,6 +163,12 @@ class EngineModel(_Frozen):
     #: How the window was found: from the steps requests sent near a step's end joined, or
     #: from the fitted runs' TTFT alone (None: not fitted).
     admit_source: str | None = None
+    #: Of requests that reach an idle server together (within :data:`WAVE_MS` of the
+    #: first), the share beyond the first that its first step takes; the rest wait for the
+    #: next. llama-server's loop wakes on the first request and takes those its HTTP
+    #: threads have handed over by then: all of them where the threads share its one core,
+    #: part where they have cores of their own. None: not fitted (the first alone).
+    wake_share: float | None = Field(default=None, ge=0, le=1)
     #: The tokens of one step reach their streams one after another, this far apart (the
     #: engine samples and writes each sequence in turn): a step's tokens span this times its
     #: batch, and a request arriving before the last of them still joins the next step.
@@ -182,6 +192,10 @@ class EngineModel(_Frozen):
         """Whether a simulation follows which slots are busy (llama.cpp's ubatches)."""
         return self.scheduler == "slots" and self.ubatch_ms > 0
 
+
+#: Requests sent within this of the first to an idle server are sent together (its log
+#: shows eight sent 0.3 ms apart taken within a millisecond).
+WAVE_MS = 1.0
 
 #: A fitted run the model misses by more than this (TPOT p50 or E2E p50: the accuracy a
 #: prediction of them aims at) marks the load around it as one the model does not hold

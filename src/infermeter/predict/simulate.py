@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from infermeter.predict.model import EngineModel, FloatArray, IntArray, StepTable
+from infermeter.predict.model import WAVE_MS, EngineModel, FloatArray, IntArray, StepTable
 from infermeter.predict.slots import SLOT_SIMILARITY, SlotTable
 
 Router = Literal["round-robin", "least-outstanding"]
@@ -168,6 +168,9 @@ class _Replica:
     busy: bool = False
     #: Between a step's tokens and the next step's start (the engine's host work).
     gathering: bool = False
+    #: Woken from idle: the first step takes the first request and the model's share of
+    #: those that came with it.
+    waking: bool = False
     busy_ms: float = 0.0
     batch_ms: float = 0.0
     #: Over the steps that decode: their time, and their forward passes x time (llama.cpp's
@@ -255,6 +258,7 @@ class _Sim:
         self.last_step = [0] * n
         self.segments: dict[int, list[tuple[int, int]]] = {}
         self.gather = model.gather_ms
+        self.wake = model.wake_share
         self.emit = model.emit_ms_per_seq
         self.offset = [0.0] * n
         # prompts short enough for the template's shared tokens to pass llama-server's
@@ -299,6 +303,11 @@ class _Sim:
         if self.static and self.gather > 0 and rep.running == 0:
             # A static engine waits a moment after a batch's first request for it to fill.
             self.pause(rep, r, t + self.gather)
+        elif self.wake is not None and not self.static and rep.running == 0:
+            # Requests sent with this one are in its first step as the model's share says;
+            # the step still begins when this one came (the window counts as spent).
+            rep.waking = True
+            self.pause(rep, r, t + WAVE_MS, WAVE_MS)
         else:
             self.start(r, t)
 
@@ -324,8 +333,14 @@ class _Sim:
                 self._preempt(rep)
                 preempted = True
             self._take(rep)
+        limit = len(rep.waiting)
+        if rep.waking:
+            rep.waking = False
+            assert self.wake is not None
+            limit = 1 + round(self.wake * (limit - 1))
         # vLLM admits nothing in a step that preempted
-        while rep.waiting and rep.running < rep.max_seqs and not preempted:
+        while rep.waiting and rep.running < rep.max_seqs and not preempted and limit > 0:
+            limit -= 1
             i = rep.waiting[0]
             hold = self._blocks(self.rem[i]) if self.grows else self.need[i]
             if self.kv is not None and rep.kv_used + hold > self.kv and rep.running:

@@ -46,7 +46,7 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         (
             "each forward pass beyond the first",
             f"{m.ubatch_ms:,.3f} ms (a run of consecutive busy slots each: llama.cpp's slots "
-            "followed)"
+            f"followed{_assumed(m.ubatch_source)})"
             if m.follows_slots
             else "not followed",
         ),
@@ -58,6 +58,7 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
             f"written {m.emit_ms_per_seq:,.3f} ms apart, one sequence after another",
         ),
         ("joins the next step", _admit(m)),
+        ("sent together to an idle server", _wake(m)),
         ("last token to end of answer", f"{m.tail_ms:,.3f} ms"),
         *(
             [("slot by similarity", _similar(m))]
@@ -131,6 +132,16 @@ def _admit(m: EngineModel) -> str:
     """When a request still joins the step after the one under way."""
     window = f"arriving up to {m.admit_ms:,.3f} ms after the step's tokens are written"
     return f"{window} ({m.admit_source})" if m.admit_source else window
+
+
+def _wake(m: EngineModel) -> str:
+    """How much of a wave of requests an idle server's first step takes."""
+    if m.wake_share is None:
+        return "the first in its first step, the rest in the next"
+    return (
+        f"the first and {m.wake_share:.0%} of the rest in its first step (from the fitted "
+        "runs' waves; the rest in the next)"
+    )
 
 
 def _prompt_cost(m: EngineModel) -> str:
@@ -259,3 +270,8 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         )
     for note in d["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _assumed(source: str | None) -> str:
+    """A value's source where it was not fitted, as a clause."""
+    return f"; {source}" if source and source != "fitted" else ""
