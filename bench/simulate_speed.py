@@ -20,7 +20,7 @@ import numpy as np
 
 from infermeter.config import BenchConfig
 from infermeter.load.arrivals import schedule
-from infermeter.predict.simulate import SimLoad, simulate
+from infermeter.predict.simulate import Fleet, SimLoad, simulate
 from infermeter.run.fit import fit_runs
 from infermeter.run.predict import simulate_run
 
@@ -49,7 +49,7 @@ def main() -> None:
     n = due.size
     load = SimLoad(np.full(n, 512), np.full(n, 128), due_ms=due, seed=1)
     t0 = time.perf_counter()
-    res = simulate(model, load, replicas=args.replicas)
+    res = simulate(model, load, fleet=Fleet(args.replicas))
     wall = time.perf_counter() - t0
     steps = sum(s.size for s in res.steps)
     print(f"simulation: {n:,} requests, {steps:,} steps on {args.replicas} replicas, "
@@ -64,7 +64,7 @@ def main() -> None:
             ignore_eos=True,
         )  # fmt: skip
         t0 = time.perf_counter()
-        simulate_run(model, path, config, out=Path(tmp) / "run", replicas=args.replicas)
+        simulate_run(model, path, config, out=Path(tmp) / "run", fleet=Fleet(args.replicas))
         wall = time.perf_counter() - t0
         size = (Path(tmp) / "run" / "records.jsonl").stat().st_size
     print(

@@ -24,7 +24,7 @@ from infermeter.predict.model import (
     read_engine_model,
     write_engine_model,
 )
-from infermeter.predict.simulate import SimLoad, SimResult, simulate
+from infermeter.predict.simulate import Fleet, SimLoad, SimResult, simulate
 from infermeter.predict.summary import Term, meets, summarize
 from infermeter.run.fit import _join_cut, _tune_admit
 from infermeter.run.plan import PlanResult
@@ -412,7 +412,7 @@ def test_the_fit_keeps_the_shape_the_runs_were_told() -> None:
     assert _told_shape([{"model_shape": "no-such-model"}]) == {}
 
 
-def _planned(rate: float, n: int, **kw: int) -> PlanResult:
+def _planned(rate: float, n: int, *, per_gpu: int = 1, gpus_per_replica: int = 1) -> PlanResult:
     """A plan for 50 → 100-token traffic at ``rate`` on a 4-sequence engine, at 2.0 a
     GPU-hour, under p95 E2E ≤ 2 s."""
     from infermeter.config import BenchConfig
@@ -422,7 +422,15 @@ def _planned(rate: float, n: int, **kw: int) -> PlanResult:
     config = BenchConfig.build(
         url="http://x", rate=rate, num_requests=n, input_tokens="50", output_tokens="100"
     )
-    return plan_capacity(model, config, [Term("e2e_ms", 95, 2000.0)], gpu_hourly_price=2.0, **kw)
+    terms = [Term("e2e_ms", 95, 2000.0)]
+    return plan_capacity(
+        model,
+        config,
+        terms,
+        fleet=Fleet(per_gpu=per_gpu),
+        gpus_per_replica=gpus_per_replica,
+        gpu_hourly_price=2.0,
+    )
 
 
 def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
@@ -441,7 +449,7 @@ def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
 
 def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
     apart = _planned(6.0, 400)
-    packed = _planned(6.0, 400, replicas_per_gpu=2)
+    packed = _planned(6.0, 400, per_gpu=2)
     assert apart.at.replicas >= 2 and apart.gpus == apart.at.replicas
     # two to a GPU, a pair serves about what one replica alone does: no GPU is saved
     # planned in whole GPUs: two replicas on each, and one fewer is a GPU fewer
@@ -452,46 +460,42 @@ def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
     assert packed.at.replicas > apart.at.replicas
     assert packed.cost is not None and packed.cost["per_hour"] == pytest.approx(2.0 * packed.gpus)
     with pytest.raises(UsageError, match="cannot share"):
-        _planned(6.0, 400, gpus_per_replica=2, replicas_per_gpu=2)
+        _planned(6.0, 400, gpus_per_replica=2, per_gpu=2)
     # three to a GPU, 100 tokens at three steps a token miss 2 s however many GPUs
     with pytest.raises(UsageError, match=r"no count of replicas .*3 to a GPU"):
-        _planned(6.0, 400, replicas_per_gpu=3)
+        _planned(6.0, 400, per_gpu=3)
 
 
 def test_replicas_packed_on_one_gpu_take_turns_on_it() -> None:
     load = SimLoad(np.full(2, 100), np.full(2, 5), concurrency=2)
-    apart = simulate(engine({1: 10.0}), load, replicas=2, router="round-robin")
+    apart = simulate(engine({1: 10.0}), load, fleet=Fleet(2, "round-robin"))
     # each its own GPU: the one-stream schedule on both (prompt 14 ms, then 10 ms steps)
     for i in (0, 1):
         assert apart.token_ms(i).tolist() == pytest.approx([14.0, 24.0, 34.0, 44.0, 54.0])
-    shared = simulate(engine({1: 10.0}), load, replicas=2, router="round-robin", replicas_per_gpu=2)
+    pair = Fleet(2, "round-robin", per_gpu=2)
+    shared = simulate(engine({1: 10.0}), load, fleet=pair)
     # one GPU: the second prompt waits for the first, then each step for the other's
     assert shared.token_ms(0).tolist() == pytest.approx([14.0, 38.0, 58.0, 78.0, 98.0])
     assert shared.token_ms(1).tolist() == pytest.approx([28.0, 48.0, 68.0, 88.0, 108.0])
     # 2 ms of host work between steps (part of each 10 ms step) holds the GPU too: the same
     # schedule, where letting it overlap the other's step would give 14, 36, 52, …
-    hosted = simulate(
-        engine({1: 10.0}, admit=2.0), load, replicas=2, router="round-robin", replicas_per_gpu=2
-    )
+    hosted = simulate(engine({1: 10.0}, admit=2.0), load, fleet=pair)
     assert hosted.token_ms(0).tolist() == pytest.approx([14.0, 38.0, 58.0, 78.0, 98.0])
     assert hosted.token_ms(1).tolist() == pytest.approx([28.0, 48.0, 68.0, 88.0, 108.0])
     # a static batcher's steps take the same turns
-    static = simulate(
-        engine({1: 10.0}, scheduler="static"),
-        load,
-        replicas=2,
-        router="round-robin",
-        replicas_per_gpu=2,
-    )
+    static = simulate(engine({1: 10.0}, scheduler="static"), load, fleet=pair)
     assert static.token_ms(0).tolist() == pytest.approx([14.0, 38.0, 58.0, 78.0, 98.0])
     assert static.token_ms(1).tolist() == pytest.approx([28.0, 48.0, 68.0, 88.0, 108.0])
     # two GPUs of two: the replicas are apart again
     four = SimLoad(np.full(4, 100), np.full(4, 5), concurrency=4)
-    packed = simulate(engine({1: 10.0}), four, replicas=4, router="round-robin", replicas_per_gpu=2)
+    packed = simulate(engine({1: 10.0}), four, fleet=pair.of(4))
     firsts = sorted(packed.t_first().tolist())
     assert firsts == pytest.approx([14.0, 14.0, 28.0, 28.0])
-    with pytest.raises(ValueError, match="replicas_per_gpu"):
-        simulate(engine({1: 10.0}), load, replicas=2, replicas_per_gpu=0)
+    assert pair.of(4).gpus == 2 and pair.of(3).gpus == 2
+    with pytest.raises(ValueError, match="replicas per GPU"):
+        Fleet(2, per_gpu=0)
+    with pytest.raises(ValueError, match="at least one replica"):
+        Fleet(0)
 
 
 def test_a_simulated_run_reads_back_as_the_simulation_said(tmp_path: Path) -> None:
@@ -614,7 +618,7 @@ def test_preemption_keeps_the_cache_and_the_tokens_whole(
     model = engine({1: 5.0, 4: 8.0, 8: 12.0}, per_token=0.01, max_seqs=8).model_copy(
         update={"kv_tokens": kv, "kv_block_tokens": block}
     )
-    sim = _Sim(model, load, 1, "round-robin")
+    sim = _Sim(model, load, Fleet(router="round-robin"))
     rep = sim.reps[0]
     highest = 0
     start = sim.start
@@ -630,7 +634,7 @@ def test_preemption_keeps_the_cache_and_the_tokens_whole(
     assert highest <= kv and rep.kv_used == 0 and rep.running == 0 and not rep.admitted
     assert not any(rep.crossing.values())
     assert np.isfinite(sim.t_last).all()
-    res = simulate(model, load, replicas=1, router="round-robin")
+    res = simulate(model, load, fleet=Fleet(router="round-robin"))
     for i in range(n):
         stamps = res.token_ms(i)
         assert stamps.size == n_out[i] and bool(np.all(np.diff(stamps) >= 0))

@@ -14,7 +14,7 @@ from test_predict import _observed, closed, engine
 
 from infermeter.predict.fit import Limits, ObservedRun, _ubatch, fit_engine
 from infermeter.predict.model import EngineModel, StepPoint
-from infermeter.predict.simulate import SimLoad, simulate
+from infermeter.predict.simulate import Fleet, SimLoad, simulate
 from infermeter.predict.slots import SlotTable, replay_runs
 
 
@@ -158,7 +158,7 @@ def test_a_load_continues_from_where_an_earlier_one_left_the_slots() -> None:
     assert sorted(first.slot_order[0]) == list(range(8))
     assert np.nanmean(after.t_end - after.t_send) != np.nanmean(fresh.t_end - fresh.t_send)
     with pytest.raises(ValueError, match="one order per replica"):
-        simulate(model, closed(20, 12, 4, 1), replicas=2, slot_order=first.slot_order)
+        simulate(model, closed(20, 12, 4, 1), fleet=Fleet(2), slot_order=first.slot_order)
 
 
 def test_the_cost_of_a_pass_is_learned_within_each_batch_size() -> None:

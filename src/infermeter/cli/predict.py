@@ -129,6 +129,7 @@ def simulate(
         raise fail("--replicas-per-gpu must be at least 1")
     from infermeter.cli.bench import _percentiles
     from infermeter.cli.report import emit, write_html
+    from infermeter.predict.simulate import Fleet
     from infermeter.run.predict import simulate_run
 
     model = _engine_model(engine_model, on_gpu)
@@ -167,9 +168,7 @@ def simulate(
         engine_model,
         config,
         out=out,
-        replicas=replicas,
-        router=router_named(router),
-        replicas_per_gpu=replicas_per_gpu,
+        fleet=Fleet(replicas, router_named(router), replicas_per_gpu),
     )
     emit(run.results, "table" if output_format == "html" else output_format)
     if output_format == "html":
@@ -240,6 +239,7 @@ def plan(
         raise fail("--gpus-per-replica must be at least 1")
     if replicas_per_gpu < 1:
         raise fail("--replicas-per-gpu must be at least 1")
+    from infermeter.predict.simulate import Fleet
     from infermeter.report.predict import print_plan
     from infermeter.run.plan import latency_terms, plan_capacity, plan_doc
 
@@ -264,14 +264,14 @@ def plan(
     config = BenchConfig.build(
         url="http://predicted.invalid", **{k: v for k, v in given.items() if v is not None}
     )
+    fleet = Fleet(router=router_named(router), per_gpu=replicas_per_gpu)
     result = plan_capacity(
         model,
         config,
         terms,
-        router=router_named(router),
+        fleet=fleet,
         gpus_per_replica=gpus_per_replica,
         gpu_hourly_price=gpu_hourly_price,
-        replicas_per_gpu=replicas_per_gpu,
     )
     doc = plan_doc(result, model, engine_model, notes)
     if on_gpu is not None:
@@ -282,9 +282,8 @@ def plan(
                 _engine_model(engine_model, on_gpu, scaling),
                 config,
                 terms,
-                router=router_named(router),
+                fleet=fleet,
                 gpus_per_replica=gpus_per_replica,
-                replicas_per_gpu=replicas_per_gpu,
             )
             for scaling in ("bandwidth", "compute")
         ]

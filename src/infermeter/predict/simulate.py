@@ -18,7 +18,7 @@ import heapq
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -188,10 +188,8 @@ class _Sim:
         self,
         model: EngineModel,
         load: SimLoad,
-        replicas: int,
-        router: Router,
+        fleet: Fleet,
         slot_order: list[list[int]] | None = None,
-        per_gpu: int = 1,
         slot_unused: list[list[int]] | None = None,
     ) -> None:
         n = load.n_in.size
@@ -219,13 +217,13 @@ class _Sim:
                 if self.ubatch > 0
                 else None,
             )
-            for r in range(replicas)
+            for r in range(fleet.replicas)
         ]
         self.slot = [-1] * n
         #: Replicas packed onto one GPU take turns on it: when each one's GPU comes free.
-        self.per_gpu = per_gpu
-        self.gpu_free = [0.0] * gpus_for(replicas, per_gpu)
-        self.router = router
+        self.per_gpu = fleet.per_gpu
+        self.gpu_free = [0.0] * fleet.gpus
+        self.router = fleet.router
         self.rr = 0
         self.heap: list[tuple[float, int, int, int, float]] = []
         self.seq = 0
@@ -638,29 +636,53 @@ def gpus_for(replicas: int, per_gpu: int) -> int:
     return -(-replicas // per_gpu)
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """The copies of the engine a load runs on: how many, the router that spreads requests
+    over them, and how many share each GPU, taking turns on it (1: each its own GPU, as
+    the model was fitted; the last GPU may hold fewer)."""
+
+    replicas: int = 1
+    router: Router = "least-outstanding"
+    per_gpu: int = 1
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError("a fleet needs at least one replica")
+        if self.per_gpu < 1:
+            raise ValueError("replicas per GPU must be at least 1")
+
+    @property
+    def gpus(self) -> int:
+        """The GPUs the replicas take."""
+        return gpus_for(self.replicas, self.per_gpu)
+
+    def of(self, replicas: int) -> Fleet:
+        """The same fleet with ``replicas`` copies."""
+        return replace(self, replicas=replicas)
+
+
+#: One copy of the engine on a GPU of its own: what a model is fitted on.
+SOLO = Fleet()
+
+
 def simulate(
     model: EngineModel,
     load: SimLoad,
     *,
-    replicas: int = 1,
-    router: Router = "least-outstanding",
+    fleet: Fleet = SOLO,
     horizon_ms: float | None = None,
     slot_order: list[list[int]] | None = None,
-    replicas_per_gpu: int = 1,
     slot_unused: list[list[int]] | None = None,
 ) -> SimResult:
-    """Run ``load`` on ``replicas`` copies of the engine until every request is served or
-    the horizon passes (default: the last due time plus as long again, at least 10 minutes).
+    """Run ``load`` on ``fleet`` until every request is served or the horizon passes
+    (default: the last due time plus as long again, at least 10 minutes).
     ``slot_order``: where an earlier load left the servers' slots (its result's
     ``slot_order``, and ``slot_unused``: those that never held a prompt), for a load that
-    follows it on the same servers; default fresh ones.
-    ``replicas_per_gpu``: replicas packed onto each GPU (the last may hold fewer), whose
-    steps take turns on it; 1: each its own GPU, as the model was fitted."""
-    if slot_order is not None and len(slot_order) != replicas:
+    follows it on the same servers; default fresh ones."""
+    if slot_order is not None and len(slot_order) != fleet.replicas:
         raise ValueError("slot_order: one order per replica")
-    if replicas_per_gpu < 1:
-        raise ValueError("replicas_per_gpu must be at least 1")
-    sim = _Sim(model, load, replicas, router, slot_order, replicas_per_gpu, slot_unused)
+    sim = _Sim(model, load, fleet, slot_order, slot_unused)
     if horizon_ms is None:
         last = float(load.due_ms[-1]) if load.due_ms is not None and load.due_ms.size else 0.0
         if load.duration_ms is not None:

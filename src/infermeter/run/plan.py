@@ -16,7 +16,7 @@ from infermeter.errors import UsageError
 from infermeter.load.strategies import CapacitySearch
 from infermeter.metrics.slo import parse_slo
 from infermeter.predict.model import EngineModel, self_check_notes
-from infermeter.predict.simulate import Router, gpus_for, simulate
+from infermeter.predict.simulate import SOLO, Fleet, Router, gpus_for, simulate
 from infermeter.predict.summary import LATENCIES, SimSummary, Term, meets, summarize
 from infermeter.run.predict import SimPlan, extrapolations, sim_plan, stability
 from infermeter.schema.plan import CostDoc, PlanDoc, TrialDoc
@@ -103,15 +103,11 @@ def _trial(
     model: EngineModel,
     plan: SimPlan,
     terms: list[Term],
-    replicas: int,
-    router: Router,
-    replicas_per_gpu: int = 1,
+    fleet: Fleet,
 ) -> Trial:
-    res = simulate(
-        model, plan.load, replicas=replicas, router=router, replicas_per_gpu=replicas_per_gpu
-    )
+    res = simulate(model, plan.load, fleet=fleet)
     summary = summarize(res, tuple(t.percentile for t in terms))
-    return Trial(replicas, summary, meets(summary, terms), stability(res, plan))
+    return Trial(fleet.replicas, summary, meets(summary, terms), stability(res, plan))
 
 
 def _at_rate(config: BenchConfig, rate: float, base_rate: float) -> BenchConfig:
@@ -133,8 +129,8 @@ def max_rate(
     terms: list[Term],
     router: Router,
 ) -> float:
-    """The highest mean rate of this traffic one replica serves within the limits, to
-    within 0.4 %; 0 when none does."""
+    """The highest mean rate of this traffic one replica, alone on its GPU, serves within
+    the limits, to within 0.4 %; 0 when none does."""
 
     # Start from a quarter of what full batches of the traffic's answers could finish a
     # second, and search as sweep --find-max does: bracket by doubling, then bisect.
@@ -145,7 +141,7 @@ def max_rate(
     )
     while (rate := search.next_value()) is not None:
         plan = sim_plan(_at_rate(config, rate, base_rate), model)
-        search.record(rate, _trial(model, plan, terms, 1, router).passed)
+        search.record(rate, _trial(model, plan, terms, Fleet(router=router)).passed)
     return search.best_pass or 0.0
 
 
@@ -154,14 +150,14 @@ def plan_capacity(
     config: BenchConfig,
     terms: list[Term],
     *,
-    router: Router = "least-outstanding",
+    fleet: Fleet = SOLO,
     gpus_per_replica: int = 1,
     gpu_hourly_price: float | None = None,
-    replicas_per_gpu: int = 1,
 ) -> PlanResult:
-    """``replicas_per_gpu``: replicas packed onto each GPU, taking turns on it, planned in
-    whole GPUs; the highest rate of one replica is still that of one alone on its GPU."""
-    if replicas_per_gpu > 1 and gpus_per_replica > 1:
+    """``fleet``: the router and the replicas packed onto each GPU (its count is what is
+    planned); packed ones take turns on their GPU and are planned in whole GPUs, while the
+    highest rate of one replica is still that of one alone on its GPU."""
+    if fleet.per_gpu > 1 and gpus_per_replica > 1:
         raise UsageError("a replica of several GPUs cannot share one: --replicas-per-gpu 1")
     traffic = sim_plan(config, model)
     notes = extrapolations(model, traffic)
@@ -173,7 +169,7 @@ def plan_capacity(
     rate = (n - 1) / span_s if span_s > 0 else float(config.rate or 0.0)
     mean_in = float(np.mean(load.n_in))
     mean_out = float(np.mean(load.n_out))
-    per_replica = max_rate(model, config, rate, mean_out, terms, router)
+    per_replica = max_rate(model, config, rate, mean_out, terms, fleet.router)
     if per_replica <= 0:
         raise UsageError(
             "no rate meets the limits on one replica: a request alone is slower than the "
@@ -181,12 +177,12 @@ def plan_capacity(
         )
     # The count is searched in whole GPUs where replicas are packed (N replicas each), so
     # "one fewer" is one GPU fewer: the step a buyer takes. Unpacked, a unit is a replica.
-    unit = replicas_per_gpu
+    unit = fleet.per_gpu
     trials: dict[int, Trial] = {}
 
     def trial(units: int) -> Trial:
         if units not in trials:
-            trials[units] = _trial(model, traffic, terms, units * unit, router, unit)
+            trials[units] = _trial(model, traffic, terms, fleet.of(units * unit))
         return trials[units]
 
     # (a packed GPU serves about what one replica alone does, or less: turns cost more)
@@ -219,7 +215,7 @@ def plan_capacity(
     notes += self_check_notes(model, at.summary.mean_batch)
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
-        per_hour = gpus_for(at.replicas, replicas_per_gpu) * gpus_per_replica * gpu_hourly_price
+        per_hour = fleet.of(at.replicas).gpus * gpus_per_replica * gpu_hourly_price
         cost = {
             "gpus_per_replica": gpus_per_replica,
             "gpu_hourly_price": gpu_hourly_price,
@@ -244,7 +240,7 @@ def plan_capacity(
         one_fewer=fewer,
         cost=cost,
         notes=notes,
-        replicas_per_gpu=replicas_per_gpu,
+        replicas_per_gpu=fleet.per_gpu,
         gpus_per_replica=gpus_per_replica,
     )
 

@@ -21,7 +21,7 @@ from infermeter.config import BenchConfig
 from infermeter.errors import OutputError, UsageError
 from infermeter.load.arrivals import schedule
 from infermeter.predict.model import EngineModel, self_check_notes
-from infermeter.predict.simulate import Router, SimLoad, SimResult, simulate
+from infermeter.predict.simulate import SOLO, Fleet, SimLoad, SimResult, simulate
 from infermeter.records.rundir import (
     RECORDS_FILE,
     RESULTS_FILE,
@@ -352,9 +352,7 @@ def _simulate_on(
     plan: SimPlan,
     history: ServerHistory,
     *,
-    replicas: int = 1,
-    router: Router = "least-outstanding",
-    replicas_per_gpu: int = 1,
+    fleet: Fleet = SOLO,
 ) -> SimResult:
     """``plan``'s load on servers as ``history`` left them, after bench's pre-flight request
     and warm-up where the engine's slots remember them; ``history`` is left as it ends."""
@@ -363,10 +361,8 @@ def _simulate_on(
         res = simulate(
             model,
             load,
-            replicas=replicas,
-            router=router,
+            fleet=fleet,
             slot_order=history.slot_order,
-            replicas_per_gpu=replicas_per_gpu,
             slot_unused=history.slot_unused,
         )
         history.slot_order = res.slot_order or None
@@ -393,12 +389,10 @@ def simulate_run(
     config: BenchConfig,
     *,
     out: Path,
-    replicas: int = 1,
-    router: Router = "least-outstanding",
+    fleet: Fleet = SOLO,
     servers: ServerHistory | None = None,
-    replicas_per_gpu: int = 1,
 ) -> Run:
-    """Simulate ``config``'s load on ``replicas`` of the engine and write it as a run.
+    """Simulate ``config``'s load on ``fleet`` and write it as a run.
     ``servers``: the history of servers this load follows an earlier one on; left where
     this load leaves it."""
     plan = sim_plan(config, model)
@@ -410,9 +404,7 @@ def simulate_run(
         config,
         plan,
         history,
-        replicas=replicas,
-        router=router,
-        replicas_per_gpu=replicas_per_gpu,
+        fleet=fleet,
     )
     sim_s = time.perf_counter() - started
     unstable = stability(res, plan)
@@ -429,9 +421,9 @@ def simulate_run(
         "model": model.model,
         "hardware": model.hardware,
         "extrapolated": model.extrapolated,
-        "replicas": replicas,
-        "router": router,
-        "replicas_per_gpu": replicas_per_gpu,
+        "replicas": fleet.replicas,
+        "router": fleet.router,
+        "replicas_per_gpu": fleet.per_gpu,
         "unstable": unstable,
         "extrapolations": notes,
         "self_check": self_check_notes(model, res.mean_batch),
@@ -452,7 +444,7 @@ def simulate_run(
         "t0_wall_ns": 0,
         "config": stored,
         "seed_drawn": False,
-        "server": _server(model, replicas),
+        "server": _server(model, fleet.replicas),
         "workload": plan.workload,
         "prediction": prediction,
     }
