@@ -306,10 +306,10 @@ def idle_waves(run: ObservedRun, budget: int) -> list[IdleWave]:
     return waves
 
 
-def _wake_share(runs: list[ObservedRun], budget: int) -> tuple[float, int] | None:
+def _wake_share(runs: list[ObservedRun], budget: int) -> float | None:
     """Of the requests sent together to an idle server beyond the first, the share that ran
     their prompts in its first step (waves whose first step had no room for the rest left
-    out), and over how many such requests; None where the runs sent no such wave."""
+    out); None where the runs sent no such wave."""
     joined = others = 0
     for run in runs:
         if not run.token_ms:
@@ -319,7 +319,7 @@ def _wake_share(runs: list[ObservedRun], budget: int) -> tuple[float, int] | Non
                 continue
             joined += int(wave.first_step.sum()) - 1
             others += len(wave.ids) - 1
-    return (joined / others, others) if others else None
+    return joined / others if others else None
 
 
 def step_apart_ms(points: list[StepPoint]) -> float:
@@ -684,24 +684,23 @@ def fit_engine(
             "server took them, which misplaces requests sent together"
         )
     extra = (slot_runs - 1).astype(np.float64)
-    fitted = _ubatch(gap[decode], batch[decode], extra[decode], points) if slots else 0.0
+    ubatch = _ubatch(gap[decode], batch[decode], extra[decode], points) if slots else 0.0
     ubatch_source = "fitted" if slots else None
-    if fitted is None:
+    if ubatch is None:
         # Streams that stay in step take neighbouring slots, so a sweep of closed loops can
         # show no step of several passes; the held-out loads that scatter over the slots
         # then run them. A pass reads the weights again as a step of one sequence does:
         # that step (or the weights' read, where larger) is what an unseen pass is taken to
         # cost, not nothing.
         one_step = min(points, key=lambda p: p.batch).step_ms
-        fitted = max(one_step, pass_floor_ms)
+        ubatch = max(one_step, pass_floor_ms)
         ubatch_source = "assumed: a step of one sequence (no fitted step ran several passes)"
         notes.append(
             f"no step of the runs decoded its busy slots in several forward passes (they "
             f"stayed neighbours): a pass beyond the first is taken to cost a step of one "
-            f"sequence, {fitted:.2f} ms; fit a sweep whose streams scatter over the slots "
+            f"sequence, {ubatch:.2f} ms; fit a sweep whose streams scatter over the slots "
             f"(e.g. with --ramp-up) to measure it"
         )
-    ubatch = fitted
     if slots and 0.0 < ubatch < pass_floor_ms:
         notes.append(
             f"a forward pass beyond a step's first fitted at {ubatch:.2f} ms, less than reading "
@@ -805,7 +804,6 @@ def fit_engine(
     spread /= spread.mean() if ratio.size else 1.0
     n_in = np.concatenate([r.n_in for r in runs])
     n_out = np.concatenate([r.n_out for r in runs])
-    wake = _wake_share(runs, limits.token_budget) if slots else None
     return EngineModel(
         engine=engine,
         model=model,
@@ -824,7 +822,7 @@ def fit_engine(
         ctx_ms_per_token=slope,
         ubatch_ms=ubatch,
         ubatch_source=ubatch_source,
-        wake_share=wake[0] if wake is not None else None,
+        wake_share=_wake_share(runs, limits.token_budget) if slots else None,
         emit_ms_per_seq=_emission(runs, step_apart_ms(points)),
         step_spread=[float(x) for x in spread] if ratio.size else [1.0, 1.0],
         prefill_ms_per_token=per_token,

@@ -631,11 +631,6 @@ class _Sim:
         return now
 
 
-def gpus_for(replicas: int, per_gpu: int) -> int:
-    """The GPUs ``replicas`` take packed ``per_gpu`` to a GPU (the last may hold fewer)."""
-    return -(-replicas // per_gpu)
-
-
 @dataclass(frozen=True)
 class Fleet:
     """The copies of the engine a load runs on: how many, the router that spreads requests
@@ -654,8 +649,8 @@ class Fleet:
 
     @property
     def gpus(self) -> int:
-        """The GPUs the replicas take."""
-        return gpus_for(self.replicas, self.per_gpu)
+        """The GPUs the replicas take, packed ``per_gpu`` to a GPU."""
+        return -(-self.replicas // self.per_gpu)
 
     def of(self, replicas: int) -> Fleet:
         """The same fleet with ``replicas`` copies."""

@@ -16,7 +16,7 @@ from infermeter.errors import UsageError
 from infermeter.load.strategies import CapacitySearch
 from infermeter.metrics.slo import parse_slo
 from infermeter.predict.model import EngineModel, self_check_notes
-from infermeter.predict.simulate import SOLO, Fleet, Router, gpus_for, simulate
+from infermeter.predict.simulate import SOLO, Fleet, Router, simulate
 from infermeter.predict.summary import LATENCIES, SimSummary, Term, meets, summarize
 from infermeter.run.predict import SimPlan, extrapolations, sim_plan, stability
 from infermeter.schema.plan import CostDoc, PlanDoc, TrialDoc
@@ -55,13 +55,14 @@ class PlanResult:
     one_fewer: Trial | None
     cost: CostDoc | None
     notes: list[str] = field(default_factory=list)
-    #: Replicas packed onto each GPU (1: each its own), or GPUs each replica takes.
-    replicas_per_gpu: int = 1
+    #: The router and the replicas packed onto each GPU the count was planned with (its
+    #: own count aside), or GPUs each replica takes.
+    fleet: Fleet = SOLO
     gpus_per_replica: int = 1
 
     def gpus_of(self, replicas: int) -> int:
         """The GPUs ``replicas`` take."""
-        return gpus_for(replicas, self.replicas_per_gpu) * self.gpus_per_replica
+        return self.fleet.of(replicas).gpus * self.gpus_per_replica
 
     @property
     def gpus(self) -> int:
@@ -240,7 +241,7 @@ def plan_capacity(
         one_fewer=fewer,
         cost=cost,
         notes=notes,
-        replicas_per_gpu=fleet.per_gpu,
+        fleet=fleet,
         gpus_per_replica=gpus_per_replica,
     )
 
@@ -252,7 +253,7 @@ def _num(v: float) -> float | None:
 def _trial_doc(t: Trial, r: PlanResult) -> TrialDoc:
     # replicas apart, or the GPUs packed ones take: the traffic over what they would serve,
     # one replica alone on each
-    units = gpus_for(t.replicas, r.replicas_per_gpu)
+    units = r.fleet.of(t.replicas).gpus
     capacity = units * r.max_rate_per_replica_rps
     rate = r.rate_rps
     s: SimSummary = t.summary
@@ -289,7 +290,7 @@ def plan_doc(r: PlanResult, m: EngineModel, path: Path, notes: list[str]) -> Pla
         },
         "limits": [t.name for t in r.terms],
         "replicas": r.at.replicas,
-        "replicas_per_gpu": r.replicas_per_gpu,
+        "replicas_per_gpu": r.fleet.per_gpu,
         "gpus": r.gpus,
         "max_rate_per_replica_rps": r.max_rate_per_replica_rps,
         "at_replicas": _trial_doc(r.at, r),
