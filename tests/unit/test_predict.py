@@ -187,6 +187,24 @@ def test_the_fit_recovers_a_known_engine() -> None:
     assert b.value("ttft_ms", 50) == pytest.approx(a.value("ttft_ms", 50), rel=0.05)
 
 
+def test_prompts_served_from_the_cache_are_no_evidence_of_a_prompts_cost() -> None:
+    # In the run of one stream two of three requests sent their prompt again: the server
+    # computed one token of it and answered at once. Fitted on whole, the time around a
+    # prompt would fall to nothing.
+    truth = engine(KNOWN, floor=8.0, per_token=0.05, overhead=3.0, max_seqs=4)
+    runs = [_observed(simulate(truth, closed(200, 50, 60, c)), f"c{c}") for c in (1, 2, 3, 4)]
+    one = runs[0]
+    hit = np.arange(one.n_in.size) % 3 != 0
+    runs[0] = replace(one, n_cached=np.where(hit, one.n_in - 1.0, 3.0),
+                      t_first=np.where(hit, one.t_send + 1.0, one.t_first))  # fmt: skip
+    limits = Limits("continuous", 4, "given", 2048, "given", None)
+    fitted = fit_engine(runs, limits, engine="test", model="m", hardware=None)
+    assert fitted.ttft_overhead_ms == pytest.approx(3.0, abs=0.3)
+    assert fitted.prefill_ms_per_token == pytest.approx(0.05, rel=0.1)
+    assert any(n.startswith("40 of 240 requests") and "prompt cache" in n
+               for n in fitted.quality.notes)  # fmt: skip
+
+
 def test_a_first_token_late_in_its_steps_burst_is_its_own_steps() -> None:
     # A step's tokens go out one stream after another, 4 ms apart: at batch 4 a new
     # request's first token can land 12 ms after another stream's token of the same step,

@@ -451,6 +451,9 @@ def _gaps(run: ObservedRun, index: int, into: _Gaps, history: tuple[FloatArray, 
     order = np.argsort(run.t_first)
     landings = run.t_first[order]
     landed_prompt = _prefix(run.n_in[order].astype(np.float64))
+    # a prompt served mostly from a slot's cache (the same prompt sent again) computed
+    # only what the cache lacked: the steps it landed in are no one's evidence
+    landed_reused = _prefix(run.similar()[order].astype(np.float64))
     for toks in run.token_ms:
         if toks.size < 2:
             continue
@@ -462,6 +465,8 @@ def _gaps(run: ObservedRun, index: int, into: _Gaps, history: tuple[FloatArray, 
         slack = LANDING_SLACK * gap
         lo = np.searchsorted(landings, a + slack, side="right")
         hi = np.searchsorted(landings, b + slack, side="right")
+        clean = landed_reused[hi] == landed_reused[lo]
+        a, b, gap, batch, ctx, lo, hi = (x[clean] for x in (a, b, gap, batch, ctx, lo, hi))
         into.gap.append(gap)
         into.batch.append(np.maximum(batch, 1))
         into.ctx.append(ctx)
@@ -485,7 +490,8 @@ class _Solo:
 def _solo(runs: list[ObservedRun]) -> _Solo:
     parts = []
     for run in runs:
-        solo = in_flight_at_send(run) == 1
+        # a prompt served from the cache is no evidence of what computing one costs
+        solo = (in_flight_at_send(run) == 1) & ~run.similar()
         nan = np.full(run.t_send.size, np.nan)
         ms = run.server_prompt_ms if run.server_prompt_ms is not None else nan
         n = run.server_prompt_n if run.server_prompt_n is not None else nan
@@ -677,6 +683,15 @@ def fit_engine(
             "streamed answers of several tokens each"
         )
     notes: list[str] = []
+    reused = sum(int(r.similar().sum()) for r in runs)
+    if reused:
+        total = sum(r.n_in.size for r in runs)
+        notes.append(
+            f"{reused} of {total} requests of the runs were served mostly from the server's "
+            "prompt cache (a prompt sent again, e.g. runs with one seed on one server): "
+            "neither they nor the steps they landed in are fitted on, and the simulation "
+            "computes every prompt whole"
+        )
     if slots and not every_probe:
         notes.append(
             "the runs do not hold bench's pre-flight record (made before it was kept): "

@@ -234,6 +234,13 @@ def fit_runs(
     )
 
 
+def _cache_flattered(results: dict[str, Any] | None) -> bool:
+    """Whether the run's prompts were mostly served from the server's prompt cache (the
+    same prompts sent again): its TTFT is not what the model's prompts cost."""
+    cache = (results or {}).get("prompt_cache") or {}
+    return bool(cache.get("flattered"))
+
+
 def _error(predicted: float, measured: float | None) -> float | None:
     if measured is None or measured <= 0 or predicted != predicted:
         return None
@@ -267,6 +274,8 @@ def _self_check(
             return float(value) if isinstance(value, (int, float)) else None
 
         res = simulate_like(model, config, histories[keys[k]])
+        if _cache_flattered(doc):
+            continue  # simulated for the slots it leaves; its prompts were not computed
         got = summarize(res)
         tput = (doc.get("summary") or {}).get("output_token_throughput_tok_s")
         checks[k] = SelfCheck(
@@ -369,6 +378,8 @@ def _tune_admit(
         except UsageError:
             continue
         if measured is None or config.trace is not None or config.dataset is not None:
+            continue
+        if _cache_flattered(results):
             continue
         cases.append((config, measured))
     if not cases:
