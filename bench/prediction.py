@@ -14,6 +14,10 @@ flags and seed::
 
     python bench/prediction.py live --engine llama.cpp --shape demo --slots 4
 
+``--bracket`` runs the fit sweep again after the held-out runs (another seed: the same
+prompts would come from the server's prompt cache), prints each of its points before and
+after (how far the host moved meanwhile) and a second table fitted on both sweeps.
+
 ``plan``'s replica count checked by measurement: two llama-server replicas on their own CPU
 cores behind ``infermeter proxy --router round-robin``. One replica is swept and fitted; an
 SLO is set at the p95 E2E of the sweep's busiest point; ``plan`` finds the highest rate one replica
@@ -337,6 +341,11 @@ def live(args: argparse.Namespace) -> None:
         mix = ["--input-tokens", f"uniform:{args.input_tokens // 2}:{args.input_tokens * 3 // 2}",
                "--output-tokens", f"uniform:{args.output_tokens // 2}:{args.output_tokens * 3 // 2}"]  # fmt: skip
         held.append(run(url, work / "mix-c4", "-c", "4", *n, *mix, "--seed", "22"))
+        if args.bracket:
+            # other prompts than the first sweep's: the same ones would be served from the
+            # server's prompt cache
+            again = run(url, work / "fit-again", "-c", conc, *n, *lengths, "--seed", "2",
+                          "--keep-going", sweep=True)  # fmt: skip
     seqs = (
         "continuous batching" if args.engine == "transformers-serve" else f"{args.slots} sequences"
     )
@@ -344,6 +353,26 @@ def live(args: argparse.Namespace) -> None:
              f"c = {conc}, held out: Poisson at 30/60/90 % of {top:.2f} req/s, c = {between}, "
              "another length mix at c = 4")  # fmt: skip
     table(title, model, model_path, held, finished_points(sweep))
+    if args.bracket:
+        # The same sweep before and after the held-out runs, fitted together: a fit that
+        # spans the minutes the held-out runs were measured in, so that the host's drift
+        # over them (a few % on a shared VM) is told apart from the model's own error.
+        both = work / "engine-bracket.json"
+        bracket = fit_runs([sweep, again])
+        both.write_text(bracket.model_dump_json(indent=2))
+        fitted = [*finished_points(sweep), *finished_points(again)]
+        print("\nthe fit sweep before the held-out runs and after them (the host's drift):\n")
+        print("| point | TPOT p50 before → after | E2E p50 before → after |")
+        print("|---|---|---|")
+        for a, b in zip(finished_points(sweep), finished_points(again), strict=False):
+            ra, rb = (json.loads((p / "results.json").read_text()) for p in (a, b))
+            cells = []
+            for key in ("tpot_ms", "e2e_ms"):
+                x, y = ra["distributions"][key]["p50"], rb["distributions"][key]["p50"]
+                cells.append(f"{x:,.2f} → {y:,.2f} ({100 * (y - x) / x:+.1f} %)")
+            print(f"| {a.name} | " + " | ".join(cells) + " |")
+        table(f"{title}; fitted on that sweep and on the same sweep run again after them",
+              bracket, both, held, fitted)  # fmt: skip
 
 
 def _plan(model_path: Path, rate: float, slo: str, lengths: list[str], n: int) -> dict:
@@ -530,6 +559,11 @@ def main() -> None:
     lv.add_argument("--output-tokens", type=int, default=64)
     lv.add_argument("--fit-concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     lv.add_argument("--between", type=int, default=3)
+    lv.add_argument(
+        "--bracket",
+        action="store_true",
+        help="run the fit sweep again after the held-out runs; a second table fitted on both",
+    )
     lv.add_argument("--work", default="/tmp/prediction-live")
     rp = sub.add_parser("replicas", help="plan's replica count, measured behind the proxy")
     rp.add_argument("--shape", default="demo")
