@@ -297,7 +297,7 @@ def test_the_fit_learns_the_share_of_a_wave_an_idle_server_takes() -> None:
     assert plain.wake_share is None
 
 
-def test_a_pass_the_runs_never_showed_is_taken_as_a_step_of_one() -> None:
+def test_a_pass_the_runs_never_showed_is_priced_as_a_step_of_its_own() -> None:
     # Streams that stay in step take neighbouring slots: c = 1, 2 and 4 on four slots never
     # decode in two passes, so nothing in them prices a pass. c = 3 does (slots 0, 1, 3).
     limits = Limits("slots", 4, "given", 2048, "given", None)
@@ -307,10 +307,11 @@ def test_a_pass_the_runs_never_showed_is_taken_as_a_step_of_one() -> None:
                         model="m", hardware=None)  # fmt: skip
     assert unseen.ubatch_source is not None and unseen.ubatch_source.startswith("assumed")
     assert unseen.ubatch_ms == pytest.approx(10.0, rel=0.02)  # the fitted step of one
+    assert unseen.pass_cost == "sum"  # each pass a one-pass step of its own sequences
     assert any("several forward passes" in n for n in unseen.quality.notes)
     seen = fit_engine(_slot_runs(truth, (1, 2, 3, 4)), limits, engine="llama.cpp",
                       model="m", hardware=None)  # fmt: skip
-    assert seen.ubatch_source == "fitted"
+    assert seen.ubatch_source == "fitted" and seen.pass_cost == "added"
     assert seen.ubatch_ms == pytest.approx(6.0, rel=0.1)
 
 

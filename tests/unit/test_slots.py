@@ -86,6 +86,8 @@ def test_the_slot_table_is_the_servers_choice(n: int, ops: list[tuple[bool, int]
             ref.free(s, float(t))
         assert table.runs == ref.runs()
         assert table.busy == sum(ref.busy)
+        sizes = table.sizes()
+        assert len(sizes) == table.runs and sum(sizes) == table.busy and min(sizes or [1]) >= 1
     # a table carried from the order continues as the server would
     order = table.order()
     carried = SlotTable(n, order)
@@ -135,6 +137,20 @@ def test_each_run_of_busy_slots_beyond_the_first_costs_a_pass() -> None:
     two = np.isclose(a, 16.0)
     assert split.mean_passes == pytest.approx([(a.sum() + a[two].sum()) / a.sum()])
     assert 1.0 < split.mean_passes[0] < 2.0 and plain.mean_passes == [1.0]
+
+
+def test_passes_summed_cost_a_one_pass_step_each() -> None:
+    # The load above, its passes priced each as a one-pass step of its own sequences: A
+    # and C on slots 3 and 1 decode in two passes of one, 10 ms each, not the batch-2 step
+    # and a pass more
+    load = SimLoad(
+        np.array([10, 10, 10]), np.array([40, 5, 10]), due_ms=np.array([0.0, 0.0, 150.0])
+    )
+    summed = simulate(slots_engine(5.0).model_copy(update={"pass_cost": "sum"}), load)
+    assert np.diff(summed.token_ms(1)).tolist() == pytest.approx([11.0] * 4)  # one run
+    assert np.diff(summed.token_ms(2)).tolist() == pytest.approx([20.0] * 9)
+    a = np.diff(summed.token_ms(0))
+    assert sorted(set(a.round(9).tolist())) == [10.0, 11.0, 20.0]
 
 
 def test_a_steps_tokens_go_out_and_its_slots_come_free_in_the_order_of_their_ids() -> None:

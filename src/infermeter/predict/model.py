@@ -145,6 +145,12 @@ class EngineModel(_Frozen):
     #: Where ``ubatch_ms`` came from: fitted on steps of several passes, or assumed where
     #: the runs had none (None: not a slots engine, or a model fitted before this was kept).
     ubatch_source: str | None = None
+    #: How a step of several passes is priced: "added", the one-pass step of the whole
+    #: batch plus ``ubatch_ms`` a pass beyond the first (fitted where the runs showed such
+    #: steps); "sum", each pass as a one-pass step of its own sequences (where they showed
+    #: none: a CPU's steps can grow far from linearly with the batch, 6.4 ms at one
+    #: sequence and 15.8 at two, so two passes of one cost less than one of two).
+    pass_cost: Literal["added", "sum"] = "added"
     #: Quantiles (evenly spaced, 0 to 100 %) of a decode gap over its table entry, scaled to
     #: a mean of 1: how one step varies around the table, drawn from in simulation.
     step_spread: list[float] = Field(default_factory=lambda: [1.0, 1.0], min_length=2)

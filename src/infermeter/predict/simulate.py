@@ -203,6 +203,7 @@ class _Sim:
         table = StepTable.of(model)
         #: A step's cost for each run of busy slots beyond the first (llama.cpp's ubatches).
         self.ubatch = model.ubatch_ms if model.follows_slots else 0.0
+        self.sum_passes = model.pass_cost == "sum"
         self.reps = [
             _Replica(
                 table,
@@ -379,7 +380,10 @@ class _Sim:
         dur = rep.table.step_ms(rep.decoding, rep.ctx, prompt)
         if rep.decoding:
             runs = max(rep.slots.runs, 1) if rep.slots is not None else 1
-            dur += self.ubatch * (runs - 1)
+            if runs > 1 and self.sum_passes and rep.slots is not None:
+                dur += self._passes(rep.table, rep.slots.sizes(), rep.ctx)
+            else:
+                dur += self.ubatch * (runs - 1)
             dur *= rep.spread[len(rep.steps) % SPREAD_CYCLE]
             rep.decode_ms += dur
             rep.pass_ms += dur * runs
@@ -387,6 +391,14 @@ class _Sim:
         rep.busy_ms += dur
         rep.batch_ms += dur * rep.decoding
         self.push(self._on_gpu(r, t, dur, spent), _STEP, r)
+
+    @staticmethod
+    def _passes(table: StepTable, sizes: list[int], ctx: float) -> float:
+        """What a step's passes add to its one-pass time, each pass priced as a one-pass
+        step of its own sequences (the context shared out by their count)."""
+        busy = sum(sizes)
+        whole = table.step_ms(busy, ctx, 0)
+        return sum(table.step_ms(n, ctx * n / busy, 0) for n in sizes) - whole
 
     def _on_gpu(self, r: int, t: float, dur: float, spent: float = 0.0) -> float:
         """When replica ``r``'s step begun at ``t`` ends (``spent`` of it already passed).

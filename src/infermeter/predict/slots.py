@@ -84,6 +84,18 @@ class SlotTable:
         self.busy += 1
         return s
 
+    def sizes(self) -> list[int]:
+        """The busy slots' runs of consecutive ids, by how many slots each holds."""
+        out: list[int] = []
+        run = 0
+        for b in self._busy:
+            if b:
+                run += 1
+            elif run:
+                out.append(run)
+                run = 0
+        return out
+
     def order(self) -> list[int]:
         """The slots from least to most recently used; a busy slot counts as freed now, in
         the order of its id."""

@@ -45,8 +45,13 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         ("step growth per context token", f"{m.ctx_ms_per_token * 1000:,.4f} µs"),
         (
             "each forward pass beyond the first",
-            f"{m.ubatch_ms:,.3f} ms (a run of consecutive busy slots each: llama.cpp's slots "
-            f"followed{_assumed(m.ubatch_source)})"
+            (
+                "a one-pass step of its own sequences (a run of consecutive busy slots "
+                f"each: llama.cpp's slots followed{_assumed(m.ubatch_source)})"
+                if m.pass_cost == "sum"
+                else f"{m.ubatch_ms:,.3f} ms (a run of consecutive busy slots each: "
+                f"llama.cpp's slots followed{_assumed(m.ubatch_source)})"
+            )
             if m.follows_slots
             else "not followed",
         ),
