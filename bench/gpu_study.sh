@@ -40,6 +40,8 @@
 #                              fresh server's TPOT repeats from run to run
 #   bench/gpu_study.sh tserve-gil  tserve-waves' load on a server as shipped, then on one
 #                              whose interpreter switches threads every GILSW s (0.0002)
+#   bench/gpu_study.sh tserve-sdpa  tserve-waves' load (eight waves) on a server whose first
+#                              layer's attention calls are logged (bench/tserve_probe)
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
@@ -460,6 +462,20 @@ case "$STAGE" in
     EOS= sweep tserve-gil-switch-1 40 "${P[@]}"
     EOS= sweep tserve-gil-switch-2 40 "${P[@]}"
     stop_servers
+    ;;
+  tserve-sdpa)
+    # what transformers serve's attention is given in its fast and slow waves: the waves of
+    # tserve-waves (TWN requests, 96: eight waves of 12) on a server whose every first-layer
+    # attention call is logged with its shapes, mask and strides (bench/tserve_probe)
+    serve_site
+    model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1
+    P=(--url http://127.0.0.1:18085 --model "$M7-hf/hf" --model-shape "$S7" --weight-dtype bf16
+       -n "${TWN:-96}" --duration 600 --warmup 0 -c 12)
+    export SDPA_LOG="$RES/sdpa.log"
+    GILPATH=$PWD/bench/tserve_probe tserve_up || exit 1
+    EOS= sweep tserve-sdpa 40 "${P[@]}"
+    stop_servers
+    xz -6 "$RES/sdpa.log"
     ;;
   tserve-predict)
     serve_site

@@ -1,0 +1,54 @@
+"""Loaded by ``transformers serve`` through PYTHONPATH (bench/gpu_study.sh tserve-sdpa): every
+call of torch's scaled_dot_product_attention in the server written to SDPA_LOG, one line a
+call of the first layer (the call count modulo SDPA_LAYERS), with its shapes, mask and
+strides, so that steps of the server's fast and slow waves can be told apart by what the
+attention was given. Writes only; what each call computes is unchanged."""
+
+import os
+import time
+
+_LOG = os.environ.get("SDPA_LOG")
+if _LOG:
+    import torch
+    import torch.nn.functional as F
+
+    _orig = F.scaled_dot_product_attention
+    _out = open(_LOG, "w", buffering=1 << 16)  # noqa: SIM115 - open for the server's life
+    _layers = int(os.environ.get("SDPA_LAYERS", "32"))
+    _calls = [0]
+
+    def _shape(t: object) -> str:
+        if not isinstance(t, torch.Tensor):
+            return repr(t)
+        return f"{tuple(t.shape)}:{str(t.dtype)[6:]}:{t.stride()}"
+
+    def _kernels(q, k, v, mask, kwargs) -> str:  # type: ignore[no-untyped-def]
+        """Which fused kernels torch could take for these inputs (else the math one)."""
+        try:
+            params = torch.backends.cuda.SDPAParams(
+                q,
+                k,
+                v,
+                mask,
+                0.0,
+                bool(kwargs.get("is_causal", False)),
+                bool(kwargs.get("enable_gqa", False)),
+            )
+            flash = torch.backends.cuda.can_use_flash_attention(params, False)
+            eff = torch.backends.cuda.can_use_efficient_attention(params, False)
+            return f"flash={int(flash)} eff={int(eff)} "
+        except Exception as e:  # a probe: say why, keep serving
+            return f"kernels=? ({type(e).__name__}) "
+
+    def _logged(q, k, v, attn_mask=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        n = _calls[0]
+        _calls[0] = n + 1
+        if n % _layers == 0:
+            _out.write(
+                f"{time.perf_counter():.6f} {_kernels(q, k, v, attn_mask, kwargs)}q={_shape(q)} k={_shape(k)} mask={_shape(attn_mask)} "
+                f"args={args!r} kw={sorted((a, str(b)) for a, b in kwargs.items())}\n"
+            )
+            _out.flush()
+        return _orig(q, k, v, attn_mask, *args, **kwargs)
+
+    F.scaled_dot_product_attention = _logged
