@@ -368,7 +368,8 @@ def live(args: argparse.Namespace) -> None:
             ra, rb = (json.loads((p / "results.json").read_text()) for p in (a, b))
             cells = []
             for key in ("tpot_ms", "e2e_ms"):
-                x, y = ra["distributions"][key]["p50"], rb["distributions"][key]["p50"]
+                path = ("distributions", key, "p50")
+                x, y = dig(ra, path), dig(rb, path)
                 cells.append(f"{x:,.2f} → {y:,.2f} ({100 * (y - x) / x:+.1f} %)")
             print(f"| {a.name} | " + " | ".join(cells) + " |")
         table(f"{title}; fitted on that sweep and on the same sweep run again after them",

@@ -94,7 +94,7 @@ def test_ctrl_c_in_a_parallel_fold_ends_cleanly(large_run: Path, tmp_path: Path)
             time.sleep(0.02)
         assert _children(proc.pid), "the fold never started its reader processes"
         os.killpg(proc.pid, signal.SIGSTOP)
-        working = _working_children(proc.pid)
+        working = _children(proc.pid, working=True)
         if working:
             os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: to the whole process group
         os.killpg(proc.pid, signal.SIGCONT)
@@ -172,7 +172,9 @@ def test_a_proxy_recording_is_read_whole(tmp_path: Path) -> None:
     assert orjson.loads(one.stdout)["summary"]["requests_sent"] < 3000
 
 
-def _children(pid: int) -> list[int]:
+def _children(pid: int, working: bool = False) -> list[int]:
+    """Children of ``pid``; ``working``: only those that have not exited (a zombie's work
+    is done)."""
     out = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -180,21 +182,9 @@ def _children(pid: int) -> list[int]:
                 stat = (d / "stat").read_text()
             except OSError:
                 continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+            if int(ppid) == pid and not (working and state == "Z"):
                 out.append(int(d.name))
-    return out
-
-
-def _working_children(pid: int) -> list[int]:
-    """Children of ``pid`` that have not exited (a zombie's work is done)."""
-    out = []
-    for child in _children(pid):
-        try:
-            stat = Path(f"/proc/{child}/stat").read_text()
-        except OSError:
-            continue
-        if stat[stat.rindex(")") + 2] != "Z":
-            out.append(child)
     return out
 
 

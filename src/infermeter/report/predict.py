@@ -46,12 +46,12 @@ def print_engine_model(console: Console, m: EngineModel, path: Path) -> None:
         (
             "each forward pass beyond the first",
             (
-                "a one-pass step of its own sequences (a run of consecutive busy slots "
-                f"each: llama.cpp's slots followed{_assumed(m.ubatch_source)})"
+                "a one-pass step of its own sequences"
                 if m.pass_cost == "sum"
-                else f"{m.ubatch_ms:,.3f} ms (a run of consecutive busy slots each: "
-                f"llama.cpp's slots followed{_assumed(m.ubatch_source)})"
+                else f"{m.ubatch_ms:,.3f} ms"
             )
+            + " (a run of consecutive busy slots each: llama.cpp's slots followed"
+            f"{_assumed(m.ubatch_source)})"
             if m.follows_slots
             else "not followed",
         ),
