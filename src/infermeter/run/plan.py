@@ -16,7 +16,7 @@ from infermeter.errors import UsageError
 from infermeter.load.strategies import CapacitySearch
 from infermeter.metrics.slo import parse_slo
 from infermeter.predict.model import EngineModel, self_check_notes
-from infermeter.predict.simulate import SOLO, Fleet, Router, simulate
+from infermeter.predict.simulate import SOLO, Fleet, simulate
 from infermeter.predict.summary import LATENCIES, SimSummary, Term, meets, summarize
 from infermeter.run.predict import SimPlan, extrapolations, sim_plan, stability
 from infermeter.schema.plan import CostDoc, PlanDoc, TrialDoc
@@ -128,10 +128,10 @@ def max_rate(
     base_rate: float,
     mean_out: float,
     terms: list[Term],
-    router: Router,
 ) -> float:
     """The highest mean rate of this traffic one replica, alone on its GPU, serves within
-    the limits, to within 0.4 %; 0 when none does."""
+    the limits, to within 0.4 %; 0 when none does. (A router has nothing to choose among
+    one replica, so none is taken.)"""
 
     # Start from a quarter of what full batches of the traffic's answers could finish a
     # second, and search as sweep --find-max does: bracket by doubling, then bisect.
@@ -142,7 +142,7 @@ def max_rate(
     )
     while (rate := search.next_value()) is not None:
         plan = sim_plan(_at_rate(config, rate, base_rate), model)
-        search.record(rate, _trial(model, plan, terms, Fleet(router=router)).passed)
+        search.record(rate, _trial(model, plan, terms, SOLO).passed)
     return search.best_pass or 0.0
 
 
@@ -170,7 +170,7 @@ def plan_capacity(
     rate = (n - 1) / span_s if span_s > 0 else float(config.rate or 0.0)
     mean_in = float(np.mean(load.n_in))
     mean_out = float(np.mean(load.n_out))
-    per_replica = max_rate(model, config, rate, mean_out, terms, fleet.router)
+    per_replica = max_rate(model, config, rate, mean_out, terms)
     if per_replica <= 0:
         raise UsageError(
             "no rate meets the limits on one replica: a request alone is slower than the "
