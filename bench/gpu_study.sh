@@ -41,7 +41,9 @@
 #   bench/gpu_study.sh tserve-gil  tserve-waves' load on a server as shipped, then on one
 #                              whose interpreter switches threads every GILSW s (0.0002)
 #   bench/gpu_study.sh tserve-sdpa  tserve-waves' load (eight waves) on a server whose first
-#                              layer's attention calls are logged (bench/tserve_probe)
+#                              layer's attention calls, CPU time, allocator counters and
+#                              collections are logged (bench/tserve_probe)
+#   bench/gpu_study.sh tserve-alloc  the same, then again with expandable allocator segments
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
@@ -463,19 +465,30 @@ case "$STAGE" in
     EOS= sweep tserve-gil-switch-2 40 "${P[@]}"
     stop_servers
     ;;
-  tserve-sdpa)
+  tserve-sdpa|tserve-alloc)
     # what transformers serve's attention is given in its fast and slow waves: the waves of
     # tserve-waves (TWN requests, 96: eight waves of 12) on a server whose every first-layer
-    # attention call is logged with its shapes, mask and strides (bench/tserve_probe)
+    # attention call is logged with its shapes, mask and strides, the model thread's CPU
+    # time, the CUDA allocator's counters and the collector's (bench/tserve_probe);
+    # tserve-alloc then runs the same again with the allocator mapping memory in growable
+    # segments, to tell whether the allocator sets the modes
     serve_site
     model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1
     P=(--url http://127.0.0.1:18085 --model "$M7-hf/hf" --model-shape "$S7" --weight-dtype bf16
        -n "${TWN:-96}" --duration 600 --warmup 0 -c 12)
-    export SDPA_LOG="$RES/sdpa.log"
-    GILPATH=$PWD/bench/tserve_probe tserve_up || exit 1
-    EOS= sweep tserve-sdpa 40 "${P[@]}"
-    stop_servers
-    xz -6 "$RES/sdpa.log"
+    CONFS=(default)
+    [[ $STAGE == tserve-alloc ]] && CONFS+=(expandable_segments:True)
+    for conf in "${CONFS[@]}"; do
+      name=$STAGE-${conf%%_*}
+      export SDPA_LOG="$RES/$name.log"
+      if [[ $conf == default ]]; then unset PYTORCH_CUDA_ALLOC_CONF
+      else export PYTORCH_CUDA_ALLOC_CONF=$conf; fi
+      GILPATH=$PWD/bench/tserve_probe tserve_up || exit 1
+      EOS= sweep "$name" 40 "${P[@]}"
+      stop_servers
+    done
+    unset PYTORCH_CUDA_ALLOC_CONF
+    xz -6 "$RES"/"$STAGE"-*.log
     ;;
   tserve-predict)
     serve_site

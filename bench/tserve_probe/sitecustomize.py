@@ -2,8 +2,13 @@
 call of torch's scaled_dot_product_attention in the server written to SDPA_LOG, one line a
 call of the first layer (the call count modulo SDPA_LAYERS), with its shapes, mask and
 strides, so that steps of the server's fast and slow waves can be told apart by what the
-attention was given. Writes only; what each call computes is unchanged."""
+attention was given; beside them the calling thread's and the process's CPU seconds, the
+CUDA caching allocator's counters (device mallocs and frees, retries after a failed
+malloc, bytes reserved) and the interpreter's collections, so that a slow step can be laid
+to the host, the allocator or the collector. Writes only; what each call computes is
+unchanged."""
 
+import gc
 import os
 import time
 
@@ -40,12 +45,23 @@ if _LOG:
         except Exception as e:  # a probe: say why, keep serving
             return f"kernels=? ({type(e).__name__}) "
 
+    def _state() -> str:
+        """CPU seconds, allocator counters and collections so far (cumulative: diff them)."""
+        m = torch.cuda.memory_stats()
+        gens = "/".join(str(g["collections"]) for g in gc.get_stats())
+        return (
+            f"cpu={time.thread_time():.6f} proc={time.process_time():.6f} "
+            f"malloc={m.get('num_device_alloc', -1)} free={m.get('num_device_free', -1)} "
+            f"retry={m.get('num_alloc_retries', -1)} ooms={m.get('num_ooms', -1)} "
+            f"reserved={m.get('reserved_bytes.all.current', -1)} gc={gens} "
+        )
+
     def _logged(q, k, v, attn_mask=None, *args, **kwargs):  # type: ignore[no-untyped-def]
         n = _calls[0]
         _calls[0] = n + 1
         if n % _layers == 0:
             _out.write(
-                f"{time.perf_counter():.6f} {_kernels(q, k, v, attn_mask, kwargs)}q={_shape(q)} k={_shape(k)} mask={_shape(attn_mask)} "
+                f"{time.perf_counter():.6f} {_state()}{_kernels(q, k, v, attn_mask, kwargs)}q={_shape(q)} k={_shape(k)} mask={_shape(attn_mask)} "
                 f"args={args!r} kw={sorted((a, str(b)) for a, b in kwargs.items())}\n"
             )
             _out.flush()
