@@ -417,6 +417,37 @@ def test_a_told_shape_splits_each_step_at_its_speed_of_light() -> None:
     assert carry(m, src, dst, "bandwidth").decode[0].step_ms == pytest.approx(6.0 * bw)
 
 
+def test_a_what_if_says_how_much_of_each_step_it_keeps_and_when_that_is_the_host() -> None:
+    """The part of a step beyond reading memory is carried unchanged: the note says how
+    much, and where even the smallest batch's step is mostly that, that it is the host's."""
+    from infermeter.predict.hardware import carry
+    from infermeter.theory.bounds import Deployment
+    from infermeter.theory.catalogue import get_model
+    from infermeter.theory.hardware import get_hardware
+
+    src, dst = get_hardware("h100-sxm"), get_hardware("h200-sxm")
+    d = Deployment(get_model("llama-2-7b"), src, weight_dtype="bf16")
+    least = d.weights_read_per_step(1) / src.bandwidth * 1e3  # ms at batch 1, no context
+
+    def moved(steps: dict[int, float]) -> str:
+        m = engine(steps, per_token=0.1, floor=5.0, hardware="h100-sxm")
+        m = m.model_copy(update={"model_shape": "llama-2-7b", "weight_dtype": "bf16"})
+        note = carry(m, src, dst).extrapolated
+        assert note is not None
+        return note
+
+    # a step at batch 1 three times its least memory time: two thirds kept, not the host's
+    gpu_bound = moved({1: 3 * least})
+    assert "(67 % of each fitted step lies beyond" in gpu_bound
+    assert "host's CPU" not in gpu_bound
+    # every step ten times its least memory time or more: the host's
+    host_bound = moved({1: 10 * least, 2: 12 * least})
+    assert "90-92 % of each fitted step" in host_bound
+    assert "rests on this host's CPU" in host_bound
+    # a step at its least memory time keeps nothing: 0 %, and one past it no more than that
+    assert "(0 % of each fitted step" in moved({1: least})
+
+
 def test_the_fit_keeps_the_shape_the_runs_were_told() -> None:
     from infermeter.run.fit import _told_shape
 

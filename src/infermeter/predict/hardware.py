@@ -13,6 +13,8 @@ fit can show."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 from infermeter.errors import UsageError
@@ -47,6 +49,35 @@ def weights_once_ms(d: Deployment) -> float:
     return d.prefill_weights_read(1) / d.hardware.bandwidth * 1e3
 
 
+#: Past this share of every fitted step beyond its least memory time (a step four times
+#: its speed of light even at the smallest batch), the what-if says its answer rests on the
+#: host: the launches and host work it carries unchanged follow the CPU, not the GPU
+#: (transformers serve, eager: 82-93 % of a step on an H100, and no quicker on an H200;
+#: docs/results/prediction.md).
+HOST_BOUND = 0.75
+
+
+def host_share(points: list[StepPoint], least: Callable[[StepPoint], float], ridge: float) -> str:
+    """How much of the fitted decode steps below the ridge lies beyond their least memory
+    time, which a what-if keeps as measured: a clause of the extrapolation's note ("" where
+    no step lies below the ridge)."""
+    shares = [
+        1 - min(p.step_ms, least(p)) / p.step_ms
+        for p in points
+        if p.batch < ridge and p.step_ms > 0
+    ]
+    if not shares:
+        return ""
+    lo, hi = round(min(shares) * 100), round(max(shares) * 100)
+    span = f"{lo} %" if lo == hi else f"{lo}-{hi} %"
+    kept = f" ({span} of each fitted step lies beyond that time and is kept as measured"
+    if min(shares) >= HOST_BOUND:
+        # even the smallest batch's step, whose arithmetic is least, is mostly something
+        # other than reading memory: launches and host work
+        return f"{kept}: mostly launches and host work, so the answer rests on this host's CPU too)"
+    return f"{kept})"
+
+
 def carry(
     model: EngineModel, source: Hardware, target: Hardware, scaling: Scaling = "roofline"
 ) -> EngineModel:
@@ -69,11 +100,15 @@ def carry(
         memory_ms = min(step_ms, memory_ms)
         return memory_ms * bw + (step_ms - memory_ms) * (flops if past_ridge else 1.0)
 
+    def least_ms(p: StepPoint, d: Deployment) -> float:
+        """What a step of this table entry takes at the least: its weights and KV read once."""
+        read = d.weights_read_per_step(p.batch) + d.kv_bytes_per_token * p.ctx_tokens
+        return read / source.bandwidth * 1e3
+
     def step(p: StepPoint) -> float:
         if told is None:
             return p.step_ms * (bw if p.batch < ridge else flops)
-        read = told.weights_read_per_step(p.batch) + told.kv_bytes_per_token * p.ctx_tokens
-        return split(p.step_ms, read / source.bandwidth * 1e3, p.batch >= ridge)
+        return split(p.step_ms, least_ms(p, told), p.batch >= ridge)
 
     points = [
         StepPoint(batch=p.batch, step_ms=step(p), ctx_tokens=p.ctx_tokens, samples=p.samples)
@@ -92,6 +127,7 @@ def carry(
             f"each step's least memory time ({model.model_shape}, {model.weight_dtype}: weights "
             f"and KV cache over {source.memory_bandwidth_gb_s:,.0f} GB/s) × {bw:.2f}, the rest of "
             f"it kept below batch {ridge:.0f} and × {flops:.2f} past it"
+            f"{host_share(model.decode, partial(least_ms, d=told), ridge)}"
         )
     else:
         floor, ubatch = model.step_floor_ms * bw, model.ubatch_ms * bw
