@@ -136,8 +136,9 @@ def prediction_warnings(p: Prediction) -> list[str]:
     preempted = sum(p.get("preemptions") or ())
     if preempted:
         out.append(
-            f"the simulated engine preempted sequences {preempted} times: its KV cache was "
-            "full, and each preempted sequence computed its prompt and tokens again"
+            f"the simulated engine preempted sequences {preempted} "
+            f"{'time' if preempted == 1 else 'times'}: its KV cache was full, and each "
+            "preempted sequence computed its prompt and tokens again"
         )
     return out
 
