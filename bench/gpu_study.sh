@@ -44,6 +44,7 @@
 #                              layer's attention calls, CPU time, allocator counters and
 #                              collections are logged (bench/tserve_probe)
 #   bench/gpu_study.sh tserve-alloc  the same, then again with expandable allocator segments
+#   bench/gpu_study.sh tserve-stacks  tserve-sdpa, the model thread's Python stack sampled too
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
@@ -465,13 +466,14 @@ case "$STAGE" in
     EOS= sweep tserve-gil-switch-2 40 "${P[@]}"
     stop_servers
     ;;
-  tserve-sdpa|tserve-alloc)
+  tserve-sdpa|tserve-alloc|tserve-stacks)
     # what transformers serve's attention is given in its fast and slow waves: the waves of
     # tserve-waves (TWN requests, 96: eight waves of 12) on a server whose every first-layer
     # attention call is logged with its shapes, mask and strides, the model thread's CPU
     # time, the CUDA allocator's counters and the collector's (bench/tserve_probe);
     # tserve-alloc then runs the same again with the allocator mapping memory in growable
-    # segments, to tell whether the allocator sets the modes
+    # segments, to tell whether the allocator sets the modes; tserve-stacks also samples the
+    # model thread's Python stack every STACK_MS ms (5), to tell where a slow step's time goes
     serve_site
     model "$S7" f16 "$M7-hf" --no-gguf > "$RES/model-hf.txt" 2>&1
     P=(--url http://127.0.0.1:18085 --model "$M7-hf/hf" --model-shape "$S7" --weight-dtype bf16
@@ -481,6 +483,7 @@ case "$STAGE" in
     for conf in "${CONFS[@]}"; do
       name=$STAGE-${conf%%_*}
       export SDPA_LOG="$RES/$name.log"
+      [[ $STAGE == tserve-stacks ]] && export STACK_LOG="$RES/$name-stacks.log"
       if [[ $conf == default ]]; then unset PYTORCH_CUDA_ALLOC_CONF
       else export PYTORCH_CUDA_ALLOC_CONF=$conf; fi
       GILPATH=$PWD/bench/tserve_probe tserve_up || exit 1

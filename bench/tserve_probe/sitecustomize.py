@@ -5,11 +5,15 @@ strides, so that steps of the server's fast and slow waves can be told apart by 
 attention was given; beside them the calling thread's and the process's CPU seconds, the
 CUDA caching allocator's counters (device mallocs and frees, retries after a failed
 malloc, bytes reserved) and the interpreter's collections, so that a slow step can be laid
-to the host, the allocator or the collector. Writes only; what each call computes is
-unchanged."""
+to the host, the allocator or the collector. With STACK_LOG set as well, a thread samples
+the Python stack of the thread that runs the model every STACK_MS milliseconds (5) and
+writes its innermost STACK_DEPTH frames (24), on the same clock, so that where a slow step's time goes can
+be set beside a fast one's. Writes only; what each call computes is unchanged."""
 
 import gc
 import os
+import sys
+import threading
 import time
 
 _LOG = os.environ.get("SDPA_LOG")
@@ -56,9 +60,40 @@ if _LOG:
             f"reserved={m.get('reserved_bytes.all.current', -1)} gc={gens} "
         )
 
+    #: the thread that runs the model: the one that calls the attention
+    _model_thread = [0]
+
+    def _frames(frame: object, depth: int = int(os.environ.get("STACK_DEPTH", "24"))) -> str:
+        """The innermost ``depth`` frames as file:line:function, innermost first."""
+        out = []
+        while frame is not None and len(out) < depth:
+            code = frame.f_code  # type: ignore[attr-defined]
+            out.append(f"{os.path.basename(code.co_filename)}:{frame.f_lineno}:{code.co_name}")  # type: ignore[attr-defined]
+            frame = frame.f_back  # type: ignore[attr-defined]
+        return "<".join(out)
+
+    def _sample(path: str, every_s: float) -> None:
+        with open(path, "w", buffering=1 << 16) as out:
+            while True:
+                time.sleep(every_s)
+                ident = _model_thread[0]
+                frame = sys._current_frames().get(ident) if ident else None
+                if frame is not None:
+                    out.write(f"{time.perf_counter():.6f} {_frames(frame)}\n")
+
+    _STACKS = os.environ.get("STACK_LOG")
+    if _STACKS:
+        threading.Thread(
+            target=_sample,
+            args=(_STACKS, float(os.environ.get("STACK_MS", "5")) / 1000),
+            name="stack-sampler",
+            daemon=True,
+        ).start()
+
     def _logged(q, k, v, attn_mask=None, *args, **kwargs):  # type: ignore[no-untyped-def]
         n = _calls[0]
         _calls[0] = n + 1
+        _model_thread[0] = threading.get_ident()
         if n % _layers == 0:
             _out.write(
                 f"{time.perf_counter():.6f} {_state()}{_kernels(q, k, v, attn_mask, kwargs)}q={_shape(q)} k={_shape(k)} mask={_shape(attn_mask)} "
