@@ -49,6 +49,13 @@ def weights_once_ms(d: Deployment) -> float:
     return d.prefill_weights_read(1) / d.hardware.bandwidth * 1e3
 
 
+def step_least_ms(d: Deployment, p: StepPoint) -> float:
+    """What a decode step of this table entry takes at the least: its batch's weights and
+    KV cache read once at the GPU's bandwidth."""
+    read = d.weights_read_per_step(p.batch) + d.kv_bytes_per_token * p.ctx_tokens
+    return read / d.hardware.bandwidth * 1e3
+
+
 #: Past this share of every fitted step beyond its least memory time (a step four times
 #: its speed of light even at the smallest batch), the what-if says its answer rests on the
 #: host: the launches and host work it carries unchanged follow the CPU, not the GPU
@@ -100,15 +107,10 @@ def carry(
         memory_ms = min(step_ms, memory_ms)
         return memory_ms * bw + (step_ms - memory_ms) * (flops if past_ridge else 1.0)
 
-    def least_ms(p: StepPoint, d: Deployment) -> float:
-        """What a step of this table entry takes at the least: its weights and KV read once."""
-        read = d.weights_read_per_step(p.batch) + d.kv_bytes_per_token * p.ctx_tokens
-        return read / source.bandwidth * 1e3
-
     def step(p: StepPoint) -> float:
         if told is None:
             return p.step_ms * (bw if p.batch < ridge else flops)
-        return split(p.step_ms, least_ms(p, told), p.batch >= ridge)
+        return split(p.step_ms, step_least_ms(told, p), p.batch >= ridge)
 
     points = [
         StepPoint(batch=p.batch, step_ms=step(p), ctx_tokens=p.ctx_tokens, samples=p.samples)
@@ -127,7 +129,7 @@ def carry(
             f"each step's least memory time ({model.model_shape}, {model.weight_dtype}: weights "
             f"and KV cache over {source.memory_bandwidth_gb_s:,.0f} GB/s) × {bw:.2f}, the rest of "
             f"it kept below batch {ridge:.0f} and × {flops:.2f} past it"
-            f"{host_share(model.decode, partial(least_ms, d=told), ridge)}"
+            f"{host_share(model.decode, partial(step_least_ms, told), ridge)}"
         )
     else:
         floor, ubatch = model.step_floor_ms * bw, model.ubatch_ms * bw
