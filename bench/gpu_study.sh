@@ -45,6 +45,13 @@
 #                              collections are logged (bench/tserve_probe)
 #   bench/gpu_study.sh tserve-alloc  the same, then again with expandable allocator segments
 #   bench/gpu_study.sh tserve-stacks  tserve-sdpa, the model thread's Python stack sampled too
+#   bench/gpu_study.sh tserve-cudnn  tserve-sdpa's load on a server with torch's cuDNN
+#                              attention switched off (SDPA_CUDNN=0), then on one as shipped,
+#                              then with TORCH_CUDNN_SDPA_AVOID_RECOMPILE=1
+#   bench/gpu_study.sh tserve-native  tserve-sdpa's load while py-spy samples the server's
+#                              native and Python stacks in back-to-back windows of
+#                              SPY_S seconds (6), each named by its start on the clock the
+#                              attention log uses (carry .whl-spy: the py-spy wheel)
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
@@ -138,6 +145,22 @@ tserve_up() {  # transformers serve (continuous batching) on the 7B bf16 folder,
       python3 -m transformers.cli.transformers serve "$M7-hf/hf" --port 18085 --device cuda \
       --dtype bfloat16 --continuous-batching --log-level info >> "$RES/tserve.log" 2>&1 ) &
   wait_up 18085 /health $!
+}
+
+spy_windows() {  # NAME -> py-spy over the serving process in windows of SPY_S seconds until
+  # RES/spy-stop appears; each window's start is read from /proc/uptime, the monotonic clock
+  # (to 10 ms) that the attention log's perf_counter stamps are on
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/spy .whl-spy/*.whl \
+    >> "$RES/study.log" 2>&1 || { log "no py-spy"; return; }
+  local pid; pid=$(pgrep -f "transformers.cli.transformers serve" | head -1)
+  local i=0
+  while [ ! -e "$RES/spy-stop" ] && (( i < 40 )); do
+    local t0; t0=$(cut -d' ' -f1 /proc/uptime)
+    timeout 20 /tmp/spy/bin/py-spy record --native --threads --pid "$pid" -r "${SPY_HZ:-100}" \
+      -d "${SPY_S:-6}" --format raw -o "$RES/$1-spy-$t0.txt" >> "$RES/study.log" 2>&1 \
+      || { log "py-spy failed"; return; }
+    i=$((i + 1))
+  done
 }
 
 held_rates() {  # SWEEP -> 30/60/90 % of the sweep's highest request throughput (RATES wins)
@@ -466,7 +489,7 @@ case "$STAGE" in
     EOS= sweep tserve-gil-switch-2 40 "${P[@]}"
     stop_servers
     ;;
-  tserve-sdpa|tserve-alloc|tserve-stacks)
+  tserve-sdpa|tserve-alloc|tserve-stacks|tserve-native|tserve-cudnn)
     # what transformers serve's attention is given in its fast and slow waves: the waves of
     # tserve-waves (TWN requests, 96: eight waves of 12) on a server whose every first-layer
     # attention call is logged with its shapes, mask and strides, the model thread's CPU
@@ -480,18 +503,28 @@ case "$STAGE" in
        -n "${TWN:-96}" --duration 600 --warmup 0 -c 12)
     CONFS=(default)
     [[ $STAGE == tserve-alloc ]] && CONFS+=(expandable_segments:True)
+    [[ $STAGE == tserve-cudnn ]] && CONFS=(nocudnn default avoidrecompile)
     for conf in "${CONFS[@]}"; do
       name=$STAGE-${conf%%_*}
       export SDPA_LOG="$RES/$name.log"
       [[ $STAGE == tserve-stacks ]] && export STACK_LOG="$RES/$name-stacks.log"
-      if [[ $conf == default ]]; then unset PYTORCH_CUDA_ALLOC_CONF
-      else export PYTORCH_CUDA_ALLOC_CONF=$conf; fi
+      unset PYTORCH_CUDA_ALLOC_CONF SDPA_CUDNN TORCH_CUDNN_SDPA_AVOID_RECOMPILE
+      [[ $conf == nocudnn ]] && export SDPA_CUDNN=0
+      # torch's own switch (opt-in): cuDNN attention on its ragged path, one graph for all lengths
+      [[ $conf == avoidrecompile ]] && export TORCH_CUDNN_SDPA_AVOID_RECOMPILE=1
+      [[ $conf == expandable* ]] && export PYTORCH_CUDA_ALLOC_CONF=$conf
       GILPATH=$PWD/bench/tserve_probe tserve_up || exit 1
+      spy=
+      [[ $STAGE == tserve-native ]] && { spy_windows "$name" & spy=$!; }
       EOS= sweep "$name" 40 "${P[@]}"
+      touch "$RES/spy-stop"
+      [ -n "$spy" ] && wait "$spy"
       stop_servers
     done
-    unset PYTORCH_CUDA_ALLOC_CONF
+    unset PYTORCH_CUDA_ALLOC_CONF SDPA_CUDNN TORCH_CUDNN_SDPA_AVOID_RECOMPILE
     xz -6 "$RES"/"$STAGE"-*.log
+    [[ $STAGE == tserve-native ]] && tar -C "$RES" -cJf "$RES/$STAGE-spy.txz" \
+      $(cd "$RES" && ls | grep -- -spy-) && rm -f "$RES"/*-spy-*.txt
     ;;
   tserve-predict)
     serve_site

@@ -8,13 +8,20 @@ malloc, bytes reserved) and the interpreter's collections, so that a slow step c
 to the host, the allocator or the collector. With STACK_LOG set as well, a thread samples
 the Python stack of the thread that runs the model every STACK_MS milliseconds (5) and
 writes its innermost STACK_DEPTH frames (24), on the same clock, so that where a slow step's time goes can
-be set beside a fast one's. Writes only; what each call computes is unchanged."""
+be set beside a fast one's. With SDPA_CUDNN=0, torch's cuDNN attention is switched off, so
+that torch picks another of its fused kernels; otherwise what each call computes is unchanged."""
 
 import gc
 import os
 import sys
 import threading
 import time
+
+if os.environ.get("SDPA_CUDNN") == "0":
+    import torch
+
+    # the experiment's switch: leave torch's cuDNN attention out of the kernels it picks from
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 _LOG = os.environ.get("SDPA_LOG")
 if _LOG:
@@ -45,7 +52,13 @@ if _LOG:
             )
             flash = torch.backends.cuda.can_use_flash_attention(params, False)
             eff = torch.backends.cuda.can_use_efficient_attention(params, False)
-            return f"flash={int(flash)} eff={int(eff)} "
+            cudnn = getattr(torch.backends.cuda, "can_use_cudnn_attention", None)
+            cud = (
+                int(cudnn(params, False))
+                if cudnn and torch.backends.cuda.cudnn_sdp_enabled()
+                else 0
+            )
+            return f"flash={int(flash)} eff={int(eff)} cudnn={cud} "
         except Exception as e:  # a probe: say why, keep serving
             return f"kernels=? ({type(e).__name__}) "
 
