@@ -59,8 +59,8 @@ def step_least_ms(d: Deployment, p: StepPoint) -> float:
 #: Past this share of every fitted step beyond its least memory time (a step four times
 #: its speed of light even at the smallest batch), the what-if says its answer rests on the
 #: host: the launches and host work it carries unchanged follow the CPU, not the GPU
-#: (transformers serve, eager: 82-93 % of a step on an H100, and no quicker on an H200;
-#: docs/results/prediction.md).
+#: (transformers serve, eager: 82-93 % of a step on an H100, and no quicker on an H200; as
+#: shipped much of it is cuDNN building attention graphs on the host; docs/results/prediction.md).
 HOST_BOUND = 0.75
 
 
