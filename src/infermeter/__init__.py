@@ -9,6 +9,12 @@ client, the load generator and the reports.
 
 from __future__ import annotations
 
+from infermeter import _startup
+
+# First of all: a Ctrl-C while the command starts is its one line (infermeter._startup).
+if _startup.run_as_command():
+    _startup.guard_startup()
+
 from typing import TYPE_CHECKING
 
 from infermeter._lazy import lazy_names
