@@ -47,7 +47,7 @@
 #   bench/gpu_study.sh tserve-stacks  tserve-sdpa, the model thread's Python stack sampled too
 #   bench/gpu_study.sh tserve-cudnn  tserve-sdpa's load on a server with torch's cuDNN
 #                              attention switched off (SDPA_CUDNN=0), then on one as shipped,
-#                              then with TORCH_CUDNN_SDPA_AVOID_RECOMPILE=1
+#                              then with TORCH_CUDNN_SDPA_AVOID_RECOMPILE=1 (TCONFS picks)
 #   bench/gpu_study.sh tserve-native  tserve-sdpa's load while py-spy samples the server's
 #                              native and Python stacks in back-to-back windows of
 #                              SPY_S seconds (6), each named by its start on the clock the
@@ -504,6 +504,8 @@ case "$STAGE" in
     CONFS=(default)
     [[ $STAGE == tserve-alloc ]] && CONFS+=(expandable_segments:True)
     [[ $STAGE == tserve-cudnn ]] && CONFS=(nocudnn default avoidrecompile)
+    # TCONFS="a b": only these of the stage's servers (a short call's budget)
+    [[ -n ${TCONFS:-} ]] && read -ra CONFS <<< "$TCONFS"
     for conf in "${CONFS[@]}"; do
       name=$STAGE-${conf%%_*}
       export SDPA_LOG="$RES/$name.log"
