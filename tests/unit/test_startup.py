@@ -3,6 +3,7 @@ never when a program imports the package."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -13,10 +14,19 @@ _PROBE = (
 )
 
 
+def _sigint_default() -> None:
+    # as a terminal starts it: a background job (CI's) would hand SIGINT down ignored
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _handler_after_import(argv0: str) -> str:
     code = f"import sys; sys.argv[0] = {argv0!r}; " + _PROBE
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=_sigint_default,
     ).stdout.strip()
 
 
