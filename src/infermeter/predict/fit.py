@@ -54,6 +54,13 @@ TRIM = 0.5
 MIN_RUN_GAPS = 10
 #: Quantiles kept of a step's spread around its table entry.
 SPREAD_POINTS = 41
+#: Two step levels at one batch size: gaps enough to tell, the slower level this many times
+#: the faster, each level this share of the gaps at least, and the two levels this share of
+#: the gaps' variance (Otsu's measure: 0.64 for one normal level, 1 for two spikes).
+LEVELS_MIN_GAPS = 200
+LEVELS_RATIO = 1.3
+LEVELS_SHARE = 0.1
+LEVELS_SEPARATION = 0.85
 
 
 @dataclass(frozen=True)
@@ -592,6 +599,68 @@ def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray, run_of: IntArray) 
     return points
 
 
+@dataclass(frozen=True)
+class _Levels:
+    batch: int
+    fast_ms: float
+    slow_ms: float
+    slow_share: float
+
+
+def _two_levels(gap: FloatArray) -> tuple[float, float, float] | None:
+    """(fast median, slow median, slow share) where ``gap`` parts into two levels (Otsu's
+    split, on the gaps' logarithms: a level's spread grows with it), else None."""
+    if gap.size < LEVELS_MIN_GAPS:
+        return None
+    lo_cut, hi_cut = np.percentile(gap, [TRIM, 100 - TRIM])
+    x = np.sort(np.log(gap[(gap >= lo_cut) & (gap <= hi_cut) & (gap > 0)]))
+    n = x.size
+    if n < LEVELS_MIN_GAPS or float(x.var()) == 0.0:
+        return None
+    k = np.arange(1, n)
+    low = np.cumsum(x)[:-1]
+    m0, m1 = low / k, (x.sum() - low) / (n - k)
+    between = k * (n - k) * (m1 - m0) ** 2 / n**2
+    i = int(np.argmax(between))
+    fast, slow = x[: i + 1], x[i + 1 :]
+    share = slow.size / n
+    ratio = float(np.exp(np.median(slow) - np.median(fast)))
+    if (
+        float(between[i]) / float(x.var()) < LEVELS_SEPARATION
+        or ratio < LEVELS_RATIO
+        or min(share, 1 - share) < LEVELS_SHARE
+    ):
+        return None
+    return float(np.exp(np.median(fast))), float(np.exp(np.median(slow))), share
+
+
+def _levels_note(gap: FloatArray, batch: IntArray, points: list[StepPoint]) -> str | None:
+    """A note where the decode steps of one batch size ran at two levels: the table's median
+    then stands between them, and a load that runs at one level misses by their ratio."""
+    found = []
+    for p in points:
+        two = _two_levels(gap[batch == p.batch])
+        if two is not None:
+            found.append(_Levels(p.batch, *two))
+    if not found:
+        return None
+    said = "; ".join(
+        f"{lv.batch} sequences: {lv.fast_ms:.1f} and {lv.slow_ms:.1f} ms, "
+        f"{100 * lv.slow_share:.0f} % of steps slow"
+        for lv in found[:4]
+    )
+    more = f" and {len(found) - 4} more sizes" if len(found) > 4 else ""
+    return (
+        f"decode steps with the same number of sequences ran at two levels ({said}{more}): "
+        "either the "
+        "engine's step depends on more than its batch "
+        "(transformers serve on a GPU: torch's cuDNN attention building a graph for each "
+        "new length, docs/engines.md; a host busy part of the time), or some steps were "
+        "labelled with the wrong batch (a size the loads passed through only briefly); the "
+        "table holds their median, so a load that runs at one level is missed by their ratio"
+    )
+
+
 def _ubatch(
     gap: FloatArray, batch: IntArray, extra: FloatArray, points: list[StepPoint]
 ) -> float | None:
@@ -743,6 +812,9 @@ def fit_engine(
         ubatch = 0.0
         pass_cost = "added"
         ubatch_source = "not followed: the replayed slots disagree with the steps"
+    levels = _levels_note(gap[decode], batch[decode], points)
+    if levels:
+        notes.append(levels)
     slope = _ctx_slope(gap[decode], batch[decode], ctx[decode], points)
     by_batch = {p.batch: p.step_ms for p in points}
     one = by_batch.get(1, points[0].step_ms)
