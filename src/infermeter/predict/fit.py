@@ -645,7 +645,8 @@ def _levels_note(gap: FloatArray, batch: IntArray, points: list[StepPoint]) -> s
     if not found:
         return None
     said = "; ".join(
-        f"{lv.batch} sequences: {lv.fast_ms:.1f} and {lv.slow_ms:.1f} ms, "
+        f"{lv.batch} sequence{'' if lv.batch == 1 else 's'}: {lv.fast_ms:.1f} and "
+        f"{lv.slow_ms:.1f} ms, "
         f"{100 * lv.slow_share:.0f} % of steps slow"
         for lv in found[:4]
     )
