@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from infermeter.predict.fit import _levels_note, _two_levels
-from infermeter.predict.model import StepPoint
+from infermeter.predict.fit import _two_levels, levels_note, step_levels
+from infermeter.predict.model import StepLevels, StepPoint, level_notes
 
 RNG = np.random.default_rng(7)
 
@@ -44,8 +46,27 @@ def test_the_note_names_each_batch_size_with_two_levels() -> None:
         StepPoint(batch=12, step_ms=27.0, ctx_tokens=600.0, samples=300),
         StepPoint(batch=16, step_ms=30.0, ctx_tokens=600.0, samples=300),
     ]
-    note = _levels_note(gaps, batch, points)
+    found = step_levels(gaps, batch, points)
+    assert [lv.batch for lv in found] == [12]
+    note = levels_note(found)
     assert note is not None
     assert "12 sequences: 25." in note and "30 % of steps slow" in note
     assert "16 sequences" not in note
-    assert _levels_note(_level(30.0, 600), batch, points) is None
+    assert step_levels(_level(30.0, 600), batch, points) == []
+    assert levels_note([]) is None
+
+
+def test_a_simulated_load_hears_of_levels_near_its_batch_only() -> None:
+    from infermeter.predict.model import EngineModel
+
+    model = EngineModel.model_validate_json(
+        (Path(__file__).parents[2] / "docs/results/replicas/engine.json").read_text()
+    )
+    assert level_notes(model, 8.0) == []  # a model without levels: nothing
+    levels = [StepLevels(batch=8, fast_ms=24.1, slow_ms=61.1, slow_share=0.74)]
+    quality = model.quality.model_copy(update={"levels": levels})
+    leveled = model.model_copy(update={"quality": quality})
+    (note,) = level_notes(leveled, 7.8)
+    assert "8 sequences: 24.1 and 61.1 ms, 74 % slow" in note
+    assert level_notes(leveled, 20.0) == []
+    assert level_notes(leveled, 1.0) == []

@@ -27,6 +27,7 @@ from infermeter.predict.model import (
     IntArray,
     PrefillPoint,
     SchedulerKind,
+    StepLevels,
     StepPoint,
     StepTable,
 )
@@ -599,14 +600,6 @@ def _table(gap: FloatArray, batch: IntArray, ctx: FloatArray, run_of: IntArray) 
     return points
 
 
-@dataclass(frozen=True)
-class _Levels:
-    batch: int
-    fast_ms: float
-    slow_ms: float
-    slow_share: float
-
-
 def _two_levels(gap: FloatArray) -> tuple[float, float, float] | None:
     """(fast median, slow median, slow share) where ``gap`` parts into two levels (Otsu's
     split, on the gaps' logarithms: a level's spread grows with it), else None."""
@@ -634,14 +627,21 @@ def _two_levels(gap: FloatArray) -> tuple[float, float, float] | None:
     return float(np.exp(np.median(fast))), float(np.exp(np.median(slow))), share
 
 
-def _levels_note(gap: FloatArray, batch: IntArray, points: list[StepPoint]) -> str | None:
-    """A note where the decode steps of one batch size ran at two levels: the table's median
-    then stands between them, and a load that runs at one level misses by their ratio."""
+def step_levels(gap: FloatArray, batch: IntArray, points: list[StepPoint]) -> list[StepLevels]:
+    """The batch sizes of the table whose decode steps ran at two levels."""
     found = []
     for p in points:
         two = _two_levels(gap[batch == p.batch])
         if two is not None:
-            found.append(_Levels(p.batch, *two))
+            found.append(
+                StepLevels(batch=p.batch, fast_ms=two[0], slow_ms=two[1], slow_share=two[2])
+            )
+    return found
+
+
+def levels_note(found: list[StepLevels]) -> str | None:
+    """A note where the decode steps of one batch size ran at two levels: the table's median
+    then stands between them, and a load that runs at one level misses by their ratio."""
     if not found:
         return None
     said = "; ".join(
@@ -813,9 +813,10 @@ def fit_engine(
         ubatch = 0.0
         pass_cost = "added"
         ubatch_source = "not followed: the replayed slots disagree with the steps"
-    levels = _levels_note(gap[decode], batch[decode], points)
-    if levels:
-        notes.append(levels)
+    levels = step_levels(gap[decode], batch[decode], points)
+    levels_said = levels_note(levels)
+    if levels_said:
+        notes.append(levels_said)
     slope = _ctx_slope(gap[decode], batch[decode], ctx[decode], points)
     by_batch = {p.batch: p.step_ms for p in points}
     one = by_batch.get(1, points[0].step_ms)
@@ -943,5 +944,6 @@ def fit_engine(
             decode_gap_mad=float(np.median(dev)) if dev.size else 0.0,
             told_requests=told_used,
             notes=notes,
+            levels=levels,
         ),
     )

@@ -83,6 +83,16 @@ class SelfCheck(_Frozen):
         return max(abs(e) for e in (self.tpot_p50_error, self.e2e_p50_error, 0.0) if e is not None)
 
 
+class StepLevels(_Frozen):
+    """Decode steps of one batch size that ran at two levels (fit's note says what it may
+    mean): each level's median and the slow level's share of the steps."""
+
+    batch: int = Field(ge=1)
+    fast_ms: float = Field(gt=0)
+    slow_ms: float = Field(gt=0)
+    slow_share: float = Field(ge=0, le=1)
+
+
 class FitQuality(_Frozen):
     """How well the model follows the data it was fitted on (not a held-out error)."""
 
@@ -97,6 +107,8 @@ class FitQuality(_Frozen):
     notes: list[str] = Field(default_factory=list)
     #: Each fitted run simulated on the model (empty: not checked, or a model from before).
     self_check: list[SelfCheck] = Field(default_factory=list)
+    #: Batch sizes whose decode steps ran at two levels (empty: none, or a model from before).
+    levels: list[StepLevels] = Field(default_factory=list)
 
 
 class EngineModel(_Frozen):
@@ -240,6 +252,25 @@ def self_check_notes(model: EngineModel, batch: float) -> list[str]:
         f"at a mean batch of {batch:.1f} this load sits among fitted runs the engine model "
         f"does not reproduce ({named}): there it is off its own runs by about "
         f"{100 * expected:.0f} %"
+    ]
+
+
+def level_notes(model: EngineModel, batch: float) -> list[str]:
+    """Where a load of ``batch`` sequences a step lies near a batch size whose fitted steps
+    ran at two levels (:attr:`FitQuality.levels`): the table's median stands between them,
+    and the engine may run this load at either."""
+    near = [lv for lv in model.quality.levels if abs(lv.batch - batch) <= max(2.0, batch / 2)]
+    if not near:
+        return []
+    said = "; ".join(
+        f"{lv.batch} sequence{'' if lv.batch == 1 else 's'}: {lv.fast_ms:.1f} and "
+        f"{lv.slow_ms:.1f} ms, {100 * lv.slow_share:.0f} % slow"
+        for lv in near[:3]
+    )
+    return [
+        f"near this load's mean batch of {batch:.1f} the fitted steps ran at two levels "
+        f"({said}): the simulation steps at their median, and the engine may run this load "
+        "at either (the fit's note says why that may be)"
     ]
 
 

@@ -131,6 +131,7 @@ def prediction_warnings(p: Prediction) -> list[str]:
         out.append(f"extrapolated to other hardware: {p['extrapolated']}")
     out += [f"extrapolated: {x}" for x in p["extrapolations"]]
     out += [f"not held by its own runs: {x}" for x in p.get("self_check") or ()]
+    out += [f"two step levels: {x}" for x in p.get("step_levels") or ()]
     if p["unstable"]:
         out.append(f"unstable: {p['unstable']}")
     preempted = sum(p.get("preemptions") or ())

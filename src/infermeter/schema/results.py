@@ -397,6 +397,9 @@ class Prediction(TypedDict):
     #: Where the load sits beside fitted runs the model does not reproduce (its fit's
     #: self-check, infermeter.predict.model.self_check_notes).
     self_check: NotRequired[list[str]]
+    #: Where the load sits near a batch size whose fitted steps ran at two levels
+    #: (infermeter.predict.model.level_notes).
+    step_levels: NotRequired[list[str]]
     fitted_on: list[str]
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]
