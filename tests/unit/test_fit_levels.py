@@ -67,6 +67,6 @@ def test_a_simulated_load_hears_of_levels_near_its_batch_only() -> None:
     quality = model.quality.model_copy(update={"levels": levels})
     leveled = model.model_copy(update={"quality": quality})
     (note,) = level_notes(leveled, 7.8)
-    assert "8 sequences: 24.1 and 61.1 ms, 74 % slow" in note
+    assert "8 sequences: 24.1 and 61.1 ms, 74 % of steps slow" in note
     assert level_notes(leveled, 20.0) == []
     assert level_notes(leveled, 1.0) == []

@@ -30,6 +30,7 @@ from infermeter.predict.model import (
     StepLevels,
     StepPoint,
     StepTable,
+    levels_said,
 )
 from infermeter.predict.slots import SLOT_SIMILARITY, replay_runs
 
@@ -644,17 +645,9 @@ def levels_note(found: list[StepLevels]) -> str | None:
     then stands between them, and a load that runs at one level misses by their ratio."""
     if not found:
         return None
-    said = "; ".join(
-        f"{lv.batch} sequence{'' if lv.batch == 1 else 's'}: {lv.fast_ms:.1f} and "
-        f"{lv.slow_ms:.1f} ms, "
-        f"{100 * lv.slow_share:.0f} % of steps slow"
-        for lv in found[:4]
-    )
-    more = f" and {len(found) - 4} more sizes" if len(found) > 4 else ""
     return (
-        f"decode steps with the same number of sequences ran at two levels ({said}{more}): "
-        "either the "
-        "engine's step depends on more than its batch "
+        f"decode steps with the same number of sequences ran at two levels "
+        f"({levels_said(found, 4)}): either the engine's step depends on more than its batch "
         "(transformers serve on a GPU: torch's cuDNN attention building a graph for each "
         "new length, docs/engines.md; a host busy part of the time), or some steps were "
         "labelled with the wrong batch (a size the loads passed through only briefly); the "

@@ -93,6 +93,18 @@ class StepLevels(_Frozen):
     slow_share: float = Field(ge=0, le=1)
 
 
+def levels_said(levels: list[StepLevels], most: int) -> str:
+    """The first ``most`` of ``levels`` in words, size by size (fit's note, simulate's and
+    plan's warning)."""
+    said = "; ".join(
+        f"{lv.batch} sequence{'' if lv.batch == 1 else 's'}: {lv.fast_ms:.1f} and "
+        f"{lv.slow_ms:.1f} ms, {100 * lv.slow_share:.0f} % of steps slow"
+        for lv in levels[:most]
+    )
+    more = len(levels) - most
+    return f"{said} and {more} more sizes" if more > 0 else said
+
+
 class FitQuality(_Frozen):
     """How well the model follows the data it was fitted on (not a held-out error)."""
 
@@ -262,15 +274,10 @@ def level_notes(model: EngineModel, batch: float) -> list[str]:
     near = [lv for lv in model.quality.levels if abs(lv.batch - batch) <= max(2.0, batch / 2)]
     if not near:
         return []
-    said = "; ".join(
-        f"{lv.batch} sequence{'' if lv.batch == 1 else 's'}: {lv.fast_ms:.1f} and "
-        f"{lv.slow_ms:.1f} ms, {100 * lv.slow_share:.0f} % slow"
-        for lv in near[:3]
-    )
     return [
         f"near this load's mean batch of {batch:.1f} the fitted steps ran at two levels "
-        f"({said}): the simulation steps at their median, and the engine may run this load "
-        "at either (the fit's note says why that may be)"
+        f"({levels_said(near, 3)}): the simulation steps at their median, and the engine "
+        "may run this load at either (the fit's note says why that may be)"
     ]
 
 
