@@ -77,3 +77,22 @@ def test_fit_prints_the_prompt_cost_by_batch() -> None:
         _prompt_cost(many)
         == "50.000 µs pooled; 40.0-45.0 µs by the decodes beside it (6 sizes, 0-5)"
     )
+
+
+def test_a_prompt_to_an_idle_engine_costs_what_those_requests_took() -> None:
+    # transformers serve on a GPU: a prompt alone rides in the host's time for the step
+    # (0.005 ms a token), one beside decodes costs 0.08-0.14; one prompt length, no server
+    # times, so batch 0 cannot split cost from overhead and kept the pooled cost, which
+    # put a lone request's first token at 2.5 times what it took
+    truth = _truth([PrefillPoint(batch=0, ms_per_token=0.005, samples=1),
+                    PrefillPoint(batch=1, ms_per_token=0.08, samples=1),
+                    PrefillPoint(batch=4, ms_per_token=0.14, samples=1)])  # fmt: skip
+    fitted = _fit(truth)
+    alone = SimLoad(np.full(6, 200), np.full(6, 20), concurrency=1)
+    want = simulate(truth, alone)
+    got = simulate(fitted, alone)
+    ttft = lambda r: np.median(r.t_first() - r.t_send)  # noqa: E731
+    assert ttft(got) == pytest.approx(ttft(want), rel=0.02)
+    # the prompt beside decodes keeps its own cost
+    beside = [p for p in fitted.prefill if p.batch > 0]
+    assert beside[0].ms_per_token == pytest.approx(0.08, rel=0.05)

@@ -859,12 +859,17 @@ def fit_engine(
     elif solo_ttft.size:
         if not mixed.any() and np.unique(solo_n).size >= 2:
             per_token = max(float(np.polyfit(solo_n, solo_ttft, 1)[0]), 0.0)
-        overhead = max(float(np.median(solo_ttft - floor - per_token * solo_n)), 0.0)
+        left = float(np.median(solo_ttft - floor - per_token * solo_n))
+        overhead = max(left, 0.0)
         if prefill:
             # With one length, a prompt alone cannot be told from the overhead around it:
-            # batch 0 keeps the pooled cost.
+            # batch 0 keeps the pooled cost, unless the requests sent to an idle server took
+            # less than it: then theirs.
+            alone = per_token
+            if left < 0:
+                alone = max(float(np.median((solo_ttft - floor) / solo_n)), 0.0)
             prefill.insert(
-                0, PrefillPoint(batch=0, ms_per_token=per_token, samples=int(solo_ttft.size))
+                0, PrefillPoint(batch=0, ms_per_token=alone, samples=int(solo_ttft.size))
             )
     else:
         notes.append(
