@@ -22,6 +22,13 @@ if os.environ.get("SDPA_CUDNN") == "0":
 
     # the experiment's switch: leave torch's cuDNN attention out of the kernels it picks from
     torch.backends.cuda.enable_cudnn_sdp(False)
+    # in the server's log, so that a run can be checked to have had the switch
+    print(
+        f"tserve_probe: torch {torch.__version__}, cuDNN attention "
+        f"{'on' if torch.backends.cuda.cudnn_sdp_enabled() else 'off'}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 _LOG = os.environ.get("SDPA_LOG")
 if _LOG:
