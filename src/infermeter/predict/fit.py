@@ -867,7 +867,7 @@ def fit_engine(
             # less than it: then theirs.
             alone = per_token
             if left < 0:
-                alone = max(float(np.median((solo_ttft - floor) / solo_n)), 0.0)
+                alone = max(float(np.median((solo_ttft - floor) / np.maximum(solo_n, 1.0))), 0.0)
             prefill.insert(
                 0, PrefillPoint(batch=0, ms_per_token=alone, samples=int(solo_ttft.size))
             )
