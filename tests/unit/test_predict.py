@@ -583,6 +583,26 @@ def test_a_simulated_run_reads_back_as_the_simulation_said(tmp_path: Path) -> No
     assert "simulated window" in md and "measured window" not in md
 
 
+def test_a_simulated_run_numbers_its_requests_after_the_warm_up(tmp_path: Path) -> None:
+    # bench's one worker numbers the warm-up requests first and the measured ones after them
+    # (one counter), so that a measured run and its simulation pair request by request
+    from infermeter.config import BenchConfig
+    from infermeter.run.predict import simulate_run
+
+    model = engine({1: 10.0, 2: 12.0}, per_token=0.02)
+    path = tmp_path / "engine.json"
+    write_engine_model(model, path)
+    config = BenchConfig.build(
+        url="http://x", rate=5.0, num_requests=20, input_tokens="32", output_tokens="8",
+        seed=1, ignore_eos=True, warmup=4,
+    )  # fmt: skip
+    run = simulate_run(model, path, config, out=tmp_path / "run")
+    by_id = sorted(run.records, key=lambda r: r.id)
+    assert [r.id for r in by_id] == list(range(4, 24))
+    # in the order of their schedule, as bench's are
+    assert [r.t_sched_ns for r in by_id] == sorted(r.t_sched_ns for r in by_id)
+
+
 def test_a_trace_recorded_on_another_engine_is_named(tmp_path: Path) -> None:
     from infermeter.config import BenchConfig
     from infermeter.run.predict import extrapolations, sim_plan, simulate_run

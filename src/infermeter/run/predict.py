@@ -277,10 +277,10 @@ def stability(res: SimResult, plan: SimPlan) -> str | None:
 # -- a simulated run on disk ------------------------------------------------------------------
 
 
-def _record(res: SimResult, i: int, horizon_ns: int) -> bytes:
+def _record(res: SimResult, i: int, horizon_ns: int, first_id: int) -> bytes:
     ns = 1e6
     rec: dict[str, Any] = {
-        "id": i,
+        "id": first_id + i,
         "phase": "measure",
         "t_sched_ns": int(res.t_sched[i] * ns),
         "t_send_ns": int(res.t_send[i] * ns),
@@ -314,13 +314,15 @@ def _record(res: SimResult, i: int, horizon_ns: int) -> bytes:
     return orjson.dumps(rec)
 
 
-def _write_records(res: SimResult, out: Path) -> None:
+def _write_records(res: SimResult, out: Path, first_id: int) -> None:
+    """The simulated requests, numbered after the warm-up's as bench's one worker numbers
+    them, so that a measured run and its simulation share ids request by request."""
     horizon_ns = int(res.horizon_ms * 1e6)
     sent = np.flatnonzero(res.sent)
     try:
         with open(out / RECORDS_FILE, "wb") as fh:
             for i in sent.tolist():
-                fh.write(_record(res, i, horizon_ns))
+                fh.write(_record(res, i, horizon_ns, first_id))
                 fh.write(b"\n")
     except OSError as exc:
         raise OutputError.writing(out, exc) from None
@@ -450,7 +452,7 @@ def simulate_run(
         "prediction": prediction,
     }
     write_json(out / RUN_FILE, meta)
-    _write_records(res, out)
+    _write_records(res, out, config.warmup)
     write_json(
         out / RESULTS_FILE, {"run": {"complete": True, "interrupted": False, "aborted": None}}
     )
