@@ -17,12 +17,13 @@ import sys
 import threading
 import time
 
-if os.environ.get("SDPA_CUDNN") == "0":
+if os.environ.get("SDPA_CUDNN") is not None or os.environ.get("SDPA_LOG"):
     import torch
 
-    # the experiment's switch: leave torch's cuDNN attention out of the kernels it picks from
-    torch.backends.cuda.enable_cudnn_sdp(False)
-    # in the server's log, so that a run can be checked to have had the switch
+    if os.environ.get("SDPA_CUDNN") == "0":
+        # the experiment's switch: leave torch's cuDNN attention out of the kernels it picks
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    # in the server's log, so that a run can be checked to have had the switch or not
     print(
         f"tserve_probe: torch {torch.__version__}, cuDNN attention "
         f"{'on' if torch.backends.cuda.cudnn_sdp_enabled() else 'off'}",

@@ -79,20 +79,42 @@ def test_fit_prints_the_prompt_cost_by_batch() -> None:
     )
 
 
-def test_a_prompt_to_an_idle_engine_costs_what_those_requests_took() -> None:
+def _idle_truth() -> EngineModel:
     # transformers serve on a GPU: a prompt alone rides in the host's time for the step
-    # (0.005 ms a token), one beside decodes costs 0.08-0.14; one prompt length, no server
-    # times, so batch 0 cannot split cost from overhead and kept the pooled cost, which
-    # put a lone request's first token at 2.5 times what it took
-    truth = _truth([PrefillPoint(batch=0, ms_per_token=0.005, samples=1),
-                    PrefillPoint(batch=1, ms_per_token=0.08, samples=1),
-                    PrefillPoint(batch=4, ms_per_token=0.14, samples=1)])  # fmt: skip
+    # (0.005 ms a token), one beside decodes costs 0.08-0.14
+    return _truth([PrefillPoint(batch=0, ms_per_token=0.005, samples=1),
+                   PrefillPoint(batch=1, ms_per_token=0.08, samples=1),
+                   PrefillPoint(batch=4, ms_per_token=0.14, samples=1)])  # fmt: skip
+
+
+def _lone_ttft(model: EngineModel, n_in: int) -> float:
+    res = simulate(model, SimLoad(np.full(6, n_in), np.full(6, 20), concurrency=1))
+    return float(np.median(res.t_first() - res.t_send))
+
+
+def test_a_prompt_to_an_idle_engine_costs_what_those_requests_took() -> None:
+    # one prompt length and no server times: batch 0 cannot split the prompt's cost from
+    # the time around it, and the pooled cost of prompts beside decodes would put a lone
+    # request's first token at 2.5 times what it took, so it takes those requests' own
+    truth = _idle_truth()
     fitted = _fit(truth)
-    alone = SimLoad(np.full(6, 200), np.full(6, 20), concurrency=1)
-    want = simulate(truth, alone)
-    got = simulate(fitted, alone)
-    ttft = lambda r: np.median(r.t_first() - r.t_send)  # noqa: E731
-    assert ttft(got) == pytest.approx(ttft(want), rel=0.02)
+    assert _lone_ttft(fitted, 200) == pytest.approx(_lone_ttft(truth, 200), rel=0.02)
     # the prompt beside decodes keeps its own cost
     beside = [p for p in fitted.prefill if p.batch > 0]
     assert beside[0].ms_per_token == pytest.approx(0.08, rel=0.05)
+    # and other lengths sent to an idle engine are said to extrapolate
+    assert any("sent to an idle engine" in n for n in fitted.quality.notes)
+
+
+def test_idle_prompts_of_two_lengths_split_cost_from_overhead() -> None:
+    truth = _idle_truth()
+
+    def load(c: int) -> SimLoad:
+        n_out = np.random.default_rng(c).integers(10, 40, 12)
+        return SimLoad(np.tile([100, 400], 6), n_out, concurrency=c)
+
+    runs = [_observed(simulate(truth, load(c)), f"c{c}") for c in (1, 2, 3, 4)]
+    fitted = fit_engine(runs, LIMITS, engine="test", model="m", hardware=None)
+    # a length neither run sent: the line through 100 and 400 carries the overhead apart
+    assert _lone_ttft(fitted, 800) == pytest.approx(_lone_ttft(truth, 800), rel=0.03)
+    assert not any("sent to an idle engine" in n for n in fitted.quality.notes)

@@ -511,6 +511,29 @@ def _solo(runs: list[ObservedRun]) -> _Solo:
     return _Solo(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
+def _idle_prompt(
+    ttft: FloatArray, n_in: FloatArray, floor: float, pooled: float
+) -> tuple[float, float, bool]:
+    """A prompt's cost per token on an idle engine, the time outside the steps, and whether
+    the two were folded together, from the requests sent to an idle server where it told no
+    prompt times. The pooled cost of prompts beside decodes stands where those requests took
+    at least what it allows. Where they took less (a GPU engine whose lone prompt hides in
+    the host's time for the step, while one beside decodes adds to it), they are the
+    measurement: a line through their lengths where those spread wide enough to draw one
+    (the longest half as long again as the shortest: a template's few tokens of difference
+    would give a slope of noise), else their cost per token with the time around it
+    folded in."""
+    left = float(np.median(ttft - floor - pooled * n_in))
+    keep = n_in > 0
+    if left >= 0 or not keep.any():
+        return pooled, max(left, 0.0), False
+    ttft, n_in = ttft[keep], n_in[keep]
+    if n_in.max() >= 1.5 * n_in.min():
+        per_token = max(float(np.polyfit(n_in, ttft - floor, 1)[0]), 0.0)
+        return per_token, max(float(np.median(ttft - floor - per_token * n_in)), 0.0), False
+    return max(float(np.median((ttft - floor) / n_in)), 0.0), 0.0, True
+
+
 def _prompt_line(cost: FloatArray, batch: IntArray, max_seqs: int) -> list[PrefillPoint]:
     """A prompt's cost per token as a line in the decodes beside it, where no batch size
     had enough prompts for a cost of its own: a robust line (the median of the slopes between
@@ -859,18 +882,19 @@ def fit_engine(
     elif solo_ttft.size:
         if not mixed.any() and np.unique(solo_n).size >= 2:
             per_token = max(float(np.polyfit(solo_n, solo_ttft, 1)[0]), 0.0)
-        left = float(np.median(solo_ttft - floor - per_token * solo_n))
-        overhead = max(left, 0.0)
+        overhead = max(float(np.median(solo_ttft - floor - per_token * solo_n)), 0.0)
         if prefill:
-            # With one length, a prompt alone cannot be told from the overhead around it:
-            # batch 0 keeps the pooled cost, unless the requests sent to an idle server took
-            # less than it: then theirs.
-            alone = per_token
-            if left < 0:
-                alone = max(float(np.median((solo_ttft - floor) / np.maximum(solo_n, 1.0))), 0.0)
+            alone, overhead, folded = _idle_prompt(solo_ttft, solo_n, floor, per_token)
             prefill.insert(
                 0, PrefillPoint(batch=0, ms_per_token=alone, samples=int(solo_ttft.size))
             )
+            if folded:
+                notes.append(
+                    "a prompt sent to an idle engine took less than the cost of a prompt "
+                    "beside decodes allows, and with prompts of about one length its cost could "
+                    "not be told from the time around it: prompts of other lengths sent to an idle "
+                    "engine extrapolate"
+                )
     else:
         notes.append(
             "no request was sent to an idle server: the time outside the engine's steps is "
