@@ -511,21 +511,29 @@ def _solo(runs: list[ObservedRun]) -> _Solo:
     return _Solo(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
+#: A lone prompt priced apart from the pooled cost where it took under this share of it.
+IDLE_SHARE = 0.5
+
+
 def _idle_prompt(
     ttft: FloatArray, n_in: FloatArray, floor: float, pooled: float
 ) -> tuple[float, float, bool]:
     """A prompt's cost per token on an idle engine, the time outside the steps, and whether
     the two were folded together, from the requests sent to an idle server where it told no
-    prompt times. The pooled cost of prompts beside decodes stands where those requests took
-    at least what it allows. Where they took less (a GPU engine whose lone prompt hides in
-    the host's time for the step, while one beside decodes adds to it), they are the
+    prompt times. The pooled cost of prompts beside decodes stands unless those requests'
+    prompts took under half of what it allows: a GPU engine whose lone prompt hides in the
+    host's time for the step, while one beside decodes adds to it (a step floor fitted a
+    little high makes a smaller shortfall, which is no such regime). Then they are the
     measurement: a line through their lengths where those spread wide enough to draw one
     (the longest half as long again as the shortest: a template's few tokens of difference
     would give a slope of noise), else their cost per token with the time around it
     folded in."""
     left = float(np.median(ttft - floor - pooled * n_in))
     keep = n_in > 0
-    if left >= 0 or not keep.any():
+    if not keep.any():
+        return pooled, max(left, 0.0), False
+    took = float(np.median(ttft[keep] - floor))
+    if took >= IDLE_SHARE * pooled * float(np.median(n_in[keep])):
         return pooled, max(left, 0.0), False
     ttft, n_in = ttft[keep], n_in[keep]
     if n_in.max() >= 1.5 * n_in.min():
