@@ -118,3 +118,15 @@ def test_idle_prompts_of_two_lengths_split_cost_from_overhead() -> None:
     # a length neither run sent: the line through 100 and 400 carries the overhead apart
     assert _lone_ttft(fitted, 800) == pytest.approx(_lone_ttft(truth, 800), rel=0.03)
     assert not any("sent to an idle engine" in n for n in fitted.quality.notes)
+
+
+def test_a_few_tokens_of_jitter_draw_no_line_through_lone_prompts() -> None:
+    # a chat template makes 509-514-token prompts of one 512: no slope is drawn through them
+    # (it would be noise), the cost stays folded with the time around it, and fit says so
+    truth = _truth([])
+    load = SimLoad(np.tile([200, 203], 6), np.full(12, 20), concurrency=1)
+    fitted = fit_engine(
+        [_observed(simulate(truth, load), "c1")], LIMITS, engine="test", model="m", hardware=None
+    )
+    assert _lone_ttft(fitted, 200) == pytest.approx(_lone_ttft(truth, 200), rel=0.02)
+    assert any("could not be separated" in n for n in fitted.quality.notes)

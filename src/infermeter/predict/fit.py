@@ -515,6 +515,14 @@ def _solo(runs: list[ObservedRun]) -> _Solo:
 IDLE_SHARE = 0.5
 
 
+def _spread(n_in: FloatArray) -> bool:
+    """Whether prompt lengths spread wide enough to draw a line of time against length
+    through: the longest half as long again as the shortest (a template's few tokens of
+    difference, 509 to 514, would give a slope of noise)."""
+    n = n_in[n_in > 0]
+    return bool(n.size) and float(n.max()) >= 1.5 * float(n.min())
+
+
 def _idle_prompt(
     ttft: FloatArray, n_in: FloatArray, floor: float, pooled: float
 ) -> tuple[float, float, bool]:
@@ -524,10 +532,8 @@ def _idle_prompt(
     prompts took under half of what it allows: a GPU engine whose lone prompt hides in the
     host's time for the step, while one beside decodes adds to it (a step floor fitted a
     little high makes a smaller shortfall, which is no such regime). Then they are the
-    measurement: a line through their lengths where those spread wide enough to draw one
-    (the longest half as long again as the shortest: a template's few tokens of difference
-    would give a slope of noise), else their cost per token with the time around it
-    folded in."""
+    measurement: a line through their lengths where those spread (:func:`_spread`), else
+    their cost per token with the time around it folded in."""
     left = float(np.median(ttft - floor - pooled * n_in))
     keep = n_in > 0
     if not keep.any():
@@ -536,7 +542,7 @@ def _idle_prompt(
     if took >= IDLE_SHARE * pooled * float(np.median(n_in[keep])):
         return pooled, max(left, 0.0), False
     ttft, n_in = ttft[keep], n_in[keep]
-    if n_in.max() >= 1.5 * n_in.min():
+    if _spread(n_in):
         per_token = max(float(np.polyfit(n_in, ttft - floor, 1)[0]), 0.0)
         return per_token, max(float(np.median(ttft - floor - per_token * n_in)), 0.0), False
     return max(float(np.median((ttft - floor) / n_in)), 0.0), 0.0, True
@@ -888,7 +894,7 @@ def fit_engine(
         if not mixed.any():
             per_token = alone
     elif solo_ttft.size:
-        if not mixed.any() and np.unique(solo_n).size >= 2:
+        if not mixed.any() and _spread(solo_n):
             per_token = max(float(np.polyfit(solo_n, solo_ttft, 1)[0]), 0.0)
         overhead = max(float(np.median(solo_ttft - floor - per_token * solo_n)), 0.0)
         if prefill:
@@ -908,16 +914,11 @@ def fit_engine(
             "no request was sent to an idle server: the time outside the engine's steps is "
             "taken as 0 (fit a run at concurrency 1 too)"
         )
-    if (
-        static is None
-        and not mixed.any()
-        and np.unique(solo_n).size < 2
-        and int(told.sum()) < MIN_TOLD
-    ):
+    if static is None and not mixed.any() and not _spread(solo_n) and int(told.sum()) < MIN_TOLD:
         notes.append(
             "the cost per prompt token could not be separated from the per-request overhead "
-            "(one prompt length, no prompt beside a decode, no server prompt times): other "
-            "prompt lengths extrapolate"
+            "(prompts of about one length, no prompt beside a decode, no server prompt times): "
+            "other prompt lengths extrapolate"
         )
     t_end = np.concatenate([r.t_end - r.t_last for r in runs])
     gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])
