@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from infermeter._startup import EXIT_INTERRUPTED
 from infermeter.errors import InfermeterError
 from infermeter.lifetime import sigterm_as_interrupt, terminated
 from infermeter.report.terminal import make_console
@@ -35,7 +36,6 @@ def router_named(text: str) -> Router:
     raise fail(f"--router must be {' or '.join(ROUTERS)}, got {text!r}")
 
 
-EXIT_INTERRUPTED = 130
 #: 128 + SIGTERM: what ``timeout``, ``docker stop``, Kubernetes and CI cancellation send.
 EXIT_TERMINATED = 143
 

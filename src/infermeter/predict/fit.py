@@ -844,9 +844,9 @@ def fit_engine(
         pass_cost = "added"
         ubatch_source = "not followed: the replayed slots disagree with the steps"
     levels = step_levels(gap[decode], batch[decode], points)
-    levels_said = levels_note(levels)
-    if levels_said:
-        notes.append(levels_said)
+    two_levels = levels_note(levels)
+    if two_levels:
+        notes.append(two_levels)
     slope = _ctx_slope(gap[decode], batch[decode], ctx[decode], points)
     by_batch = {p.batch: p.step_ms for p in points}
     one = by_batch.get(1, points[0].step_ms)
@@ -896,18 +896,19 @@ def fit_engine(
     elif solo_ttft.size:
         if not mixed.any() and _spread(solo_n):
             per_token = max(float(np.polyfit(solo_n, solo_ttft, 1)[0]), 0.0)
-        overhead = max(float(np.median(solo_ttft - floor - per_token * solo_n)), 0.0)
-        if prefill:
+        if not prefill:
+            overhead = max(float(np.median(solo_ttft - floor - per_token * solo_n)), 0.0)
+        else:
             alone, overhead, folded = _idle_prompt(solo_ttft, solo_n, floor, per_token)
             prefill.insert(
                 0, PrefillPoint(batch=0, ms_per_token=alone, samples=int(solo_ttft.size))
             )
             if folded:
                 notes.append(
-                    "a prompt sent to an idle engine took less than the cost of a prompt "
-                    "beside decodes allows, and with prompts of about one length its cost could "
-                    "not be told from the time around it: prompts of other lengths sent to an idle "
-                    "engine extrapolate"
+                    "a prompt sent to an idle engine took under half of what the cost of a "
+                    "prompt beside decodes allows, and with prompts of about one length its "
+                    "cost could not be told from the time around it: prompts of other lengths "
+                    "sent to an idle engine extrapolate"
                 )
     else:
         notes.append(
