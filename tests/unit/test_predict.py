@@ -462,9 +462,16 @@ def test_the_fit_keeps_the_shape_the_runs_were_told() -> None:
     assert _told_shape([{"model_shape": "no-such-model"}]) == {}
 
 
-def _planned(rate: float, n: int, *, per_gpu: int = 1, gpus_per_replica: int = 1) -> PlanResult:
+def _planned(
+    rate: float,
+    n: int,
+    *,
+    per_gpu: int = 1,
+    gpus_per_replica: int = 1,
+    e2e_limit_ms: float = 2000.0,
+) -> PlanResult:
     """A plan for 50 → 100-token traffic at ``rate`` on a 4-sequence engine, at 2.0 a
-    GPU-hour, under p95 E2E ≤ 2 s."""
+    GPU-hour, under p95 E2E ≤ ``e2e_limit_ms`` (2 s)."""
     from infermeter.config import BenchConfig
     from infermeter.run.plan import plan_capacity
 
@@ -472,7 +479,7 @@ def _planned(rate: float, n: int, *, per_gpu: int = 1, gpus_per_replica: int = 1
     config = BenchConfig.build(
         url="http://x", rate=rate, num_requests=n, input_tokens="50", output_tokens="100"
     )
-    terms = [Term("e2e_ms", 95, 2000.0)]
+    terms = [Term("e2e_ms", 95, e2e_limit_ms)]
     return plan_capacity(
         model,
         config,
@@ -495,6 +502,35 @@ def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
     assert plan.cost["per_million_output_tokens"] == pytest.approx(
         plan.cost["per_hour"] / (10.0 * 100 * 3600) * 1e6
     )
+
+
+def _plan_text(plan: PlanResult) -> str:
+    from rich.console import Console
+
+    from infermeter.report.predict import print_plan
+    from infermeter.run.plan import plan_doc
+
+    console = Console(record=True, width=200, color_system=None)
+    print_plan(console, plan_doc(plan, engine({1: 10.0}), Path("engine.json"), []))
+    return console.export_text()
+
+
+def test_plan_shows_each_count_s_utilisation_and_names_pooling() -> None:
+    # a lone request takes about 1.0 s of a 1.1 s limit: one replica meets it only while
+    # its requests seldom overlap, many behind a router carry far more each
+    tight = _planned(4.0, 400, e2e_limit_ms=1100.0)
+    assert tight.at.passed
+    at = _plan_text(tight)
+    busy = round(100 * tight.at.summary.busy_share)
+    assert 0 < busy < 100
+    row = next(
+        line for line in at.splitlines() if line.split()[:2] == [str(tight.at.replicas), "yes"]
+    )
+    assert f"{busy} %" in row
+    assert "busy: the share of the time the replicas spend in steps" in at
+    assert f"pooled: {tight.at.replicas} replicas carry" in at
+    # where one replica's own rate explains the count, nothing is said of pooling
+    assert "pooled:" not in _plan_text(_planned(6.0, 400))
 
 
 def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:

@@ -211,6 +211,7 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         for p in ("p50", "p99"):
             t.add_column(f"{m.removesuffix('_ms').upper()} {p} (ms)", justify="right")
     t.add_column("mean batch", justify="right")
+    t.add_column("busy", justify="right")
     t.add_column("load", justify="right")
     for trial in (d["at_replicas"], d["one_fewer"]):
         if trial is None:
@@ -224,7 +225,11 @@ def print_plan(console: Console, d: PlanDoc) -> None:
                 _ms(trial["latency_ms"][m].get("p50")),
                 _ms(trial["latency_ms"][m].get("p99")),
             ]
-        cells += [f"{trial['mean_batch']:,.1f}", f"{100 * trial['load_share']:.0f} %"]
+        cells += [
+            f"{trial['mean_batch']:,.1f}",
+            f"{100 * trial['busy_share']:.0f} %",
+            f"{100 * trial['load_share']:.0f} %",
+        ]
         t.add_row(*cells)
     console.print(t)
     for trial in (d["at_replicas"], d["one_fewer"]):
@@ -238,9 +243,19 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         elif failed:
             console.print(f"{trial['replicas']} replicas miss {escape(', '.join(failed))}")
     console.print(
-        "load: the traffic over the highest rate one replica alone sustains, times the "
+        "busy: the share of the time the replicas spend in steps (their utilisation); load: "
+        "the traffic over the highest rate one replica alone sustains, times the "
         + ("GPUs (one replica alone on each)" if packed > 1 else "replicas")
     )
+    at = d["at_replicas"]
+    if at["passed"] and at["load_share"] > 1.25:
+        # Above 100 % the count is not short: a router picks among replicas, which a lone
+        # replica's queue cannot, so many carry more each than one alone within the limits.
+        console.print(
+            f"pooled: {at['replicas']} replicas carry {at['load_share']:,.1f}× what one "
+            "alone sustains each, since the router sends a request to a less busy replica; "
+            "one alone meets the limits only while its requests seldom overlap"
+        )
     # measured: two llama.cpp servers on one H100 decoded at half speed each, no capacity
     # gained (docs/results/prediction.md), so a replica is counted as hardware, not a process
     if packed > 1:
