@@ -504,13 +504,13 @@ def test_plan_finds_the_fewest_replicas_that_meet_the_limits() -> None:
     )
 
 
-def _plan_text(plan: PlanResult) -> str:
+def _plan_text(plan: PlanResult, width: int = 200) -> str:
     from rich.console import Console
 
     from infermeter.report.predict import print_plan
     from infermeter.run.plan import plan_doc
 
-    console = Console(record=True, width=200, color_system=None)
+    console = Console(record=True, width=width, color_system=None)
     print_plan(console, plan_doc(plan, engine({1: 10.0}), Path("engine.json"), []))
     return console.export_text()
 
@@ -542,6 +542,9 @@ def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
     assert packed.at.replicas == 2 * packed.gpus
     assert packed.one_fewer is not None and packed.one_fewer.replicas == packed.at.replicas - 2
     assert not packed.one_fewer.passed
+    # the count's column keeps its name on a pipe's 100 columns beside the GPUs one
+    head = _plan_text(packed, width=100)
+    assert " replicas  GPUs " in head and f" per GPU: {packed.gpus} GPU" in head
     assert packed.gpus >= apart.gpus
     assert packed.at.replicas > apart.at.replicas
     assert packed.cost is not None and packed.cost["per_hour"] == pytest.approx(2.0 * packed.gpus)

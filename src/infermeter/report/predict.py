@@ -197,13 +197,15 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         f"limits: {escape(', '.join(d['limits']))}"
     )
     packed = d["replicas_per_gpu"]
-    on = f" ({packed} per GPU: {d['gpus']} GPUs)" if packed > 1 else ""
+    gpus = f"{d['gpus']} GPU" + ("s" if d["gpus"] != 1 else "")
+    on = f" ({packed} per GPU: {gpus})" if packed > 1 else ""
     console.print(
         f"[bold green]replicas: {d['replicas']}[/]{on}   one replica alone sustains "
         f"up to {d['max_rate_per_replica_rps']:,.3g} req/s within the limits"
     )
     t = Table(box=None)
-    t.add_column("replicas", justify="right")
+    # (the count is the answer: never squeezed to an ellipsis on a narrow console)
+    t.add_column("replicas", justify="right", min_width=len("replicas"))
     if packed > 1:
         t.add_column("GPUs", justify="right")
     t.add_column("meets limits")
