@@ -26,11 +26,13 @@ from infermeter.predict.model import (
     FloatArray,
     IntArray,
     PrefillPoint,
+    RunSpeed,
     SchedulerKind,
     StepLevels,
     StepPoint,
     StepTable,
     levels_said,
+    speed_notes,
 )
 from infermeter.predict.slots import SLOT_SIMILARITY, replay_runs
 
@@ -692,6 +694,26 @@ def levels_note(found: list[StepLevels]) -> str | None:
     )
 
 
+#: Decode gaps a run needs at the table's batch sizes for its speed to be told.
+MIN_SPEED_GAPS = 50
+
+
+def run_speeds(
+    ratio: FloatArray, run_of: IntArray, in_table: BoolArray, labels: list[str]
+) -> list[RunSpeed]:
+    """Each run's decode steps against the shared table: ``ratio`` is each gap over the
+    table's time for its batch and context. Only batch sizes the table measured count (an
+    interpolated size says nothing of the run)."""
+    out = []
+    for index, label in enumerate(labels):
+        sel = (run_of == index) & in_table
+        if int(sel.sum()) >= MIN_SPEED_GAPS:
+            out.append(
+                RunSpeed(label=label, shift=float(np.median(ratio[sel])) - 1, gaps=int(sel.sum()))
+            )
+    return out
+
+
 def _ubatch(
     gap: FloatArray, batch: IntArray, extra: FloatArray, points: list[StepPoint]
 ) -> float | None:
@@ -921,6 +943,13 @@ def fit_engine(
             "(prompts of about one length, no prompt beside a decode, no server prompt times): "
             "other prompt lengths extrapolate"
         )
+    speeds = run_speeds(
+        gap[decode] / expected[decode],
+        run_of[decode],
+        np.isin(batch[decode], list(by_batch)),
+        [r.label for r in runs],
+    )
+    notes += speed_notes(speeds)
     t_end = np.concatenate([r.t_end - r.t_last for r in runs])
     gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])
     ratio = gap[decode] / expected[decode]
@@ -977,5 +1006,6 @@ def fit_engine(
             told_requests=told_used,
             notes=notes,
             levels=levels,
+            run_speeds=speeds,
         ),
     )

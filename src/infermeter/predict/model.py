@@ -105,6 +105,16 @@ def levels_said(levels: list[StepLevels], most: int) -> str:
     return f"{said} and {more} more sizes" if more > 0 else said
 
 
+class RunSpeed(_Frozen):
+    """One fitted run's decode steps against the table all the runs share: the median of
+    each step over the table's time for its batch and context, less 1 (negative: the run
+    stepped faster than the runs together)."""
+
+    label: str
+    shift: float
+    gaps: int = Field(ge=0)
+
+
 class FitQuality(_Frozen):
     """How well the model follows the data it was fitted on (not a held-out error)."""
 
@@ -121,6 +131,9 @@ class FitQuality(_Frozen):
     self_check: list[SelfCheck] = Field(default_factory=list)
     #: Batch sizes whose decode steps ran at two levels (empty: none, or a model from before).
     levels: list[StepLevels] = Field(default_factory=list)
+    #: Each fitted run with enough decode steps, against the shared table (empty: a model
+    #: from before).
+    run_speeds: list[RunSpeed] = Field(default_factory=list)
 
 
 class EngineModel(_Frozen):
@@ -278,6 +291,35 @@ def level_notes(model: EngineModel, batch: float) -> list[str]:
         f"near this load's mean batch of {batch:.1f} the fitted steps ran at two levels "
         f"({levels_said(near, 3)}): the simulation steps at their median, and the engine "
         "may run this load at either (the fit's note says why that may be)"
+    ]
+
+
+#: Fitted runs whose decode steps sit this far apart against the table they share (the
+#: slowest run's median less the fastest's) disagree on the engine's speed by more than a
+#: TPOT prediction aims at. In 24 of the 25 one-sweep fits of docs/results the runs sat at
+#: most 5.0 % apart; an H100 whose engine stepped 15 % slower from the sweep's fifth run
+#: on, 12.2 %; a CPU sweep fitted with its rerun after the held-out runs, 6-8 %.
+RUN_SPREAD = 0.06
+
+
+def speed_notes(run_speeds: list[RunSpeed]) -> list[str]:
+    """Where the fitted runs disagree on the engine's speed (:data:`RUN_SPREAD`): the table
+    holds their median, and any load may run at the speed of either end (fit's note,
+    simulate's and plan's warning)."""
+    speeds = sorted(run_speeds, key=lambda r: r.shift)
+    if len(speeds) < 2 or speeds[-1].shift - speeds[0].shift < RUN_SPREAD:
+        return []
+
+    def said(r: RunSpeed) -> str:
+        return f"{r.label} {100 * abs(r.shift):.1f} % {'slower' if r.shift > 0 else 'faster'}"
+
+    fast, slow = speeds[0], speeds[-1]
+    return [
+        f"the fitted runs' decode steps sat up to {100 * (slow.shift - fast.shift):.1f} % "
+        f"apart against the step table they share ({said(fast)}, {said(slow)}): the "
+        "engine's speed changed between runs (the host's clocks or load, a state the "
+        "engine carries), which the model cannot tell from the load; it steps at the "
+        "runs' median, and a run may go at either speed"
     ]
 
 

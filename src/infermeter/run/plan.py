@@ -15,7 +15,7 @@ from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
 from infermeter.load.strategies import CapacitySearch
 from infermeter.metrics.slo import parse_slo
-from infermeter.predict.model import EngineModel, level_notes, self_check_notes
+from infermeter.predict.model import EngineModel, level_notes, self_check_notes, speed_notes
 from infermeter.predict.simulate import SOLO, Fleet, simulate
 from infermeter.predict.summary import LATENCIES, SimSummary, Term, meets, summarize
 from infermeter.run.predict import SimPlan, extrapolations, sim_plan, stability
@@ -215,6 +215,7 @@ def plan_capacity(
     fewer = trial(u - 1) if u > 1 else None
     notes += self_check_notes(model, at.summary.mean_batch)
     notes += level_notes(model, at.summary.mean_batch)
+    notes += speed_notes(model.quality.run_speeds)
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
         per_hour = fleet.of(at.replicas).gpus * gpus_per_replica * gpu_hourly_price

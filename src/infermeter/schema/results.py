@@ -400,6 +400,9 @@ class Prediction(TypedDict):
     #: Where the load sits near a batch size whose fitted steps ran at two levels
     #: (infermeter.predict.model.level_notes).
     step_levels: NotRequired[list[str]]
+    #: Where the fitted runs disagree on the engine's speed at the same batch sizes
+    #: (infermeter.predict.model.speed_notes).
+    run_speed: NotRequired[list[str]]
     fitted_on: list[str]
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]
