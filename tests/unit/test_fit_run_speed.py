@@ -4,12 +4,16 @@ either speed."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 from test_predict import KNOWN, _observed, closed, engine
 
 from infermeter.predict.fit import Limits, ObservedRun, fit_engine, run_speeds
-from infermeter.predict.model import RUN_SPREAD, EngineModel, RunSpeed, speed_notes
+from infermeter.predict.model import EngineModel, RunSpeed, speed_notes
 from infermeter.predict.simulate import simulate
 
 LIMITS = Limits("continuous", 4, "given", 2048, "given", None)
@@ -49,14 +53,15 @@ def test_runs_of_one_speed_say_nothing() -> None:
     assert not any("decode steps sat" in n for n in fitted.quality.notes)
 
 
-def test_the_spread_is_the_fastest_run_against_the_slowest() -> None:
+def test_the_spread_is_the_slowest_run_over_the_fastest() -> None:
     def at(*shifts: float) -> list[RunSpeed]:
         return [RunSpeed(label=f"r{i}", shift=s, gaps=100) for i, s in enumerate(shifts)]
 
-    below = RUN_SPREAD - 0.001
-    assert speed_notes(at(-below / 2, 0.0, below / 2)) == []
+    # 1.029 / 0.971 is 5.97 % apart, 1.03 / 0.97 6.19 %: the line at RUN_SPREAD (6 %)
+    assert speed_notes(at(-0.029, 0.0, 0.029)) == []
+    assert speed_notes(at(-0.03, 0.0, 0.03)) != []
     (note,) = speed_notes(at(-0.05, 0.0, 0.02))
-    assert "7.0 % apart" in note and "r0 5.0 % faster" in note and "r2 2.0 % slower" in note
+    assert "7.4 % apart" in note and "r0 5.0 % faster" in note and "r2 2.0 % slower" in note
     assert speed_notes(at(0.2)) == []
 
 
@@ -68,3 +73,48 @@ def test_a_run_with_too_few_steps_at_the_table_s_sizes_is_left_out() -> None:
     got = run_speeds(ratio, run_of, in_table, ["a", "b", "c"])
     assert [(r.label, r.gaps) for r in got] == [("a", 60), ("b", 50)]
     assert got[0].shift == pytest.approx(0.1) and got[1].shift == pytest.approx(-0.1)
+
+
+def _plan_json(model: EngineModel, path: Path) -> dict[str, Any]:
+    from typer.testing import CliRunner
+
+    from infermeter.cli import app
+
+    path.write_text(model.model_dump_json())
+    res = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "-e",
+            str(path),
+            "--rate",
+            "30",
+            "--input-tokens",
+            "200",
+            "--output-tokens",
+            "50",
+            "-n",
+            "600",
+            "--slo",
+            "p95_e2e_ms=1200",
+            "--format",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc: dict[str, Any] = json.loads(res.stdout)
+    return doc
+
+
+def test_plan_plans_again_at_the_slower_speed_where_runs_disagree(tmp_path: Path) -> None:
+    doc = _plan_json(_fit(_sweep(1.0, "fit"), _sweep(1.12, "again")), tmp_path / "m.json")
+    slower = doc["at_runs_spread"]
+    assert slower["spread"] == pytest.approx(0.12, abs=0.005)
+    # the same traffic on an engine 12 % slower: one replica sustains less, and the count
+    # is never smaller
+    assert slower["max_rate_per_replica_rps"] < 0.95 * doc["max_rate_per_replica_rps"]
+    assert slower["replicas"] >= doc["replicas"]
+    assert any("runs' decode steps sat" in n for n in doc["notes"])
+    same = _plan_json(_fit(_sweep(1.0, "fit"), _sweep(1.0, "again")), tmp_path / "s.json")
+    assert "at_runs_spread" not in same
+    assert not any("runs' decode steps sat" in n for n in same["notes"])

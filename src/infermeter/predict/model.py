@@ -295,32 +295,64 @@ def level_notes(model: EngineModel, batch: float) -> list[str]:
 
 
 #: Fitted runs whose decode steps sit this far apart against the table they share (the
-#: slowest run's median less the fastest's) disagree on the engine's speed by more than a
-#: TPOT prediction aims at. In 24 of the 25 one-sweep fits of docs/results the runs sat at
-#: most 5.0 % apart; an H100 whose engine stepped 15 % slower from the sweep's fifth run
-#: on, 12.2 %; a CPU sweep fitted with its rerun after the held-out runs, 6-8 %.
+#: slowest run's median over the fastest's, less 1) disagree on the engine's speed by more
+#: than a TPOT prediction aims at. In 24 of the 25 one-sweep fits of docs/results the runs
+#: sat at most 5.1 % apart; an H100 whose engine stepped 15 % slower from the sweep's fifth
+#: run on, 13.8 %; a CPU sweep fitted with its rerun after the held-out runs, 6.3-8.4 %.
 RUN_SPREAD = 0.06
+
+
+def _spread(run_speeds: list[RunSpeed]) -> tuple[float, RunSpeed, RunSpeed] | None:
+    """(spread, fastest, slowest) where the runs sit :data:`RUN_SPREAD` or more apart."""
+    if len(run_speeds) < 2:
+        return None
+    fast = min(run_speeds, key=lambda r: r.shift)
+    slow = max(run_speeds, key=lambda r: r.shift)
+    spread = (1 + slow.shift) / (1 + fast.shift) - 1
+    return (spread, fast, slow) if spread >= RUN_SPREAD else None
 
 
 def speed_notes(run_speeds: list[RunSpeed]) -> list[str]:
     """Where the fitted runs disagree on the engine's speed (:data:`RUN_SPREAD`): the table
     holds their median, and any load may run at the speed of either end (fit's note,
     simulate's and plan's warning)."""
-    speeds = sorted(run_speeds, key=lambda r: r.shift)
-    if len(speeds) < 2 or speeds[-1].shift - speeds[0].shift < RUN_SPREAD:
+    found = _spread(run_speeds)
+    if found is None:
         return []
+    spread, fast, slow = found
 
     def said(r: RunSpeed) -> str:
         return f"{r.label} {100 * abs(r.shift):.1f} % {'slower' if r.shift > 0 else 'faster'}"
 
-    fast, slow = speeds[0], speeds[-1]
     return [
-        f"the fitted runs' decode steps sat up to {100 * (slow.shift - fast.shift):.1f} % "
-        f"apart against the step table they share ({said(fast)}, {said(slow)}): the "
-        "engine's speed changed between runs (the host's clocks or load, a state the "
-        "engine carries), which the model cannot tell from the load; it steps at the "
-        "runs' median, and a run may go at either speed"
+        f"the fitted runs' decode steps sat up to {100 * spread:.1f} % apart against the "
+        f"step table they share ({said(fast)}, {said(slow)}): the engine's speed changed "
+        "between runs (the host's clocks or load, a state the engine carries), which the "
+        "model cannot tell from the load; it steps at the runs' median, and a run may go at "
+        "either speed"
     ]
+
+
+def run_spread(model: EngineModel) -> float | None:
+    """How much slower the slowest fitted run stepped than the fastest, where that is past
+    :data:`RUN_SPREAD`, else None."""
+    found = _spread(model.quality.run_speeds)
+    return None if found is None else found[0]
+
+
+def at_speed(model: EngineModel, factor: float) -> EngineModel:
+    """``model`` with every decode step ``factor`` times as long: its table, the step with
+    no decode (under a prompt), a forward pass beyond a step's first and the context's
+    share. A prompt token's cost and the time outside the steps are kept: the runs'
+    speeds were read off their decode steps alone."""
+    return model.model_copy(
+        update={
+            "decode": [p.model_copy(update={"step_ms": p.step_ms * factor}) for p in model.decode],
+            "step_floor_ms": model.step_floor_ms * factor,
+            "ubatch_ms": model.ubatch_ms * factor,
+            "ctx_ms_per_token": model.ctx_ms_per_token * factor,
+        }
+    )
 
 
 class StepTable:

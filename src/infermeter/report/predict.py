@@ -181,7 +181,10 @@ def _outside(m: EngineModel) -> str:
 
 
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:,.1f}"
+    # (a tenth of a ms past a second says nothing and costs the column its fit on a pipe)
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.1f}"
 
 
 def print_plan(console: Console, d: PlanDoc) -> None:
@@ -289,6 +292,13 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         console.print(
             f"[yellow]uncertainty:[/] with every step scaled by bandwidth alone or by compute "
             f"alone, {lo}-{hi} replicas, one replica up to {rlo:,.3g}-{rhi:,.3g} req/s"
+        )
+    slower = d.get("at_runs_spread")
+    if slower is not None:
+        console.print(
+            f"[yellow]if the engine steps {100 * slower['spread']:.1f} % slower[/] (the fitted "
+            f"runs' spread, note below): {slower['replicas']} replicas, one up to "
+            f"{slower['max_rate_per_replica_rps']:,.3g} req/s"
         )
     for note in d["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")

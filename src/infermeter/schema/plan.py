@@ -40,6 +40,16 @@ class BracketDoc(TypedDict):
     max_rate_per_replica_rps: list[float]
 
 
+class SlowerDoc(TypedDict):
+    """The plan again with every decode step slower by the fitted runs' spread, where they
+    disagree on the engine's speed (infermeter.predict.model.speed_notes)."""
+
+    #: The slowest run's median step against the fastest's, less 1.
+    spread: float
+    replicas: int
+    max_rate_per_replica_rps: float
+
+
 class PlanDoc(TypedDict):
     predicted: bool
     engine_model: str
@@ -59,4 +69,6 @@ class PlanDoc(TypedDict):
     cost: CostDoc | None
     #: Only for a model carried to other hardware (``--on-gpu``).
     bracket: NotRequired[BracketDoc]
+    #: Only where the fitted runs disagree on the engine's speed.
+    at_runs_spread: NotRequired[SlowerDoc]
     notes: list[str]
