@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from test_predict import KNOWN, _observed, closed, engine
 
 from infermeter.predict.fit import Limits, ObservedRun, fit_engine, run_speeds
-from infermeter.predict.model import EngineModel, RunSpeed, speed_notes
+from infermeter.predict.model import EngineModel, RunSpeed, at_speed, speed_notes
 from infermeter.predict.simulate import simulate
+from infermeter.schema.plan import PlanDoc
 
 LIMITS = Limits("continuous", 4, "given", 2048, "given", None)
 
@@ -75,34 +75,20 @@ def test_a_run_with_too_few_steps_at_the_table_s_sizes_is_left_out() -> None:
     assert got[0].shift == pytest.approx(0.1) and got[1].shift == pytest.approx(-0.1)
 
 
-def _plan_json(model: EngineModel, path: Path) -> dict[str, Any]:
+def _plan_json(
+    model: EngineModel, path: Path, slo: str = "p95_e2e_ms=1200", rate: str = "30"
+) -> PlanDoc:
+    """``plan --format json`` on ``model`` for 200 → 50-token traffic at ``rate``."""
     from typer.testing import CliRunner
 
     from infermeter.cli import app
 
     path.write_text(model.model_dump_json())
-    res = CliRunner().invoke(
-        app,
-        [
-            "plan",
-            "-e",
-            str(path),
-            "--rate",
-            "30",
-            "--input-tokens",
-            "200",
-            "--output-tokens",
-            "50",
-            "-n",
-            "600",
-            "--slo",
-            "p95_e2e_ms=1200",
-            "--format",
-            "json",
-        ],
-    )
+    args = ["plan", "-e", str(path), "--rate", rate, "-n", "600", "--slo", slo]
+    args += ["--input-tokens", "200", "--output-tokens", "50", "--format", "json"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    doc: dict[str, Any] = json.loads(res.stdout)
+    doc: PlanDoc = json.loads(res.stdout)
     return doc
 
 
@@ -118,3 +104,70 @@ def test_plan_plans_again_at_the_slower_speed_where_runs_disagree(tmp_path: Path
     same = _plan_json(_fit(_sweep(1.0, "fit"), _sweep(1.0, "again")), tmp_path / "s.json")
     assert "at_runs_spread" not in same
     assert not any("runs' decode steps sat" in n for n in same["notes"])
+
+
+def test_at_speed_slows_every_decode_step_and_keeps_the_prompt_cost() -> None:
+    model = _fit(_sweep(1.0, "fit"), _sweep(1.12, "again"))
+    slow = at_speed(model, 1.12)
+    assert [p.step_ms for p in slow.decode] == pytest.approx(
+        [1.12 * p.step_ms for p in model.decode]
+    )
+    assert slow.step_floor_ms == pytest.approx(1.12 * model.step_floor_ms)
+    assert slow.ctx_ms_per_token == pytest.approx(1.12 * model.ctx_ms_per_token)
+    assert slow.ubatch_ms == pytest.approx(1.12 * model.ubatch_ms)
+    assert slow.prefill_ms_per_token == model.prefill_ms_per_token
+    assert slow.prefill == model.prefill and slow.ttft_overhead_ms == model.ttft_overhead_ms
+
+
+def test_the_slower_plan_says_why_where_no_count_meets_the_limits(tmp_path: Path) -> None:
+    from infermeter.config import BenchConfig
+    from infermeter.predict.summary import Term
+    from infermeter.run.plan import plan_at_spread
+
+    model = _fit(_sweep(1.0, "fit"), _sweep(1.12, "again"))
+    # a lone request ends in about 540 ms as fitted and 600 ms 12 % slower: a 570 ms limit
+    # is met by some count as fitted and by none at the slower speed
+    config = BenchConfig.build(
+        url="http://x", rate=2.0, num_requests=200, input_tokens="200", output_tokens="50"
+    )
+    terms = [Term("e2e_ms", 95, 570.0)]
+    slower = plan_at_spread(model, config, terms)
+    assert slower is not None and slower["spread"] == pytest.approx(0.12, abs=0.005)
+    assert slower["replicas"] is None and slower["max_rate_per_replica_rps"] is None
+    assert slower["failed"] is not None and "a request alone is slower" in slower["failed"]
+    doc = _plan_json(model, tmp_path / "m.json", "p95_e2e_ms=570", rate="2")
+    assert doc["replicas"] >= 1 and doc["at_runs_spread"]["failed"] == slower["failed"]
+    # one speed: nothing to plan again
+    assert plan_at_spread(_fit(_sweep(1.0, "fit"), _sweep(1.0, "again")), config, terms) is None
+
+
+def test_simulate_warns_where_the_runs_disagree(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from infermeter.cli import app
+
+    path = tmp_path / "m.json"
+    path.write_text(_fit(_sweep(1.0, "fit"), _sweep(1.12, "again")).model_dump_json())
+    res = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "-e",
+            str(path),
+            "--rate",
+            "2",
+            "-n",
+            "40",
+            "--input-tokens",
+            "200",
+            "--output-tokens",
+            "50",
+            "-o",
+            str(tmp_path / "run"),
+            "--format",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    warnings = json.loads(res.stdout)["warnings"]
+    assert any(w.startswith("runs disagree: the fitted runs' decode steps sat") for w in warnings)

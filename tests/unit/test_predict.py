@@ -524,10 +524,17 @@ def test_plan_shows_each_count_s_utilisation_and_names_pooling() -> None:
     busy = round(100 * tight.at.summary.busy_share)
     assert 0 < busy < 100
     row = next(
-        line for line in at.splitlines() if line.split()[:2] == [str(tight.at.replicas), "yes"]
+        line.split()
+        for line in at.splitlines()
+        if line.split()[:2] == [str(tight.at.replicas), "yes"]
     )
-    assert f"{busy} %" in row
-    assert "busy: the share of the time the replicas spend in steps" in at
+    # the row ends "<mean batch> <busy> % <load> %"
+    assert row[-4:-2] == [str(busy), "%"] and row[-1] == "%"
+    from infermeter.run.plan import plan_doc
+
+    load = plan_doc(tight, engine({1: 10.0}), Path("e.json"), [])["at_replicas"]["load_share"]
+    assert int(row[-2]) == round(100 * load) and load > 1.25
+    assert "busy: the share of the time each replica has a step running" in at
     assert f"pooled: {tight.at.replicas} replicas carry" in at
     # where one replica's own rate explains the count, nothing is said of pooling
     assert "pooled:" not in _plan_text(_planned(6.0, 400))
@@ -542,9 +549,14 @@ def test_plan_packs_replicas_onto_gpus_that_they_share() -> None:
     assert packed.at.replicas == 2 * packed.gpus
     assert packed.one_fewer is not None and packed.one_fewer.replicas == packed.at.replicas - 2
     assert not packed.one_fewer.passed
-    # the count's column keeps its name on a pipe's 100 columns beside the GPUs one
-    head = _plan_text(packed, width=100)
-    assert " replicas  GPUs " in head and f" per GPU: {packed.gpus} GPU" in head
+    # on 80 columns every header word and figure stays whole, beside the GPUs column too
+    for plan in (apart, packed):
+        text = _plan_text(plan, width=80)
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    head = _plan_text(packed, width=80)
+    assert "replicas GPUs limits" in head
+    gpus = "1 GPU)" if packed.gpus == 1 else f"{packed.gpus} GPUs)"
+    assert f" per GPU: {gpus}" in head
     assert packed.gpus >= apart.gpus
     assert packed.at.replicas > apart.at.replicas
     assert packed.cost is not None and packed.cost["per_hour"] == pytest.approx(2.0 * packed.gpus)

@@ -239,10 +239,9 @@ def plan(
         raise fail("--gpus-per-replica must be at least 1")
     if replicas_per_gpu < 1:
         raise fail("--replicas-per-gpu must be at least 1")
-    from infermeter.predict.model import at_speed, run_spread
     from infermeter.predict.simulate import Fleet
     from infermeter.report.predict import print_plan
-    from infermeter.run.plan import latency_terms, plan_capacity, plan_doc
+    from infermeter.run.plan import latency_terms, plan_at_spread, plan_capacity, plan_doc
 
     model = _engine_model(engine_model, on_gpu)
     terms, notes = latency_terms(slo, profile)
@@ -292,22 +291,9 @@ def plan(
             "replicas": sorted(e.at.replicas for e in ends),
             "max_rate_per_replica_rps": sorted(e.max_rate_per_replica_rps for e in ends),
         }
-    spread = run_spread(model)
-    if spread is not None:
-        # The fitted runs disagree on the engine's speed and a later load may meet the
-        # slower one: the count at every decode step slower by their spread.
-        slower = plan_capacity(
-            at_speed(model, 1 + spread),
-            config,
-            terms,
-            fleet=fleet,
-            gpus_per_replica=gpus_per_replica,
-        )
-        doc["at_runs_spread"] = {
-            "spread": spread,
-            "replicas": slower.at.replicas,
-            "max_rate_per_replica_rps": slower.max_rate_per_replica_rps,
-        }
+    slower = plan_at_spread(model, config, terms, fleet=fleet, gpus_per_replica=gpus_per_replica)
+    if slower is not None:
+        doc["at_runs_spread"] = slower
     if output_format == "json":
         typer.echo(json.dumps(doc, indent=2))
     else:

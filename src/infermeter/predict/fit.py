@@ -943,8 +943,9 @@ def fit_engine(
             "(prompts of about one length, no prompt beside a decode, no server prompt times): "
             "other prompt lengths extrapolate"
         )
+    ratio = gap[decode] / expected[decode]
     speeds = run_speeds(
-        gap[decode] / expected[decode],
+        ratio,
         run_of[decode],
         np.isin(batch[decode], list(by_batch)),
         [r.label for r in runs],
@@ -952,7 +953,6 @@ def fit_engine(
     notes += speed_notes(speeds)
     t_end = np.concatenate([r.t_end - r.t_last for r in runs])
     gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])
-    ratio = gap[decode] / expected[decode]
     dev = np.abs(ratio - 1)
     # The extreme percent either way is the client's or the host's, not the engine's.
     lo, hi = np.percentile(ratio, [TRIM, 100 - TRIM]) if ratio.size else (1.0, 1.0)

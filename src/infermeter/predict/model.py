@@ -111,7 +111,7 @@ class RunSpeed(_Frozen):
     stepped faster than the runs together)."""
 
     label: str
-    shift: float
+    shift: float = Field(gt=-1)
     gaps: int = Field(ge=0)
 
 

@@ -180,11 +180,17 @@ def _outside(m: EngineModel) -> str:
     return f"{m.ttft_overhead_ms:,.3f} ms{source}"
 
 
+#: Load past this at a count that meets the limits is the router's doing, not a shortfall:
+#: a line says so (a little past 100 % is the search's own tolerance and the traffic's
+#: draw; a quarter more is pooling).
+POOLED_LOAD = 1.25
+
+
 def _ms(v: float | None) -> str:
     # (a tenth of a ms past a second says nothing and costs the column its fit on a pipe)
     if v is None:
         return "-"
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.1f}"
+    return f"{v:,.0f}" if abs(round(v, 1)) >= 1000 else f"{v:,.1f}"
 
 
 def print_plan(console: Console, d: PlanDoc) -> None:
@@ -206,18 +212,22 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         f"[bold green]replicas: {d['replicas']}[/]{on}   one replica alone sustains "
         f"up to {d['max_rate_per_replica_rps']:,.3g} req/s within the limits"
     )
-    t = Table(box=None)
-    # (the count is the answer: never squeezed to an ellipsis on a narrow console)
-    t.add_column("replicas", justify="right", min_width=len("replicas"))
+    # One space between columns, headers folded by hand and figures that never wrap (a
+    # column that may not wrap cuts a long header instead): the table fits 80 columns with
+    # no figure cut to an ellipsis.
+    t = Table(box=None, padding=(0, 0, 0, 1), pad_edge=False)
+    t.add_column("replicas", justify="right", no_wrap=True)
     if packed > 1:
-        t.add_column("GPUs", justify="right")
-    t.add_column("meets limits")
+        t.add_column("GPUs", justify="right", no_wrap=True)
+    t.add_column("meets\nlimits", no_wrap=True)
     for m in LATENCIES:
         for p in ("p50", "p99"):
-            t.add_column(f"{m.removesuffix('_ms').upper()} {p} (ms)", justify="right")
-    t.add_column("mean batch", justify="right")
-    t.add_column("busy", justify="right")
-    t.add_column("load", justify="right")
+            t.add_column(
+                f"{m.removesuffix('_ms').upper()}\n{p}\n(ms)", justify="right", no_wrap=True
+            )
+    t.add_column("mean\nbatch", justify="right", no_wrap=True)
+    t.add_column("busy", justify="right", no_wrap=True)
+    t.add_column("load", justify="right", no_wrap=True)
     for trial in (d["at_replicas"], d["one_fewer"]):
         if trial is None:
             continue
@@ -248,18 +258,18 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         elif failed:
             console.print(f"{trial['replicas']} replicas miss {escape(', '.join(failed))}")
     console.print(
-        "busy: the share of the time the replicas spend in steps (their utilisation); load: "
-        "the traffic over the highest rate one replica alone sustains, times the "
+        "busy: the share of the time each replica has a step running (one sequence is "
+        "enough: time in use, not capacity); load: the traffic over the highest rate one "
+        "replica alone sustains, times the "
         + ("GPUs (one replica alone on each)" if packed > 1 else "replicas")
     )
     at = d["at_replicas"]
-    if at["passed"] and at["load_share"] > 1.25:
-        # Above 100 % the count is not short: a router picks among replicas, which a lone
-        # replica's queue cannot, so many carry more each than one alone within the limits.
+    if at["passed"] and at["load_share"] > POOLED_LOAD:
+        units = f"{at['gpus']} GPUs" if packed > 1 else f"{at['replicas']} replicas"
         console.print(
-            f"pooled: {at['replicas']} replicas carry {at['load_share']:,.1f}× what one "
-            "alone sustains each, since the router sends a request to a less busy replica; "
-            "one alone meets the limits only while its requests seldom overlap"
+            f"pooled: {units} carry {at['load_share']:,.1f}× what one replica alone "
+            "sustains within the limits, each: the router spreads the requests over them, "
+            "and one alone meets the limits only while its requests seldom overlap"
         )
     # measured: two llama.cpp servers on one H100 decoded at half speed each, no capacity
     # gained (docs/results/prediction.md), so a replica is counted as hardware, not a process
@@ -295,10 +305,15 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         )
     slower = d.get("at_runs_spread")
     if slower is not None:
-        console.print(
-            f"[yellow]if the engine steps {100 * slower['spread']:.1f} % slower[/] (the fitted "
-            f"runs' spread, note below): {slower['replicas']} replicas, one up to "
+        told = (
+            f"{slower['replicas']} replicas, one up to "
             f"{slower['max_rate_per_replica_rps']:,.3g} req/s"
+            if slower["replicas"] is not None
+            else escape(slower["failed"] or "no plan")
+        )
+        console.print(
+            f"[yellow]if every step were {100 * slower['spread']:.1f} % slower[/] (the "
+            f"fitted runs' spread, slowest over fastest; note below): {told}"
         )
     for note in d["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")

@@ -132,7 +132,7 @@ def prediction_warnings(p: Prediction) -> list[str]:
     out += [f"extrapolated: {x}" for x in p["extrapolations"]]
     out += [f"not held by its own runs: {x}" for x in p.get("self_check") or ()]
     out += [f"two step levels: {x}" for x in p.get("step_levels") or ()]
-    out += [f"runs disagree: {x}" for x in p.get("run_speed") or ()]
+    out += [f"runs disagree: {x}" for x in p.get("speed_spread") or ()]
     if p["unstable"]:
         out.append(f"unstable: {p['unstable']}")
     preempted = sum(p.get("preemptions") or ())

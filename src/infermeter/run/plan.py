@@ -15,11 +15,18 @@ from infermeter.config import BenchConfig
 from infermeter.errors import UsageError
 from infermeter.load.strategies import CapacitySearch
 from infermeter.metrics.slo import parse_slo
-from infermeter.predict.model import EngineModel, level_notes, self_check_notes, speed_notes
+from infermeter.predict.model import (
+    EngineModel,
+    at_speed,
+    level_notes,
+    run_spread,
+    self_check_notes,
+    speed_notes,
+)
 from infermeter.predict.simulate import SOLO, Fleet, simulate
 from infermeter.predict.summary import LATENCIES, SimSummary, Term, meets, summarize
 from infermeter.run.predict import SimPlan, extrapolations, sim_plan, stability
-from infermeter.schema.plan import CostDoc, PlanDoc, TrialDoc
+from infermeter.schema.plan import CostDoc, PlanDoc, SlowerDoc, TrialDoc
 
 #: Requests each trial of the per-replica rate search simulates.
 SEARCH_REQUESTS = 2000
@@ -246,6 +253,44 @@ def plan_capacity(
         fleet=fleet,
         gpus_per_replica=gpus_per_replica,
     )
+
+
+def plan_at_spread(
+    model: EngineModel,
+    config: BenchConfig,
+    terms: list[Term],
+    *,
+    fleet: Fleet = SOLO,
+    gpus_per_replica: int = 1,
+) -> SlowerDoc | None:
+    """Where the fitted runs disagree on the engine's speed, the plan again with every
+    decode step slower by their spread (the slowest run over the fastest): a later load may
+    meet the slower speed, as held-out runs did (docs/results/prediction.md). None where
+    the runs agree."""
+    spread = run_spread(model)
+    if spread is None:
+        return None
+    try:
+        slower = plan_capacity(
+            at_speed(model, 1 + spread),
+            config,
+            terms,
+            fleet=fleet,
+            gpus_per_replica=gpus_per_replica,
+        )
+    except UsageError as exc:
+        return {
+            "spread": spread,
+            "replicas": None,
+            "max_rate_per_replica_rps": None,
+            "failed": str(exc),
+        }
+    return {
+        "spread": spread,
+        "replicas": slower.at.replicas,
+        "max_rate_per_replica_rps": slower.max_rate_per_replica_rps,
+        "failed": None,
+    }
 
 
 def _num(v: float) -> float | None:

@@ -46,8 +46,10 @@ class SlowerDoc(TypedDict):
 
     #: The slowest run's median step against the fastest's, less 1.
     spread: float
-    replicas: int
-    max_rate_per_replica_rps: float
+    #: None where no count meets the limits at that speed (``failed`` says why).
+    replicas: int | None
+    max_rate_per_replica_rps: float | None
+    failed: str | None
 
 
 class PlanDoc(TypedDict):

@@ -402,7 +402,7 @@ class Prediction(TypedDict):
     step_levels: NotRequired[list[str]]
     #: Where the fitted runs disagree on the engine's speed at the same batch sizes
     #: (infermeter.predict.model.speed_notes).
-    run_speed: NotRequired[list[str]]
+    speed_spread: NotRequired[list[str]]
     fitted_on: list[str]
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]
