@@ -55,7 +55,8 @@
 #   bench/gpu_study.sh tserve-predict  `transformers serve` (continuous batching, 7B bf16):
 #                              the fit sweep c = 1…64, then held out on the same server:
 #                              Poisson at 30/60/90 % of its top throughput, the length
-#                              mix, c = HELDC (12,48) (carry .whl-serve: its web stack)
+#                              mix, c = HELDC (12,48) (carry .whl-serve: its web stack);
+#                              AGAIN=1 sweeps c = 1,2,4,8 once more after them
 # .whl holds the wheels infermeter needs beyond the image (msgspec, orjson, pydantic,
 # pydantic-core, annotated-types, typing-inspection, aiohttp and its stack, typer, click,
 # rich, gguf), or the same unpacked into one site.txz; the stage stops at once without them.
@@ -545,6 +546,9 @@ case "$STAGE" in
     EOS= sweep tserve-held-mix 45 -c 8 --ramp-up 2 "${P[@]}" \
       --input-tokens uniform:256:768 --output-tokens uniform:64:192
     EOS= sweep tserve-held-c 45 -c "${HELDC:-12,48}" --ramp-up 2 "${P[@]}"
+    # AGAIN=1: the fit's first points once more, after the held-out runs, so that a change
+    # of the engine's speed meanwhile shows (fit both sweeps: `fit` notes runs that disagree)
+    [[ ${AGAIN:-0} == 1 ]] && EOS= sweep tserve-fit-again 70 -c 1,2,4,8 --ramp-up 2 "${P[@]}"
     stop_servers
     ;;
 esac
