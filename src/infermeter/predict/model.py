@@ -302,7 +302,7 @@ def level_notes(model: EngineModel, batch: float) -> list[str]:
 RUN_SPREAD = 0.06
 
 
-def _spread(run_speeds: list[RunSpeed]) -> tuple[float, RunSpeed, RunSpeed] | None:
+def _speed_spread(run_speeds: list[RunSpeed]) -> tuple[float, RunSpeed, RunSpeed] | None:
     """(spread, fastest, slowest) where the runs sit :data:`RUN_SPREAD` or more apart."""
     if len(run_speeds) < 2:
         return None
@@ -316,7 +316,7 @@ def speed_notes(run_speeds: list[RunSpeed]) -> list[str]:
     """Where the fitted runs disagree on the engine's speed (:data:`RUN_SPREAD`): the table
     holds their median, and any load may run at the speed of either end (fit's note,
     simulate's and plan's warning)."""
-    found = _spread(run_speeds)
+    found = _speed_spread(run_speeds)
     if found is None:
         return []
     spread, fast, slow = found
@@ -336,7 +336,7 @@ def speed_notes(run_speeds: list[RunSpeed]) -> list[str]:
 def run_spread(model: EngineModel) -> float | None:
     """How much slower the slowest fitted run stepped than the fastest, where that is past
     :data:`RUN_SPREAD`, else None."""
-    found = _spread(model.quality.run_speeds)
+    found = _speed_spread(model.quality.run_speeds)
     return None if found is None else found[0]
 
 
