@@ -251,6 +251,32 @@ def test_a_host_busy_with_other_processes_is_host_saturated_not_the_client() -> 
     assert "host_saturated" not in rules(analysis_input(telemetry={"host": host}))
 
 
+def test_a_host_whose_cores_slowed_is_named_apart_from_a_busy_one() -> None:
+    from infermeter.analysis.telemetry import core_speed
+
+    # a quiet core: the probe scatters under SLOW_CORE × its fast level
+    quiet = core_speed([480.0, 500.0, 490.0, 520.0, 505.0, 495.0, 510.0, 485.0, 530.0, 500.0])
+    assert quiet is not None and quiet["slow_share"] == 0.0 and quiet["fast_us"] < 490
+    host: dict = {"cpu_percent": {"mean": 7.0}, "cpu_count": 16, "core_speed": quiet}
+    assert "host_slowed" not in rules(analysis_input(telemetry={"host": host}))
+    # the same work taking ~1.9× as long in 4 of 10 samples (as on the tenth H100's host)
+    two = core_speed([480.0, 900.0, 490.0, 910.0, 485.0, 880.0, 495.0, 905.0, 500.0, 470.0])
+    assert two is not None and two["slow_share"] == pytest.approx(0.4)
+    host["core_speed"] = two
+    host["local_server_cpu_percent"] = {"mean": 100.0}
+    found = {f["rule"]: f for f in diagnose(analysis_input(telemetry={"host": host}), None)}
+    f = found["host_slowed"]
+    assert "40 % of the samples" in f["message"] and "host-bound" in f["message"]
+    assert "host_saturated" not in found  # nothing else was busy
+    # time a hypervisor took is named on its own
+    host = {"cpu_percent": {"mean": 7.0}, "cpu_count": 16, "steal_percent": {"mean": 12.0}}
+    (f,) = [f for f in diagnose(analysis_input(telemetry={"host": host}), None)]
+    assert f["rule"] == "host_slowed" and "12 % of the cores' time" in f["message"]
+    assert "host-bound" not in f["message"]  # no local server measured
+    host["steal_percent"] = {"mean": 1.0}
+    assert "host_slowed" not in rules(analysis_input(telemetry={"host": host}))
+
+
 # -- efficiency at the server's own batch -------------------------------------------------
 
 

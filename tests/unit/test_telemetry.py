@@ -217,6 +217,25 @@ def test_a_server_infermeter_started_is_not_counted_as_the_client() -> None:
     assert s["client_cpu_percent"] < s["local_server_cpu_percent"] / 2, s
 
 
+def test_the_host_sampler_times_a_core_and_reads_the_stolen_time() -> None:
+    import os
+    import sys
+
+    from infermeter.analysis.telemetry import summarize_telemetry as summarize
+    from infermeter.telemetry.host import HostSampler, core_probe_us
+
+    # the probe's work scales with its turns: it times work, not a clock's resolution
+    short, long = core_probe_us(turns=2_000), core_probe_us(turns=40_000)
+    assert 0 < short < long
+    s = _measure(HostSampler(client_pid=os.getpid()))
+    assert s["core_probe_us"] > 0
+    if sys.platform == "linux":
+        assert 0 <= s["steal_percent"] <= 100
+    samples = [{"source": "host", "t_ns": i, **s} for i in range(1, 4)]
+    host = summarize(samples, 0, 10)["host"]
+    assert host["core_speed"]["samples"] == 3 and host["core_speed"]["slow_share"] == 0.0
+
+
 def test_a_loopback_server_not_started_here_is_found_by_its_port() -> None:
     import os
     import signal

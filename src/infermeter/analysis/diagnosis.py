@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infermeter.analysis.telemetry import SLOW_CORE
 from infermeter.metrics.client import LOOP_LAG_MS, QUEUE_DELAY_MS, spare_cores
 from infermeter.schema.results import (
     Efficiency,
@@ -43,6 +44,11 @@ SLOT_SPAN_EXTRA = 2.0
 SLOTS_IDLE_X = 4.0
 SLOTS_IDLE_MIN = 16
 OTHER_CORES = 0.5
+#: A host whose hypervisor took this much of all cores' time (mean), or whose core probe
+#: read slow (``SLOW_CORE`` × its fast level) in this share of samples, ran slower than it
+#: does when quiet.
+STEAL_PERCENT = 5.0
+SLOW_CORE_SHARE = 0.1
 #: TTFT spent outside the server's own prompt processing, as a multiple of it, and at least
 #: this many milliseconds, before it is a finding.
 OUTSIDE_PROMPT_X = 3.0
@@ -392,6 +398,55 @@ def host_saturated(e: Evidence) -> Finding | None:
     }
 
 
+def host_slowed(e: Evidence) -> Finding | None:
+    """Cores that ran slower for part of the window, or time a hypervisor took: invisible
+    in any CPU percentage, yet a host-bound server's every step slows by it."""
+    host = e.host
+    if host is None:
+        return None
+    steal = _mean(host.get("steal_percent"))
+    speed = host.get("core_speed")
+    slow = speed is not None and speed["slow_share"] >= SLOW_CORE_SHARE
+    stolen = steal is not None and steal >= STEAL_PERCENT
+    if not slow and not stolen:
+        return None
+    parts = []
+    if speed is not None and slow:
+        parts.append(
+            f"a fixed piece of work took {speed['p95_us'] / speed['fast_us']:.1f}× its "
+            f"fastest time at p95, and ≥ {SLOW_CORE:g}× in "
+            f"{speed['slow_share'] * 100:.0f} % of the samples (the cores' clocks, a "
+            "neighbour on the same physical core or cache)"
+        )
+    if steal is not None and stolen:
+        parts.append(f"the hypervisor gave {steal:.0f} % of the cores' time to someone else")
+    server = _mean(host.get("local_server_cpu_percent"))
+    bound = (
+        f"; the local server used {server:.0f} % of a core, so its steps are host-bound "
+        "and slowed with it"
+        if server is not None and server >= 80
+        else ""
+    )
+    return {
+        "rule": "host_slowed",
+        "severity": "medium",
+        "message": "the host ran slower for part of the window: "
+        + " and ".join(parts)
+        + bound
+        + ". Latencies include it, and a run on the same host at another time may differ: "
+        "compare runs with care, or measure on a dedicated host",
+        "evidence": _present(
+            {
+                "steal_percent_mean": steal,
+                "core_probe_fast_us": speed["fast_us"] if speed else None,
+                "core_probe_p95_us": speed["p95_us"] if speed else None,
+                "core_slow_share": speed["slow_share"] if speed else None,
+                "local_server_cpu_percent_mean": server,
+            }
+        ),
+    }
+
+
 def prefix_cache_flattered(e: Evidence) -> Finding | None:
     cache = e.results.get("prompt_cache")
     if not cache or not cache.get("flattered") or cache["cached_share"] is None:
@@ -445,6 +500,7 @@ RULES: tuple[Rule, ...] = (
     slot_spread,
     client_bottleneck,
     host_saturated,
+    host_slowed,
     prefix_cache_flattered,
     errors,
 )

@@ -9,6 +9,7 @@ import numpy as np
 
 from infermeter.schema.results import (
     BusiestOther,
+    CoreSpeed,
     GpuTelemetry,
     HostTelemetry,
     ServerTelemetry,
@@ -150,7 +151,32 @@ def _host(host: Sequence[dict[str, Any]]) -> HostTelemetry:
     busiest = _busiest_other([s["busiest_other"] for s in host if s.get("busiest_other")])
     if busiest is not None:
         out["busiest_other"] = busiest
+    steal = [s["steal_percent"] for s in host if "steal_percent" in s]
+    if steal:
+        out["steal_percent"] = _stats(steal)
+    speed = core_speed([s["core_probe_us"] for s in host if "core_probe_us" in s])
+    if speed is not None:
+        out["core_speed"] = speed
     return out
+
+
+#: A core probe this many times the window's fast level counts as a slow sample: the
+#: probe's own scatter on a quiet core stays under 1.15 (measured on this project's hosts).
+SLOW_CORE = 1.3
+
+
+def core_speed(probe_us: Sequence[float]) -> CoreSpeed | None:
+    if not probe_us:
+        return None
+    arr = np.asarray(probe_us, dtype=float)
+    fast = float(np.percentile(arr, 10))
+    return {
+        "fast_us": fast,
+        "p50_us": float(np.percentile(arr, 50)),
+        "p95_us": float(np.percentile(arr, 95)),
+        "slow_share": float(np.mean(arr >= SLOW_CORE * fast)),
+        "samples": int(arr.size),
+    }
 
 
 def _gpus(gpu: Sequence[dict[str, Any]]) -> list[GpuTelemetry]:

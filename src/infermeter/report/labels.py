@@ -58,7 +58,10 @@ DEFINITION_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "slo": ("SLOs", ("goodput_rps", "slo_attainment", "slo_percentile")),
     "client": ("The client's own health", ("client_cpu", "loop_lag")),
-    "telemetry": ("Telemetry", ("gpu_util", "gpu_memory", "host_cpu", "server_metrics")),
+    "telemetry": (
+        "Telemetry",
+        ("gpu_util", "gpu_memory", "host_cpu", "core_speed", "server_metrics"),
+    ),
     "analysis": (
         "Analysis",
         ("mbu", "mfu", "x_bound", "sla", "ttft_bands", "findings", "cost"),
@@ -139,6 +142,12 @@ DEFINITIONS: dict[str, Definition] = {
     "gpu_memory": Definition("GPU memory", "used / total device memory", "per GPU, over time"),
     "host_cpu": Definition(
         "host CPU", "all cores, %", "the client processes' CPU is in % of one core"
+    ),
+    "core_speed": Definition(
+        "host core speed",
+        "the same small piece of work, timed in thread CPU time each sample",
+        "as a speed against the run's fast level (its 10th-percentile time); waiting for a "
+        "core or time a hypervisor stole does not count, so a dip is a slower core",
     ),
     "server_metrics": Definition(
         "server metrics",

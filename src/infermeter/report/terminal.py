@@ -330,6 +330,21 @@ def _resources(tel: Telemetry) -> Table | None:
                     "% of one core"
                 ),
             )
+        speed = host.get("core_speed")
+        if speed:
+            t.add_row(
+                "host core speed",
+                f"probe p50 {speed['p50_us']:,.0f} µs, p95 {speed['p95_us']:,.0f} µs, fastest "
+                f"{speed['fast_us']:,.0f} µs; slow in {speed['slow_share'] * 100:.0f} % of "
+                "samples (the same work each sample: longer = slower cores)",
+            )
+        steal = host.get("steal_percent")
+        if steal and steal["max"] >= 1:
+            t.add_row(
+                "CPU steal",
+                f"mean {steal['mean']:.1f} %, max {steal['max']:.0f} % (time the hypervisor "
+                "gave to someone else)",
+            )
         mem = host.get("memory_used_bytes")
         if mem:
             t.add_row(

@@ -204,6 +204,19 @@ class BusiestOther(TypedDict):
     scans: int
 
 
+class CoreSpeed(TypedDict):
+    """The core probe (the same small piece of work, timed in thread CPU time each sample)
+    over the measured window: a slower core takes longer, whatever else is running."""
+
+    #: The window's fast level (10th percentile), its median and its 95th percentile (µs).
+    fast_us: float
+    p50_us: float
+    p95_us: float
+    #: Share of samples at or over ``SLOW_CORE`` × the fast level.
+    slow_share: float
+    samples: int
+
+
 class HostTelemetry(TypedDict):
     cpu_percent: Stats | None
     memory_used_bytes: Stats | None
@@ -214,6 +227,9 @@ class HostTelemetry(TypedDict):
     local_server_cpu_percent: NotRequired[Stats | None]
     local_server_rss_bytes: NotRequired[Stats | None]
     busiest_other: NotRequired[BusiestOther]
+    #: Share of all cores' time a hypervisor gave to someone else (Linux guests).
+    steal_percent: NotRequired[Stats | None]
+    core_speed: NotRequired[CoreSpeed]
 
 
 class GpuTelemetry(TypedDict):

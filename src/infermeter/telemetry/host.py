@@ -4,12 +4,15 @@ saturated client shows up next to the server's figures, and a busy host is not b
 Three buckets: the client (the benchmark's process and its worker processes), a local server
 that infermeter started itself (``engine serve``, ``demo``, the tests: marked by
 ``ENGINE_ROLE_ENV`` in its environment, inherited by its own children), and the busiest other
-process on the host (what else competes for the cores).
+process on the host (what else competes for the cores). Beside them, how fast a core is (the
+same small piece of work timed each sample) and the share of time a hypervisor stole: a
+slower host is not a busier one, and no count of busy processes shows it.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 #: Set in the environment of every server process infermeter starts; its children inherit it.
@@ -17,6 +20,26 @@ ENGINE_ROLE_ENV = "INFERMETER_ROLE"
 ENGINE_ROLE = "engine"
 #: Scan all the host's processes for the busiest other one every this many samples.
 OTHERS_EVERY = 4
+#: The core probe's fixed work (loop turns) and how many times it runs per sample (the
+#: fastest counts: an interrupt handled on the thread's time would add to one run only).
+PROBE_TURNS = 10_000
+PROBE_RUNS = 3
+
+
+def core_probe_us(turns: int = PROBE_TURNS, runs: int = PROBE_RUNS) -> float:
+    """CPU time (µs, the fastest of ``runs``) this thread spends on a fixed piece of pure
+    Python work. Thread CPU time leaves out waiting (for the interpreter lock, for a core,
+    time the hypervisor stole), so a rise means each core ran slower: its clock, a neighbour
+    on the same physical core or cache. A host-bound server (Python's transformers, a
+    scheduler loop) slows by the same factor, which no count of busy processes shows."""
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.thread_time_ns()
+        acc = 0
+        for i in range(turns):
+            acc += i * i % 7
+        best = min(best, (time.thread_time_ns() - t0) / 1e3)
+    return best
 
 
 def engine_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -52,6 +75,7 @@ class HostSampler:
             return "host telemetry off: psutil is not installed"
         self._psutil = psutil
         psutil.cpu_percent(interval=None)  # the first reading only starts the interval
+        psutil.cpu_times_percent(interval=None)
         self._me = psutil.Process(self.client_pid)
         self._me.cpu_percent(interval=None)
         if self.server_port is not None:
@@ -141,7 +165,11 @@ class HostSampler:
             "memory_total_bytes": mem.total,
             "client_cpu_percent": client_cpu,
             "client_rss_bytes": client_rss,
+            "core_probe_us": core_probe_us(),
         }
+        steal = getattr(ps.cpu_times_percent(interval=None), "steal", None)
+        if steal is not None:  # Linux only: the share of time a hypervisor ran someone else
+            out["steal_percent"] = steal
         if servers:
             out["local_server_cpu_percent"] = server_cpu
             out["local_server_rss_bytes"] = server_rss

@@ -508,4 +508,29 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
                 "host_cpu",
             )
         )
+    if tel.core_speed_pct:
+        layers = [Line(tel.core_speed_pct, TEAL, "core speed (% of this run's fast level)")]
+        if tel.steal:
+            layers.append(Line(tel.steal, RED, "CPU steal (% of all cores)", width=1.8))
+        panels.append(
+            _panel(
+                "Host core speed",
+                render_chart(
+                    Chart(
+                        "tl-core",
+                        x,
+                        Axis("%", include_zero=True, headroom=0.05),
+                        layers,
+                        width=WIDE,
+                        height=180,
+                        left=TL_LEFT,
+                    )
+                ),
+                "The same small piece of work timed each sample in thread CPU time, as a speed: "
+                "a dip means the host's cores ran slower (their clocks, a neighbour on the same "
+                "physical core), which no CPU percentage shows; a server whose steps are "
+                "host-bound slows with it.",
+                "core_speed",
+            )
+        )
     return panels

@@ -375,6 +375,9 @@ class TelemetrySeries:
     client_cpu: list[tuple[float, float]]
     #: A server on this host that infermeter started or found on the loopback port measured.
     local_server_cpu: list[tuple[float, float]]
+    #: The core probe as a speed: the window's fast level over each sample's time (%).
+    core_speed_pct: list[tuple[float, float]]
+    steal: list[tuple[float, float]]
     server_kind: str | None
 
     @property
@@ -397,6 +400,8 @@ def telemetry_series(
     host: list[tuple[float, float]] = []
     client: list[tuple[float, float]] = []
     local: list[tuple[float, float]] = []
+    probe: list[tuple[float, float]] = []
+    steal: list[tuple[float, float]] = []
     kind: str | None = None
 
     def num(v: Any) -> float | None:
@@ -434,9 +439,20 @@ def telemetry_series(
                 client.append((x, v))
             if (v := num(s.get("local_server_cpu_percent"))) is not None:
                 local.append((x, v))
+            if (v := num(s.get("core_probe_us"))) is not None and v > 0:
+                probe.append((x, v))
+            if (v := num(s.get("steal_percent"))) is not None:
+                steal.append((x, v))
 
     def w(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
         return _window(pts, 0.0, duration_s)
+
+    probe = w(probe)
+    speed: list[tuple[float, float]] = []
+    if probe:
+        # the same fast level the run's summary uses (its 10th percentile)
+        fast = float(np.percentile([v for _, v in probe], 10))
+        speed = [(x, 100 * fast / v) for x, v in probe]
 
     return TelemetrySeries(
         gpu_util={i: p for i, v in sorted(gpu_util.items()) if (p := w(v))},
@@ -449,5 +465,7 @@ def telemetry_series(
         host_cpu=w(host),
         client_cpu=w(client),
         local_server_cpu=w(local),
+        core_speed_pct=speed,
+        steal=w(steal) if any(v >= 1 for _, v in steal) else [],
         server_kind=kind,
     )
