@@ -61,7 +61,7 @@ from pathlib import Path
 
 from infermeter.api import load_run
 from infermeter.engines.process import ServerProcess
-from infermeter.predict.model import EngineModel, speed_notes
+from infermeter.predict.model import EngineModel, host_notes, speed_notes
 from infermeter.records.rundir import (
     RUN_FILE,
     TELEMETRY_FILE,
@@ -208,7 +208,7 @@ def table(
         f"the 5 % target in {hit} of them, and in {sum(m and not f for f, m in flagged)} "
         f"of the {sum(not f for f, _ in flagged)} not flagged)."
     )
-    for note in speed_notes(model.quality.run_speeds):
+    for note in speed_notes(model.quality.run_speeds) + host_notes(model.quality.run_speeds):
         print(f"\nthe fit: {note}.")
     return errors
 

@@ -142,12 +142,16 @@ def test_the_slower_plan_says_why_where_no_count_meets_the_limits(tmp_path: Path
 
 
 def test_simulate_warns_where_the_runs_disagree(tmp_path: Path) -> None:
+    from dataclasses import replace
+
     from typer.testing import CliRunner
 
     from infermeter.cli import app
 
     path = tmp_path / "m.json"
-    path.write_text(_fit(_sweep(1.0, "fit"), _sweep(1.12, "again")).model_dump_json())
+    # the rerun on a host whose cores slowed in a quarter of its samples
+    again = [replace(r, core_probe_us=700.0, core_slow_share=0.25) for r in _sweep(1.12, "a")]
+    path.write_text(_fit(_sweep(1.0, "fit"), again).model_dump_json())
     res = CliRunner().invoke(
         app,
         [
@@ -171,3 +175,66 @@ def test_simulate_warns_where_the_runs_disagree(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     warnings = json.loads(res.stdout)["warnings"]
     assert any(w.startswith("runs disagree: the fitted runs' decode steps sat") for w in warnings)
+    changing = [w for w in warnings if w.startswith("fitted on a changing host: the host's")]
+    assert len(changing) == 1 and "3 of 3 fitted runs" in changing[0]
+
+
+def test_the_hosts_core_probe_is_set_beside_the_runs_speeds(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from infermeter.predict.model import host_notes
+
+    fit, again = _sweep(1.0, "fit"), _sweep(1.12, "again")
+    # the rerun's host took 1.8× as long over the probe, in 40 % of its samples slow
+    fit = [replace(r, core_probe_us=480.0, core_slow_share=0.02) for r in fit]
+    again = [replace(r, core_probe_us=870.0, core_slow_share=0.4) for r in again]
+    fitted = _fit(fit, again)
+    assert {r.core_probe_us for r in fitted.quality.run_speeds} == {480.0, 870.0}
+    (note,) = [n for n in fitted.quality.notes if "decode steps sat" in n]
+    assert "1.81× as long in the slower run (870 vs 480 µs): its cores were slower too" in note
+    (host,) = [n for n in fitted.quality.notes if "host's cores changed speed" in n]
+    assert "3 of 6 fitted runs" in host and "slow in 40 % of their samples" in host
+    assert host_notes(fitted.quality.run_speeds) == [host]
+    # a probe that read alike: the note says the cores were not where it ran
+    alike = [replace(r, core_probe_us=500.0) for r in again]
+    (note,) = speed_notes(_fit(fit, alike).quality.run_speeds)
+    assert "its cores were not, where the probe ran" in note
+    # quiet hosts, or runs sampled before the probe existed: nothing
+    quiet = [replace(r, core_slow_share=0.05) for r in again]
+    assert host_notes(_fit(fit, quiet).quality.run_speeds) == []
+    assert host_notes(_fit(_sweep(1.0, "old")).quality.run_speeds) == []
+
+    def at(*shares: float) -> list[RunSpeed]:
+        return [
+            RunSpeed(label=f"r{i}", shift=0.0, gaps=100, core_probe_us=500.0, core_slow_share=s)
+            for i, s in enumerate(shares)
+        ]
+
+    (one,) = host_notes(at(0.02, 0.02, 0.4, 0.0))
+    assert "1 of 4 fitted runs" in one and "slow in 40 % of" in one
+    (two,) = host_notes(at(0.1, 0.55))
+    assert "2 of 2" in two and "slow in 10-55 % of" in two
+    # plan repeats it beside its figures
+    doc = _plan_json(fitted, tmp_path / "m.json")
+    assert any("host's cores changed speed while 3 of 6" in n for n in doc["notes"])
+    assert not any("host's cores" in n for n in _plan_json(_fit(fit), tmp_path / "q.json")["notes"])
+
+
+def test_a_runs_core_probe_is_read_from_its_results() -> None:
+    from infermeter.run.fit import _results, _with_core, observed_run
+
+    # a run on the tenth H100's host, whose cores ran at two speeds (docs/results)
+    point = (
+        Path(__file__).parents[2]
+        / "docs/results/h100-tserve-nocudnn-e/tserve-held-rate/points/00-r1.238"
+    )
+    doc = _results(point)
+    run = _with_core(observed_run("r", point), doc)
+    core = doc["telemetry"]["host"]["core_speed"]  # type: ignore[index]
+    assert run.core_probe_us == core["p50_us"] and 600 < core["p50_us"] < 900
+    assert run.core_slow_share == core["slow_share"] and run.core_slow_share > 0.3
+    # a run from before the probe: none
+    assert _with_core(run, {"telemetry": {"host": {}}}).core_probe_us == run.core_probe_us
+    bare = observed_run("r", point)
+    assert _with_core(bare, {"telemetry": {"host": {}}}).core_probe_us is None
+    assert _with_core(bare, None).core_slow_share is None

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from infermeter.analysis.telemetry import SLOW_CORE
 from infermeter.metrics.client import LOOP_LAG_MS, QUEUE_DELAY_MS, spare_cores
 from infermeter.schema.results import (
     Efficiency,
@@ -22,6 +21,7 @@ from infermeter.schema.results import (
     ServerTelemetry,
     Stats,
 )
+from infermeter.telemetry.host import SLOW_CORE, SLOW_CORE_SHARE
 
 #: Thresholds, named so the docs and tests can refer to them.
 TTFT_X_BOUND_QUEUEING = 5.0
@@ -44,11 +44,9 @@ SLOT_SPAN_EXTRA = 2.0
 SLOTS_IDLE_X = 4.0
 SLOTS_IDLE_MIN = 16
 OTHER_CORES = 0.5
-#: A host whose hypervisor took this much of all cores' time (mean), or whose core probe
-#: read slow (``SLOW_CORE`` × its fast level) in this share of samples, ran slower than it
-#: does when quiet.
+#: A host whose hypervisor took this much of all cores' time (mean) ran slower than it does
+#: when quiet (as does one whose core probe read slow in ``SLOW_CORE_SHARE`` of samples).
 STEAL_PERCENT = 5.0
-SLOW_CORE_SHARE = 0.1
 #: TTFT spent outside the server's own prompt processing, as a multiple of it, and at least
 #: this many milliseconds, before it is a finding.
 OUTSIDE_PROMPT_X = 3.0

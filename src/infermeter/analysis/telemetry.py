@@ -17,6 +17,7 @@ from infermeter.schema.results import (
     Stats,
     Telemetry,
 )
+from infermeter.telemetry.host import SLOW_CORE
 
 
 def _stats(values: Sequence[float]) -> Stats | None:
@@ -158,11 +159,6 @@ def _host(host: Sequence[dict[str, Any]]) -> HostTelemetry:
     if speed is not None:
         out["core_speed"] = speed
     return out
-
-
-#: A core probe this many times the window's fast level counts as a slow sample: the
-#: probe's own scatter on a quiet core stays under 1.15 (measured on this project's hosts).
-SLOW_CORE = 1.3
 
 
 def core_speed(probe_us: Sequence[float]) -> CoreSpeed | None:

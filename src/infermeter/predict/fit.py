@@ -31,6 +31,7 @@ from infermeter.predict.model import (
     StepLevels,
     StepPoint,
     StepTable,
+    host_notes,
     levels_said,
     speed_notes,
 )
@@ -95,6 +96,10 @@ class ObservedRun:
     n_cached: FloatArray | None = None
     #: Which requests were the pre-flight one (a slot taken before the warm-up).
     probe: npt.NDArray[np.bool_] | None = None
+    #: The host's core probe over the run's window (telemetry): its median (µs) and the
+    #: share of slow samples; None where the run did not sample it.
+    core_probe_us: float | None = None
+    core_slow_share: float | None = None
 
     @property
     def kept_probe(self) -> bool:
@@ -699,17 +704,29 @@ MIN_SPEED_GAPS = 50
 
 
 def run_speeds(
-    ratio: FloatArray, run_of: IntArray, in_table: BoolArray, labels: list[str]
+    ratio: FloatArray,
+    run_of: IntArray,
+    in_table: BoolArray,
+    labels: list[str],
+    probes: list[tuple[float, float] | None] | None = None,
 ) -> list[RunSpeed]:
     """Each run's decode steps against the shared table: ``ratio`` is each gap over the
     table's time for its batch and context. Only batch sizes the table measured count (an
-    interpolated size says nothing of the run)."""
+    interpolated size says nothing of the run). ``probes``: each run's core probe median
+    and share of slow samples (telemetry), kept beside its speed."""
     out = []
     for index, label in enumerate(labels):
         sel = (run_of == index) & in_table
         if int(sel.sum()) >= MIN_SPEED_GAPS:
+            core = probes[index] if probes else None
             out.append(
-                RunSpeed(label=label, shift=float(np.median(ratio[sel])) - 1, gaps=int(sel.sum()))
+                RunSpeed(
+                    label=label,
+                    shift=float(np.median(ratio[sel])) - 1,
+                    gaps=int(sel.sum()),
+                    core_probe_us=core[0] if core else None,
+                    core_slow_share=core[1] if core else None,
+                )
             )
     return out
 
@@ -949,8 +966,15 @@ def fit_engine(
         run_of[decode],
         np.isin(batch[decode], list(by_batch)),
         [r.label for r in runs],
+        [
+            (r.core_probe_us, r.core_slow_share)
+            if r.core_probe_us is not None and r.core_slow_share is not None
+            else None
+            for r in runs
+        ],
     )
     notes += speed_notes(speeds)
+    notes += host_notes(speeds)
     t_end = np.concatenate([r.t_end - r.t_last for r in runs])
     gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])
     dev = np.abs(ratio - 1)

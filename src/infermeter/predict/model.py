@@ -13,6 +13,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infermeter.errors import OutputError, UsageError
+from infermeter.telemetry.host import SLOW_CORE_SHARE
 from infermeter.text import signed_percent
 
 ENGINE_MODEL_VERSION = 1
@@ -113,6 +114,10 @@ class RunSpeed(_Frozen):
     label: str
     shift: float = Field(gt=-1)
     gaps: int = Field(ge=0)
+    #: The run's median core probe (µs; telemetry's ``core_speed.p50_us``) and its share of
+    #: slow samples, where the run sampled them.
+    core_probe_us: float | None = Field(default=None, gt=0)
+    core_slow_share: float | None = Field(default=None, ge=0, le=1)
 
 
 class FitQuality(_Frozen):
@@ -300,6 +305,9 @@ def level_notes(model: EngineModel, batch: float) -> list[str]:
 #: sat at most 5.1 % apart; an H100 whose engine stepped 15 % slower from the sweep's fifth
 #: run on, 13.8 %; a CPU sweep fitted with its rerun after the held-out runs, 6.3-8.4 %.
 RUN_SPREAD = 0.06
+#: The slower run's core probe this many times the faster's before the note says the host's
+#: cores were slower too (the probe's medians of quiet runs sit within a few % of each other).
+PROBE_AGREES = 1.1
 
 
 def _speed_spread(run_speeds: list[RunSpeed]) -> tuple[float, RunSpeed, RunSpeed] | None:
@@ -324,12 +332,46 @@ def speed_notes(run_speeds: list[RunSpeed]) -> list[str]:
     def said(r: RunSpeed) -> str:
         return f"{r.label} {100 * abs(r.shift):.1f} % {'slower' if r.shift > 0 else 'faster'}"
 
+    host = ""
+    if fast.core_probe_us and slow.core_probe_us:
+        ratio = slow.core_probe_us / fast.core_probe_us
+        host = (
+            f"; the host's core probe took {ratio:.2f}× as long in the slower run "
+            f"({slow.core_probe_us:,.0f} vs {fast.core_probe_us:,.0f} µs): "
+            + (
+                "its cores were slower too"
+                if ratio >= PROBE_AGREES
+                else "its cores were not, where the probe ran"
+            )
+        )
     return [
         f"the fitted runs' decode steps sat up to {100 * spread:.1f} % apart against the "
         f"step table they share ({said(fast)}, {said(slow)}): the engine's speed changed "
         "between runs (the host's clocks or load, a state the engine carries), which the "
-        "model cannot tell from the load; it steps at the runs' median, and a run may go at "
-        "either speed"
+        f"model cannot tell from the load{host}; it steps at the runs' median, and a run may "
+        "go at either speed"
+    ]
+
+
+def host_notes(run_speeds: list[RunSpeed]) -> list[str]:
+    """Where the host's cores changed speed while the fitted runs were measured (their
+    telemetry's core probe): a host-bound engine's steps follow, whatever the load (fit's
+    note, simulate's and plan's warning)."""
+    told = [r.core_slow_share for r in run_speeds if r.core_slow_share is not None]
+    slow = [share for share in told if share >= SLOW_CORE_SHARE]
+    if not slow:
+        return []
+    lo, hi = min(slow), max(slow)
+    share = (
+        f"{100 * lo:.0f} %"
+        if round(100 * lo) == round(100 * hi)
+        else f"{100 * lo:.0f}-{100 * hi:.0f} %"
+    )
+    return [
+        f"the host's cores changed speed while {len(slow)} of {len(told)} fitted runs were "
+        f"measured (telemetry's core probe slow in {share} of their samples): a host-bound "
+        "engine's steps ran at the mix of speeds the runs met, and a later load meets "
+        "whatever speed its host then has"
     ]
 
 

@@ -133,6 +133,7 @@ def prediction_warnings(p: Prediction) -> list[str]:
     out += [f"not held by its own runs: {x}" for x in p.get("self_check") or ()]
     out += [f"two step levels: {x}" for x in p.get("step_levels") or ()]
     out += [f"runs disagree: {x}" for x in p.get("speed_spread") or ()]
+    out += [f"fitted on a changing host: {x}" for x in p.get("host_speed") or ()]
     if p["unstable"]:
         out.append(f"unstable: {p['unstable']}")
     preempted = sum(p.get("preemptions") or ())

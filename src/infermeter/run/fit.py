@@ -193,7 +193,7 @@ def fit_runs(
     hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
     results = [_results(d) for _, d in dirs]
     observed = [
-        _told_by_histograms(observed_run(label, d), doc)
+        _with_core(_told_by_histograms(observed_run(label, d), doc), doc)
         for (label, d), doc in zip(dirs, results, strict=True)
     ]
     starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
@@ -232,6 +232,17 @@ def fit_runs(
     return tuned.model_copy(
         update={"quality": tuned.quality.model_copy(update={"self_check": checks})}
     )
+
+
+def _with_core(run: ObservedRun, results: dict[str, Any] | None) -> ObservedRun:
+    """The run with its host's core probe over the measured window, where it sampled one."""
+    core = (((results or {}).get("telemetry") or {}).get("host") or {}).get("core_speed")
+    if not isinstance(core, dict):
+        return run
+    p50, slow = core.get("p50_us"), core.get("slow_share")
+    if not isinstance(p50, (int, float)) or p50 <= 0 or not isinstance(slow, (int, float)):
+        return run
+    return replace(run, core_probe_us=float(p50), core_slow_share=float(slow))
 
 
 def _cache_flattered(results: dict[str, Any] | None) -> bool:

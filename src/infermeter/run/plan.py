@@ -18,6 +18,7 @@ from infermeter.metrics.slo import parse_slo
 from infermeter.predict.model import (
     EngineModel,
     at_speed,
+    host_notes,
     level_notes,
     run_spread,
     self_check_notes,
@@ -223,6 +224,7 @@ def plan_capacity(
     notes += self_check_notes(model, at.summary.mean_batch)
     notes += level_notes(model, at.summary.mean_batch)
     notes += speed_notes(model.quality.run_speeds)
+    notes += host_notes(model.quality.run_speeds)
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
         per_hour = fleet.of(at.replicas).gpus * gpus_per_replica * gpu_hourly_price

@@ -20,7 +20,13 @@ from infermeter._version import __version__
 from infermeter.config import BenchConfig
 from infermeter.errors import OutputError, UsageError
 from infermeter.load.arrivals import schedule
-from infermeter.predict.model import EngineModel, level_notes, self_check_notes, speed_notes
+from infermeter.predict.model import (
+    EngineModel,
+    host_notes,
+    level_notes,
+    self_check_notes,
+    speed_notes,
+)
 from infermeter.predict.simulate import SOLO, Fleet, SimLoad, SimResult, simulate
 from infermeter.records.rundir import (
     RECORDS_FILE,
@@ -431,6 +437,7 @@ def simulate_run(
         "self_check": self_check_notes(model, res.mean_batch),
         "step_levels": level_notes(model, res.mean_batch),
         "speed_spread": speed_notes(model.quality.run_speeds),
+        "host_speed": host_notes(model.quality.run_speeds),
         "fitted_on": list(model.fitted_on.runs),
         "mean_batch": [b / t if t else 0.0 for b, t in zip(res.batch_ms, res.busy_ms, strict=True)],
         "busy_share": [t / res.sim_end_ms if res.sim_end_ms else 0.0 for t in res.busy_ms],

@@ -419,6 +419,9 @@ class Prediction(TypedDict):
     #: Where the fitted runs disagree on the engine's speed at the same batch sizes
     #: (infermeter.predict.model.speed_notes).
     speed_spread: NotRequired[list[str]]
+    #: Where the host's cores changed speed while the fitted runs were measured
+    #: (infermeter.predict.model.host_notes).
+    host_speed: NotRequired[list[str]]
     fitted_on: list[str]
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]

@@ -24,6 +24,11 @@ OTHERS_EVERY = 4
 #: fastest counts: an interrupt handled on the thread's time would add to one run only).
 PROBE_TURNS = 10_000
 PROBE_RUNS = 3
+#: A probe this many times the window's fast level (its 10th percentile) is a slow sample:
+#: the probe's own scatter on a quiet core stays under 1.15 (this project's hosts).
+SLOW_CORE = 1.3
+#: A window with this share of slow samples or more had slow cores for part of it.
+SLOW_CORE_SHARE = 0.1
 
 
 def core_probe_us(turns: int = PROBE_TURNS, runs: int = PROBE_RUNS) -> float:
