@@ -208,7 +208,8 @@ def table(
         f"the 5 % target in {hit} of them, and in {sum(m and not f for f, m in flagged)} "
         f"of the {sum(not f for f, _ in flagged)} not flagged)."
     )
-    for note in speed_notes(model.quality.run_speeds) + host_notes(model.quality.run_speeds):
+    q = model.quality
+    for note in speed_notes(q.run_speeds) + host_notes(q.run_speeds, q.core_effect):
         print(f"\nthe fit: {note}.")
     return errors
 

@@ -238,3 +238,62 @@ def test_a_runs_core_probe_is_read_from_its_results() -> None:
     bare = observed_run("r", point)
     assert _with_core(bare, {"telemetry": {"host": {}}}).core_probe_us is None
     assert _with_core(bare, None).core_slow_share is None
+
+
+def test_steps_are_set_against_the_speed_of_the_servers_core() -> None:
+    from dataclasses import replace
+
+    from infermeter.predict.fit import MIN_CORE_GAPS, _core_state, core_effect
+    from infermeter.predict.model import CoreEffect, StepPoint, host_notes
+
+    # a step nearest a slow sample is slow, nearest a fast one fast, far from any unknown
+    run = replace(
+        _sweep(1.0, "fit")[0],
+        core_ms=np.array([1_000.0, 1_500.0, 2_000.0]),
+        core_slow=np.array([False, True, False]),
+    )
+    mid = np.array([900.0, 1_240.0, 1_260.0, 1_700.0, 2_200.0, 2_300.0])
+    assert _core_state(run, mid).tolist() == [0, 0, 1, 1, 0, -1]
+    assert _core_state(_sweep(1.0, "old")[0], mid).tolist() == [-1] * 6
+
+    # steps 30 % longer while the core read slow at batch 1, 10 % at batch 4; batch 2 has
+    # too few slow steps to compare
+    rng = np.random.default_rng(3)
+    n = MIN_CORE_GAPS
+    gap = np.concatenate(
+        [
+            20 * (1 + 0.02 * rng.standard_normal(2 * n)) * np.repeat([1.0, 1.3], n),
+            30 * (1 + 0.02 * rng.standard_normal(2 * n)) * np.repeat([1.0, 1.1], n),
+            25 * np.ones(n + n - 1),
+        ]
+    )
+    batch = np.repeat([1, 4, 2], [2 * n, 2 * n, 2 * n - 1])
+    core = np.concatenate([np.repeat([0, 1], n), np.repeat([0, 1], n), [0] * n + [1] * (n - 1)])
+    points = [StepPoint(batch=b, step_ms=20.0, ctx_tokens=0.0, samples=n) for b in (1, 2, 4)]
+    effect = core_effect(gap, batch, core, points)
+    assert effect is not None and effect.batches == [1, 4]
+    assert effect.ratios == pytest.approx([1.3, 1.1], abs=0.02)
+    assert effect.slow_share == pytest.approx((3 * n - 1) / (6 * n - 1))
+    assert core_effect(gap, batch, np.full(gap.size, -1), points) is None
+    # the host note carries it
+    speeds = [RunSpeed(label="r", shift=0.0, gaps=100, core_probe_us=500.0, core_slow_share=0.5)]
+    (note,) = host_notes(speeds, CoreEffect(ratios=[1.3, 1.1], batches=[1, 4], slow_share=0.5))
+    assert "the steps ran +20 % (median; +10 to +30 % over 2 batch sizes)" in note
+    assert "while the core of the server's busiest thread read slow" in note
+    assert "+20 %" not in host_notes(speeds)[0]
+
+
+def test_a_fit_reads_the_pinned_probe_sample_by_sample(tmp_path: Path) -> None:
+    from infermeter.run.fit import _with_core_series
+
+    run = _sweep(1.0, "fit")[0]
+    samples = [
+        {"source": "host", "t_ns": int(t * 1e6), "server_core_probe_us": v}
+        for t, v in [(500, 480.0), (0, 470.0), (1_000, 900.0), (1_500, 490.0)]
+    ]
+    samples += [{"source": "gpu", "t_ns": 10}, {"source": "host", "t_ns": 20}]
+    got = _with_core_series(run, samples)
+    assert got.core_ms is not None and got.core_slow is not None
+    assert got.core_ms.tolist() == [0.0, 500.0, 1_000.0, 1_500.0]  # sorted
+    assert got.core_slow.tolist() == [False, False, True, False]
+    assert _with_core_series(run, samples[4:]).core_ms is None

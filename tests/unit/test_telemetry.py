@@ -236,6 +236,47 @@ def test_the_host_sampler_times_a_core_and_reads_the_stolen_time() -> None:
     assert host["core_speed"]["samples"] == 3 and host["core_speed"]["slow_share"] == 0.0
 
 
+def test_the_probe_runs_on_the_cpu_of_the_servers_busiest_thread() -> None:
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    import pytest
+
+    from infermeter.telemetry.host import HostSampler, engine_env, last_cpu, pinned_probe_us
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this platform")  # Linux runs it
+    # this thread's own CPU, read from /proc: one it may run on
+    assert last_cpu(os.getpid(), threading.get_native_id()) in os.sched_getaffinity(0)
+    assert last_cpu(os.getpid(), 2**31 - 1) is None
+    cpu = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    assert pinned_probe_us(cpu) is not None and os.sched_getaffinity(0) == before
+    assert pinned_probe_us(10_000) is None and os.sched_getaffinity(0) == before
+    # a server with an idle thread beside its busy one: the busy one's CPU is probed
+    spin = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n"
+    server = subprocess.Popen(
+        [sys.executable, "-c", spin + _SPIN], env=engine_env(), start_new_session=True
+    )
+    try:
+        s = _measure(HostSampler(client_pid=os.getpid()))
+        busy = s["server_cpu"]
+        threads = {t: last_cpu(server.pid, t) for t in _tids(server.pid)}
+    finally:
+        server.kill()
+        server.wait()
+    assert s["server_core_probe_us"] > 0 and busy in before
+    assert busy in threads.values()
+
+
+def _tids(pid: int) -> list[int]:
+    import os
+
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+
+
 def test_a_loopback_server_not_started_here_is_found_by_its_port() -> None:
     import os
     import signal

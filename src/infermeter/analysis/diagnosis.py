@@ -403,7 +403,9 @@ def host_slowed(e: Evidence) -> Finding | None:
     if host is None:
         return None
     steal = _mean(host.get("steal_percent"))
-    speed = host.get("core_speed")
+    # the core the server's busiest thread ran on, where sampled: the one its steps feel
+    pinned = host.get("server_core_speed")
+    speed = pinned or host.get("core_speed")
     slow = speed is not None and speed["slow_share"] >= SLOW_CORE_SHARE
     stolen = steal is not None and steal >= STEAL_PERCENT
     if not slow and not stolen:
@@ -411,7 +413,9 @@ def host_slowed(e: Evidence) -> Finding | None:
     parts = []
     if speed is not None and slow:
         parts.append(
-            f"a fixed piece of work took {speed['p95_us'] / speed['fast_us']:.1f}× its "
+            "a fixed piece of work"
+            + (" on the server's busiest thread's CPU" if pinned else "")
+            + f" took {speed['p95_us'] / speed['fast_us']:.1f}× its "
             f"fastest time at p95, and ≥ {SLOW_CORE:g}× in "
             f"{speed['slow_share'] * 100:.0f} % of the samples (the cores' clocks, a "
             "neighbour on the same physical core or cache)"
@@ -439,6 +443,7 @@ def host_slowed(e: Evidence) -> Finding | None:
                 "core_probe_fast_us": speed["fast_us"] if speed else None,
                 "core_probe_p95_us": speed["p95_us"] if speed else None,
                 "core_slow_share": speed["slow_share"] if speed else None,
+                "core_probe_on_server_cpu": True if pinned else None,
                 "local_server_cpu_percent_mean": server,
             }
         ),

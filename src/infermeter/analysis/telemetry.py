@@ -158,6 +158,9 @@ def _host(host: Sequence[dict[str, Any]]) -> HostTelemetry:
     speed = core_speed([s["core_probe_us"] for s in host if "core_probe_us" in s])
     if speed is not None:
         out["core_speed"] = speed
+    pinned = core_speed([s["server_core_probe_us"] for s in host if "server_core_probe_us" in s])
+    if pinned is not None:
+        out["server_core_speed"] = pinned
     return out
 
 

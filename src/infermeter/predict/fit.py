@@ -20,6 +20,7 @@ from infermeter.errors import UsageError
 from infermeter.predict.model import (
     WAVE_MS,
     BoolArray,
+    CoreEffect,
     EngineModel,
     FitQuality,
     FitRange,
@@ -100,6 +101,10 @@ class ObservedRun:
     #: share of slow samples; None where the run did not sample it.
     core_probe_us: float | None = None
     core_slow_share: float | None = None
+    #: The probe pinned to the server's busiest thread's CPU, sample by sample: when (ms,
+    #: the run's clock) and whether it read slow (``SLOW_CORE`` × the run's fast level).
+    core_ms: FloatArray | None = None
+    core_slow: BoolArray | None = None
 
     @property
     def kept_probe(self) -> bool:
@@ -180,6 +185,8 @@ class _Gaps:
     run: list[IntArray] = field(default_factory=list)
     #: Runs of consecutive busy slot ids at the gap's middle (1 where not followed).
     slot_runs: list[IntArray] = field(default_factory=list)
+    #: The server's core at the gap's middle: 1 slow, 0 fast, -1 not sampled near it.
+    core: list[IntArray] = field(default_factory=list)
 
     def joined(self) -> tuple[FloatArray, IntArray, FloatArray, FloatArray, IntArray, IntArray]:
         if not self.gap:
@@ -491,6 +498,47 @@ def _gaps(run: ObservedRun, index: int, into: _Gaps, history: tuple[FloatArray, 
         into.run.append(np.full(gap.size, index, dtype=np.int64))
         at = np.searchsorted(times, (a + b) / 2, side="right") - 1
         into.slot_runs.append(np.maximum(np.where(at >= 0, busy_runs[np.maximum(at, 0)], 1), 1))
+        into.core.append(_core_state(run, (a + b) / 2))
+
+
+#: A step's core state is read off the pinned probe sample nearest its middle, where one lies
+#: this close (the host sampler's period is 500 ms).
+CORE_NEAR_MS = 250.0
+#: Steps needed each way (core fast, core slow) at a batch size to compare them there.
+MIN_CORE_GAPS = 30
+
+
+def _core_state(run: ObservedRun, mid: FloatArray) -> IntArray:
+    """1 where the server's core read slow nearest ``mid``, 0 fast, -1 no sample near."""
+    out = np.full(mid.size, -1, dtype=np.int64)
+    times, slow = run.core_ms, run.core_slow
+    if times is None or slow is None or not times.size:
+        return out
+    right = np.clip(np.searchsorted(times, mid), 0, times.size - 1)
+    left = np.clip(right - 1, 0, times.size - 1)
+    near = np.where(np.abs(times[left] - mid) < np.abs(times[right] - mid), left, right)
+    close = np.abs(times[near] - mid) <= CORE_NEAR_MS
+    out[close] = slow[near[close]].astype(np.int64)
+    return out
+
+
+def core_effect(
+    gap: FloatArray, batch: IntArray, core: IntArray, points: list[StepPoint]
+) -> CoreEffect | None:
+    """Each table batch size's median decode step while the server's core read slow over
+    its median while it read fast, where both have :data:`MIN_CORE_GAPS`; None where no
+    batch size has."""
+    ratios, batches = [], []
+    for p in points:
+        at = batch == p.batch
+        fast, slow = gap[at & (core == 0)], gap[at & (core == 1)]
+        if fast.size >= MIN_CORE_GAPS and slow.size >= MIN_CORE_GAPS:
+            ratios.append(float(np.median(slow) / np.median(fast)))
+            batches.append(p.batch)
+    told = core >= 0
+    if not ratios:
+        return None
+    return CoreEffect(ratios=ratios, batches=batches, slow_share=float((core[told] == 1).mean()))
 
 
 @dataclass(frozen=True)
@@ -814,6 +862,7 @@ def fit_engine(
     for index, run in enumerate(runs):
         _gaps(run, index, gaps, histories[index])
     gap, batch, ctx, prompt, run_of, slot_runs = gaps.joined()
+    core = np.concatenate(gaps.core) if gaps.core else np.zeros(0, dtype=np.int64)
     decode = prompt == 0
     points = _table(gap[decode], batch[decode], ctx[decode], run_of[decode])
     if not points:
@@ -974,7 +1023,8 @@ def fit_engine(
         ],
     )
     notes += speed_notes(speeds)
-    notes += host_notes(speeds)
+    effect = core_effect(gap[decode], batch[decode], core[decode], points)
+    notes += host_notes(speeds, effect)
     t_end = np.concatenate([r.t_end - r.t_last for r in runs])
     gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])
     dev = np.abs(ratio - 1)
@@ -1031,5 +1081,6 @@ def fit_engine(
             notes=notes,
             levels=levels,
             run_speeds=speeds,
+            core_effect=effect,
         ),
     )

@@ -120,6 +120,24 @@ class RunSpeed(_Frozen):
     core_slow_share: float | None = Field(default=None, ge=0, le=1)
 
 
+class CoreEffect(_Frozen):
+    """Decode steps against the speed of the core the server's busiest thread ran on (the
+    pinned core probe nearest each step): at each table batch size with enough steps both
+    ways, the median step while that core read slow over the median while it read fast."""
+
+    #: The ratio (slow over fast) at each such batch size, smallest batch first.
+    ratios: list[float]
+    batches: list[int]
+    #: Share of the fitted decode steps taken while the core read slow.
+    slow_share: float = Field(ge=0, le=1)
+
+    @property
+    def median(self) -> float:
+        ordered = sorted(self.ratios)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 class FitQuality(_Frozen):
     """How well the model follows the data it was fitted on (not a held-out error)."""
 
@@ -139,6 +157,8 @@ class FitQuality(_Frozen):
     #: Each fitted run with enough decode steps, against the shared table (empty: a model
     #: from before).
     run_speeds: list[RunSpeed] = Field(default_factory=list)
+    #: How the steps followed the server's core's speed (None: not sampled, or too few).
+    core_effect: CoreEffect | None = None
 
 
 class EngineModel(_Frozen):
@@ -353,14 +373,23 @@ def speed_notes(run_speeds: list[RunSpeed]) -> list[str]:
     ]
 
 
-def host_notes(run_speeds: list[RunSpeed]) -> list[str]:
+def host_notes(run_speeds: list[RunSpeed], effect: CoreEffect | None = None) -> list[str]:
     """Where the host's cores changed speed while the fitted runs were measured (their
-    telemetry's core probe): a host-bound engine's steps follow, whatever the load (fit's
-    note, simulate's and plan's warning)."""
+    telemetry's core probe), with how much the engine's steps followed the core its busiest
+    thread ran on where that was sampled (fit's note, simulate's and plan's warning)."""
     told = [r.core_slow_share for r in run_speeds if r.core_slow_share is not None]
     slow = [share for share in told if share >= SLOW_CORE_SHARE]
     if not slow:
         return []
+    followed = ""
+    if effect is not None:
+        lo, hi = min(effect.ratios), max(effect.ratios)
+        followed = (
+            f"; the steps ran {100 * (effect.median - 1):+.0f} % (median; "
+            f"{100 * (lo - 1):+.0f} to {100 * (hi - 1):+.0f} % over {len(effect.ratios)} batch "
+            "sizes) while the core of the server's busiest thread read slow than while it read "
+            f"fast, and {100 * effect.slow_share:.0f} % of them while it read slow"
+        )
     lo, hi = min(slow), max(slow)
     share = (
         f"{100 * lo:.0f} %"
@@ -369,9 +398,9 @@ def host_notes(run_speeds: list[RunSpeed]) -> list[str]:
     )
     return [
         f"the host's cores changed speed while {len(slow)} of {len(told)} fitted runs were "
-        f"measured (telemetry's core probe slow in {share} of their samples): a host-bound "
-        "engine's steps ran at the mix of speeds the runs met, and a later load meets "
-        "whatever speed its host then has"
+        f"measured (telemetry's core probe slow in {share} of their samples){followed}: a "
+        "host-bound engine's steps ran at the mix of speeds the runs met, and a later load "
+        "meets whatever speed its host then has"
     ]
 
 

@@ -330,14 +330,19 @@ def _resources(tel: Telemetry) -> Table | None:
                     "% of one core"
                 ),
             )
-        speed = host.get("core_speed")
-        if speed:
-            t.add_row(
-                "host core speed",
-                f"probe p50 {speed['p50_us']:,.0f} µs, p95 {speed['p95_us']:,.0f} µs, fastest "
-                f"{speed['fast_us']:,.0f} µs; slow in {speed['slow_share'] * 100:.0f} % of "
-                "samples (the same work each sample: longer = slower cores)",
-            )
+        probes = (
+            ("host core speed", host.get("core_speed"), ""),
+            ("server's core", host.get("server_core_speed"), " on the CPU of its busiest thread"),
+        )
+        for name, speed, where in probes:
+            if speed:
+                t.add_row(
+                    name,
+                    f"probe p50 {speed['p50_us']:,.0f} µs, p95 {speed['p95_us']:,.0f} µs, "
+                    f"fastest {speed['fast_us']:,.0f} µs; slow in "
+                    f"{speed['slow_share'] * 100:.0f} % of samples (the same work each "
+                    f"sample{where}: longer = a slower core)",
+                )
         steal = host.get("steal_percent")
         if steal and steal["max"] >= 1:
             t.add_row(

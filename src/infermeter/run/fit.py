@@ -48,6 +48,7 @@ from infermeter.run.predict import (
     simulate_like,
 )
 from infermeter.run.rundir import read_run_meta
+from infermeter.telemetry.host import SLOW_CORE
 from infermeter.theory import get_hardware, resolve_model
 from infermeter.theory.precision import weight_bytes
 
@@ -198,6 +199,7 @@ def fit_runs(
     ]
     starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
     telemetry = [read_telemetry(d / TELEMETRY_FILE) for _, d in dirs]
+    observed = [_with_core_series(o, s) for o, s in zip(observed, telemetry, strict=True)]
     keys = server_keys(servers, starts, telemetry)
     observed = [
         replace(o, server=key, origin_ms=(t - min(starts)) / 1e6)
@@ -236,13 +238,34 @@ def fit_runs(
 
 def _with_core(run: ObservedRun, results: dict[str, Any] | None) -> ObservedRun:
     """The run with its host's core probe over the measured window, where it sampled one."""
-    core = (((results or {}).get("telemetry") or {}).get("host") or {}).get("core_speed")
+    host = ((results or {}).get("telemetry") or {}).get("host") or {}
+    # the probe on the server's busiest thread's CPU where sampled: the core its steps ran on
+    core = host.get("server_core_speed") or host.get("core_speed")
     if not isinstance(core, dict):
         return run
     p50, slow = core.get("p50_us"), core.get("slow_share")
     if not isinstance(p50, (int, float)) or p50 <= 0 or not isinstance(slow, (int, float)):
         return run
     return replace(run, core_probe_us=float(p50), core_slow_share=float(slow))
+
+
+def _with_core_series(run: ObservedRun, samples: list[dict[str, Any]]) -> ObservedRun:
+    """The run with its pinned core probe sample by sample (slow: ``SLOW_CORE`` × the run's
+    fast level, its 10th percentile, as the run's own summary reads it)."""
+    pinned = [
+        (float(s["t_ns"]) / 1e6, float(s["server_core_probe_us"]))
+        for s in samples
+        if s.get("source") == "host"
+        and isinstance(s.get("server_core_probe_us"), (int, float))
+        and isinstance(s.get("t_ns"), (int, float))
+    ]
+    if not pinned:
+        return run
+    pinned.sort()
+    times = np.array([t for t, _ in pinned])
+    probe = np.array([v for _, v in pinned])
+    fast = float(np.percentile(probe, 10))
+    return replace(run, core_ms=times, core_slow=probe >= SLOW_CORE * fast)
 
 
 def _cache_flattered(results: dict[str, Any] | None) -> bool:

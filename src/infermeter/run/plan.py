@@ -224,7 +224,7 @@ def plan_capacity(
     notes += self_check_notes(model, at.summary.mean_batch)
     notes += level_notes(model, at.summary.mean_batch)
     notes += speed_notes(model.quality.run_speeds)
-    notes += host_notes(model.quality.run_speeds)
+    notes += host_notes(model.quality.run_speeds, model.quality.core_effect)
     cost: CostDoc | None = None
     if gpu_hourly_price is not None:
         per_hour = fleet.of(at.replicas).gpus * gpus_per_replica * gpu_hourly_price

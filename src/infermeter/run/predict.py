@@ -437,7 +437,7 @@ def simulate_run(
         "self_check": self_check_notes(model, res.mean_batch),
         "step_levels": level_notes(model, res.mean_batch),
         "speed_spread": speed_notes(model.quality.run_speeds),
-        "host_speed": host_notes(model.quality.run_speeds),
+        "host_speed": host_notes(model.quality.run_speeds, model.quality.core_effect),
         "fitted_on": list(model.fitted_on.runs),
         "mean_batch": [b / t if t else 0.0 for b, t in zip(res.batch_ms, res.busy_ms, strict=True)],
         "busy_share": [t / res.sim_end_ms if res.sim_end_ms else 0.0 for t in res.busy_ms],

@@ -230,6 +230,8 @@ class HostTelemetry(TypedDict):
     #: Share of all cores' time a hypervisor gave to someone else (Linux guests).
     steal_percent: NotRequired[Stats | None]
     core_speed: NotRequired[CoreSpeed]
+    #: The same probe pinned to the CPU the local server's busiest thread last ran on.
+    server_core_speed: NotRequired[CoreSpeed]
 
 
 class GpuTelemetry(TypedDict):

@@ -11,6 +11,7 @@ slower host is not a busier one, and no count of busy processes shows it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
@@ -47,6 +48,40 @@ def core_probe_us(turns: int = PROBE_TURNS, runs: int = PROBE_RUNS) -> float:
     return best
 
 
+def pinned_probe_us(cpu: int) -> float | None:
+    """:func:`core_probe_us` on one CPU (the calling thread pinned to it, then let go):
+    the speed of the core a server's busiest thread runs on, which another core's need not
+    share (a neighbour on the same physical core slows one, not all). None where the thread
+    cannot be pinned there."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        was = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+    except (OSError, ValueError):
+        return None
+    try:
+        return core_probe_us()
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, was)
+
+
+def last_cpu(pid: int, tid: int) -> int | None:
+    """The CPU a thread last ran on (Linux: field 39 of its ``stat``), None where unread."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # the command name may hold spaces and brackets: fields resume after its last ")"
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[36])  # field 39, counted from field 3
+    except (IndexError, ValueError):
+        return None
+
+
 def engine_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """An environment for a server process infermeter starts (so its CPU is the server's)."""
     env = dict(os.environ if base is None else base)
@@ -71,6 +106,8 @@ class HostSampler:
         #: pid -> True for a process of a local server infermeter started.
         self._engine: dict[int, bool] = {}
         self._others: dict[int, Any] = {}
+        #: (pid, thread id) -> CPU seconds at the last sample, for the server's threads.
+        self._thread_s: dict[tuple[int, int], float] = {}
         self._n = 0
 
     def start(self) -> str | None:
@@ -136,6 +173,7 @@ class HostSampler:
         server_cpu = 0.0
         server_rss = 0
         servers = 0
+        engines: list[Any] = []
         mine = {self.client_pid, os.getpid()}
         children = self._me.children(recursive=True)
         own = {c.pid for c in children} | mine
@@ -158,6 +196,7 @@ class HostSampler:
                     server_cpu += cpu
                     server_rss += rss
                     servers += 1
+                    engines.append(proc)
                 else:
                     client_cpu += cpu
                     client_rss += rss
@@ -178,12 +217,37 @@ class HostSampler:
         if servers:
             out["local_server_cpu_percent"] = server_cpu
             out["local_server_rss_bytes"] = server_rss
+        cpu_num = self._busiest_thread_cpu(engines)
+        if cpu_num is not None and (probe := pinned_probe_us(cpu_num)) is not None:
+            out["server_cpu"] = cpu_num
+            out["server_core_probe_us"] = probe
         self._n += 1
         if self._n % OTHERS_EVERY == 1:
             top = self._busiest_other(mine)
             if top is not None:
                 out["busiest_other"] = top
         return out
+
+    def _busiest_thread_cpu(self, engines: list[Any]) -> int | None:
+        """The CPU the local server's busiest thread (the most CPU time since the last
+        sample; on first sight, over its life) last ran on: a host-bound engine's steps are
+        that thread's work."""
+        seen: dict[tuple[int, int], float] = {}
+        best: tuple[int, int] | None = None
+        most = 0.0
+        for proc in engines:
+            try:
+                threads = proc.threads()
+            except self._psutil.Error:
+                continue
+            for t in threads:
+                key, total = (proc.pid, t.id), t.user_time + t.system_time
+                seen[key] = total
+                used = total - self._thread_s.get(key, 0.0)  # first sight: its whole life
+                if used > most:
+                    best, most = key, used
+        self._thread_s = seen
+        return None if best is None else last_cpu(*best)
 
     def _busiest_other(self, mine: set[int]) -> dict[str, Any] | None:
         """The process outside the benchmark (and its local server) using the most CPU since

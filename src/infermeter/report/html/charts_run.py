@@ -509,7 +509,16 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
             )
         )
     if tel.core_speed_pct:
-        layers = [Line(tel.core_speed_pct, TEAL, "core speed (% of this run's fast level)")]
+        layers = [Line(tel.core_speed_pct, TEAL, "a core (% of this run's fast level)")]
+        if tel.server_core_speed_pct:
+            layers.append(
+                Line(
+                    tel.server_core_speed_pct,
+                    PURPLE,
+                    "the server's busiest thread's core (% of its fast level)",
+                    width=1.8,
+                )
+            )
         if tel.steal:
             layers.append(Line(tel.steal, RED, "CPU steal (% of all cores)", width=1.8))
         panels.append(
@@ -529,7 +538,8 @@ def _telemetry_panels(tel: TelemetrySeries, x: Axis) -> list[str]:
                 "The same small piece of work timed each sample in thread CPU time, as a speed: "
                 "a dip means the host's cores ran slower (their clocks, a neighbour on the same "
                 "physical core), which no CPU percentage shows; a server whose steps are "
-                "host-bound slows with it.",
+                "host-bound slows with it. The second line probes the CPU the local server's "
+                "busiest thread last ran on: the core its steps felt.",
                 "core_speed",
             )
         )

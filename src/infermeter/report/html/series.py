@@ -377,6 +377,8 @@ class TelemetrySeries:
     local_server_cpu: list[tuple[float, float]]
     #: The core probe as a speed: the window's fast level over each sample's time (%).
     core_speed_pct: list[tuple[float, float]]
+    #: The same on the CPU of the local server's busiest thread.
+    server_core_speed_pct: list[tuple[float, float]]
     steal: list[tuple[float, float]]
     server_kind: str | None
 
@@ -401,6 +403,7 @@ def telemetry_series(
     client: list[tuple[float, float]] = []
     local: list[tuple[float, float]] = []
     probe: list[tuple[float, float]] = []
+    pinned: list[tuple[float, float]] = []
     steal: list[tuple[float, float]] = []
     kind: str | None = None
 
@@ -441,18 +444,22 @@ def telemetry_series(
                 local.append((x, v))
             if (v := num(s.get("core_probe_us"))) is not None and v > 0:
                 probe.append((x, v))
+            if (v := num(s.get("server_core_probe_us"))) is not None and v > 0:
+                pinned.append((x, v))
             if (v := num(s.get("steal_percent"))) is not None:
                 steal.append((x, v))
 
     def w(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
         return _window(pts, 0.0, duration_s)
 
-    probe = w(probe)
-    speed: list[tuple[float, float]] = []
-    if probe:
-        # the same fast level the run's summary uses (its 10th percentile)
-        fast = float(np.percentile([v for _, v in probe], 10))
-        speed = [(x, 100 * fast / v) for x, v in probe]
+    def as_speed(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Each probe as a speed against the window's fast level (the same 10th percentile
+        the run's summary uses)."""
+        pts = w(pts)
+        if not pts:
+            return []
+        fast = float(np.percentile([v for _, v in pts], 10))
+        return [(x, 100 * fast / v) for x, v in pts]
 
     return TelemetrySeries(
         gpu_util={i: p for i, v in sorted(gpu_util.items()) if (p := w(v))},
@@ -465,7 +472,8 @@ def telemetry_series(
         host_cpu=w(host),
         client_cpu=w(client),
         local_server_cpu=w(local),
-        core_speed_pct=speed,
+        core_speed_pct=as_speed(probe),
+        server_core_speed_pct=as_speed(pinned),
         steal=w(steal) if any(v >= 1 for _, v in steal) else [],
         server_kind=kind,
     )
