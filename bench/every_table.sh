@@ -18,7 +18,7 @@ done
 echo "## h100 sparse"; P table --fit $R/h100/predict-fit --held $R/h100/predict-held-rate
 echo "## what-if h100-dense -> h200"; P table --fit $R/h100-dense/predict-fit --held $R/h200/llamacpp-f16-val --on-gpu h200
 echo "## replicas-16b"; P table --fit $R/h100-replicas-16b/fit --held $R/h100-replicas-16b/replicas-1
-for d in h100-tserve-b h100-tserve-c h100-tserve-d h100-tserve-e h200-tserve h100-tserve-nocudnn h100-tserve-nocudnn-b h100-tserve-nocudnn-c h100-tserve-nocudnn-d h100-tserve-nocudnn-e; do
+for d in h100-tserve-b h100-tserve-c h100-tserve-d h100-tserve-e h200-tserve h100-tserve-nocudnn h100-tserve-nocudnn-b h100-tserve-nocudnn-c h100-tserve-nocudnn-d h100-tserve-nocudnn-e h100-tserve-nocudnn-f; do
   echo "## $d"; P table --fit $R/$d/tserve-fit --held $R/$d/tserve-held-rate $R/$d/tserve-held-mix $R/$d/tserve-held-c
 done
 echo "## what-if h100-tserve-c -> h200"
