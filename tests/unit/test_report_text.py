@@ -240,3 +240,31 @@ def test_a_sweeps_p99_of_few_requests_is_called_a_floor() -> None:
     (some,) = sweep_notes(index(40, 400, 1000))  # type: ignore[arg-type]
     assert some.startswith("p99 of 1 of 3 points rests on fewer than 368 requests (40-40)")
     assert sweep_notes(index(368, 5000)) == []  # type: ignore[arg-type]
+
+
+def test_a_sweep_on_a_host_whose_cores_changed_speed_says_so() -> None:
+    """Points whose core probe read slow in part, or whose medians sit 1.3× apart, are
+    named under the sweep table: a host-bound server's curve then holds the host's speed."""
+    from infermeter.report.terminal import sweep_notes
+
+    def index(*probes: tuple[float, float]) -> dict[str, Any]:
+        points: list[dict[str, Any]] = [
+            {
+                "index": i,
+                "summary": {"requests_completed": 400},
+                "core_speed": {"fast_us": 480.0, "p50_us": p50, "slow_share": slow},
+            }
+            for i, (p50, slow) in enumerate(probes)
+        ]
+        points.append({"index": 9, "summary": {"requests_completed": 400}})  # not sampled
+        return {"points": points}
+
+    assert sweep_notes(index((490.0, 0.0), (500.0, 0.05))) == []  # type: ignore[arg-type]
+    (both,) = sweep_notes(index((490.0, 0.0), (905.0, 0.77), (520.0, 0.3)))  # type: ignore[arg-type]
+    assert both.startswith("the host's cores changed speed during the sweep: the core probe ")
+    assert "read slow in part of 2 of 3 points; its median ran 490-905 µs by point" in both
+    (apart,) = sweep_notes(index((490.0, 0.0), (700.0, 0.0)))  # type: ignore[arg-type]
+    assert "read slow" not in apart and "490-700 µs by point" in apart
+    (part,) = sweep_notes(index((490.0, 0.0), (500.0, 0.2)))  # type: ignore[arg-type]
+    assert "in part of 1 of 2 points (each point's report" in part and "by point" not in part
+    assert sweep_notes({"points": [{"index": 0, "summary": None}]}) == []  # type: ignore[arg-type]

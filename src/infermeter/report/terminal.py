@@ -33,7 +33,8 @@ from infermeter.schema.results import (
     ServerTelemetry,
     Telemetry,
 )
-from infermeter.schema.sweep import SweepIndex
+from infermeter.schema.sweep import SweepIndex, SweepPoint
+from infermeter.telemetry.host import SLOW_CORE, SLOW_CORE_SHARE
 from infermeter.text import counted
 
 #: Wide enough for any table: where a table is measured for the width it needs.
@@ -339,7 +340,7 @@ def _resources(tel: Telemetry) -> Table | None:
                 t.add_row(
                     name,
                     f"probe p50 {speed['p50_us']:,.0f} µs, p95 {speed['p95_us']:,.0f} µs, "
-                    f"fastest {speed['fast_us']:,.0f} µs; slow in "
+                    f"fast level (p10) {speed['fast_us']:,.0f} µs; slow in "
                     f"{speed['slow_share'] * 100:.0f} % of samples (the same work each "
                     f"sample{where}: longer = a slower core)",
                 )
@@ -603,6 +604,7 @@ def sweep_notes(index: SweepIndex) -> list[str]:
     cap = index.get("capacity")
     if cap:
         lines.append(f"capacity: {cap['note']}")
+    lines += _core_notes(index["points"])
     bound = samples_to_bound(0.99)
     done = [
         int((p.get("summary") or {}).get("requests_completed") or 0)
@@ -617,6 +619,28 @@ def sweep_notes(index: SweepIndex) -> list[str]:
             "a floor of the server's p99, not a bound on it"
         )
     return lines
+
+
+def _core_notes(points: list[SweepPoint]) -> list[str]:
+    """Where the host's cores changed speed during the sweep (telemetry's core probe): a
+    host-bound server's points then differ by the host's speed as well as by their load."""
+    told = [p for p in points if p.get("core_speed")]
+    slow = [p for p in told if p["core_speed"]["slow_share"] >= SLOW_CORE_SHARE]
+    medians = [p["core_speed"]["p50_us"] for p in told]
+    apart = max(medians) / min(medians) if medians else 1.0
+    if not slow and apart < SLOW_CORE:
+        return []
+    said = []
+    if slow:
+        said.append(f"the core probe read slow in part of {len(slow)} of {len(told)} points")
+    if apart >= SLOW_CORE:
+        said.append(f"its median ran {min(medians):,.0f}-{max(medians):,.0f} µs by point")
+    return [
+        "the host's cores changed speed during the sweep: "
+        + "; ".join(said)
+        + " (each point's report says which): a server whose steps are host-bound differs "
+        "from point to point by its host's speed as well as by its load"
+    ]
 
 
 def print_sweep(index: SweepIndex, console: Console) -> None:

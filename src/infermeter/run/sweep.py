@@ -410,7 +410,7 @@ def _point(
     status: Literal["ok", "aborted", "interrupted"] = (
         "interrupted" if run.interrupted else "aborted" if run.aborted else "ok"
     )
-    return {
+    point: SweepPoint = {
         "index": i,
         "dir": rel,
         "role": role,
@@ -427,6 +427,11 @@ def _point(
         "slo": res.get("slo"),
         "meets_sla": None,
     }
+    host = res["telemetry"].get("host")
+    core = host and (host.get("server_core_speed") or host.get("core_speed"))
+    if core:
+        point["core_speed"] = core
+    return point
 
 
 def _figures(value: float, point: SweepPoint) -> PointFigures:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
-from infermeter.schema.results import SLOResult, Summary
+from infermeter.schema.results import CoreSpeed, SLOResult, Summary
 
 #: Bumped when a field of sweep.json changes meaning or is removed.
 SWEEP_SCHEMA_VERSION = 1
@@ -52,6 +52,9 @@ class SweepPoint(TypedDict):
     slo: SLOResult | None
     meets_sla: bool | None
     sla_misses: NotRequired[list[str]]
+    #: The core probe over the point's window: the server's own core's where sampled, else
+    #: a core's (telemetry's ``server_core_speed`` / ``core_speed``).
+    core_speed: NotRequired[CoreSpeed]
 
 
 class Stopped(TypedDict):
