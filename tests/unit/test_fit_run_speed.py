@@ -176,7 +176,7 @@ def test_simulate_warns_where_the_runs_disagree(tmp_path: Path) -> None:
     warnings = json.loads(res.stdout)["warnings"]
     assert any(w.startswith("runs disagree: the fitted runs' decode steps sat") for w in warnings)
     changing = [w for w in warnings if w.startswith("fitted on a changing host: the host's")]
-    assert len(changing) == 1 and "3 of 3 fitted runs" in changing[0]
+    assert len(changing) == 1 and "3 of the 3 fitted runs with a core probe" in changing[0]
 
 
 def test_the_hosts_core_probe_is_set_beside_the_runs_speeds(tmp_path: Path) -> None:
@@ -185,20 +185,25 @@ def test_the_hosts_core_probe_is_set_beside_the_runs_speeds(tmp_path: Path) -> N
     from infermeter.predict.model import host_notes
 
     fit, again = _sweep(1.0, "fit"), _sweep(1.12, "again")
-    # the rerun's host took 1.8× as long over the probe, in 40 % of its samples slow
+    # the rerun's host read slow in 40 % of its probe readings, the first sweep's in 2 %
     fit = [replace(r, core_probe_us=480.0, core_slow_share=0.02) for r in fit]
     again = [replace(r, core_probe_us=870.0, core_slow_share=0.4) for r in again]
     fitted = _fit(fit, again)
     assert {r.core_probe_us for r in fitted.quality.run_speeds} == {480.0, 870.0}
     (note,) = [n for n in fitted.quality.notes if "decode steps sat" in n]
-    assert "1.81× as long in the slower run (870 vs 480 µs): its cores were slower too" in note
+    said = "read slow in 40 % of the slower run's readings and 2 % of the faster's"
+    assert f"{said}: its cores were slower too" in note
     (host,) = [n for n in fitted.quality.notes if "host's cores changed speed" in n]
-    assert "3 of 6 fitted runs" in host and "slow in 40 % of their samples" in host
+    assert "3 of the 6 fitted runs with a core probe" in host
+    assert "slow in 40 % of their readings" in host
     assert host_notes(fitted.quality.run_speeds) == [host]
-    # a probe that read alike: the note says the cores were not where it ran
-    alike = [replace(r, core_probe_us=500.0) for r in again]
+    # a probe that read alike: the note says it was not the cores, where the probe ran
+    alike = [replace(r, core_slow_share=0.02) for r in again]
     (note,) = speed_notes(_fit(fit, alike).quality.run_speeds)
-    assert "its cores were not, where the probe ran" in note
+    assert "and 2 % of the faster's: not its cores, where the probe ran" in note
+    between = [replace(r, core_slow_share=0.15) for r in again]
+    (note,) = speed_notes(_fit(fit, between).quality.run_speeds)
+    assert "its cores may have been slower too" in note
     # quiet hosts, or runs sampled before the probe existed: nothing
     quiet = [replace(r, core_slow_share=0.05) for r in again]
     assert host_notes(_fit(fit, quiet).quality.run_speeds) == []
@@ -211,33 +216,41 @@ def test_the_hosts_core_probe_is_set_beside_the_runs_speeds(tmp_path: Path) -> N
         ]
 
     (one,) = host_notes(at(0.02, 0.02, 0.4, 0.0))
-    assert "1 of 4 fitted runs" in one and "slow in 40 % of" in one
+    assert "1 of the 4 fitted runs with a core probe" in one and "slow in 40 % of" in one
     (two,) = host_notes(at(0.1, 0.55))
-    assert "2 of 2" in two and "slow in 10-55 % of" in two
+    assert "2 of the 2" in two and "slow in 10-55 % of" in two
     # plan repeats it beside its figures
     doc = _plan_json(fitted, tmp_path / "m.json")
-    assert any("host's cores changed speed while 3 of 6" in n for n in doc["notes"])
+    assert any("host's cores changed speed while 3 of the 6" in n for n in doc["notes"])
     assert not any("host's cores" in n for n in _plan_json(_fit(fit), tmp_path / "q.json")["notes"])
 
 
-def test_a_runs_core_probe_is_read_from_its_results() -> None:
-    from infermeter.run.fit import _results, _with_core, observed_run
+def test_a_runs_core_probe_is_read_from_its_telemetry() -> None:
+    from infermeter.records.rundir import read_telemetry
+    from infermeter.run.fit import observed_run, with_core_probe
 
-    # a run on the tenth H100's host, whose cores ran at two speeds (docs/results)
-    point = (
-        Path(__file__).parents[2]
-        / "docs/results/h100-tserve-nocudnn-e/tserve-held-rate/points/00-r1.238"
+    # runs of the tenth H100 (an unpinned probe, a local server) and the eleventh (pinned)
+    results = Path(__file__).parents[2] / "docs/results"
+    tenth = results / "h100-tserve-nocudnn-e/tserve-held-rate/points/00-r1.238"
+    eleventh = results / "h100-tserve-nocudnn-f/tserve-fit/points/03-c8"
+    runs = [observed_run("t", tenth), observed_run("e", eleventh)]
+    t, e = with_core_probe(runs, [read_telemetry(d / "telemetry.jsonl") for d in (tenth, eleventh)])
+    assert t.core_probe_us is not None and 600 < t.core_probe_us < 900
+    assert t.core_ms is None and t.core_slow is None  # unpinned: not step by step
+    # the eleventh's c = 8 read slow throughout: against its own p10 it reads 0 % slow
+    # (its summary); fitted alone, the same
+    assert e.core_ms is not None and e.core_slow is not None and e.core_slow.size > 10
+    assert e.core_slow_share == 0.0
+    # fitted beside a run of the same host that read fast at times, it reads slow
+    again = results / "h100-tserve-nocudnn-f/tserve-fit/points/01-c2"
+    pair = [observed_run("a", again), observed_run("e", eleventh)]
+    _, e2 = with_core_probe(
+        pair, [read_telemetry(d / "telemetry.jsonl") for d in (again, eleventh)]
     )
-    doc = _results(point)
-    run = _with_core(observed_run("r", point), doc)
-    core = doc["telemetry"]["host"]["core_speed"]  # type: ignore[index]
-    assert run.core_probe_us == core["p50_us"] and 600 < core["p50_us"] < 900
-    assert run.core_slow_share == core["slow_share"] and run.core_slow_share > 0.3
-    # a run from before the probe: none
-    assert _with_core(run, {"telemetry": {"host": {}}}).core_probe_us == run.core_probe_us
-    bare = observed_run("r", point)
-    assert _with_core(bare, {"telemetry": {"host": {}}}).core_probe_us is None
-    assert _with_core(bare, None).core_slow_share is None
+    assert e2.core_slow_share is not None and e2.core_slow_share > 0.8
+    # no telemetry: nothing
+    (bare,) = with_core_probe([observed_run("t", tenth)], [[]])
+    assert bare.core_probe_us is None and bare.core_slow_share is None
 
 
 def test_steps_are_set_against_the_speed_of_the_servers_core() -> None:
@@ -278,22 +291,39 @@ def test_steps_are_set_against_the_speed_of_the_servers_core() -> None:
     # the host note carries it
     speeds = [RunSpeed(label="r", shift=0.0, gaps=100, core_probe_us=500.0, core_slow_share=0.5)]
     (note,) = host_notes(speeds, CoreEffect(ratios=[1.3, 1.1], batches=[1, 4], slow_share=0.5))
-    assert "the steps ran +20 % (median; +10 to +30 % over 2 batch sizes)" in note
-    assert "while the core of the server's busiest thread read slow" in note
-    assert "+20 %" not in host_notes(speeds)[0]
+    assert (
+        "steps taken while the core of the server's busiest thread read slow took 1.20× as "
+        "long as those taken while it read fast (median; 1.10-1.30× over 2 batch sizes), and "
+        "50 % of the steps near a reading were taken while it read slow"
+    ) in note
+    assert "1.20×" not in host_notes(speeds)[0]
+    with pytest.raises(ValueError):
+        CoreEffect(ratios=[1.3], batches=[1, 4], slow_share=0.5)
+    with pytest.raises(ValueError):
+        CoreEffect(ratios=[], batches=[], slow_share=0.5)
 
 
-def test_a_fit_reads_the_pinned_probe_sample_by_sample(tmp_path: Path) -> None:
-    from infermeter.run.fit import _with_core_series
+def test_a_fit_reads_the_pinned_probe_sample_by_sample() -> None:
+    from infermeter.run.fit import with_core_probe
 
-    run = _sweep(1.0, "fit")[0]
-    samples = [
+    run = _sweep(1.0, "fit")[0]  # requests from 0 to 30,480 ms
+    samples: list[dict[str, object]] = [
         {"source": "host", "t_ns": int(t * 1e6), "server_core_probe_us": v}
-        for t, v in [(500, 480.0), (0, 470.0), (1_000, 900.0), (1_500, 490.0)]
+        for t, v in [(500, 480.0), (0, 470.0), (1_000, 900.0), (1_500, 490.0), (40_000, 900.0)]
     ]
     samples += [{"source": "gpu", "t_ns": 10}, {"source": "host", "t_ns": 20}]
-    got = _with_core_series(run, samples)
+    (got,) = with_core_probe([run], [samples])  # type: ignore[list-item]
     assert got.core_ms is not None and got.core_slow is not None
-    assert got.core_ms.tolist() == [0.0, 500.0, 1_000.0, 1_500.0]  # sorted
+    # sorted, and the reading after the run's last request left out
+    assert got.core_ms.tolist() == [0.0, 500.0, 1_000.0, 1_500.0]
     assert got.core_slow.tolist() == [False, False, True, False]
-    assert _with_core_series(run, samples[4:]).core_ms is None
+    assert got.core_slow_share == 0.25 and got.core_probe_us == pytest.approx(485.0)
+    # the unpinned probe counts only where a server on this host was measured
+    unpinned: list[dict[str, object]] = [
+        {"source": "host", "t_ns": int(t * 1e6), "core_probe_us": 500.0} for t in (0, 500)
+    ]
+    (client,) = with_core_probe([run], [unpinned])  # type: ignore[list-item]
+    assert client.core_probe_us is None
+    local = [{**x, "local_server_cpu_percent": 100.0} for x in unpinned]
+    (server,) = with_core_probe([run], [local])  # type: ignore[list-item]
+    assert server.core_probe_us == 500.0 and server.core_ms is None

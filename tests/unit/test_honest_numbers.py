@@ -5,6 +5,7 @@ the cap that must be reached before it excuses queue delay, and the server's own
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import pytest
@@ -257,7 +258,7 @@ def test_a_host_whose_cores_slowed_is_named_apart_from_a_busy_one() -> None:
     # a quiet core: the probe scatters under SLOW_CORE × its fast level
     quiet = core_speed([480.0, 500.0, 490.0, 520.0, 505.0, 495.0, 510.0, 485.0, 530.0, 500.0])
     assert quiet is not None and quiet["slow_share"] == 0.0 and quiet["fast_us"] < 490
-    host: dict = {"cpu_percent": {"mean": 7.0}, "cpu_count": 16, "core_speed": quiet}
+    host: dict[str, Any] = {"cpu_percent": {"mean": 7.0}, "cpu_count": 16, "core_speed": quiet}
     assert "host_slowed" not in rules(analysis_input(telemetry={"host": host}))
     # the same work taking ~1.9× as long in 4 of 10 samples (as on the tenth H100's host)
     two = core_speed([480.0, 900.0, 490.0, 910.0, 485.0, 880.0, 495.0, 905.0, 500.0, 470.0])
@@ -272,9 +273,34 @@ def test_a_host_whose_cores_slowed_is_named_apart_from_a_busy_one() -> None:
     host = {"cpu_percent": {"mean": 7.0}, "cpu_count": 16, "steal_percent": {"mean": 12.0}}
     (f,) = [f for f in diagnose(analysis_input(telemetry={"host": host}), None)]
     assert f["rule"] == "host_slowed" and "12 % of the cores' time" in f["message"]
-    assert "host-bound" not in f["message"]  # no local server measured
+    # no local server measured: the probe and the steal were the client's machine's
+    assert f["message"].startswith("this host (the client's; no server was measured on it)")
+    assert "the server's cannot" in f["message"] and f["severity"] == "low"
     host["steal_percent"] = {"mean": 1.0}
     assert "host_slowed" not in rules(analysis_input(telemetry={"host": host}))
+    # the server's own core, slow throughout, reads as its own fast level (0 % slow, as on
+    # the eleventh H100's c = 8): its median against the moving probe's fast level names it
+    slow_all = {"fast_us": 1_017.0, "p50_us": 1_068.0, "p95_us": 1_130.0, "slow_share": 0.0}
+    host = {
+        "cpu_percent": {"mean": 7.0},
+        "cpu_count": 16,
+        "local_server_cpu_percent": {"mean": 100.0},
+        "server_core_speed": {**slow_all, "samples": 20},
+        "core_speed": {**two, "samples": 20},
+    }
+    (f,) = [f for f in diagnose(analysis_input(telemetry={"host": host}), None)]
+    assert "busiest thread's CPU took 2.2× as long (median)" in f["message"]
+    assert "slow throughout" in f["message"] and "may be host-bound" in f["message"]
+    # the server's core steady while the moving probe met slower cores (two kinds of core):
+    # the server's steps did not feel them
+    host["server_core_speed"] = {**quiet, "samples": 20}
+    assert "host_slowed" not in rules(analysis_input(telemetry={"host": host}))
+    # too few samples, or a probe the thread clock could not time: nothing
+    host = {"cpu_percent": {"mean": 7.0}, "cpu_count": 16, "core_speed": {**two, "samples": 9}}
+    assert "host_slowed" not in rules(analysis_input(telemetry={"host": host}))
+    host["core_speed"] = {**two, "fast_us": 0.0}
+    assert "host_slowed" not in rules(analysis_input(telemetry={"host": host}))
+    assert core_speed([0.0, 0.0]) is None
 
 
 # -- efficiency at the server's own batch -------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 from infermeter.metrics.client import LOOP_LAG_MS, QUEUE_DELAY_MS, spare_cores
 from infermeter.schema.results import (
+    CoreSpeed,
     Efficiency,
     Finding,
     HostTelemetry,
@@ -47,6 +48,10 @@ OTHER_CORES = 0.5
 #: A host whose hypervisor took this much of all cores' time (mean) ran slower than it does
 #: when quiet (as does one whose core probe read slow in ``SLOW_CORE_SHARE`` of samples).
 STEAL_PERCENT = 5.0
+#: Probe samples a window needs before its slow share is a finding (a short run's few).
+MIN_CORE_SAMPLES = 10
+#: A local server using this much of a core (mean) may have host-bound steps.
+HOST_BOUND_PERCENT = 80.0
 #: TTFT spent outside the server's own prompt processing, as a multiple of it, and at least
 #: this many milliseconds, before it is a finding.
 OUTSIDE_PROMPT_X = 3.0
@@ -396,6 +401,15 @@ def host_saturated(e: Evidence) -> Finding | None:
     }
 
 
+def _slow_core(speed: CoreSpeed | None) -> bool:
+    return (
+        speed is not None
+        and speed["samples"] >= MIN_CORE_SAMPLES
+        and speed["fast_us"] > 0
+        and speed["slow_share"] >= SLOW_CORE_SHARE
+    )
+
+
 def host_slowed(e: Evidence) -> Finding | None:
     """Cores that ran slower for part of the window, or time a hypervisor took: invisible
     in any CPU percentage, yet a host-bound server's every step slows by it."""
@@ -403,47 +417,78 @@ def host_slowed(e: Evidence) -> Finding | None:
     if host is None:
         return None
     steal = _mean(host.get("steal_percent"))
-    # the core the server's busiest thread ran on, where sampled: the one its steps feel
-    pinned = host.get("server_core_speed")
-    speed = pinned or host.get("core_speed")
-    slow = speed is not None and speed["slow_share"] >= SLOW_CORE_SHARE
     stolen = steal is not None and steal >= STEAL_PERCENT
-    if not slow and not stolen:
+    # the core the server's busiest thread ran on, where sampled, is the one its steps felt
+    # (the unpinned probe moves among cores, of two kinds on some CPUs); a window that core
+    # was slow throughout reads as its own fast level, so its median is also set against
+    # the fast level of the cores the unpinned probe found
+    pinned, anywhere = host.get("server_core_speed"), host.get("core_speed")
+    told = pinned is not None and pinned["samples"] >= MIN_CORE_SAMPLES
+    speed = (
+        (pinned if _slow_core(pinned) else None)
+        if told
+        else (anywhere if _slow_core(anywhere) else None)
+    )
+    throughout = (
+        told
+        and speed is None
+        and pinned is not None
+        and anywhere is not None
+        and anywhere["fast_us"] > 0
+        and pinned["p50_us"] >= SLOW_CORE * anywhere["fast_us"]
+    )
+    if speed is None and not throughout and not stolen:
         return None
+    server = _mean(host.get("local_server_cpu_percent"))
     parts = []
-    if speed is not None and slow:
+    if speed is not None:
+        where = " on the server's busiest thread's CPU" if speed is pinned else ""
         parts.append(
-            "a fixed piece of work"
-            + (" on the server's busiest thread's CPU" if pinned else "")
-            + f" took {speed['p95_us'] / speed['fast_us']:.1f}× its "
-            f"fastest time at p95, and ≥ {SLOW_CORE:g}× in "
+            f"a fixed piece of work{where} took {speed['p95_us'] / speed['fast_us']:.1f}× its "
+            f"fast level (10th percentile) at p95, and ≥ {SLOW_CORE:g}× in "
             f"{speed['slow_share'] * 100:.0f} % of the samples (the cores' clocks, a "
             "neighbour on the same physical core or cache)"
         )
-    if steal is not None and stolen:
+    elif throughout and pinned is not None and anywhere is not None:
+        parts.append(
+            "a fixed piece of work on the server's busiest thread's CPU took "
+            f"{pinned['p50_us'] / anywhere['fast_us']:.1f}× as long (median) as the fast level "
+            "of the cores a probe that moves among them found: the server's core was slow "
+            "throughout (its clock, a neighbour on the same physical core)"
+        )
+    if stolen:
         parts.append(f"the hypervisor gave {steal:.0f} % of the cores' time to someone else")
-    server = _mean(host.get("local_server_cpu_percent"))
-    bound = (
-        f"; the local server used {server:.0f} % of a core, so its steps are host-bound "
-        "and slowed with it"
-        if server is not None and server >= 80
-        else ""
-    )
+    if server is None:
+        # no server on this host: the probe timed the client's machine
+        who = (
+            "this host (the client's; no server was measured on it) ran slower for part of "
+            "the window: "
+        )
+        then = ". The client's own timing may include it; the server's cannot"
+    else:
+        who = "the host ran slower for part of the window: "
+        bound = (
+            f"; the local server used {server:.0f} % of a core, so its steps may be "
+            "host-bound and slowed with it"
+            if server >= HOST_BOUND_PERCENT
+            else ""
+        )
+        then = (
+            f"{bound}. Latencies may include it, and a run on the same host at another time "
+            "may differ: compare runs with care, or measure on a dedicated host"
+        )
     return {
         "rule": "host_slowed",
-        "severity": "medium",
-        "message": "the host ran slower for part of the window: "
-        + " and ".join(parts)
-        + bound
-        + ". Latencies include it, and a run on the same host at another time may differ: "
-        "compare runs with care, or measure on a dedicated host",
+        "severity": "medium" if server is not None else "low",
+        "message": who + " and ".join(parts) + then,
         "evidence": _present(
             {
                 "steal_percent_mean": steal,
                 "core_probe_fast_us": speed["fast_us"] if speed else None,
                 "core_probe_p95_us": speed["p95_us"] if speed else None,
                 "core_slow_share": speed["slow_share"] if speed else None,
-                "core_probe_on_server_cpu": True if pinned else None,
+                "core_probe_on_server_cpu": True if told else None,
+                "server_core_probe_p50_us": pinned["p50_us"] if throughout and pinned else None,
                 "local_server_cpu_percent_mean": server,
             }
         ),

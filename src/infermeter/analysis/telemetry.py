@@ -165,9 +165,12 @@ def _host(host: Sequence[dict[str, Any]]) -> HostTelemetry:
 
 
 def core_speed(probe_us: Sequence[float]) -> CoreSpeed | None:
-    if not probe_us:
+    """The window's probe readings against its own fast level (10th percentile): a window
+    slow throughout reads as its own fast level, so compare windows by their medians too.
+    A reading of 0 (a thread clock too coarse for the probe) says nothing and is left out."""
+    arr = np.asarray([v for v in probe_us if v > 0], dtype=float)
+    if not arr.size:
         return None
-    arr = np.asarray(probe_us, dtype=float)
     fast = float(np.percentile(arr, 10))
     return {
         "fast_us": fast,

@@ -523,15 +523,16 @@ def _core_state(run: ObservedRun, mid: FloatArray) -> IntArray:
 
 
 def core_effect(
-    gap: FloatArray, batch: IntArray, core: IntArray, points: list[StepPoint]
+    ratio: FloatArray, batch: IntArray, core: IntArray, points: list[StepPoint]
 ) -> CoreEffect | None:
-    """Each table batch size's median decode step while the server's core read slow over
-    its median while it read fast, where both have :data:`MIN_CORE_GAPS`; None where no
-    batch size has."""
+    """At each table batch size, the median decode step while the server's core read slow
+    over the median while it read fast, where both have :data:`MIN_CORE_GAPS`; None where no
+    batch size has. ``ratio`` is each step over the table's time for its batch and context,
+    so a context that grew while the core was slow is not taken for the core."""
     ratios, batches = [], []
     for p in points:
         at = batch == p.batch
-        fast, slow = gap[at & (core == 0)], gap[at & (core == 1)]
+        fast, slow = ratio[at & (core == 0)], ratio[at & (core == 1)]
         if fast.size >= MIN_CORE_GAPS and slow.size >= MIN_CORE_GAPS:
             ratios.append(float(np.median(slow) / np.median(fast)))
             batches.append(p.batch)
@@ -1023,7 +1024,7 @@ def fit_engine(
         ],
     )
     notes += speed_notes(speeds)
-    effect = core_effect(gap[decode], batch[decode], core[decode], points)
+    effect = core_effect(ratio, batch[decode], core[decode], points)
     notes += host_notes(speeds, effect)
     t_end = np.concatenate([r.t_end - r.t_last for r in runs])
     gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])

@@ -5,12 +5,13 @@ interpolated between them, plus the few constants a step and a request add."""
 from __future__ import annotations
 
 import bisect
+import statistics
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from infermeter.errors import OutputError, UsageError
 from infermeter.telemetry.host import SLOW_CORE_SHARE
@@ -114,8 +115,9 @@ class RunSpeed(_Frozen):
     label: str
     shift: float = Field(gt=-1)
     gaps: int = Field(ge=0)
-    #: The run's median core probe (µs; telemetry's ``core_speed.p50_us``) and its share of
-    #: slow samples, where the run sampled them.
+    #: The run's median core probe (µs: pinned to the server's core where sampled, else
+    #: unpinned where a server on the host was measured) and its share of slow readings
+    #: against one fast level for all the fitted runs, where the run sampled them.
     core_probe_us: float | None = Field(default=None, gt=0)
     core_slow_share: float | None = Field(default=None, ge=0, le=1)
 
@@ -126,16 +128,20 @@ class CoreEffect(_Frozen):
     ways, the median step while that core read slow over the median while it read fast."""
 
     #: The ratio (slow over fast) at each such batch size, smallest batch first.
-    ratios: list[float]
-    batches: list[int]
-    #: Share of the fitted decode steps taken while the core read slow.
+    ratios: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+    batches: list[int] = Field(min_length=1)
+    #: Share of the decode steps with a probe reading near them taken while it read slow.
     slow_share: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _paired(self) -> CoreEffect:
+        if len(self.ratios) != len(self.batches):
+            raise ValueError("core_effect: one ratio per batch size")
+        return self
 
     @property
     def median(self) -> float:
-        ordered = sorted(self.ratios)
-        mid = len(ordered) // 2
-        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+        return float(statistics.median(self.ratios))
 
 
 class FitQuality(_Frozen):
@@ -325,9 +331,9 @@ def level_notes(model: EngineModel, batch: float) -> list[str]:
 #: sat at most 5.1 % apart; an H100 whose engine stepped 15 % slower from the sweep's fifth
 #: run on, 13.8 %; a CPU sweep fitted with its rerun after the held-out runs, 6.3-8.4 %.
 RUN_SPREAD = 0.06
-#: The slower run's core probe this many times the faster's before the note says the host's
-#: cores were slower too (the probe's medians of quiet runs sit within a few % of each other).
-PROBE_AGREES = 1.1
+#: The slower run's share of slow core readings this much above the faster's before the note
+#: says the host's cores were slower too.
+PROBE_AGREES = 0.2
 
 
 def _speed_spread(run_speeds: list[RunSpeed]) -> tuple[float, RunSpeed, RunSpeed] | None:
@@ -353,15 +359,19 @@ def speed_notes(run_speeds: list[RunSpeed]) -> list[str]:
         return f"{r.label} {100 * abs(r.shift):.1f} % {'slower' if r.shift > 0 else 'faster'}"
 
     host = ""
-    if fast.core_probe_us and slow.core_probe_us:
-        ratio = slow.core_probe_us / fast.core_probe_us
+    if fast.core_slow_share is not None and slow.core_slow_share is not None:
+        # shares of slow readings, not medians: a median of a two-level probe jumps from one
+        # level to the other between runs that differ by a few readings
+        more = slow.core_slow_share - fast.core_slow_share
         host = (
-            f"; the host's core probe took {ratio:.2f}× as long in the slower run "
-            f"({slow.core_probe_us:,.0f} vs {fast.core_probe_us:,.0f} µs): "
+            f"; the core probe read slow in {100 * slow.core_slow_share:.0f} % of the slower "
+            f"run's readings and {100 * fast.core_slow_share:.0f} % of the faster's: "
             + (
                 "its cores were slower too"
-                if ratio >= PROBE_AGREES
-                else "its cores were not, where the probe ran"
+                if more >= PROBE_AGREES
+                else "not its cores, where the probe ran"
+                if more <= 0
+                else "its cores may have been slower too"
             )
         )
     return [
@@ -385,10 +395,11 @@ def host_notes(run_speeds: list[RunSpeed], effect: CoreEffect | None = None) -> 
     if effect is not None:
         lo, hi = min(effect.ratios), max(effect.ratios)
         followed = (
-            f"; the steps ran {100 * (effect.median - 1):+.0f} % (median; "
-            f"{100 * (lo - 1):+.0f} to {100 * (hi - 1):+.0f} % over {len(effect.ratios)} batch "
-            "sizes) while the core of the server's busiest thread read slow than while it read "
-            f"fast, and {100 * effect.slow_share:.0f} % of them while it read slow"
+            "; steps taken while the core of the server's busiest thread read slow took "
+            f"{effect.median:.2f}× as long as those taken while it read fast (median; "
+            f"{lo:.2f}-{hi:.2f}× over {len(effect.ratios)} batch sizes), and "
+            f"{100 * effect.slow_share:.0f} % of the steps near a reading were taken while it "
+            "read slow"
         )
     lo, hi = min(slow), max(slow)
     share = (
@@ -397,8 +408,8 @@ def host_notes(run_speeds: list[RunSpeed], effect: CoreEffect | None = None) -> 
         else f"{100 * lo:.0f}-{100 * hi:.0f} %"
     )
     return [
-        f"the host's cores changed speed while {len(slow)} of {len(told)} fitted runs were "
-        f"measured (telemetry's core probe slow in {share} of their samples){followed}: a "
+        f"the host's cores changed speed while {len(slow)} of the {len(told)} fitted runs with "
+        f"a core probe were measured (slow in {share} of their readings){followed}: a "
         "host-bound engine's steps ran at the mix of speeds the runs met, and a later load "
         "meets whatever speed its host then has"
     ]

@@ -7,7 +7,7 @@ records show one cut, then tuned so that the runs' own TTFT is met
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +194,12 @@ def fit_runs(
     hardware = gpu or _same([(m.get("config") or {}).get("gpu") for m in metas], "gpu", labels)
     results = [_results(d) for _, d in dirs]
     observed = [
-        _with_core(_told_by_histograms(observed_run(label, d), doc), doc)
+        _told_by_histograms(observed_run(label, d), doc)
         for (label, d), doc in zip(dirs, results, strict=True)
     ]
     starts = [int(m.get("t0_wall_ns") or 0) for m in metas]
     telemetry = [read_telemetry(d / TELEMETRY_FILE) for _, d in dirs]
-    observed = [_with_core_series(o, s) for o, s in zip(observed, telemetry, strict=True)]
+    observed = with_core_probe(observed, telemetry)
     keys = server_keys(servers, starts, telemetry)
     observed = [
         replace(o, server=key, origin_ms=(t - min(starts)) / 1e6)
@@ -236,36 +236,73 @@ def fit_runs(
     )
 
 
-def _with_core(run: ObservedRun, results: dict[str, Any] | None) -> ObservedRun:
-    """The run with its host's core probe over the measured window, where it sampled one."""
-    host = ((results or {}).get("telemetry") or {}).get("host") or {}
-    # the probe on the server's busiest thread's CPU where sampled: the core its steps ran on
-    core = host.get("server_core_speed") or host.get("core_speed")
-    if not isinstance(core, dict):
-        return run
-    p50, slow = core.get("p50_us"), core.get("slow_share")
-    if not isinstance(p50, (int, float)) or p50 <= 0 or not isinstance(slow, (int, float)):
-        return run
-    return replace(run, core_probe_us=float(p50), core_slow_share=float(slow))
+@dataclass(frozen=True)
+class _Probe:
+    """One run's core probe readings inside its window, on the run's clock (ms)."""
+
+    pinned: bool
+    ms: np.ndarray
+    us: np.ndarray
 
 
-def _with_core_series(run: ObservedRun, samples: list[dict[str, Any]]) -> ObservedRun:
-    """The run with its pinned core probe sample by sample (slow: ``SLOW_CORE`` × the run's
-    fast level, its 10th percentile, as the run's own summary reads it)."""
-    pinned = [
-        (float(s["t_ns"]) / 1e6, float(s["server_core_probe_us"]))
+def _probe(run: ObservedRun, samples: list[dict[str, Any]]) -> _Probe | None:
+    """The probe pinned to the server's busiest thread's CPU where the run sampled it, else
+    the unpinned one where a server on this host was measured (without one it timed the
+    client's machine, not the server's), over the run's requests' span."""
+    lo, hi = float(run.t_send.min()), float(run.t_end.max())
+    host = [
+        s
         for s in samples
         if s.get("source") == "host"
-        and isinstance(s.get("server_core_probe_us"), (int, float))
         and isinstance(s.get("t_ns"), (int, float))
+        and lo <= float(s["t_ns"]) / 1e6 <= hi
     ]
-    if not pinned:
-        return run
-    pinned.sort()
-    times = np.array([t for t, _ in pinned])
-    probe = np.array([v for _, v in pinned])
-    fast = float(np.percentile(probe, 10))
-    return replace(run, core_ms=times, core_slow=probe >= SLOW_CORE * fast)
+
+    def read(key: str) -> list[tuple[float, float]]:
+        return sorted(
+            (float(s["t_ns"]) / 1e6, float(s[key]))
+            for s in host
+            if isinstance(s.get(key), (int, float)) and s[key] > 0
+        )
+
+    pinned = read("server_core_probe_us")
+    local = any("local_server_cpu_percent" in s for s in host)
+    got, was_pinned = (pinned, True) if pinned else (read("core_probe_us") if local else [], False)
+    if not got:
+        return None
+    return _Probe(was_pinned, np.array([t for t, _ in got]), np.array([v for _, v in got]))
+
+
+def with_core_probe(
+    runs: list[ObservedRun], telemetry: list[list[dict[str, Any]]]
+) -> list[ObservedRun]:
+    """Each run with its core probe: the median, the share of slow readings and, pinned,
+    each reading's time and whether it was slow. Slow is ``SLOW_CORE`` × one fast level for
+    all the fitted runs (the 10th percentile of their readings pooled, pinned and unpinned
+    apart: they time the work differently), so a run slow throughout still reads slow
+    beside the others, which its own summary cannot show."""
+    probes = [_probe(r, s) for r, s in zip(runs, telemetry, strict=True)]
+    fast: dict[bool, float] = {}
+    for kind in (True, False):
+        pooled = [p.us for p in probes if p is not None and p.pinned is kind]
+        if pooled:
+            fast[kind] = float(np.percentile(np.concatenate(pooled), 10))
+    out = []
+    for run, probe in zip(runs, probes, strict=True):
+        if probe is None:
+            out.append(run)
+            continue
+        slow = probe.us >= SLOW_CORE * fast[probe.pinned]
+        out.append(
+            replace(
+                run,
+                core_probe_us=float(np.median(probe.us)),
+                core_slow_share=float(slow.mean()),
+                core_ms=probe.ms if probe.pinned else None,
+                core_slow=slow if probe.pinned else None,
+            )
+        )
+    return out
 
 
 def _cache_flattered(results: dict[str, Any] | None) -> bool:

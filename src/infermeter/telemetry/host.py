@@ -11,7 +11,6 @@ slower host is not a busier one, and no count of busy processes shows it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from typing import Any
@@ -48,11 +47,16 @@ def core_probe_us(turns: int = PROBE_TURNS, runs: int = PROBE_RUNS) -> float:
     return best
 
 
+class PinLost(Exception):
+    """The thread could not be let go of the CPU it was pinned to."""
+
+
 def pinned_probe_us(cpu: int) -> float | None:
-    """:func:`core_probe_us` on one CPU (the calling thread pinned to it, then let go):
-    the speed of the core a server's busiest thread runs on, which another core's need not
-    share (a neighbour on the same physical core slows one, not all). None where the thread
-    cannot be pinned there."""
+    """:func:`core_probe_us` on one CPU (the calling thread pinned to it, then let go), run
+    once: the speed of the core a server's busiest thread runs on, which another core's need
+    not share (a neighbour on the same physical core slows one, not all). Once, not the best
+    of several, because it takes that time from the server's own core. None where the thread
+    cannot be pinned there; :class:`PinLost` where it cannot be let go."""
     if not hasattr(os, "sched_setaffinity"):
         return None
     try:
@@ -61,10 +65,12 @@ def pinned_probe_us(cpu: int) -> float | None:
     except (OSError, ValueError):
         return None
     try:
-        return core_probe_us()
+        return core_probe_us(runs=1)
     finally:
-        with contextlib.suppress(OSError):
+        try:
             os.sched_setaffinity(0, was)
+        except OSError as exc:  # e.g. the cpuset shrank: the thread stays on `cpu`
+            raise PinLost(str(exc)) from exc
 
 
 def last_cpu(pid: int, tid: int) -> int | None:
@@ -108,6 +114,9 @@ class HostSampler:
         self._others: dict[int, Any] = {}
         #: (pid, thread id) -> CPU seconds at the last sample, for the server's threads.
         self._thread_s: dict[tuple[int, int], float] = {}
+        #: Whether the probe may still be pinned to the server's core (off once a pin could
+        #: not be undone).
+        self._pin = True
         self._n = 0
 
     def start(self) -> str | None:
@@ -217,10 +226,17 @@ class HostSampler:
         if servers:
             out["local_server_cpu_percent"] = server_cpu
             out["local_server_rss_bytes"] = server_rss
-        cpu_num = self._busiest_thread_cpu(engines)
-        if cpu_num is not None and (probe := pinned_probe_us(cpu_num)) is not None:
-            out["server_cpu"] = cpu_num
-            out["server_core_probe_us"] = probe
+        cpu_num = self._busiest_thread_cpu(engines) if self._pin else None
+        if cpu_num is not None:
+            try:
+                probe = pinned_probe_us(cpu_num)
+            except PinLost:
+                # pinned for good: every later probe would run on that one CPU
+                self._pin = False
+                probe = None
+            if probe is not None:
+                out["server_cpu"] = cpu_num
+                out["server_core_probe_us"] = probe
         self._n += 1
         if self._n % OTHERS_EVERY == 1:
             top = self._busiest_other(mine)
