@@ -246,8 +246,7 @@ class HostSampler:
 
     def _busiest_thread_cpu(self, engines: list[Any]) -> int | None:
         """The CPU the local server's busiest thread (the most CPU time since the last
-        sample; on first sight, over its life) last ran on: a host-bound engine's steps are
-        that thread's work."""
+        sample) last ran on: a host-bound engine's steps are that thread's work."""
         seen: dict[tuple[int, int], float] = {}
         best: tuple[int, int] | None = None
         most = 0.0
@@ -259,7 +258,9 @@ class HostSampler:
             for t in threads:
                 key, total = (proc.pid, t.id), t.user_time + t.system_time
                 seen[key] = total
-                used = total - self._thread_s.get(key, 0.0)  # first sight: its whole life
+                if key not in self._thread_s:
+                    continue  # first sight: its life so far says nothing of now
+                used = total - self._thread_s[key]
                 if used > most:
                     best, most = key, used
         self._thread_s = seen
