@@ -327,3 +327,51 @@ def test_a_fit_reads_the_pinned_probe_sample_by_sample() -> None:
     local = [{**x, "local_server_cpu_percent": 100.0} for x in unpinned]
     (server,) = with_core_probe([run], [local])  # type: ignore[list-item]
     assert server.core_probe_us == 500.0 and server.core_ms is None
+
+
+def test_plan_plans_again_as_if_the_servers_core_stayed_slow(tmp_path: Path) -> None:
+    from infermeter.predict.model import CORE_BOUND, CoreEffect, slow_core_factor
+
+    model = _fit(_sweep(1.0, "fit"))
+    assert slow_core_factor(model) is None  # no core effect measured
+    # steps 1.5× as long while the core read slow, 40 % of them slow: the table sits near
+    # 1.2× the fast step, all-slow at 1.5×, so 1.25× the table
+    effect = CoreEffect(ratios=[1.4, 1.5, 1.6], batches=[1, 2, 4], slow_share=0.4)
+    slow = model.model_copy(
+        update={"quality": model.quality.model_copy(update={"core_effect": effect})}
+    )
+    assert slow_core_factor(slow) == pytest.approx(1.25)
+    doc = _plan_json(slow, tmp_path / "m.json")
+    bound = doc["at_slow_core"]
+    assert bound["spread"] == pytest.approx(0.25) and bound["failed"] is None
+    assert bound["max_rate_per_replica_rps"] < 0.9 * doc["max_rate_per_replica_rps"]
+    assert bound["replicas"] >= doc["replicas"]
+    assert "at_slow_core" not in _plan_json(model, tmp_path / "q.json")
+    # under CORE_BOUND: no second plan
+    small = CoreEffect(ratios=[1 + CORE_BOUND / 2], batches=[1], slow_share=0.0)
+    quiet = model.model_copy(
+        update={"quality": model.quality.model_copy(update={"core_effect": small})}
+    )
+    assert slow_core_factor(quiet) is None
+
+
+def test_the_plan_table_says_what_a_slow_core_would_take(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from infermeter.cli import app
+    from infermeter.predict.model import CoreEffect
+
+    model = _fit(_sweep(1.0, "fit"))
+    effect = CoreEffect(ratios=[1.5], batches=[1], slow_share=0.4)
+    path = tmp_path / "m.json"
+    path.write_text(
+        model.model_copy(
+            update={"quality": model.quality.model_copy(update={"core_effect": effect})}
+        ).model_dump_json()
+    )
+    args = ["plan", "-e", str(path), "--rate", "30", "-n", "600", "--slo", "p95_e2e_ms=1200"]
+    res = CliRunner().invoke(app, [*args, "--input-tokens", "200", "--output-tokens", "50"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "if the server's core stayed slow (every step about 25.0 % slower" in text
+    assert "replicas, one up to" in text.split("stayed slow")[1]

@@ -239,9 +239,16 @@ def plan(
         raise fail("--gpus-per-replica must be at least 1")
     if replicas_per_gpu < 1:
         raise fail("--replicas-per-gpu must be at least 1")
+    from infermeter.predict.model import slow_core_factor
     from infermeter.predict.simulate import Fleet
     from infermeter.report.predict import print_plan
-    from infermeter.run.plan import latency_terms, plan_at_spread, plan_capacity, plan_doc
+    from infermeter.run.plan import (
+        latency_terms,
+        plan_at_spread,
+        plan_capacity,
+        plan_doc,
+        plan_slower,
+    )
 
     model = _engine_model(engine_model, on_gpu)
     terms, notes = latency_terms(slo, profile)
@@ -294,6 +301,11 @@ def plan(
     slower = plan_at_spread(model, config, terms, fleet=fleet, gpus_per_replica=gpus_per_replica)
     if slower is not None:
         doc["at_runs_spread"] = slower
+    factor = slow_core_factor(model)
+    if factor is not None:  # the steps follow a core that may stay slow: plan for that too
+        doc["at_slow_core"] = plan_slower(
+            model, config, terms, factor - 1, fleet=fleet, gpus_per_replica=gpus_per_replica
+        )
     if output_format == "json":
         typer.echo(json.dumps(doc, indent=2))
     else:

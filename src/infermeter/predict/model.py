@@ -415,6 +415,25 @@ def host_notes(run_speeds: list[RunSpeed], effect: CoreEffect | None = None) -> 
     ]
 
 
+#: The slow-core bound is planned where it slows every step by this much or more (less is
+#: inside what a TPOT prediction aims at anyway).
+CORE_BOUND = 0.03
+
+
+def slow_core_factor(model: EngineModel) -> float | None:
+    """About how much longer every decode step would be were the server's core slow
+    throughout (the fit's :class:`CoreEffect`): the fitted steps mix the two speeds in the
+    share the runs met, so the table sits near ``1 + s·(R − 1)`` times the fast step and
+    an all-slow step at ``R`` times it. None where the effect is unknown or under
+    :data:`CORE_BOUND`."""
+    effect = model.quality.core_effect
+    if effect is None:
+        return None
+    r, s = effect.median, effect.slow_share
+    factor = r / (1 + s * (r - 1))
+    return factor if factor - 1 >= CORE_BOUND else None
+
+
 def run_spread(model: EngineModel) -> float | None:
     """How much slower the slowest fitted run stepped than the fastest, where that is past
     :data:`RUN_SPREAD`, else None."""

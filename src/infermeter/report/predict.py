@@ -12,7 +12,7 @@ from rich.table import Table
 from infermeter.predict.model import SELF_MISS, EngineModel
 from infermeter.predict.slots import SLOT_SIMILARITY
 from infermeter.predict.summary import LATENCIES
-from infermeter.schema.plan import PlanDoc
+from infermeter.schema.plan import PlanDoc, SlowerDoc
 from infermeter.text import signed_percent
 
 
@@ -305,18 +305,25 @@ def print_plan(console: Console, d: PlanDoc) -> None:
         )
     slower = d.get("at_runs_spread")
     if slower is not None:
-        told = (
-            f"{slower['replicas']} replicas, one up to "
-            f"{slower['max_rate_per_replica_rps']:,.3g} req/s"
-            if slower["replicas"] is not None
-            else escape(slower["failed"] or "no plan")
-        )
         console.print(
             f"[yellow]if every step were {100 * slower['spread']:.1f} % slower[/] (the "
-            f"fitted runs' spread, slowest over fastest; note below): {told}"
+            f"fitted runs' spread, slowest over fastest; note below): {_slower(slower)}"
+        )
+    slow_core = d.get("at_slow_core")
+    if slow_core is not None:
+        console.print(
+            f"[yellow]if the server's core stayed slow[/] (every step about "
+            f"{100 * slow_core['spread']:.1f} % slower, from the fit's steps against its core; "
+            f"note below): {_slower(slow_core)}"
         )
     for note in d["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _slower(doc: SlowerDoc) -> str:
+    if doc["replicas"] is None:
+        return escape(doc["failed"] or "no plan")
+    return f"{doc['replicas']} replicas, one up to {doc['max_rate_per_replica_rps']:,.3g} req/s"
 
 
 def _assumed(source: str | None) -> str:

@@ -272,6 +272,21 @@ def plan_at_spread(
     spread = run_spread(model)
     if spread is None:
         return None
+    return plan_slower(model, config, terms, spread, fleet=fleet, gpus_per_replica=gpus_per_replica)
+
+
+def plan_slower(
+    model: EngineModel,
+    config: BenchConfig,
+    terms: list[Term],
+    spread: float,
+    *,
+    fleet: Fleet = SOLO,
+    gpus_per_replica: int = 1,
+) -> SlowerDoc:
+    """The plan with every decode step ``1 + spread`` times as long, or why none holds: a
+    bound where the fitted runs disagree on speed (:func:`plan_at_spread`) or the steps
+    follow a core that may stay slow (``slow_core_factor``)."""
     try:
         slower = plan_capacity(
             at_speed(model, 1 + spread),

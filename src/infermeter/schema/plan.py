@@ -41,10 +41,12 @@ class BracketDoc(TypedDict):
 
 
 class SlowerDoc(TypedDict):
-    """The plan again with every decode step slower by the fitted runs' spread, where they
-    disagree on the engine's speed (infermeter.predict.model.speed_notes)."""
+    """The plan again with every decode step slower: by the fitted runs' spread, where they
+    disagree on the engine's speed (infermeter.predict.model.speed_notes), or as if the
+    server's core stayed slow (infermeter.predict.model.slow_core_factor)."""
 
-    #: The slowest run's median step against the fastest's, less 1.
+    #: How much longer every decode step is taken to be, less 1 (the slowest run's median
+    #: step against the fastest's; or the slow-core factor).
     spread: float
     #: None where no count meets the limits at that speed (``failed`` says why).
     replicas: int | None
@@ -73,4 +75,6 @@ class PlanDoc(TypedDict):
     bracket: NotRequired[BracketDoc]
     #: Only where the fitted runs disagree on the engine's speed.
     at_runs_spread: NotRequired[SlowerDoc]
+    #: Only where the fit measured the steps slower while the server's core read slow.
+    at_slow_core: NotRequired[SlowerDoc]
     notes: list[str]
