@@ -742,7 +742,8 @@ def levels_note(found: list[StepLevels]) -> str | None:
         f"decode steps with the same number of sequences ran at two levels "
         f"({levels_said(found, 4)}): either the engine's step depends on more than its batch "
         "(transformers serve on a GPU: torch's cuDNN attention building a graph for each "
-        "new length, docs/engines.md; a host busy part of the time), or some steps were "
+        "new length, docs/engines.md; a host busy part of the time, or whose cores change "
+        "speed: the core probe's note says where it saw that), or some steps were "
         "labelled with the wrong batch (a size the loads passed through only briefly); the "
         "table holds their median, so a load that runs at one level is missed by their ratio"
     )
