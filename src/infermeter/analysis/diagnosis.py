@@ -424,20 +424,15 @@ def host_slowed(e: Evidence) -> Finding | None:
     # the fast level of the cores the unpinned probe found
     pinned, anywhere = host.get("server_core_speed"), host.get("core_speed")
     told = pinned is not None and pinned["samples"] >= MIN_CORE_SAMPLES
-    speed = (
-        (pinned if _slow_core(pinned) else None)
-        if told
-        else (anywhere if _slow_core(anywhere) else None)
-    )
-    throughout = (
-        told
-        and speed is None
-        and pinned is not None
-        and anywhere is not None
-        and anywhere["fast_us"] > 0
-        and pinned["p50_us"] >= SLOW_CORE * anywhere["fast_us"]
-    )
-    if speed is None and not throughout and not stolen:
+    probe = pinned if told else anywhere
+    speed = probe if _slow_core(probe) else None
+    # the server's core's median over the moving probe's fast level, where that says it
+    # was slow throughout
+    throughout: float | None = None
+    if told and speed is None and pinned and anywhere and anywhere["fast_us"] > 0:
+        ratio = pinned["p50_us"] / anywhere["fast_us"]
+        throughout = ratio if ratio >= SLOW_CORE else None
+    if speed is None and throughout is None and not stolen:
         return None
     server = _mean(host.get("local_server_cpu_percent"))
     parts = []
@@ -449,10 +444,10 @@ def host_slowed(e: Evidence) -> Finding | None:
             f"{speed['slow_share'] * 100:.0f} % of the samples (the cores' clocks, a "
             "neighbour on the same physical core or cache)"
         )
-    elif throughout and pinned is not None and anywhere is not None:
+    elif throughout is not None:
         parts.append(
             "a fixed piece of work on the server's busiest thread's CPU took "
-            f"{pinned['p50_us'] / anywhere['fast_us']:.1f}× as long (median) as the fast level "
+            f"{throughout:.1f}× as long (median) as the fast level "
             "of the cores a probe that moves among them found: the server's core was slow "
             "throughout (its clock, a neighbour on the same physical core)"
         )
@@ -488,7 +483,9 @@ def host_slowed(e: Evidence) -> Finding | None:
                 "core_probe_p95_us": speed["p95_us"] if speed else None,
                 "core_slow_share": speed["slow_share"] if speed else None,
                 "core_probe_on_server_cpu": True if told else None,
-                "server_core_probe_p50_us": pinned["p50_us"] if throughout and pinned else None,
+                "server_core_probe_p50_us": (
+                    pinned["p50_us"] if throughout is not None and pinned else None
+                ),
                 "local_server_cpu_percent_mean": server,
             }
         ),

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from infermeter.schema.results import (
     BusiestOther,
@@ -164,19 +165,34 @@ def _host(host: Sequence[dict[str, Any]]) -> HostTelemetry:
     return out
 
 
+#: The percentile of a set of core probe readings taken as their fast level.
+FAST_PERCENTILE = 10
+
+
+def fast_level(probe_us: Sequence[float] | npt.NDArray[np.float64]) -> float:
+    """The fast level of core probe readings (their 10th percentile): what the core does
+    when nothing slows it, robust to the odd reading quicker than that."""
+    return float(np.percentile(np.asarray(probe_us, dtype=float), FAST_PERCENTILE))
+
+
+def slow_readings(probe_us: npt.NDArray[np.float64], fast: float) -> npt.NDArray[np.bool_]:
+    """Which readings are slow: ``SLOW_CORE`` × the fast level or more."""
+    return np.asarray(probe_us >= SLOW_CORE * fast)
+
+
 def core_speed(probe_us: Sequence[float]) -> CoreSpeed | None:
-    """The window's probe readings against its own fast level (10th percentile): a window
-    slow throughout reads as its own fast level, so compare windows by their medians too.
-    A reading of 0 (a thread clock too coarse for the probe) says nothing and is left out."""
+    """The window's probe readings against its own fast level: a window slow throughout
+    reads as its own fast level, so compare windows by their medians too. A reading of 0
+    (a thread clock too coarse for the probe) says nothing and is left out."""
     arr = np.asarray([v for v in probe_us if v > 0], dtype=float)
     if not arr.size:
         return None
-    fast = float(np.percentile(arr, 10))
+    fast = fast_level(arr)
     return {
         "fast_us": fast,
         "p50_us": float(np.percentile(arr, 50)),
         "p95_us": float(np.percentile(arr, 95)),
-        "slow_share": float(np.mean(arr >= SLOW_CORE * fast)),
+        "slow_share": float(np.mean(slow_readings(arr, fast))),
         "samples": int(arr.size),
     }
 

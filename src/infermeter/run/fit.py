@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from infermeter.analysis.telemetry import fast_level, slow_readings
 from infermeter.errors import UsageError
 from infermeter.predict.fit import (
     JoinSamples,
@@ -48,7 +49,6 @@ from infermeter.run.predict import (
     simulate_like,
 )
 from infermeter.run.rundir import read_run_meta
-from infermeter.telemetry.host import SLOW_CORE
 from infermeter.theory import get_hardware, resolve_model
 from infermeter.theory.precision import weight_bytes
 
@@ -286,13 +286,13 @@ def with_core_probe(
     for kind in (True, False):
         pooled = [p.us for p in probes if p is not None and p.pinned is kind]
         if pooled:
-            fast[kind] = float(np.percentile(np.concatenate(pooled), 10))
+            fast[kind] = fast_level(np.concatenate(pooled))
     out = []
     for run, probe in zip(runs, probes, strict=True):
         if probe is None:
             out.append(run)
             continue
-        slow = probe.us >= SLOW_CORE * fast[probe.pinned]
+        slow = slow_readings(probe.us, fast[probe.pinned])
         out.append(
             replace(
                 run,

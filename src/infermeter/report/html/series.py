@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from infermeter.analysis.telemetry import fast_level
 from infermeter.metrics.quantiles import BLOCK, LARGE, bin_top, key_histogram, over_blocks
 from infermeter.metrics.table import MISSING, RequestTable, chunk_arrivals, row_tokens
 from infermeter.report.charts import (
@@ -458,7 +459,7 @@ def telemetry_series(
         pts = w(pts)
         if not pts:
             return []
-        fast = float(np.percentile([v for _, v in pts], 10))
+        fast = fast_level([v for _, v in pts])
         return [(x, 100 * fast / v) for x, v in pts]
 
     return TelemetrySeries(
