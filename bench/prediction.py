@@ -69,7 +69,7 @@ from infermeter.records.rundir import (
     is_sweep_dir,
     read_telemetry,
 )
-from infermeter.run.fit import fit_runs, server_keys
+from infermeter.run.fit import core_slow_share_of, fit_runs, server_keys
 from infermeter.run.predict import ServerHistory, replay_config, simulate_run
 from infermeter.run.rundir import read_run_meta
 from infermeter.schema.results import Results
@@ -112,12 +112,29 @@ def inside(recomputed: dict, path: tuple[str, ...], value: float) -> bool | None
 
 
 def predict_like(
-    model: EngineModel, model_path: Path, measured: Path, work: Path, servers: ServerHistory
+    model: EngineModel,
+    model_path: Path,
+    measured: Path,
+    work: Path,
+    servers: ServerHistory,
+    given_core: bool = False,
 ) -> dict:
     """Simulate the load a measured run was driven with (same flags, same seed), on a server
-    with the history ``servers`` holds (the loads simulated before on it)."""
+    with the history ``servers`` holds (the loads simulated before on it). ``given_core``:
+    at the share of the time the run's own server core read slow (against the fit's fast
+    level), where the run and the fit both have it; that reads the run's host, so it is not
+    a prediction but tells the model's error apart from the host's."""
     config = replay_config(read_run_meta(measured / RUN_FILE))
-    run = simulate_run(model, model_path, config, out=work / measured.name, servers=servers)
+    effect = model.quality.core_effect
+    share = (
+        core_slow_share_of(measured, effect.fast_us)
+        if given_core and effect is not None and effect.fast_us is not None
+        else None
+    )
+    run = simulate_run(
+        model, model_path, config, out=work / measured.name, servers=servers,
+        core_slow_share=share,
+    )  # fmt: skip
     return dict(run.results)
 
 
@@ -127,6 +144,7 @@ def predicted_in_order(
     held_out: list[Path],
     work: Path,
     before: list[Path] | None = None,
+    given_core: bool = False,
 ) -> list[dict]:
     """Each held-out run simulated after the ones that ran before it on its server (its
     slots as they left them), as they ran; the results in the order given. ``before``: the
@@ -143,7 +161,9 @@ def predicted_in_order(
     out: dict[int, dict] = {}
     for k in sorted(range(len(runs)), key=lambda k: starts[k]):
         if k >= first or keys[k] in held_keys:
-            out[k] = predict_like(model, model_path, runs[k], work / f"{k:03d}", histories[keys[k]])
+            out[k] = predict_like(
+                model, model_path, runs[k], work / f"{k:03d}", histories[keys[k]], given_core
+            )
     return [out[k] for k in range(first, len(runs))]
 
 
@@ -153,6 +173,7 @@ def table(
     model_path: Path,
     held_out: list[Path],
     fitted: list[Path] | None = None,
+    given_core: bool = False,
 ) -> dict:
     errors: dict[str, list[float]] = {m: [] for m, _ in METRICS}
     within: dict[str, list[bool]] = {m: [] for m, _ in METRICS}
@@ -163,7 +184,7 @@ def table(
     print("| run | " + " | ".join(m for m, _ in METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
     with tempfile.TemporaryDirectory() as tmp:
-        predictions = predicted_in_order(model, model_path, held_out, Path(tmp), fitted)
+        predictions = predicted_in_order(model, model_path, held_out, Path(tmp), fitted, given_core)
         for path, predicted in zip(held_out, predictions, strict=True):
             measured = json.loads((path / "results.json").read_text())
             recomputed = dict(load_run(path).results)
@@ -182,7 +203,10 @@ def table(
                 if path.parent.name == "points"
                 else path.name
             )
-            flag = bool((predicted.get("prediction") or {}).get("self_check"))
+            told = predicted.get("prediction") or {}
+            flag = bool(told.get("self_check"))
+            if "core_slow_share" in told:
+                label += f" (core slow {100 * told['core_slow_share']:.0f} %)"
             missed = any(abs(errors[name][-1]) > TARGETS[name] for name in ("TPOT p50", "E2E p50"))
             flagged.append((flag, missed))
             print(f"| {label}{' ⚑' if flag else ''} | " + " | ".join(cells) + " |")
@@ -547,6 +571,13 @@ def main() -> None:
         "(the held-out runs measured there: the what-if checked)",
     )
     tb.add_argument("--scaling", choices=("roofline", "bandwidth", "compute"), default="roofline")
+    tb.add_argument(
+        "--given-core",
+        action="store_true",
+        help="a second table: each held-out run simulated at the share of the time its own "
+        "server core read slow (simulate --core-slow-share), which the host decided, not "
+        "the load: the model's error apart from the host's",
+    )
     lv = sub.add_parser("live")
     lv.add_argument(
         "--engine", choices=("llama.cpp", "vllm", "transformers-serve"), default="llama.cpp"
@@ -609,6 +640,17 @@ def main() -> None:
             path.write_text(model.model_dump_json())
             fitted = [p for f in args.fit for p in (finished_points(f) if is_sweep_dir(f) else [f])]
             table(args.title, model, path, held, fitted)
+            if args.given_core:
+                effect = model.quality.core_effect
+                if effect is None or effect.fast_us is None:
+                    sys.exit("--given-core: the fit measured no core effect")
+                table(
+                    f"{args.title}, each at the share of the time its own server core read "
+                    f"slow (fit: {100 * effect.slow_share:.0f} %, slow steps "
+                    f"{effect.median:.2f}× fast): not a prediction, the host's state read "
+                    "off the run",
+                    model, path, held, fitted, given_core=True,
+                )  # fmt: skip
     elif args.mode == "replicas":
         replicas(args)
     else:

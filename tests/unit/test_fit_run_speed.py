@@ -297,6 +297,14 @@ def test_steps_are_set_against_the_speed_of_the_servers_core() -> None:
         "50 % of the steps near a reading were taken while it read slow"
     ) in note
     assert "1.20×" not in host_notes(speeds)[0]
+    assert "a host-bound engine's steps ran at the mix" in note
+    # steps that did not follow the core (this VM's llama.cpp: 1.01×) are not blamed on it
+    (flat,) = host_notes(
+        speeds, CoreEffect(ratios=[0.9, 1.01, 1.02], batches=[1, 2, 4], slow_share=0.04)
+    )
+    assert flat.endswith(
+        "the engine's steps hardly followed that core: its speed did not rest on it"
+    )
     with pytest.raises(ValueError):
         CoreEffect(ratios=[1.3], batches=[1, 4], slow_share=0.5)
     with pytest.raises(ValueError):
@@ -375,3 +383,87 @@ def test_the_plan_table_says_what_a_slow_core_would_take(tmp_path: Path) -> None
     text = " ".join(res.output.split())
     assert "if the server's core stayed slow (every step about 25.0 % slower" in text
     assert "replicas, one up to" in text.split("stayed slow")[1]
+
+
+def _with_effect(model: EngineModel, effect: object) -> EngineModel:
+    return model.model_copy(
+        update={"quality": model.quality.model_copy(update={"core_effect": effect})}
+    )
+
+
+def test_a_core_mix_other_than_the_fits_scales_every_step() -> None:
+    from infermeter.predict.model import CoreEffect, core_factor, slow_core_factor
+
+    model = _fit(_sweep(1.0, "fit"))
+    assert core_factor(model, 0.5) is None  # no core effect measured
+    # slow steps 1.5× the fast, 40 % of the fit's slow: the table is 1.2× the fast step
+    effect = CoreEffect(ratios=[1.4, 1.5, 1.6], batches=[1, 2, 4], slow_share=0.4)
+    slow = _with_effect(model, effect)
+    assert core_factor(slow, 0.4) == pytest.approx(1.0)  # the fit's own mix
+    assert core_factor(slow, 0.0) == pytest.approx(1 / 1.2)  # fast throughout
+    assert core_factor(slow, 1.0) == pytest.approx(1.25) == slow_core_factor(slow)
+    assert core_factor(slow, 0.8) == pytest.approx(1.4 / 1.2)
+
+
+def _simulate(tmp_path: Path, model_path: Path, *more: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from infermeter.cli import app
+
+    res = CliRunner().invoke(
+        app,
+        [
+            "simulate", "-e", str(model_path), "-c", "2", "-n", "30", "--input-tokens", "200",
+            "--output-tokens", "50", "-o", str(tmp_path / f"run{len(more)}"), "--format",
+            "json", *more,
+        ],
+    )  # fmt: skip
+    return res.exit_code, res.output
+
+
+def test_simulate_runs_at_a_core_mix_asked_for(tmp_path: Path) -> None:
+    from infermeter.predict.model import CoreEffect
+
+    model = _fit(_sweep(1.0, "fit"))
+    effect = CoreEffect(ratios=[1.5], batches=[1], slow_share=0.4, fast_us=480.0)
+    path = tmp_path / "m.json"
+    path.write_text(_with_effect(model, effect).model_dump_json())
+    assert EngineModel.model_validate_json(path.read_text()).quality.core_effect == effect
+    code, out = _simulate(tmp_path, path)
+    assert code == 0, out
+    base = json.loads(out)
+    assert "core_slow_share" not in base["prediction"]
+    code, out = _simulate(tmp_path, path, "--core-slow-share", "1")
+    assert code == 0, out
+    slow = json.loads(out)
+    assert slow["prediction"]["core_slow_share"] == 1.0
+    assert slow["prediction"]["core_factor"] == pytest.approx(1.25)
+    said = [w for w in slow["warnings"] if w.startswith("simulated as if the server's core")]
+    assert len(said) == 1 and "slow 100 % of the time: every decode step 1.250×" in said[0]
+    tpot = [d["distributions"]["tpot_ms"]["p50"] for d in (base, slow)]
+    # the decode steps 1.25× as long; TPOT holds a little prompt time as well
+    assert 1.15 < tpot[1] / tpot[0] < 1.26
+    # a model without the effect, or a share outside 0-1: one line, exit 2
+    bare = tmp_path / "bare.json"
+    bare.write_text(model.model_dump_json())
+    code, out = _simulate(tmp_path, bare, "--core-slow-share", "0.5")
+    assert code == 2 and "holds no core effect" in out and "Traceback" not in out
+    code, out = _simulate(tmp_path, path, "--core-slow-share", "1.5")
+    assert code == 2 and "between 0 and 1" in out
+
+
+def test_a_held_out_runs_core_mix_is_read_on_the_fits_scale() -> None:
+    from infermeter.run.fit import core_slow_share_of, fit_runs
+
+    # the twelfth H100: its fit's pinned fast level, and a rerun of c = 4 whose server core
+    # read fast nearly throughout while the fit's c = 8 read slow nearly throughout
+    results = Path(__file__).parents[2] / "docs/results/h100-tserve-nocudnn-g"
+    effect = fit_runs([results / "tserve-fit"]).quality.core_effect
+    assert effect is not None and effect.fast_us is not None
+    assert 400 < effect.fast_us < 700
+    fast = core_slow_share_of(results / "tserve-fit-again/points/02-c4", effect.fast_us)
+    slow = core_slow_share_of(results / "tserve-fit/points/03-c8", effect.fast_us)
+    assert fast is not None and slow is not None and fast < 0.2 < 0.8 < slow
+    # the tenth H100 sampled the unpinned probe only: no share
+    tenth = Path(__file__).parents[2] / "docs/results/h100-tserve-nocudnn-e"
+    assert core_slow_share_of(tenth / "tserve-held-rate/points/00-r1.238", 500.0) is None

@@ -80,6 +80,13 @@ def simulate(
         "--on-gpu",
         help="Carry the engine model to this catalogue GPU by the roofline (an extrapolation).",
     ),
+    core_slow_share: float | None = typer.Option(
+        None,
+        "--core-slow-share",
+        help="Simulate as if the server's core read slow this share of the time (0: fast "
+        "throughout, 1: slow throughout), for an engine model whose fit measured how its "
+        "steps follow that core (quality.core_effect).",
+    ),
     replicas: int = typer.Option(1, "--replicas", help="Copies of the engine behind a router."),
     replicas_per_gpu: int = flags.REPLICAS_PER_GPU,
     router: str = typer.Option(
@@ -127,8 +134,11 @@ def simulate(
         raise fail("--replicas must be at least 1")
     if replicas_per_gpu < 1:
         raise fail("--replicas-per-gpu must be at least 1")
+    if core_slow_share is not None and not 0 <= core_slow_share <= 1:
+        raise fail(f"--core-slow-share must be between 0 and 1, got {core_slow_share:g}")
     from infermeter.cli.bench import _percentiles
     from infermeter.cli.report import emit, write_html
+    from infermeter.errors import UsageError
     from infermeter.predict.simulate import Fleet
     from infermeter.run.predict import simulate_run
 
@@ -163,13 +173,17 @@ def simulate(
         url="http://predicted.invalid",
         **{k: v for k, v in given.items() if v is not None or k in ("concurrency", "rate")},
     )
-    run = simulate_run(
-        model,
-        engine_model,
-        config,
-        out=out,
-        fleet=Fleet(replicas, router_named(router), replicas_per_gpu),
-    )
+    try:
+        run = simulate_run(
+            model,
+            engine_model,
+            config,
+            out=out,
+            fleet=Fleet(replicas, router_named(router), replicas_per_gpu),
+            core_slow_share=core_slow_share,
+        )
+    except UsageError as exc:
+        raise fail(str(exc)) from None
     emit(run.results, "table" if output_format == "html" else output_format)
     if output_format == "html":
         write_html(run.path)

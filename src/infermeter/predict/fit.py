@@ -102,9 +102,11 @@ class ObservedRun:
     core_probe_us: float | None = None
     core_slow_share: float | None = None
     #: The probe pinned to the server's busiest thread's CPU, sample by sample: when (ms,
-    #: the run's clock) and whether it read slow (``SLOW_CORE`` × the run's fast level).
+    #: the run's clock) and whether it read slow (``SLOW_CORE`` × ``core_fast_us``, the
+    #: fast level pooled over all the fitted runs' pinned readings).
     core_ms: FloatArray | None = None
     core_slow: BoolArray | None = None
+    core_fast_us: float | None = None
 
     @property
     def kept_probe(self) -> bool:
@@ -523,12 +525,18 @@ def _core_state(run: ObservedRun, mid: FloatArray) -> IntArray:
 
 
 def core_effect(
-    ratio: FloatArray, batch: IntArray, core: IntArray, points: list[StepPoint]
+    ratio: FloatArray,
+    batch: IntArray,
+    core: IntArray,
+    points: list[StepPoint],
+    fast_us: float | None = None,
 ) -> CoreEffect | None:
     """At each table batch size, the median decode step while the server's core read slow
     over the median while it read fast, where both have :data:`MIN_CORE_GAPS`; None where no
     batch size has. ``ratio`` is each step over the table's time for its batch and context,
-    so a context that grew while the core was slow is not taken for the core."""
+    so a context that grew while the core was slow is not taken for the core. ``fast_us``:
+    the probe's fast level the slow readings were told by, kept so that another run's
+    readings can be told the same way."""
     ratios, batches = [], []
     for p in points:
         at = batch == p.batch
@@ -539,7 +547,12 @@ def core_effect(
     told = core >= 0
     if not ratios:
         return None
-    return CoreEffect(ratios=ratios, batches=batches, slow_share=float((core[told] == 1).mean()))
+    return CoreEffect(
+        ratios=ratios,
+        batches=batches,
+        slow_share=float((core[told] == 1).mean()),
+        fast_us=fast_us,
+    )
 
 
 @dataclass(frozen=True)
@@ -1025,7 +1038,8 @@ def fit_engine(
         ],
     )
     notes += speed_notes(speeds)
-    effect = core_effect(ratio, batch[decode], core[decode], points)
+    fast = next((r.core_fast_us for r in runs if r.core_fast_us is not None), None)
+    effect = core_effect(ratio, batch[decode], core[decode], points, fast)
     notes += host_notes(speeds, effect)
     t_end = np.concatenate([r.t_end - r.t_last for r in runs])
     gap_to_send = np.concatenate([r.t_send - r.t_sched for r in runs])

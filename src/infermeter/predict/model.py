@@ -132,6 +132,9 @@ class CoreEffect(_Frozen):
     batches: list[int] = Field(min_length=1)
     #: Share of the decode steps with a probe reading near them taken while it read slow.
     slow_share: float = Field(ge=0, le=1)
+    #: The pinned probe's fast level (µs) that told slow readings from fast: another run's
+    #: readings against it give that run's slow share on the same scale.
+    fast_us: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _paired(self) -> CoreEffect:
@@ -407,11 +410,15 @@ def host_notes(run_speeds: list[RunSpeed], effect: CoreEffect | None = None) -> 
         if round(100 * lo) == round(100 * hi)
         else f"{100 * lo:.0f}-{100 * hi:.0f} %"
     )
+    then = (
+        "the engine's steps hardly followed that core: its speed did not rest on it"
+        if effect is not None and abs(effect.median - 1) < CORE_BOUND
+        else "a host-bound engine's steps ran at the mix of speeds the runs met, and a later "
+        "load meets whatever speed its host then has"
+    )
     return [
         f"the host's cores changed speed while {len(slow)} of the {len(told)} fitted runs with "
-        f"a core probe were measured (slow in {share} of their readings){followed}: a "
-        "host-bound engine's steps ran at the mix of speeds the runs met, and a later load "
-        "meets whatever speed its host then has"
+        f"a core probe were measured (slow in {share} of their readings){followed}: {then}"
     ]
 
 
@@ -420,18 +427,25 @@ def host_notes(run_speeds: list[RunSpeed], effect: CoreEffect | None = None) -> 
 CORE_BOUND = 0.03
 
 
-def slow_core_factor(model: EngineModel) -> float | None:
-    """About how much longer every decode step would be were the server's core slow
-    throughout (the fit's :class:`CoreEffect`): the fitted steps mix the two speeds in the
-    share the runs met, so the table sits near ``1 + s·(R − 1)`` times the fast step and
-    an all-slow step at ``R`` times it. None where the effect is unknown or under
-    :data:`CORE_BOUND`."""
+def core_factor(model: EngineModel, share: float) -> float | None:
+    """How much longer every decode step would be were the server's core slow in
+    ``share`` of the time (0: fast throughout, 1: slow throughout) than in the runs the
+    model was fitted on (the fit's :class:`CoreEffect`): the fitted steps mix the two
+    speeds in the share ``m`` the runs met, so the table sits near ``1 + m·(R − 1)`` times
+    the fast step, and a load at ``share`` near ``1 + share·(R − 1)`` times it. None where
+    the fit measured no core effect."""
     effect = model.quality.core_effect
     if effect is None:
         return None
-    r, s = effect.median, effect.slow_share
-    factor = r / (1 + s * (r - 1))
-    return factor if factor - 1 >= CORE_BOUND else None
+    r, m = effect.median, effect.slow_share
+    return (1 + share * (r - 1)) / (1 + m * (r - 1))
+
+
+def slow_core_factor(model: EngineModel) -> float | None:
+    """:func:`core_factor` of a core slow throughout, where it lengthens the steps by
+    :data:`CORE_BOUND` or more; None where the effect is unknown or smaller."""
+    factor = core_factor(model, 1.0)
+    return factor if factor is not None and factor - 1 >= CORE_BOUND else None
 
 
 def run_spread(model: EngineModel) -> float | None:

@@ -300,9 +300,22 @@ def with_core_probe(
                 core_slow_share=float(slow.mean()),
                 core_ms=probe.ms if probe.pinned else None,
                 core_slow=slow if probe.pinned else None,
+                core_fast_us=fast[True] if probe.pinned else None,
             )
         )
     return out
+
+
+def core_slow_share_of(path: Path, fast_us: float) -> float | None:
+    """The share of a run's probe readings pinned to the server's core that read slow
+    against ``fast_us`` (a fit's :attr:`CoreEffect.fast_us`), over its requests' span: the
+    host's state a run met, on the scale the fit told its own by. None where the run
+    sampled no pinned probe."""
+    run = observed_run(path.name, path)
+    probe = _probe(run, read_telemetry(path / TELEMETRY_FILE))
+    if probe is None or not probe.pinned:
+        return None
+    return float(slow_readings(probe.us, fast_us).mean())
 
 
 def _cache_flattered(results: dict[str, Any] | None) -> bool:

@@ -22,6 +22,8 @@ from infermeter.errors import OutputError, UsageError
 from infermeter.load.arrivals import schedule
 from infermeter.predict.model import (
     EngineModel,
+    at_speed,
+    core_factor,
     host_notes,
     level_notes,
     self_check_notes,
@@ -399,10 +401,22 @@ def simulate_run(
     out: Path,
     fleet: Fleet = SOLO,
     servers: ServerHistory | None = None,
+    core_slow_share: float | None = None,
 ) -> Run:
     """Simulate ``config``'s load on ``fleet`` and write it as a run.
     ``servers``: the history of servers this load follows an earlier one on; left where
-    this load leaves it."""
+    this load leaves it. ``core_slow_share``: simulate as if the server's core read slow
+    this share of the time (:func:`core_factor`), not the share the fitted runs met."""
+    factor = None
+    if core_slow_share is not None:
+        factor = core_factor(model, core_slow_share)
+        if factor is None:
+            raise UsageError(
+                f"--core-slow-share: {model_path} holds no core effect (its fit saw no "
+                "steps while the server's core read slow and fast both, or an older "
+                "infermeter wrote it)"
+            )
+        model = at_speed(model, factor)
     plan = sim_plan(config, model)
     notes = extrapolations(model, plan)
     started = time.perf_counter()
@@ -447,6 +461,9 @@ def simulate_run(
     }
     if model.follows_slots:
         prediction["mean_passes"] = res.mean_passes
+    if core_slow_share is not None and factor is not None:
+        prediction["core_slow_share"] = core_slow_share
+        prediction["core_factor"] = factor
     meta = {
         "schema_version": RUN_SCHEMA_VERSION,
         "infermeter_version": __version__,

@@ -424,6 +424,11 @@ class Prediction(TypedDict):
     #: Where the host's cores changed speed while the fitted runs were measured
     #: (infermeter.predict.model.host_notes).
     host_speed: NotRequired[list[str]]
+    #: The share of the time the server's core was taken to read slow (simulate
+    #: --core-slow-share) and how much longer that made every decode step than the fit's
+    #: mix (infermeter.predict.model.core_factor); absent: the fit's own mix.
+    core_slow_share: NotRequired[float]
+    core_factor: NotRequired[float]
     fitted_on: list[str]
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]
