@@ -18,12 +18,12 @@ done
 echo "## h100 sparse"; P table --fit $R/h100/predict-fit --held $R/h100/predict-held-rate
 echo "## what-if h100-dense -> h200"; P table --fit $R/h100-dense/predict-fit --held $R/h200/llamacpp-f16-val --on-gpu h200
 echo "## replicas-16b"; P table --fit $R/h100-replicas-16b/fit --held $R/h100-replicas-16b/replicas-1
-for d in h100-tserve-b h100-tserve-c h100-tserve-d h100-tserve-e h200-tserve h100-tserve-nocudnn h100-tserve-nocudnn-b h100-tserve-nocudnn-c h100-tserve-nocudnn-d h100-tserve-nocudnn-e h100-tserve-nocudnn-f; do
+for d in h100-tserve-b h100-tserve-c h100-tserve-d h100-tserve-e h200-tserve h100-tserve-nocudnn h100-tserve-nocudnn-b h100-tserve-nocudnn-c h100-tserve-nocudnn-d h100-tserve-nocudnn-e h100-tserve-nocudnn-f h100-tserve-nocudnn-g; do
   echo "## $d"; P table --fit $R/$d/tserve-fit --held $R/$d/tserve-held-rate $R/$d/tserve-held-mix $R/$d/tserve-held-c
 done
 echo "## what-if h100-tserve-c -> h200"
 P table --fit $R/h100-tserve-c/tserve-fit --held $R/h200-tserve/tserve-held-rate $R/h200-tserve/tserve-held-mix $R/h200-tserve/tserve-held-c --on-gpu h200
-for d in cpu-llamacpp cpu-llamacpp-b cpu-llamacpp-c cpu-llamacpp-d cpu-llamacpp-e cpu-vllm cpu-vllm-b cpu-vllm-c cpu-tserve-b; do
+for d in cpu-llamacpp cpu-llamacpp-b cpu-llamacpp-c cpu-llamacpp-d cpu-llamacpp-e cpu-llamacpp-f cpu-vllm cpu-vllm-b cpu-vllm-c cpu-tserve-b; do
   echo "## $d"; P table --fit $R/$d/fit --held $R/$d/rate-30 $R/$d/rate-60 $R/$d/rate-90 $R/$d/c3 $R/$d/mix-c4
 done
 echo "## vllm-preempt"

@@ -66,7 +66,9 @@
 # (Session 1 ran an earlier version of this script as `stage1`: transformers eager and
 # llama.cpp f16 with the recipe's defaults; see git history.)
 # Every sweep directory lands in OUT/sweeps.tgz (OUT holds at most 8 files).
-# Knobs (env): OUT, CACHE, LIMIT (seconds for the stage), GPU.
+# Knobs (env): OUT, CACHE, LIMIT (seconds for the stage), GPU; CORE_MAP=1 times every
+# core before the stage and after it (bench/core_map.py: a slow core, a clock that follows
+# the host's load, a hidden sibling); TSERVE_CPUS, the CPUs transformers serve may run on.
 set -uo pipefail
 STAGE=${1:-build}
 T0=$(date +%s)
@@ -142,7 +144,8 @@ model() {  # SHAPE DTYPE DIR [flags] -> prints the maker's output
 
 tserve_up() {  # transformers serve (continuous batching) on the 7B bf16 folder, port 18085; its
   # info log says whether CUDA graphs and asynchronous batching are on (they set its steps)
-  ( cd /tmp && PYTHONPATH=${GILPATH:+$GILPATH:}/tmp/site-serve:$PYTHONPATH taskset -c "$HIGH" \
+  ( cd /tmp && PYTHONPATH=${GILPATH:+$GILPATH:}/tmp/site-serve:$PYTHONPATH \
+      taskset -c "${TSERVE_CPUS:-$HIGH}" \
       python3 -m transformers.cli.transformers serve "$M7-hf/hf" --port 18085 --device cuda \
       --dtype bfloat16 --continuous-batching --log-level info >> "$RES/tserve.log" 2>&1 ) &
   wait_up 18085 /health $!
@@ -222,6 +225,12 @@ print(' '.join(m for m in ('gguf', 'msgspec', 'orjson', 'pydantic', 'aiohttp', '
                if u.find_spec(m) is None))")
 if [ -n "$missing" ]; then log "missing Python packages: $missing (carry them in .whl)"; exit 1; fi
 M7=$CACHE/models/$S7
+core_map() {  # WHEN -> bench/core_map.py over every CPU into RES/core-map-WHEN.{txt,json}
+  [[ ${CORE_MAP:-0} == 1 ]] || return 0
+  timeout 60 python3 bench/core_map.py --json "$RES/core-map-$1.json" \
+    > "$RES/core-map-$1.txt" 2>&1; log "core map ($1): $(sed -n 2,7p "$RES/core-map-$1.txt")"
+}
+core_map before
 case "$STAGE" in
   prep)
     # the CUDA server and the 7B f16 GGUF only: kept in CACHE while the machine stays warm, so
@@ -552,4 +561,5 @@ case "$STAGE" in
     stop_servers
     ;;
 esac
+core_map after
 log "done"
