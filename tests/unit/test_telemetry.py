@@ -425,3 +425,44 @@ def test_the_recorder_samples_before_the_load_and_after_it(tmp_path) -> None:
     lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
     assert [x["n"] for x in lines] == [1, 2]
     assert lines[1]["t_ns"] - lines[0]["t_ns"] >= 50_000_000
+
+
+def test_host_cpu_shares_are_the_sampler_s_own_not_psutil_s_per_thread_state() -> None:
+    import os
+    import threading
+    import time
+    from collections import namedtuple
+
+    import pytest
+
+    from infermeter.telemetry.host import HostSampler, cpu_shares
+
+    Times = namedtuple("Times", "user nice system idle iowait irq softirq steal guest guest_nice")
+    a = Times(100, 0, 50, 800, 50, 0, 0, 0, 10, 0)
+    # +60 user (10 of it guest, already inside user), +20 system, +100 idle, +10 iowait,
+    # +10 steal: 200 s of CPU time, 90 of them busy (steal counts as busy, as psutil does)
+    b = Times(160, 0, 70, 900, 60, 0, 0, 10, 20, 0)
+    busy, steal = cpu_shares(a, b)
+    assert busy == pytest.approx(45.0) and steal == pytest.approx(5.0)
+    assert cpu_shares(a, a) == (0.0, 0.0)  # no time passed
+    Bare = namedtuple("Bare", "user system idle")
+    assert cpu_shares(Bare(1, 1, 8), Bare(3, 1, 14)) == (pytest.approx(25.0), None)
+
+    # started on one thread and sampled on another, as the recorder does: the first
+    # sample on the sampling thread covers the time since start, not nothing
+    sampler = HostSampler(client_pid=os.getpid())
+    assert sampler.start() is None
+    got: dict[str, float] = {}
+
+    def spin_then_sample() -> None:
+        end = time.perf_counter() + 0.4
+        while time.perf_counter() < end:
+            pass
+        got.update(sampler.sample())
+
+    t = threading.Thread(target=spin_then_sample)
+    t.start()
+    t.join()
+    sampler.close()
+    # this thread kept one core busy for all of it: at least 1 / cores of the host
+    assert got["cpu_percent"] >= 100 / (os.cpu_count() or 1) * 0.8, got

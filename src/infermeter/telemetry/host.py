@@ -47,6 +47,29 @@ def core_probe_us(turns: int = PROBE_TURNS, runs: int = PROBE_RUNS) -> float:
     return best
 
 
+def cpu_shares(before: Any, after: Any) -> tuple[float, float | None]:
+    """The host's busy and stolen share of CPU time (percent) between two
+    ``psutil.cpu_times()`` readings. Worked out here, not by psutil's ``cpu_percent`` with
+    no interval, because psutil keeps that call's last reading per thread: the sampler's
+    first sample on its own thread read 0 % busy, and its last, back on the starting
+    thread, the whole run's average. Guest time is already inside user time on Linux, so it
+    is left out of the total; steal is None where the platform has no such field."""
+
+    def total(t: Any) -> float:
+        return float(sum(t)) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+
+    span = total(after) - total(before)
+    if span <= 0:
+        return 0.0, (0.0 if hasattr(after, "steal") else None)
+    idle = (after.idle - before.idle) + (
+        getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0)
+    )
+    busy = min(max(100.0 * (span - idle) / span, 0.0), 100.0)
+    if not hasattr(after, "steal"):
+        return busy, None
+    return busy, min(max(100.0 * (after.steal - before.steal) / span, 0.0), 100.0)
+
+
 class PinLost(Exception):
     """The thread could not be let go of the CPU it was pinned to."""
 
@@ -118,6 +141,8 @@ class HostSampler:
         #: not be undone).
         self._pin = True
         self._n = 0
+        #: The host's CPU times at the last sample (``cpu_shares`` works from them).
+        self._cpu_times: Any = None
 
     def start(self) -> str | None:
         try:
@@ -125,8 +150,7 @@ class HostSampler:
         except ImportError:
             return "host telemetry off: psutil is not installed"
         self._psutil = psutil
-        psutil.cpu_percent(interval=None)  # the first reading only starts the interval
-        psutil.cpu_times_percent(interval=None)
+        self._cpu_times = psutil.cpu_times()
         self._me = psutil.Process(self.client_pid)
         self._me.cpu_percent(interval=None)
         if self.server_port is not None:
@@ -211,8 +235,11 @@ class HostSampler:
                     client_rss += rss
             except ps.Error:
                 self._procs.pop(child.pid, None)
+        now = ps.cpu_times()
+        busy, steal = cpu_shares(self._cpu_times, now)
+        self._cpu_times = now
         out: dict[str, Any] = {
-            "cpu_percent": ps.cpu_percent(interval=None),
+            "cpu_percent": busy,
             "cpu_count": ps.cpu_count(),
             "memory_used_bytes": mem.total - mem.available,
             "memory_total_bytes": mem.total,
@@ -220,7 +247,6 @@ class HostSampler:
             "client_rss_bytes": client_rss,
             "core_probe_us": core_probe_us(),
         }
-        steal = getattr(ps.cpu_times_percent(interval=None), "steal", None)
         if steal is not None:  # Linux only: the share of time a hypervisor ran someone else
             out["steal_percent"] = steal
         if servers:
