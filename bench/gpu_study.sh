@@ -227,7 +227,7 @@ if [ -n "$missing" ]; then log "missing Python packages: $missing (carry them in
 M7=$CACHE/models/$S7
 core_map() {  # WHEN -> bench/core_map.py over every CPU into RES/core-map-WHEN.{txt,json}
   [[ ${CORE_MAP:-0} == 1 ]] || return 0
-  timeout 60 python3 bench/core_map.py --json "$RES/core-map-$1.json" \
+  timeout 90 python3 bench/core_map.py --json "$RES/core-map-$1.json" \
     > "$RES/core-map-$1.txt" 2>&1; log "core map ($1): $(sed -n 2,7p "$RES/core-map-$1.txt")"
 }
 core_map before

@@ -207,6 +207,8 @@ def table(
             flag = bool(told.get("self_check"))
             if "core_slow_share" in told:
                 label += f" (core slow {100 * told['core_slow_share']:.0f} %)"
+            elif given_core:
+                label += " (no pinned probe: the fit's mix)"
             missed = any(abs(errors[name][-1]) > TARGETS[name] for name in ("TPOT p50", "E2E p50"))
             flagged.append((flag, missed))
             print(f"| {label}{' ⚑' if flag else ''} | " + " | ".join(cells) + " |")
@@ -576,7 +578,8 @@ def main() -> None:
         action="store_true",
         help="a second table: each held-out run simulated at the share of the time its own "
         "server core read slow (simulate --core-slow-share), which the host decided, not "
-        "the load: the model's error apart from the host's",
+        "the load: the model's error apart from the host's (a share of time, each step "
+        "by its batch size's own fast and slow measures)",
     )
     lv = sub.add_parser("live")
     lv.add_argument(
@@ -622,6 +625,9 @@ def main() -> None:
     rp.add_argument("--cache", default="")
     rp.add_argument("--work", default="/tmp/prediction-replicas")
     args = ap.parse_args()
+    if args.mode == "table" and args.given_core and args.on_gpu:
+        # the held-out runs' probe would be read against another machine's cores
+        sys.exit("--given-core: not with --on-gpu (the held-out runs ran on another host)")
     if args.mode == "committed":
         committed()
     elif args.mode == "table":
@@ -642,8 +648,10 @@ def main() -> None:
             table(args.title, model, path, held, fitted)
             if args.given_core:
                 effect = model.quality.core_effect
-                if effect is None or effect.fast_us is None:
+                if effect is None:
                     sys.exit("--given-core: the fit measured no core effect")
+                if effect.fast_us is None:
+                    sys.exit("--given-core: the fit predates the probe's fast level (fast_us)")
                 table(
                     f"{args.title}, each at the share of the time its own server core read "
                     f"slow (fit: {100 * effect.slow_share:.0f} %, slow steps "

@@ -381,7 +381,7 @@ def test_the_plan_table_says_what_a_slow_core_would_take(tmp_path: Path) -> None
     res = CliRunner().invoke(app, [*args, "--input-tokens", "200", "--output-tokens", "50"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    assert "if the server's core stayed slow (every step about 25.0 % slower" in text
+    assert "if the server's core stayed slow (steps about 25.0 % slower at the median" in text
     assert "replicas, one up to" in text.split("stayed slow")[1]
 
 
@@ -392,17 +392,46 @@ def _with_effect(model: EngineModel, effect: object) -> EngineModel:
 
 
 def test_a_core_mix_other_than_the_fits_scales_every_step() -> None:
-    from infermeter.predict.model import CoreEffect, core_factor, slow_core_factor
+    from infermeter.predict.model import (
+        CoreEffect,
+        at_core_share,
+        core_factor,
+        core_factors,
+        slow_core_factor,
+    )
 
     model = _fit(_sweep(1.0, "fit"))
-    assert core_factor(model, 0.5) is None  # no core effect measured
-    # slow steps 1.5× the fast, 40 % of the fit's slow: the table is 1.2× the fast step
-    effect = CoreEffect(ratios=[1.4, 1.5, 1.6], batches=[1, 2, 4], slow_share=0.4)
-    slow = _with_effect(model, effect)
-    assert core_factor(slow, 0.4) == pytest.approx(1.0)  # the fit's own mix
-    assert core_factor(slow, 0.0) == pytest.approx(1 / 1.2)  # fast throughout
-    assert core_factor(slow, 1.0) == pytest.approx(1.25) == slow_core_factor(slow)
-    assert core_factor(slow, 0.8) == pytest.approx(1.4 / 1.2)
+    assert core_factor(model, 0.5) is None and at_core_share(model, 0.5) is None
+    # steps at one sequence 0.8 of the table while the core read fast and 1.2 while slow;
+    # at 16 the core made no difference (the GPU's share of a step is largest there)
+    effect = CoreEffect(
+        ratios=[1.5, 1.1 / 0.9, 1.0],
+        batches=[1, 4, 16],
+        slow_share=0.5,
+        fast=[0.8, 0.9, 1.0],
+        slow=[1.2, 1.1, 1.0],
+    )
+    at = _with_effect(model, effect)
+    assert core_factors(at, 0.0) == ([1, 4, 16], pytest.approx([0.8, 0.9, 1.0]))
+    assert core_factors(at, 1.0) == ([1, 4, 16], pytest.approx([1.2, 1.1, 1.0]))
+    # half the time slow: more fast steps fit in the fast half, so less than the midpoint
+    (_, half) = core_factors(at, 0.5) or ([], [])
+    assert half[0] == pytest.approx(1 / (0.5 / 1.2 + 0.5 / 0.8)) and half[0] < 1.0
+    assert core_factor(at, 1.0) == pytest.approx(1.1) == slow_core_factor(at)
+    # each table entry by the factor at its batch size (2: a third of the way from 1 to 4)
+    slow = at_core_share(at, 1.0)
+    assert slow is not None
+    for p, q in zip(model.decode, slow.decode, strict=True):
+        want = float(np.interp(p.batch, [1, 4, 16], [1.2, 1.1, 1.0]))
+        assert q.step_ms == pytest.approx(p.step_ms * want)
+    assert slow.step_floor_ms == pytest.approx(model.step_floor_ms * 1.2)
+    # a model fitted before fast and slow were kept: from the ratio and the fit's share of
+    # slow steps, the table their mean (R 1.5, 40 % slow: the table 1.2× the fast step)
+    old = _with_effect(model, CoreEffect(ratios=[1.5], batches=[1], slow_share=0.4))
+    assert core_factor(old, 0.0) == pytest.approx(1 / 1.2)
+    assert core_factor(old, 1.0) == pytest.approx(1.25) == slow_core_factor(old)
+    with pytest.raises(ValueError):
+        CoreEffect(ratios=[1.5], batches=[1], slow_share=0.4, fast=[0.8, 0.9], slow=[1.2])
 
 
 def _simulate(tmp_path: Path, model_path: Path, *more: str) -> tuple[int, str]:
@@ -439,7 +468,8 @@ def test_simulate_runs_at_a_core_mix_asked_for(tmp_path: Path) -> None:
     assert slow["prediction"]["core_slow_share"] == 1.0
     assert slow["prediction"]["core_factor"] == pytest.approx(1.25)
     said = [w for w in slow["warnings"] if w.startswith("simulated as if the server's core")]
-    assert len(said) == 1 and "slow 100 % of the time: every decode step 1.250×" in said[0]
+    assert len(said) == 1 and "slow 100 % of the time: decode steps 1.250× the" in said[0]
+    assert slow["prediction"]["core_factors"] == [pytest.approx(1.25)] * 2
     tpot = [d["distributions"]["tpot_ms"]["p50"] for d in (base, slow)]
     # the decode steps 1.25× as long; TPOT holds a little prompt time as well
     assert 1.15 < tpot[1] / tpot[0] < 1.26

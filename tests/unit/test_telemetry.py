@@ -445,6 +445,9 @@ def test_host_cpu_shares_are_the_sampler_s_own_not_psutil_s_per_thread_state() -
     busy, steal = cpu_shares(a, b)
     assert busy == pytest.approx(45.0) and steal == pytest.approx(5.0)
     assert cpu_shares(a, a) == (0.0, 0.0)  # no time passed
+    # iowait stepping back (Linux does) is not taken for busy time
+    back = b._replace(iowait=40)
+    assert cpu_shares(a, back)[0] == pytest.approx(round(100 * 90 / 190, 1))
     Bare = namedtuple("Bare", "user system idle")
     assert cpu_shares(Bare(1, 1, 8), Bare(3, 1, 14)) == (pytest.approx(25.0), None)
 

@@ -253,7 +253,7 @@ def plan(
         raise fail("--gpus-per-replica must be at least 1")
     if replicas_per_gpu < 1:
         raise fail("--replicas-per-gpu must be at least 1")
-    from infermeter.predict.model import slow_core_factor
+    from infermeter.predict.model import at_core_share, slow_core_factor
     from infermeter.predict.simulate import Fleet
     from infermeter.report.predict import print_plan
     from infermeter.run.plan import (
@@ -316,9 +316,17 @@ def plan(
     if slower is not None:
         doc["at_runs_spread"] = slower
     factor = slow_core_factor(model)
-    if factor is not None:  # the steps follow a core that may stay slow: plan for that too
+    slow = at_core_share(model, 1.0)
+    if factor is not None and slow is not None:
+        # the steps follow a core that may stay slow: plan for that too
         doc["at_slow_core"] = plan_slower(
-            model, config, terms, factor - 1, fleet=fleet, gpus_per_replica=gpus_per_replica
+            model,
+            config,
+            terms,
+            factor - 1,
+            fleet=fleet,
+            gpus_per_replica=gpus_per_replica,
+            slowed=slow,
         )
     if output_format == "json":
         typer.echo(json.dumps(doc, indent=2))

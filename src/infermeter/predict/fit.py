@@ -537,21 +537,26 @@ def core_effect(
     so a context that grew while the core was slow is not taken for the core. ``fast_us``:
     the probe's fast level the slow readings were told by, kept so that another run's
     readings can be told the same way."""
-    ratios, batches = [], []
+    fasts: list[float] = []
+    slows: list[float] = []
+    batches: list[int] = []
     for p in points:
         at = batch == p.batch
         fast, slow = ratio[at & (core == 0)], ratio[at & (core == 1)]
         if fast.size >= MIN_CORE_GAPS and slow.size >= MIN_CORE_GAPS:
-            ratios.append(float(np.median(slow) / np.median(fast)))
+            fasts.append(float(np.median(fast)))
+            slows.append(float(np.median(slow)))
             batches.append(p.batch)
     told = core >= 0
-    if not ratios:
+    if not batches:
         return None
     return CoreEffect(
-        ratios=ratios,
+        ratios=[s / f for f, s in zip(fasts, slows, strict=True)],
         batches=batches,
         slow_share=float((core[told] == 1).mean()),
         fast_us=fast_us,
+        fast=fasts,
+        slow=slows,
     )
 
 

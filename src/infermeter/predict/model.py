@@ -135,10 +135,18 @@ class CoreEffect(_Frozen):
     #: The pinned probe's fast level (µs) that told slow readings from fast: another run's
     #: readings against it give that run's slow share on the same scale.
     fast_us: float | None = Field(default=None, gt=0)
+    #: At each of ``batches``: the median step while the core read fast, and while it read
+    #: slow, each over the table's time for its batch and context (so ``ratios`` is their
+    #: quotient); absent in models fitted before they were kept.
+    fast: list[Annotated[float, Field(gt=0)]] | None = None
+    slow: list[Annotated[float, Field(gt=0)]] | None = None
 
     @model_validator(mode="after")
     def _paired(self) -> CoreEffect:
-        if len(self.ratios) != len(self.batches):
+        n = len(self.batches)
+        if len(self.ratios) != n or any(
+            x is not None and len(x) != n for x in (self.fast, self.slow)
+        ):
             raise ValueError("core_effect: one ratio per batch size")
         return self
 
@@ -412,7 +420,7 @@ def host_notes(run_speeds: list[RunSpeed], effect: CoreEffect | None = None) -> 
     )
     then = (
         "the engine's steps hardly followed that core: its speed did not rest on it"
-        if effect is not None and abs(effect.median - 1) < CORE_BOUND
+        if effect is not None and effect.median - 1 < CORE_BOUND
         else "a host-bound engine's steps ran at the mix of speeds the runs met, and a later "
         "load meets whatever speed its host then has"
     )
@@ -427,18 +435,57 @@ def host_notes(run_speeds: list[RunSpeed], effect: CoreEffect | None = None) -> 
 CORE_BOUND = 0.03
 
 
-def core_factor(model: EngineModel, share: float) -> float | None:
-    """How much longer every decode step would be were the server's core slow in
-    ``share`` of the time (0: fast throughout, 1: slow throughout) than in the runs the
-    model was fitted on (the fit's :class:`CoreEffect`): the fitted steps mix the two
-    speeds in the share ``m`` the runs met, so the table sits near ``1 + m·(R − 1)`` times
-    the fast step, and a load at ``share`` near ``1 + share·(R − 1)`` times it. None where
-    the fit measured no core effect."""
+def core_factors(model: EngineModel, share: float) -> tuple[list[int], list[float]] | None:
+    """At each batch size of the fit's :class:`CoreEffect`, how much longer a decode step
+    would be than the table's were the server's core slow ``share`` of the time (0: fast
+    throughout, 1: slow throughout). A step while the core reads fast takes ``f`` times the
+    table's and one while it reads slow ``s`` times (measured at that batch size), so over a
+    stretch of time slow in ``share`` of it the mean step is ``1 / (share/s + (1 −
+    share)/f)``: more fast steps fit in the fast time. Models fitted before ``f`` and ``s``
+    were kept take them from the ratio and the fit's share of slow steps ``m``, the table as
+    their mean (``f = 1 / (1 + m(R − 1))``). None where the fit measured no core effect."""
     effect = model.quality.core_effect
     if effect is None:
         return None
-    r, m = effect.median, effect.slow_share
-    return (1 + share * (r - 1)) / (1 + m * (r - 1))
+    if effect.fast is not None and effect.slow is not None:
+        pairs = list(zip(effect.fast, effect.slow, strict=True))
+    else:
+        m = effect.slow_share
+        pairs = [(1 / (1 + m * (r - 1)), r / (1 + m * (r - 1))) for r in effect.ratios]
+    factors = [1 / (share / slow + (1 - share) / fast) for fast, slow in pairs]
+    return list(effect.batches), factors
+
+
+def core_factor(model: EngineModel, share: float) -> float | None:
+    """:func:`core_factors`' median over the batch sizes: one figure to say it by."""
+    found = core_factors(model, share)
+    return None if found is None else float(statistics.median(found[1]))
+
+
+def at_core_share(model: EngineModel, share: float) -> EngineModel | None:
+    """``model`` as if the server's core read slow ``share`` of the time (:func:`core_factors`):
+    each decode table entry times the factor at its batch size (interpolated between those
+    measured, the nearest beyond them), the step with no decode and a pass beyond a step's
+    first at the smallest batch's, the context's share at the median. None where the fit
+    measured no core effect."""
+    found = core_factors(model, share)
+    if found is None:
+        return None
+    batches, factors = found
+
+    def at(batch: float) -> float:
+        return float(np.interp(batch, batches, factors))
+
+    return model.model_copy(
+        update={
+            "decode": [
+                p.model_copy(update={"step_ms": p.step_ms * at(p.batch)}) for p in model.decode
+            ],
+            "step_floor_ms": model.step_floor_ms * factors[0],
+            "ubatch_ms": model.ubatch_ms * factors[0],
+            "ctx_ms_per_token": model.ctx_ms_per_token * float(statistics.median(factors)),
+        }
+    )
 
 
 def slow_core_factor(model: EngineModel) -> float | None:

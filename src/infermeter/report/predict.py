@@ -312,9 +312,10 @@ def print_plan(console: Console, d: PlanDoc) -> None:
     slow_core = d.get("at_slow_core")
     if slow_core is not None:
         console.print(
-            f"[yellow]if the server's core stayed slow[/] (every step about "
-            f"{100 * slow_core['spread']:.1f} % slower, from the fit's steps against its core; "
-            f"note below): {_slower(slow_core)}"
+            f"[yellow]if the server's core stayed slow[/] (steps about "
+            f"{100 * slow_core['spread']:.1f} % slower at the median batch size, each size by "
+            f"its own measure of the fit's steps against its core; note below): "
+            f"{_slower(slow_core)}"
         )
     for note in d["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")

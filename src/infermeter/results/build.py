@@ -134,11 +134,13 @@ def prediction_warnings(p: Prediction) -> list[str]:
     out += [f"two step levels: {x}" for x in p.get("step_levels") or ()]
     out += [f"runs disagree: {x}" for x in p.get("speed_spread") or ()]
     out += [f"fitted on a changing host: {x}" for x in p.get("host_speed") or ()]
-    share, factor = p.get("core_slow_share"), p.get("core_factor")
-    if share is not None and factor is not None:
+    share, factors = p.get("core_slow_share"), p.get("core_factors")
+    if share is not None and factors:
+        lo, hi = min(factors), max(factors)
+        by = f"{lo:.3f}×" if round(lo, 3) == round(hi, 3) else f"{lo:.3f}-{hi:.3f}×"
         out.append(
             f"simulated as if the server's core read slow {100 * share:.0f} % of the time: "
-            f"every decode step {factor:.3f}× the fitted one (the fit's runs met another mix)"
+            f"decode steps {by} the fitted table's, by batch size"
         )
     if p["unstable"]:
         out.append(f"unstable: {p['unstable']}")

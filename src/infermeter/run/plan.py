@@ -283,13 +283,15 @@ def plan_slower(
     *,
     fleet: Fleet = SOLO,
     gpus_per_replica: int = 1,
+    slowed: EngineModel | None = None,
 ) -> SlowerDoc:
-    """The plan with every decode step ``1 + spread`` times as long, or why none holds: a
-    bound where the fitted runs disagree on speed (:func:`plan_at_spread`) or the steps
-    follow a core that may stay slow (``slow_core_factor``)."""
+    """The plan with every decode step ``1 + spread`` times as long, or on ``slowed`` where
+    given (``spread`` then says by how much, in one figure), or why none holds: a bound where
+    the fitted runs disagree on speed (:func:`plan_at_spread`) or the steps follow a core
+    that may stay slow (``at_core_share``)."""
     try:
         slower = plan_capacity(
-            at_speed(model, 1 + spread),
+            slowed if slowed is not None else at_speed(model, 1 + spread),
             config,
             terms,
             fleet=fleet,

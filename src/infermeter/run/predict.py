@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import statistics
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from infermeter._version import __version__
 from infermeter.config import BenchConfig
 from infermeter.errors import OutputError, UsageError
 from infermeter.load.arrivals import schedule
+from infermeter.predict.fit import MIN_CORE_GAPS
 from infermeter.predict.model import (
     EngineModel,
-    at_speed,
-    core_factor,
+    at_core_share,
+    core_factors,
     host_notes,
     level_notes,
     self_check_notes,
@@ -407,16 +409,20 @@ def simulate_run(
     ``servers``: the history of servers this load follows an earlier one on; left where
     this load leaves it. ``core_slow_share``: simulate as if the server's core read slow
     this share of the time (:func:`core_factor`), not the share the fitted runs met."""
-    factor = None
+    factors = None
     if core_slow_share is not None:
-        factor = core_factor(model, core_slow_share)
-        if factor is None:
+        if not 0 <= core_slow_share <= 1:
+            raise UsageError(f"--core-slow-share must be between 0 and 1, got {core_slow_share:g}")
+        at_share = at_core_share(model, core_slow_share)
+        factors = core_factors(model, core_slow_share)
+        if at_share is None or factors is None:
             raise UsageError(
-                f"--core-slow-share: {model_path} holds no core effect (its fit saw no "
-                "steps while the server's core read slow and fast both, or an older "
-                "infermeter wrote it)"
+                f"--core-slow-share: {model_path} holds no core effect: its fit sampled no "
+                "probe pinned to a local server's core, or had fewer than "
+                f"{MIN_CORE_GAPS} decode steps each way (core slow, core fast) at every "
+                "batch size, or an older infermeter wrote it"
             )
-        model = at_speed(model, factor)
+        model = at_share
     plan = sim_plan(config, model)
     notes = extrapolations(model, plan)
     started = time.perf_counter()
@@ -461,9 +467,10 @@ def simulate_run(
     }
     if model.follows_slots:
         prediction["mean_passes"] = res.mean_passes
-    if core_slow_share is not None and factor is not None:
+    if core_slow_share is not None and factors is not None:
         prediction["core_slow_share"] = core_slow_share
-        prediction["core_factor"] = factor
+        prediction["core_factor"] = float(statistics.median(factors[1]))
+        prediction["core_factors"] = [min(factors[1]), max(factors[1])]
     meta = {
         "schema_version": RUN_SCHEMA_VERSION,
         "infermeter_version": __version__,

@@ -425,10 +425,12 @@ class Prediction(TypedDict):
     #: (infermeter.predict.model.host_notes).
     host_speed: NotRequired[list[str]]
     #: The share of the time the server's core was taken to read slow (simulate
-    #: --core-slow-share) and how much longer that made every decode step than the fit's
-    #: mix (infermeter.predict.model.core_factor); absent: the fit's own mix.
+    #: --core-slow-share) and how much longer that made the decode steps than the table's:
+    #: the median over the batch sizes the fit measured it at, and the least and most
+    #: (infermeter.predict.model.core_factors); absent: the table as fitted.
     core_slow_share: NotRequired[float]
     core_factor: NotRequired[float]
+    core_factors: NotRequired[list[float]]
     fitted_on: list[str]
     #: Per replica: decoding sequences per step (time-weighted), share of time busy.
     mean_batch: list[float]

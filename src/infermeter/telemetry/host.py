@@ -48,26 +48,24 @@ def core_probe_us(turns: int = PROBE_TURNS, runs: int = PROBE_RUNS) -> float:
 
 
 def cpu_shares(before: Any, after: Any) -> tuple[float, float | None]:
-    """The host's busy and stolen share of CPU time (percent) between two
+    """The host's busy and stolen share of CPU time (percent, to 0.1) between two
     ``psutil.cpu_times()`` readings. Worked out here, not by psutil's ``cpu_percent`` with
     no interval, because psutil keeps that call's last reading per thread: the sampler's
     first sample on its own thread read 0 % busy, and its last, back on the starting
-    thread, the whole run's average. Guest time is already inside user time on Linux, so it
-    is left out of the total; steal is None where the platform has no such field."""
-
-    def total(t: Any) -> float:
-        return float(sum(t)) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
-
-    span = total(after) - total(before)
+    thread, the whole run's average. As psutil does: each field's growth held at 0 or more
+    (Linux's idle and iowait can step back), guest time left out of the total (it is inside
+    user time already), iowait counted idle, steal busy; steal None where the platform has
+    no such field."""
+    grew = {name: max(getattr(after, name) - getattr(before, name), 0.0) for name in after._fields}
+    span = sum(grew.values()) - grew.get("guest", 0.0) - grew.get("guest_nice", 0.0)
+    steal: float | None = None
     if span <= 0:
-        return 0.0, (0.0 if hasattr(after, "steal") else None)
-    idle = (after.idle - before.idle) + (
-        getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0)
-    )
-    busy = min(max(100.0 * (span - idle) / span, 0.0), 100.0)
-    if not hasattr(after, "steal"):
-        return busy, None
-    return busy, min(max(100.0 * (after.steal - before.steal) / span, 0.0), 100.0)
+        return 0.0, (0.0 if "steal" in grew else None)
+    idle = grew["idle"] + grew.get("iowait", 0.0)
+    busy = round(min(max(100.0 * (span - idle) / span, 0.0), 100.0), 1)
+    if "steal" in grew:
+        steal = round(min(100.0 * grew["steal"] / span, 100.0), 1)
+    return busy, steal
 
 
 class PinLost(Exception):
