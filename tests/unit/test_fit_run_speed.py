@@ -497,3 +497,24 @@ def test_a_held_out_runs_core_mix_is_read_on_the_fits_scale() -> None:
     # the tenth H100 sampled the unpinned probe only: no share
     tenth = Path(__file__).parents[2] / "docs/results/h100-tserve-nocudnn-e"
     assert core_slow_share_of(tenth / "tserve-held-rate/points/00-r1.238", 500.0) is None
+
+
+def test_a_core_share_on_carried_hardware_says_whose_core_effect_it_is() -> None:
+    from typing import cast
+
+    from infermeter.results.build import prediction_warnings
+    from infermeter.schema.results import Prediction
+
+    base = {
+        "engine_model": "m.json",
+        "extrapolated": None,
+        "extrapolations": [],
+        "unstable": None,
+        "core_slow_share": 0.5,
+        "core_factors": [0.8, 1.07],
+    }
+    (said,) = [w for w in prediction_warnings(cast(Prediction, base)) if "core read" in w]
+    assert said.endswith("decode steps 0.800-1.070× the fitted table's, by batch size")
+    carried = {**base, "extrapolated": "h100-sxm -> h200 by the roofline"}
+    (said,) = [w for w in prediction_warnings(cast(Prediction, carried)) if "core read" in w]
+    assert said.endswith("(the core effect measured on the fitted host, not the one carried to)")

@@ -141,6 +141,11 @@ def prediction_warnings(p: Prediction) -> list[str]:
         out.append(
             f"simulated as if the server's core read slow {100 * share:.0f} % of the time: "
             f"decode steps {by} the fitted table's, by batch size"
+            + (
+                " (the core effect measured on the fitted host, not the one carried to)"
+                if p["extrapolated"]
+                else ""
+            )
         )
     if p["unstable"]:
         out.append(f"unstable: {p['unstable']}")

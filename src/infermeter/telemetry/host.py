@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 
 #: Set in the environment of every server process infermeter starts; its children inherit it.
 ENGINE_ROLE_ENV = "INFERMETER_ROLE"
@@ -47,7 +47,15 @@ def core_probe_us(turns: int = PROBE_TURNS, runs: int = PROBE_RUNS) -> float:
     return best
 
 
-def cpu_shares(before: Any, after: Any) -> tuple[float, float | None]:
+class CpuTimes(Protocol):
+    """What :func:`cpu_shares` reads of ``psutil.cpu_times()``: named seconds per state
+    (a named tuple whose fields the platform decides; ``idle`` is always there)."""
+
+    _fields: tuple[str, ...]
+    idle: float
+
+
+def cpu_shares(before: CpuTimes, after: CpuTimes) -> tuple[float, float | None]:
     """The host's busy and stolen share of CPU time (percent, to 0.1) between two
     ``psutil.cpu_times()`` readings. Worked out here, not by psutil's ``cpu_percent`` with
     no interval, because psutil keeps that call's last reading per thread: the sampler's
@@ -140,7 +148,7 @@ class HostSampler:
         self._pin = True
         self._n = 0
         #: The host's CPU times at the last sample (``cpu_shares`` works from them).
-        self._cpu_times: Any = None
+        self._cpu_times: CpuTimes | None = None
 
     def start(self) -> str | None:
         try:
@@ -234,7 +242,7 @@ class HostSampler:
             except ps.Error:
                 self._procs.pop(child.pid, None)
         now = ps.cpu_times()
-        busy, steal = cpu_shares(self._cpu_times, now)
+        busy, steal = cpu_shares(self._cpu_times or now, now)
         self._cpu_times = now
         out: dict[str, Any] = {
             "cpu_percent": busy,
