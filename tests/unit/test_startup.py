@@ -61,3 +61,31 @@ def test_an_ignored_sigint_stays_ignored() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_a_ctrl_c_caught_inside_generated_code_still_exits_130(tmp_path: object) -> None:
+    # A Ctrl-C that lands while a dataclass builds its methods (an exec of a string, as
+    # the command's modules import) is caught and told by run_guarded, but CPython marks
+    # it unhandled, and under `python -m` the process would then end by SIGINT (-2) rather
+    # than with the command's 130. Landed there on purpose, as a module run with -m:
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    (root / "ctrl_c_in_exec.py").write_text(
+        "import infermeter.cli as cli\n"
+        "def guarded(app):\n"
+        "    try:\n"
+        "        exec('raise KeyboardInterrupt')\n"
+        "    except KeyboardInterrupt:\n"
+        "        return 130\n"
+        "cli.run_guarded = guarded\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ctrl_c_in_exec"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        preexec_fn=_sigint_default,
+    )
+    assert done.returncode == 130, done.stderr

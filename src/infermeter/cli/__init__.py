@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from infermeter._startup import EXIT_INTERRUPTED
 from infermeter.cli import (
     analyze,
     bench,
@@ -20,7 +21,7 @@ from infermeter.cli import (
     report,
     sweep,
 )
-from infermeter.cli.common import Command, Group, run_guarded
+from infermeter.cli.common import EXIT_TERMINATED, Command, Group, run_guarded
 
 app = typer.Typer(
     name="infermeter",
@@ -59,4 +60,12 @@ def _root(
 
 
 def main() -> None:
-    sys.exit(run_guarded(app))
+    code = run_guarded(app)
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        # CPython marks a KeyboardInterrupt that escapes code run from a string (dataclasses
+        # and namedtuples build their methods so while the command's modules import) as
+        # unhandled even where run_guarded caught it further out, and `python -m` then ends
+        # the process by SIGINT (status -2) instead of with this code: running a string
+        # again clears the mark.
+        exec("None")
+    sys.exit(code)
