@@ -435,19 +435,16 @@ def test_a_core_mix_other_than_the_fits_scales_every_step() -> None:
 
 
 def _simulate(tmp_path: Path, model_path: Path, *more: str) -> tuple[int, str]:
-    from typer.testing import CliRunner
+    """The command as a user runs it (its errors are one line through the command's own
+    guard): the exit code, and what it printed (stdout and stderr)."""
+    from conftest import run_cli
 
-    from infermeter.cli import app
-
-    res = CliRunner().invoke(
-        app,
-        [
-            "simulate", "-e", str(model_path), "-c", "2", "-n", "30", "--input-tokens", "200",
-            "--output-tokens", "50", "-o", str(tmp_path / f"run{len(more)}"), "--format",
-            "json", *more,
-        ],
+    res = run_cli(
+        "simulate", "-e", str(model_path), "-c", "2", "-n", "30", "--input-tokens", "200",
+        "--output-tokens", "50", "-o", str(tmp_path / f"run{len(more)}"), "--format", "json",
+        *more,
     )  # fmt: skip
-    return res.exit_code, res.output
+    return res.returncode, res.stdout + res.stderr
 
 
 def test_simulate_runs_at_a_core_mix_asked_for(tmp_path: Path) -> None:

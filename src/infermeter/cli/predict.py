@@ -134,11 +134,8 @@ def simulate(
         raise fail("--replicas must be at least 1")
     if replicas_per_gpu < 1:
         raise fail("--replicas-per-gpu must be at least 1")
-    if core_slow_share is not None and not 0 <= core_slow_share <= 1:
-        raise fail(f"--core-slow-share must be between 0 and 1, got {core_slow_share:g}")
     from infermeter.cli.bench import _percentiles
     from infermeter.cli.report import emit, write_html
-    from infermeter.errors import UsageError
     from infermeter.predict.simulate import Fleet
     from infermeter.run.predict import simulate_run
 
@@ -173,17 +170,16 @@ def simulate(
         url="http://predicted.invalid",
         **{k: v for k, v in given.items() if v is not None or k in ("concurrency", "rate")},
     )
-    try:
-        run = simulate_run(
-            model,
-            engine_model,
-            config,
-            out=out,
-            fleet=Fleet(replicas, router_named(router), replicas_per_gpu),
-            core_slow_share=core_slow_share,
-        )
-    except UsageError as exc:
-        raise fail(str(exc)) from None
+    # an impossible share or a model without a core effect: simulate_run's UsageError,
+    # one line and exit 2 as every command's
+    run = simulate_run(
+        model,
+        engine_model,
+        config,
+        out=out,
+        fleet=Fleet(replicas, router_named(router), replicas_per_gpu),
+        core_slow_share=core_slow_share,
+    )
     emit(run.results, "table" if output_format == "html" else output_format)
     if output_format == "html":
         write_html(run.path)

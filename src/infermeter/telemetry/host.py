@@ -80,12 +80,12 @@ class PinLost(Exception):
     """The thread could not be let go of the CPU it was pinned to."""
 
 
-def pinned_probe_us(cpu: int) -> float | None:
-    """:func:`core_probe_us` on one CPU (the calling thread pinned to it, then let go), run
-    once: the speed of the core a server's busiest thread runs on, which another core's need
-    not share (a neighbour on the same physical core slows one, not all). Once, not the best
-    of several, because it takes that time from the server's own core. None where the thread
-    cannot be pinned there; :class:`PinLost` where it cannot be let go."""
+def pinned_probe_us(cpu: int, runs: int = 1) -> float | None:
+    """:func:`core_probe_us` on one CPU (the calling thread pinned to it, then let go): the
+    speed of the core a server's busiest thread runs on, which another core's need not share
+    (a neighbour on the same physical core slows one, not all). Once by default, not the
+    best of several, because it takes that time from the server's own core. None where the
+    thread cannot be pinned there; :class:`PinLost` where it cannot be let go."""
     if not hasattr(os, "sched_setaffinity"):
         return None
     try:
@@ -94,7 +94,7 @@ def pinned_probe_us(cpu: int) -> float | None:
     except (OSError, ValueError):
         return None
     try:
-        return core_probe_us(runs=1)
+        return core_probe_us(runs=runs)
     finally:
         try:
             os.sched_setaffinity(0, was)
