@@ -38,6 +38,12 @@ The what-if checked: fitted on one GPU, carried to another by the roofline (``si
     python bench/prediction.py table --fit docs/results/h100-dense/predict-fit \
         --held docs/results/h200/llamacpp-f16-val --on-gpu h200
 
+``table --given-speed`` adds a second table: each held-out run simulated with its decode
+steps at the speed they ran at against the fit's sweep, at the batch sizes both measured
+(read off the run, so not a prediction: what is left is the model's error, the host's
+drift between runs taken out). ``--given-core`` likewise, at the share of the time the
+run's own server core read slow.
+
 Prints Markdown tables: per held-out run the measured figure, the predicted one and the
 error ((predicted - measured) / measured), then the median absolute error per metric. Each
 held-out run is simulated after the runs that went before it on its server, the fitted ones
@@ -61,7 +67,14 @@ from pathlib import Path
 
 from infermeter.api import load_run
 from infermeter.engines.process import ServerProcess
-from infermeter.predict.model import EngineModel, host_notes, speed_notes
+from infermeter.errors import UsageError
+from infermeter.predict.model import (
+    EngineModel,
+    at_speed,
+    host_notes,
+    speed_against,
+    speed_notes,
+)
 from infermeter.records.rundir import (
     RUN_FILE,
     TELEMETRY_FILE,
@@ -118,12 +131,16 @@ def predict_like(
     work: Path,
     servers: ServerHistory,
     given_core: bool = False,
+    speed: float | None = None,
 ) -> dict:
     """Simulate the load a measured run was driven with (same flags, same seed), on a server
     with the history ``servers`` holds (the loads simulated before on it). ``given_core``:
     at the share of the time the run's own server core read slow (against the fit's fast
     level), where the run and the fit both have it; that reads the run's host, so it is not
-    a prediction but tells the model's error apart from the host's."""
+    a prediction but tells the model's error apart from the host's. ``speed``: every decode
+    step that many times the table's (:func:`own_speed`), likewise read off the run."""
+    if speed is not None:
+        model = at_speed(model, speed)
     config = replay_config(read_run_meta(measured / RUN_FILE))
     effect = model.quality.core_effect
     share = (
@@ -145,6 +162,7 @@ def predicted_in_order(
     work: Path,
     before: list[Path] | None = None,
     given_core: bool = False,
+    speeds: dict[Path, float] | None = None,
 ) -> list[dict]:
     """Each held-out run simulated after the ones that ran before it on its server (its
     slots as they left them), as they ran; the results in the order given. ``before``: the
@@ -162,8 +180,9 @@ def predicted_in_order(
     for k in sorted(range(len(runs)), key=lambda k: starts[k]):
         if k >= first or keys[k] in held_keys:
             out[k] = predict_like(
-                model, model_path, runs[k], work / f"{k:03d}", histories[keys[k]], given_core
-            )
+                model, model_path, runs[k], work / f"{k:03d}", histories[keys[k]], given_core,
+                (speeds or {}).get(runs[k]),
+            )  # fmt: skip
     return [out[k] for k in range(first, len(runs))]
 
 
@@ -174,6 +193,7 @@ def table(
     held_out: list[Path],
     fitted: list[Path] | None = None,
     given_core: bool = False,
+    speeds: dict[Path, float] | None = None,
 ) -> dict:
     errors: dict[str, list[float]] = {m: [] for m, _ in METRICS}
     within: dict[str, list[bool]] = {m: [] for m, _ in METRICS}
@@ -184,7 +204,9 @@ def table(
     print("| run | " + " | ".join(m for m, _ in METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
     with tempfile.TemporaryDirectory() as tmp:
-        predictions = predicted_in_order(model, model_path, held_out, Path(tmp), fitted, given_core)
+        predictions = predicted_in_order(
+            model, model_path, held_out, Path(tmp), fitted, given_core, speeds
+        )
         for path, predicted in zip(held_out, predictions, strict=True):
             measured = json.loads((path / "results.json").read_text())
             recomputed = dict(load_run(path).results)
@@ -209,6 +231,13 @@ def table(
                 label += f" (core slow {100 * told['core_slow_share']:.0f} %)"
             elif given_core:
                 label += " (no pinned probe: the fit's mix)"
+            if speeds is not None:
+                told_speed = speeds.get(path)
+                label += (
+                    f" (steps {told_speed:.3f}×)"
+                    if told_speed is not None
+                    else " (speed not told: too few steps at the fit's sizes; as predicted)"
+                )
             missed = any(abs(errors[name][-1]) > TARGETS[name] for name in ("TPOT p50", "E2E p50"))
             flagged.append((flag, missed))
             print(f"| {label}{' ⚑' if flag else ''} | " + " | ".join(cells) + " |")
@@ -238,6 +267,15 @@ def table(
     for note in speed_notes(q.run_speeds) + host_notes(q.run_speeds, q.core_effect):
         print(f"\nthe fit: {note}.")
     return errors
+
+
+def own_speed(run: Path, fitted: EngineModel) -> float | None:
+    """:func:`speed_against` for a held-out run: its decode steps against the fitted runs',
+    read off a fit of it alone (None where that fit finds no step to read)."""
+    try:
+        return speed_against(fit_runs([run]), fitted)
+    except UsageError:
+        return None
 
 
 def committed() -> None:
@@ -581,6 +619,14 @@ def main() -> None:
         "the load: the model's error apart from the host's (a share of time, each step "
         "by its batch size's own fast and slow measures)",
     )
+    tb.add_argument(
+        "--given-speed",
+        action="store_true",
+        help="a second table: each held-out run simulated with its decode steps at the "
+        "speed they ran at against the fitted runs' (read off a fit of both): not a "
+        "prediction, the host's drift between runs taken out, so what is left is the "
+        "model's",
+    )
     lv = sub.add_parser("live")
     lv.add_argument(
         "--engine", choices=("llama.cpp", "vllm", "transformers-serve"), default="llama.cpp"
@@ -628,6 +674,8 @@ def main() -> None:
     if args.mode == "table" and args.given_core and args.on_gpu:
         # the held-out runs' probe would be read against another machine's cores
         sys.exit("--given-core: not with --on-gpu (the held-out runs ran on another host)")
+    if args.mode == "table" and args.given_speed and args.on_gpu:
+        sys.exit("--given-speed: not with --on-gpu (the held-out runs ran on another GPU)")
     if args.mode == "committed":
         committed()
     elif args.mode == "table":
@@ -636,7 +684,6 @@ def main() -> None:
             path = Path(tmp) / "engine.json"
             model = fit_runs(args.fit, max_seqs=args.max_seqs)
             if args.on_gpu:
-                from infermeter.errors import UsageError
                 from infermeter.predict.hardware import carry_to
 
                 try:
@@ -658,6 +705,16 @@ def main() -> None:
                     f"{effect.median:.2f}× fast): not a prediction, the host's state read "
                     "off the run",
                     model, path, held, fitted, given_core=True,
+                )  # fmt: skip
+            if args.given_speed:
+                speeds = {
+                    h: f for h in held if (f := own_speed(h, model)) is not None
+                }  # fmt: skip
+                table(
+                    f"{args.title}, each with its decode steps at its own speed against the "
+                    "fitted runs' (read off the run): not a prediction, the host's drift "
+                    "between runs taken out",
+                    model, path, held, fitted, speeds=speeds,
                 )  # fmt: skip
     elif args.mode == "replicas":
         replicas(args)

@@ -515,3 +515,19 @@ def test_a_core_share_on_carried_hardware_says_whose_core_effect_it_is() -> None
     carried = {**base, "extrapolated": "h100-sxm -> h200 by the roofline"}
     (said,) = [w for w in prediction_warnings(cast(Prediction, carried)) if "core read" in w]
     assert said.endswith("(the core effect measured on the fitted host, not the one carried to)")
+
+
+def test_a_held_out_run_s_own_speed_is_read_against_the_fitted_runs() -> None:
+    from infermeter.predict.model import speed_against
+
+    fitted = _fit(_sweep(1.0, "fit"))
+    # a run at c = 2 on an engine 8 % slower: its steps lie at a size the fit measured
+    (slower,) = [r for r in _sweep(1.08, "held") if r.label == "held/c2"]
+    assert speed_against(_fit([slower]), fitted) == pytest.approx(1.08, abs=0.005)
+    (same,) = [r for r in _sweep(1.0, "same") if r.label == "same/c4"]
+    assert speed_against(_fit([same]), fitted) == pytest.approx(1.0, abs=0.005)
+    # a run whose steps lie at a size the fit never measured: untold
+    truth = engine({b: 1.08 * step for b, step in KNOWN.items()}, floor=8.0, per_token=0.05)
+    three = _observed(simulate(truth, closed(200, 50, 60, 3)), "held/c3")
+    assert [p.batch for p in _fit([three]).decode] == [3]
+    assert speed_against(_fit([three]), fitted) is None

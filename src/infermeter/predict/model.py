@@ -502,6 +502,34 @@ def run_spread(model: EngineModel) -> float | None:
     return None if found is None else found[0]
 
 
+#: Where more of a run's decode steps lie at batch sizes the fitted runs never measured
+#: than this, :func:`speed_against` tells no speed.
+OWN_SIZES_MOST = 0.5
+
+
+def speed_against(own: EngineModel, fitted: EngineModel) -> float | None:
+    """How long a run's decode steps took against those of the runs ``fitted`` was fitted
+    on (1.05: 5 % longer), from ``own``, a fit of that run alone: at each batch size both
+    tables measured, its step over ``fitted``'s at its own context, averaged by its steps
+    there. Only measured sizes count (an interpolated one says nothing of either run);
+    where more than :data:`OWN_SIZES_MOST` of its steps lie at sizes ``fitted`` lacks,
+    None."""
+    by_batch = {p.batch: p for p in fitted.decode}
+    shared = [p for p in own.decode if p.batch in by_batch]
+    told = sum(p.samples for p in shared)
+    if not shared or told < (1 - OWN_SIZES_MOST) * sum(p.samples for p in own.decode):
+        return None
+    ratios = [
+        p.step_ms
+        / (
+            by_batch[p.batch].step_ms
+            + fitted.ctx_ms_per_token * (p.ctx_tokens - by_batch[p.batch].ctx_tokens)
+        )
+        for p in shared
+    ]
+    return sum(r * p.samples for r, p in zip(ratios, shared, strict=True)) / told
+
+
 def at_speed(model: EngineModel, factor: float) -> EngineModel:
     """``model`` with every decode step ``factor`` times as long: its table, the step with
     no decode (under a prompt), a forward pass beyond a step's first and the context's
