@@ -72,7 +72,6 @@ from infermeter.predict.model import (
     EngineModel,
     at_speed,
     host_notes,
-    speed_against,
     speed_notes,
 )
 from infermeter.records.rundir import (
@@ -82,7 +81,7 @@ from infermeter.records.rundir import (
     is_sweep_dir,
     read_telemetry,
 )
-from infermeter.run.fit import core_slow_share_of, fit_runs, server_keys
+from infermeter.run.fit import core_slow_share_of, fit_runs, measured_speed, server_keys
 from infermeter.run.predict import ServerHistory, replay_config, simulate_run
 from infermeter.run.rundir import read_run_meta
 from infermeter.schema.results import Results
@@ -138,7 +137,8 @@ def predict_like(
     at the share of the time the run's own server core read slow (against the fit's fast
     level), where the run and the fit both have it; that reads the run's host, so it is not
     a prediction but tells the model's error apart from the host's. ``speed``: every decode
-    step that many times the table's (:func:`own_speed`), likewise read off the run."""
+    step that many times the table's (:func:`~infermeter.run.fit.measured_speed`), likewise
+    read off the run."""
     if speed is not None:
         model = at_speed(model, speed)
     config = replay_config(read_run_meta(measured / RUN_FILE))
@@ -267,15 +267,6 @@ def table(
     for note in speed_notes(q.run_speeds) + host_notes(q.run_speeds, q.core_effect):
         print(f"\nthe fit: {note}.")
     return errors
-
-
-def own_speed(run: Path, fitted: EngineModel) -> float | None:
-    """:func:`speed_against` for a held-out run: its decode steps against the fitted runs',
-    read off a fit of it alone (None where that fit finds no step to read)."""
-    try:
-        return speed_against(fit_runs([run]), fitted)
-    except UsageError:
-        return None
 
 
 def committed() -> None:
@@ -708,7 +699,7 @@ def main() -> None:
                 )  # fmt: skip
             if args.given_speed:
                 speeds = {
-                    h: f for h in held if (f := own_speed(h, model)) is not None
+                    h: f for h in held if (f := measured_speed(h, model)) is not None
                 }  # fmt: skip
                 table(
                     f"{args.title}, each with its decode steps at its own speed against the "

@@ -531,3 +531,43 @@ def test_a_held_out_run_s_own_speed_is_read_against_the_fitted_runs() -> None:
     three = _observed(simulate(truth, closed(200, 50, 60, 3)), "held/c3")
     assert [p.batch for p in _fit([three]).decode] == [3]
     assert speed_against(_fit([three]), fitted) is None
+
+
+def test_compare_says_how_fast_a_measured_run_stepped_against_the_simulated_model(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from infermeter.cli import app
+
+    # the tenth H100: its Poisson run at 30 % load stepped 1.61× its fit sweep's steps
+    results = Path(__file__).parents[2] / "docs/results/h100-tserve-nocudnn-e"
+    held = results / "tserve-held-rate/points/00-r1.238"
+    fitted_c8 = results / "tserve-fit/points/03-c8"
+    between = results / "tserve-held-c/points/00-c12"  # its steps lie between the sweep's
+    model, sim = tmp_path / "engine.json", tmp_path / "sim"
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["fit", str(results / "tserve-fit"), "--out", str(model)]).exit_code == 0
+    )
+    args = ["simulate", "-e", str(model), "-c", "1", "-n", "4", "--out", str(sim)]
+    assert runner.invoke(app, args).exit_code == 0
+
+    def cautions() -> list[str]:
+        res = runner.invoke(
+            app, ["compare", str(held), str(fitted_c8), str(between), str(sim),
+                  "--allow-different", "--format", "json"],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.stdout)
+        return [c for c in doc["cautions"] if "decode steps took" in c]
+
+    said = cautions()
+    assert len(said) == 2
+    assert said[0].startswith("00-r1.238's decode steps took 1.61× those of the engine model sim")
+    assert "at another speed than when it was fitted" in said[0]
+    assert said[1].startswith("03-c8's decode steps took 1.00×")
+    assert "ran at its fitted speed" in said[1]
+    # the model gone: nothing to read the speed against, and compare still compares
+    model.unlink()
+    assert cautions() == []

@@ -91,6 +91,48 @@ def default_labels(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths]
 
 
+def speed_cautions(items: list[tuple[str, Target]]) -> list[str]:
+    """Beside each simulated run, how long each measured run's decode steps took against
+    the engine model it was simulated on, where the model file is still there and the run
+    tells (at batch sizes the model measured): a prediction misses by about that much for
+    the engine's speed on the day, which no simulation knows, not for its scheduling. A
+    model carried to other hardware or to another core speed is not the one simulated:
+    left out."""
+    from infermeter.predict.model import SPEED_APART, read_engine_model
+    from infermeter.run.fit import measured_speed
+
+    measured = [
+        (lab, t) for lab, t in items if t.results is not None and not t.results.get("predicted")
+    ]
+    out: list[str] = []
+    for label, target in items:
+        told = target.results.get("prediction") if target.results is not None else None
+        if told is None or told.get("extrapolated") or "core_slow_share" in told:
+            continue
+        path = Path(told["engine_model"])
+        try:
+            model = read_engine_model(path)
+        except (UsageError, OSError):
+            continue
+        for run_label, run in measured:
+            speed = measured_speed(run.path, model)
+            if speed is None:
+                continue
+            then = (
+                "the engine ran at another speed than when it was fitted (its host, or a "
+                "state the engine carries): predicted TPOT and E2E miss by about that much "
+                "for that reason, not for the simulation's"
+                if abs(speed - 1) >= SPEED_APART
+                else "the engine ran at its fitted speed: a difference is the simulation's"
+            )
+            out.append(
+                f"{run_label}'s decode steps took {speed:.2f}× those of the engine model "
+                f"{label} was simulated on ({path.name}), at the batch sizes both measured: "
+                f"{then}"
+            )
+    return out
+
+
 def _baseline_index(baseline: str | None, labels: list[str]) -> int:
     if baseline is None:
         return 0
@@ -156,6 +198,7 @@ def compare(
         baseline=_baseline_index(baseline, labels),
         allow_different=allow_different,
     )
+    comparison["cautions"] += speed_cautions(list(zip(labels, loaded, strict=True)))
     if fmt == "json":
         typer.echo(to_json(comparison))
     elif fmt == "md":

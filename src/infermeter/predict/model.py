@@ -505,6 +505,9 @@ def run_spread(model: EngineModel) -> float | None:
 #: Where more of a run's decode steps lie at batch sizes the fitted runs never measured
 #: than this, :func:`speed_against` tells no speed.
 OWN_SIZES_MOST = 0.5
+#: A run whose steps took this much longer or shorter than the fitted runs' or more ran at
+#: another speed than they did (less is inside what a TPOT prediction aims at anyway).
+SPEED_APART = 0.03
 
 
 def speed_against(own: EngineModel, fitted: EngineModel) -> float | None:

@@ -26,7 +26,7 @@ from infermeter.predict.fit import (
     step_apart_ms,
 )
 from infermeter.predict.hardware import told_deployment, weights_once_ms
-from infermeter.predict.model import EngineModel, SelfCheck
+from infermeter.predict.model import EngineModel, SelfCheck, speed_against
 from infermeter.predict.simulate import simulate
 from infermeter.predict.summary import summarize
 from infermeter.records.reader import read_records
@@ -598,3 +598,13 @@ def _kv_cache(samples: list[dict[str, Any]]) -> tuple[int, int] | None:
         except (KeyError, TypeError, ValueError):
             continue
     return None
+
+
+def measured_speed(run: Path, model: EngineModel) -> float | None:
+    """How long a measured run's decode steps took against ``model``'s, at the batch sizes
+    both measured (:func:`~infermeter.predict.model.speed_against`, from a fit of the run
+    alone); None where the run gives no step to read or too few at those sizes."""
+    try:
+        return speed_against(fit_runs([run]), model)
+    except UsageError:
+        return None
