@@ -531,6 +531,13 @@ def test_a_held_out_run_s_own_speed_is_read_against_the_fitted_runs() -> None:
     three = _observed(simulate(truth, closed(200, 50, 60, 3)), "held/c3")
     assert [p.batch for p in _fit([three]).decode] == [3]
     assert speed_against(_fit([three]), fitted) is None
+    # another engine, model or GPU: its speed says nothing of this one (a GPU not told on
+    # either side is not taken for another)
+    other = _fit([slower])
+    on_h200 = fitted.model_copy(update={"hardware": "h200"})
+    for field, value in (("engine", "vllm"), ("model", "other"), ("hardware", "h100-sxm")):
+        assert speed_against(other.model_copy(update={field: value}), on_h200) is None
+    assert speed_against(other, on_h200) == pytest.approx(1.08, abs=0.005)
 
 
 def test_compare_says_how_fast_a_measured_run_stepped_against_the_simulated_model(

@@ -515,8 +515,16 @@ def speed_against(own: EngineModel, fitted: EngineModel) -> float | None:
     on (1.05: 5 % longer), from ``own``, a fit of that run alone: at each batch size both
     tables measured, its step over ``fitted``'s at its own context, averaged by its steps
     there. Only measured sizes count (an interpolated one says nothing of either run);
-    where more than :data:`OWN_SIZES_MOST` of its steps lie at sizes ``fitted`` lacks,
-    None."""
+    where more than :data:`OWN_SIZES_MOST` of its steps lie at sizes ``fitted`` lacks, or
+    where the run is of another engine, model or GPU (a speed there says nothing of this
+    one), None."""
+    for mine, theirs in (
+        (own.engine, fitted.engine),
+        (own.model, fitted.model),
+        (own.hardware, fitted.hardware),
+    ):
+        if mine is not None and theirs is not None and mine != theirs:
+            return None
     by_batch = {p.batch: p for p in fitted.decode}
     shared = [p for p in own.decode if p.batch in by_batch]
     told = sum(p.samples for p in shared)
