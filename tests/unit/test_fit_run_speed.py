@@ -575,6 +575,15 @@ def test_compare_says_how_fast_a_measured_run_stepped_against_the_simulated_mode
     assert "at another speed than when it was fitted" in said[0]
     assert said[1].startswith("03-c8's decode steps took 1.00×")
     assert "ran at its fitted speed" in said[1]
+    # the HTML page lists it among the cautions, not as a setting
+    page = tmp_path / "compare.html"
+    res = runner.invoke(
+        app, ["compare", str(held), str(sim), "--allow-different", "--format", "html",
+              "-o", str(page)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    html = page.read_text()
+    assert "Differences and cautions" in html and "decode steps took 1.61×" in html
     # the model gone: nothing to read the speed against, and compare still compares
     model.unlink()
     assert cautions() == []

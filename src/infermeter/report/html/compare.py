@@ -162,7 +162,8 @@ def compare_page(comparison: Comparison, sweeps: Sequence[tuple[str, SweepIndex 
     diffs = [*comparison["differences"], *comparison["cautions"]]
     body += _section(
         "differences",
-        "Configuration differences",
+        # cautions are not settings: a prefix cache's share, an engine's speed on the day
+        "Differences and cautions" if comparison["cautions"] else "Configuration differences",
         '<div class="panel"><ul class="plain">'
         + "".join(f"<li>{esc(d)}</li>" for d in diffs)
         + "</ul></div>"
