@@ -614,7 +614,8 @@ def main() -> None:
         "--given-speed",
         action="store_true",
         help="a second table: each held-out run simulated with its decode steps at the "
-        "speed they ran at against the fitted runs' (read off a fit of both): not a "
+        "speed they ran at against the fitted runs' (read off a fit of the run alone, at "
+        "the batch sizes both measured): not a "
         "prediction, the host's drift between runs taken out, so what is left is the "
         "model's",
     )

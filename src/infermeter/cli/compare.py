@@ -97,25 +97,29 @@ def speed_cautions(items: list[tuple[str, Target]]) -> list[str]:
     tells (at batch sizes the model measured): a prediction misses by about that much for
     the engine's speed on the day, which no simulation knows, not for its scheduling. A
     model carried to other hardware or to another core speed is not the one simulated:
-    left out."""
-    from infermeter.predict.model import SPEED_APART, read_engine_model
-    from infermeter.run.fit import measured_speed
+    left out. Each measured run is fitted once, whatever the number of simulated ones."""
+    from infermeter.predict.model import SPEED_APART, read_engine_model, speed_against
+    from infermeter.run.fit import fit_alone
 
-    measured = [
-        (lab, t) for lab, t in items if t.results is not None and not t.results.get("predicted")
-    ]
-    out: list[str] = []
+    models = []
     for label, target in items:
         told = target.results.get("prediction") if target.results is not None else None
         if told is None or told.get("extrapolated") or "core_slow_share" in told:
             continue
         path = Path(told["engine_model"])
         try:
-            model = read_engine_model(path)
+            models.append((label, path, read_engine_model(path)))
         except (UsageError, OSError):
             continue
-        for run_label, run in measured:
-            speed = measured_speed(run.path, model)
+    if not models:
+        return []
+    said: dict[str, list[str]] = {label: [] for label, _, _ in models}
+    for run_label, run in items:
+        if run.results is None or run.results.get("predicted"):
+            continue
+        own = fit_alone(run.path)
+        for label, path, model in models:
+            speed = None if own is None else speed_against(own, model)
             if speed is None:
                 continue
             then = (
@@ -125,12 +129,12 @@ def speed_cautions(items: list[tuple[str, Target]]) -> list[str]:
                 if abs(speed - 1) >= SPEED_APART
                 else "the engine ran at its fitted speed: a difference is the simulation's"
             )
-            out.append(
+            said[label].append(
                 f"{run_label}'s decode steps took {speed:.2f}× those of the engine model "
                 f"{label} was simulated on ({path.name}), at the batch sizes both measured: "
                 f"{then}"
             )
-    return out
+    return [line for lines in said.values() for line in lines]
 
 
 def _baseline_index(baseline: str | None, labels: list[str]) -> int:

@@ -600,11 +600,18 @@ def _kv_cache(samples: list[dict[str, Any]]) -> tuple[int, int] | None:
     return None
 
 
+def fit_alone(run: Path) -> EngineModel | None:
+    """A fit of one measured run by itself (what :func:`measured_speed` reads its speed
+    off); None where the run gives no step to read."""
+    try:
+        return fit_runs([run])
+    except UsageError:
+        return None
+
+
 def measured_speed(run: Path, model: EngineModel) -> float | None:
     """How long a measured run's decode steps took against ``model``'s, at the batch sizes
     both measured (:func:`~infermeter.predict.model.speed_against`, from a fit of the run
     alone); None where the run gives no step to read or too few at those sizes."""
-    try:
-        return speed_against(fit_runs([run]), model)
-    except UsageError:
-        return None
+    own = fit_alone(run)
+    return None if own is None else speed_against(own, model)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import statistics
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from infermeter.predict.fit import MIN_CORE_GAPS
 from infermeter.predict.model import (
     EngineModel,
     at_core_share,
+    core_factor,
     core_factors,
     host_notes,
     level_notes,
@@ -409,13 +409,14 @@ def simulate_run(
     ``servers``: the history of servers this load follows an earlier one on; left where
     this load leaves it. ``core_slow_share``: simulate as if the server's core read slow
     this share of the time (:func:`core_factor`), not the share the fitted runs met."""
-    factors = None
+    factors, factor = None, None
     if core_slow_share is not None:
         if not 0 <= core_slow_share <= 1:
             raise UsageError(f"--core-slow-share must be between 0 and 1, got {core_slow_share:g}")
         at_share = at_core_share(model, core_slow_share)
         factors = core_factors(model, core_slow_share)
-        if at_share is None or factors is None:
+        factor = core_factor(model, core_slow_share)
+        if at_share is None or factors is None or factor is None:
             raise UsageError(
                 f"--core-slow-share: {model_path} holds no core effect: its fit sampled no "
                 "probe pinned to a local server's core, or had fewer than "
@@ -467,9 +468,9 @@ def simulate_run(
     }
     if model.follows_slots:
         prediction["mean_passes"] = res.mean_passes
-    if core_slow_share is not None and factors is not None:
+    if core_slow_share is not None and factors is not None and factor is not None:
         prediction["core_slow_share"] = core_slow_share
-        prediction["core_factor"] = float(statistics.median(factors[1]))
+        prediction["core_factor"] = factor
         prediction["core_factors"] = [min(factors[1]), max(factors[1])]
     meta = {
         "schema_version": RUN_SCHEMA_VERSION,

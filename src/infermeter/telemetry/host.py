@@ -66,13 +66,11 @@ def cpu_shares(before: CpuTimes, after: CpuTimes) -> tuple[float, float | None]:
     no such field."""
     grew = {name: max(getattr(after, name) - getattr(before, name), 0.0) for name in after._fields}
     span = sum(grew.values()) - grew.get("guest", 0.0) - grew.get("guest_nice", 0.0)
-    steal: float | None = None
     if span <= 0:
         return 0.0, (0.0 if "steal" in grew else None)
     idle = grew["idle"] + grew.get("iowait", 0.0)
     busy = round(min(max(100.0 * (span - idle) / span, 0.0), 100.0), 1)
-    if "steal" in grew:
-        steal = round(min(100.0 * grew["steal"] / span, 100.0), 1)
+    steal = round(min(100.0 * grew["steal"] / span, 100.0), 1) if "steal" in grew else None
     return busy, steal
 
 
